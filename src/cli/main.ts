@@ -1,4 +1,9 @@
 import { Command, CommanderError } from 'commander';
+import { registerAgentCommands } from './agent_cmd.ts';
+import { registerClusterCommands } from './cluster_cmd.ts';
+import { registerConfigCommands } from './config_cmd.ts';
+import { registerSimulateCommands } from './simulate_cmd.ts';
+import { registerVolumeCommands } from './volume_cmd.ts';
 
 /**
  * Builds the `halo` command tree. Each subsystem registers its own commands through a
@@ -10,6 +15,11 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError()
     .exitOverride();
+  registerConfigCommands(program);
+  registerSimulateCommands(program);
+  registerClusterCommands(program);
+  registerAgentCommands(program);
+  registerVolumeCommands(program);
   return program;
 }
 
