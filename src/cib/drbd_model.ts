@@ -38,6 +38,8 @@ export interface DrbdResource {
   readonly metaDisk?: string;
   readonly sections: readonly DrbdSection[];
   readonly hosts: readonly DrbdHost[];
+  /** Other resource-level statements (DRBD 0.7's `incon-degr-cmd`, …), kept as written. */
+  readonly options?: readonly DrbdOption[];
   readonly pos?: SourcePos;
 }
 
@@ -50,7 +52,12 @@ export interface DrbdConfig {
 }
 
 /** The value of `section.key` for a resource: the resource's own, else `common`'s. */
-export function drbdOption(conf: DrbdConfig, res: DrbdResource, section: string, key: string): string | undefined {
+export function drbdOption(
+  conf: DrbdConfig,
+  res: DrbdResource,
+  section: string,
+  key: string,
+): string | undefined {
   const own = findOption(res.sections, section, key);
   return own ?? findOption(conf.common.sections, section, key);
 }

@@ -32,7 +32,10 @@ export function parseDuration(text: string): DurationParse {
     if (factor === undefined) return { ok: false, reason: `'${text}' has an unknown unit '${plain[2]}'` };
     return { ok: true, ms: Math.round(Number(plain[1]) * factor) };
   }
-  const iso = /^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$/i.exec(s);
+  const iso =
+    /^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$/i.exec(
+      s,
+    );
   if (iso && s.length > 1 && !/T$/i.test(s)) {
     const n = (i: number): number => (iso[i] ? Number(iso[i]) : 0);
     const days = n(1) * 365 + n(2) * 30 + n(3) * 7 + n(4);

@@ -124,6 +124,7 @@ export interface ResourceExpression {
   readonly class?: string;
   readonly provider?: string;
   readonly type?: string;
+  readonly attrs?: ExtraAttrs;
 }
 
 export interface OpExpression {
@@ -131,6 +132,7 @@ export interface OpExpression {
   readonly id?: string;
   readonly name: string;
   readonly interval?: string;
+  readonly attrs?: ExtraAttrs;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -333,6 +335,7 @@ export interface AlertRecipient {
   readonly description?: string;
   readonly metaAttributes: readonly NvSet[];
   readonly instanceAttributes: readonly NvSet[];
+  readonly attrs?: ExtraAttrs;
 }
 
 export interface Alert {
@@ -344,6 +347,7 @@ export interface Alert {
   readonly recipients: readonly AlertRecipient[];
   /** `<select>` child, kept verbatim. */
   readonly select?: XmlElement;
+  readonly attrs?: ExtraAttrs;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -417,7 +421,35 @@ export interface NodeState {
   /** Whether an `<lrm>` element was present (distinguishes "no history" from "unknown"). */
   readonly hasLrm: boolean;
   readonly lrmId?: string;
+  /** Id of the `<transient_attributes>` wrapper; present exactly when the element was. */
+  readonly transientAttributesId?: string;
+  /** Attributes of `<lrm>` other than `id` (old CIBs wrote `uname` there). */
+  readonly lrmAttrs?: ExtraAttrs;
+  /** Id of the `<lrm_resources>` wrapper, when it had one. */
+  readonly lrmResourcesId?: string;
   readonly attrs?: ExtraAttrs;
+}
+
+/** `<ticket_state>` in the status section: whether a ticket is granted to this site. */
+export interface TicketState {
+  readonly id: string;
+  /** `true`/`false` as written; absent means not granted. */
+  readonly granted?: string;
+  readonly standby?: string;
+  readonly lastGranted?: string;
+  readonly attrs?: ExtraAttrs;
+}
+
+/**
+ * A comment kept for round trip. `parent` is the path of the element it stood in, written as
+ * `name:n` steps from the document (n counts earlier siblings with the same name; `''` is the
+ * document itself), e.g. `cib:0/configuration:0/resources:0`. `before` is the step of the
+ * sibling element that followed it, absent when the comment was the parent's last child.
+ */
+export interface CibComment {
+  readonly parent: string;
+  readonly before?: string;
+  readonly text: string;
 }
 
 export interface Cib {
@@ -427,6 +459,12 @@ export interface Cib {
   readonly status: readonly NodeState[];
   /** Whether the input had a `<status>` element at all. */
   readonly hasStatus: boolean;
+  /** `<status><tickets><ticket_state>`; absent when the input had no `<tickets>`. */
+  readonly tickets?: readonly TicketState[];
+  /** Other children of `<status>`, kept verbatim in order. */
+  readonly statusExtra?: readonly XmlElement[];
+  /** Comments anywhere in the document, with where they stood (see `CibComment`). */
+  readonly comments?: readonly CibComment[];
 }
 
 export function emptyConfiguration(): Configuration {

@@ -1,7 +1,7 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { addScores, formatScore, INFINITY, MINUS_INFINITY, parseScore } from './score.ts';
+import { test } from 'node:test';
 import { parseDuration } from './duration.ts';
+import { addScores, formatScore, INFINITY, MINUS_INFINITY, parseScore } from './score.ts';
 
 test('-INFINITY beats +INFINITY, and sums clamp at the infinities', () => {
   assert.equal(addScores(INFINITY, MINUS_INFINITY), MINUS_INFINITY);

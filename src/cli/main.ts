@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { registerAgentCommands } from './agent_cmd.ts';
 import { registerClusterCommands } from './cluster_cmd.ts';
 import { registerConfigCommands } from './config_cmd.ts';
+import { registerLabCommands } from './lab_cmd.ts';
 import { registerSimulateCommands } from './simulate_cmd.ts';
 import { registerVolumeCommands } from './volume_cmd.ts';
 
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerClusterCommands(program);
   registerAgentCommands(program);
   registerVolumeCommands(program);
+  registerLabCommands(program);
   return program;
 }
 

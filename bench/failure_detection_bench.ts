@@ -1,0 +1,130 @@
+/**
+ * Failure-detection benchmark (issue 4): in network namespaces, kill -9 one daemon of a 3-node
+ * cluster and measure how long until both survivors mark it lost, per timing profile. Also
+ * prints each daemon's RSS and every loss that no kill caused (false suspicions).
+ *
+ *   node --import tsx bench/failure_detection_bench.ts [--trials 20] [--profiles lan,fast] [--links 2]
+ *
+ * Needs root. Times come from the daemons' own log lines (wall ms) minus the wall time just
+ * before the kill, so polling does not add to them. Printed, never asserted.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { createLabCluster, type LabCluster, waitFor } from '../src/daemon/lab_cluster.ts';
+import { hasNetnsSupport } from '../src/lab/netns.ts';
+import { isProfileName, PROFILES, type ProfileName } from '../src/membership/profiles.ts';
+
+const NODES = ['b1', 'b2', 'b3'];
+const MAX_TRIALS = 500;
+const STEP_DEADLINE_MS = 60_000;
+
+function rssMb(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function pct(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function allMembers(c: LabCluster): Promise<true | undefined> {
+  const sts = await Promise.all(NODES.map((n) => c.status(n)));
+  return sts.every((s) => s.members.every((m) => m.self || m.state === 'member')) ? true : undefined;
+}
+
+function lostEvents(c: LabCluster, observer: string, victim: string, afterMs: number): number[] {
+  return c
+    .logLines(observer)
+    .filter(
+      (l) => l.event === 'member-state' && l.peer === victim && l.to === 'lost' && (l.t as number) >= afterMs,
+    )
+    .map((l) => l.t as number);
+}
+
+async function benchProfile(profile: ProfileName, trials: number, links: number): Promise<void> {
+  const c = createLabCluster({ nodes: NODES, links, profile });
+  try {
+    for (const n of NODES) c.start(n);
+    await waitFor(`${profile}: cluster to form`, STEP_DEADLINE_MS, () => allMembers(c));
+    const startedAt = Date.now();
+    const first: number[] = [];
+    const all: number[] = [];
+    const rss: number[] = [];
+    const kills: Array<{ victim: string; at: number }> = [];
+    for (let i = 0; i < trials; i++) {
+      const victim = NODES[i % NODES.length]!;
+      const survivors = NODES.filter((n) => n !== victim);
+      for (const n of NODES) {
+        const r = rssMb(c.pid(n));
+        if (r !== undefined) rss.push(r);
+      }
+      const killedAt = c.kill9(victim);
+      kills.push({ victim, at: killedAt });
+      const times = await waitFor(
+        `${profile}: survivors to mark ${victim} lost`,
+        STEP_DEADLINE_MS,
+        async () => {
+          const ts = survivors.map((s) => lostEvents(c, s, victim, killedAt)[0]);
+          return ts.every((t) => t !== undefined) ? (ts as number[]) : undefined;
+        },
+      );
+      first.push(Math.min(...times) - killedAt);
+      all.push(Math.max(...times) - killedAt);
+      c.start(victim);
+      await waitFor(`${profile}: ${victim} to rejoin`, STEP_DEADLINE_MS, () => allMembers(c));
+    }
+    // A loss counts as false when no kill of that peer happened within deadtimeMax before it.
+    const maxMs = PROFILES[profile].deadtimeMaxMs;
+    let falseLosses = 0;
+    for (const n of NODES) {
+      for (const l of c.logLines(n)) {
+        if (l.event !== 'member-state' || l.to !== 'lost' || (l.t as number) < startedAt) continue;
+        const t = l.t as number;
+        if (!kills.some((k) => k.victim === l.peer && t >= k.at && t - k.at <= maxMs + 1000)) falseLosses++;
+      }
+    }
+    first.sort((a, b) => a - b);
+    all.sort((a, b) => a - b);
+    rss.sort((a, b) => a - b);
+    const p = PROFILES[profile];
+    console.log(
+      `${profile.padEnd(5)} keepalive ${p.keepaliveMs} ms, deadtime ${p.deadtimeMs} ms, ${trials} trials, ${links} link(s): ` +
+        `all survivors marked lost after median ${pct(all, 50)} ms (p90 ${pct(all, 90)}, min ${all[0]}, max ${all.at(-1)}); ` +
+        `first survivor median ${pct(first, 50)} ms; RSS per daemon median ${pct(rss, 50).toFixed(1)} MB (max ${rss.at(-1)?.toFixed(1)}); ` +
+        `false losses ${falseLosses}`,
+    );
+  } finally {
+    c.destroy();
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      trials: { type: 'string', default: '20' },
+      profiles: { type: 'string', default: 'lan,fast' },
+      links: { type: 'string', default: '2' },
+    },
+  });
+  const trials = Number(values.trials);
+  const links = Number(values.links);
+  if (!Number.isInteger(trials) || trials < 1 || trials > MAX_TRIALS)
+    throw new Error(`--trials must be 1..${MAX_TRIALS}`);
+  if (!Number.isInteger(links) || links < 1 || links > 8) throw new Error('--links must be 1..8');
+  const profiles = (values.profiles ?? '').split(',');
+  for (const p of profiles)
+    if (!isProfileName(p)) throw new Error(`unknown profile '${p}' (lan, fast, wan, lab)`);
+  if (!hasNetnsSupport()) {
+    console.log('failure_detection_bench: skipped (needs root and ip netns)');
+    return;
+  }
+  for (const p of profiles as ProfileName[]) await benchProfile(p, trials, links);
+}
+
+await main();

@@ -1,0 +1,65 @@
+/**
+ * The simulator's command line.
+ *
+ *   node dist/sim/main.js --seeds N [--first-seed S]    run N seeds
+ *   node dist/sim/main.js --seed S [--verbose]          replay one seed exactly
+ *
+ * Ends with exactly one line `sim: <seeds> seeds, <faults> faults injected, <violations>
+ * violations` and exits 1 when any seed violated an invariant.
+ */
+import { runSeed } from './cluster.ts';
+
+/** Refuse absurd runs (a typo like --seeds 2000000000). */
+const MAX_SEEDS = 1_000_000;
+
+interface Args {
+  seeds: number;
+  firstSeed: number;
+  verbose: boolean;
+}
+
+function parseArgs(argv: readonly string[]): Args {
+  const a: Args = { seeds: 100, firstSeed: 1, verbose: false };
+  const num = (flag: string, v: string | undefined): number => {
+    const n = Number(v);
+    if (v === undefined || !Number.isSafeInteger(n) || n < 0)
+      throw new Error(`${flag} needs a non-negative integer, got ${v ?? 'nothing'}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const f = argv[i]!;
+    if (f === '--seeds') a.seeds = num(f, argv[++i]);
+    else if (f === '--first-seed') a.firstSeed = num(f, argv[++i]);
+    else if (f === '--seed') {
+      a.firstSeed = num(f, argv[++i]);
+      a.seeds = 1;
+    } else if (f === '--verbose') a.verbose = true;
+    else
+      throw new Error(`unknown argument ${f}; usage: sim --seeds N [--first-seed S] | --seed S [--verbose]`);
+  }
+  if (a.seeds < 1 || a.seeds > MAX_SEEDS) throw new Error(`--seeds must be 1..${MAX_SEEDS}`);
+  return a;
+}
+
+function main(): number {
+  let args: Args;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    console.error(`sim: ${(e as Error).message}`);
+    return 2;
+  }
+  let faults = 0;
+  let violations = 0;
+  for (let s = args.firstSeed; s < args.firstSeed + args.seeds; s++) {
+    const r = runSeed({ seed: s, verbose: args.verbose });
+    faults += r.faults;
+    violations += r.violations.length;
+    for (const v of r.violations)
+      console.log(`FAIL ${v}\n  replay: node dist/sim/main.js --seed ${s} --verbose`);
+  }
+  console.log(`sim: ${args.seeds} seeds, ${faults} faults injected, ${violations} violations`);
+  return violations > 0 ? 1 : 0;
+}
+
+process.exitCode = main();

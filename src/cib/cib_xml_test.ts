@@ -1,0 +1,253 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { Diagnostic } from '../lib/errors.ts';
+import { parseCibXml, serializeCibXml } from './cib_xml.ts';
+import type { Cib, Clone, Group, LocationConstraint, OrderConstraint, Primitive } from './model.ts';
+import { emptyCib } from './model.ts';
+import type { CibParseResult } from './parse_result.ts';
+
+/** Fixtures live in src/cib/testdata/xml; tests may run from src/ or from dist/src/. */
+function fixture(name: string): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 8; i++) {
+    const p = join(dir, 'src/cib/testdata/xml', name);
+    if (existsSync(p)) return readFileSync(p, 'utf8');
+    dir = dirname(dir);
+  }
+  throw new Error(`fixture ${name} not found above ${fileURLToPath(import.meta.url)}`);
+}
+
+function parsed(text: string, file = 'test.xml'): Extract<CibParseResult, { ok: true }> {
+  const r = parseCibXml(text, file);
+  if (!r.ok) assert.fail(r.diagnostics.map((d) => `${d.pos.line}:${d.pos.column} ${d.message}`).join('\n'));
+  return r;
+}
+
+function failed(text: string, file = 'bad.xml'): readonly Diagnostic[] {
+  const r = parseCibXml(text, file);
+  assert.equal(r.ok, false, 'expected the input to be rejected');
+  return r.ok ? [] : r.diagnostics;
+}
+
+function resource<T>(cib: Cib, id: string): T {
+  const r = cib.configuration.resources.find((x) => x.id === id);
+  assert.ok(r, `resource ${id}`);
+  return r as T;
+}
+
+test('a full CIB maps resources, legacy master, templates and bundles into the model', () => {
+  const { cib, warnings } = parsed(fixture('full.xml'));
+  assert.deepEqual(warnings, []);
+  const cfg = cib.configuration;
+  assert.deepEqual(
+    cfg.resources.map((r) => `${r.kind}:${r.id}`),
+    [
+      'template:web-template',
+      'primitive:fence-alice',
+      'group:web',
+      'clone:ms-data',
+      'clone:ping-clone',
+      'bundle:httpd-bundle',
+    ],
+  );
+  const ms = resource<Clone>(cib, 'ms-data');
+  assert.equal(ms.legacyMaster, true);
+  assert.equal((ms.child as Primitive).operations[0]?.role, 'Master');
+  const web = resource<Group>(cib, 'web');
+  assert.deepEqual(
+    web.members.map((m) => m.id),
+    ['web-ip', 'web-server'],
+  );
+  const ip = web.members[0]!;
+  assert.equal(ip.operations[0]?.startDelay, '1s');
+  assert.equal(ip.operations[1]?.metaAttributes[0]?.pairs[0]?.name, 'record-pending');
+  assert.deepEqual(ip.operationsAttrs, { id: 'web-ip-ops' });
+  assert.equal(web.members[1]!.template, 'web-template');
+  assert.deepEqual(web.members[1]!.attrs, { 'future-attr': 'kept' });
+  const ping = resource<Clone>(cib, 'ping-clone').child as Primitive;
+  const rule = ping.metaAttributes[0]!.rule!;
+  assert.equal(rule.booleanOp, 'and');
+  assert.deepEqual(rule.expressions[0], {
+    kind: 'date_expression',
+    id: 'ping-meta-date',
+    operation: 'date_spec',
+    dateSpec: { id: 'ping-meta-spec', fields: { hours: '9-16', weekdays: '1-5' } },
+  });
+  assert.equal(resource<{ xml: { name: string } }>(cib, 'httpd-bundle').xml.name, 'bundle');
+});
+
+test('a full CIB maps constraints, rules, sets, fencing, alerts, ACLs and status', () => {
+  const { cib } = parsed(fixture('full.xml'));
+  const cfg = cib.configuration;
+  const loc = cfg.constraints.find((c) => c.id === 'web-needs-ping') as LocationConstraint;
+  assert.equal(loc.resourceDiscovery, 'exclusive');
+  assert.equal(loc.rules[0]?.score, '-INFINITY');
+  assert.deepEqual(
+    loc.rules[0]?.expressions.map((e) => e.kind),
+    ['expression', 'expression', 'rule'],
+  );
+  const pattern = cfg.constraints.find((c) => c.id === 'pattern-loc') as LocationConstraint;
+  assert.equal(pattern.rscPattern, '^web-.*');
+  const sets = cfg.constraints.find((c) => c.id === 'set-order') as OrderConstraint;
+  assert.equal(sets.orderKind, 'Optional');
+  assert.deepEqual(
+    sets.sets.map((s) => s.resources),
+    [['web-ip', 'ping-clone'], ['web-server']],
+  );
+  assert.equal(cfg.fencingTopology[0]?.devices, 'fence-alice');
+  assert.equal(cfg.alerts[0]?.recipients[0]?.value, '/var/log/alerts.log');
+  assert.equal(cfg.acls?.name, 'acls');
+  assert.equal(cfg.crmConfig.length, 2);
+  assert.equal(cfg.nodes[0]?.utilization[0]?.pairs[0]?.value, '4');
+  assert.deepEqual(cib.tickets, [{ id: 'ticketA', granted: 'true', lastGranted: '1700000000' }]);
+  const alice = cib.status[0]!;
+  assert.equal(alice.transientAttributes[0]?.pairs[0]?.value, '2');
+  assert.equal(alice.resources[0]?.ops[0]?.execTime, '42');
+  assert.equal(alice.resources[0]?.ops[1]?.interval, '10000');
+  assert.equal(cib.status[1]?.hasLrm, false);
+});
+
+test('positions name the line and column where each configuration id was written', () => {
+  const { positions } = parsed(fixture('full.xml'), 'full.xml');
+  assert.deepEqual(positions.get('web-ip'), { file: 'full.xml', line: 38, column: 9 });
+  assert.deepEqual(positions.get('ms-data'), { file: 'full.xml', line: 54, column: 7 });
+  assert.deepEqual(positions.get('web-with-data'), { file: 'full.xml', line: 98, column: 7 });
+  // References are not definitions: a resource_ref does not move web-ip's position.
+  assert.equal(positions.get('web-ip#2'), undefined);
+});
+
+test('the full fixture round-trips, keeping comments where they stood', () => {
+  const first = parsed(fixture('full.xml'));
+  const xml = serializeCibXml(first.cib);
+  const second = parsed(xml);
+  assert.deepStrictEqual(second.cib, first.cib);
+  assert.match(xml, /^<cib [^\n]*>\n {2}<!-- a two-node web cluster/);
+  assert.match(xml, /<group [^\n]*>\n {8}<!-- the address first -->\n {8}<primitive id="web-ip"/);
+});
+
+test('serialized XML is indented by two spaces and escapes attribute values', () => {
+  const base = emptyCib();
+  const cib: Cib = {
+    ...base,
+    configuration: {
+      ...base.configuration,
+      crmConfig: [
+        {
+          kind: 'cluster_property_set',
+          id: 'opts',
+          pairs: [{ id: 'o1', name: 'note', value: 'a<b & "c"\n\td>' }],
+        },
+      ],
+    },
+  };
+  const xml = serializeCibXml(cib);
+  assert.match(xml, /\n {4}<crm_config>\n {6}<cluster_property_set id="opts">\n/);
+  assert.ok(xml.includes('value="a&lt;b &amp; &quot;c&quot;&#10;&#9;d&gt;"'), xml);
+  assert.ok(xml.includes('    <nodes/>\n'));
+  const back = parsed(xml);
+  assert.equal(back.cib.configuration.crmConfig[0]?.pairs[0]?.value, 'a<b & "c"\n\td>');
+});
+
+test('malformed XML is rejected with the file, line and column of the fault', () => {
+  const cases: [string, number, RegExp][] = [
+    ['<cib>\n  <configuration>\n  </cib>\n', 3, /close tag/],
+    ['<cib>\n  <configuration a="1" a="2"/>\n</cib>', 2, /duplicate attribute/],
+    ['<cib>\n\n  <configuration x=1/>\n</cib>', 3, /unquoted/],
+    ['<cib>\n  <configuration>&bogus;</configuration>\n</cib>', 2, /entity/],
+    ['', 1, /root element/],
+    ['<cib><configuration/></cib>\n<cib/>', 2, /root/],
+  ];
+  for (const [text, line, message] of cases) {
+    const d = failed(text, 'bad.xml');
+    assert.equal(d[0]?.code, 'xml-syntax', text);
+    assert.equal(d[0]?.pos.file, 'bad.xml');
+    assert.equal(d[0]?.pos.line, line, `${JSON.stringify(text)}: ${d[0]?.message}`);
+    assert.match(d[0]!.message, message);
+  }
+});
+
+test('a document that is not a CIB, or has no configuration, is rejected', () => {
+  assert.equal(failed('<crm_config/>')[0]?.code, 'cib-root');
+  assert.equal(failed('<cib>\n  <status/>\n</cib>')[0]?.code, 'cib-missing-section');
+});
+
+test('missing required attributes are errors naming the element and its line', () => {
+  const text = [
+    '<cib>',
+    '  <configuration>',
+    '    <crm_config/>',
+    '    <resources>',
+    '      <primitive id="a" class="ocf" provider="heartbeat">',
+    '        <operations>',
+    '          <op id="a-mon" interval="10s"/>',
+    '        </operations>',
+    '      </primitive>',
+    '    </resources>',
+    '    <constraints>',
+    '      <rsc_ticket id="t" rsc="a"/>',
+    '    </constraints>',
+    '  </configuration>',
+    '</cib>',
+  ].join('\n');
+  const d = failed(text);
+  assert.deepEqual(
+    d.map((x) => [x.code, x.pos.line, x.pos.column]),
+    [
+      ['missing-attribute', 5, 7],
+      ['missing-attribute', 7, 11],
+      ['missing-attribute', 12, 7],
+    ],
+  );
+  assert.match(d[0]!.message, /<primitive id="a"> has no 'type' attribute/);
+  assert.match(d[1]!.message, /<op id="a-mon"> has no 'name'/);
+});
+
+test('a clone with no resource inside is rejected at the clone', () => {
+  const text =
+    '<cib>\n  <configuration>\n    <resources>\n      <clone id="c"/>\n    </resources>\n  </configuration>\n</cib>';
+  const d = failed(text);
+  assert.equal(d[0]?.code, 'clone-child');
+  assert.equal(d[0]?.pos.line, 4);
+});
+
+test('an element halo cannot represent is reported as a warning at its line, not dropped silently', () => {
+  const text = [
+    '<cib>',
+    '  <configuration>',
+    '    <resources>',
+    '      <primitive id="a" class="ocf" provider="heartbeat" type="Dummy">',
+    '        <lifetime id="old"/>',
+    '      </primitive>',
+    '    </resources>',
+    '    <future_section id="kept"/>',
+    '  </configuration>',
+    '</cib>',
+  ].join('\n');
+  const r = parsed(text);
+  assert.deepEqual(
+    r.warnings.map((w) => [w.code, w.pos.line]),
+    [['unknown-element', 5]],
+  );
+  // Unknown configuration sections are kept verbatim instead.
+  assert.equal(r.cib.configuration.extra?.[0]?.name, 'future_section');
+  assert.match(serializeCibXml(r.cib), /<future_section id="kept"\/>/);
+});
+
+test('an id written twice is recorded at both places', () => {
+  const text = [
+    '<cib>',
+    '  <configuration>',
+    '    <resources>',
+    '      <primitive id="a" class="ocf" provider="heartbeat" type="Dummy"/>',
+    '      <primitive id="a" class="ocf" provider="heartbeat" type="Dummy"/>',
+    '    </resources>',
+    '  </configuration>',
+    '</cib>',
+  ].join('\n');
+  const r = parsed(text);
+  assert.equal(r.positions.get('a')?.line, 4);
+  assert.equal(r.positions.get('a#2')?.line, 5);
+});

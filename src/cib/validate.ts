@@ -1,0 +1,378 @@
+/**
+ * Semantic checks on a parsed CIB, beyond what the XML structure says: references that lead
+ * nowhere, ids used twice, scores and durations that are not scores or durations, constraints
+ * that relate a resource to itself, promotable clones of agents that cannot be promoted, and
+ * rule operations Pacemaker does not know. Each finding names the id and where it was written
+ * and has a stable `code`:
+ *
+ * | code | severity | finding |
+ * |---|---|---|
+ * | `duplicate-id` | error | an id is written twice in the configuration |
+ * | `unknown-resource` | error | a constraint or set names a resource that does not exist |
+ * | `unknown-node` | warning | a location constraint names a node that is not in `<nodes>` |
+ * | `unknown-template` | error | a primitive names a template that does not exist |
+ * | `constraint-without-resource` | error | a constraint names no resource and has no set |
+ * | `empty-group` | error | a group has no members |
+ * | `invalid-score` | error | a score is not an integer, INFINITY or -INFINITY |
+ * | `invalid-duration` | error | an op interval/timeout/start-delay is not a duration |
+ * | `self-colocation` | error | a resource is colocated with itself |
+ * | `self-order` | error | a resource is ordered against itself (same action) |
+ * | `invalid-order-kind` | error | `kind` is not Mandatory, Optional or Serialize |
+ * | `clone-of-clone` | error | a clone wraps another clone |
+ * | `promotable-agent` | error | a promotable clone holds an agent class that cannot promote |
+ * | `unknown-expression-op` | error | a rule expression uses an unknown operation |
+ * | `unknown-boolean-op` | error | a rule's boolean-op is neither `and` nor `or` |
+ *
+ * Pure: reads the model and the positions the parser recorded.
+ */
+import type { Diagnostic, SourcePos } from '../lib/errors.ts';
+import { parseDuration } from './duration.ts';
+import type { Cib, Clone, Constraint, Primitive, Resource, ResourceSet, Rule, XmlElement } from './model.ts';
+import { allResources, isPromotable, nodeName, primitiveAgent } from './resources.ts';
+import { parseScore } from './score.ts';
+
+/** Agent classes that have no promote/demote actions, so cannot back a promotable clone. */
+export const NON_PROMOTABLE_CLASSES: ReadonlySet<string> = new Set([
+  'lsb',
+  'systemd',
+  'service',
+  'stonith',
+  'upstart',
+  'nagios',
+]);
+
+const EXPRESSION_OPS: ReadonlySet<string> = new Set([
+  'defined',
+  'not_defined',
+  'eq',
+  'ne',
+  'lt',
+  'gt',
+  'lte',
+  'gte',
+]);
+const DATE_OPS: ReadonlySet<string> = new Set(['gt', 'lt', 'in_range', 'date_spec']);
+const ORDER_KINDS: ReadonlySet<string> = new Set(['mandatory', 'optional', 'serialize']);
+/**
+ * Pacemaker's ISO 8601 duration reader also takes hours and seconds without the `T`
+ * (`P10S` is ten seconds; the regression suite uses it). `M` before `T` means months.
+ */
+const PACEMAKER_LENIENT_ISO = /^P(?:\d+[YMWDHS])+(?:T(?:\d+[HMS])+)?$/;
+/** Node-health colours, which Pacemaker accepts wherever a score goes. */
+const SCORE_COLOURS: ReadonlySet<string> = new Set(['red', 'yellow', 'green']);
+
+interface Ctx {
+  readonly file: string;
+  readonly positions: ReadonlyMap<string, SourcePos>;
+  readonly out: Diagnostic[];
+}
+
+function posOf(ctx: Ctx, ...ids: (string | undefined)[]): SourcePos {
+  for (const id of ids) {
+    const p = id === undefined ? undefined : ctx.positions.get(id);
+    if (p) return p;
+  }
+  return { file: ctx.file, line: 1, column: 1 };
+}
+
+function add(
+  ctx: Ctx,
+  code: string,
+  message: string,
+  at: (string | undefined)[],
+  severity: 'error' | 'warning' = 'error',
+): void {
+  ctx.out.push({ severity, code, message, pos: posOf(ctx, ...at) });
+}
+
+/**
+ * Checks `cib` and returns every finding, ordered by position. `positions` is what the parser
+ * returned (id → where written; later duplicates as `ID#2`, `ID#3`…); ids missing from it are
+ * reported at line 1 of `file`.
+ */
+export function validateCib(cib: Cib, positions: ReadonlyMap<string, SourcePos>, file: string): Diagnostic[] {
+  const ctx: Ctx = { file, positions, out: [] };
+  checkDuplicateIds(ctx);
+  const known = knownResourceIds(cib);
+  checkResources(ctx, cib);
+  const nodes = new Set(cib.configuration.nodes.map(nodeName));
+  for (const c of cib.configuration.constraints) checkConstraint(ctx, c, known, nodes);
+  for (const r of allRules(cib)) checkRule(ctx, r.rule, r.owner);
+  return ctx.out.sort((a, b) => a.pos.line - b.pos.line || a.pos.column - b.pos.column);
+}
+
+function checkDuplicateIds(ctx: Ctx): void {
+  for (const [key, pos] of ctx.positions) {
+    const m = /^(.*)#(\d+)$/.exec(key);
+    if (!m || !ctx.positions.has(m[1]!)) continue;
+    const first = ctx.positions.get(m[1]!)!;
+    ctx.out.push({
+      severity: 'error',
+      code: 'duplicate-id',
+      message: `id '${m[1]}' is already used at ${first.line}:${first.column}; ids must be unique`,
+      pos,
+    });
+  }
+}
+
+/** Resources, templates, bundles (and what they hold), and tags: what constraints may name. */
+function knownResourceIds(cib: Cib): Set<string> {
+  const ids = new Set<string>();
+  for (const { resource } of allResources(cib)) {
+    ids.add(resource.id);
+    if (resource.kind === 'bundle') collectXmlIds(resource.xml, ids);
+  }
+  const tags = cib.configuration.tags;
+  if (tags) for (const t of tags.children) if (t.type === 'element') collectXmlIds(t, ids, 0);
+  return ids;
+}
+
+function collectXmlIds(el: XmlElement, into: Set<string>, depth = Number.POSITIVE_INFINITY): void {
+  for (const [k, v] of el.attrs) if (k === 'id') into.add(v);
+  if (depth <= 0) return;
+  for (const c of el.children) if (c.type === 'element') collectXmlIds(c, into, depth - 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resources
+
+function checkResources(ctx: Ctx, cib: Cib): void {
+  const templates = new Set(
+    cib.configuration.resources.filter((r) => r.kind === 'template').map((r) => r.id),
+  );
+  for (const { resource: r } of allResources(cib)) {
+    switch (r.kind) {
+      case 'group':
+        if (r.members.length === 0) add(ctx, 'empty-group', `group '${r.id}' has no members`, [r.id]);
+        break;
+      case 'clone':
+        checkClone(ctx, r, cib);
+        break;
+      case 'primitive':
+      case 'template':
+        if (r.kind === 'primitive' && r.template !== undefined && !templates.has(r.template)) {
+          add(
+            ctx,
+            'unknown-template',
+            `primitive '${r.id}' uses template '${r.template}', which does not exist`,
+            [r.id],
+          );
+        }
+        checkOperations(ctx, r);
+        break;
+      case 'bundle':
+        break;
+    }
+  }
+}
+
+function checkClone(ctx: Ctx, clone: Clone, cib: Cib): void {
+  const child = clone.child as Resource;
+  if (child.kind === 'clone') {
+    add(
+      ctx,
+      'clone-of-clone',
+      `clone '${clone.id}' wraps clone '${child.id}'; a clone can hold only a primitive or group`,
+      [clone.id],
+    );
+    return;
+  }
+  if (!isPromotable(clone, cib)) return;
+  const members: readonly Primitive[] =
+    child.kind === 'group' ? child.members : child.kind === 'primitive' ? [child] : [];
+  for (const p of members) {
+    const cls = primitiveAgent(p, cib).class;
+    if (cls !== undefined && NON_PROMOTABLE_CLASSES.has(cls)) {
+      add(
+        ctx,
+        'promotable-agent',
+        `promotable clone '${clone.id}' holds '${p.id}' of class '${cls}', which cannot be promoted; use an OCF agent with promote/demote`,
+        [clone.id],
+      );
+    }
+  }
+}
+
+function checkOperations(ctx: Ctx, p: Primitive | Extract<Resource, { kind: 'template' }>): void {
+  for (const op of p.operations) {
+    const fields: [string, string | undefined][] = [
+      ['interval', op.interval],
+      ['timeout', op.timeout],
+      ['start-delay', op.startDelay],
+    ];
+    for (const [name, value] of fields) {
+      if (value === undefined || value === '') continue;
+      const d = parseDuration(value);
+      if (!d.ok && !PACEMAKER_LENIENT_ISO.test(value.trim())) {
+        add(ctx, 'invalid-duration', `${name} of operation '${op.id ?? op.name}' of '${p.id}': ${d.reason}`, [
+          op.id,
+          p.id,
+        ]);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Constraints
+
+function checkScore(ctx: Ctx, value: string | undefined, what: string, at: (string | undefined)[]): void {
+  if (value === undefined || SCORE_COLOURS.has(value.trim().toLowerCase())) return;
+  const s = parseScore(value);
+  if (!s.ok) add(ctx, 'invalid-score', `${what}: ${s.reason}`, at);
+}
+
+function checkConstraint(
+  ctx: Ctx,
+  c: Constraint,
+  known: ReadonlySet<string>,
+  nodes: ReadonlySet<string>,
+): void {
+  const ref = (field: string, id: string | undefined): void => {
+    if (id !== undefined && !known.has(id)) {
+      add(ctx, 'unknown-resource', `${c.kind} '${c.id}' ${field} '${id}', which is not a resource`, [c.id]);
+    }
+  };
+  checkScore(ctx, c.kind === 'rsc_ticket' ? undefined : c.score, `score of ${c.kind} '${c.id}'`, [c.id]);
+  for (const set of c.sets) checkSet(ctx, c, set, known);
+  switch (c.kind) {
+    case 'rsc_location':
+      ref('names resource', c.rsc);
+      if (c.node !== undefined && !nodes.has(c.node)) {
+        add(
+          ctx,
+          'unknown-node',
+          `rsc_location '${c.id}' names node '${c.node}', which is not in <nodes>`,
+          [c.id],
+          'warning',
+        );
+      }
+      if (c.rsc === undefined && c.rscPattern === undefined && c.sets.length === 0) noResource(ctx, c);
+      break;
+    case 'rsc_colocation':
+      ref('names resource', c.rsc);
+      ref('is colocated with', c.withRsc);
+      if (c.rsc !== undefined && c.rsc === c.withRsc) {
+        add(ctx, 'self-colocation', `rsc_colocation '${c.id}' colocates '${c.rsc}' with itself`, [c.id]);
+      }
+      if ((c.rsc === undefined || c.withRsc === undefined) && c.sets.length === 0) noResource(ctx, c);
+      break;
+    case 'rsc_order':
+      ref('orders first', c.first);
+      ref('orders then', c.then);
+      if (
+        c.first !== undefined &&
+        c.first === c.then &&
+        (c.firstAction ?? 'start') === (c.thenAction ?? c.firstAction ?? 'start')
+      ) {
+        add(ctx, 'self-order', `rsc_order '${c.id}' orders '${c.first}' after itself`, [c.id]);
+      }
+      if (c.orderKind !== undefined && !ORDER_KINDS.has(c.orderKind.toLowerCase())) {
+        add(
+          ctx,
+          'invalid-order-kind',
+          `rsc_order '${c.id}' has kind '${c.orderKind}'; expected Mandatory, Optional or Serialize`,
+          [c.id],
+        );
+      }
+      if ((c.first === undefined || c.then === undefined) && c.sets.length === 0) noResource(ctx, c);
+      break;
+    case 'rsc_ticket':
+      ref('names resource', c.rsc);
+      if (c.rsc === undefined && c.sets.length === 0) noResource(ctx, c);
+      break;
+  }
+}
+
+function noResource(ctx: Ctx, c: Constraint): void {
+  add(ctx, 'constraint-without-resource', `${c.kind} '${c.id}' names no resource and has no resource set`, [
+    c.id,
+  ]);
+}
+
+function checkSet(ctx: Ctx, c: Constraint, set: ResourceSet, known: ReadonlySet<string>): void {
+  checkScore(ctx, set.score, `score of resource_set '${set.id ?? ''}'`, [set.id, c.id]);
+  for (const id of set.resources) {
+    if (!known.has(id)) {
+      add(
+        ctx,
+        'unknown-resource',
+        `resource_set '${set.id ?? ''}' of ${c.kind} '${c.id}' names '${id}', which is not a resource`,
+        [set.id, c.id],
+      );
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rules
+
+interface OwnedRule {
+  readonly rule: Rule;
+  /** Id of the nearest element with a recorded position, for reporting. */
+  readonly owner: string | undefined;
+}
+
+function allRules(cib: Cib): OwnedRule[] {
+  const out: OwnedRule[] = [];
+  const cfg = cib.configuration;
+  for (const c of cfg.constraints)
+    if (c.kind === 'rsc_location') for (const r of c.rules) out.push({ rule: r, owner: c.id });
+  const sets = [...cfg.crmConfig, ...cfg.rscDefaults, ...cfg.opDefaults];
+  for (const n of cfg.nodes) sets.push(...n.instanceAttributes, ...n.utilization);
+  for (const { resource: r } of allResources(cib)) {
+    if (r.kind === 'bundle') continue;
+    sets.push(...r.metaAttributes, ...r.instanceAttributes);
+    if (r.kind === 'primitive' || r.kind === 'template') {
+      sets.push(...r.utilization);
+      for (const op of r.operations) sets.push(...op.metaAttributes, ...op.instanceAttributes);
+    }
+  }
+  for (const s of sets) if (s.rule) out.push({ rule: s.rule, owner: s.id });
+  return out;
+}
+
+function checkRule(ctx: Ctx, rule: Rule, owner: string | undefined): void {
+  const at = [rule.id, owner];
+  checkScore(ctx, rule.score, `score of rule '${rule.id ?? ''}'`, at);
+  if (rule.booleanOp !== undefined && rule.booleanOp !== 'and' && rule.booleanOp !== 'or') {
+    add(
+      ctx,
+      'unknown-boolean-op',
+      `rule '${rule.id ?? ''}' has boolean-op '${rule.booleanOp}'; expected 'and' or 'or'`,
+      at,
+    );
+  }
+  for (const e of rule.expressions) {
+    switch (e.kind) {
+      case 'rule':
+        checkRule(ctx, e, rule.id ?? owner);
+        break;
+      case 'expression':
+        // Empty only for an `id-ref` expression, whose target is checked where it is written.
+        if (!EXPRESSION_OPS.has(e.operation) && (e.operation as string) !== '') {
+          add(
+            ctx,
+            'unknown-expression-op',
+            `expression '${e.id ?? ''}' has operation '${e.operation}'; expected one of ${[...EXPRESSION_OPS].join(', ')}`,
+            [e.id, ...at],
+          );
+        }
+        break;
+      case 'date_expression':
+        // Pacemaker reads a missing operation as in_range.
+        if ((e.operation as string) !== '' && !DATE_OPS.has(e.operation)) {
+          add(
+            ctx,
+            'unknown-expression-op',
+            `date_expression '${e.id ?? ''}' has operation '${e.operation}'; expected gt, lt, in_range or date_spec`,
+            [e.id, ...at],
+          );
+        }
+        break;
+      case 'rsc_expression':
+      case 'op_expression':
+        break;
+    }
+  }
+}

@@ -1,0 +1,174 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { Command } from 'commander';
+import { loadConfig } from '../daemon/config.ts';
+import type { DaemonStatus } from '../daemon/daemon.ts';
+import { formatStatus, registerClusterCommands } from './cluster_cmd.ts';
+
+async function halo(args: string[]): Promise<number> {
+  const program = new Command('halo').exitOverride();
+  registerClusterCommands(program);
+  process.exitCode = undefined;
+  // The commands print a line or two; node:test passes unknown lines through.
+  await program.parseAsync(['node', 'halo', ...args]);
+  const code = typeof process.exitCode === 'number' ? process.exitCode : 0;
+  process.exitCode = undefined;
+  return code;
+}
+
+test('cluster init writes a config the daemon accepts and a private key; join adds a node', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'halo-cli-'));
+  try {
+    const config = join(dir, 'halo.json');
+    const keyFile = join(dir, 'authkey');
+    const base = ['--config', config, '--key-file', keyFile];
+    assert.equal(
+      await halo([
+        'cluster',
+        'init',
+        'web',
+        '--node',
+        'alpha=10.0.0.1,10.0.1.1',
+        '--node',
+        'beta=10.0.0.2,10.0.1.2',
+        ...base,
+      ]),
+      0,
+    );
+    let cfg = loadConfig(config);
+    assert.equal(cfg.quorum.twoNode, true);
+    assert.deepEqual(
+      cfg.nodes.map((n) => `${n.id}:${n.name}:${n.links.map((l) => `${l.host}:${l.port}`).join(',')}`),
+      ['1:alpha:10.0.0.1:5405,10.0.1.1:5405', '2:beta:10.0.0.2:5405,10.0.1.2:5405'],
+    );
+    assert.equal(statSync(keyFile).mode & 0o777, 0o600);
+    // Running init again would silently replace the cluster's key: refused.
+    assert.equal(await halo(['cluster', 'init', 'web', '--node', 'alpha=10.0.0.1', ...base]), 1);
+    assert.equal(
+      await halo(['cluster', 'join', 'tie', '--addr', '10.0.0.9', '--witness', '--config', config]),
+      0,
+    );
+    cfg = loadConfig(config);
+    assert.equal(cfg.quorum.twoNode, false, 'a witness replaces two_node');
+    assert.deepEqual(cfg.nodes.at(-1), {
+      id: 3,
+      name: 'tie',
+      links: [{ host: '10.0.0.9', port: 5405 }],
+      stream: { host: '10.0.0.9', port: 5406 },
+      votes: 1,
+      witness: true,
+    });
+    // A duplicate name is refused and the file is unchanged.
+    const before = readFileSync(config, 'utf8');
+    assert.equal(await halo(['cluster', 'join', 'tie', '--addr', '10.0.0.10', '--config', config]), 1);
+    assert.equal(readFileSync(config, 'utf8'), before);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('keygen writes a key and status without a daemon says how to start one', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'halo-cli-'));
+  try {
+    assert.equal(await halo(['keygen', '--file', join(dir, 'k')]), 0);
+    assert.equal(await halo(['keygen', '--file', join(dir, 'k')]), 1);
+    assert.equal(await halo(['status', '--socket', join(dir, 'none.sock')]), 1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('status text shows members, each link with its state, quorum and the DC', () => {
+  const st: DaemonStatus = {
+    cluster: 'web',
+    node: 'alpha',
+    nodeId: 1,
+    witness: false,
+    epoch: 5,
+    profile: 'lan',
+    pid: 1,
+    uptimeMs: 65_000,
+    members: [
+      {
+        id: 1,
+        name: 'alpha',
+        self: true,
+        witness: false,
+        state: 'self',
+        lastHeardMsAgo: null,
+        deadtimeMs: null,
+        meanIntervalMs: null,
+        clockSkewMs: null,
+        links: [],
+      },
+      {
+        id: 2,
+        name: 'beta',
+        self: false,
+        witness: false,
+        state: 'member',
+        lastHeardMsAgo: 12,
+        deadtimeMs: 250,
+        meanIntervalMs: 50,
+        clockSkewMs: 3,
+        links: [
+          {
+            link: 0,
+            local: '10.0.0.1:5405',
+            remote: '10.0.0.2:5405',
+            state: 'up',
+            lastHeardMsAgo: 12,
+            received: 100,
+            sent: 100,
+            sendErrors: 0,
+          },
+          {
+            link: 1,
+            local: '10.0.1.1:5405',
+            remote: '10.0.1.2:5405',
+            state: 'down',
+            lastHeardMsAgo: 900,
+            received: 80,
+            sent: 100,
+            sendErrors: 4,
+          },
+        ],
+      },
+    ],
+    quorum: {
+      quorate: true,
+      votes: 2,
+      expectedVotes: 2,
+      quorumVotes: 2,
+      waitForAll: true,
+      waitingForAll: false,
+      twoNode: true,
+      fenceNeeded: [],
+      reason: 'both nodes of a two_node cluster are members',
+    },
+    consensus: { role: 'leader', term: 3, leader: 'alpha', commit: 7, applied: 7 },
+    dc: 'alpha',
+    packets: {
+      accepted: 180,
+      malformed: 0,
+      foreign: 0,
+      forged: 2,
+      replayed: 1,
+      badPayload: 0,
+      streamDrops: 0,
+      unconfirmed: 0,
+    },
+  };
+  const text = formatStatus(st);
+  assert.match(text, /Current DC: alpha \(term 3, this node is leader, commit 7\)/);
+  assert.match(text, /Quorum: yes: both nodes/);
+  assert.match(text, /\* beta \(id 2\): member, heard 12 ms ago, deadtime 250 ms/);
+  assert.match(
+    text,
+    /link 1 10\.0\.1\.1:5405 -> 10\.0\.1\.2:5405: down \(last 900 ms ago, rx 80, tx 100, send errors 4\)/,
+  );
+  assert.match(text, /forged 2, replayed 1/);
+});

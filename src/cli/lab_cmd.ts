@@ -1,0 +1,170 @@
+import { type Command, Option } from 'commander';
+import { type BenchFault, benchFailover, renderBench } from '../lab/bench.ts';
+import {
+  type ChaosFault,
+  DEFAULT_LAB_DIR,
+  labChaos,
+  labDown,
+  labStatus,
+  labUp,
+  renderLabStatus,
+} from '../lab/lab.ts';
+import { isScenario, SCENARIOS, scenarioFiles } from '../lab/scenarios.ts';
+import { HaloError } from '../lib/errors.ts';
+
+/**
+ * `halo lab up|status|down|chaos|bench`: a whole cluster on this machine in network namespaces
+ * (see src/lab/lab.ts), fault injection, and the failover benchmark.
+ */
+export function registerLabCommands(program: Command): void {
+  const lab = program
+    .command('lab')
+    .description('a whole cluster on this machine, in network namespaces (root)');
+  const dirOption = (): Option => new Option('--dir <dir>', 'lab state directory').default(DEFAULT_LAB_DIR);
+
+  lab
+    .command('up')
+    .description('build namespaces (2 links per node, one client) and start one daemon per node')
+    .option('--nodes <n>', 'number of nodes', '3')
+    .option('--witness', 'add a quorum witness node (w)')
+    .addOption(
+      new Option('--scenario <name>', 'configuration to write for the cluster').choices([...SCENARIOS]),
+    )
+    .option('--profile <profile>', 'timing profile for the daemons', 'lab')
+    .addOption(dirOption())
+    .action(
+      async (o: { nodes: string; witness?: boolean; scenario?: string; profile: string; dir: string }) =>
+        guard(async () => {
+          const nodes = Number(o.nodes);
+          if (!/^\d+$/.test(o.nodes))
+            throw new HaloError('bad-argument', `--nodes must be a whole number, got '${o.nodes}'`);
+          if (o.scenario !== undefined && !isScenario(o.scenario))
+            throw new HaloError('bad-argument', `unknown scenario '${o.scenario}'`);
+          const say = (l: string): void => void process.stdout.write(`${l}\n`);
+          const state = await labUp({
+            dir: o.dir,
+            nodes,
+            witness: o.witness === true,
+            profile: o.profile,
+            ...(o.scenario !== undefined && isScenario(o.scenario) ? { scenario: o.scenario } : {}),
+            say,
+          });
+          say(`lab ${state.tag} is up in ${state.dir}`);
+          if (state.scenario) {
+            const sc = scenarioFiles(
+              state.scenario,
+              state.nodes.filter((n) => !n.witness).map((n) => n.name),
+            );
+            say(
+              `scenario ${state.scenario}: configuration written to ${state.dir}/scenario/ (${Object.keys(sc.files).join(', ')})`,
+            );
+            say(
+              '  note: the daemons do not host the controller yet, so the scenario is written but no resource runs',
+            );
+            say(`  once they do: ${sc.next} (ip netns exec ${state.client.ns} curl …)`);
+          }
+          say('next:');
+          say(`  halo lab status${o.dir === DEFAULT_LAB_DIR ? '' : ` --dir ${o.dir}`}`);
+          say(
+            '  halo lab chaos --kill [--node n1]      (or --cut-link, --partition, --pause; --heal, --restart)',
+          );
+          say('  halo lab down');
+        }),
+    );
+
+  lab
+    .command('status')
+    .description('the lab’s nodes, their daemons and what each one sees')
+    .addOption(new Option('--output <format>', 'output format').choices(['text', 'json']).default('text'))
+    .addOption(dirOption())
+    .action(async (o: { output: string; dir: string }) =>
+      guard(async () => {
+        const r = await labStatus(o.dir);
+        process.stdout.write(
+          o.output === 'json' ? `${JSON.stringify(r, null, 2)}\n` : `${renderLabStatus(r)}\n`,
+        );
+      }),
+    );
+
+  lab
+    .command('down')
+    .description('stop every daemon and remove every namespace and file the lab made')
+    .addOption(dirOption())
+    .action(async (o: { dir: string }) =>
+      guard(async () => {
+        for (const l of await labDown(o.dir)) process.stdout.write(`${l}\n`);
+      }),
+    );
+
+  lab
+    .command('chaos')
+    .description('inject a fault into one node (default: the DC)')
+    .option('--kill', 'kill -9 the node’s daemon')
+    .option('--cut-link', 'take one link of the node down (see --link)')
+    .option('--partition', 'cut every link of the node')
+    .option('--pause', 'SIGSTOP the node’s daemon')
+    .option('--heal', 'restore the node’s links and resume a paused daemon')
+    .option('--restart', 'start a killed daemon again')
+    .option('--node <name>', 'the node to hit')
+    .option('--link <n>', 'link number for --cut-link', '0')
+    .addOption(dirOption())
+    .action(async (o: Record<string, string | boolean | undefined>) =>
+      guard(async () => {
+        const faults = (['kill', 'cutLink', 'partition', 'pause', 'heal', 'restart'] as const).filter(
+          (f) => o[f] === true,
+        );
+        if (faults.length !== 1) {
+          throw new HaloError(
+            'bad-argument',
+            'give exactly one of --kill, --cut-link, --partition, --pause, --heal, --restart',
+          );
+        }
+        const fault = (faults[0] === 'cutLink' ? 'cut-link' : faults[0]) as ChaosFault;
+        const linkText = String(o.link ?? '0');
+        if (!/^\d+$/.test(linkText))
+          throw new HaloError('bad-argument', `--link must be a link number, got '${linkText}'`);
+        const what = await labChaos(String(o.dir), {
+          fault,
+          link: Number(linkText),
+          ...(typeof o.node === 'string' ? { node: o.node } : {}),
+        });
+        process.stdout.write(`${what}\n`);
+      }),
+    );
+
+  lab
+    .command('bench')
+    .description('benchmarks on the running lab')
+    .command('failover')
+    .description('inject a fault on the DC and measure detection and the service gap seen from the client')
+    .option('--trials <n>', 'number of trials', '5')
+    .addOption(new Option('--fault <fault>', 'fault to inject').choices(['kill', 'cut-link']).default('kill'))
+    .addOption(new Option('--output <format>', 'output format').choices(['text', 'json']).default('text'))
+    .addOption(dirOption())
+    .action(async (o: { trials: string; fault: string; output: string; dir: string }) =>
+      guard(async () => {
+        if (!/^\d+$/.test(o.trials) || Number(o.trials) < 1)
+          throw new HaloError('bad-argument', `--trials must be a positive whole number, got '${o.trials}'`);
+        const r = await benchFailover({
+          dir: o.dir,
+          trials: Number(o.trials),
+          fault: o.fault as BenchFault,
+          say: (l) => void process.stderr.write(`${l}\n`),
+        });
+        process.stdout.write(o.output === 'json' ? `${JSON.stringify(r, null, 2)}\n` : `${renderBench(r)}\n`);
+      }),
+    );
+}
+
+async function guard(fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    if (err instanceof HaloError) {
+      process.stderr.write(`halo lab: ${err.message} [${err.code}]\n`);
+      process.exitCode = err.code === 'bad-argument' ? 2 : 1;
+      return;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,345 @@
+/**
+ * The replicated state machine: the CIB, changed only by committed Raft entries. Every replica
+ * applies the same commands in the same order, so every replica holds the same CIB.
+ *
+ * Version counters follow Pacemaker: a configuration change increments `epoch` and resets
+ * `num_updates` to 0; a status change (operation results, transient node attributes)
+ * increments `num_updates`. A command that is malformed or refers to something that does not
+ * exist is rejected identically on every replica and changes nothing (not even the counters).
+ */
+import type {
+  Cib,
+  ClusterNode,
+  Configuration,
+  NodeState,
+  NvPair,
+  NvSet,
+  OpHistory,
+  ResourceHistory,
+} from '../cib/model.ts';
+import { emptyCib } from '../cib/model.ts';
+import type { Entry } from './types.ts';
+
+/** The cluster property set Pacemaker writes to by default. */
+export const BOOTSTRAP_OPTIONS_ID = 'cib-bootstrap-options';
+/** Snapshot format version, so that a future format change is detected, not misread. */
+const SNAPSHOT_VERSION = 1;
+/** Command size limit: a CIB change is small; anything larger is a mistake. */
+export const MAX_COMMAND_BYTES = 4 * 1024 * 1024;
+const NAME_RE = /^[A-Za-z0-9_.:@-][A-Za-z0-9_.:@ -]{0,127}$/;
+
+export type CibCommand =
+  | { readonly op: 'replace-configuration'; readonly configuration: Configuration }
+  | { readonly op: 'set-property'; readonly name: string; readonly value: string | null }
+  | {
+      readonly op: 'set-node-attribute';
+      readonly node: string;
+      readonly name: string;
+      readonly value: string | null;
+      /** `forever`: in the configuration (`crm_attribute -l forever`); `reboot`: transient, in status. */
+      readonly lifetime: 'forever' | 'reboot';
+    }
+  | {
+      readonly op: 'record-op-result';
+      readonly node: string;
+      readonly resource: {
+        readonly id: string;
+        readonly class?: string;
+        readonly provider?: string;
+        readonly type?: string;
+      };
+      readonly result: OpHistory;
+    };
+
+export type ApplyResult =
+  | { readonly ok: true; readonly changed: boolean }
+  | { readonly ok: false; readonly code: 'bad-command' | 'unknown-node'; readonly message: string };
+
+export function encodeCibCommand(c: CibCommand): string {
+  return JSON.stringify(c);
+}
+
+/** Validates a command's shape; returns an error message or null. Never throws. */
+export function validateCibCommand(v: unknown): string | null {
+  if (typeof v !== 'object' || v === null) return 'command: expected an object';
+  const c = v as Record<string, unknown>;
+  const str = (k: string) => typeof c[k] === 'string' && NAME_RE.test(c[k] as string);
+  const strOrNull = (k: string) => c[k] === null || typeof c[k] === 'string';
+  switch (c.op) {
+    case 'replace-configuration': {
+      const cfg = c.configuration as Record<string, unknown> | null;
+      if (typeof cfg !== 'object' || cfg === null)
+        return 'replace-configuration: configuration must be an object';
+      for (const k of [
+        'crmConfig',
+        'nodes',
+        'resources',
+        'constraints',
+        'rscDefaults',
+        'opDefaults',
+        'fencingTopology',
+        'alerts',
+      ]) {
+        if (!Array.isArray(cfg[k])) return `replace-configuration: configuration.${k} must be a list`;
+      }
+      return null;
+    }
+    case 'set-property':
+      return str('name') && strOrNull('value')
+        ? null
+        : 'set-property: needs a valid name and a string or null value';
+    case 'set-node-attribute':
+      if (!str('node') || !str('name') || !strOrNull('value'))
+        return 'set-node-attribute: needs node, name and a string or null value';
+      return c.lifetime === 'forever' || c.lifetime === 'reboot'
+        ? null
+        : 'set-node-attribute: lifetime must be "forever" or "reboot"';
+    case 'record-op-result': {
+      const r = c.resource as Record<string, unknown> | null;
+      const o = c.result as Record<string, unknown> | null;
+      if (
+        !str('node') ||
+        typeof r !== 'object' ||
+        r === null ||
+        typeof r.id !== 'string' ||
+        !NAME_RE.test(r.id)
+      ) {
+        return 'record-op-result: needs node and resource.id';
+      }
+      if (
+        typeof o !== 'object' ||
+        o === null ||
+        typeof o.id !== 'string' ||
+        typeof o.operation !== 'string' ||
+        typeof o.interval !== 'string'
+      ) {
+        return 'record-op-result: result needs id, operation and interval';
+      }
+      return null;
+    }
+    default:
+      return `command: unknown op ${JSON.stringify(c.op)?.slice(0, 40)}`;
+  }
+}
+
+export class CibStateMachine {
+  private state: Cib;
+
+  constructor(initial: Cib = emptyCib()) {
+    this.state = initial;
+  }
+
+  get cib(): Cib {
+    return this.state;
+  }
+
+  /** [epoch, num_updates, admin_epoch] as numbers. */
+  version(): { epoch: number; numUpdates: number; adminEpoch: number } {
+    return {
+      epoch: this.attrNum('epoch'),
+      numUpdates: this.attrNum('num_updates'),
+      adminEpoch: this.attrNum('admin_epoch'),
+    };
+  }
+
+  /** Applies one committed entry. No-op and membership entries leave the CIB unchanged. */
+  apply(entry: Entry): ApplyResult {
+    if (entry.type !== 'normal' || entry.data === '') return { ok: true, changed: false };
+    if (entry.data.length > MAX_COMMAND_BYTES)
+      return {
+        ok: false,
+        code: 'bad-command',
+        message: `entry ${entry.index}: command larger than ${MAX_COMMAND_BYTES} bytes`,
+      };
+    let v: unknown;
+    try {
+      v = JSON.parse(entry.data);
+    } catch {
+      return { ok: false, code: 'bad-command', message: `entry ${entry.index}: not JSON` };
+    }
+    const err = validateCibCommand(v);
+    if (err) return { ok: false, code: 'bad-command', message: `entry ${entry.index}: ${err}` };
+    return this.applyCommand(v as CibCommand);
+  }
+
+  applyCommand(c: CibCommand): ApplyResult {
+    switch (c.op) {
+      case 'replace-configuration':
+        this.state = { ...this.state, configuration: c.configuration };
+        this.bump('configuration');
+        return { ok: true, changed: true };
+      case 'set-property':
+        this.state = {
+          ...this.state,
+          configuration: {
+            ...this.state.configuration,
+            crmConfig: setInSets(
+              this.state.configuration.crmConfig,
+              'cluster_property_set',
+              BOOTSTRAP_OPTIONS_ID,
+              c.name,
+              c.value,
+            ),
+          },
+        };
+        this.bump('configuration');
+        return { ok: true, changed: true };
+      case 'set-node-attribute':
+        return c.lifetime === 'forever'
+          ? this.setPermanentAttr(c.node, c.name, c.value)
+          : this.setTransientAttr(c.node, c.name, c.value);
+      case 'record-op-result':
+        this.recordOp(c.node, c.resource, c.result);
+        return { ok: true, changed: true };
+      default: {
+        const never: never = c;
+        return { ok: false, code: 'bad-command', message: `unknown command ${JSON.stringify(never)}` };
+      }
+    }
+  }
+
+  /** The state as text for a Raft snapshot. */
+  snapshot(): string {
+    return JSON.stringify({ version: SNAPSHOT_VERSION, cib: this.state });
+  }
+
+  /** Replaces the state with a snapshot's (`''` is the empty CIB of a new cluster). */
+  restore(data: string): void {
+    if (data === '') {
+      this.state = emptyCib();
+      return;
+    }
+    const v = JSON.parse(data) as { version: number; cib: Cib };
+    if (v.version !== SNAPSHOT_VERSION)
+      throw new Error(`CIB snapshot format ${v.version} is not supported (expected ${SNAPSHOT_VERSION})`);
+    this.state = v.cib;
+  }
+
+  private setPermanentAttr(node: string, name: string, value: string | null): ApplyResult {
+    const nodes = this.state.configuration.nodes;
+    const i = nodes.findIndex((n) => n.uname === node || n.id === node);
+    if (i < 0)
+      return {
+        ok: false,
+        code: 'unknown-node',
+        message: `set-node-attribute: no node "${node}" in the configuration`,
+      };
+    const n = nodes[i]!;
+    const updated: ClusterNode = {
+      ...n,
+      instanceAttributes: setInSets(
+        n.instanceAttributes,
+        'instance_attributes',
+        `nodes-${n.id}`,
+        name,
+        value,
+      ),
+    };
+    this.state = {
+      ...this.state,
+      configuration: { ...this.state.configuration, nodes: nodes.map((x, k) => (k === i ? updated : x)) },
+    };
+    this.bump('configuration');
+    return { ok: true, changed: true };
+  }
+
+  private setTransientAttr(node: string, name: string, value: string | null): ApplyResult {
+    this.updateNodeState(node, (ns) => ({
+      ...ns,
+      transientAttributes: setInSets(
+        ns.transientAttributes,
+        'instance_attributes',
+        `status-${ns.id}`,
+        name,
+        value,
+      ),
+    }));
+    this.bump('status');
+    return { ok: true, changed: true };
+  }
+
+  private recordOp(
+    node: string,
+    res: { id: string; class?: string; provider?: string; type?: string },
+    op: OpHistory,
+  ): void {
+    this.updateNodeState(node, (ns) => {
+      const k = ns.resources.findIndex((r) => r.id === res.id);
+      const prev: ResourceHistory = ns.resources[k] ?? { id: res.id, ...definedOnly(res), ops: [] };
+      const j = prev.ops.findIndex((o) => o.id === op.id);
+      const ops = j < 0 ? [...prev.ops, op] : prev.ops.map((o, x) => (x === j ? op : o));
+      const next: ResourceHistory = { ...prev, ops };
+      const resources = k < 0 ? [...ns.resources, next] : ns.resources.map((r, x) => (x === k ? next : r));
+      return { ...ns, resources, hasLrm: true };
+    });
+    this.bump('status');
+  }
+
+  private updateNodeState(node: string, f: (ns: NodeState) => NodeState): void {
+    const status = this.state.status;
+    const i = status.findIndex((s) => s.uname === node || s.id === node);
+    const cur: NodeState = status[i] ?? {
+      id: node,
+      uname: node,
+      transientAttributes: [],
+      resources: [],
+      hasLrm: false,
+    };
+    const next = f(cur);
+    this.state = {
+      ...this.state,
+      hasStatus: true,
+      status: i < 0 ? [...status, next] : status.map((s, k) => (k === i ? next : s)),
+    };
+  }
+
+  private attrNum(name: string): number {
+    const v = this.state.attrs.find(([k]) => k === name)?.[1];
+    const n = Number(v ?? '0');
+    return Number.isSafeInteger(n) && n >= 0 ? n : 0;
+  }
+
+  private bump(kind: 'configuration' | 'status'): void {
+    const epoch = this.attrNum('epoch') + (kind === 'configuration' ? 1 : 0);
+    const numUpdates = kind === 'configuration' ? 0 : this.attrNum('num_updates') + 1;
+    const attrs = setAttr(
+      setAttr(this.state.attrs, 'epoch', String(epoch)),
+      'num_updates',
+      String(numUpdates),
+    );
+    this.state = { ...this.state, attrs };
+  }
+}
+
+function setAttr(attrs: Cib['attrs'], name: string, value: string): Cib['attrs'] {
+  return attrs.some(([k]) => k === name)
+    ? attrs.map(([k, v]) => [k, k === name ? value : v] as const)
+    : [...attrs, [name, value] as const];
+}
+
+/** Sets (or with null, deletes) `name` in the set with `setId`, creating the set if needed. */
+function setInSets(
+  sets: readonly NvSet[],
+  kind: NvSet['kind'],
+  setId: string,
+  name: string,
+  value: string | null,
+): NvSet[] {
+  const i = sets.findIndex((s) => s.id === setId);
+  const set: NvSet = sets[i] ?? { kind, id: setId, pairs: [] };
+  const others = set.pairs.filter((p) => p.name !== name);
+  const pairs: NvPair[] =
+    value === null
+      ? others
+      : set.pairs.some((p) => p.name === name)
+        ? set.pairs.map((p) => (p.name === name ? { ...p, value } : p))
+        : [...set.pairs, { id: `${setId}-${name}`, name, value }];
+  const next = { ...set, pairs };
+  return i < 0 ? [...sets, next] : sets.map((s, k) => (k === i ? next : s));
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(
+    Object.entries(o).filter(([k, v]) => v !== undefined && k !== 'id'),
+  ) as Partial<T>;
+}

@@ -1,0 +1,154 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AssertionError } from '../lib/assert.ts';
+import { LogIndex, NodeId, Term } from '../lib/brand.ts';
+import { SeededRng } from '../lib/prng.ts';
+import { FileStore } from './file_store.ts';
+import { RaftNode, bootstrapState } from './raft.ts';
+import { MemoryStore, type RaftStore } from './store.ts';
+import type { Message } from './types.ts';
+
+const cfg = (id: string, seed = 1) => ({ id: NodeId(id), electionTicks: 10, heartbeatTicks: 1, rng: new SeededRng(seed) });
+
+/** Runs Ready loops and delivers messages among `nodes` until quiet (bounded). */
+function settle(nodes: Map<string, { raft: RaftNode; store: RaftStore }>, drop: (m: Message) => boolean = () => false): void {
+  for (let round = 0; round < 200; round++) {
+    const msgs: Message[] = [];
+    for (const n of nodes.values()) {
+      while (n.raft.hasReady()) {
+        const rd = n.raft.ready();
+        n.store.persist(rd);
+        msgs.push(...rd.messages);
+        n.raft.advance(rd);
+      }
+    }
+    if (msgs.length === 0) return;
+    for (const m of msgs) if (!drop(m)) nodes.get(m.to)?.raft.step(m);
+  }
+  assert.fail('cluster did not settle');
+}
+
+test('a single-node cluster elects itself and commits a proposal at once', () => {
+  const store = new MemoryStore(bootstrapState([NodeId('a')]));
+  const raft = new RaftNode({ ...cfg('a'), leaseHoldAtStart: false }, store.load());
+  raft.campaign();
+  assert.equal(raft.currentRole, 'leader');
+  const r = raft.propose('x');
+  assert.ok(r.ok);
+  const rd = raft.ready();
+  assert.deepEqual(
+    rd.committedEntries.map((e) => e.data),
+    ['', 'x'],
+  );
+  assert.equal(rd.messages.length, 0);
+  raft.advance(rd);
+  assert.equal(raft.status().applied, r.index);
+});
+
+test('a follower refuses proposals and names the leader', () => {
+  const nodes = new Map(
+    ['a', 'b', 'c'].map((id, i) => {
+      const store = new MemoryStore(bootstrapState(['a', 'b', 'c'].map(NodeId)));
+      return [id, { raft: new RaftNode({ ...cfg(id, i + 1), leaseHoldAtStart: false }, store.load()), store }] as const;
+    }),
+  );
+  nodes.get('a')!.raft.campaign();
+  settle(nodes);
+  const r = nodes.get('b')!.raft.propose('x');
+  assert.equal(r.ok, false);
+  assert.equal(r.ok ? '' : r.code, 'not-leader');
+  assert.equal(r.ok ? null : r.leader, 'a');
+  assert.match(r.ok ? '' : r.message, /the leader is a/);
+});
+
+test('stepping between ready() and advance() is a programmer error', () => {
+  const raft = new RaftNode(cfg('a'), bootstrapState([NodeId('a'), NodeId('b')]));
+  raft.campaign();
+  raft.ready();
+  assert.throws(() => raft.tick(), AssertionError);
+});
+
+test('the lease is held while a quorum acknowledges and lapses without one', () => {
+  const nodes = new Map(
+    ['a', 'b', 'c'].map((id, i) => {
+      const store = new MemoryStore(bootstrapState(['a', 'b', 'c'].map(NodeId)));
+      return [id, { raft: new RaftNode({ ...cfg(id, i + 1), leaseHoldAtStart: false }, store.load()), store }] as const;
+    }),
+  );
+  const a = nodes.get('a')!.raft;
+  a.campaign();
+  settle(nodes);
+  for (let i = 0; i < 30; i++) {
+    for (const n of nodes.values()) n.raft.tick();
+    settle(nodes);
+    assert.ok(a.currentTick <= a.leaseValidUntilTick(), `lease lapsed at tick ${a.currentTick}`);
+  }
+  // Cut a off: its lease ends within an election timeout, and it stops being leader.
+  let lapsedAt = -1;
+  for (let i = 0; i < 30; i++) {
+    a.tick();
+    settle(nodes, (m) => m.from === 'a' || m.to === 'a');
+    if (lapsedAt < 0 && a.currentTick > a.leaseValidUntilTick()) lapsedAt = i;
+  }
+  assert.ok(lapsedAt >= 0 && lapsedAt < 10, `lease lapsed after ${lapsedAt} ticks`);
+  assert.notEqual(a.currentRole, 'leader');
+});
+
+test('a vote survives a restart from the file store, so a node never votes twice in a term', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'halo-raft-'));
+  try {
+    let store = FileStore.open(dir);
+    store.load();
+    const bs = bootstrapState(['a', 'b', 'c'].map(NodeId));
+    store.persist({ hardState: bs.hardState, snapshot: bs.snapshot, entries: [], compaction: null });
+    let b = new RaftNode({ ...cfg('b'), leaseHoldAtStart: false }, store.load());
+    const vote = (from: string): Message => ({
+      type: 'vote',
+      from: NodeId(from),
+      to: NodeId('b'),
+      term: Term(bs.hardState.term + 1),
+      logTerm: bs.snapshot!.meta.term,
+      index: LogIndex(1),
+      entries: [],
+      commit: LogIndex(0),
+      reject: false,
+      rejectHint: LogIndex(0),
+      ctx: 0,
+      snapshot: null,
+    });
+    b.step(vote('a'));
+    let rd = b.ready();
+    store.persist(rd);
+    assert.equal(rd.messages[0]!.reject, false);
+    b.advance(rd);
+    store.close();
+    store = FileStore.open(dir);
+    b = new RaftNode({ ...cfg('b', 2), leaseHoldAtStart: false }, store.load());
+    b.step(vote('c'));
+    rd = b.ready();
+    assert.equal(rd.messages[0]!.type, 'voteResp');
+    assert.equal(rd.messages[0]!.reject, true);
+    b.advance(rd);
+    store.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a membership change waits for the previous one and refuses nonsense', () => {
+  const store = new MemoryStore(bootstrapState([NodeId('a')]));
+  const raft = new RaftNode({ ...cfg('a'), leaseHoldAtStart: false }, store.load());
+  raft.campaign();
+  raft.advance(raft.ready());
+  const add = raft.proposeConfChange({ type: 'addNode', node: NodeId('b') });
+  assert.ok(add.ok);
+  assert.deepEqual(raft.conf.voters, ['a', 'b']);
+  const again = raft.proposeConfChange({ type: 'addNode', node: NodeId('c') });
+  assert.equal(again.ok ? '' : again.code, 'conf-change-pending');
+  raft.advance(raft.ready());
+  const dup = raft.proposeConfChange({ type: 'addNode', node: NodeId('b') });
+  assert.equal(dup.ok ? '' : dup.code, 'conf-change-pending');
+});

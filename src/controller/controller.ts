@@ -1,0 +1,896 @@
+import type { Cib, NodeState, OpHistory } from '../cib/model.ts';
+import { clusterProperty } from '../cib/resources.ts';
+import { INFINITY, parseScore } from '../cib/score.ts';
+import { assert } from '../lib/assert.ts';
+import type { LogLevel } from '../lib/ports.ts';
+import type { Action, Ordering } from '../scheduler/actions.ts';
+import {
+  agentIdentity,
+  baseId,
+  execOpFor,
+  failureTimeoutMs,
+  findPrimitive,
+  RC_NOT_RUNNING,
+  RC_OK,
+  RC_RUNNING_PROMOTED,
+} from './resource_ops.ts';
+import {
+  adoptNodeState,
+  cibForScheduling,
+  clearNode,
+  type NodeRecord,
+  newNodeRecord,
+  toNodeState,
+} from './status.ts';
+import {
+  type ControllerConfig,
+  type ControllerEffect,
+  type ControllerEvent,
+  type ExecOp,
+  MAX_FENCE_ATTEMPTS,
+  MAX_TRANSITION_ACTIONS,
+  type OpOutcome,
+  type ScheduleFn,
+} from './types.ts';
+
+/** Pause between fencing attempts on one node, so a dead fence device is not hammered. */
+export const FENCE_RETRY_DELAY_MS = 1_000;
+/** How long past an operation's own timeout the DC waits for its result (Pacemaker's cluster-delay). */
+export const ACTION_REPORT_SLACK_MS = 60_000;
+
+/**
+ * The controller core (Pacemaker's controld, as a reducer). On the DC it keeps the status
+ * section, runs the injected scheduler whenever an input changes and drives the resulting
+ * transition graph: each action whose prerequisites are done goes to its node's executor (or to
+ * the fencer), each result becomes an `lrm_rsc_op` record, and anything new aborts the graph so
+ * the next one is computed from fresh inputs once the running actions have reported.
+ *
+ * On every node (DC or not) it also keeps the local safety rule: a node that loses quorum stops
+ * its own resources within `leaseMs` and asks to be fenced (self-fence) if it could not.
+ *
+ * Fencing before recovery: a lost node is `lost` (unclean to the scheduler, which orders every
+ * recovery of its resources after its fence action) until a fence succeeds or, in self-fencing
+ * mode, until its lease has run out while this side is quorate. Until then nothing of it starts
+ * elsewhere.
+ *
+ * `handle(event, nowMs)` returns the effects to carry out, in order. It never throws on bad
+ * input from the network or an agent; it logs and ignores it.
+ */
+
+type ActionState = 'pending' | 'running' | 'done' | 'failed';
+
+interface RunAction {
+  readonly action: Action;
+  readonly before: number[];
+  state: ActionState;
+  /** When a dispatched action counts as lost (its timeout plus `ACTION_REPORT_SLACK_MS`). */
+  deadlineMs?: number;
+}
+
+interface TransitionRun {
+  readonly id: number;
+  readonly actions: RunAction[];
+  aborted: string | undefined;
+  /** An action failed after it was dispatched: the graph is recomputed when it ends. */
+  failedAsync: boolean;
+}
+
+interface LocalResource {
+  readonly rsc: string;
+  role: 'Started' | 'Promoted';
+}
+
+export interface ControllerView {
+  readonly isDc: boolean;
+  readonly quorate: boolean;
+  readonly members: readonly string[];
+  /** The CIB the last schedule saw (configuration + status + have-quorum + dc-uuid). */
+  readonly cib: Cib;
+  readonly transition:
+    | {
+        readonly id: number;
+        readonly pending: number;
+        readonly running: number;
+        readonly done: number;
+        readonly failed: number;
+      }
+    | undefined;
+  /** Why scheduling is held back right now, when it is. */
+  readonly frozen: string | undefined;
+}
+
+export class Controller {
+  private readonly cfg: ControllerConfig;
+  private readonly scheduleFn: ScheduleFn;
+  private cib: Cib;
+  private isDc = false;
+  private members = new Set<string>();
+  private quorate = false;
+  private fenceNeeded: readonly string[] = [];
+  private readonly nodes = new Map<string, NodeRecord>();
+  private transition: TransitionRun | undefined;
+  private transitionSeq = 0;
+  private callSeq = 0;
+  private tokenSeq = 0;
+  private needSchedule = false;
+  private statusDirty = false;
+  private lastScheduleMs = Number.NEGATIVE_INFINITY;
+  private readonly fenceAttempts = new Map<string, number>();
+  /** After a failed fence, the node is not fenced again before this time. */
+  private readonly fenceRetryAtMs = new Map<string, number>();
+  /** Fences requested outside a transition (two-node rule), by token. */
+  private readonly directFences = new Map<string, string>();
+  private readonly localRunning = new Map<string, LocalResource>();
+  private quorumLostAtMs: number | undefined;
+  private localStopIssued = false;
+  private selfFenceRequested = false;
+  private nowMs = 0;
+  private effects: ControllerEffect[] = [];
+
+  constructor(cfg: ControllerConfig, scheduleFn: ScheduleFn, cib: Cib) {
+    assert(
+      cfg.leaseMs > 0 && cfg.recheckIntervalMs > 0,
+      'Controller: leaseMs and recheckIntervalMs must be positive',
+    );
+    this.cfg = cfg;
+    this.scheduleFn = scheduleFn;
+    this.cib = cib;
+    this.syncNodeRecords();
+  }
+
+  handle(ev: ControllerEvent, nowMs: number): ControllerEffect[] {
+    this.nowMs = nowMs;
+    this.effects = [];
+    switch (ev.type) {
+      case 'tick':
+        break;
+      case 'cib':
+        this.onCib(ev.cib);
+        break;
+      case 'dc':
+        this.onDc(ev.isDc);
+        break;
+      case 'membership':
+        this.onMembership(ev.members, ev.why);
+        break;
+      case 'quorum':
+        this.onQuorum(ev.quorate, ev.fenceNeeded, ev.reason);
+        break;
+      case 'op-result':
+        this.onOpResult(ev);
+        break;
+      case 'fence-result':
+        this.onFenceResult(ev.token, ev.target, ev.ok, ev.reason);
+        break;
+      case 'node-attribute':
+        this.setAttribute(ev.node, ev.name, ev.value, `attribute ${ev.name} changed on ${ev.node}`);
+        break;
+      case 'cleanup':
+        this.onCleanup(ev.rsc, ev.node);
+        break;
+    }
+    this.localSafety();
+    if (this.isDc) {
+      this.twoNodeFencing();
+      this.expireLeases();
+      this.expireFailures();
+      this.failRunningOn(undefined, 'no result within the operation timeout');
+      if (this.transition === undefined && nowMs - this.lastScheduleMs >= this.cfg.recheckIntervalMs)
+        this.needSchedule = true;
+      this.drive();
+      if (this.statusDirty) {
+        this.statusDirty = false;
+        this.effects.push({ type: 'publish-status', status: this.statusList() });
+      }
+    }
+    const out = this.effects;
+    this.effects = [];
+    return out;
+  }
+
+  view(): ControllerView {
+    const t = this.transition;
+    const count = (s: ActionState): number => t?.actions.filter((a) => a.state === s).length ?? 0;
+    return {
+      isDc: this.isDc,
+      quorate: this.quorate,
+      members: [...this.members].sort(),
+      cib: this.schedulingCib(),
+      transition: t
+        ? {
+            id: t.id,
+            pending: count('pending'),
+            running: count('running'),
+            done: count('done'),
+            failed: count('failed'),
+          }
+        : undefined,
+      frozen: this.frozenReason(),
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Inputs
+
+  private onCib(cib: Cib): void {
+    const configChanged = configKey(cib) !== configKey(this.cib);
+    this.cib = cib;
+    this.syncNodeRecords();
+    if (!this.isDc) return;
+    if (configChanged) this.invalidate('configuration changed');
+  }
+
+  private onDc(isDc: boolean): void {
+    if (isDc === this.isDc) return;
+    this.isDc = isDc;
+    if (!isDc) {
+      this.transition = undefined;
+      this.log('info', `${this.cfg.self} is no longer the DC`);
+      return;
+    }
+    // Take over the replicated status, then correct it with what membership says now.
+    for (const rec of this.nodes.values()) {
+      const s = this.cib.status.find((x) => x.id === rec.id || x.uname === rec.name);
+      if (s) adoptNodeState(rec, s);
+    }
+    for (const rec of this.nodes.values()) this.applyMembership(rec, 'not a member when this node became DC');
+    this.log('info', `${this.cfg.self} is the DC`);
+    this.invalidate('became DC');
+    this.statusDirty = true;
+  }
+
+  private onMembership(members: readonly string[], why: string | undefined): void {
+    this.members = new Set(members);
+    let changed = false;
+    for (const rec of this.nodes.values())
+      changed = this.applyMembership(rec, why ?? 'left the membership') || changed;
+    if (changed && this.isDc) this.invalidate('membership changed');
+  }
+
+  private applyMembership(rec: NodeRecord, why: string): boolean {
+    const isMember = this.members.has(rec.name);
+    if (isMember && rec.condition !== 'member') {
+      this.log('info', `${rec.name} joined the cluster`, { node: rec.name });
+      rec.condition = 'member';
+      rec.lostAtMs = undefined;
+      rec.lostWhy = undefined;
+      this.statusDirty = true;
+      return true;
+    }
+    if (!isMember && rec.condition === 'member') {
+      this.failRunningOn(rec.name, `${rec.name} left the cluster`);
+      rec.condition = 'lost';
+      rec.lostAtMs = this.nowMs;
+      rec.lostWhy = why;
+      this.statusDirty = true;
+      this.log(
+        'warn',
+        `${rec.name} lost: ${why}; its resources stay put until it is ${this.cfg.fencing === 'stonith' ? 'fenced' : 'past its lease'}`,
+        { node: rec.name },
+      );
+      return true;
+    }
+    return false;
+  }
+
+  private onQuorum(quorate: boolean, fenceNeeded: readonly string[], reason: string | undefined): void {
+    const changed = quorate !== this.quorate || fenceNeeded.join(',') !== this.fenceNeeded.join(',');
+    this.quorate = quorate;
+    this.fenceNeeded = [...fenceNeeded];
+    if (!changed) return;
+    this.log(
+      quorate ? 'info' : 'warn',
+      `quorum ${quorate ? 'gained' : 'lost'}${reason ? `: ${reason}` : ''}`,
+    );
+    if (this.isDc) this.invalidate(`quorum ${quorate ? 'gained' : 'lost'}`);
+  }
+
+  private onOpResult(ev: Extract<ControllerEvent, { type: 'op-result' }>): void {
+    if (ev.node === this.cfg.self) this.trackLocal(ev.rsc, ev.action, ev.intervalMs, ev.outcome);
+    if (!this.isDc) return;
+    const run = this.transition;
+    const ra = ev.token !== undefined && run ? this.actionByToken(run, ev.token) : undefined;
+    const expected = ra
+      ? (execOpExpectedRc(ra.action) ?? RC_OK)
+      : defaultExpectedRc(ev.action, ev.intervalMs, this.lastRole(ev.node, ev.rsc));
+    const key = ra ? `${ra.action.id}:${run!.id}:${expected}:halo` : `-1:-1:${expected}:halo`;
+    const recurringRepeat = ev.token === undefined && ev.intervalMs > 0;
+    const failed = this.recordResult(
+      ev.node,
+      ev.rsc,
+      ev.action,
+      ev.intervalMs,
+      ev.outcome,
+      expected,
+      key,
+      recurringRepeat,
+    );
+    if (ev.outcome.attributes) {
+      for (const [k, v] of Object.entries(ev.outcome.attributes))
+        this.setAttribute(ev.node, k, v, `${ev.rsc} set ${k}=${v}`);
+    }
+    if (ra && ra.state === 'running') {
+      ra.state = failed ? 'failed' : 'done';
+      if (failed) {
+        run!.failedAsync = true;
+        this.abort(`${ev.rsc} ${ev.action} failed on ${ev.node}`);
+      }
+    } else if (failed) {
+      this.invalidate(
+        `${ev.rsc} ${ev.action}${ev.intervalMs ? ` (every ${ev.intervalMs} ms)` : ''} failed on ${ev.node}`,
+      );
+    }
+  }
+
+  private onFenceResult(token: string, target: string, ok: boolean, reason: string): void {
+    const direct = this.directFences.get(token);
+    if (direct !== undefined) this.directFences.delete(token);
+    const run = this.transition;
+    const ra = run ? this.actionByToken(run, token) : undefined;
+    if (ok) {
+      this.fenceAttempts.delete(target);
+      this.fenceRetryAtMs.delete(target);
+      const rec = this.nodes.get(target);
+      if (rec) {
+        rec.condition = this.members.has(target) ? 'member' : 'down';
+        rec.lostAtMs = undefined;
+        clearNode(rec);
+        this.statusDirty = true;
+      }
+      this.log('warn', `fenced ${target}: ${reason}`, { node: target });
+      this.effects.push({ type: 'node-fenced', node: target, how: reason });
+    } else {
+      this.fenceAttempts.set(target, (this.fenceAttempts.get(target) ?? 0) + 1);
+      this.fenceRetryAtMs.set(target, this.nowMs + FENCE_RETRY_DELAY_MS);
+      this.log(
+        'error',
+        `fencing ${target} failed (attempt ${this.fenceAttempts.get(target)} of ${MAX_FENCE_ATTEMPTS}): ${reason}; nothing of ${target} starts elsewhere until it is fenced`,
+        { node: target },
+      );
+    }
+    if (ra && ra.state === 'running') {
+      ra.state = ok ? 'done' : 'failed';
+      if (!ok) {
+        run!.failedAsync = true;
+        this.abort(`fencing ${target} failed`);
+      }
+    } else if (this.isDc) {
+      this.invalidate(ok ? `${target} fenced` : `fencing ${target} failed`);
+    }
+  }
+
+  private setAttribute(node: string, name: string, value: string | undefined, why: string): void {
+    const rec = this.nodes.get(node);
+    if (!rec) {
+      this.log('warn', `ignoring attribute ${name} for unknown node ${node}`);
+      return;
+    }
+    if (rec.attrs.get(name) === value) return;
+    if (value === undefined) rec.attrs.delete(name);
+    else rec.attrs.set(name, value);
+    this.statusDirty = true;
+    if (this.isDc) this.invalidate(why);
+  }
+
+  private onCleanup(rsc: string, node: string | undefined): void {
+    const base = baseId(rsc);
+    const matches = (id: string): boolean => id === base || baseId(id) === base;
+    for (const rec of this.nodes.values()) {
+      if (node !== undefined && rec.name !== node) continue;
+      // A lost node's history is what keeps its resources from starting elsewhere before it is
+      // fenced: cleanup never erases it.
+      if (rec.condition === 'lost') continue;
+      for (const k of [...rec.attrs.keys()]) {
+        const m = /^(?:fail-count|last-failure)-(.+?)(?:#.+_\d+)?$/.exec(k);
+        if (m && matches(m[1]!)) rec.attrs.delete(k);
+      }
+      for (const id of [...rec.history.keys()]) if (matches(id)) rec.history.delete(id);
+    }
+    this.statusDirty = true;
+    this.log(
+      'info',
+      `cleaned up ${rsc}${node ? ` on ${node}` : ''}: failures forgotten, it will be probed again`,
+      { resource: rsc },
+    );
+    if (this.isDc) this.invalidate(`cleanup of ${rsc}`);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Status records
+
+  private recordResult(
+    node: string,
+    rsc: string,
+    action: string,
+    intervalMs: number,
+    o: OpOutcome,
+    expected: number,
+    key: string,
+    recurringRepeat: boolean,
+  ): boolean {
+    const rec = this.nodes.get(node);
+    if (!rec) {
+      this.log('warn', `ignoring result of ${rsc} ${action} from unknown node ${node}`);
+      return false;
+    }
+    const failed = isFailure(action, intervalMs, o, expected);
+    let ops = rec.history.get(rsc);
+    if (!ops) {
+      ops = new Map();
+      rec.history.set(rsc, ops);
+      const p = findPrimitive(this.cib, rsc);
+      if (p) rec.agents.set(rsc, agentIdentity(this.cib, p));
+    }
+    const id = intervalMs > 0 ? `${rsc}_${action}_${intervalMs}` : `${rsc}_last_0`;
+    const prev = ops.get(id);
+    // A recurring monitor that keeps saying the same thing changes nothing.
+    if (recurringRepeat && !failed && prev?.rcCode === String(o.rc) && prev.opStatus === String(o.opStatus))
+      return false;
+    const nowSec = String(Math.floor(this.nowMs / 1000));
+    const callId = ++this.callSeq;
+    const entry: OpHistory = {
+      id,
+      operationKey: `${rsc}_${action}_${intervalMs}`,
+      operation: action,
+      interval: String(intervalMs),
+      callId: String(callId),
+      rcCode: String(o.rc),
+      opStatus: String(o.opStatus),
+      transitionKey: key,
+      lastRcChange: nowSec,
+      lastRun: nowSec,
+      execTime: String(Math.round(o.execTimeMs)),
+      queueTime: String(Math.round(o.queueTimeMs ?? 0)),
+      onNode: node,
+      ...(o.opDigest !== undefined ? { opDigest: o.opDigest } : {}),
+      ...(o.exitReason !== undefined ? { exitReason: o.exitReason } : {}),
+    };
+    ops.set(id, entry);
+    if (action === 'stop' && !failed) {
+      // Stopping cancels the recurring monitors; their records go with them (as in Pacemaker).
+      for (const k of [...ops.keys()]) if (k !== id && ops.get(k)!.interval !== '0') ops.delete(k);
+    }
+    if (failed) {
+      ops.set(`${rsc}_last_failure_0`, { ...entry, id: `${rsc}_last_failure_0` });
+      this.bumpFailCount(rec, rsc, action, intervalMs, nowSec);
+      this.log(
+        'warn',
+        `${rsc} ${action}${intervalMs ? ` (interval ${intervalMs} ms)` : ''} on ${node} failed: rc ${o.rc}, op-status ${o.opStatus}${o.exitReason ? ` (${o.exitReason})` : ''}`,
+        { resource: rsc, node, op: action },
+      );
+    }
+    this.statusDirty = true;
+    return failed;
+  }
+
+  private bumpFailCount(
+    rec: NodeRecord,
+    rsc: string,
+    action: string,
+    intervalMs: number,
+    nowSec: string,
+  ): void {
+    const suffix = `${baseId(rsc)}#${action}_${intervalMs}`;
+    const fatal =
+      action === 'stop' ||
+      (action === 'start' && (clusterProperty(this.cib, 'start-failure-is-fatal') ?? 'true') !== 'false');
+    const cur = parseScore(rec.attrs.get(`fail-count-${suffix}`) ?? '0');
+    const next = fatal ? INFINITY : Math.min(INFINITY, (cur.ok ? cur.score : 0) + 1);
+    rec.attrs.set(`fail-count-${suffix}`, next >= INFINITY ? 'INFINITY' : String(next));
+    rec.attrs.set(`last-failure-${suffix}`, nowSec);
+  }
+
+  private lastRole(node: string, rsc: string): string | undefined {
+    const mon = [...(this.nodes.get(node)?.history.get(rsc)?.values() ?? [])].find(
+      (o) => o.operation === 'promote',
+    );
+    return mon ? 'Promoted' : undefined;
+  }
+
+  private statusList(): NodeState[] {
+    return [...this.nodes.values()].map(toNodeState);
+  }
+
+  private schedulingCib(): Cib {
+    return cibForScheduling(
+      this.cib,
+      this.statusList(),
+      this.quorate,
+      this.isDc ? this.nodes.get(this.cfg.self)?.id : undefined,
+    );
+  }
+
+  private syncNodeRecords(): void {
+    for (const n of this.cib.configuration.nodes) {
+      if (!this.nodes.has(n.uname)) {
+        const rec = newNodeRecord(n.uname, n.id);
+        if (this.members.has(n.uname)) rec.condition = 'member';
+        this.nodes.set(n.uname, rec);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Time-driven rules
+
+  /** Actions running on a node that left (or overdue ones) will never report: count them failed. */
+  private failRunningOn(node: string | undefined, why: string): void {
+    const t = this.transition;
+    if (!t) return;
+    for (const ra of t.actions) {
+      if (ra.state !== 'running' || ra.action.task === 'fence') continue;
+      if (
+        node !== undefined
+          ? ra.action.node !== node
+          : (ra.deadlineMs ?? Number.POSITIVE_INFINITY) > this.nowMs
+      )
+        continue;
+      ra.state = 'failed';
+      t.failedAsync = true;
+      this.log('warn', `${ra.action.rsc} ${ra.action.task} on ${ra.action.node} will not report: ${why}`);
+      this.abort(why);
+    }
+  }
+
+  /** Self-fencing mode: a lost node past its lease (seen from the quorate side) is off. */
+  private expireLeases(): void {
+    if (this.cfg.fencing !== 'self' || !this.quorate) return;
+    const wait = this.cfg.leaseMs + this.cfg.detectionSlackMs;
+    for (const rec of this.nodes.values()) {
+      if (rec.condition !== 'lost' || rec.lostAtMs === undefined || this.nowMs < rec.lostAtMs + wait)
+        continue;
+      rec.condition = 'down';
+      rec.lostAtMs = undefined;
+      clearNode(rec);
+      this.statusDirty = true;
+      const how = `lease expired (${wait} ms since it was lost: ${rec.lostWhy ?? 'unknown'})`;
+      this.log('warn', `${rec.name} is off: ${how}`, { node: rec.name });
+      this.effects.push({ type: 'node-fenced', node: rec.name, how });
+      this.invalidate(`${rec.name} past its lease`);
+    }
+  }
+
+  /** failure-timeout: a failure older than the timeout is forgotten and the cluster rechecked. */
+  private expireFailures(): void {
+    for (const rec of this.nodes.values()) {
+      for (const [k, v] of [...rec.attrs]) {
+        const m = /^last-failure-(.+?)(#.+_\d+)?$/.exec(k);
+        if (!m) continue;
+        const timeout = failureTimeoutMs(this.cib, m[1]!);
+        if (timeout <= 0 || (Number(v) || 0) * 1000 + timeout > this.nowMs) continue;
+        rec.attrs.delete(k);
+        rec.attrs.delete(`fail-count-${m[1]}${m[2] ?? ''}`);
+        this.statusDirty = true;
+        this.log('info', `failure of ${m[1]} on ${rec.name} expired (failure-timeout ${timeout} ms)`, {
+          resource: m[1],
+          node: rec.name,
+        });
+        this.invalidate(`failure-timeout of ${m[1]}`);
+      }
+    }
+  }
+
+  /** Two-node rule: the survivor fences its lost peer before it continues alone. */
+  private twoNodeFencing(): void {
+    if (this.cfg.fencing !== 'stonith') return;
+    for (const target of this.fenceNeeded) {
+      // Already confirmed off: quorum will hear of it from the shell.
+      if (this.nodes.get(target)?.condition === 'down') continue;
+      if ([...this.directFences.values()].includes(target)) continue;
+      if (
+        this.transition?.actions.some(
+          (a) => a.action.task === 'fence' && a.action.node === target && a.state === 'running',
+        )
+      )
+        continue;
+      if ((this.fenceAttempts.get(target) ?? 0) >= MAX_FENCE_ATTEMPTS) continue;
+      if ((this.fenceRetryAtMs.get(target) ?? 0) > this.nowMs) continue;
+      const token = `fence:${target}:${++this.tokenSeq}`;
+      this.directFences.set(token, target);
+      this.effects.push({
+        type: 'fence',
+        token,
+        target,
+        action: this.stonithAction(),
+        reason: 'two-node cluster: the survivor continues only after its peer is fenced',
+      });
+    }
+  }
+
+  /**
+   * The local safety rule, on every node: after losing quorum, stop (or demote) what runs here
+   * unless no-quorum-policy says to keep it; past the lease with something still running, fence
+   * yourself. In a two-node fence race this node keeps running: the fence device picks the winner.
+   */
+  private localSafety(): void {
+    if (this.quorate) {
+      this.quorumLostAtMs = undefined;
+      this.localStopIssued = false;
+      this.selfFenceRequested = false;
+      return;
+    }
+    if (this.localRunning.size === 0) return;
+    this.quorumLostAtMs ??= this.nowMs;
+    const policy = (clusterProperty(this.cib, 'no-quorum-policy') ?? 'stop').toLowerCase();
+    if (policy === 'ignore' || policy === 'freeze') return;
+    if (this.cfg.fencing === 'stonith' && this.fenceNeeded.length > 0) return;
+    if (policy === 'suicide' || policy === 'fence') {
+      this.requestSelfFence(`quorum lost and no-quorum-policy=${policy}`);
+      return;
+    }
+    if (!this.localStopIssued) {
+      this.localStopIssued = true;
+      for (const r of [...this.localRunning.values()].sort((a, b) => (a.rsc < b.rsc ? 1 : -1))) {
+        if (policy === 'demote' && r.role !== 'Promoted') continue;
+        const action = policy === 'demote' ? 'demote' : 'stop';
+        const op = execOpFor(this.cib, { id: -1, task: action, node: this.cfg.self, rsc: r.rsc });
+        if (!op) continue;
+        this.log(
+          'warn',
+          `${action === 'stop' ? 'stopping' : 'demoting'} ${r.rsc} here: this node lost quorum (lease ${this.cfg.leaseMs} ms)`,
+          { resource: r.rsc },
+        );
+        this.effects.push({ type: 'exec', token: `local:${++this.tokenSeq}`, node: this.cfg.self, op });
+      }
+    }
+    const stillRunning = [...this.localRunning.values()].filter(
+      (r) => policy !== 'demote' || r.role === 'Promoted',
+    );
+    if (stillRunning.length > 0 && this.nowMs >= this.quorumLostAtMs + this.cfg.leaseMs) {
+      this.requestSelfFence(
+        `quorum lost ${this.nowMs - this.quorumLostAtMs} ms ago and ${stillRunning.map((r) => r.rsc).join(', ')} still running past the ${this.cfg.leaseMs} ms lease`,
+      );
+    }
+  }
+
+  private requestSelfFence(reason: string): void {
+    if (this.selfFenceRequested) return;
+    this.selfFenceRequested = true;
+    this.log('error', `self-fencing: ${reason}`);
+    this.effects.push({ type: 'self-fence', reason });
+  }
+
+  private trackLocal(rsc: string, action: string, intervalMs: number, o: OpOutcome): void {
+    if (o.opStatus !== 0) {
+      // A failed stop leaves it running; a failed start may have half-started it.
+      if (action === 'start' || action === 'stop') this.localRunning.set(rsc, { rsc, role: 'Started' });
+      return;
+    }
+    if ((action === 'start' && o.rc === RC_OK) || (action === 'monitor' && o.rc === RC_OK)) {
+      const cur = this.localRunning.get(rsc);
+      this.localRunning.set(rsc, { rsc, role: cur?.role ?? 'Started' });
+    } else if (
+      (action === 'promote' && o.rc === RC_OK) ||
+      (action === 'monitor' && o.rc === RC_RUNNING_PROMOTED)
+    ) {
+      this.localRunning.set(rsc, { rsc, role: 'Promoted' });
+    } else if (action === 'demote' && o.rc === RC_OK) {
+      this.localRunning.set(rsc, { rsc, role: 'Started' });
+    } else if (
+      (action === 'stop' && (o.rc === RC_OK || o.rc === RC_NOT_RUNNING)) ||
+      (action === 'monitor' && o.rc === RC_NOT_RUNNING)
+    ) {
+      this.localRunning.delete(rsc);
+    } else if (action === 'start') {
+      this.localRunning.set(rsc, { rsc, role: 'Started' });
+    }
+    void intervalMs;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The transition graph
+
+  private frozenReason(): string | undefined {
+    const retrying = [...this.fenceRetryAtMs].filter(
+      ([n, at]) => at > this.nowMs && (this.fenceAttempts.get(n) ?? 0) < MAX_FENCE_ATTEMPTS,
+    );
+    if (retrying.length > 0) return `fencing ${retrying.map(([n]) => n).join(', ')} failed; retrying shortly`;
+    const unfenced = this.fenceNeeded.filter((n) => this.nodes.get(n)?.condition !== 'down');
+    if (this.cfg.fencing === 'stonith' && unfenced.length > 0) {
+      return `two-node rule: waiting until ${unfenced.join(', ')} is fenced`;
+    }
+    if (this.cfg.fencing === 'self') {
+      const waiting = [...this.nodes.values()].filter((r) => r.condition === 'lost');
+      if (waiting.length > 0) {
+        if (!this.quorate)
+          return `self-fencing: ${waiting.map((r) => r.name).join(', ')} lost and this side has no quorum`;
+        return `self-fencing: waiting for the lease of ${waiting.map((r) => r.name).join(', ')} to run out`;
+      }
+    }
+    return undefined;
+  }
+
+  private invalidate(why: string): void {
+    this.needSchedule = true;
+    if (this.transition) this.abort(why);
+  }
+
+  private abort(why: string): void {
+    const t = this.transition;
+    if (!t || t.aborted !== undefined) return;
+    t.aborted = why;
+    this.needSchedule = true;
+    this.log('info', `transition ${t.id} aborted: ${why}`);
+  }
+
+  /** Dispatches what can run, finishes a done graph, and computes the next one when needed. */
+  private drive(): void {
+    for (let round = 0; round < 2; round++) {
+      if (this.transition) {
+        if (this.transition.aborted === undefined) this.dispatchReady(this.transition);
+        if (!this.finishIfDone(this.transition)) return;
+      }
+      if (!this.needSchedule) return;
+      const frozen = this.frozenReason();
+      if (frozen !== undefined) {
+        this.log('debug', `not scheduling: ${frozen}`);
+        return;
+      }
+      this.runScheduler();
+    }
+  }
+
+  private finishIfDone(t: TransitionRun): boolean {
+    if (t.actions.some((a) => a.state === 'running')) return false;
+    const stuck = t.actions.filter((a) => a.state === 'pending').length;
+    const failed = t.actions.filter((a) => a.state === 'failed').length;
+    const done = t.actions.filter((a) => a.state === 'done').length;
+    this.log(
+      failed || stuck || t.aborted ? 'warn' : 'info',
+      `transition ${t.id} ${t.aborted ? 'stopped' : 'complete'}: ${done} done, ${failed} failed, ${stuck} not run${t.aborted ? ` (aborted: ${t.aborted})` : ''}`,
+    );
+    if (t.failedAsync) this.needSchedule = true;
+    this.transition = undefined;
+    return true;
+  }
+
+  private runScheduler(): void {
+    this.needSchedule = false;
+    this.lastScheduleMs = this.nowMs;
+    const cib = this.schedulingCib();
+    const r = this.scheduleFn(cib, this.nowMs);
+    if (!r.ok) {
+      this.log('error', `scheduler refused the CIB: ${r.message} [${r.code}]`);
+      return;
+    }
+    const actions = r.transition.actions;
+    if (actions.length === 0) return;
+    assert(actions.length <= MAX_TRANSITION_ACTIONS, `transition with ${actions.length} actions`);
+    const byId: RunAction[] = [];
+    for (const a of actions) byId[a.id] = { action: a, before: [], state: 'pending' };
+    for (const o of r.transition.orderings as readonly Ordering[]) byId[o.after]?.before.push(o.before);
+    const t: TransitionRun = {
+      id: ++this.transitionSeq,
+      actions: byId.filter((x) => x !== undefined),
+      aborted: undefined,
+      failedAsync: false,
+    };
+    this.transition = t;
+    this.log(
+      'info',
+      `transition ${t.id}: ${r.transition.summary.length ? r.transition.summary.map((s) => s.trim()).join('; ') : `${actions.length} actions (probes/monitors)`}`,
+    );
+    this.dispatchReady(t);
+  }
+
+  private dispatchReady(t: TransitionRun): void {
+    const state = (id: number): ActionState | undefined => t.actions.find((x) => x.action.id === id)?.state;
+    let progressed = true;
+    // Pseudo-actions complete at once, which may make others ready: loop until nothing moves.
+    for (let pass = 0; progressed && pass <= t.actions.length; pass++) {
+      progressed = false;
+      for (const ra of t.actions) {
+        if (ra.state !== 'pending' || !ra.before.every((b) => state(b) === 'done')) continue;
+        this.dispatch(t, ra);
+        progressed = true;
+      }
+    }
+  }
+
+  private dispatch(t: TransitionRun, ra: RunAction): void {
+    const a = ra.action;
+    const token = `${t.id}:${a.id}`;
+    if (a.task === 'fence') {
+      if ((this.fenceAttempts.get(a.node) ?? 0) >= MAX_FENCE_ATTEMPTS) {
+        ra.state = 'failed';
+        this.log(
+          'error',
+          `not fencing ${a.node} again: ${MAX_FENCE_ATTEMPTS} attempts failed; fix the fence device and run cleanup`,
+          { node: a.node },
+        );
+        return;
+      }
+      const rec = this.nodes.get(a.node);
+      ra.state = 'running';
+      this.effects.push({
+        type: 'fence',
+        token,
+        target: a.node,
+        action: this.stonithAction(),
+        reason: rec?.lostWhy ?? 'the scheduler asked for it',
+      });
+      return;
+    }
+    if (a.task === 'shutdown') {
+      ra.state = 'done';
+      return;
+    }
+    const rec = this.nodes.get(a.node);
+    if (rec?.condition !== 'member') {
+      // Stops and demotes on a node known off are implied by its fencing (pseudo-actions).
+      const implied = rec?.condition === 'down' && (a.task === 'stop' || a.task === 'demote');
+      ra.state = implied ? 'done' : 'failed';
+      if (!implied) this.log('warn', `cannot run ${a.rsc} ${a.task} on ${a.node}: it is not a member`);
+      return;
+    }
+    const op = execOpFor(this.cib, a) ?? this.orphanOp(rec, a);
+    if (!op) {
+      ra.state = 'failed';
+      this.log('error', `cannot run ${a.rsc} ${a.task}: the resource is not configured and has no history`);
+      return;
+    }
+    ra.state = 'running';
+    ra.deadlineMs = this.nowMs + op.timeoutMs + ACTION_REPORT_SLACK_MS;
+    this.effects.push({ type: 'exec', token, node: a.node, op });
+  }
+
+  /** A stop of a resource no longer configured runs with what its history remembers. */
+  private orphanOp(rec: NodeRecord, a: Action): ExecOp | undefined {
+    const ident = a.rsc !== undefined ? rec.agents.get(a.rsc) : undefined;
+    if (!ident || a.rsc === undefined || a.task !== 'stop') return undefined;
+    return {
+      rsc: a.rsc,
+      agent: [ident.class, ident.provider, ident.type].filter(Boolean).join(':'),
+      action: 'stop',
+      intervalMs: 0,
+      timeoutMs: 20_000,
+      startDelayMs: 0,
+      params: {},
+      meta: {},
+      expectedRc: RC_OK,
+    };
+  }
+
+  private actionByToken(t: TransitionRun, token: string): RunAction | undefined {
+    const m = /^(\d+):(\d+)$/.exec(token);
+    if (!m || Number(m[1]) !== t.id) return undefined;
+    return t.actions.find((x) => x.action.id === Number(m[2]));
+  }
+
+  private stonithAction(): 'reboot' | 'off' {
+    const v = clusterProperty(this.cib, 'stonith-action');
+    return v === 'off' || v === 'poweroff' ? 'off' : 'reboot';
+  }
+
+  private log(level: LogLevel, msg: string, fields?: Readonly<Record<string, unknown>>): void {
+    this.effects.push({ type: 'log', level, msg, ...(fields ? { fields } : {}) });
+  }
+}
+
+function execOpExpectedRc(a: Action): number | undefined {
+  if (a.task === 'monitor' && a.probe) return RC_NOT_RUNNING;
+  if (a.task === 'monitor' && a.role === 'Promoted') return RC_RUNNING_PROMOTED;
+  return RC_OK;
+}
+
+function defaultExpectedRc(action: string, intervalMs: number, role: string | undefined): number {
+  if (action === 'monitor' && intervalMs === 0) return RC_NOT_RUNNING;
+  if (action === 'monitor' && role === 'Promoted') return RC_RUNNING_PROMOTED;
+  return RC_OK;
+}
+
+/** Whether a result is a failure, by the rules the scheduler's history replay uses. */
+function isFailure(action: string, intervalMs: number, o: OpOutcome, expected: number): boolean {
+  if (o.opStatus !== 0) return true;
+  if (o.rc === expected) return false;
+  if (action === 'monitor' && intervalMs === 0)
+    return !(o.rc === RC_OK || o.rc === RC_NOT_RUNNING || o.rc === RC_RUNNING_PROMOTED);
+  if (action === 'stop' && o.rc === RC_NOT_RUNNING) return false;
+  return true;
+}
+
+/** What identifies the configuration (not the status): a change here aborts the transition. */
+function configKey(cib: Cib): string {
+  const attrs = cib.attrs.filter(([k]) => k !== 'num_updates' && k !== 'have-quorum' && k !== 'dc-uuid');
+  return JSON.stringify([attrs, cib.configuration]);
+}

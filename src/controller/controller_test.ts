@@ -1,0 +1,370 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { schedule } from '../scheduler/schedule.ts';
+import { Controller } from './controller.ts';
+import { ClusterSim, crmCib, startCluster } from './sim_harness_test_util.ts';
+import { MAX_FENCE_ATTEMPTS } from './types.ts';
+
+const THREE = `node 1: n1
+node 2: n2
+node 3: n3
+primitive fence-lab stonith:fence_dummy
+primitive ip ocf:heartbeat:Dummy op monitor interval=10s
+primitive web ocf:heartbeat:Dummy op monitor interval=10s
+group g ip web
+location l-prefer g 50: n1
+property stonith-enabled=true
+`;
+
+test('a fresh cluster probes every resource on every node, then starts the group in order on its preferred node', () => {
+  const sim = startCluster(THREE, ['n1', 'n2', 'n3']);
+  const probes = sim.execs.filter((e) => e.action === 'monitor' && e.intervalMs === 0);
+  assert.equal(probes.length, 9, 'three resources probed on three nodes');
+  assert.deepEqual(sim.where('ip'), ['n1']);
+  assert.deepEqual(sim.where('web'), ['n1']);
+  const order = sim.execs
+    .filter((e) => e.action === 'start' && e.node === 'n1' && e.rsc !== 'fence-lab')
+    .map((e) => e.rsc);
+  assert.deepEqual(order, ['ip', 'web']);
+  const lastProbe = Math.max(...probes.map((p) => sim.execs.indexOf(p)));
+  assert.ok(sim.execs.findIndex((e) => e.action === 'start') > lastProbe, 'starts wait for the probes');
+  assert.ok(
+    sim.execs.some((e) => e.rsc === 'web' && e.action === 'monitor' && e.intervalMs === 10_000),
+    'recurring monitor started',
+  );
+  assert.equal(sim.ctl.view().transition, undefined, 'nothing left to do');
+});
+
+test('when the node running the group is lost, it is fenced first and the group then starts on a survivor in order', () => {
+  const sim = startCluster(THREE, ['n1', 'n2', 'n3']);
+  const before = sim.execs.length;
+  sim.crash('n1');
+  sim.send({ type: 'membership', members: ['n2', 'n3'], why: 'no heartbeat on 2 links for 310 ms' });
+  assert.equal(sim.fences.length, 1);
+  assert.equal(sim.fences[0]!.target, 'n1');
+  const after = sim.execs
+    .slice(before)
+    .filter((e) => e.action === 'start')
+    .map((e) => `${e.rsc}@${e.node}`);
+  assert.ok(
+    after.includes('ip@n2') || after.includes('ip@n3'),
+    `group restarted elsewhere: ${after.join(' ')}`,
+  );
+  const node = sim.where('ip')[0]!;
+  assert.deepEqual(sim.where('web'), [node], 'web follows ip');
+  const order = after.filter((s) => s.endsWith(`@${node}`) && !s.startsWith('fence-lab'));
+  assert.deepEqual(order, [`ip@${node}`, `web@${node}`]);
+  assert.ok(
+    sim.effects.some((e) => e.type === 'node-fenced' && e.node === 'n1'),
+    'quorum is told n1 is off',
+  );
+});
+
+test('when fencing fails nothing of the lost node starts anywhere, and fencing is retried only a bounded number of times', () => {
+  const sim = startCluster(THREE, ['n1', 'n2', 'n3']);
+  sim.fenceOk = false;
+  const before = sim.execs.length;
+  sim.partition('n1');
+  sim.send({ type: 'membership', members: ['n2', 'n3'] });
+  for (let i = 0; i < MAX_FENCE_ATTEMPTS + 5; i++) sim.advance(1_000);
+  const started = sim.execs
+    .slice(before)
+    .filter((e) => (e.rsc === 'ip' || e.rsc === 'web') && e.action === 'start');
+  assert.deepEqual(started, [], 'ip and web must not start while n1 may still run them');
+  assert.equal(sim.fences.length, MAX_FENCE_ATTEMPTS);
+  assert.ok(
+    sim.logs().some((m) => m.includes(`not fencing n1 again: ${MAX_FENCE_ATTEMPTS} attempts failed`)),
+  );
+  // The device is repaired and the admin cleans up: fencing resumes and recovery follows.
+  sim.fenceOk = true;
+  sim.send({ type: 'cleanup', rsc: 'ip' });
+  assert.deepEqual(sim.where('ip'), ['n1'], "cleanup does not erase a lost node's history: still only on n1");
+});
+
+test('a failed monitor recovers the resource in place, and after migration-threshold failures the group moves', () => {
+  const sim = startCluster(`${THREE}rsc_defaults migration-threshold=2\n`, ['n1', 'n2', 'n3']);
+  sim.monitorFails('n1', 'web', 10_000);
+  assert.deepEqual(sim.where('web'), ['n1'], 'first failure: restarted on n1');
+  const st = sim.ctl.view().cib.status.find((s) => s.uname === 'n1')!;
+  const fc = st.transientAttributes
+    .flatMap((s) => s.pairs)
+    .find((p) => p.name === 'fail-count-web#monitor_10000');
+  assert.equal(fc?.value, '1');
+  sim.monitorFails('n1', 'web', 10_000);
+  const node = sim.where('web')[0];
+  assert.notEqual(node, 'n1', 'second failure reaches migration-threshold 2: web leaves n1');
+  assert.deepEqual(sim.where('ip'), [node!], 'the group moves together');
+});
+
+test('a start that fails is fatal on that node (start-failure-is-fatal) and the group starts elsewhere', () => {
+  const sim = new ClusterSim(crmCib(THREE), ['n1', 'n2', 'n3']);
+  sim.failStart.add('n1:ip');
+  sim.send({ type: 'membership', members: ['n1', 'n2', 'n3'] });
+  sim.send({ type: 'quorum', quorate: true, fenceNeeded: [] });
+  sim.send({ type: 'dc', isDc: true });
+  const node = sim.where('ip')[0];
+  assert.ok(node === 'n2' || node === 'n3', `ip runs on ${node}`);
+  assert.deepEqual(sim.where('web'), [node!]);
+  const st = sim.ctl.view().cib.status.find((s) => s.uname === 'n1')!;
+  const fc = st.transientAttributes.flatMap((s) => s.pairs).find((p) => p.name === 'fail-count-ip#start_0');
+  assert.equal(fc?.value, 'INFINITY');
+});
+
+test('cleanup forgets the failures, so a banned node may run the resource again', () => {
+  const sim = startCluster(`${THREE}rsc_defaults migration-threshold=1\n`, ['n1', 'n2', 'n3']);
+  sim.monitorFails('n1', 'web', 10_000);
+  assert.notDeepEqual(sim.where('web'), ['n1']);
+  sim.send({ type: 'cleanup', rsc: 'web' });
+  const st = sim.ctl.view().cib.status.find((s) => s.uname === 'n1')!;
+  assert.ok(
+    !st.transientAttributes.flatMap((s) => s.pairs).some((p) => p.name.startsWith('fail-count-web')),
+    'fail count removed',
+  );
+  assert.ok(
+    sim.execs.slice(-12).some((e) => e.rsc === 'web' && e.action === 'monitor' && e.intervalMs === 0),
+    'web probed again',
+  );
+});
+
+test('a failure older than failure-timeout is forgotten on the next tick and the resource may come back', () => {
+  const sim = startCluster(
+    `${THREE}rsc_defaults migration-threshold=1 failure-timeout=60s resource-stickiness=0\n`,
+    ['n1', 'n2', 'n3'],
+  );
+  sim.monitorFails('n1', 'web', 10_000);
+  assert.notDeepEqual(sim.where('web'), ['n1']);
+  sim.advance(30_000);
+  assert.notDeepEqual(sim.where('web'), ['n1'], 'still banned before the timeout');
+  sim.advance(31_000);
+  assert.deepEqual(sim.where('web'), ['n1'], 'back on the preferred node once the failure expired');
+  assert.ok(sim.logs().some((m) => m.includes('failure of web on n1 expired')));
+});
+
+test('on quorum loss the DC stops every resource (no-quorum-policy=stop)', () => {
+  const sim = startCluster(THREE, ['n1', 'n2', 'n3']);
+  sim.send({ type: 'quorum', quorate: false, fenceNeeded: [] });
+  assert.deepEqual(sim.where('ip'), []);
+  assert.deepEqual(sim.where('web'), []);
+});
+
+test('with no-quorum-policy=freeze resources keep running without quorum but nothing new starts', () => {
+  const sim = startCluster(`${THREE}property no-quorum-policy=freeze\n`, ['n1', 'n2', 'n3']);
+  sim.send({ type: 'quorum', quorate: false, fenceNeeded: [] });
+  assert.deepEqual(sim.where('web'), ['n1']);
+  assert.ok(!sim.effects.some((e) => e.type === 'self-fence'));
+});
+
+test('a node that is not DC and loses quorum stops its own resources, and fences itself if they outlive the lease', () => {
+  const cib = crmCib(THREE);
+  const ctl = new Controller(
+    { self: 'n3', fencing: 'self', leaseMs: 2_000, detectionSlackMs: 500, recheckIntervalMs: 60_000 },
+    (c, n) => schedule(c, n),
+    cib,
+  );
+  let now = 1_000_000;
+  ctl.handle({ type: 'membership', members: ['n1', 'n2', 'n3'] }, now);
+  ctl.handle({ type: 'quorum', quorate: true, fenceNeeded: [] }, now);
+  ctl.handle(
+    {
+      type: 'op-result',
+      node: 'n3',
+      token: '1:1',
+      rsc: 'ip',
+      action: 'start',
+      intervalMs: 0,
+      outcome: { rc: 0, opStatus: 0, execTimeMs: 1 },
+    },
+    now,
+  );
+  ctl.handle(
+    {
+      type: 'op-result',
+      node: 'n3',
+      token: '1:2',
+      rsc: 'web',
+      action: 'start',
+      intervalMs: 0,
+      outcome: { rc: 0, opStatus: 0, execTimeMs: 1 },
+    },
+    now,
+  );
+  now += 100;
+  const fx = ctl.handle({ type: 'quorum', quorate: false, fenceNeeded: [] }, now);
+  const stops = fx
+    .filter((e) => e.type === 'exec')
+    .map((e) => (e.type === 'exec' ? `${e.op.rsc} ${e.op.action}` : ''));
+  assert.deepEqual(stops, ['web stop', 'ip stop'], 'stops in reverse group order, at once');
+  // ip stops, web hangs: past the lease the node must fence itself.
+  ctl.handle(
+    {
+      type: 'op-result',
+      node: 'n3',
+      rsc: 'ip',
+      action: 'stop',
+      intervalMs: 0,
+      outcome: { rc: 0, opStatus: 0, execTimeMs: 1 },
+    },
+    now + 10,
+  );
+  assert.ok(!ctl.handle({ type: 'tick' }, now + 1_999).some((e) => e.type === 'self-fence'));
+  const late = ctl.handle({ type: 'tick' }, now + 2_000);
+  const sf = late.find((e) => e.type === 'self-fence');
+  assert.ok(
+    sf && sf.type === 'self-fence' && sf.reason.includes('web still running'),
+    'self-fence names what still runs',
+  );
+});
+
+test("in self-fencing mode the survivors wait for the lost node's lease before recovering its resources", () => {
+  const sim = startCluster(`${THREE}property stonith-enabled=false\n`, ['n1', 'n2', 'n3'], {
+    fencing: 'self',
+    leaseMs: 2_000,
+    detectionSlackMs: 500,
+  });
+  const before = sim.execs.length;
+  sim.crash('n1');
+  sim.send({ type: 'membership', members: ['n2', 'n3'] });
+  sim.advance(2_499);
+  assert.deepEqual(
+    sim.execs.slice(before).filter((e) => e.action === 'start'),
+    [],
+    'no start within lease + slack',
+  );
+  assert.match(sim.ctl.view().frozen ?? '', /waiting for the lease of n1/);
+  sim.advance(1);
+  const node = sim.where('ip')[0];
+  assert.ok(node === 'n2' || node === 'n3');
+  assert.deepEqual(sim.where('web'), [node!]);
+  assert.equal(sim.fences.length, 0, 'no fence device involved');
+});
+
+test('a minority partition in self-fencing mode never treats the lost nodes as off', () => {
+  const sim = startCluster(`${THREE}property stonith-enabled=false\n`, ['n1', 'n2', 'n3'], {
+    fencing: 'self',
+  });
+  sim.send({ type: 'membership', members: ['n1'] });
+  sim.send({ type: 'quorum', quorate: false, fenceNeeded: [] });
+  sim.advance(60_000);
+  assert.ok(!sim.effects.some((e) => e.type === 'node-fenced'));
+  assert.match(sim.ctl.view().frozen ?? '', /no quorum/);
+});
+
+const TWO = `node 1: a
+node 2: b
+primitive fence-lab stonith:fence_dummy
+primitive vip ocf:heartbeat:Dummy op monitor interval=5s
+location l-vip vip 100: b
+property stonith-enabled=true no-quorum-policy=stop
+`;
+
+test('two-node rule: the survivor fences its peer and only then takes over the service', () => {
+  const sim = startCluster(TWO, ['a', 'b']);
+  assert.deepEqual(sim.where('vip'), ['b']);
+  sim.fenceOk = false;
+  sim.crash('b');
+  sim.send({ type: 'membership', members: ['a'] });
+  sim.send({ type: 'quorum', quorate: false, fenceNeeded: ['b'] });
+  assert.deepEqual(sim.where('vip'), []);
+  assert.equal(sim.fences.at(-1)?.target, 'b');
+  assert.ok(
+    !sim.execs.some((e) => e.node === 'a' && e.rsc === 'vip' && e.action === 'start'),
+    'no start before the fence succeeded',
+  );
+  sim.fenceOk = true;
+  sim.advance(1_000); // the retry pause after a failed fence
+  assert.ok(sim.effects.some((e) => e.type === 'node-fenced' && e.node === 'b'));
+  // The shell feeds the fence into quorum, which now says the survivor may continue.
+  sim.send({ type: 'quorum', quorate: true, fenceNeeded: [] });
+  assert.deepEqual(sim.where('vip'), ['a']);
+});
+
+test('a witness vote keeps the survivor of a two-node pair quorate, and it still fences before recovering', () => {
+  const sim = startCluster(TWO, ['a', 'b']);
+  sim.crash('b');
+  sim.send({ type: 'membership', members: ['a'] });
+  sim.send({ type: 'quorum', quorate: true, fenceNeeded: [], reason: 'witness votes for a' });
+  assert.deepEqual(
+    sim.fences.map((f) => f.target),
+    ['b'],
+  );
+  assert.deepEqual(sim.where('vip'), ['a']);
+});
+
+test('standby moves resources off a node and online lets them come back', () => {
+  const sim = startCluster(THREE, ['n1', 'n2', 'n3']);
+  sim.send({ type: 'node-attribute', node: 'n1', name: 'standby', value: 'on' });
+  assert.notDeepEqual(sim.where('ip'), ['n1']);
+  assert.equal(sim.where('ip').length, 1);
+  sim.send({ type: 'node-attribute', node: 'n1', name: 'standby', value: undefined });
+  assert.deepEqual(sim.where('ip'), ['n1'], 'back to the preferred node (stickiness 0)');
+});
+
+test('maintenance-mode leaves running resources alone even when their node is lost', () => {
+  const sim = startCluster(THREE, ['n1', 'n2', 'n3']);
+  const cib = crmCib(`${THREE}property maintenance-mode=true\n`);
+  sim.send({ type: 'cib', cib });
+  const before = sim.execs.length;
+  sim.monitorFails('n1', 'web', 10_000);
+  assert.deepEqual(
+    sim.execs.slice(before).filter((e) => e.action === 'start' || e.action === 'stop'),
+    [],
+  );
+});
+
+test('a new transition is computed after a change that arrives while actions are running', () => {
+  const sim = new ClusterSim(crmCib(THREE), ['n1', 'n2', 'n3']);
+  sim.send({ type: 'membership', members: ['n1', 'n2', 'n3'] });
+  sim.send({ type: 'quorum', quorate: true, fenceNeeded: [] });
+  // Become DC but hold the results: only the first effects are produced.
+  const fx = sim.ctl.handle({ type: 'dc', isDc: true }, sim.nowMs);
+  assert.ok(
+    fx.some((e) => e.type === 'exec'),
+    'probes dispatched',
+  );
+  const abort = sim.ctl.handle(
+    { type: 'node-attribute', node: 'n2', name: 'pingd', value: '100' },
+    sim.nowMs,
+  );
+  assert.ok(
+    abort.some((e) => e.type === 'log' && e.msg.includes('aborted')),
+    'running graph aborted',
+  );
+  assert.ok(!abort.some((e) => e.type === 'exec'), 'nothing new dispatched while old actions run');
+});
+
+test('results from unknown nodes and a CIB the scheduler refuses are reported and change nothing', () => {
+  const sim = startCluster(THREE, ['n1', 'n2', 'n3']);
+  const status = JSON.stringify(sim.ctl.view().cib.status);
+  const fx = sim.ctl.handle(
+    {
+      type: 'op-result',
+      node: 'zz',
+      rsc: 'ip',
+      action: 'start',
+      intervalMs: 0,
+      outcome: { rc: 0, opStatus: 0, execTimeMs: 1 },
+    },
+    sim.nowMs,
+  );
+  assert.ok(fx.some((e) => e.type === 'log' && e.msg.includes('unknown node zz')));
+  assert.equal(JSON.stringify(sim.ctl.view().cib.status), status);
+  const bad = crmCib(
+    `node 1: n1\nnode 2: n2\nnode 3: n3\nprimitive r ocf:heartbeat:Dummy\nlocation l r rule 10: #uname eq n1\n`,
+  );
+  const withBundle = {
+    ...bad,
+    configuration: {
+      ...bad.configuration,
+      nodes: [
+        ...bad.configuration.nodes,
+        { id: '9', uname: 'rem', type: 'remote', instanceAttributes: [], utilization: [] },
+      ],
+    },
+  };
+  const out = sim.ctl.handle({ type: 'cib', cib: withBundle }, sim.nowMs);
+  assert.ok(
+    out.some((e) => e.type === 'log' && e.level === 'error' && e.msg.includes('unsupported')),
+    'scheduler error reported',
+  );
+  assert.deepEqual(sim.where('ip'), ['n1'], 'nothing was stopped because of the refused CIB');
+});

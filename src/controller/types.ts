@@ -1,0 +1,140 @@
+import type { Cib, NodeState } from '../cib/model.ts';
+import type { LogLevel } from '../lib/ports.ts';
+import type { ScheduleResult } from '../scheduler/schedule.ts';
+
+/**
+ * The controller's contract with its shell: events in, effects out. The core never waits, never
+ * reads a clock and never touches the network: each `handle(event, nowMs)` call returns the
+ * effects the shell must carry out, in order. The shell reports how each one ended with another
+ * event (an `exec` with an `op-result` carrying the same `token`, a `fence` with a
+ * `fence-result`).
+ */
+
+/** How a lost node is known to be harmless before its resources start elsewhere. */
+export type FencingMode =
+  /** A fence device (stonith agent or `halo:lab-fence`) must confirm the node is off. */
+  | 'stonith'
+  /**
+   * Self-fencing: a node that loses quorum stops its own resources within `leaseMs` (or fences
+   * itself), so the quorate side waits `leaseMs + detectionSlackMs` after losing a node.
+   */
+  | 'self';
+
+export interface ControllerConfig {
+  /** This node's name (`uname`). */
+  readonly self: string;
+  readonly fencing: FencingMode;
+  /** How long a node that lost quorum has to stop its resources before it must fence itself. */
+  readonly leaseMs: number;
+  /**
+   * How much later than the survivors the lost node may notice the loss (its own deadtime and
+   * clock-rate slack). Survivors wait `leaseMs + detectionSlackMs` in self-fencing mode.
+   */
+  readonly detectionSlackMs: number;
+  /** Re-run the scheduler at least this often while idle (Pacemaker's cluster-recheck-interval). */
+  readonly recheckIntervalMs: number;
+}
+
+/** The scheduler, injected so tests pass the real one and the core stays free of its imports. */
+export type ScheduleFn = (cib: Cib, nowMs: number) => ScheduleResult;
+
+/** What an agent run produced, as the executor reports it. */
+export interface OpOutcome {
+  readonly rc: number;
+  /** Pacemaker's op-status: 0 done, 1 cancelled, 2 timeout, 3 not supported, 4 error, 7 not installed. */
+  readonly opStatus: number;
+  readonly execTimeMs: number;
+  readonly queueTimeMs?: number;
+  readonly exitReason?: string;
+  /** md5 of the instance parameters, for restart-on-change (`op-digest`). */
+  readonly opDigest?: string;
+  /** Node attributes the agent asks to set (halo:ping's `pingd`). */
+  readonly attributes?: Readonly<Record<string, string>>;
+}
+
+export type ControllerEvent =
+  /** Time passed: lease deadlines, failure-timeout expiry and recheck are evaluated. */
+  | { readonly type: 'tick' }
+  /** The replicated CIB changed (committed). While DC the status section is the controller's own. */
+  | { readonly type: 'cib'; readonly cib: Cib }
+  /** This node became (or stopped being) the DC, i.e. the Raft leader. */
+  | { readonly type: 'dc'; readonly isDc: boolean }
+  /** Node names that are members right now (this node included). */
+  | { readonly type: 'membership'; readonly members: readonly string[]; readonly why?: string }
+  /** The quorum state; `fenceNeeded` lists peers the two-node rule says must be fenced first. */
+  | {
+      readonly type: 'quorum';
+      readonly quorate: boolean;
+      readonly fenceNeeded: readonly string[];
+      readonly reason?: string;
+    }
+  /** An operation finished. `token` is the exec effect's; absent for later runs of a recurring monitor. */
+  | {
+      readonly type: 'op-result';
+      readonly node: string;
+      readonly token?: string;
+      readonly rsc: string;
+      readonly action: string;
+      readonly intervalMs: number;
+      readonly outcome: OpOutcome;
+    }
+  | {
+      readonly type: 'fence-result';
+      readonly token: string;
+      readonly target: string;
+      readonly ok: boolean;
+      readonly reason: string;
+    }
+  /** A node attribute changed (attrd): standby, pingd, promotion scores; `value` undefined deletes. */
+  | {
+      readonly type: 'node-attribute';
+      readonly node: string;
+      readonly name: string;
+      readonly value: string | undefined;
+    }
+  /** `halo resource cleanup RSC [--node N]`: forget failures and history so it is probed again. */
+  | { readonly type: 'cleanup'; readonly rsc: string; readonly node?: string };
+
+/** One agent operation for a node's executor. */
+export interface ExecOp {
+  readonly rsc: string;
+  /** `class:provider:type`, `class:type`, or a built-in (`halo:vip`). */
+  readonly agent: string;
+  readonly action: string;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly startDelayMs: number;
+  readonly params: Readonly<Record<string, string>>;
+  readonly meta: Readonly<Record<string, string>>;
+  /** The rc that means success (7 for a probe, 8 for a Promoted monitor, else 0). */
+  readonly expectedRc: number;
+}
+
+export type ControllerEffect =
+  | { readonly type: 'exec'; readonly token: string; readonly node: string; readonly op: ExecOp }
+  | {
+      readonly type: 'fence';
+      readonly token: string;
+      readonly target: string;
+      readonly action: 'reboot' | 'off';
+      readonly reason: string;
+    }
+  /** A fence or lease expiry confirmed the node off: the shell feeds it to quorum (two-node rule). */
+  | { readonly type: 'node-fenced'; readonly node: string; readonly how: string }
+  /** The status section changed: the shell proposes it to the replicated CIB. */
+  | { readonly type: 'publish-status'; readonly status: readonly NodeState[] }
+  /** This node could not stop its resources within its lease after losing quorum. */
+  | { readonly type: 'self-fence'; readonly reason: string }
+  | {
+      readonly type: 'log';
+      readonly level: LogLevel;
+      readonly msg: string;
+      readonly fields?: Readonly<Record<string, unknown>>;
+    };
+
+/** Pacemaker's stonith-max-attempts default: fencing a node is not retried more than this. */
+export const MAX_FENCE_ATTEMPTS = 10;
+/** Most actions one transition may hold; a larger graph is a scheduler bug. */
+export const MAX_TRANSITION_ACTIONS = 100_000;
+/** Operation timeout when neither the op nor op_defaults names one (Pacemaker's 20 s). */
+export const DEFAULT_OP_TIMEOUT_MS = 20_000;

@@ -1,0 +1,88 @@
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { createConnection, createServer, type Server } from 'node:net';
+import { dirname } from 'node:path';
+import { HaloError } from '../lib/errors.ts';
+
+/**
+ * The daemon's local control socket: a unix socket (mode 0600) where a client writes one
+ * command line (`status`) and reads one JSON document back, then the server closes. Only
+ * local root can connect; nothing here is reachable from the network.
+ */
+export const MAX_CONTROL_REQUEST_BYTES = 4096;
+export const MAX_CONTROL_RESPONSE_BYTES = 4 << 20;
+
+export type ControlHandler = (command: string) => unknown;
+
+export async function serveControl(path: string, handler: ControlHandler): Promise<Server> {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  rmSync(path, { force: true });
+  const server = createServer((conn) => {
+    let buf = '';
+    conn.setEncoding('utf8');
+    conn.on('error', () => conn.destroy());
+    conn.on('data', (chunk: string) => {
+      buf += chunk;
+      if (buf.length > MAX_CONTROL_REQUEST_BYTES) {
+        conn.end(`${JSON.stringify({ error: 'request too long' })}\n`);
+        return;
+      }
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      let reply: unknown;
+      try {
+        reply = handler(buf.slice(0, nl).trim());
+      } catch (err) {
+        reply = { error: (err as Error).message };
+      }
+      conn.end(`${JSON.stringify(reply)}\n`);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err) =>
+      reject(
+        new HaloError('control-socket-failed', `cannot listen on ${path}: ${err.message}`, { cause: err }),
+      ),
+    );
+    server.listen(path, () => resolve());
+  });
+  chmodSync(path, 0o600);
+  return server;
+}
+
+/** Sends one command to a daemon's control socket and returns its parsed JSON answer. */
+export function queryControl(path: string, command: string, timeoutMs = 3000): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const conn = createConnection(path);
+    let buf = '';
+    const timer = setTimeout(() => {
+      conn.destroy();
+      reject(new HaloError('control-timeout', `no answer from ${path} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    conn.setEncoding('utf8');
+    conn.on('connect', () => conn.write(`${command}\n`));
+    conn.on('data', (chunk: string) => {
+      buf += chunk;
+      if (buf.length > MAX_CONTROL_RESPONSE_BYTES) conn.destroy(new Error('answer too long'));
+    });
+    conn.on('error', (err) => {
+      clearTimeout(timer);
+      reject(
+        new HaloError(
+          'daemon-unreachable',
+          `cannot talk to the daemon at ${path}: ${err.message}; is 'halo daemon' running?`,
+          {
+            cause: err,
+          },
+        ),
+      );
+    });
+    conn.on('end', () => {
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(buf));
+      } catch (err) {
+        reject(new HaloError('bad-answer', `daemon at ${path} sent invalid JSON`, { cause: err }));
+      }
+    });
+  });
+}

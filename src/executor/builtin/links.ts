@@ -1,0 +1,184 @@
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  symlinkSync,
+  unlinkSync,
+} from 'node:fs';
+import { dirname } from 'node:path';
+import { OCF_RC } from '../rc.ts';
+import { type BuiltinAgent, type BuiltinContext, standardActions } from './types.ts';
+
+/**
+ * `halo:links`: drbdlinks. On start each configured local path is moved aside (to
+ * `PATH.drbdlinks`) and replaced by a symlink into the replicated mount; on stop the link is
+ * removed and the original put back. Both are idempotent, so a retried or repeated operation
+ * never loses the original. Links come from `links` (`LOCAL=TARGET` pairs, separated by commas
+ * or newlines) or from a drbdlinks config file (`link('LOCAL', 'TARGET')` lines).
+ */
+
+export const LINKS_BACKUP_SUFFIX = '.drbdlinks';
+/** Most links one resource manages. */
+export const MAX_LINKS = 256;
+
+export interface LinkPair {
+  readonly local: string;
+  readonly target: string;
+}
+
+/** Parses drbdlinks.conf text: `link('/etc/apache2', '/drbd/etc/apache2')` per line. */
+export function parseDrbdlinksConf(text: string, file: string): LinkPair[] {
+  const out: LinkPair[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    const m = /^link\(\s*(['"])(.+?)\1\s*(?:,\s*(['"])(.+?)\3\s*)?\)\s*$/.exec(line);
+    if (m) {
+      // drbdlinks: with one argument the target is the mountpoint + local path; we need both.
+      if (m[4] === undefined) throw new Error(`${file}:${i + 1}:1: link('${m[2]}') needs a target path too`);
+      out.push({ local: m[2]!, target: m[4] });
+    } else if (!/^(mountpoint|restartSyslog|restartxinetd|cleanthisconfig|selinux)\b/.test(line)) {
+      throw new Error(`${file}:${i + 1}:1: expected link('LOCAL', 'TARGET'), got: ${line}`);
+    }
+  });
+  return out;
+}
+
+function configuredLinks(ctx: BuiltinContext): LinkPair[] | string {
+  let pairs: LinkPair[] = [];
+  try {
+    if (ctx.params.config)
+      pairs = parseDrbdlinksConf(readFileSync(ctx.params.config, 'utf8'), ctx.params.config);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  for (const item of (ctx.params.links ?? '').split(/[,\n]/)) {
+    if (item.trim() === '') continue;
+    const eq = item.indexOf('=');
+    if (eq < 0) return `links entry '${item.trim()}' is not LOCAL=TARGET`;
+    pairs.push({ local: item.slice(0, eq).trim(), target: item.slice(eq + 1).trim() });
+  }
+  if (pairs.length === 0) return `set 'links' (LOCAL=TARGET,…) or 'config' (a drbdlinks.conf)`;
+  if (pairs.length > MAX_LINKS) return `${pairs.length} links, more than ${MAX_LINKS}`;
+  const rel = pairs.find((p) => !p.local.startsWith('/') || !p.target.startsWith('/'));
+  if (rel) return `paths must be absolute: ${rel.local} -> ${rel.target}`;
+  return pairs;
+}
+
+function linkState(p: LinkPair): 'linked' | 'original' | 'absent' {
+  try {
+    const st = lstatSync(p.local);
+    if (st.isSymbolicLink() && readlinkSync(p.local) === p.target) return 'linked';
+    return 'original';
+  } catch {
+    return 'absent';
+  }
+}
+
+function startLinks(pairs: LinkPair[]): string | undefined {
+  for (const p of pairs) {
+    const state = linkState(p);
+    if (state === 'linked') continue;
+    const backup = p.local + LINKS_BACKUP_SUFFIX;
+    if (state === 'original') {
+      if (existsSync(backup) || isLink(backup))
+        return `${p.local}: cannot move aside, ${backup} already exists`;
+      renameSync(p.local, backup);
+    } else {
+      mkdirSync(dirname(p.local), { recursive: true });
+    }
+    symlinkSync(p.target, p.local);
+  }
+  return undefined;
+}
+
+function stopLinks(pairs: LinkPair[]): void {
+  for (const p of [...pairs].reverse()) {
+    if (linkState(p) === 'linked') unlinkSync(p.local);
+    const backup = p.local + LINKS_BACKUP_SUFFIX;
+    if ((existsSync(backup) || isLink(backup)) && linkState(p) === 'absent') renameSync(backup, p.local);
+  }
+}
+
+function isLink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+export function linksAgent(): BuiltinAgent {
+  return {
+    type: 'links',
+    metadata: {
+      name: 'links',
+      version: '1.0',
+      shortdesc: 'Symlinks into a replicated mount (built-in drbdlinks)',
+      longdesc:
+        'Replaces configured paths with symlinks into the replicated filesystem on start and restores the originals on stop.',
+      parameters: [
+        {
+          name: 'links',
+          required: false,
+          unique: false,
+          type: 'string',
+          shortdesc: 'LOCAL=TARGET pairs, comma separated',
+          longdesc: '',
+        },
+        {
+          name: 'config',
+          required: false,
+          unique: false,
+          type: 'string',
+          shortdesc: 'drbdlinks.conf to read link() lines from',
+          longdesc: '',
+        },
+      ],
+      actions: standardActions({ start: '20s', stop: '20s', monitor: '10s' }),
+    },
+    async run(ctx) {
+      const pairs = configuredLinks(ctx);
+      if (typeof pairs === 'string')
+        return { rc: OCF_RC.OCF_ERR_CONFIGURED, exitReason: `halo:links ${ctx.resource}: ${pairs}` };
+      try {
+        switch (ctx.action) {
+          case 'start': {
+            const why = startLinks(pairs);
+            return why
+              ? { rc: OCF_RC.OCF_ERR_GENERIC, exitReason: `halo:links ${ctx.resource}: ${why}` }
+              : { rc: OCF_RC.OCF_SUCCESS };
+          }
+          case 'stop':
+            stopLinks(pairs);
+            return { rc: OCF_RC.OCF_SUCCESS };
+          case 'monitor':
+          case 'status': {
+            const linked = pairs.filter((p) => linkState(p) === 'linked').length;
+            if (linked === pairs.length) return { rc: OCF_RC.OCF_SUCCESS };
+            if (linked === 0) return { rc: OCF_RC.OCF_NOT_RUNNING };
+            return {
+              rc: OCF_RC.OCF_ERR_GENERIC,
+              exitReason: `halo:links ${ctx.resource}: only ${linked} of ${pairs.length} links in place`,
+            };
+          }
+          case 'validate-all':
+            return { rc: OCF_RC.OCF_SUCCESS };
+          default:
+            return {
+              rc: OCF_RC.OCF_ERR_UNIMPLEMENTED,
+              exitReason: `halo:links has no action '${ctx.action}'`,
+            };
+        }
+      } catch (err) {
+        return {
+          rc: OCF_RC.OCF_ERR_GENERIC,
+          exitReason: `halo:links ${ctx.resource}: ${(err as Error).message}`,
+        };
+      }
+    },
+  };
+}

@@ -1,0 +1,90 @@
+/**
+ * Heartbeat v1 `haresources` names resources as `Type::arg1::arg2…` and ran them from
+ * /etc/ha.d/resource.d, where IPaddr, Filesystem, MailTo and friends were thin wrappers around
+ * the OCF agents. Machines without the heartbeat package have no such wrappers, so this maps the
+ * common ones onto the OCF agents (or halo built-ins) directly, with the same argument meaning
+ * the wrappers had. Pure.
+ */
+export interface MappedAgent {
+  readonly agent: string;
+  readonly params: Readonly<Record<string, string>>;
+}
+
+/** Positional arguments `1`, `2`, … of a heartbeat-class request, in order. */
+export function positionalArgs(params: Readonly<Record<string, string>>): string[] {
+  const args: string[] = [];
+  for (let i = 1; params[String(i)] !== undefined; i++) args.push(params[String(i)]!);
+  return args;
+}
+
+/**
+ * The OCF equivalent of a Heartbeat v1 resource script, or undefined when there is none (the
+ * script itself, or an LSB script of that name, must then exist).
+ */
+export function heartbeatToOcf(type: string, args: readonly string[]): MappedAgent | undefined {
+  const set = (pairs: [string, string | undefined][]): Record<string, string> => {
+    const out: Record<string, string> = {};
+    for (const [k, v] of pairs) if (v !== undefined && v !== '') out[k] = v;
+    return out;
+  };
+  switch (type) {
+    case 'IPaddr':
+    case 'IPaddr2': {
+      // IPaddr::192.0.2.10/24/eth0/192.0.2.255
+      const [ip, mask, nic, broadcast] = (args[0] ?? '').split('/');
+      return {
+        agent: `ocf:heartbeat:${type}`,
+        params: set([
+          ['ip', ip],
+          ['cidr_netmask', mask],
+          ['nic', nic],
+          ['broadcast', broadcast],
+        ]),
+      };
+    }
+    case 'Filesystem':
+      // Filesystem::/dev/drbd0::/drbd::ext3[::options]
+      return {
+        agent: 'ocf:heartbeat:Filesystem',
+        params: set([
+          ['device', args[0]],
+          ['directory', args[1]],
+          ['fstype', args[2]],
+          ['options', args[3]],
+        ]),
+      };
+    case 'MailTo':
+      return {
+        agent: 'ocf:heartbeat:MailTo',
+        params: set([
+          ['email', args[0]],
+          ['subject', args[1]],
+        ]),
+      };
+    case 'Delay':
+      // Heartbeat's Delay answered status at once; the OCF agent sleeps `mondelay` (30 s) first.
+      return {
+        agent: 'ocf:heartbeat:Delay',
+        params: set([
+          ['startdelay', args[0]],
+          ['stopdelay', args[1]],
+          ['mondelay', '0'],
+        ]),
+      };
+    case 'SendArp': {
+      // SendArp::192.0.2.10/eth0
+      const [ip, nic] = (args[0] ?? '').split('/');
+      return {
+        agent: 'ocf:heartbeat:SendArp',
+        params: set([
+          ['ip', ip],
+          ['nic', nic],
+        ]),
+      };
+    }
+    case 'drbdlinks':
+      return { agent: 'halo:links', params: { config: args[0] ?? '/etc/drbdlinks.conf' } };
+    default:
+      return undefined;
+  }
+}

@@ -1,0 +1,523 @@
+import { execFileSync, spawn } from 'node:child_process';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { queryControl } from '../daemon/control.ts';
+import type { DaemonStatus } from '../daemon/daemon.ts';
+import { HaloError } from '../lib/errors.ts';
+import { generateKeyFile } from '../transport/key_file.ts';
+import { createLabNet, isRoot } from './netns.ts';
+import { type ScenarioName, scenarioFiles } from './scenarios.ts';
+
+/**
+ * `halo lab`: a whole cluster on this machine. One network namespace per node with two links
+ * (two bridges, like a bonded pair), one client namespace, and one `halo daemon` per node
+ * started inside its namespace, detached, with its own config, key, state directory, control
+ * socket and log under the lab directory (`/run/halo-lab/<node>/…`). Everything made is written
+ * to `lab.json` before the next thing is made, so `status`, `chaos` and `down` work from any
+ * later process and `down` can remove a half-built lab.
+ */
+export const DEFAULT_LAB_DIR = '/run/halo-lab';
+export const LAB_STATE_FILE = 'lab.json';
+export const LAB_LINKS = 2;
+export const MAX_LAB_NODES = 16;
+/** How long `up` waits for every daemon's control socket (tsx start-up on a busy 2-core host). */
+export const DAEMON_START_DEADLINE_MS = 60_000;
+/** How long `down` waits after SIGTERM before SIGKILL. */
+export const STOP_GRACE_MS = 3_000;
+const DAEMON_PORT = 5405;
+const POLL_MS = 100;
+const STATUS_TIMEOUT_MS = 1_500;
+
+export interface LabNodeState {
+  readonly name: string;
+  readonly ns: string;
+  /** Position on the lab net (names the switch-side veths `n<index>l<link>`). */
+  readonly index: number;
+  readonly addrs: readonly string[];
+  readonly witness: boolean;
+  readonly dir: string;
+  readonly configFile: string;
+  readonly controlSocket: string;
+  readonly logFile: string;
+  pid: number | null;
+  paused: boolean;
+  cutLinks: number[];
+}
+
+export interface LabState {
+  readonly version: 1;
+  readonly dir: string;
+  readonly tag: string;
+  readonly switchNs: string;
+  /** Every namespace made, switch first. */
+  readonly namespaces: readonly string[];
+  readonly links: number;
+  readonly scenario: ScenarioName | null;
+  readonly client: { readonly name: string; readonly ns: string; readonly addr: string };
+  readonly nodes: LabNodeState[];
+  readonly createdAtMs: number;
+}
+
+export interface LabUpOptions {
+  readonly dir?: string;
+  readonly nodes?: number;
+  readonly witness?: boolean;
+  readonly scenario?: ScenarioName;
+  readonly profile?: string;
+  readonly tag?: string;
+  readonly say?: (line: string) => void;
+}
+
+function needRoot(): void {
+  if (!isRoot()) {
+    throw new HaloError(
+      'needs-root',
+      'halo lab needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) to create network namespaces, veth links and bridges; run it with sudo. Without root, run one `halo daemon --config FILE --node NAME` per node on 127.0.0.x addresses (see `halo cluster init`).',
+    );
+  }
+}
+
+export function readLabState(dir = DEFAULT_LAB_DIR): LabState {
+  const file = join(dir, LAB_STATE_FILE);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    throw new HaloError('no-lab', `no lab is up: ${file} does not exist; start one with 'halo lab up'`);
+  }
+  try {
+    const s = JSON.parse(text) as LabState;
+    if (s.version !== 1 || !Array.isArray(s.nodes)) throw new Error('unknown layout');
+    return s;
+  } catch (err) {
+    throw new HaloError(
+      'bad-lab-state',
+      `${file}: not a lab state file (${(err as Error).message}); remove the lab by hand: ip netns list | grep '^h'`,
+    );
+  }
+}
+
+function writeLabState(s: LabState): void {
+  const file = join(s.dir, LAB_STATE_FILE);
+  writeFileSync(`${file}.tmp`, `${JSON.stringify(s, null, 2)}\n`);
+  renameSync(`${file}.tmp`, file);
+}
+
+/** How to run the daemon: from source with tsx, or the compiled file beside this one. */
+function daemonCommand(): { argv: string[]; cwd: string } {
+  const here = fileURLToPath(import.meta.url);
+  if (here.endsWith('.ts')) {
+    return {
+      argv: ['--import', 'tsx', fileURLToPath(new URL('../daemon/main.ts', import.meta.url))],
+      cwd: resolve(dirname(here), '../..'),
+    };
+  }
+  return {
+    argv: [fileURLToPath(new URL('../daemon/main.js', import.meta.url))],
+    cwd: resolve(dirname(here), '../../..'),
+  };
+}
+
+/** Whether `pid` is still the daemon this lab started (not a reused PID). */
+export function isLabDaemon(n: LabNodeState): boolean {
+  if (n.pid === null) return false;
+  try {
+    const cmdline = readFileSync(`/proc/${n.pid}/cmdline`, 'utf8');
+    return cmdline.includes(n.configFile);
+  } catch {
+    return false;
+  }
+}
+
+function spawnDaemon(n: LabNodeState): number {
+  const cmd = daemonCommand();
+  const fd = openSync(n.logFile, 'a');
+  try {
+    const args = [
+      'netns',
+      'exec',
+      n.ns,
+      process.execPath,
+      ...cmd.argv,
+      '--config',
+      n.configFile,
+      '--node',
+      n.name,
+    ];
+    if (n.witness) args.push('--witness');
+    const child = spawn('ip', args, { detached: true, stdio: ['ignore', fd, fd], cwd: cmd.cwd });
+    child.unref();
+    if (child.pid === undefined)
+      throw new HaloError('spawn-failed', `could not start the daemon of ${n.name}`);
+    return child.pid;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function sleep(ms: number): Promise<void> {
+  await new Promise((r) => setTimeout(r, ms));
+}
+
+async function waitForDaemons(s: LabState, deadlineMs: number): Promise<void> {
+  const until = Date.now() + deadlineMs;
+  const pending = new Set(s.nodes.map((n) => n.name));
+  while (pending.size > 0) {
+    for (const n of s.nodes) {
+      if (!pending.has(n.name)) continue;
+      if (!isLabDaemon(n))
+        throw new HaloError(
+          'daemon-died',
+          `the daemon of ${n.name} exited during start-up; its log: ${n.logFile}\n${tail(n.logFile)}`,
+        );
+      try {
+        await queryControl(n.controlSocket, 'status', STATUS_TIMEOUT_MS);
+        pending.delete(n.name);
+      } catch {
+        // Not listening yet.
+      }
+    }
+    if (pending.size === 0) return;
+    if (Date.now() > until)
+      throw new HaloError(
+        'timeout',
+        `daemons of ${[...pending].join(', ')} did not answer within ${deadlineMs} ms; logs in ${s.dir}/<node>/daemon.log`,
+      );
+    await sleep(POLL_MS);
+  }
+}
+
+function tail(file: string, lines = 5): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/** Builds the lab and starts its daemons. On any failure it removes what it made, then throws. */
+export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
+  needRoot();
+  const dir = opts.dir ?? DEFAULT_LAB_DIR;
+  const count = opts.nodes ?? 3;
+  const say = opts.say ?? (() => {});
+  if (!Number.isInteger(count) || count < 1 || count > MAX_LAB_NODES) {
+    throw new HaloError('bad-argument', `--nodes must be 1..${MAX_LAB_NODES}, got ${count}`);
+  }
+  if (existsSync(join(dir, LAB_STATE_FILE))) {
+    throw new HaloError(
+      'lab-exists',
+      `a lab is already up (${join(dir, LAB_STATE_FILE)}); run 'halo lab down' first`,
+    );
+  }
+  const names = Array.from({ length: count }, (_, i) => `n${i + 1}`);
+  const all = opts.witness ? [...names, 'w'] : names;
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const net = createLabNet({
+    nodes: all,
+    links: LAB_LINKS,
+    clients: ['client'],
+    ...(opts.tag ? { tag: opts.tag } : {}),
+  });
+  const client = net.node('client');
+  const state: LabState = {
+    version: 1,
+    dir,
+    tag: net.tag,
+    switchNs: net.switchNs,
+    namespaces: [net.switchNs, ...net.nodes.map((n) => n.ns)],
+    links: LAB_LINKS,
+    scenario: opts.scenario ?? null,
+    client: { name: 'client', ns: client.ns, addr: client.addrs[0]! },
+    nodes: all.map((name, index) => {
+      const n = net.node(name);
+      const ndir = join(dir, name);
+      return {
+        name,
+        ns: n.ns,
+        index,
+        addrs: n.addrs,
+        witness: name === 'w',
+        dir: ndir,
+        configFile: join(ndir, 'etc', 'halo.json'),
+        controlSocket: join(ndir, 'halo.sock'),
+        logFile: join(ndir, 'daemon.log'),
+        pid: null,
+        paused: false,
+        cutLinks: [],
+      };
+    }),
+    createdAtMs: Date.now(),
+  };
+  writeLabState(state);
+  try {
+    writeNodeFiles(state, opts.profile ?? 'lab');
+    if (opts.scenario) {
+      const sc = scenarioFiles(opts.scenario, names);
+      mkdirSync(join(dir, 'scenario'), { recursive: true });
+      for (const [f, text] of Object.entries(sc.files)) writeFileSync(join(dir, 'scenario', f), text);
+    }
+    for (const n of state.nodes) {
+      n.pid = spawnDaemon(n);
+      writeLabState(state);
+      say(
+        `started ${n.name}${n.witness ? ' (witness)' : ''} in ${n.ns}: pid ${n.pid}, ${n.addrs.join(' + ')}`,
+      );
+    }
+    await waitForDaemons(state, DAEMON_START_DEADLINE_MS);
+  } catch (err) {
+    await labDown(dir).catch(() => {});
+    throw err;
+  }
+  return state;
+}
+
+function writeNodeFiles(s: LabState, profile: string): void {
+  const key = join(s.dir, 'authkey');
+  generateKeyFile(key, { force: true });
+  const nodes = s.nodes.map((n, i) => ({
+    id: i + 1,
+    name: n.name,
+    links: n.addrs.map((a) => `${a}:${DAEMON_PORT}`),
+    ...(n.witness ? { witness: true } : {}),
+  }));
+  const voters = s.nodes.filter((n) => !n.witness).length;
+  for (const n of s.nodes) {
+    mkdirSync(join(n.dir, 'etc'), { recursive: true, mode: 0o700 });
+    mkdirSync(join(n.dir, 'lib'), { recursive: true, mode: 0o700 });
+    // Each node has its own copy of the key, as separate machines would.
+    copyFileSync(key, join(n.dir, 'etc', 'authkey'));
+    const cfg = {
+      cluster: `lab-${s.tag}`,
+      keyFile: join(n.dir, 'etc', 'authkey'),
+      profile,
+      sendMode: 'best',
+      stateDir: join(n.dir, 'lib'),
+      controlSocket: n.controlSocket,
+      quorum: { twoNode: voters === 2 && !s.nodes.some((x) => x.witness) },
+      nodes,
+    };
+    writeFileSync(n.configFile, `${JSON.stringify(cfg, null, 2)}\n`, { mode: 0o600 });
+  }
+}
+
+export interface LabNodeReport {
+  readonly name: string;
+  readonly ns: string;
+  readonly addrs: readonly string[];
+  readonly pid: number | null;
+  readonly running: boolean;
+  readonly paused: boolean;
+  readonly cutLinks: readonly number[];
+  readonly status?: DaemonStatus;
+  readonly error?: string;
+}
+
+export async function labStatus(dir = DEFAULT_LAB_DIR): Promise<{ state: LabState; nodes: LabNodeReport[] }> {
+  const state = readLabState(dir);
+  const nodes: LabNodeReport[] = [];
+  for (const n of state.nodes) {
+    const running = isLabDaemon(n);
+    const base = {
+      name: n.name,
+      ns: n.ns,
+      addrs: n.addrs,
+      pid: n.pid,
+      running,
+      paused: n.paused,
+      cutLinks: n.cutLinks,
+    };
+    if (!running || n.paused) {
+      nodes.push(base);
+      continue;
+    }
+    try {
+      nodes.push({
+        ...base,
+        status: (await queryControl(n.controlSocket, 'status', STATUS_TIMEOUT_MS)) as DaemonStatus,
+      });
+    } catch (err) {
+      nodes.push({ ...base, error: (err as Error).message });
+    }
+  }
+  return { state, nodes };
+}
+
+export function renderLabStatus(r: { state: LabState; nodes: readonly LabNodeReport[] }): string {
+  const s = r.state;
+  const lines = [
+    `lab ${s.tag} in ${s.dir}: ${s.nodes.length} nodes, ${s.links} links each${s.scenario ? `, scenario ${s.scenario}` : ''}`,
+  ];
+  const dc = r.nodes.find((n) => n.status?.dc)?.status?.dc ?? null;
+  lines.push(`DC: ${dc ?? 'none'}`);
+  for (const n of r.nodes) {
+    const state = !n.running
+      ? 'DOWN (daemon not running)'
+      : n.paused
+        ? 'PAUSED (SIGSTOP)'
+        : n.error
+          ? `UNREACHABLE (${n.error})`
+          : 'running';
+    const q = n.status
+      ? `, quorum ${n.status.quorum.quorate ? 'yes' : 'no'} (${n.status.quorum.votes}/${n.status.quorum.expectedVotes})`
+      : '';
+    const members = n.status
+      ? `, sees ${n.status.members
+          .filter((m) => m.state === 'member' || m.state === 'self')
+          .map((m) => m.name)
+          .join(' ')}`
+      : '';
+    const cut = n.cutLinks.length ? `, links cut: ${n.cutLinks.join(',')}` : '';
+    lines.push(
+      `  ${n.name.padEnd(4)} ${n.addrs.join(' ').padEnd(26)} pid ${String(n.pid ?? '-').padEnd(8)} ${state}${q}${members}${cut}`,
+    );
+  }
+  lines.push(
+    `client: ${s.client.ns} (${s.client.addr}); run commands there with: ip netns exec ${s.client.ns} CMD`,
+  );
+  return lines.join('\n');
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Removes the lab: stops every daemon it started (by recorded PID, checked against its command
+ * line), deletes every namespace it made and its directory. Returns what it did, line by line.
+ */
+export async function labDown(dir = DEFAULT_LAB_DIR): Promise<string[]> {
+  needRoot();
+  const state = readLabState(dir);
+  const done: string[] = [];
+  const ours = state.nodes.filter((n) => isLabDaemon(n));
+  for (const n of ours) {
+    process.kill(n.pid!, 'SIGTERM');
+    if (n.paused) process.kill(n.pid!, 'SIGCONT');
+  }
+  const until = Date.now() + STOP_GRACE_MS;
+  while (ours.some((n) => pidAlive(n.pid!)) && Date.now() < until) await sleep(POLL_MS);
+  for (const n of ours) {
+    if (pidAlive(n.pid!)) {
+      process.kill(n.pid!, 'SIGKILL');
+      done.push(`killed ${n.name} (pid ${n.pid}) after ${STOP_GRACE_MS} ms`);
+    } else {
+      done.push(`stopped ${n.name} (pid ${n.pid})`);
+    }
+  }
+  for (const ns of [...state.namespaces].reverse()) {
+    try {
+      execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+      done.push(`deleted namespace ${ns}`);
+    } catch {
+      // Already gone.
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+  done.push(`removed ${dir}`);
+  return done;
+}
+
+export type ChaosFault = 'kill' | 'cut-link' | 'partition' | 'pause' | 'heal' | 'restart';
+
+export interface ChaosOptions {
+  readonly fault: ChaosFault;
+  readonly node?: string;
+  readonly link?: number;
+}
+
+/** The node the fault hits by default: the DC as the live daemons report it, else the first node. */
+async function defaultTarget(state: LabState): Promise<LabNodeState> {
+  for (const n of state.nodes) {
+    if (!isLabDaemon(n) || n.paused) continue;
+    try {
+      const st = (await queryControl(n.controlSocket, 'status', STATUS_TIMEOUT_MS)) as DaemonStatus;
+      const dc = state.nodes.find((x) => x.name === st.dc);
+      if (dc) return dc;
+    } catch {
+      // Try the next one.
+    }
+  }
+  return state.nodes.find((n) => !n.witness) ?? state.nodes[0]!;
+}
+
+function setLink(state: LabState, n: LabNodeState, link: number, up: boolean): void {
+  execFileSync('ip', ['-n', state.switchNs, 'link', 'set', `n${n.index}l${link}`, up ? 'up' : 'down'], {
+    stdio: 'pipe',
+  });
+}
+
+/** Injects one fault (or heals) and returns a sentence saying what was done. */
+export async function labChaos(dir: string, o: ChaosOptions): Promise<string> {
+  needRoot();
+  const state = readLabState(dir);
+  const n = o.node !== undefined ? state.nodes.find((x) => x.name === o.node) : await defaultTarget(state);
+  if (!n)
+    throw new HaloError(
+      'unknown-node',
+      `no lab node named '${o.node}' (nodes: ${state.nodes.map((x) => x.name).join(', ')})`,
+    );
+  const link = o.link ?? 0;
+  if (!Number.isInteger(link) || link < 0 || link >= state.links)
+    throw new HaloError('bad-argument', `--link must be 0..${state.links - 1}, got ${o.link}`);
+  let what: string;
+  switch (o.fault) {
+    case 'kill': {
+      if (!isLabDaemon(n)) throw new HaloError('not-running', `the daemon of ${n.name} is not running`);
+      process.kill(n.pid!, 'SIGKILL');
+      what = `killed the daemon of ${n.name} (kill -9 ${n.pid})`;
+      n.pid = null;
+      n.paused = false;
+      break;
+    }
+    case 'cut-link':
+      setLink(state, n, link, false);
+      if (!n.cutLinks.includes(link)) n.cutLinks.push(link);
+      what = `cut link ${link} of ${n.name}`;
+      break;
+    case 'partition':
+      for (let l = 0; l < state.links; l++) {
+        setLink(state, n, l, false);
+        if (!n.cutLinks.includes(l)) n.cutLinks.push(l);
+      }
+      what = `isolated ${n.name}: all ${state.links} links cut`;
+      break;
+    case 'pause':
+      if (!isLabDaemon(n)) throw new HaloError('not-running', `the daemon of ${n.name} is not running`);
+      process.kill(n.pid!, 'SIGSTOP');
+      n.paused = true;
+      what = `paused the daemon of ${n.name} (SIGSTOP ${n.pid})`;
+      break;
+    case 'heal':
+      for (const l of n.cutLinks) setLink(state, n, l, true);
+      if (n.paused && isLabDaemon(n)) process.kill(n.pid!, 'SIGCONT');
+      what = `healed ${n.name}: links ${n.cutLinks.length ? n.cutLinks.join(',') : 'none'} restored${n.paused ? ', daemon resumed' : ''}`;
+      n.cutLinks = [];
+      n.paused = false;
+      break;
+    case 'restart':
+      if (isLabDaemon(n))
+        throw new HaloError('already-running', `the daemon of ${n.name} is running (pid ${n.pid})`);
+      n.pid = spawnDaemon(n);
+      what = `restarted the daemon of ${n.name}: pid ${n.pid}`;
+      break;
+  }
+  writeLabState(state);
+  return what;
+}

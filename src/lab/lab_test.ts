@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { HaloError } from '../lib/errors.ts';
+import { isLabDaemon, labChaos, labDown, labStatus, labUp, readLabState } from './lab.ts';
+import { hasNetnsSupport } from './netns.ts';
+import { scenarioFiles } from './scenarios.ts';
+
+/** Polls `check` until it returns true or `ms` passes. */
+async function eventually(what: string, ms: number, check: () => Promise<boolean>): Promise<void> {
+  const until = Date.now() + ms;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > until) throw new Error(`gave up waiting for ${what} after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+test('lab up builds a 3-node cluster that status reports; chaos --kill is seen by the others; down removes everything', {
+  skip: !hasNetnsSupport() && 'needs root and ip netns',
+  timeout: 150_000,
+}, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'halo-labtest-'));
+  let namespaces: readonly string[] = [];
+  let pids: number[] = [];
+  try {
+    const state = await labUp({ dir, nodes: 3, scenario: 'web' });
+    namespaces = state.namespaces;
+    pids = state.nodes.map((n) => n.pid!);
+    assert.equal(state.nodes.length, 3);
+    assert.ok(existsSync(join(dir, 'scenario', 'cib.crm')), 'scenario written');
+    assert.ok(
+      state.nodes.every((n) => isLabDaemon(n)),
+      'every daemon runs',
+    );
+    await eventually('all three nodes to see each other', 30_000, async () => {
+      const r = await labStatus(dir);
+      return r.nodes.every(
+        (n) => n.status?.members.filter((m) => m.state === 'member' || m.state === 'self').length === 3,
+      );
+    });
+    const what = await labChaos(dir, { fault: 'kill', node: 'n3' });
+    assert.match(what, /killed the daemon of n3/);
+    assert.equal(
+      readLabState(dir).nodes.find((n) => n.name === 'n3')!.pid,
+      null,
+      'the kill is recorded for later commands',
+    );
+    await eventually('n1 and n2 to mark n3 lost', 30_000, async () => {
+      const r = await labStatus(dir);
+      return ['n1', 'n2'].every((name) => {
+        const st = r.nodes.find((n) => n.name === name)?.status;
+        return st?.members.find((m) => m.name === 'n3')?.state === 'lost';
+      });
+    });
+    const r = await labStatus(dir);
+    assert.equal(r.nodes.find((n) => n.name === 'n3')!.running, false);
+    const cut = await labChaos(dir, { fault: 'cut-link', node: 'n1', link: 1 });
+    assert.match(cut, /cut link 1 of n1/);
+    const lines = await labDown(dir);
+    assert.ok(lines.some((l) => l.startsWith('stopped n1')));
+  } finally {
+    if (existsSync(join(dir, 'lab.json'))) await labDown(dir).catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+  }
+  for (const ns of namespaces) assert.ok(!existsSync(`/run/netns/${ns}`), `namespace ${ns} left behind`);
+  for (const pid of pids)
+    assert.ok(
+      !existsSync(`/proc/${pid}/cmdline`) || !readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir),
+      `daemon ${pid} left running`,
+    );
+  assert.ok(!existsSync(dir));
+});
+
+test('lab commands against a lab that is not up say so and change nothing', {
+  skip: !hasNetnsSupport() && 'needs root',
+}, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'halo-labtest-'));
+  try {
+    await assert.rejects(
+      labStatus(dir),
+      (e: unknown) => e instanceof HaloError && e.code === 'no-lab' && e.message.includes("'halo lab up'"),
+    );
+    await assert.rejects(labDown(dir), (e: unknown) => e instanceof HaloError && e.code === 'no-lab');
+    await assert.rejects(
+      labChaos(dir, { fault: 'kill' }),
+      (e: unknown) => e instanceof HaloError && e.code === 'no-lab',
+    );
+    await assert.rejects(
+      labUp({ dir, nodes: 0 }),
+      (e: unknown) => e instanceof HaloError && e.code === 'bad-argument',
+    );
+    assert.ok(existsSync(dir));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('every scenario names each lab node and the lab VIP', () => {
+  for (const name of ['web', 'seed-003', 'seed-004'] as const) {
+    const sc = scenarioFiles(name, ['n1', 'n2']);
+    const text = Object.values(sc.files).join('\n');
+    assert.ok(text.includes('n1') && text.includes('n2'), name);
+    assert.ok(text.includes('198.18.0.200'), name);
+  }
+});

@@ -1,0 +1,86 @@
+import { HaloError } from '../lib/errors.ts';
+
+/**
+ * The configurations `halo lab up --scenario …` writes into the lab. Each is what an admin
+ * would load into a real cluster of these node names, with the virtual IP on the lab's link 0
+ * network (198.18.0.0/24, see netns.ts) so the client namespace can reach it.
+ */
+export const SCENARIOS = ['web', 'seed-003', 'seed-004'] as const;
+export type ScenarioName = (typeof SCENARIOS)[number];
+
+/** The lab's virtual IP: on link 0, above every node and client address. */
+export const LAB_VIP = '198.18.0.200';
+
+export function isScenario(s: string): s is ScenarioName {
+  return (SCENARIOS as readonly string[]).includes(s);
+}
+
+export interface ScenarioFiles {
+  /** File name → content, written under the lab's `scenario/` directory. */
+  readonly files: Readonly<Record<string, string>>;
+  /** What a person should look at once it runs. */
+  readonly next: string;
+}
+
+function nodeLines(nodes: readonly string[]): string {
+  return nodes.map((n, i) => `node ${i + 1}: ${n}`).join('\n');
+}
+
+export function scenarioFiles(name: ScenarioName, nodes: readonly string[]): ScenarioFiles {
+  if (nodes.length === 0) throw new HaloError('bad-argument', 'a scenario needs at least one node');
+  switch (name) {
+    case 'web':
+      return {
+        files: {
+          'cib.crm': `${nodeLines(nodes)}
+primitive fence-lab halo:lab-fence
+primitive vip halo:vip params ip=${LAB_VIP} cidr_netmask=24 nic=link0 op monitor interval=2s
+primitive www ocf:heartbeat:nginx op monitor interval=5s timeout=20s
+group g-web vip www
+property stonith-enabled=true no-quorum-policy=stop
+rsc_defaults resource-stickiness=100
+`,
+        },
+        next: `curl http://${LAB_VIP}/ from the client namespace`,
+      };
+    case 'seed-003':
+      // Seed 003's playground: a replicated volume, its filesystem, the VIP, nginx and a database,
+      // grouped and colocated on the promoted volume, with the seed's properties.
+      return {
+        files: {
+          'cib.crm': `${nodeLines(nodes)}
+primitive fence-lab halo:lab-fence
+primitive p_drbd ocf:linbit:drbd params drbd_resource=r0 op monitor interval=15s role=Master op monitor interval=30s role=Slave
+ms ms_drbd p_drbd meta master-max=1 master-node-max=1 clone-max=2 clone-node-max=1 notify=true
+primitive p_fs ocf:heartbeat:Filesystem params device=/dev/drbd0 directory=/srv/data fstype=ext4
+primitive p_ip halo:vip params ip=${LAB_VIP} cidr_netmask=24 nic=link0 op monitor interval=2s
+primitive p_nginx ocf:heartbeat:nginx op monitor interval=5s
+primitive p_db ocf:heartbeat:mysql op monitor interval=10s
+group g_all p_fs p_ip p_nginx p_db
+colocation c_all_on_drbd inf: g_all ms_drbd:Master
+order o_drbd_before_all inf: ms_drbd:promote g_all:start
+property stonith-enabled=true no-quorum-policy=stop default-resource-stickiness=100
+`,
+        },
+        next: `curl http://${LAB_VIP}/ from the client namespace; the database listens on ${LAB_VIP}:3306`,
+      };
+    case 'seed-004':
+      // Seed 004: Heartbeat v1 files imported as they are.
+      return {
+        files: {
+          'ha.cf': `keepalive 200ms
+deadtime 1
+warntime 500ms
+initdead 10
+udpport 694
+bcast link0 link1
+auto_failback off
+${nodes.map((n) => `node ${n}`).join('\n')}
+`,
+          haresources: `${nodes[0]} IPaddr::${LAB_VIP}/24/link0 drbddisk::r0 Filesystem::/dev/drbd0::/srv/www::ext4 drbdlinks apache2\n`,
+          authkeys: 'auth 1\n1 sha1 halo-lab-not-a-secret\n',
+        },
+        next: `curl http://${LAB_VIP}/ from the client namespace`,
+      };
+  }
+}

@@ -1,0 +1,131 @@
+import { type FileHandle, open } from 'node:fs/promises';
+import { assert } from '../lib/assert.ts';
+import { HaloError } from '../lib/errors.ts';
+
+/**
+ * What the NBD server exports. Callers only pass ranges inside [0, sizeBytes): the server
+ * checks them first. A write resolves once the bytes are in the device's cache; with `fua`
+ * (force unit access) only once they are on stable storage. `flush` resolves once every write
+ * that resolved before it was called is on stable storage. A rejection means the operation
+ * failed (the client gets EIO); the device stays usable.
+ */
+export interface BlockDevice {
+  readonly sizeBytes: number;
+  read(offset: number, length: number): Promise<Uint8Array>;
+  write(offset: number, data: Uint8Array, fua: boolean): Promise<void>;
+  flush(): Promise<void>;
+  /** The range's contents become unspecified (we write zeroes so reads stay deterministic). */
+  trim(offset: number, length: number): Promise<void>;
+  writeZeroes(offset: number, length: number, fua: boolean): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Largest zero run written in one call by `writeZeroes`. */
+const ZERO_CHUNK = 1024 * 1024;
+
+function checkRange(dev: { sizeBytes: number }, offset: number, length: number): void {
+  assert(
+    Number.isSafeInteger(offset) && offset >= 0 && length >= 0 && offset + length <= dev.sizeBytes,
+    `block range ${offset}+${length} outside device of ${dev.sizeBytes} bytes`,
+  );
+}
+
+/** An in-memory device for tests and `sim/`. */
+export class MemoryBlockDevice implements BlockDevice {
+  readonly bytes: Uint8Array;
+  flushes = 0;
+  constructor(readonly sizeBytes: number) {
+    this.bytes = new Uint8Array(sizeBytes);
+  }
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    checkRange(this, offset, length);
+    return this.bytes.slice(offset, offset + length);
+  }
+  async write(offset: number, data: Uint8Array, _fua: boolean): Promise<void> {
+    checkRange(this, offset, data.length);
+    this.bytes.set(data, offset);
+  }
+  async flush(): Promise<void> {
+    this.flushes++;
+  }
+  async trim(offset: number, length: number): Promise<void> {
+    await this.writeZeroes(offset, length, false);
+  }
+  async writeZeroes(offset: number, length: number, _fua: boolean): Promise<void> {
+    checkRange(this, offset, length);
+    this.bytes.fill(0, offset, offset + length);
+  }
+  async close(): Promise<void> {}
+}
+
+/** A device backed by a region [base, base+sizeBytes) of a regular file or block device. */
+export class FileBlockDevice implements BlockDevice {
+  private constructor(
+    private readonly fh: FileHandle,
+    readonly sizeBytes: number,
+    private readonly base: number,
+  ) {}
+
+  static async open(path: string, opts: { sizeBytes?: number; base?: number } = {}): Promise<FileBlockDevice> {
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r+');
+    } catch (err) {
+      throw new HaloError('device-open-failed', `cannot open backing file ${path}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    const st = await fh.stat();
+    const base = opts.base ?? 0;
+    const size = opts.sizeBytes ?? st.size - base;
+    if (size <= 0 || (st.isFile() && base + size > st.size)) {
+      await fh.close();
+      throw new HaloError('device-too-small', `backing file ${path} has ${st.size} bytes, need ${base + size}`);
+    }
+    return new FileBlockDevice(fh, size, base);
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    checkRange(this, offset, length);
+    const out = Buffer.alloc(length);
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await this.fh.read(out, done, length - done, this.base + offset + done);
+      if (bytesRead === 0) break; // Past EOF of a sparse file: zeroes, which Buffer.alloc gave us.
+      done += bytesRead;
+    }
+    return out;
+  }
+
+  async write(offset: number, data: Uint8Array, fua: boolean): Promise<void> {
+    checkRange(this, offset, data.length);
+    let done = 0;
+    while (done < data.length) {
+      const { bytesWritten } = await this.fh.write(data, done, data.length - done, this.base + offset + done);
+      done += bytesWritten;
+    }
+    if (fua) await this.fh.datasync();
+  }
+
+  async flush(): Promise<void> {
+    await this.fh.datasync();
+  }
+
+  async trim(offset: number, length: number): Promise<void> {
+    await this.writeZeroes(offset, length, false);
+  }
+
+  async writeZeroes(offset: number, length: number, fua: boolean): Promise<void> {
+    checkRange(this, offset, length);
+    const zero = Buffer.alloc(Math.min(length, ZERO_CHUNK));
+    for (let at = 0; at < length; at += zero.length) {
+      const n = Math.min(zero.length, length - at);
+      await this.write(offset + at, zero.subarray(0, n), false);
+    }
+    if (fua) await this.fh.datasync();
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close();
+  }
+}

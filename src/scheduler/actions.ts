@@ -1,0 +1,490 @@
+import { parseDuration } from '../cib/duration.ts';
+import type { Assignment, Placement } from './assign.ts';
+import { naturalCompare, unavailableReason } from './nodes.ts';
+import type { OrderEntry } from './order.ts';
+import { type Res, cloneAncestor, primitivesOf } from './resource_tree.ts';
+import type { ActiveOn, Role } from './types.ts';
+import type { Unpacked } from './unpack.ts';
+
+/**
+ * Stage: actions. Compares where each primitive is now with where the assignment puts it and
+ * derives what must happen (start, stop, promote, demote, recover, restart), then applies
+ * mandatory orders: a `then` whose `first` cannot act cannot act either, and a `then` that
+ * stays put restarts when its `first` (re)starts.
+ */
+export interface Decision {
+  readonly rsc: Res;
+  /** Where it is active now (first entry when multiply active). */
+  readonly current: ActiveOn | undefined;
+  readonly next: Placement;
+  /** Stopped and started again on the same node. */
+  readonly restart: boolean;
+  /** Why, in crm_simulate's words (`due to …`), when it is not the obvious cause. */
+  readonly reason: string | undefined;
+  /** The action cannot run (`blocked`). */
+  readonly blocked: boolean;
+  /** Moves by live migration (allow-migrate) instead of stop and start. */
+  readonly migrate: boolean;
+}
+
+export type Task = 'start' | 'stop' | 'promote' | 'demote' | 'monitor' | 'fence' | 'shutdown';
+
+export interface Action {
+  readonly id: number;
+  readonly task: Task;
+  readonly node: string;
+  readonly rsc?: string;
+  readonly intervalMs?: number;
+  /** A monitor with interval 0 run where the resource has no history. */
+  readonly probe?: boolean;
+  readonly role?: Role;
+}
+
+export interface Ordering {
+  readonly before: number;
+  readonly after: number;
+  readonly why: string;
+}
+
+interface MutableDecision {
+  rsc: Res;
+  current: ActiveOn | undefined;
+  next: Placement;
+  restart: boolean;
+  reason: string | undefined;
+  blocked: boolean;
+  migrate: boolean;
+}
+
+function isPromotable(r: Res): boolean {
+  return cloneAncestor(r)?.clone?.promotable ?? false;
+}
+
+/** Pacemaker live-migrates a started, healthy primitive with allow-migrate between live nodes. */
+function canMigrate(u: Unpacked, d: MutableDecision): boolean {
+  const cur = d.current;
+  if (!cur || !d.next.node || cur.node === d.next.node || cur.failed || d.blocked) return false;
+  if (!isTrueMeta(d.rsc.meta.get('allow-migrate'))) return false;
+  if (cloneAncestor(d.rsc) || cur.role !== 'Started' || d.next.role !== 'Started') return false;
+  const from = u.nodeByName.get(cur.node);
+  return from !== undefined && from.online && !from.unclean && !u.fence.has(cur.node);
+}
+
+function isTrueMeta(v: string | undefined): boolean {
+  return v !== undefined && ['true', 'yes', 'on', '1', 'y'].includes(v.toLowerCase());
+}
+
+/** Every resource needs quorum to start unless it says `requires=nothing`. */
+function needsQuorum(r: Res): boolean {
+  return r.meta.get('requires') !== 'nothing';
+}
+
+/** Decisions for every primitive, in summary order. */
+export function decide(u: Unpacked, a: Assignment, orders: readonly OrderEntry[]): Decision[] {
+  const list: MutableDecision[] = [];
+  const byId = new Map<string, MutableDecision>();
+  const noQuorumStop =
+    !u.options.haveQuorum && u.options.noQuorumPolicy !== 'ignore' && u.options.noQuorumPolicy !== 'freeze';
+  const noQuorumFreeze = !u.options.haveQuorum && u.options.noQuorumPolicy === 'freeze';
+  for (const top of a.order) {
+    for (const p of primitivesOf(top)) {
+      const next = a.placements.get(p.id) ?? { node: undefined, role: 'Stopped' as Role, fixed: false };
+      const current = p.state.active[0];
+      const sameNode = current !== undefined && next.node === current.node;
+      const d: MutableDecision = {
+        rsc: p,
+        current,
+        next,
+        restart: !next.fixed && sameNode && (current.failed || p.state.active.length > 1),
+        reason: undefined,
+        blocked: next.fixed,
+        migrate: false,
+      };
+      if (current && !next.node && !next.fixed) d.reason = 'node availability';
+      if (needsQuorum(p) && !next.fixed && next.node) {
+        if (noQuorumStop) {
+          if (current) {
+            d.next = { ...next, node: undefined, role: 'Stopped' };
+            d.restart = false;
+            d.reason = 'no quorum';
+          } else {
+            d.blocked = true;
+            d.reason = 'no quorum';
+          }
+        } else if (noQuorumFreeze && (!current || current.node !== next.node)) {
+          d.blocked = true;
+          d.reason = 'quorum freeze';
+        }
+      }
+      if (current && !next.fixed && (next.node !== current.node || d.restart)) {
+        const host = u.nodeByName.get(current.node);
+        // Resources on a node that needs fencing but can't be fenced can't be stopped.
+        if (host?.unclean && u.options.stonithEnabled && !u.fence.has(current.node)) d.blocked = true;
+      }
+      list.push(d);
+      byId.set(p.id, d);
+    }
+  }
+  for (const d of list) d.migrate = canMigrate(u, d);
+  applyOrders(u, orders, byId);
+  for (const d of list) d.migrate = d.migrate && canMigrate(u, d);
+  return list;
+}
+
+const willBeActive = (d: MutableDecision): boolean => d.next.node !== undefined && d.next.role !== 'Stopped';
+const startsNow = (d: MutableDecision): boolean =>
+  willBeActive(d) && !d.blocked && (d.current === undefined || d.current.node !== d.next.node || d.restart);
+/** Has a real stop action (a live migration has none). */
+const stopsNow = (d: MutableDecision): boolean =>
+  d.current !== undefined && !d.blocked && !d.migrate && (d.current.node !== d.next.node || d.restart || !willBeActive(d));
+
+function applyOrders(u: Unpacked, orders: readonly OrderEntry[], byId: Map<string, MutableDecision>): void {
+  const primsOf = (id: string): MutableDecision[] => {
+    const r = u.byConfiguredId.get(id);
+    if (!r) return [];
+    return primitivesOf(r)
+      .map((p) => byId.get(p.id))
+      .filter((d): d is MutableDecision => d !== undefined);
+  };
+  const label = (id: string, action: string): string => {
+    const r = u.byConfiguredId.get(id);
+    if (r && r.kind !== 'primitive' && action === 'start') return `${id} running`;
+    if (r && r.kind === 'clone' && action === 'promote') return `${id} promoted`;
+    return `${id} ${action}`;
+  };
+  const firstRunnable = (o: OrderEntry): boolean => {
+    const ds = primsOf(o.first);
+    if (o.firstAction === 'start') return ds.some((d) => willBeActive(d) && !(d.blocked && !d.current));
+    if (o.firstAction === 'promote') return ds.some((d) => d.next.role === 'Promoted');
+    return true;
+  };
+  // Groups chain their members: each member needs the one before it.
+  const limit = orders.length + byId.size + 1;
+  for (let round = 0; round < limit; round++) {
+    let changed = false;
+    const anyOfOk = new Map<string, boolean>();
+    for (const o of orders) {
+      if (o.anyOf) anyOfOk.set(o.anyOf, (anyOfOk.get(o.anyOf) ?? false) || firstRunnable(o));
+    }
+    for (const o of orders) {
+      if (o.kind !== 'Mandatory') continue;
+      const runnable = o.anyOf ? (anyOfOk.get(o.anyOf) ?? true) : firstRunnable(o);
+      const thens = primsOf(o.then);
+      if (!runnable && (o.thenAction === 'start' || o.thenAction === 'promote')) {
+        for (const d of thens) {
+          if (o.thenAction === 'promote') {
+            if (d.next.role === 'Promoted') {
+              d.next = { ...d.next, role: 'Unpromoted' };
+              changed = true;
+            }
+            continue;
+          }
+          if (!willBeActive(d) || d.next.fixed || d.blocked) continue;
+          if (!d.current) {
+            d.reason = `unrunnable ${label(o.first, o.firstAction)}`;
+            d.blocked = true;
+            changed = true;
+            continue;
+          }
+          // A running `then` only has to stop when the order is symmetrical (it must stop
+          // before its `first` stops).
+          if (!o.symmetrical) continue;
+          const first = u.byConfiguredId.get(o.first);
+          const firstOwn = primsOf(o.first).every((f) => !f.reason || f.reason === 'node availability');
+          const kind = first?.kind === 'primitive' || !firstOwn ? 'required' : 'unrunnable';
+          d.reason = `${kind} ${label(o.first, o.firstAction)}`;
+          d.next = { ...d.next, node: undefined, role: 'Stopped' };
+          d.restart = false;
+          changed = true;
+        }
+        continue;
+      }
+      if (o.firstAction === 'start' && o.thenAction === 'start' && o.symmetrical) {
+        const first = u.byConfiguredId.get(o.first);
+        const fs = primsOf(o.first);
+        // A clone's dependents restart when any instance stops; others when the first restarts or moves.
+        const isClone = first?.kind === 'clone';
+        const stoppingOn = new Set(fs.filter((f) => stopsNow(f)).map((f) => f.current!.node));
+        const trigger = isClone ? stoppingOn.size > 0 : fs.some((f) => stopsNow(f) && startsNow(f));
+        if (!trigger) continue;
+        for (const d of thens) {
+          if (d.restart || d.blocked || !d.current || d.current.node !== d.next.node || !willBeActive(d))
+            continue;
+          if (isClone && (!stoppingOn.has(d.current.node) || cloneAncestor(d.rsc))) continue;
+          d.restart = true;
+          d.reason = `required ${label(o.first, 'start')}`;
+          changed = true;
+        }
+      }
+    }
+    changed = applyGroupChains(u, byId) || changed;
+    if (!changed) break;
+  }
+}
+
+/** Inside a group a member restarts when the member before it (re)starts on the same node. */
+function applyGroupChains(u: Unpacked, byId: Map<string, MutableDecision>): boolean {
+  let changed = false;
+  for (const r of u.byId.values()) {
+    if (r.kind !== 'group') continue;
+    for (let i = 1; i < r.children.length; i++) {
+      const prev = byId.get(r.children[i - 1]!.id);
+      const d = byId.get(r.children[i]!.id);
+      if (!prev || !d || !startsNow(prev)) continue;
+      if (!d.restart && !d.blocked && d.current && d.current.node === d.next.node && willBeActive(d)) {
+        d.restart = true;
+        d.reason = `required ${prev.rsc.id} start`;
+        changed = true;
+      }
+    }
+  }
+  return changed;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Summary lines
+
+export interface SummaryLine {
+  readonly verb: string;
+  readonly rsc: string;
+  readonly details: string;
+  readonly suffix: string;
+}
+
+function roleDetail(r: Res, role: Role): boolean {
+  return isPromotable(r) && (role === 'Promoted' || role === 'Unpromoted');
+}
+
+/** Summary lines for one decision: one per node when a multiply active resource stops everywhere. */
+export function summaryLines(d: Decision): SummaryLine[] {
+  const active = d.rsc.state.active;
+  if (active.length > 1 && !d.next.fixed && (!d.next.node || d.next.role === 'Stopped')) {
+    return active.map((a) => ({ verb: 'Stop', rsc: d.rsc.id, details: a.node, suffix: 'due to node availability' }));
+  }
+  const l = summaryLine(d);
+  return l ? [l] : [];
+}
+
+/** The Transition Summary line for one decision, if anything happens to it. */
+export function summaryLine(d: Decision): SummaryLine | undefined {
+  const { rsc, current: cur, next } = d;
+  const reason = d.reason ? `due to ${d.reason}` : '';
+  const blocked = d.blocked ? (reason ? ' (blocked)' : 'blocked') : '';
+  const suffix = `${reason}${blocked}`;
+  const line = (verb: string, details: string): SummaryLine => ({ verb, rsc: rsc.id, details, suffix });
+  if (d.blocked && !d.reason) return undefined;
+  if (!cur) {
+    if (!next.node || next.role === 'Stopped') return undefined;
+    if (next.role === 'Promoted') return line('Promote', `Stopped -> Promoted ${next.node}`);
+    return line('Start', next.node);
+  }
+  if (!next.node || next.role === 'Stopped') {
+    return line('Stop', roleDetail(rsc, cur.role) ? `${cur.role} ${cur.node}` : cur.node);
+  }
+  if (cur.node !== next.node) {
+    const verb = cur.failed ? 'Recover' : d.migrate ? 'Migrate' : 'Move';
+    if (cur.role === next.role) {
+      return line(
+        verb,
+        roleDetail(rsc, cur.role) && cur.role !== 'Started'
+          ? `${cur.node} -> ${next.node} ${cur.role}`
+          : `${cur.node} -> ${next.node}`,
+      );
+    }
+    return line(verb, `${cur.role} ${cur.node} -> ${next.role} ${next.node}`);
+  }
+  const roleChange = cur.role !== next.role;
+  if (d.restart) {
+    const verb = cur.failed ? 'Recover' : 'Restart';
+    if (roleChange) return line(verb, `${cur.role} -> ${next.role} ${next.node}`);
+    return line(verb, roleDetail(rsc, cur.role) ? `${cur.role} ${next.node}` : next.node);
+  }
+  if (roleChange) {
+    if (next.role === 'Promoted') return line('Promote', `${cur.role} -> Promoted ${next.node}`);
+    if (cur.role === 'Promoted') return line('Demote', `Promoted -> ${next.role} ${next.node}`);
+  }
+  return undefined;
+}
+
+/** Formats lines as crm_simulate aligns them. */
+export function formatSummary(
+  fence: ReadonlyMap<string, string>,
+  lines: readonly SummaryLine[],
+  stonithAction: string,
+): string[] {
+  const out: string[] = [];
+  const fenced = [...fence.keys()].sort(naturalCompare).reverse();
+  for (const n of fenced) out.push(`  * Fence (${stonithAction}) ${n} '${fence.get(n)}'`);
+  const idw = Math.max(0, ...lines.map((l) => l.rsc.length));
+  const dw = Math.max(0, ...lines.map((l) => l.details.length));
+  for (const l of lines) {
+    const text = `  * ${l.verb.padEnd(10)} ${l.rsc.padEnd(idw + 4)} ( ${l.details.padStart(dw)} )${l.suffix ? `  ${l.suffix}` : ''}`;
+    out.push(text);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Actions and orderings
+
+function recurringMonitors(r: Res, role: Role): { intervalMs: number }[] {
+  const out: { intervalMs: number }[] = [];
+  for (const op of r.def?.operations ?? []) {
+    if (op.name !== 'monitor') continue;
+    const d = parseDuration(op.interval);
+    if (!d.ok || d.ms === 0) continue;
+    if (op.enabled !== undefined && op.enabled.toLowerCase() === 'false') continue;
+    const opRole = op.role === 'Master' ? 'Promoted' : op.role === 'Slave' ? 'Unpromoted' : op.role;
+    if (opRole !== undefined && opRole !== role && !(opRole === 'Started' && role !== 'Promoted')) continue;
+    if (opRole === undefined && role === 'Promoted' && isPromotable(r)) {
+      // The unqualified monitor applies to every role except where a Promoted one exists.
+      if (
+        (r.def?.operations ?? []).some(
+          (o) => o.name === 'monitor' && (o.role === 'Promoted' || o.role === 'Master'),
+        )
+      )
+        continue;
+    }
+    out.push({ intervalMs: d.ms });
+  }
+  return out;
+}
+
+export interface Graph {
+  readonly actions: readonly Action[];
+  readonly orderings: readonly Ordering[];
+}
+
+/** Stage: the transition graph (actions and the orderings between them). */
+export function buildGraph(
+  u: Unpacked,
+  decisions: readonly Decision[],
+  orders: readonly OrderEntry[],
+): Graph {
+  const actions: Action[] = [];
+  const orderings: Ordering[] = [];
+  const add = (a: Omit<Action, 'id'>): number => {
+    const id = actions.length;
+    actions.push({ ...a, id });
+    return id;
+  };
+  const fenceIds = new Map<string, number>();
+  for (const n of [...u.fence.keys()].sort(naturalCompare)) fenceIds.set(n, add({ task: 'fence', node: n }));
+  const startOf = new Map<string, number>();
+  const stopOf = new Map<string, number>();
+  const probesOn = (r: Res): string[] =>
+    u.nodes
+      .filter((n) => unavailableReason(n) === undefined && !r.state.known.has(n.name))
+      .map((n) => n.name);
+  for (const d of decisions) {
+    const r = d.rsc;
+    if (d.next.fixed) continue;
+    const probes = r.orphan
+      ? []
+      : probesOn(r).map((node) => add({ task: 'monitor', node, rsc: r.id, intervalMs: 0, probe: true }));
+    const cur = d.current;
+    const next = d.next;
+    const moving = cur !== undefined && (next.node !== cur.node || d.restart || next.role === 'Stopped');
+    let stopId: number | undefined;
+    if (cur && moving) {
+      if (cur.role === 'Promoted') add({ task: 'demote', node: cur.node, rsc: r.id });
+      stopId = add({ task: 'stop', node: cur.node, rsc: r.id });
+      stopOf.set(r.id, stopId);
+      const f = fenceIds.get(cur.node);
+      if (f !== undefined)
+        orderings.push({ before: f, after: stopId, why: `fencing ${cur.node} implies the stop` });
+    }
+    if (next.node && next.role !== 'Stopped' && (!cur || moving) && !d.blocked) {
+      const startId = add({ task: 'start', node: next.node, rsc: r.id });
+      startOf.set(r.id, startId);
+      if (stopId !== undefined) orderings.push({ before: stopId, after: startId, why: 'stop before start' });
+      for (const p of probes) orderings.push({ before: p, after: startId, why: 'probe before start' });
+      if (cur) {
+        const f = fenceIds.get(cur.node);
+        if (f !== undefined)
+          orderings.push({ before: f, after: startId, why: `${cur.node} must be fenced first` });
+      }
+      let last = startId;
+      if (next.role === 'Promoted') {
+        last = add({ task: 'promote', node: next.node, rsc: r.id });
+        orderings.push({ before: startId, after: last, why: 'start before promote' });
+      }
+      for (const m of recurringMonitors(r, next.role)) {
+        const id = add({ task: 'monitor', node: next.node, rsc: r.id, intervalMs: m.intervalMs });
+        orderings.push({ before: last, after: id, why: 'monitor after start' });
+      }
+    } else if (cur && next.node === cur.node && cur.role !== next.role) {
+      const task = next.role === 'Promoted' ? 'promote' : 'demote';
+      const id = add({ task, node: next.node, rsc: r.id });
+      for (const m of recurringMonitors(r, next.role)) {
+        orderings.push({
+          before: id,
+          after: add({ task: 'monitor', node: next.node, rsc: r.id, intervalMs: m.intervalMs }),
+          why: `monitor after ${task}`,
+        });
+      }
+    }
+  }
+  const ids = (id: string, map: Map<string, number>): number[] => {
+    const r = u.byConfiguredId.get(id);
+    if (!r) return [];
+    return primitivesOf(r)
+      .map((p) => map.get(p.id))
+      .filter((x): x is number => x !== undefined);
+  };
+  for (const o of orders) {
+    if (o.firstAction === 'start' && o.thenAction === 'start') {
+      for (const b of ids(o.first, startOf))
+        for (const a of ids(o.then, startOf)) orderings.push({ before: b, after: a, why: `order ${o.id}` });
+      if (o.symmetrical) {
+        for (const b of ids(o.then, stopOf))
+          for (const a of ids(o.first, stopOf))
+            orderings.push({ before: b, after: a, why: `order ${o.id} (symmetrical)` });
+      }
+    }
+  }
+  for (const r of u.byId.values()) {
+    if (r.kind !== 'group') continue;
+    for (let i = 1; i < r.children.length; i++) {
+      const prev = r.children[i - 1]!.id;
+      const cur = r.children[i]!.id;
+      const s1 = startOf.get(prev);
+      const s2 = startOf.get(cur);
+      if (s1 !== undefined && s2 !== undefined)
+        orderings.push({ before: s1, after: s2, why: `group ${r.id} order` });
+      const t1 = stopOf.get(cur);
+      const t2 = stopOf.get(prev);
+      if (t1 !== undefined && t2 !== undefined)
+        orderings.push({ before: t1, after: t2, why: `group ${r.id} order` });
+    }
+  }
+  return { actions, orderings };
+}
+
+/** Actions in an order that respects every ordering (Kahn's algorithm, ties by id). */
+export function topoSort(g: Graph): Action[] {
+  const indeg = new Array<number>(g.actions.length).fill(0);
+  const out = new Map<number, number[]>();
+  for (const o of g.orderings) {
+    indeg[o.after] = (indeg[o.after] ?? 0) + 1;
+    let l = out.get(o.before);
+    if (!l) out.set(o.before, (l = []));
+    l.push(o.after);
+  }
+  const ready: number[] = [];
+  for (let i = 0; i < indeg.length; i++) if (indeg[i] === 0) ready.push(i);
+  const result: Action[] = [];
+  const seen = new Set<number>();
+  for (let head = 0; head < ready.length; head++) {
+    const id = ready[head]!;
+    seen.add(id);
+    result.push(g.actions[id]!);
+    for (const n of out.get(id) ?? []) {
+      indeg[n] = (indeg[n] ?? 0) - 1;
+      if (indeg[n] === 0) ready.push(n);
+    }
+  }
+  // A cycle (conflicting orders) leaves actions unsorted; append them in id order.
+  for (const a of g.actions) if (!seen.has(a.id)) result.push(a);
+  return result;
+}

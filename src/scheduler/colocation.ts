@@ -1,0 +1,130 @@
+import type { ColocationConstraint, ResourceSet } from '../cib/model.ts';
+import { parseScore } from '../cib/score.ts';
+import { invalid } from './errors.ts';
+import { isTrue, type Unpacked } from './unpack.ts';
+
+/**
+ * Colocation constraints (`rsc_colocation`): the dependent is placed relative to where the
+ * primary is placed. Sets expand as Pacemaker does: inside a sequential set each member is
+ * colocated with the one before it; between sets, the earlier set depends on the later one.
+ */
+export interface ColocationEntry {
+  readonly id: string;
+  /** Configured ids. */
+  readonly dependent: string;
+  readonly primary: string;
+  readonly score: number;
+  /** Role of the dependent the constraint applies to (`Promoted` feeds promotion scores). */
+  readonly dependentRole: string | undefined;
+  /** Role the primary must have on the node (`Promoted`: only where it is promoted). */
+  readonly primaryRole: string | undefined;
+  /** Colocate on nodes sharing this attribute's value instead of the same node. */
+  readonly nodeAttribute: string;
+  /** Whether the dependent's preferences pull the primary (Pacemaker's `influence`). */
+  readonly influence: boolean;
+}
+
+function role(r: string | undefined): string | undefined {
+  if (!r) return undefined;
+  const l = r.toLowerCase();
+  if (l === 'master' || l === 'promoted') return 'Promoted';
+  if (l === 'slave' || l === 'unpromoted') return 'Unpromoted';
+  if (l === 'started') return undefined;
+  return r;
+}
+
+export function unpackColocations(u: Unpacked): ColocationEntry[] {
+  const out: ColocationEntry[] = [];
+  for (const c of u.cib.configuration.constraints) {
+    if (c.kind !== 'rsc_colocation') continue;
+    const s = parseScore(c.score ?? '0');
+    if (!s.ok) invalid(`colocation '${c.id}': ${s.reason}`);
+    const score = s.score;
+    const nodeAttribute = c.nodeAttribute ?? '#uname';
+    const influence = isTrue(c.influence, true);
+    const push = (
+      dependent: string,
+      primary: string,
+      dr: string | undefined,
+      pr: string | undefined,
+      sc = score,
+    ): void => {
+      if (!u.byConfiguredId.has(dependent) || !u.byConfiguredId.has(primary) || dependent === primary) return;
+      out.push({
+        id: c.id,
+        dependent,
+        primary,
+        score: sc,
+        dependentRole: role(dr),
+        primaryRole: role(pr),
+        nodeAttribute,
+        influence,
+      });
+    };
+    if (c.sets.length === 0) {
+      if (c.rsc === undefined || c.withRsc === undefined)
+        invalid(`colocation '${c.id}' needs rsc and with-rsc, or resource sets`);
+      push(c.rsc, c.withRsc, c.rscRole, c.withRscRole);
+      continue;
+    }
+    expandSets(c, c.sets, score, push);
+  }
+  return out;
+}
+
+function setScore(set: ResourceSet, dflt: number): number {
+  if (set.score === undefined) return dflt;
+  const s = parseScore(set.score);
+  return s.ok ? s.score : dflt;
+}
+
+function expandSets(
+  c: ColocationConstraint,
+  sets: readonly ResourceSet[],
+  score: number,
+  push: (d: string, p: string, dr: string | undefined, pr: string | undefined, sc?: number) => void,
+): void {
+  for (const set of sets) {
+    const sc = setScore(set, score);
+    const sequential = isTrue(set.sequential, true);
+    if (sequential) {
+      for (let i = 1; i < set.resources.length; i++)
+        push(set.resources[i]!, set.resources[i - 1]!, set.role, set.role, sc);
+    } else if (sc < 0) {
+      for (let i = 0; i < set.resources.length; i++)
+        for (let j = i + 1; j < set.resources.length; j++)
+          push(set.resources[i]!, set.resources[j]!, set.role, set.role, sc);
+    }
+  }
+  for (let k = 0; k + 1 < sets.length; k++) {
+    const s1 = sets[k]!;
+    const s2 = sets[k + 1]!;
+    const seq1 = isTrue(s1.sequential, true);
+    const seq2 = isTrue(s2.sequential, true);
+    const d = seq1 ? s1.resources[0] : undefined;
+    const p = seq2 ? s2.resources[s2.resources.length - 1] : undefined;
+    if (d !== undefined && p !== undefined) push(d, p, s1.role, s2.role);
+    else if (d !== undefined) for (const x of s2.resources) push(d, x, s1.role, s2.role);
+    else if (p !== undefined) for (const x of s1.resources) push(x, p, s1.role, s2.role);
+    else for (const x of s1.resources) for (const y of s2.resources) push(x, y, s1.role, s2.role);
+  }
+  void c;
+}
+
+/** Indexes by dependent and by primary. */
+export function indexColocations(entries: readonly ColocationEntry[]): {
+  byDependent: Map<string, ColocationEntry[]>;
+  byPrimary: Map<string, ColocationEntry[]>;
+} {
+  const byDependent = new Map<string, ColocationEntry[]>();
+  const byPrimary = new Map<string, ColocationEntry[]>();
+  for (const e of entries) {
+    let d = byDependent.get(e.dependent);
+    if (!d) byDependent.set(e.dependent, (d = []));
+    d.push(e);
+    let p = byPrimary.get(e.primary);
+    if (!p) byPrimary.set(e.primary, (p = []));
+    p.push(e);
+  }
+  return { byDependent, byPrimary };
+}

@@ -1,0 +1,517 @@
+import type { Cib, Clone, NodeState, OpHistory, ResourceHistory } from '../cib/model.ts';
+import { INFINITY, parseScore } from '../cib/score.ts';
+import { parseDuration } from '../cib/duration.ts';
+import { unsupported } from './errors.ts';
+import type { Res } from './resource_tree.ts';
+import type { ClusterOptions, FailureRecord, NodeInfo, Role } from './types.ts';
+import type { MutableRes } from './unpack.ts';
+
+/**
+ * Reads the status section: which instance is active where and in which role, what failed,
+ * fail counts, which nodes already probed each resource. Follows Pacemaker's unpack of
+ * `lrm_rsc_op` entries: ops are replayed in call-id order and each one moves the resource's
+ * role; unexpected return codes are failures handled according to the op's `on-fail`.
+ */
+export interface HistoryInput {
+  readonly cib: Cib;
+  readonly options: ClusterOptions;
+  readonly nodes: readonly { readonly info: NodeInfo; readonly state: NodeState | undefined }[];
+  readonly nodeByName: ReadonlyMap<string, NodeInfo>;
+  readonly resources: MutableRes[];
+  readonly byId: ReadonlyMap<string, MutableRes>;
+  readonly byConfiguredId: ReadonlyMap<string, MutableRes>;
+  readonly fence: Map<string, string>;
+  readonly addInstance: (clone: MutableRes, index: number) => MutableRes | undefined;
+  readonly newOrphan: (id: string, hist: ResourceHistory) => MutableRes;
+}
+
+/** Exit codes of the OCF standard that the replay distinguishes. */
+const RC = {
+  ok: 0,
+  notRunning: 7,
+  runningPromoted: 8,
+  failedPromoted: 9,
+  notInstalled: 5,
+  notConfigured: 6,
+} as const;
+
+interface Replay {
+  role: Role;
+  failed: boolean;
+  failures: FailureRecord[];
+  hardBan: boolean;
+  fatal: boolean;
+  blocked: boolean;
+  stopRequested: boolean;
+  fenceNode: string | undefined;
+  digest: string | undefined;
+}
+
+/** The return code the controller expected: third field of `action:transition:rc:uuid`. */
+function expectedRc(op: OpHistory): number | undefined {
+  let key = op.transitionKey;
+  if (!key && op.transitionMagic) key = op.transitionMagic.slice(op.transitionMagic.indexOf(';') + 1);
+  if (!key) return undefined;
+  const a = key.indexOf(':');
+  const b = a < 0 ? -1 : key.indexOf(':', a + 1);
+  const c = b < 0 ? -1 : key.indexOf(':', b + 1);
+  if (c < 0) return undefined;
+  const n = Number(key.slice(b + 1, c));
+  return Number.isInteger(n) ? n : undefined;
+}
+
+/** A single probe that found the resource stopped: by far the most common history entry. */
+function isCleanProbe(ops: readonly OpHistory[]): boolean {
+  if (ops.length !== 1) return false;
+  const op = ops[0]!;
+  return (
+    op.operation === 'monitor' &&
+    (op.interval === '0' || op.interval === undefined) &&
+    op.rcCode === '7' &&
+    (op.opStatus === undefined || op.opStatus === '0') &&
+    (expectedRc(op) ?? 7) === 7
+  );
+}
+
+function callId(op: OpHistory): number {
+  const n = Number(op.callId ?? '0');
+  return Number.isFinite(n) ? n : 0;
+}
+
+function configuredOnFail(r: Res, op: OpHistory, options: ClusterOptions): string {
+  const intervalMs = Number(op.interval) || 0;
+  const name = op.operation;
+  const def = r.def?.operations.find((o) => {
+    if (o.name !== name) return false;
+    const d = parseDuration(o.interval);
+    return d.ok && d.ms === intervalMs;
+  });
+  if (def?.onFail) return def.onFail.toLowerCase();
+  if (name === 'stop') return options.stonithEnabled ? 'fence' : 'block';
+  if (name === 'demote') return 'restart';
+  return 'restart';
+}
+
+function replayOps(r: Res, node: string, ops: readonly OpHistory[], options: ClusterOptions): Replay {
+  const sorted =
+    ops.length <= 1
+      ? ops
+      : ops
+          .map((op, i) => ({ op, i }))
+          .sort((a, b) => {
+            const ca = callId(a.op);
+            const cb = callId(b.op);
+            // Pending ops (call-id -1) happened last.
+            const ka = ca < 0 ? Number.MAX_SAFE_INTEGER : ca;
+            const kb = cb < 0 ? Number.MAX_SAFE_INTEGER : cb;
+            return ka - kb || a.i - b.i;
+          })
+          .map((x) => x.op);
+  const out: Replay = {
+    role: 'Stopped',
+    failed: false,
+    failures: [],
+    hardBan: false,
+    fatal: false,
+    blocked: false,
+    stopRequested: false,
+    fenceNode: undefined,
+    digest: undefined,
+  };
+  const promotable = isPromotableInstance(r);
+  for (const op of sorted) {
+    const name = op.operation;
+    if (name === 'migrate_to' || name === 'migrate_from') unsupported(`live migration history for '${r.id}'`);
+    const intervalMs = Number(op.interval) || 0;
+    const status = Number(op.opStatus ?? '0');
+    const rc = Number(op.rcCode ?? '0');
+    if (status === -1) {
+      // In flight: the action's effect is assumed.
+      if (name === 'start' || name === 'migrate_from') out.role = 'Started';
+      else if (name === 'promote') out.role = 'Promoted';
+      else if (name === 'demote') out.role = 'Unpromoted';
+      continue;
+    }
+    if (status === 1) continue; // cancelled
+    if (
+      sorted.length > 1 &&
+      op.id.includes('_last_failure_') &&
+      sorted.some((o) => o !== op && callId(o) === callId(op))
+    )
+      continue;
+    const expected = expectedRc(op) ?? (name === 'monitor' && intervalMs === 0 ? RC.notRunning : RC.ok);
+    const lastChangeSec = Number(op.lastRcChange ?? op.lastRun ?? '0') || 0;
+    let failure = status !== 0 && status !== 7;
+    if (!failure) {
+      failure = !isExpectedResult(name, intervalMs, rc, expected, promotable);
+    }
+    if (status === 7) failure = true;
+    if (!failure) {
+      applySuccess(out, name, intervalMs, rc, promotable);
+      if (name === 'start' || (name === 'monitor' && intervalMs === 0 && rc !== RC.notRunning)) {
+        out.failed = false;
+      }
+      if ((name === 'start' || name === 'reload') && op.opDigest) out.digest = op.opDigest;
+      continue;
+    }
+    // A failure.
+    const expired =
+      r.failureTimeoutMs > 0 &&
+      lastChangeSec > 0 &&
+      lastChangeSec * 1000 + r.failureTimeoutMs <= options.nowMs &&
+      rc !== RC.notInstalled &&
+      rc !== RC.notConfigured;
+    const onFail = configuredOnFail(r, op, options);
+    if (rc === RC.notInstalled || status === 7) {
+      out.hardBan = true;
+      if (name === 'monitor' && intervalMs === 0) {
+        out.role = 'Stopped';
+        continue;
+      }
+    }
+    if (rc === RC.notConfigured) out.fatal = true;
+    if (expired && name === 'monitor') {
+      continue;
+    }
+    if (onFail === 'ignore') {
+      applySuccess(out, name, intervalMs, RC.ok, promotable);
+      continue;
+    }
+    out.failures.push({ node, op: name, intervalMs, rc, onFail });
+    if (expired) continue;
+    if (name === 'monitor' && intervalMs === 0 && rc === RC.notRunning) {
+      out.role = 'Stopped';
+      continue;
+    }
+    out.failed = true;
+    switch (name) {
+      case 'start':
+        out.role = out.role === 'Stopped' ? 'Started' : out.role;
+        if (rc === RC.notInstalled) out.role = 'Stopped';
+        break;
+      case 'stop':
+        out.role = out.role === 'Stopped' ? 'Started' : out.role;
+        if (onFail === 'fence') out.fenceNode = `${r.id} failed there`;
+        else out.blocked = true;
+        break;
+      case 'promote':
+        out.role = 'Promoted';
+        break;
+      case 'demote':
+        out.role = 'Unpromoted';
+        break;
+      case 'monitor':
+        if (rc === RC.failedPromoted || rc === RC.runningPromoted) out.role = 'Promoted';
+        else if (out.role === 'Stopped') out.role = promotable ? 'Unpromoted' : 'Started';
+        break;
+      default:
+        if (out.role === 'Stopped') out.role = 'Started';
+    }
+    if (onFail === 'block') out.blocked = true;
+    if (onFail === 'stop') out.stopRequested = true;
+    if (onFail === 'fence' && name !== 'stop') out.fenceNode = `${r.id} failed there`;
+  }
+  if (promotable && out.role === 'Started') out.role = 'Unpromoted';
+  return out;
+}
+
+function isExpectedResult(
+  name: string,
+  intervalMs: number,
+  rc: number,
+  expected: number,
+  promotable: boolean,
+): boolean {
+  if (rc === expected) return true;
+  if (name === 'monitor' && intervalMs === 0) {
+    // A probe may find the resource in any state; only errors are failures.
+    return rc === RC.ok || rc === RC.notRunning || rc === RC.runningPromoted;
+  }
+  if (
+    name === 'monitor' &&
+    promotable &&
+    (rc === RC.ok || rc === RC.runningPromoted) &&
+    expected !== RC.notRunning
+  ) {
+    return true;
+  }
+  if (name === 'stop' && rc === RC.notRunning) return true;
+  if (
+    (name === 'notify' || name === 'meta-data' || name === 'reload' || name === 'reload-agent') &&
+    rc === RC.ok
+  )
+    return true;
+  return false;
+}
+
+function applySuccess(out: Replay, name: string, intervalMs: number, rc: number, promotable: boolean): void {
+  switch (name) {
+    case 'start':
+      out.role = promotable ? 'Unpromoted' : 'Started';
+      return;
+    case 'stop':
+      out.role = 'Stopped';
+      out.failed = false;
+      return;
+    case 'promote':
+      out.role = 'Promoted';
+      return;
+    case 'demote':
+      out.role = 'Unpromoted';
+      return;
+    case 'monitor':
+      if (rc === RC.notRunning) out.role = 'Stopped';
+      else if (rc === RC.runningPromoted) out.role = 'Promoted';
+      else if (rc === RC.ok) {
+        if (out.role === 'Stopped' || (intervalMs === 0 && out.role === 'Promoted'))
+          out.role = promotable ? 'Unpromoted' : 'Started';
+      }
+      return;
+    default:
+      return;
+  }
+}
+
+function isPromotableInstance(r: Res): boolean {
+  for (let p = r.parent; p; p = p.parent) if (p.kind === 'clone') return p.clone?.promotable ?? false;
+  return false;
+}
+
+/** Strips a clone instance suffix: `rsc:2` → `rsc`. */
+function baseOf(id: string): { base: string; index: number | undefined } {
+  const m = /^(.*):(\d+)$/.exec(id);
+  return m ? { base: m[1]!, index: Number(m[2]) } : { base: id, index: undefined };
+}
+
+/** Which members of which instance are bound to which node, while reading history. */
+type Bindings = Map<string, Map<string, string>>;
+
+function boundOn(bound: Bindings, inst: Res, node: string): boolean {
+  const m = bound.get(inst.id);
+  if (!m) return false;
+  for (const n of m.values()) if (n === node) return true;
+  return false;
+}
+
+/**
+ * Picks the clone instance a history entry belongs to (Pacemaker's find_anonymous_clone): an
+ * anonymous clone's entry joins the instance already active on that node, else the first free
+ * instance; a second copy on the same node becomes an orphan numbered after the others.
+ */
+function findInstance(
+  input: HistoryInput,
+  clone: MutableRes,
+  baseId: string,
+  index: number | undefined,
+  node: string,
+  bound: Bindings,
+): MutableRes | undefined {
+  const memberOf = (inst: MutableRes): MutableRes | undefined =>
+    inst.kind === 'group' ? inst.children.find((m) => m.baseId === baseId) : inst.baseId === baseId ? inst : undefined;
+  const orphan = (): MutableRes | undefined => {
+    const inst = input.addInstance(clone, clone.children.length);
+    if (!inst) return undefined;
+    inst.orphan = true;
+    for (const m of inst.children) m.orphan = true;
+    return memberOf(inst);
+  };
+  if (clone.clone?.globallyUnique) {
+    if (index === undefined) return undefined;
+    const inst = clone.children.find((c) => c.id.endsWith(`:${index}`)) ?? input.addInstance(clone, index);
+    return inst ? memberOf(inst) : undefined;
+  }
+  const here = clone.children.find((inst) => boundOn(bound, inst, node));
+  if (here) {
+    const m = memberOf(here);
+    return m && !bound.get(here.id)?.has(m.id) ? m : orphan();
+  }
+  for (const inst of clone.children) if (!bound.has(inst.id) && !inst.orphan) return memberOf(inst);
+  return orphan();
+}
+
+function topOf(r: Res): Res {
+  let t = r;
+  while (t.parent) t = t.parent;
+  return t;
+}
+
+/**
+ * Fail counts on one node by resource id, from `fail-count-RSC` and `fail-count-RSC#op_interval`
+ * attributes (summed), with the newest matching `last-failure-*` time.
+ */
+function failCountsOnNode(
+  attrs: ReadonlyMap<string, string>,
+): Map<string, { count: number; lastFailureSec: number }> {
+  const out = new Map<string, { count: number; lastFailureSec: number }>();
+  const entry = (id: string): { count: number; lastFailureSec: number } => {
+    let e = out.get(id);
+    if (!e) {
+      e = { count: 0, lastFailureSec: 0 };
+      out.set(id, e);
+    }
+    return e;
+  };
+  for (const [k, v] of attrs) {
+    const m = /^(fail-count|last-failure)-(.+?)(#.+_\d+)?$/.exec(k);
+    if (!m) continue;
+    const e = entry(m[2]!);
+    if (m[1] === 'fail-count') {
+      const s = parseScore(v);
+      if (s.ok) e.count = Math.min(INFINITY, e.count + s.score);
+    } else {
+      e.lastFailureSec = Math.max(e.lastFailureSec, Number(v) || 0);
+    }
+  }
+  return out;
+}
+
+export function applyHistory(input: HistoryInput): void {
+  const { options } = input;
+  const bound = new Map<string, string>(); // `${instanceId}\0${memberId}` → node
+  const cloneKnown = new Map<string, Set<string>>(); // anonymous clone base → probed nodes
+  // Pacemaker reads node history in status-section order.
+  const statusOrder = new Map(input.cib.status.map((s, i) => [s, i]));
+  const withState = input.nodes
+    .filter((n) => n.state !== undefined)
+    .sort(
+      (a, b) =>
+        Number(b.info.online) - Number(a.info.online) ||
+        statusOrder.get(a.state!)! - statusOrder.get(b.state!)!,
+    );
+  for (const { info, state } of withState) {
+    if (!state) continue;
+    for (const hist of state.resources) {
+      if (hist.container) unsupported(`container history for '${hist.id}'`);
+      let r: MutableRes | undefined = input.byId.get(hist.id);
+      if (r && r.kind === 'primitive' && isCleanProbe(hist.ops)) {
+        (r.state.known as Set<string>).add(info.name);
+        continue;
+      }
+      const { base, index } = baseOf(hist.id);
+      const configured = input.byConfiguredId.get(base);
+      if (configured?.kind === 'clone') {
+        const replay0 = replayOps(configured, info.name, hist.ops, options);
+        const known = cloneKnown.get(`${configured.id}\u0000${base}`) ?? new Set<string>();
+        known.add(info.name);
+        cloneKnown.set(`${configured.id}\u0000${base}`, known);
+        if (
+          replay0.role === 'Stopped' &&
+          !replay0.failed &&
+          replay0.failures.length === 0 &&
+          !replay0.hardBan
+        ) {
+          continue;
+        }
+        r = findInstance(input, configured, base, index, info.name, bound);
+        if (!r) continue;
+      } else if (!r || r.kind !== 'primitive') {
+        if (r && r.kind !== 'primitive') continue;
+        // Orphan: in history but no longer configured.
+        const replay0 = replayOps({ ...emptyOrphan(hist.id) } as Res, info.name, hist.ops, options);
+        if (replay0.role === 'Stopped' && !replay0.failed) continue;
+        r = input.byId.get(hist.id) ?? input.newOrphan(hist.id, hist);
+      }
+      applyReplay(input, r, info, replayOps(r, info.name, hist.ops, options), bound);
+    }
+  }
+  // Probed nodes of anonymous clones are shared by all instances.
+  for (const [key, nodes] of cloneKnown) {
+    const [cloneId, base] = key.split('\u0000') as [string, string];
+    const clone = input.byId.get(cloneId);
+    if (!clone) continue;
+    for (const inst of clone.children) {
+      for (const p of inst.kind === 'group' ? inst.children : [inst]) {
+        if (p.baseId === base) for (const n of nodes) (p.state.known as Set<string>).add(n);
+      }
+    }
+  }
+  applyFailCounts(input);
+}
+
+function emptyOrphan(id: string): Partial<Res> {
+  return {
+    id,
+    baseId: id,
+    kind: 'primitive',
+    parent: undefined,
+    children: [],
+    failureTimeoutMs: 0,
+    def: undefined,
+  };
+}
+
+function applyReplay(
+  input: HistoryInput,
+  r: MutableRes,
+  info: NodeInfo,
+  rep: Replay,
+  bound: Map<string, string>,
+): void {
+  const st = r.state;
+  (st.known as Set<string>).add(info.name);
+  if (rep.failures.length > 0) st.failures = [...st.failures, ...rep.failures];
+  if (rep.hardBan) (st.hardBans as Set<string>).add(info.name);
+  if (rep.fatal) st.fatal = true;
+  if (rep.blocked) st.blocked = true;
+  if (rep.stopRequested) st.stopRequested = true;
+  if (rep.digest) (st.startDigests as Map<string, string>).set(info.name, rep.digest);
+  if (rep.fenceNode && input.options.stonithEnabled && !input.fence.has(info.name)) {
+    input.fence.set(info.name, rep.fenceNode);
+    (info as { unclean: boolean }).unclean = true;
+  }
+  if (rep.role === 'Stopped' && !rep.failed) return;
+  // An active resource on a node that is cleanly down means the node must be fenced first.
+  if (!info.online && !info.unclean && !info.pending) {
+    if (!input.options.stonithEnabled) return;
+    if (!input.fence.has(info.name)) {
+      const seen = input.nodes.find((n) => n.info === info)?.state !== undefined;
+      input.fence.set(
+        info.name,
+        seen ? `${r.id} is thought to be active there` : 'peer has not been seen by the cluster',
+      );
+    }
+    (info as { unclean: boolean }).unclean = true;
+  }
+  if (info.unclean && !input.options.stonithEnabled) return;
+  if (!info.online && !info.unclean && !info.pending) return;
+  st.active = [
+    ...st.active,
+    { node: info.name, role: rep.role === 'Stopped' ? 'Started' : rep.role, failed: rep.failed },
+  ];
+  const inst = topOf(r) === r ? r : r.parent?.kind === 'group' && r.parent.parent ? r.parent : r;
+  let members = bound.get(inst.id);
+  if (!members) bound.set(inst.id, (members = new Map()));
+  members.set(r.id, info.name);
+}
+
+function applyFailCounts(input: HistoryInput): void {
+  const { options } = input;
+  // Anonymous clone instances share the fail count written under the configured id.
+  const byCountId = new Map<string, MutableRes[]>();
+  for (const r of input.byId.values()) {
+    if (r.kind !== 'primitive') continue;
+    const id = isUniqueInstance(r) ? r.id : r.baseId;
+    const list = byCountId.get(id) ?? [];
+    list.push(r);
+    byCountId.set(id, list);
+  }
+  for (const { info } of input.nodes) {
+    for (const [id, fc] of failCountsOnNode(info.attrs)) {
+      if (fc.count <= 0) continue;
+      for (const r of byCountId.get(id) ?? []) {
+        const expired =
+          r.failureTimeoutMs > 0 &&
+          fc.lastFailureSec > 0 &&
+          fc.lastFailureSec * 1000 + r.failureTimeoutMs <= options.nowMs;
+        if (!expired) (r.state.failCounts as Map<string, number>).set(info.name, fc.count);
+      }
+    }
+  }
+}
+
+function isUniqueInstance(r: Res): boolean {
+  for (let p = r.parent; p; p = p.parent) if (p.kind === 'clone') return p.clone?.globallyUnique ?? false;
+  return true;
+}
+
+export type { Clone };

@@ -1,0 +1,256 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { type Transition, schedule } from './schedule.ts';
+import {
+  clone,
+  cluster,
+  colocation,
+  group,
+  location,
+  locationRule,
+  nodeState,
+  order,
+  primitive,
+  started,
+} from './testing.ts';
+import type { Cib } from '../cib/model.ts';
+
+const NOW = Date.UTC(2026, 0, 1);
+
+function run(cib: Cib): Transition {
+  const r = schedule(cib, NOW);
+  if (!r.ok) assert.fail(r.message);
+  return r.transition;
+}
+
+/** Summary lines with whitespace collapsed, as the conformance script compares them. */
+function summary(cib: Cib): string[] {
+  return run(cib).summary.map((l) => l.replace(/\s+/g, ' ').trim());
+}
+
+describe('schedule', () => {
+  it('starts new resources spread over the least loaded nodes', () => {
+    const cib = cluster({ nodes: ['n1', 'n2'], resources: [primitive('a'), primitive('b'), primitive('c')] });
+    assert.deepEqual(summary(cib), ['* Start a ( n1 )', '* Start b ( n2 )', '* Start c ( n1 )']);
+  });
+
+  it('leaves a running resource alone when nothing changed', () => {
+    const cib = cluster({
+      nodes: ['n1', 'n2'],
+      resources: [primitive('a')],
+      status: [nodeState('n1', { history: [started('a')] })],
+    });
+    assert.deepEqual(summary(cib), []);
+  });
+
+  it('moves a resource towards a higher location score unless stickiness outweighs it', () => {
+    const base = {
+      nodes: ['n1', 'n2'],
+      resources: [primitive('a')],
+      constraints: [location('prefer-n2', 'a', 'n2', '50')],
+      status: [nodeState('n1', { history: [started('a')] })],
+    };
+    assert.deepEqual(summary(cluster(base)), ['* Move a ( n1 -> n2 )']);
+    assert.deepEqual(summary(cluster({ ...base, rscDefaults: { 'resource-stickiness': '100' } })), []);
+  });
+
+  it('honours the legacy default-resource-stickiness property', () => {
+    const cib = cluster({
+      nodes: ['n1', 'n2'],
+      props: { 'default-resource-stickiness': '100' },
+      resources: [primitive('a')],
+      constraints: [location('prefer-n2', 'a', 'n2', '50')],
+      status: [nodeState('n1', { history: [started('a')] })],
+    });
+    assert.deepEqual(summary(cib), []);
+  });
+
+  it('stops a resource that is banned everywhere, saying why', () => {
+    const cib = cluster({
+      nodes: ['n1'],
+      resources: [primitive('a')],
+      constraints: [location('ban', 'a', 'n1', '-INFINITY')],
+      status: [nodeState('n1', { history: [started('a')] })],
+    });
+    assert.deepEqual(summary(cib), ['* Stop a ( n1 ) due to node availability']);
+  });
+
+  it('recovers a failed resource in place, and moves it once migration-threshold is reached', () => {
+    const failedOn1 = nodeState('n1', { history: [started('a', { monitorFailed: true })] });
+    const cib = cluster({
+      nodes: ['n1', 'n2'],
+      resources: [primitive('a', { monitorInterval: '10s' })],
+      status: [failedOn1],
+    });
+    assert.deepEqual(summary(cib), ['* Recover a ( n1 )']);
+    const counted = nodeState('n1', {
+      history: [started('a', { monitorFailed: true })],
+      attrs: { 'fail-count-a#monitor_10000': '3' },
+    });
+    const cib2 = cluster({
+      nodes: ['n1', 'n2'],
+      resources: [primitive('a', { monitorInterval: '10s', meta: { 'migration-threshold': '3' } })],
+      status: [counted],
+    });
+    assert.deepEqual(summary(cib2), ['* Recover a ( n1 -> n2 )']);
+  });
+
+  it('fences a lost node and recovers its resources elsewhere', () => {
+    const cib = cluster({
+      nodes: ['n1', 'n2'],
+      props: { 'stonith-enabled': 'true' },
+      resources: [primitive('a')],
+      status: [nodeState('n1', { lost: true, history: [started('a')] }), nodeState('n2')],
+    });
+    assert.deepEqual(summary(cib), [
+      "* Fence (reboot) n1 'peer is no longer part of the cluster'",
+      '* Move a ( n1 -> n2 )',
+    ]);
+  });
+
+  it('keeps group members together and in order', () => {
+    const cib = cluster({
+      nodes: ['n1', 'n2'],
+      resources: [group('g', [primitive('ip'), primitive('fs'), primitive('web')])],
+      constraints: [location('prefer', 'g', 'n2', '10')],
+    });
+    assert.deepEqual(summary(cib), ['* Start ip ( n2 )', '* Start fs ( n2 )', '* Start web ( n2 )']);
+    const t = run(cib);
+    const startIds = new Map(t.actions.filter((a) => a.task === 'start').map((a) => [a.rsc, a.id]));
+    assert.ok(t.orderings.some((o) => o.before === startIds.get('ip') && o.after === startIds.get('fs')));
+  });
+
+  it('restarts later group members when an earlier one is recovered', () => {
+    const cib = cluster({
+      nodes: ['n1', 'n2'],
+      resources: [group('g', [primitive('ip'), primitive('web')])],
+      rscDefaults: { 'resource-stickiness': '100' },
+      status: [nodeState('n1', { history: [started('ip', { monitorFailed: true }), started('web')] })],
+    });
+    assert.deepEqual(summary(cib), ['* Recover ip ( n1 )', '* Restart web ( n1 ) due to required ip start']);
+  });
+
+  it('places a mandatory colocation dependent with its primary and stops it when the primary cannot run', () => {
+    const base = {
+      nodes: ['n1', 'n2'],
+      resources: [primitive('db'), primitive('web')],
+      constraints: [colocation('web-with-db', 'web', 'db', 'INFINITY'), location('db-n2', 'db', 'n2', '100')],
+    };
+    assert.deepEqual(summary(cluster(base)), ['* Start db ( n2 )', '* Start web ( n2 )']);
+    const banned = cluster({
+      ...base,
+      constraints: [
+        ...base.constraints,
+        location('no-db', 'db', 'n2', '-INFINITY'),
+        location('no-db1', 'db', 'n1', '-INFINITY'),
+      ],
+    });
+    assert.deepEqual(summary(banned), []);
+  });
+
+  it('blocks the start of an ordered resource whose first cannot start', () => {
+    const cib = cluster({
+      nodes: ['n1'],
+      resources: [primitive('a', { meta: { 'target-role': 'Stopped' } }), primitive('b')],
+      constraints: [order('a-then-b', 'a', 'b')],
+    });
+    assert.deepEqual(summary(cib), ['* Start b ( n1 ) due to unrunnable a start (blocked)']);
+  });
+
+  it('runs one clone instance per node and promotes the instance with the highest promotion score', () => {
+    const cib = cluster({
+      nodes: ['n1', 'n2'],
+      resources: [clone('ms', primitive('db', { type: 'Stateful' }), { promotable: 'true' })],
+      status: [
+        nodeState('n1', { attrs: { 'master-db': '5' } }),
+        nodeState('n2', { attrs: { 'master-db': '10' } }),
+      ],
+    });
+    assert.deepEqual(summary(cib), ['* Promote db:0 ( Stopped -> Promoted n2 )', '* Start db:1 ( n1 )']);
+  });
+
+  it('moves resources off a node whose ping attribute fails a location rule', () => {
+    const cib = cluster({
+      nodes: ['n1', 'n2'],
+      resources: [primitive('web')],
+      constraints: [locationRule('l_ping', 'web', '-INFINITY', 'pingd', 'lt', '1000')],
+      status: [
+        nodeState('n1', { attrs: { pingd: '0' }, history: [started('web')] }),
+        nodeState('n2', { attrs: { pingd: '1000' } }),
+      ],
+    });
+    assert.deepEqual(summary(cib), ['* Move web ( n1 -> n2 )']);
+  });
+
+  it('moves resources off a standby node', () => {
+    const cib = cluster({
+      nodes: [{ name: 'n1', attrs: { standby: 'on' } }, 'n2'],
+      resources: [primitive('a')],
+      status: [nodeState('n1', { history: [started('a')] })],
+    });
+    assert.deepEqual(summary(cib), ['* Move a ( n1 -> n2 )']);
+  });
+
+  it('stops resources without quorum under no-quorum-policy stop, and blocks new starts', () => {
+    const cib = cluster({
+      nodes: ['n1', 'n2'],
+      quorum: false,
+      resources: [primitive('a'), primitive('b')],
+      status: [nodeState('n1', { history: [started('a')] })],
+    });
+    assert.deepEqual(summary(cib), [
+      '* Stop a ( n1 ) due to no quorum',
+      '* Start b ( n2 ) due to no quorum (blocked)',
+    ]);
+  });
+
+  it('does nothing to unmanaged resources in maintenance mode', () => {
+    const cib = cluster({
+      nodes: ['n1', 'n2'],
+      props: { 'maintenance-mode': 'true' },
+      resources: [primitive('a')],
+      constraints: [location('ban', 'a', 'n1', '-INFINITY')],
+      status: [nodeState('n1', { history: [started('a')] })],
+    });
+    assert.deepEqual(summary(cib), []);
+  });
+
+  it('rejects bundles with an explicit unsupported error', () => {
+    const cib = cluster({
+      nodes: ['n1'],
+      resources: [
+        {
+          kind: 'bundle',
+          id: 'b1',
+          xml: { type: 'element', name: 'bundle', attrs: [['id', 'b1']], children: [] },
+        },
+      ],
+    });
+    const r = schedule(cib, NOW);
+    assert.equal(r.ok, false);
+    if (!r.ok) {
+      assert.equal(r.code, 'unsupported');
+      assert.match(r.message, /unsupported: bundle 'b1'/);
+    }
+  });
+
+  it('gives the same output byte for byte for the same input', () => {
+    const cib = cluster({
+      nodes: ['n1', 'n2', 'n3'],
+      resources: [group('g', [primitive('a'), primitive('b')]), clone('c', primitive('p')), primitive('x')],
+      constraints: [colocation('x-with-g', 'x', 'g', '100'), order('g-then-x', 'g', 'x')],
+    });
+    assert.equal(JSON.stringify(run(cib)), JSON.stringify(run(cib)));
+  });
+
+  it('probes resources on nodes where they have no history, before starting them', () => {
+    const cib = cluster({ nodes: ['n1', 'n2'], resources: [primitive('a', { monitorInterval: '10s' })] });
+    const t = run(cib);
+    const probes = t.actions.filter((a) => a.probe);
+    assert.deepEqual(probes.map((a) => a.node).sort(), ['n1', 'n2']);
+    const start = t.actions.find((a) => a.task === 'start')!;
+    const monitor = t.actions.find((a) => a.task === 'monitor' && a.intervalMs === 10000)!;
+    assert.equal(monitor.node, start.node);
+    assert.ok(t.actions.indexOf(start) < t.actions.indexOf(monitor));
+  });
+});

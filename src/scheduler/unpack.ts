@@ -1,0 +1,459 @@
+import type { Cib, Clone, Group, NodeState, NvSet, Primitive, Resource } from '../cib/model.ts';
+import { INFINITY, parseScore } from '../cib/score.ts';
+import { durationMsOr } from '../cib/duration.ts';
+import { invalid, unsupported } from './errors.ts';
+import {
+  type CloneSettings,
+  type PrimitiveState,
+  type Res,
+  emptyState,
+  primitivesOf,
+} from './resource_tree.ts';
+import { flattenNvSets, type RuleContext } from './rules.ts';
+import type { ClusterOptions, NodeInfo, NoQuorumPolicy, Role } from './types.ts';
+import { applyHistory } from './history.ts';
+
+/** Stage 1 output: everything the later stages read, indexed. */
+export interface Unpacked {
+  readonly options: ClusterOptions;
+  readonly nodes: readonly NodeInfo[];
+  readonly nodeByName: ReadonlyMap<string, NodeInfo>;
+  /** Top-level resources in configuration order (orphans last). */
+  readonly resources: readonly Res[];
+  /** Every resource by id, including instances (`rsc:0`) and group members. */
+  readonly byId: ReadonlyMap<string, Res>;
+  /** Configured id → top-most resource carrying it (a clone's child id maps to the clone). */
+  readonly byConfiguredId: ReadonlyMap<string, Res>;
+  /** Nodes to fence, with the reason crm_simulate prints. */
+  readonly fence: ReadonlyMap<string, string>;
+  readonly cib: Cib;
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+/** The builder form of `Res`, used only while unpacking. */
+export type MutableRes = Mutable<Omit<Res, 'children' | 'parent' | 'state'>> & {
+  children: MutableRes[];
+  parent: MutableRes | undefined;
+  state: Mutable<PrimitiveState>;
+};
+
+const TRUE_WORDS = new Set(['true', 'yes', 'on', '1', 'y']);
+export function isTrue(v: string | undefined, dflt = false): boolean {
+  if (v === undefined) return dflt;
+  return TRUE_WORDS.has(v.trim().toLowerCase());
+}
+
+function intOr(v: string | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  const r = parseScore(v);
+  return r.ok ? r.score : dflt;
+}
+
+function cibAttr(cib: Cib, name: string): string | undefined {
+  for (const [k, v] of cib.attrs) if (k === name) return v;
+  return undefined;
+}
+
+export function unpackOptions(
+  cib: Cib,
+  nowMs: number,
+): { options: ClusterOptions; props: Map<string, string> } {
+  const execDate = cibAttr(cib, 'execution-date');
+  const now = execDate !== undefined && /^\d+$/.test(execDate) ? Number(execDate) * 1000 : nowMs;
+  const ctx: RuleContext = { nodeAttrs: new Map(), nowMs: now };
+  const props = flattenNvSets(cib.configuration.crmConfig, ctx);
+  const nqp = (props.get('no-quorum-policy') ?? 'stop').toLowerCase();
+  const validNqp: readonly NoQuorumPolicy[] = ['stop', 'freeze', 'ignore', 'demote', 'suicide', 'fence'];
+  const ps = (props.get('placement-strategy') ?? 'default').toLowerCase();
+  const options: ClusterOptions = {
+    stonithEnabled: isTrue(props.get('stonith-enabled'), true),
+    symmetric: isTrue(props.get('symmetric-cluster'), true),
+    noQuorumPolicy: (validNqp as readonly string[]).includes(nqp) ? (nqp as NoQuorumPolicy) : 'stop',
+    haveQuorum: isTrue(cibAttr(cib, 'have-quorum'), false),
+    maintenanceMode: isTrue(props.get('maintenance-mode'), false),
+    startFailureIsFatal: isTrue(props.get('start-failure-is-fatal'), true),
+    stopAllResources: isTrue(props.get('stop-all-resources'), false),
+    placementStrategy:
+      ps === 'utilization' || ps === 'minimal' || ps === 'balanced'
+        ? (ps as ClusterOptions['placementStrategy'])
+        : 'default',
+    stonithAction:
+      props.get('stonith-action') === 'off' || props.get('stonith-action') === 'poweroff' ? 'off' : 'reboot',
+    nowMs: now,
+    concurrentFencing: isTrue(props.get('concurrent-fencing'), false),
+  };
+  return { options, props };
+}
+
+function isTimestampOrTrue(v: string | undefined): boolean {
+  if (v === undefined) return false;
+  if (/^\d+$/.test(v)) return Number(v) > 0;
+  return isTrue(v);
+}
+
+interface NodeBuild {
+  info: Mutable<NodeInfo>;
+  state: NodeState | undefined;
+}
+
+/** Node membership as Pacemaker's determine_online_status decides it (fencing enabled or not). */
+function unpackNodes(cib: Cib, options: ClusterOptions, props: Map<string, string>): NodeBuild[] {
+  const statusById = new Map<string, NodeState>();
+  for (const s of cib.status) {
+    statusById.set(s.id, s);
+  }
+  const startupFencing = isTrue(props.get('startup-fencing'), true);
+  const out: NodeBuild[] = [];
+  cib.configuration.nodes.forEach((n, index) => {
+    if (n.type === 'remote') unsupported(`remote node '${n.uname}'`);
+    const state = statusById.get(n.id) ?? cib.status.find((s) => s.uname === n.uname);
+    const ctx: RuleContext = { nodeAttrs: new Map(), nowMs: options.nowMs };
+    const attrs = flattenNvSets(n.instanceAttributes, ctx);
+    const transient = new Map<string, string>();
+    if (state) for (const set of state.transientAttributes) flattenNvSets([set], ctx, transient);
+    for (const [k, v] of transient) attrs.set(k, v);
+    attrs.set('#uname', n.uname);
+    attrs.set('#id', n.id);
+    attrs.set('#kind', 'cluster');
+    const util = new Map<string, number>();
+    for (const [k, v] of flattenNvSets(n.utilization, ctx)) util.set(k, Number.parseInt(v, 10) || 0);
+    const info: Mutable<NodeInfo> = {
+      id: n.id,
+      name: n.uname,
+      online: false,
+      unclean: false,
+      standby: isTrue(attrs.get('standby')),
+      maintenance: isTrue(attrs.get('maintenance')),
+      shuttingDown: false,
+      attrs,
+      utilization: util,
+      index,
+    };
+    const shutdown = transient.get('shutdown');
+    info.shuttingDown = shutdown !== undefined && shutdown !== '0';
+    if (!state) {
+      if (options.stonithEnabled && startupFencing) {
+        info.unclean = true;
+        info.uncleanReason = 'node is unclean';
+      }
+    } else {
+      decideMembership(info, state, options);
+    }
+    out.push({ info, state });
+  });
+  const dcId = cibAttr(cib, 'dc-uuid');
+  for (const b of out)
+    (b.info.attrs as Map<string, string>).set('#is_dc', b.info.id === dcId ? 'true' : 'false');
+  return out;
+}
+
+function decideMembership(info: Mutable<NodeInfo>, s: NodeState, options: ClusterOptions): void {
+  const inCcm = isTimestampOrTrue(s.inCcm);
+  const crmdOnline = s.crmd === 'online' || (s.crmd !== undefined && /^\d+$/.test(s.crmd) && s.crmd !== '0');
+  const join = s.join ?? 'down';
+  const expected = s.expected;
+  if (!options.stonithEnabled) {
+    // Without fencing a node that is not a full member is simply offline.
+    info.online = inCcm && crmdOnline && join === 'member';
+    if (inCcm && !crmdOnline && expected === 'member') {
+      info.unclean = false;
+      info.uncleanReason = undefined;
+    }
+    return;
+  }
+  if (inCcm && crmdOnline && join === 'member') {
+    info.online = true;
+    return;
+  }
+  if (!inCcm && (expected === 'down' || (join === 'down' && expected !== 'member') || info.shuttingDown)) {
+    return; // cleanly down
+  }
+  if (!inCcm) {
+    info.unclean = true;
+    info.uncleanReason = 'peer is no longer part of the cluster';
+    return;
+  }
+  if (!crmdOnline) {
+    if (expected === 'down') {
+      info.pending = true;
+      return;
+    }
+    info.unclean = true;
+    info.uncleanReason = 'peer process is no longer available';
+    return;
+  }
+  info.pending = true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resources
+
+interface Ctx {
+  readonly cib: Cib;
+  readonly options: ClusterOptions;
+  readonly props: Map<string, string>;
+  readonly nodeCount: number;
+  readonly byId: Map<string, MutableRes>;
+  readonly templates: Map<string, Primitive>;
+  /** rsc_defaults flattened per agent (rules may test class/provider/type). */
+  readonly defaultsCache: Map<string, Map<string, string>>;
+  order: number;
+}
+
+function metaOf(sets: readonly NvSet[], ctx: Ctx, rsc?: Primitive): Map<string, string> {
+  return flattenNvSets(sets, {
+    nodeAttrs: new Map(),
+    nowMs: ctx.options.nowMs,
+    ...(rsc ? { rsc: { class: rsc.class, provider: rsc.provider, type: rsc.type } } : {}),
+  });
+}
+
+function parseRole(v: string | undefined): Role {
+  switch ((v ?? '').toLowerCase()) {
+    case 'stopped':
+      return 'Stopped';
+    case 'slave':
+    case 'unpromoted':
+      return 'Unpromoted';
+    case 'master':
+    case 'promoted':
+      return 'Promoted';
+    default:
+      return 'Started';
+  }
+}
+
+function withTemplate(p: Primitive, ctx: Ctx): Primitive {
+  if (!p.template) return p;
+  const t = ctx.templates.get(p.template);
+  if (!t) invalid(`primitive '${p.id}' uses template '${p.template}', which is not defined`);
+  return {
+    ...p,
+    class: p.class ?? t.class,
+    provider: p.provider ?? t.provider,
+    type: p.type ?? t.type,
+    operations: [
+      ...p.operations,
+      ...t.operations.filter(
+        (o) => !p.operations.some((x) => x.name === o.name && x.interval === o.interval),
+      ),
+    ],
+    metaAttributes: [...p.metaAttributes, ...t.metaAttributes],
+    instanceAttributes: [...p.instanceAttributes, ...t.instanceAttributes],
+    utilization: [...p.utilization, ...t.utilization],
+  };
+}
+
+function newRes(
+  id: string,
+  baseId: string,
+  kind: Res['kind'],
+  parent: MutableRes | undefined,
+  meta: Map<string, string>,
+  ctx: Ctx,
+  def?: Primitive,
+): MutableRes {
+  const defaultsKey = def ? `${def.class}:${def.provider}:${def.type}` : '';
+  let defaults = ctx.defaultsCache.get(defaultsKey);
+  if (!defaults) {
+    defaults = metaOf(ctx.cib.configuration.rscDefaults, ctx, def);
+    ctx.defaultsCache.set(defaultsKey, defaults);
+  }
+  const inherited = new Map(meta);
+  for (const p = parent; p; ) {
+    for (const [k, v] of p.meta) if (!inherited.has(k)) inherited.set(k, v);
+    break;
+  }
+  for (const [k, v] of defaults) if (!inherited.has(k)) inherited.set(k, v);
+  const legacyStick = ctx.props.get('default-resource-stickiness');
+  const inClone = parent?.kind === 'clone' || parent?.parent?.kind === 'clone';
+  const stickDefault =
+    legacyStick !== undefined ? intOr(legacyStick, 0) : inClone && kind === 'primitive' ? 1 : 0;
+  let managed = isTrue(inherited.get('is-managed') ?? ctx.props.get('is-managed-default'), true);
+  if (ctx.options.maintenanceMode || isTrue(inherited.get('maintenance'))) managed = false;
+  const mt = inherited.get('migration-threshold') ?? ctx.props.get('default-migration-threshold');
+  const params = def
+    ? flattenNvSets(def.instanceAttributes, { nodeAttrs: new Map(), nowMs: ctx.options.nowMs })
+    : new Map();
+  const r: MutableRes = {
+    id,
+    baseId,
+    kind,
+    parent,
+    children: [],
+    def,
+    meta: inherited,
+    params,
+    order: ctx.order++,
+    managed,
+    targetRole: parseRole(inherited.get('target-role')),
+    stickiness: intOr(inherited.get('resource-stickiness') ?? inherited.get('stickiness'), stickDefault),
+    priority: intOr(inherited.get('priority'), 0),
+    migrationThreshold: mt === undefined ? INFINITY : intOr(mt, INFINITY),
+    failureTimeoutMs: durationMsOr(inherited.get('failure-timeout'), 0),
+    clone: undefined,
+    state: emptyState() as Mutable<PrimitiveState>,
+    orphan: false,
+  };
+  if (ctx.byId.has(id)) invalid(`resource id '${id}' is used twice`);
+  ctx.byId.set(id, r);
+  return r;
+}
+
+function buildPrimitive(p: Primitive, suffix: string, parent: MutableRes | undefined, ctx: Ctx): MutableRes {
+  const def = withTemplate(p, ctx);
+  if (def.class === 'ocf' && !def.provider) invalid(`primitive '${p.id}' has class ocf but no provider`);
+  if (!def.type) invalid(`primitive '${p.id}' has no type`);
+  const meta = metaOf(def.metaAttributes, ctx, def);
+  if (meta.has('container') || meta.has('remote-node'))
+    unsupported(`guest node (resource '${p.id}' meta remote-node/container)`);
+  if (def.class === 'ocf' && def.provider === 'pacemaker' && def.type === 'remote')
+    unsupported(`remote node resource '${p.id}'`);
+  return newRes(p.id + suffix, p.id, 'primitive', parent, meta, ctx, def);
+}
+
+function buildGroup(g: Group, suffix: string, parent: MutableRes | undefined, ctx: Ctx): MutableRes {
+  const r = newRes(g.id + suffix, g.id, 'group', parent, metaOf(g.metaAttributes, ctx), ctx);
+  for (const m of g.members) r.children.push(buildPrimitive(m, suffix, r, ctx));
+  return r;
+}
+
+function buildClone(c: Clone, ctx: Ctx): MutableRes {
+  const meta = metaOf(c.metaAttributes, ctx);
+  const r = newRes(c.id, c.id, 'clone', undefined, meta, ctx);
+  const childMeta = metaOf(c.child.metaAttributes, ctx);
+  const get = (k: string, legacy?: string): string | undefined =>
+    meta.get(k) ??
+    (legacy ? meta.get(legacy) : undefined) ??
+    childMeta.get(k) ??
+    (legacy ? childMeta.get(legacy) : undefined);
+  const promotable = c.legacyMaster || isTrue(get('promotable'));
+  const settings: CloneSettings = {
+    promotable,
+    cloneMax: Math.max(0, intOr(get('clone-max'), ctx.nodeCount)),
+    cloneNodeMax: Math.max(0, intOr(get('clone-node-max'), 1)),
+    promotedMax: Math.max(0, intOr(get('promoted-max', 'master-max'), 1)),
+    promotedNodeMax: Math.max(0, intOr(get('promoted-node-max', 'master-node-max'), 1)),
+    globallyUnique: isTrue(get('globally-unique')),
+    interleave: isTrue(get('interleave')),
+    ordered: isTrue(get('ordered')),
+  };
+  r.clone = settings;
+  for (let i = 0; i < settings.cloneMax; i++) addCloneInstance(r, c, i, ctx);
+  return r;
+}
+
+/** Creates instance `i` of a clone (`child:i`) and returns it. */
+export function addCloneInstance(r: MutableRes, c: Clone, i: number, ctx: Ctx): MutableRes {
+  const inst =
+    c.child.kind === 'group'
+      ? buildGroup(c.child, `:${i}`, r, ctx)
+      : buildPrimitive(c.child, `:${i}`, r, ctx);
+  r.children.push(inst);
+  return inst;
+}
+
+function buildResource(res: Resource, ctx: Ctx): MutableRes | undefined {
+  switch (res.kind) {
+    case 'primitive':
+      return buildPrimitive(res, '', undefined, ctx);
+    case 'group':
+      return buildGroup(res, '', undefined, ctx);
+    case 'clone':
+      return buildClone(res, ctx);
+    case 'bundle':
+      return unsupported(`bundle '${res.id}'`);
+    case 'template':
+      return undefined;
+  }
+}
+
+/** Stage 1: unpack the CIB into indexed, typed values. Throws SchedulerInputError. */
+export function unpack(cib: Cib, nowMs: number): Unpacked {
+  const { options, props } = unpackOptions(cib, nowMs);
+  for (const c of cib.configuration.constraints)
+    if (c.kind === 'rsc_ticket') unsupported(`ticket constraint '${c.id}'`);
+  const nodeBuilds = unpackNodes(cib, options, props);
+  const ctx: Ctx = {
+    cib,
+    options,
+    props,
+    nodeCount: cib.configuration.nodes.length,
+    byId: new Map(),
+    templates: new Map(),
+    defaultsCache: new Map(),
+    order: 0,
+  };
+  for (const r of cib.configuration.resources) {
+    if (r.kind === 'template') ctx.templates.set(r.id, { ...r, kind: 'primitive' });
+  }
+  const resources: MutableRes[] = [];
+  for (const r of cib.configuration.resources) {
+    const built = buildResource(r, ctx);
+    if (built) resources.push(built);
+  }
+  const byConfiguredId = new Map<string, MutableRes>();
+  for (const top of resources) indexConfigured(top, top, byConfiguredId);
+  const fence = new Map<string, string>();
+  const nodes = nodeBuilds.map((b) => b.info);
+  const nodeByName = new Map<string, NodeInfo>(nodes.map((n) => [n.name, n]));
+  applyHistory({
+    cib,
+    options,
+    nodes: nodeBuilds,
+    nodeByName,
+    resources,
+    byId: ctx.byId,
+    byConfiguredId,
+    fence,
+    addInstance: (clone, i) => {
+      const def = cib.configuration.resources.find((x) => x.id === clone.baseId);
+      if (!def || def.kind !== 'clone') return undefined;
+      const inst = addCloneInstance(clone, def, i, ctx);
+      return inst;
+    },
+    newOrphan: (id, hist) => {
+      const def: Primitive = {
+        kind: 'primitive',
+        id,
+        class: hist.class,
+        provider: hist.provider,
+        type: hist.type,
+        metaAttributes: [],
+        instanceAttributes: [],
+        utilization: [],
+        operations: [],
+      };
+      const r = newRes(id, id, 'primitive', undefined, new Map(), ctx, def);
+      r.orphan = true;
+      r.targetRole = 'Stopped';
+      resources.push(r);
+      byConfiguredId.set(id, r);
+      return r;
+    },
+  });
+  for (const b of nodeBuilds) {
+    if (b.info.unclean && !fence.has(b.info.name) && options.stonithEnabled) {
+      fence.set(b.info.name, b.info.uncleanReason ?? 'node is unclean');
+    }
+  }
+  // Without quorum a partition may not fence (unless told to ignore quorum).
+  if (!options.haveQuorum && options.noQuorumPolicy !== 'ignore') fence.clear();
+  return { options, nodes, nodeByName, resources, byId: ctx.byId, byConfiguredId, fence, cib };
+}
+
+function indexConfigured(r: MutableRes, top: MutableRes, out: Map<string, MutableRes>): void {
+  if (!out.has(r.baseId)) out.set(r.baseId, r.parent?.kind === 'clone' ? top : r.kind === 'clone' ? r : r);
+  if (r.kind === 'clone') {
+    const first = r.children[0];
+    // A clone's child id names the whole clone in constraints.
+    if (first) {
+      out.set(first.baseId, r);
+      if (first.kind === 'group') for (const m of first.children) out.set(m.baseId, r);
+    }
+    return;
+  }
+  for (const c of r.children) indexConfigured(c, top, out);
+}
+
+export { primitivesOf };

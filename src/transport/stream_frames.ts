@@ -1,0 +1,186 @@
+import { createCipheriv, createDecipheriv, hkdfSync } from 'node:crypto';
+import { assert } from '../lib/assert.ts';
+import { CLUSTER_KEY_BYTES, GCM_TAG_BYTES, MAX_NODE_ID } from './packet.ts';
+
+/**
+ * The stream channel's wire format and crypto, without I/O (stream.ts does the sockets).
+ *
+ * Handshake: each side sends a 42-byte clear Hello: magic 'HS', version, role (1 client,
+ * 2 server), cluster id (u32), node id (u16), a fresh 32-byte random nonce. Both derive
+ * per-direction session keys with HKDF-SHA256 from the cluster key, salted with both nonces and
+ * bound to both Hellos; then each sends a sealed Finished frame. Only a holder of the cluster
+ * key can produce a Finished the other side opens, and fresh nonces on both sides make every
+ * session's keys new, so a recorded session replays nowhere.
+ *
+ * Frames: u32 length of what follows (ciphertext + tag), then AES-256-GCM ciphertext and tag.
+ * The length is the frame's associated data; the nonce is a per-direction frame counter (safe
+ * because each session and direction has its own key).
+ */
+export const HELLO_BYTES = 42;
+export const STREAM_MAGIC = 0x4853;
+export const STREAM_VERSION = 1;
+/** Largest message on a stream; larger transfers (snapshots, resync) are chunked by the caller. */
+export const MAX_STREAM_MESSAGE_BYTES = 16 * 1024 * 1024;
+const FRAME_HEADER_BYTES = 4;
+const FINISHED_TEXT = 'halo stream finished';
+
+export type StreamRole = 'client' | 'server';
+
+export interface Hello {
+  readonly role: StreamRole;
+  readonly clusterId: number;
+  readonly nodeId: number;
+  readonly nonce: Buffer;
+}
+
+export function encodeHello(h: Hello): Buffer {
+  assert(h.nonce.length === 32, 'hello nonce must be 32 bytes');
+  const b = Buffer.alloc(HELLO_BYTES);
+  b.writeUInt16BE(STREAM_MAGIC, 0);
+  b.writeUInt8(STREAM_VERSION, 2);
+  b.writeUInt8(h.role === 'client' ? 1 : 2, 3);
+  b.writeUInt32BE(h.clusterId, 4);
+  b.writeUInt16BE(h.nodeId, 8);
+  h.nonce.copy(b, 10);
+  return b;
+}
+
+/** Parses a Hello or says why it is not one. Never throws. */
+export function decodeHello(b: Uint8Array): Hello | string {
+  if (b.length !== HELLO_BYTES) return `hello of ${b.length} bytes (expected ${HELLO_BYTES})`;
+  const buf = Buffer.from(b);
+  if (buf.readUInt16BE(0) !== STREAM_MAGIC) return 'not a halo stream (bad magic)';
+  if (buf.readUInt8(2) !== STREAM_VERSION) return `unsupported stream version ${buf.readUInt8(2)}`;
+  const role = buf.readUInt8(3);
+  if (role !== 1 && role !== 2) return `bad role ${role}`;
+  const nodeId = buf.readUInt16BE(8);
+  if (nodeId < 1 || nodeId > MAX_NODE_ID) return 'node id 0 is reserved';
+  return {
+    role: role === 1 ? 'client' : 'server',
+    clusterId: buf.readUInt32BE(4),
+    nodeId,
+    nonce: buf.subarray(10, 42),
+  };
+}
+
+/** Session keys for both directions, bound to both Hellos. */
+export function deriveSessionKeys(
+  clusterKey: Uint8Array,
+  clientHello: Buffer,
+  serverHello: Buffer,
+): { c2s: Buffer; s2c: Buffer } {
+  assert(clusterKey.length === CLUSTER_KEY_BYTES, 'cluster key must be 32 bytes');
+  const salt = Buffer.concat([clientHello.subarray(10), serverHello.subarray(10)]);
+  const info = Buffer.concat([Buffer.from('halo stream v1'), clientHello, serverHello]);
+  const okm = Buffer.from(hkdfSync('sha256', clusterKey, salt, info, 64));
+  return { c2s: okm.subarray(0, 32), s2c: okm.subarray(32, 64) };
+}
+
+/** Seals outgoing frames in one direction of one session. */
+export class FrameSealer {
+  private counter = 0n;
+  constructor(private readonly key: Buffer) {}
+
+  seal(msg: Uint8Array): Buffer {
+    assert(msg.length <= MAX_STREAM_MESSAGE_BYTES, `stream message of ${msg.length} bytes is too big`);
+    const header = Buffer.alloc(FRAME_HEADER_BYTES);
+    header.writeUInt32BE(msg.length + GCM_TAG_BYTES, 0);
+    const c = createCipheriv('aes-256-gcm', this.key, counterNonce(this.counter++));
+    c.setAAD(header);
+    const body = c.update(msg);
+    const tail = c.final();
+    return Buffer.concat([header, body, tail, c.getAuthTag()]);
+  }
+
+  finished(role: StreamRole): Buffer {
+    return this.seal(Buffer.from(`${FINISHED_TEXT} ${role}`));
+  }
+}
+
+export type FrameResult =
+  | { readonly ok: true; readonly messages: Buffer[] }
+  | { readonly ok: false; readonly error: string };
+
+/**
+ * Reassembles and opens incoming frames in one direction. Feed it bytes as they arrive; it
+ * returns every complete message, or an error (bad length, failed authentication), after which
+ * the connection must be closed: a stream with one bad frame can't be trusted past it.
+ */
+export class FrameOpener {
+  private counter = 0n;
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private failed = false;
+
+  constructor(private readonly key: Buffer) {}
+
+  push(data: Uint8Array): FrameResult {
+    if (this.failed) return { ok: false, error: 'stream already failed' };
+    this.chunks.push(Buffer.from(data));
+    this.buffered += data.length;
+    const out: Buffer[] = [];
+    for (;;) {
+      if (this.buffered < FRAME_HEADER_BYTES) break;
+      const head = this.peek(FRAME_HEADER_BYTES);
+      const len = head.readUInt32BE(0);
+      if (len < GCM_TAG_BYTES || len > MAX_STREAM_MESSAGE_BYTES + GCM_TAG_BYTES)
+        return this.fail(`bad frame length ${len}`);
+      if (this.buffered < FRAME_HEADER_BYTES + len) break;
+      const frame = this.take(FRAME_HEADER_BYTES + len);
+      const msg = this.open(frame);
+      if (!msg) return this.fail('frame failed authentication');
+      out.push(msg);
+    }
+    return { ok: true, messages: out };
+  }
+
+  /** Checks that `msg` is the peer's Finished for `role`. */
+  static isFinished(msg: Buffer, peerRole: StreamRole): boolean {
+    return msg.equals(Buffer.from(`${FINISHED_TEXT} ${peerRole}`));
+  }
+
+  private open(frame: Buffer): Buffer | undefined {
+    const header = frame.subarray(0, FRAME_HEADER_BYTES);
+    const tagAt = frame.length - GCM_TAG_BYTES;
+    try {
+      const d = createDecipheriv('aes-256-gcm', this.key, counterNonce(this.counter));
+      d.setAAD(header);
+      d.setAuthTag(frame.subarray(tagAt));
+      const body = d.update(frame.subarray(FRAME_HEADER_BYTES, tagAt));
+      const msg = Buffer.concat([body, d.final()]);
+      this.counter++;
+      return msg;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private fail(error: string): FrameResult {
+    this.failed = true;
+    this.chunks = [];
+    this.buffered = 0;
+    return { ok: false, error };
+  }
+
+  private peek(n: number): Buffer {
+    if (this.chunks[0]!.length >= n) return this.chunks[0]!.subarray(0, n);
+    const all = Buffer.concat(this.chunks);
+    this.chunks = [all];
+    return all.subarray(0, n);
+  }
+
+  private take(n: number): Buffer {
+    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
+    const out = all.subarray(0, n);
+    const rest = all.subarray(n);
+    this.chunks = rest.length > 0 ? [rest] : [];
+    this.buffered -= n;
+    return out;
+  }
+}
+
+function counterNonce(counter: bigint): Buffer {
+  const n = Buffer.alloc(12);
+  n.writeBigUInt64BE(counter, 4);
+  return n;
+}

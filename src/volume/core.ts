@@ -1,0 +1,1147 @@
+import { assert } from '../lib/assert.ts';
+import { Bitmap, BLOCK_BYTES, blocksOf } from './bitmap.ts';
+import type { Protocol, VolumeConfig } from './config.ts';
+import { DiskQueue } from './disk_queue.ts';
+import { type Decision, decide, type NodeView } from './handshake.ts';
+import type { HandshakeMsg, PeerMsg } from './messages.ts';
+import {
+  type ConnState,
+  type DiskState,
+  type Generations,
+  newCurrent,
+  type Role,
+  syncSourceDone,
+  UUID_JUST_CREATED,
+  type VolumeMetadata,
+  withRoleBit,
+} from './metadata.ts';
+
+/**
+ * The volume state machine (pure). The shell feeds it events and carries out its actions, in
+ * order: `persist` before anything that follows it depends on the metadata being on disk (the
+ * core itself holds back acks and writes until `persisted` arrives), `send` in order on the
+ * replication stream, disk actions in any order (the core orders conflicting ones itself).
+ */
+
+export type CoreEvent =
+  | { readonly e: 'write'; readonly id: number; readonly offset: number; readonly data: Uint8Array; readonly fua: boolean }
+  | { readonly e: 'flush'; readonly id: number }
+  | { readonly e: 'diskDone'; readonly op: number; readonly ok: boolean; readonly data?: Uint8Array }
+  | { readonly e: 'persisted'; readonly seq: number }
+  | { readonly e: 'transportUp' }
+  | { readonly e: 'transportDown'; readonly reason: string }
+  | { readonly e: 'peer'; readonly msg: PeerMsg }
+  | { readonly e: 'tick'; readonly nowMs: number };
+
+export type CoreAction =
+  | { readonly a: 'diskWrite'; readonly op: number; readonly offset: number; readonly data: Uint8Array; readonly fua: boolean }
+  | { readonly a: 'diskRead'; readonly op: number; readonly offset: number; readonly length: number }
+  | { readonly a: 'diskFlush'; readonly op: number }
+  | { readonly a: 'persist'; readonly seq: number; readonly meta: VolumeMetadata }
+  | { readonly a: 'send'; readonly msg: PeerMsg }
+  | { readonly a: 'ack'; readonly id: number; readonly ok: boolean }
+  | { readonly a: 'openTransport' }
+  | { readonly a: 'closeTransport'; readonly reason: string }
+  | { readonly a: 'handler'; readonly name: string }
+  | { readonly a: 'role'; readonly role: Role }
+  | { readonly a: 'log'; readonly level: 'info' | 'warn' | 'error'; readonly msg: string };
+
+export type AdminResult = { readonly ok: true } | { readonly ok: false; readonly code: string; readonly message: string };
+
+export interface CorePorts {
+  /** A fresh random 64-bit generation identifier. */
+  readonly freshUuid: () => bigint;
+  /** Digest of a block for csums-alg / verify-alg. */
+  readonly digest: (data: Uint8Array) => string;
+}
+
+/** Blocks per resync/verify request (128 KiB). */
+export const MAX_RUN_BLOCKS = 32;
+/** Resync requests in flight (4 MiB with 128 KiB runs). */
+export const MAX_RESYNC_INFLIGHT = 32;
+export const MAX_VERIFY_INFLIGHT = 16;
+/** Activity-log extent: 4 MiB as in DRBD. */
+export const AL_EXTENT_BYTES = 4 * 1024 * 1024;
+const AL_EXTENT_BLOCKS = AL_EXTENT_BYTES / BLOCK_BYTES;
+/** How often a resync target persists its shrinking bitmap (resume point after a crash). */
+const RESYNC_PERSIST_INTERVAL_MS = 1000;
+
+interface AppWrite {
+  readonly id: number;
+  readonly offset: number;
+  readonly data: Uint8Array;
+  readonly fua: boolean;
+  readonly first: number;
+  readonly count: number;
+  needSeq: number;
+  released: boolean;
+  localDone: boolean;
+  localOk: boolean;
+  /** Sent to the peer and still waiting for what the protocol needs before acking. */
+  awaitPeer: boolean;
+  recvAcked: boolean;
+  writeAcked: boolean;
+  seq: number;
+}
+
+interface PeerPending {
+  readonly first: number;
+  readonly count: number;
+  readonly sentMs: number;
+  readonly writeId: number;
+}
+
+interface Flush {
+  readonly id: number;
+  localDone: boolean;
+  barrierSeq: number;
+  barrierDone: boolean;
+}
+
+interface ResyncRun {
+  readonly first: number;
+  readonly count: number;
+  touched: boolean;
+  data: Uint8Array | undefined;
+  acksLeft: number;
+}
+
+export interface ResyncProgress {
+  readonly role: 'source' | 'target';
+  readonly totalBlocks: number;
+  doneBlocks: number;
+  sentBytes: number;
+  readonly startMs: number;
+  readonly full: boolean;
+}
+
+export interface CoreStatus {
+  readonly resource: string;
+  readonly node: string;
+  readonly peer: string;
+  readonly role: Role;
+  readonly disk: DiskState;
+  readonly conn: ConnState;
+  readonly peerRole: Role | 'Unknown';
+  readonly peerDisk: DiskState;
+  readonly protocol: Protocol;
+  readonly gen: Generations;
+  readonly outOfSyncBlocks: number;
+  readonly resync: ResyncProgress | undefined;
+  readonly verify: { readonly doneBlocks: number; readonly totalBlocks: number; readonly outOfSync: number; readonly running: boolean } | undefined;
+  readonly counters: Readonly<Record<'ns' | 'nr' | 'dw' | 'dr' | 'al' | 'pe' | 'ua' | 'ap' | 'resyncBytesSent' | 'resyncBytesReceived', number>>;
+  readonly nowMs: number;
+  readonly lastDecision: string;
+}
+
+export class VolumeCore {
+  private out: CoreAction[] = [];
+  private gen: Generations;
+  private role: Role = 'Secondary';
+  private disk: DiskState;
+  private readonly bitmap: Bitmap;
+  private al: number[];
+  private syncSourceUuid: bigint;
+  private crashedPrimary: boolean;
+  private peerOutdated: boolean;
+  private readonly blocks: number;
+
+  private conn: ConnState = 'StandAlone';
+  private wantConnect = false;
+  private transportOpen = false;
+  private handshakeDone = false;
+  private discardMyData = false;
+  private peerRole: Role | 'Unknown' = 'Unknown';
+  private peerDisk: DiskState = 'DUnknown';
+  private lastDecision = '';
+
+  private persistSeq = 0;
+  private persistedSeq = 0;
+  private persistInFlight = false;
+
+  private readonly queue = new DiskQueue();
+  private readonly writes = new Map<number, AppWrite>();
+  private readonly awaitingPersist: AppWrite[] = [];
+  private readonly peerPending = new Map<number, PeerPending>();
+  private readonly flushes = new Map<number, Flush>();
+  private readonly barrierToFlush = new Map<number, number>();
+  private sendSeq = 0;
+  private barrierSeq = 0;
+
+  private nowMs = 0;
+  private lastHeardMs = 0;
+  private lastPingMs = 0;
+  private rateBudget = 0;
+
+  private resync: ResyncProgress | undefined;
+  private resyncCursor = 0;
+  private readonly resyncRuns = new Map<number, ResyncRun>();
+  private readonly resyncBlockRun = new Map<number, number>();
+  private resyncTargetPending = 0;
+  private resyncDoneMsg: { current: bigint; history: readonly [bigint, bigint] } | undefined;
+  private lastResyncPersistMs = 0;
+  private resyncDirty = false;
+
+  private verify: { cursor: number; inflight: number; done: number; oos: number; running: boolean } | undefined;
+  private readonly counters = { ns: 0, nr: 0, dw: 0, dr: 0, al: 0, pe: 0, ua: 0, ap: 0, resyncBytesSent: 0, resyncBytesReceived: 0 };
+
+  constructor(
+    private readonly cfg: VolumeConfig,
+    meta: VolumeMetadata,
+    private readonly ports: CorePorts,
+  ) {
+    this.blocks = Math.ceil(meta.sizeBytes / BLOCK_BYTES);
+    this.bitmap = new Bitmap(this.blocks, meta.bitmap);
+    this.gen = meta.gen;
+    this.disk = meta.disk;
+    this.syncSourceUuid = meta.syncSourceUuid;
+    this.peerOutdated = meta.peerOutdated;
+    this.crashedPrimary = meta.crashedPrimary;
+    this.al = [...meta.activityLog];
+    if (meta.running) {
+      // We crashed: anything in a hot extent may differ from the peer.
+      for (const ext of this.al) this.markBlocks(ext * AL_EXTENT_BLOCKS, AL_EXTENT_BLOCKS);
+      if (meta.role === 'Primary') this.crashedPrimary = true;
+      this.log('warn', `recovering from a crash: ${this.al.length} activity-log extents marked out of sync`);
+    }
+    this.al = [];
+    this.gen = withRoleBit(this.gen, false);
+    this.requestPersist();
+  }
+
+  get sizeBytes(): number {
+    return this.blocks * BLOCK_BYTES;
+  }
+
+  /** Takes the actions produced so far (etcd-raft's Ready). */
+  takeActions(): CoreAction[] {
+    const a = this.out;
+    this.out = [];
+    return a;
+  }
+
+  private emit(a: CoreAction): void {
+    this.out.push(a);
+  }
+
+  private log(level: 'info' | 'warn' | 'error', msg: string): void {
+    this.emit({ a: 'log', level, msg: `${this.cfg.resource}: ${msg}` });
+  }
+
+  metadata(running = true): VolumeMetadata {
+    return {
+      gen: this.gen,
+      role: this.role,
+      disk: this.disk,
+      sizeBytes: this.blocks * BLOCK_BYTES,
+      activityLog: [...this.al],
+      syncSourceUuid: this.syncSourceUuid,
+      running,
+      peerOutdated: this.peerOutdated,
+      crashedPrimary: this.crashedPrimary,
+      bitmap: this.bitmap.copy(),
+    };
+  }
+
+  private requestPersist(): number {
+    this.persistSeq++;
+    if (!this.persistInFlight) this.startPersist();
+    return this.persistSeq;
+  }
+
+  private startPersist(): void {
+    this.persistInFlight = true;
+    this.emit({ a: 'persist', seq: this.persistSeq, meta: this.metadata() });
+  }
+
+  // ---------------------------------------------------------------- events
+
+  step(ev: CoreEvent): void {
+    switch (ev.e) {
+      case 'write':
+        return this.onWrite(ev.id, ev.offset, ev.data, ev.fua);
+      case 'flush':
+        return this.onFlush(ev.id);
+      case 'diskDone':
+        this.queue.complete(ev.op, ev.ok, ev.data);
+        return this.pumpAll();
+      case 'persisted':
+        return this.onPersisted(ev.seq);
+      case 'transportUp':
+        return this.onTransportUp();
+      case 'transportDown':
+        return this.onTransportDown(ev.reason);
+      case 'peer':
+        this.lastHeardMs = this.nowMs;
+        this.onPeer(ev.msg);
+        return this.pumpAll();
+      case 'tick':
+        return this.onTick(ev.nowMs);
+    }
+  }
+
+  private pumpAll(): void {
+    this.queue.pump(this.persistedSeq);
+    this.pumpResync();
+    this.pumpVerify();
+  }
+
+  private onPersisted(seq: number): void {
+    assert(seq <= this.persistSeq, `persisted seq ${seq} was never requested`);
+    this.persistedSeq = Math.max(this.persistedSeq, seq);
+    this.persistInFlight = false;
+    if (this.persistSeq > this.persistedSeq) this.startPersist();
+    while (this.awaitingPersist.length > 0 && this.awaitingPersist[0]!.needSeq <= this.persistedSeq) {
+      this.releaseWrite(this.awaitingPersist.shift()!);
+    }
+    for (const w of this.writes.values()) this.maybeAck(w);
+    this.pumpAll();
+  }
+
+  // ---------------------------------------------------------------- application I/O
+
+  private onWrite(id: number, offset: number, data: Uint8Array, fua: boolean): void {
+    if (this.role !== 'Primary' || offset < 0 || offset + data.length > this.sizeBytes) {
+      this.emit({ a: 'ack', id, ok: false });
+      return;
+    }
+    const { first, count } = blocksOf(offset, data.length);
+    const w: AppWrite = {
+      id,
+      offset,
+      data,
+      fua,
+      first,
+      count,
+      needSeq: 0,
+      released: false,
+      localDone: false,
+      localOk: true,
+      awaitPeer: false,
+      recvAcked: false,
+      writeAcked: false,
+      seq: 0,
+    };
+    this.writes.set(id, w);
+    this.counters.ap++;
+    if (this.touchActivityLog(first, count)) w.needSeq = this.requestPersist();
+    // A write waits behind earlier ones so that the stream carries writes in submission order.
+    if (w.needSeq > this.persistedSeq || this.awaitingPersist.length > 0) {
+      w.needSeq = Math.max(w.needSeq, this.awaitingPersist.at(-1)?.needSeq ?? 0);
+      this.awaitingPersist.push(w);
+    } else {
+      this.releaseWrite(w);
+    }
+    this.pumpAll();
+  }
+
+  /** Puts the write's extents into the activity log; true if the log changed (must persist). */
+  private touchActivityLog(first: number, count: number): boolean {
+    let changed = false;
+    const firstExt = Math.floor(first / AL_EXTENT_BLOCKS);
+    const lastExt = Math.floor((first + count - 1) / AL_EXTENT_BLOCKS);
+    for (let ext = firstExt; ext <= lastExt; ext++) {
+      const i = this.al.indexOf(ext);
+      if (i >= 0) {
+        this.al.splice(i, 1);
+        this.al.push(ext);
+        continue;
+      }
+      this.al.push(ext);
+      this.counters.al++;
+      changed = true;
+      if (this.al.length > this.cfg.alExtents) this.evictExtent();
+    }
+    return changed;
+  }
+
+  private evictExtent(): void {
+    // Evict the least recently used extent with no write still in flight; the bitmap in the
+    // same persisted slot keeps any block of it that the peer has not confirmed.
+    const busy = new Set<number>();
+    for (const w of this.writes.values()) {
+      for (let b = w.first; b < w.first + w.count; b += AL_EXTENT_BLOCKS) busy.add(Math.floor(b / AL_EXTENT_BLOCKS));
+      busy.add(Math.floor((w.first + w.count - 1) / AL_EXTENT_BLOCKS));
+    }
+    const i = this.al.findIndex((ext) => !busy.has(ext));
+    if (i >= 0) this.al.splice(i, 1);
+  }
+
+  private releaseWrite(w: AppWrite): void {
+    w.released = true;
+    if (this.handshakeDone && this.peerDisk !== 'DUnknown') {
+      w.seq = ++this.sendSeq;
+      w.awaitPeer = true;
+      this.peerPending.set(w.seq, { first: w.first, count: w.count, sentMs: this.nowMs, writeId: w.id });
+      this.counters.pe++;
+      this.counters.ns += w.data.length;
+      this.emit({ a: 'send', msg: { t: 'Data', seq: w.seq, offset: w.offset, fua: w.fua, data: w.data } });
+    } else {
+      this.markBlocks(w.first, w.count);
+    }
+    if (this.resync?.role === 'source') this.touchResync(w.first, w.count);
+    this.queue.add({
+      kind: 'write',
+      first: w.first,
+      count: w.count,
+      needSeq: 0,
+      start: (op) => this.emit({ a: 'diskWrite', op, offset: w.offset, data: w.data, fua: w.fua }),
+      done: (ok) => {
+        w.localDone = true;
+        w.localOk = ok;
+        this.counters.dw += w.data.length;
+        this.maybeAck(w);
+      },
+    });
+  }
+
+  private peerSatisfied(w: AppWrite): boolean {
+    if (!w.awaitPeer) return true;
+    const p: Protocol = this.cfg.protocol;
+    if (p === 'A') return true;
+    if (p === 'B') return w.recvAcked || w.writeAcked;
+    return w.writeAcked;
+  }
+
+  private maybeAck(w: AppWrite): void {
+    if (!w.localDone || w.needSeq > this.persistedSeq || !this.peerSatisfied(w)) return;
+    this.writes.delete(w.id);
+    this.emit({ a: 'ack', id: w.id, ok: w.localOk });
+  }
+
+  private onFlush(id: number): void {
+    const f: Flush = { id, localDone: false, barrierSeq: 0, barrierDone: true };
+    this.flushes.set(id, f);
+    if (this.handshakeDone && this.peerDisk !== 'DUnknown') {
+      f.barrierSeq = ++this.barrierSeq;
+      f.barrierDone = false;
+      this.barrierToFlush.set(f.barrierSeq, id);
+      this.emit({ a: 'send', msg: { t: 'Barrier', seq: f.barrierSeq } });
+    }
+    this.queue.add({
+      kind: 'flush',
+      first: 0,
+      count: this.blocks,
+      needSeq: 0,
+      start: (op) => this.emit({ a: 'diskFlush', op }),
+      done: (ok) => {
+        f.localDone = true;
+        if (!ok) this.log('error', 'local flush failed');
+        this.maybeAckFlush(f);
+      },
+    });
+    this.pumpAll();
+  }
+
+  private maybeAckFlush(f: Flush): void {
+    if (!f.localDone || !f.barrierDone) return;
+    this.flushes.delete(f.id);
+    this.emit({ a: 'ack', id: f.id, ok: true });
+  }
+
+  private markBlocks(first: number, count: number): void {
+    for (let b = first; b < first + count && b < this.blocks; b++) this.bitmap.set(b);
+  }
+
+  // ---------------------------------------------------------------- admin
+
+  promote(force: boolean): AdminResult {
+    if (this.role === 'Primary') return { ok: true };
+    if (this.conn === 'SyncTarget') return fail('sync-target', 'cannot promote while this disk is resync target');
+    if (this.handshakeDone && this.peerRole === 'Primary' && !this.cfg.net.allowTwoPrimaries) {
+      return fail('peer-is-primary', 'the peer is Primary and allow-two-primaries is not set');
+    }
+    if (this.disk !== 'UpToDate' && !force) {
+      return fail('not-uptodate', `disk is ${this.disk}; promoting it needs --force`);
+    }
+    if (this.gen.current === UUID_JUST_CREATED || (force && this.disk !== 'UpToDate')) {
+      // Forced promotion: this disk becomes the reference; a connected peer must resync fully.
+      this.gen = { current: this.ports.freshUuid() | 1n, bitmap: 0n, history: [this.gen.current === UUID_JUST_CREATED ? 0n : this.gen.current, this.gen.history[0]] };
+      this.disk = 'UpToDate';
+      this.syncSourceUuid = 0n;
+      this.role = 'Primary';
+      this.requestPersist();
+      this.emit({ a: 'role', role: 'Primary' });
+      if (this.handshakeDone) this.dropConnection('forced promotion: reconnecting to start a full sync');
+      return { ok: true };
+    }
+    this.role = 'Primary';
+    if (!this.handshakeDone || this.peerDisk === 'DUnknown') {
+      if (this.gen.bitmap === 0n) this.gen = newCurrent(this.gen, this.ports.freshUuid(), true);
+      else this.gen = withRoleBit(this.gen, true);
+      if (this.cfg.fencing !== 'dont-care' && !this.peerOutdated) this.emit({ a: 'handler', name: 'fence-peer' });
+    } else {
+      this.gen = withRoleBit(this.gen, true);
+      this.sendState();
+    }
+    this.requestPersist();
+    this.emit({ a: 'role', role: 'Primary' });
+    return { ok: true };
+  }
+
+  demote(): AdminResult {
+    if (this.role === 'Secondary') return { ok: true };
+    if (this.writes.size > 0 || this.flushes.size > 0) return fail('busy', 'writes are still in flight; retry');
+    this.role = 'Secondary';
+    this.gen = withRoleBit(this.gen, false);
+    this.requestPersist();
+    this.emit({ a: 'role', role: 'Secondary' });
+    if (this.handshakeDone) this.sendState();
+    return { ok: true };
+  }
+
+  connect(discardMyData: boolean): AdminResult {
+    this.discardMyData = discardMyData;
+    if (this.wantConnect) return { ok: true };
+    this.wantConnect = true;
+    this.conn = 'Connecting';
+    this.emit({ a: 'openTransport' });
+    return { ok: true };
+  }
+
+  disconnect(): AdminResult {
+    this.wantConnect = false;
+    if (this.transportOpen) this.dropConnection('disconnect requested');
+    this.conn = 'StandAlone';
+    return { ok: true };
+  }
+
+  /** Starts online verify from this node (needs a connected peer in sync). */
+  startVerify(): AdminResult {
+    if (this.conn !== 'Connected') return fail('not-connected', `verify needs connection state Connected, not ${this.conn}`);
+    this.verify = { cursor: 0, inflight: 0, done: 0, oos: 0, running: true };
+    this.log('info', `online verify started over ${this.blocks} blocks`);
+    this.pumpAll();
+    return { ok: true };
+  }
+
+  /** Discards this node's data: marks every block out of sync and the disk Inconsistent. */
+  invalidate(): AdminResult {
+    if (this.role === 'Primary') return fail('is-primary', 'cannot invalidate a Primary');
+    this.bitmap.setAll();
+    this.disk = 'Inconsistent';
+    this.requestPersist();
+    if (this.handshakeDone) this.dropConnection('invalidated: reconnecting to resync');
+    return { ok: true };
+  }
+
+  private sendState(): void {
+    this.emit({ a: 'send', msg: { t: 'State', role: this.role, disk: this.disk } });
+  }
+
+  // ---------------------------------------------------------------- connection
+
+  private onTransportUp(): void {
+    if (!this.wantConnect) {
+      this.emit({ a: 'closeTransport', reason: 'not connecting (StandAlone)' });
+      return;
+    }
+    this.transportOpen = true;
+    this.handshakeDone = false;
+    this.lastHeardMs = this.nowMs;
+    this.emit({ a: 'send', msg: this.handshakeMsg() });
+  }
+
+  private handshakeMsg(): HandshakeMsg {
+    return {
+      t: 'Handshake',
+      node: this.cfg.self.name,
+      protocol: this.cfg.protocol,
+      sizeBytes: this.sizeBytes,
+      current: this.gen.current,
+      bitmapUuid: this.gen.bitmap,
+      history: this.gen.history,
+      role: this.role,
+      disk: this.disk,
+      crashedPrimary: this.crashedPrimary,
+      discardMyData: this.discardMyData,
+      syncSourceUuid: this.syncSourceUuid,
+      bitmap: this.bitmap.copy(),
+    };
+  }
+
+  private dropConnection(reason: string): void {
+    this.emit({ a: 'closeTransport', reason });
+    this.onTransportDown(reason);
+  }
+
+  private onTransportDown(reason: string): void {
+    const wasUp = this.handshakeDone;
+    this.transportOpen = false;
+    this.handshakeDone = false;
+    this.peerRole = 'Unknown';
+    this.peerDisk = 'DUnknown';
+    if (wasUp) this.log('warn', `connection to ${this.cfg.peer.name} lost: ${reason}`);
+    // Whatever the peer has not confirmed is out of sync.
+    for (const p of this.peerPending.values()) this.markBlocks(p.first, p.count);
+    this.peerPending.clear();
+    let seq = this.persistedSeq;
+    if (wasUp && this.role === 'Primary' && this.gen.bitmap === 0n) {
+      this.gen = newCurrent(this.gen, this.ports.freshUuid(), true);
+      if (this.cfg.fencing !== 'dont-care') this.emit({ a: 'handler', name: 'fence-peer' });
+    }
+    if (wasUp) seq = this.requestPersist();
+    for (const w of this.writes.values()) {
+      if (w.awaitPeer) {
+        w.awaitPeer = false;
+        w.needSeq = Math.max(w.needSeq, seq);
+      }
+    }
+    for (const f of this.flushes.values()) {
+      f.barrierDone = true;
+      this.maybeAckFlush(f);
+    }
+    this.barrierToFlush.clear();
+    this.stopResync();
+    if (this.verify?.running) {
+      this.verify.running = false;
+      this.log('warn', `verify interrupted at block ${this.verify.cursor}`);
+    }
+    this.conn = this.wantConnect ? 'Connecting' : 'StandAlone';
+    if (this.wantConnect) this.emit({ a: 'openTransport' });
+    for (const w of this.writes.values()) this.maybeAck(w);
+  }
+
+  private view(): NodeView {
+    return {
+      name: this.cfg.self.name,
+      gen: this.gen,
+      role: this.role,
+      disk: this.disk,
+      weight: this.bitmap.weight,
+      crashedPrimary: this.crashedPrimary,
+      discardMyData: this.discardMyData,
+      syncSourceUuid: this.syncSourceUuid,
+    };
+  }
+
+  private onHandshake(m: HandshakeMsg): void {
+    if (m.protocol !== this.cfg.protocol) {
+      return this.refuse(`protocol mismatch: ${this.cfg.protocol} here, ${m.protocol} on ${m.node}`);
+    }
+    if (m.sizeBytes !== this.sizeBytes) return this.refuse(`size mismatch: ${this.sizeBytes} here, ${m.sizeBytes} on ${m.node}`);
+    if (m.node !== this.cfg.peer.name) return this.refuse(`expected peer ${this.cfg.peer.name}, got ${m.node}`);
+    if (m.bitmap.length !== this.bitmap.bits.length) return this.refuse('peer bitmap has the wrong size');
+    const peer: NodeView = {
+      name: m.node,
+      gen: { current: m.current, bitmap: m.bitmapUuid, history: m.history },
+      role: m.role,
+      disk: m.disk,
+      weight: new Bitmap(this.blocks, m.bitmap).weight,
+      crashedPrimary: m.crashedPrimary,
+      discardMyData: m.discardMyData,
+      syncSourceUuid: m.syncSourceUuid,
+    };
+    if (m.role === 'Primary' && this.role === 'Primary' && !this.cfg.net.allowTwoPrimaries) {
+      // Both Primary: only a split brain can explain it, handled below by after-sb-2pri.
+    }
+    const d: Decision = decide(this.view(), peer, {
+      after0: this.cfg.net.afterSb0,
+      after1: this.cfg.net.afterSb1,
+      after2: this.cfg.net.afterSb2,
+    });
+    this.lastDecision = `${d.kind}: ${d.rule}`;
+    this.log('info', `handshake with ${m.node}: ${this.lastDecision}`);
+    this.peerRole = m.role;
+    this.peerDisk = m.disk;
+    this.discardMyData = false;
+    switch (d.kind) {
+      case 'unrelated':
+      case 'refuse':
+        return this.refuse(d.rule);
+      case 'split-brain':
+        this.log('error', `split brain detected with ${m.node}, not resolved: ${d.rule}`);
+        this.emit({ a: 'handler', name: 'split-brain' });
+        if (d.priLost) this.emit({ a: 'handler', name: 'pri-lost-after-sb' });
+        return this.refuse('split brain');
+      case 'in-sync':
+        this.handshakeDone = true;
+        this.crashedPrimary = false;
+        this.conn = 'Connected';
+        if (this.disk !== 'Inconsistent' && (m.disk === 'UpToDate' || this.disk === 'UpToDate')) this.disk = 'UpToDate';
+        if (this.peerDisk !== 'Inconsistent' && this.disk === 'UpToDate') this.peerDisk = 'UpToDate';
+        this.peerOutdated = false;
+        this.requestPersist();
+        return;
+      case 'source':
+      case 'target':
+        this.handshakeDone = true;
+        this.crashedPrimary = false;
+        if (d.splitBrain) this.log('warn', `split brain auto-resolved: ${d.rule}`);
+        if (d.full) this.bitmap.setAll();
+        else this.bitmap.merge(m.bitmap);
+        if (d.kind === 'source') this.startResyncSource(d.full, m);
+        else this.startResyncTarget(d.full, m);
+        return;
+    }
+  }
+
+  private refuse(reason: string): void {
+    this.log('error', `refusing connection to ${this.cfg.peer.name}: ${reason}`);
+    this.wantConnect = false;
+    this.dropConnection(reason);
+    this.conn = 'StandAlone';
+  }
+
+  private onPeer(msg: PeerMsg): void {
+    if (msg.t === 'Handshake') {
+      if (!this.transportOpen || this.handshakeDone) return this.dropConnection('unexpected handshake');
+      return this.onHandshake(msg);
+    }
+    if (!this.handshakeDone) {
+      // Messages of an older connection or out of order: never act on them.
+      return;
+    }
+    switch (msg.t) {
+      case 'Data':
+        return this.onPeerData(msg.seq, msg.offset, msg.fua, msg.data);
+      case 'RecvAck':
+      case 'WriteAck':
+      case 'NegAck':
+        return this.onPeerAck(msg.t, msg.seq);
+      case 'Barrier':
+        return this.onBarrier(msg.seq);
+      case 'BarrierAck': {
+        const id = this.barrierToFlush.get(msg.seq);
+        this.barrierToFlush.delete(msg.seq);
+        const f = id === undefined ? undefined : this.flushes.get(id);
+        if (f) {
+          f.barrierDone = true;
+          this.maybeAckFlush(f);
+        }
+        return;
+      }
+      case 'ResyncData':
+        return this.onResyncData(msg.first, msg.data);
+      case 'ResyncAck':
+        return this.onResyncAck(msg.first, msg.count, msg.ok);
+      case 'ResyncCsum':
+        return this.onResyncCsum(msg.first, msg.digests);
+      case 'ResyncNeed':
+        return this.onResyncNeed(msg.first, msg.need);
+      case 'ResyncDone':
+        this.resyncDoneMsg = { current: msg.current, history: msg.history };
+        return this.maybeFinishTarget();
+      case 'VerifyReq':
+        return this.onVerifyReq(msg.first, msg.digests);
+      case 'VerifyReply':
+        return this.onVerifyReply(msg.first, msg.differ);
+      case 'State':
+        this.peerRole = msg.role;
+        if (msg.disk !== 'Inconsistent' || this.peerDisk !== 'Inconsistent') this.peerDisk = msg.disk;
+        return;
+      case 'Ping':
+        this.emit({ a: 'send', msg: { t: 'PingAck' } });
+        return;
+      case 'PingAck':
+        return;
+    }
+  }
+
+  private validRange(first: number, count: number): boolean {
+    return Number.isSafeInteger(first) && first >= 0 && count >= 0 && first + count <= this.blocks;
+  }
+
+  private onPeerData(seq: number, offset: number, fua: boolean, data: Uint8Array): void {
+    if (offset + data.length > this.sizeBytes || (this.role === 'Primary' && !this.cfg.net.allowTwoPrimaries)) {
+      this.emit({ a: 'send', msg: { t: 'NegAck', seq } });
+      return;
+    }
+    if (this.cfg.protocol === 'B') this.emit({ a: 'send', msg: { t: 'RecvAck', seq } });
+    this.counters.nr += data.length;
+    const { first, count } = blocksOf(offset, data.length);
+    this.queue.add({
+      kind: 'write',
+      first,
+      count,
+      needSeq: 0,
+      start: (op) => this.emit({ a: 'diskWrite', op, offset, data, fua }),
+      done: (ok) => {
+        this.counters.dw += data.length;
+        if (this.handshakeDone) this.emit({ a: 'send', msg: { t: ok ? 'WriteAck' : 'NegAck', seq } });
+      },
+    });
+  }
+
+  private onPeerAck(kind: 'RecvAck' | 'WriteAck' | 'NegAck', seq: number): void {
+    const p = this.peerPending.get(seq);
+    if (!p) return;
+    const w = this.writes.get(p.writeId);
+    if (kind === 'RecvAck') {
+      if (w?.seq === seq) w.recvAcked = true;
+    } else {
+      this.peerPending.delete(seq);
+      this.counters.pe--;
+      if (kind === 'NegAck') this.markBlocks(p.first, p.count);
+      if (w?.seq === seq) w.writeAcked = true;
+    }
+    if (w) this.maybeAck(w);
+  }
+
+  private onBarrier(seq: number): void {
+    this.queue.add({
+      kind: 'flush',
+      first: 0,
+      count: this.blocks,
+      needSeq: 0,
+      start: (op) => this.emit({ a: 'diskFlush', op }),
+      done: () => {
+        if (this.handshakeDone) this.emit({ a: 'send', msg: { t: 'BarrierAck', seq } });
+      },
+    });
+  }
+
+  // ---------------------------------------------------------------- resync
+
+  private startResyncSource(full: boolean, _m: HandshakeMsg): void {
+    this.conn = 'SyncSource';
+    this.peerDisk = 'Inconsistent';
+    this.resync = { role: 'source', totalBlocks: this.bitmap.weight, doneBlocks: 0, sentBytes: 0, startMs: this.nowMs, full };
+    this.resyncCursor = 0;
+    this.requestPersist();
+    this.log('info', `resync as SyncSource: ${this.bitmap.weight} blocks${full ? ' (full sync)' : ''}`);
+  }
+
+  private startResyncTarget(full: boolean, m: HandshakeMsg): void {
+    this.conn = 'SyncTarget';
+    this.disk = 'Inconsistent';
+    this.syncSourceUuid = m.current;
+    this.resync = { role: 'target', totalBlocks: this.bitmap.weight, doneBlocks: 0, sentBytes: 0, startMs: this.nowMs, full };
+    this.resyncDoneMsg = undefined;
+    this.resyncTargetPending = 0;
+    this.requestPersist();
+    this.log('info', `resync as SyncTarget: ${this.bitmap.weight} blocks${full ? ' (full sync)' : ''}`);
+  }
+
+  private stopResync(): void {
+    if (!this.resync) return;
+    this.log('warn', `resync interrupted with ${this.bitmap.weight} blocks left`);
+    this.resync = undefined;
+    this.resyncRuns.clear();
+    this.resyncBlockRun.clear();
+    this.resyncDoneMsg = undefined;
+    this.requestPersist();
+  }
+
+  private touchResync(first: number, count: number): void {
+    for (let b = first; b < first + count; b++) {
+      const r = this.resyncBlockRun.get(b);
+      if (r !== undefined) {
+        const run = this.resyncRuns.get(r);
+        if (run) run.touched = true;
+      }
+    }
+  }
+
+  private pumpResync(): void {
+    const rs = this.resync;
+    if (!rs || rs.role !== 'source' || !this.handshakeDone) return;
+    const limited = this.cfg.resyncRateBytesPerSec > 0;
+    let wrapped = false;
+    while (this.resyncRuns.size < MAX_RESYNC_INFLIGHT && (!limited || this.rateBudget > 0)) {
+      let b = this.bitmap.nextSet(this.resyncCursor);
+      while (b >= 0 && this.resyncBlockRun.has(b)) b = this.bitmap.nextSet(b + 1);
+      if (b < 0) {
+        if (!wrapped && this.resyncCursor > 0 && this.bitmap.weight > this.resyncBlockRun.size) {
+          this.resyncCursor = 0;
+          wrapped = true;
+          continue;
+        }
+        if (this.resyncRuns.size === 0 && this.bitmap.weight === 0) this.finishSource();
+        return;
+      }
+      let count = 1;
+      while (count < MAX_RUN_BLOCKS && b + count < this.blocks && this.bitmap.get(b + count) && !this.resyncBlockRun.has(b + count)) {
+        count++;
+      }
+      this.resyncCursor = b + count;
+      if (limited) this.rateBudget -= count * BLOCK_BYTES;
+      this.startResyncRun(b, count);
+    }
+  }
+
+  private startResyncRun(first: number, count: number): void {
+    const run: ResyncRun = { first, count, touched: false, data: undefined, acksLeft: 0 };
+    this.resyncRuns.set(first, run);
+    for (let b = first; b < first + count; b++) this.resyncBlockRun.set(b, first);
+    this.queue.add({
+      kind: 'read',
+      first,
+      count,
+      needSeq: 0,
+      start: (op) => this.emit({ a: 'diskRead', op, offset: first * BLOCK_BYTES, length: count * BLOCK_BYTES }),
+      done: (ok, data) => this.onResyncRead(run, ok, data),
+    });
+  }
+
+  private endRun(run: ResyncRun): void {
+    this.resyncRuns.delete(run.first);
+    for (let b = run.first; b < run.first + run.count; b++) this.resyncBlockRun.delete(b);
+  }
+
+  private onResyncRead(run: ResyncRun, ok: boolean, data: Uint8Array | undefined): void {
+    if (this.resyncRuns.get(run.first) !== run) return;
+    if (!ok || !data || run.touched || !this.handshakeDone) {
+      // Written meanwhile (or a read error): the bits stay set and a later pass resends.
+      this.endRun(run);
+      this.resyncCursor = Math.min(this.resyncCursor, run.first);
+      return;
+    }
+    this.counters.dr += data.length;
+    if (this.cfg.net.csumsAlg) {
+      run.data = data;
+      const digests: string[] = [];
+      for (let i = 0; i < run.count; i++) digests.push(this.ports.digest(data.subarray(i * BLOCK_BYTES, (i + 1) * BLOCK_BYTES)));
+      this.emit({ a: 'send', msg: { t: 'ResyncCsum', first: run.first, digests } });
+      return;
+    }
+    run.acksLeft = 1;
+    this.sendResyncData(run.first, data);
+  }
+
+  private sendResyncData(first: number, data: Uint8Array): void {
+    this.resync!.sentBytes += data.length;
+    this.counters.resyncBytesSent += data.length;
+    this.counters.ns += data.length;
+    this.emit({ a: 'send', msg: { t: 'ResyncData', first, data } });
+  }
+
+  private onResyncNeed(first: number, need: readonly boolean[]): void {
+    const run = this.resyncRuns.get(first);
+    if (!run || !run.data || need.length !== run.count) return;
+    for (let i = 0; i < run.count; i++) {
+      if (need[i] === true) {
+        run.acksLeft++;
+        this.sendResyncData(first + i, run.data.subarray(i * BLOCK_BYTES, (i + 1) * BLOCK_BYTES));
+      } else {
+        this.bitmap.clear(first + i);
+        this.resync!.doneBlocks++;
+      }
+    }
+    if (run.acksLeft === 0) this.endRun(run);
+  }
+
+  private onResyncAck(first: number, count: number, ok: boolean): void {
+    const owner = this.resyncBlockRun.get(first);
+    const run = owner === undefined ? undefined : this.resyncRuns.get(owner);
+    if (!run || !this.resync) return;
+    if (ok) {
+      for (let b = first; b < first + count && b < run.first + run.count; b++) this.bitmap.clear(b);
+      this.resync.doneBlocks += count;
+    }
+    run.acksLeft--;
+    if (run.acksLeft <= 0) this.endRun(run);
+  }
+
+  private finishSource(): void {
+    this.gen = syncSourceDone(this.gen);
+    const done = this.resync!;
+    this.resync = undefined;
+    this.conn = 'Connected';
+    this.peerDisk = 'UpToDate';
+    this.requestPersist();
+    this.emit({ a: 'send', msg: { t: 'ResyncDone', current: this.gen.current, history: this.gen.history } });
+    this.log('info', `resync finished as SyncSource: ${done.doneBlocks} blocks, ${done.sentBytes} bytes sent`);
+  }
+
+  private onResyncData(first: number, data: Uint8Array): void {
+    const count = data.length / BLOCK_BYTES;
+    if (this.resync?.role !== 'target' || !Number.isInteger(count) || !this.validRange(first, count)) {
+      this.emit({ a: 'send', msg: { t: 'ResyncAck', first, count: Math.max(0, Math.floor(count)), ok: false } });
+      return;
+    }
+    this.resyncTargetPending++;
+    this.counters.resyncBytesReceived += data.length;
+    this.counters.nr += data.length;
+    const rs = this.resync;
+    this.queue.add({
+      kind: 'write',
+      first,
+      count,
+      // The Inconsistent state reaches disk before the first resync write does.
+      needSeq: this.persistSeq,
+      start: (op) => this.emit({ a: 'diskWrite', op, offset: first * BLOCK_BYTES, data, fua: false }),
+      done: (ok) => {
+        this.resyncTargetPending--;
+        if (ok) for (let b = first; b < first + count; b++) this.bitmap.clear(b);
+        if (this.resync === rs && rs) rs.doneBlocks += count;
+        this.resyncDirty = true;
+        if (this.handshakeDone) this.emit({ a: 'send', msg: { t: 'ResyncAck', first, count, ok } });
+        this.maybeFinishTarget();
+      },
+    });
+  }
+
+  private onResyncCsum(first: number, digests: readonly string[]): void {
+    const count = digests.length;
+    if (this.resync?.role !== 'target' || count === 0 || count > MAX_RUN_BLOCKS || !this.validRange(first, count)) {
+      this.emit({ a: 'send', msg: { t: 'ResyncNeed', first, need: digests.map(() => true) } });
+      return;
+    }
+    this.queue.add({
+      kind: 'read',
+      first,
+      count,
+      needSeq: 0,
+      start: (op) => this.emit({ a: 'diskRead', op, offset: first * BLOCK_BYTES, length: count * BLOCK_BYTES }),
+      done: (ok, data) => {
+        const need = digests.map((d, i) => !ok || !data || this.ports.digest(data.subarray(i * BLOCK_BYTES, (i + 1) * BLOCK_BYTES)) !== d);
+        need.forEach((n, i) => {
+          if (!n) this.bitmap.clear(first + i);
+        });
+        if (this.handshakeDone) this.emit({ a: 'send', msg: { t: 'ResyncNeed', first, need } });
+      },
+    });
+  }
+
+  private maybeFinishTarget(): void {
+    const done = this.resyncDoneMsg;
+    if (!done || this.resyncTargetPending > 0 || this.resync?.role !== 'target') return;
+    const rs = this.resync;
+    this.gen = { current: done.current & ~1n, bitmap: 0n, history: [done.history[0], done.history[1]] };
+    this.disk = 'UpToDate';
+    this.syncSourceUuid = 0n;
+    this.bitmap.clearAll();
+    this.resync = undefined;
+    this.resyncDoneMsg = undefined;
+    this.conn = 'Connected';
+    this.peerDisk = 'UpToDate';
+    this.requestPersist();
+    this.log('info', `resync finished as SyncTarget: ${rs.doneBlocks} blocks received`);
+    this.emit({ a: 'handler', name: 'after-resync-target' });
+  }
+
+  // ---------------------------------------------------------------- verify
+
+  private pumpVerify(): void {
+    const v = this.verify;
+    if (!v?.running || !this.handshakeDone) return;
+    while (v.inflight < MAX_VERIFY_INFLIGHT && v.cursor < this.blocks) {
+      const first = v.cursor;
+      const count = Math.min(MAX_RUN_BLOCKS, this.blocks - first);
+      v.cursor += count;
+      v.inflight++;
+      this.queue.add({
+        kind: 'read',
+        first,
+        count,
+        needSeq: 0,
+        start: (op) => this.emit({ a: 'diskRead', op, offset: first * BLOCK_BYTES, length: count * BLOCK_BYTES }),
+        done: (ok, data) => {
+          if (!ok || !data || this.verify !== v || !v.running) return;
+          const digests: string[] = [];
+          for (let i = 0; i < count; i++) digests.push(this.ports.digest(data.subarray(i * BLOCK_BYTES, (i + 1) * BLOCK_BYTES)));
+          this.emit({ a: 'send', msg: { t: 'VerifyReq', first, digests } });
+        },
+      });
+    }
+  }
+
+  private onVerifyReq(first: number, digests: readonly string[]): void {
+    const count = digests.length;
+    if (count === 0 || count > MAX_RUN_BLOCKS || !this.validRange(first, count)) {
+      this.emit({ a: 'send', msg: { t: 'VerifyReply', first, differ: digests.map(() => true) } });
+      return;
+    }
+    this.queue.add({
+      kind: 'read',
+      first,
+      count,
+      needSeq: 0,
+      start: (op) => this.emit({ a: 'diskRead', op, offset: first * BLOCK_BYTES, length: count * BLOCK_BYTES }),
+      done: (ok, data) => {
+        const differ = digests.map((d, i) => !ok || !data || this.ports.digest(data.subarray(i * BLOCK_BYTES, (i + 1) * BLOCK_BYTES)) !== d);
+        differ.forEach((d, i) => {
+          if (d) this.bitmap.set(first + i);
+        });
+        if (differ.some((d) => d)) this.requestPersist();
+        if (this.handshakeDone) this.emit({ a: 'send', msg: { t: 'VerifyReply', first, differ } });
+      },
+    });
+  }
+
+  private onVerifyReply(first: number, differ: readonly boolean[]): void {
+    const v = this.verify;
+    if (!v?.running) return;
+    v.inflight--;
+    differ.forEach((d, i) => {
+      if (d && this.validRange(first + i, 1)) {
+        v.oos++;
+        this.bitmap.set(first + i);
+        this.log('warn', `verify: block ${first + i} (sector ${((first + i) * BLOCK_BYTES) / 512}) differs from ${this.cfg.peer.name}`);
+      }
+    });
+    v.done += differ.length;
+    if (v.cursor >= this.blocks && v.inflight === 0) {
+      v.running = false;
+      this.requestPersist();
+      this.log('info', `online verify finished: ${v.oos} out-of-sync blocks (${v.oos * 4} KiB); disconnect and connect to resync them`);
+    }
+  }
+
+  // ---------------------------------------------------------------- time
+
+  private onTick(nowMs: number): void {
+    const dt = Math.max(0, nowMs - this.nowMs);
+    this.nowMs = nowMs;
+    const rate = this.cfg.resyncRateBytesPerSec;
+    if (rate > 0) this.rateBudget = Math.min(rate, this.rateBudget + (rate * dt) / 1000);
+    if (this.handshakeDone) {
+      const silentMs = nowMs - this.lastHeardMs;
+      if (silentMs > this.cfg.net.pingIntervalMs + this.cfg.net.timeoutMs) {
+        return this.dropConnection(`no message from ${this.cfg.peer.name} for ${silentMs} ms`);
+      }
+      if (nowMs - this.lastPingMs >= this.cfg.net.pingIntervalMs) {
+        this.lastPingMs = nowMs;
+        this.emit({ a: 'send', msg: { t: 'Ping' } });
+      }
+      const ko = this.cfg.net.koCount > 0 ? this.cfg.net.timeoutMs * this.cfg.net.koCount : 0;
+      if (ko > 0) {
+        for (const p of this.peerPending.values()) {
+          if (nowMs - p.sentMs > ko) return this.dropConnection(`ko-count: a write waited ${nowMs - p.sentMs} ms for the peer`);
+          break; // Oldest first: Map keeps insertion order.
+        }
+      }
+    }
+    if (this.resyncDirty && nowMs - this.lastResyncPersistMs >= RESYNC_PERSIST_INTERVAL_MS) {
+      this.resyncDirty = false;
+      this.lastResyncPersistMs = nowMs;
+      this.requestPersist();
+    }
+    this.pumpAll();
+  }
+
+  // ---------------------------------------------------------------- status
+
+  status(): CoreStatus {
+    return {
+      resource: this.cfg.resource,
+      node: this.cfg.self.name,
+      peer: this.cfg.peer.name,
+      role: this.role,
+      disk: this.disk,
+      conn: this.conn,
+      peerRole: this.peerRole,
+      peerDisk: this.peerDisk,
+      protocol: this.cfg.protocol,
+      gen: this.gen,
+      outOfSyncBlocks: this.bitmap.weight,
+      resync: this.resync ? { ...this.resync } : undefined,
+      verify: this.verify
+        ? { doneBlocks: this.verify.done, totalBlocks: this.blocks, outOfSync: this.verify.oos, running: this.verify.running }
+        : undefined,
+      counters: { ...this.counters, ua: this.writes.size },
+      nowMs: this.nowMs,
+      lastDecision: this.lastDecision,
+    };
+  }
+
+  /** For tests and the simulator: is block `b` marked out of sync? */
+  isMarked(b: number): boolean {
+    return this.bitmap.get(b);
+  }
+}
+
+function fail(code: string, message: string): AdminResult {
+  return { ok: false, code, message };
+}

@@ -1,0 +1,87 @@
+/**
+ * Volume metadata as a value (pure): DRBD's generation identifiers, role, disk state, the dirty
+ * bitmap and the activity log. `metadata_store.ts` puts it on disk crash-safely.
+ *
+ * Generation identifiers ("UUIDs") are 64-bit random numbers. The lowest bit of `current` says
+ * whether the node was Primary while that identifier was current; it travels into `bitmap`
+ * when the identifier is retired, which is how the after-sb "younger/older primary" policies
+ * tell who was Primary before the split. Comparisons ignore that bit.
+ */
+
+export type Role = 'Primary' | 'Secondary';
+export type DiskState = 'Diskless' | 'Inconsistent' | 'Outdated' | 'DUnknown' | 'Consistent' | 'UpToDate';
+export type ConnState = 'StandAlone' | 'Connecting' | 'Connected' | 'SyncSource' | 'SyncTarget';
+
+/** The identifier a fresh `create-md` writes: "never synced with anyone". */
+export const UUID_JUST_CREATED = 4n;
+export const UUID_PRIMARY_BIT = 1n;
+
+export interface Generations {
+  readonly current: bigint;
+  readonly bitmap: bigint;
+  readonly history: readonly [bigint, bigint];
+}
+
+export interface VolumeMetadata {
+  readonly gen: Generations;
+  readonly role: Role;
+  readonly disk: DiskState;
+  readonly sizeBytes: number;
+  /** Activity log: extent numbers (AL_EXTENT_BYTES each) that may hold unreplicated writes. */
+  readonly activityLog: readonly number[];
+  /** The `current` of the sync source this disk was last resyncing from (resume after a break). */
+  readonly syncSourceUuid: bigint;
+  /** Set while the engine runs; a load that finds it set knows the node crashed. */
+  readonly running: boolean;
+  /** The peer's disk was outdated by us (we promoted while it was away). */
+  readonly peerOutdated: boolean;
+  /** This node crashed while Primary and has not handshaken since (its AL blocks are suspect). */
+  readonly crashedPrimary: boolean;
+  /** Dirty bitmap bytes (1 bit per 4 KiB block). */
+  readonly bitmap: Uint8Array;
+}
+
+export function sameUuid(a: bigint, b: bigint): boolean {
+  return (a & ~UUID_PRIMARY_BIT) === (b & ~UUID_PRIMARY_BIT);
+}
+
+export function fmtUuid(u: bigint): string {
+  return u.toString(16).toUpperCase().padStart(16, '0');
+}
+
+export function initialMetadata(sizeBytes: number, bitmapBytes: number): VolumeMetadata {
+  return {
+    gen: { current: UUID_JUST_CREATED, bitmap: 0n, history: [0n, 0n] },
+    role: 'Secondary',
+    disk: 'Inconsistent',
+    sizeBytes,
+    activityLog: [],
+    syncSourceUuid: 0n,
+    running: false,
+    peerOutdated: false,
+    crashedPrimary: false,
+    bitmap: new Uint8Array(bitmapBytes),
+  };
+}
+
+/**
+ * Retires `current` into `bitmap` and draws a new current: done when a Primary loses its peer
+ * or a node is promoted without one, so that later handshakes see who changed data since.
+ */
+export function newCurrent(gen: Generations, fresh: bigint, primary: boolean): Generations {
+  const history: [bigint, bigint] = gen.bitmap !== 0n ? [gen.bitmap, gen.history[0]] : [...gen.history];
+  const cur = primary ? fresh | UUID_PRIMARY_BIT : fresh & ~UUID_PRIMARY_BIT;
+  return { current: cur, bitmap: gen.current, history };
+}
+
+/** A finished resync on the source: the bitmap identifier moves into history. */
+export function syncSourceDone(gen: Generations): Generations {
+  if (gen.bitmap === 0n) return gen;
+  return { current: gen.current, bitmap: 0n, history: [gen.bitmap, gen.history[0]] };
+}
+
+export function withRoleBit(gen: Generations, primary: boolean): Generations {
+  const current = primary ? gen.current | UUID_PRIMARY_BIT : gen.current & ~UUID_PRIMARY_BIT;
+  if (gen.current === UUID_JUST_CREATED) return gen;
+  return { ...gen, current };
+}

@@ -1,0 +1,287 @@
+import { assert } from '../lib/assert.ts';
+import type { Rng } from '../lib/ports.ts';
+import { Bitmap, BLOCK_BYTES } from './bitmap.ts';
+import type { VolumeConfig } from './config.ts';
+import { DEFAULTS } from './config.ts';
+import { type CoreAction, VolumeCore } from './core.ts';
+import type { PeerMsg } from './messages.ts';
+import { initialMetadata, type VolumeMetadata } from './metadata.ts';
+
+/**
+ * A deterministic two-node world for the volume core (used by tests and `sim/`): in-memory
+ * disks, a network that can be cut, disk and metadata I/O that completes in a random order,
+ * and crashes that lose everything not yet completed. Everything is driven by one seeded Rng.
+ */
+
+export function testConfig(self: string, peer: string, over: Partial<VolumeConfig['net']> & { protocol?: 'A' | 'B' | 'C'; rate?: number } = {}): VolumeConfig {
+  const { protocol, rate, ...net } = over;
+  return {
+    resource: 'r0',
+    self: { name: self, address: '127.0.0.1:7788', disk: '/dev/null', metaDisk: 'internal' },
+    peer: { name: peer, address: '127.0.0.1:7789' },
+    protocol: protocol ?? 'C',
+    net: {
+      timeoutMs: DEFAULTS.timeoutMs,
+      pingIntervalMs: DEFAULTS.pingIntervalMs,
+      koCount: DEFAULTS.koCount,
+      connectIntervalMs: 1000,
+      allowTwoPrimaries: false,
+      afterSb0: 'disconnect',
+      afterSb1: 'disconnect',
+      afterSb2: 'disconnect',
+      ...net,
+    },
+    fencing: 'dont-care',
+    resyncRateBytesPerSec: rate ?? 0,
+    alExtents: 8,
+    handlers: {},
+  };
+}
+
+/** A cheap deterministic block digest (FNV-1a) for the simulated csums/verify. */
+export function fnv(data: Uint8Array): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < data.length; i++) h = Math.imul(h ^ data[i]!, 0x01000193) >>> 0;
+  return h.toString(16);
+}
+
+interface PendingIo {
+  readonly action: CoreAction;
+  readonly epoch: number;
+}
+
+export class SimNode {
+  core!: VolumeCore;
+  disk: Uint8Array;
+  persisted: VolumeMetadata;
+  pending: PendingIo[] = [];
+  epoch = 0;
+  up = true;
+  acked = new Set<number>();
+  failedAcks = new Set<number>();
+  handlers: string[] = [];
+  logs: string[] = [];
+  wantsTransport = false;
+
+  constructor(
+    readonly cfg: VolumeConfig,
+    sizeBytes: number,
+    private readonly rng: Rng,
+  ) {
+    this.disk = new Uint8Array(sizeBytes);
+    this.persisted = initialMetadata(sizeBytes, Math.ceil(sizeBytes / BLOCK_BYTES / 8));
+    this.boot();
+  }
+
+  boot(): void {
+    this.epoch++;
+    this.pending = [];
+    this.up = true;
+    this.wantsTransport = false;
+    this.core = new VolumeCore(this.cfg, this.persisted, {
+      freshUuid: () => (BigInt(this.rng.int(0x7fffffff)) << 32n) | BigInt(this.rng.int(0x7fffffff) * 2 + 2),
+      digest: fnv,
+    });
+  }
+
+  /** kill -9: every I/O not completed is lost; the disk keeps what completed. */
+  crash(): void {
+    this.up = false;
+    this.pending = [];
+    this.epoch++;
+  }
+
+  bitmapWeight(): number {
+    return new Bitmap(this.disk.length / BLOCK_BYTES, this.persisted.bitmap).weight;
+  }
+}
+
+export class SimPair {
+  readonly a: SimNode;
+  readonly b: SimNode;
+  /** Messages in flight per direction; only delivered while the link is up and both ends run. */
+  private wire = new Map<SimNode, PeerMsg[]>();
+  linkUp = true;
+  private connected = false;
+  nowMs = 0;
+  private nextId = 1;
+  readonly writesAcked: Array<{ node: SimNode; id: number; offset: number; data: Uint8Array }> = [];
+  private inflightWrites = new Map<number, { node: SimNode; offset: number; data: Uint8Array }>();
+
+  constructor(
+    readonly rng: Rng,
+    sizeBytes: number,
+    cfgA: VolumeConfig = testConfig('alpha', 'bravo'),
+    cfgB: VolumeConfig = testConfig('bravo', 'alpha'),
+  ) {
+    this.a = new SimNode(cfgA, sizeBytes, rng);
+    this.b = new SimNode(cfgB, sizeBytes, rng);
+    this.wire.set(this.a, []);
+    this.wire.set(this.b, []);
+  }
+
+  peerOf(n: SimNode): SimNode {
+    return n === this.a ? this.b : this.a;
+  }
+
+  write(node: SimNode, offset: number, data: Uint8Array, fua = false): number {
+    const id = this.nextId++;
+    this.inflightWrites.set(id, { node, offset, data });
+    node.core.step({ e: 'write', id, offset, data, fua });
+    return id;
+  }
+
+  flush(node: SimNode): number {
+    const id = this.nextId++;
+    node.core.step({ e: 'flush', id });
+    return id;
+  }
+
+  /** Moves actions out of both cores; returns true if anything happened. */
+  private drain(): boolean {
+    let any = false;
+    for (const n of [this.a, this.b]) {
+      if (!n.up) continue;
+      for (const act of n.core.takeActions()) {
+        any = true;
+        this.apply(n, act);
+      }
+    }
+    return any;
+  }
+
+  private apply(n: SimNode, act: CoreAction): void {
+    switch (act.a) {
+      case 'diskWrite':
+      case 'diskRead':
+      case 'diskFlush':
+      case 'persist':
+        n.pending.push({ action: act, epoch: n.epoch });
+        return;
+      case 'send':
+        if (this.connected && this.linkUp) this.wire.get(this.peerOf(n))!.push(act.msg);
+        return;
+      case 'ack': {
+        const w = this.inflightWrites.get(act.id);
+        this.inflightWrites.delete(act.id);
+        if (act.ok) {
+          n.acked.add(act.id);
+          if (w) this.writesAcked.push({ node: n, id: act.id, offset: w.offset, data: w.data });
+        } else n.failedAcks.add(act.id);
+        return;
+      }
+      case 'openTransport':
+        n.wantsTransport = true;
+        return;
+      case 'closeTransport':
+        n.wantsTransport = false;
+        this.cut();
+        return;
+      case 'handler':
+        n.handlers.push(act.name);
+        return;
+      case 'role':
+        return;
+      case 'log':
+        n.logs.push(act.msg);
+        return;
+    }
+  }
+
+  /** Drops the connection (both sides notice). */
+  private cut(): void {
+    if (!this.connected) return;
+    this.connected = false;
+    this.wire.set(this.a, []);
+    this.wire.set(this.b, []);
+    for (const n of [this.a, this.b]) if (n.up) n.core.step({ e: 'transportDown', reason: 'link down' });
+  }
+
+  setLink(up: boolean): void {
+    this.linkUp = up;
+    if (!up) this.cut();
+  }
+
+  crash(n: SimNode): void {
+    n.crash();
+    this.cut();
+  }
+
+  restart(n: SimNode): void {
+    n.boot();
+  }
+
+  /** Completes one pending I/O of node n: a random one, except that persists finish in order. */
+  private completeOne(n: SimNode): boolean {
+    if (!n.up || n.pending.length === 0) return false;
+    let i = this.rng.int(n.pending.length);
+    if (n.pending[i]!.action.a === 'persist') i = n.pending.findIndex((q) => q.action.a === 'persist');
+    const [p] = n.pending.splice(i, 1);
+    const act = p!.action;
+    switch (act.a) {
+      case 'diskWrite':
+        assert(act.offset + act.data.length <= n.disk.length, 'core wrote outside the device');
+        n.disk.set(act.data, act.offset);
+        n.core.step({ e: 'diskDone', op: act.op, ok: true });
+        break;
+      case 'diskRead':
+        assert(act.offset + act.length <= n.disk.length, 'core read outside the device');
+        n.core.step({ e: 'diskDone', op: act.op, ok: true, data: n.disk.slice(act.offset, act.offset + act.length) });
+        break;
+      case 'diskFlush':
+        n.core.step({ e: 'diskDone', op: act.op, ok: true });
+        break;
+      case 'persist':
+        n.persisted = act.meta;
+        n.core.step({ e: 'persisted', seq: act.seq });
+        break;
+      default:
+        break;
+    }
+    return true;
+  }
+
+  /** One scheduling step: deliver a message, complete an I/O, or connect. */
+  stepOnce(): boolean {
+    this.drain();
+    if (!this.connected && this.linkUp && this.a.up && this.b.up && this.a.wantsTransport && this.b.wantsTransport) {
+      this.connected = true;
+      this.a.core.step({ e: 'transportUp' });
+      this.b.core.step({ e: 'transportUp' });
+      return true;
+    }
+    const choices: Array<() => boolean> = [];
+    for (const n of [this.a, this.b]) {
+      const q = this.wire.get(n)!;
+      if (q.length > 0 && n.up) {
+        choices.push(() => {
+          n.core.step({ e: 'peer', msg: q.shift()! });
+          return true;
+        });
+      }
+      if (n.up && n.pending.length > 0) choices.push(() => this.completeOne(n));
+    }
+    if (choices.length === 0) return this.drain();
+    const ok = choices[this.rng.int(choices.length)]!();
+    this.drain();
+    return ok;
+  }
+
+  /** Advances simulated time (ticks both cores). */
+  tick(ms: number): void {
+    this.nowMs += ms;
+    for (const n of [this.a, this.b]) if (n.up) n.core.step({ e: 'tick', nowMs: this.nowMs });
+    this.drain();
+  }
+
+  /** Runs until nothing is left to do (bounded). */
+  settle(maxSteps = 200_000): void {
+    for (let i = 0; i < maxSteps; i++) {
+      if (!this.stepOnce()) {
+        this.tick(10);
+        if (!this.stepOnce()) return;
+      }
+    }
+    throw new Error(`simulation did not settle in ${maxSteps} steps`);
+  }
+}
