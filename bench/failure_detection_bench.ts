@@ -4,6 +4,7 @@
  * prints each daemon's RSS and every loss that no kill caused (false suspicions).
  *
  *   node --import tsx bench/failure_detection_bench.ts [--trials 20] [--profiles lan,fast] [--links 2]
+ *   (or HALO_BENCH_TRIALS=5 npm run bench -- failure_detection)
  *
  * Needs root. Times come from the daemons' own log lines (wall ms) minus the wall time just
  * before the kill, so polling does not add to them. Printed, never asserted.
@@ -17,6 +18,7 @@ import { isProfileName, PROFILES, type ProfileName } from '../src/membership/pro
 const NODES = ['b1', 'b2', 'b3'];
 const MAX_TRIALS = 500;
 const STEP_DEADLINE_MS = 60_000;
+const MAX_FALSE_LOSSES_SHOWN = 5;
 
 function rssMb(pid: number | undefined): number | undefined {
   if (pid === undefined) return undefined;
@@ -86,7 +88,10 @@ async function benchProfile(profile: ProfileName, trials: number, links: number)
       for (const l of c.logLines(n)) {
         if (l.event !== 'member-state' || l.to !== 'lost' || (l.t as number) < startedAt) continue;
         const t = l.t as number;
-        if (!kills.some((k) => k.victim === l.peer && t >= k.at && t - k.at <= maxMs + 1000)) falseLosses++;
+        if (!kills.some((k) => k.victim === l.peer && t >= k.at && t - k.at <= maxMs + 1000)) {
+          falseLosses++;
+          if (falseLosses <= MAX_FALSE_LOSSES_SHOWN) console.log(`  false loss seen by ${n}: ${l.msg}`);
+        }
       }
     }
     first.sort((a, b) => a - b);
@@ -107,7 +112,7 @@ async function benchProfile(profile: ProfileName, trials: number, links: number)
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      trials: { type: 'string', default: '20' },
+      trials: { type: 'string', default: process.env.HALO_BENCH_TRIALS ?? '20' },
       profiles: { type: 'string', default: 'lan,fast' },
       links: { type: 'string', default: '2' },
     },

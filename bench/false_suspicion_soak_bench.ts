@@ -4,6 +4,7 @@
  * often a node was marked suspect or lost although nothing failed. Goal for `lan`: 0 lost.
  *
  *   node --import tsx bench/false_suspicion_soak_bench.ts [--seconds 600] [--profile lan] [--modes idle,busy]
+ *   (or HALO_SOAK_SECONDS=60 npm run bench -- soak)
  *
  * Needs root. The busy loops are child processes killed by PID when each phase ends (and in
  * `finally`). Printed, never asserted.
@@ -41,7 +42,7 @@ function spinners(n: number, seconds: number): ChildProcess[] {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      seconds: { type: 'string', default: '600' },
+      seconds: { type: 'string', default: process.env.HALO_SOAK_SECONDS ?? '600' },
       profile: { type: 'string', default: 'lan' },
       modes: { type: 'string', default: 'idle,busy' },
     },

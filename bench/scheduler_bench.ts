@@ -128,7 +128,8 @@ export function syntheticConfig(nodes: number, resources: number): Cib {
       score: 'INFINITY',
       sets: [],
     });
-    constraints.push({ kind: 'rsc_order', id: `ord-${k}`, first: a, then: b, sets: [] });
+    const then = b;
+    constraints.push({ kind: 'rsc_order', id: `ord-${k}`, first: a, then, sets: [] });
   }
   const base = emptyCib();
   return {
@@ -260,6 +261,8 @@ interface CaseResult {
   resources: number;
   mode: Mode;
   haloMs: number;
+  /** CPU time of the schedule() call (user + system, all threads incl. GC): robust on a busy machine. */
+  haloCpuMs: number;
   haloRssMb: number;
   /** RSS with the input CIB built, before scheduling (the scheduler's own share is the difference). */
   inputRssMb: number;
@@ -277,12 +280,15 @@ function runOne(nodes: number, resources: number, mode: Mode, xmlOut?: string): 
   if (global.gc) global.gc();
   const inputRssMb = process.memoryUsage().rss / (1024 * 1024);
   const t0 = process.hrtime.bigint();
+  const cpu0 = process.cpuUsage();
   const r = schedule(cib, NOW_MS, { textOutput: false });
+  const cpu = process.cpuUsage(cpu0);
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  const cpuMs = (cpu.user + cpu.system) / 1000;
   if (!r.ok) throw new Error(r.message);
   const rssMb = process.resourceUsage().maxRSS / 1024;
   process.stdout.write(
-    `${JSON.stringify({ haloMs: ms, haloRssMb: rssMb, inputRssMb, actions: r.transition.actions.length })}\n`,
+    `${JSON.stringify({ haloMs: ms, haloCpuMs: cpuMs, haloRssMb: rssMb, inputRssMb, actions: r.transition.actions.length })}\n`,
   );
 }
 
@@ -355,7 +361,7 @@ function main(): void {
           throw new Error(`bench case ${nodes}x${resources} ${mode} failed: ${child.stderr}`);
         const halo = JSON.parse(child.stdout.trim().split('\n').pop()!) as Pick<
           CaseResult,
-          'haloMs' | 'haloRssMb' | 'inputRssMb' | 'actions'
+          'haloMs' | 'haloCpuMs' | 'haloRssMb' | 'inputRssMb' | 'actions'
         >;
         const row: CaseResult = { nodes, resources, mode, ...halo };
         if (wantCrm) {
@@ -384,7 +390,7 @@ function printRow(r: CaseResult, json: boolean): void {
       ? `${(r.crmMs / 1000).toFixed(2)} s ${r.crmRssMb?.toFixed(0) ?? '?'} MB  ratio ${(r.crmMs / r.haloMs).toFixed(0)}×`
       : (r.crmNote ?? '');
   process.stdout.write(
-    `${`${r.nodes}×${r.resources}`.padEnd(9)} ${r.mode.padEnd(9)} halo ${r.haloMs.toFixed(1).padStart(8)} ms peak ${r.haloRssMb.toFixed(0).padStart(5)} MB (input ${r.inputRssMb.toFixed(0).padStart(4)} MB)  ${String(r.actions).padStart(7)} actions   crm_simulate ${crm}\n`,
+    `${`${r.nodes}×${r.resources}`.padEnd(9)} ${r.mode.padEnd(9)} halo ${r.haloMs.toFixed(1).padStart(8)} ms (cpu ${r.haloCpuMs.toFixed(0).padStart(5)} ms) peak ${r.haloRssMb.toFixed(0).padStart(5)} MB (input ${r.inputRssMb.toFixed(0).padStart(4)} MB)  ${String(r.actions).padStart(7)} actions   crm_simulate ${crm}\n`,
   );
 }
 

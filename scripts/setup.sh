@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 DEBIAN_PACKAGES=(
   iproute2 iputils-ping iputils-arping procps psmisc util-linux e2fsprogs kmod
   resource-agents fence-agents nginx
-  pacemaker-cli-utils
+  pacemaker-cli-utils crmsh
   libnbd-bin nbdkit fuse3 qemu-utils
   dpkg-dev
 )
@@ -36,4 +36,6 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 npm run build
+# Git stores files as 0644; Heartbeat (and halo) refuse an authkeys file others can read.
+chmod 600 examples/*/authkeys
 echo "setup: done"

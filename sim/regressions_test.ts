@@ -11,6 +11,7 @@ const REGRESSION_SEEDS: readonly { seed: number; found: string }[] = [
   { seed: 4017, found: 'liveness probe went to a leader that then lost it; the checker waited forever' },
   { seed: 5121, found: 'liveness probe went to a leader that then lost it; the checker waited forever' },
   { seed: 5273, found: 'liveness probe went to a leader that then lost it; the checker waited forever' },
+  { seed: 184, found: 'CIBs compared while a voter had not applied the last entry yet (checker bug)' },
 ];
 
 /** A small fixed block of seeds that runs with every test run; CI runs thousands via `npm run sim`. */
@@ -48,17 +49,21 @@ test('a seed replays exactly: the same trace line for line', () => {
 });
 
 test('the checkers catch a node that forgets its disk (a committed entry goes missing)', () => {
-  // Seeds 59 and 81 lose a committed entry when restarted nodes come back with wiped disks.
-  for (const seed of [59, 81]) {
+  // In these seeds restarted nodes come back with wiped disks and a committed entry is lost.
+  // (When the simulator's use of its RNG changes, these move: find new ones by running seeds
+  // with the same sabotage and picking ones that report a safety violation.)
+  for (const seed of [73, 81]) {
     const r = runSeed({ seed, sabotage: 'amnesia', log: () => {} });
     assert.equal(r.violations.length, 1);
     assert.match(r.violations[0]!, /leader completeness/);
   }
 });
 
-test('the checkers catch two leaders acting on overlapping leases', () => {
-  for (const seed of [105, 109]) {
-    const r = runSeed({ seed, sabotage: 'lease-overreach', log: () => {} });
+test('the checkers catch two leaders acting on overlapping leases when clocks run at different rates', () => {
+  // Every other node's clock runs twice as fast: its lease hold ends early, so it helps elect
+  // a new leader while the old one still counts on its lease. Seed 85 hits that window.
+  for (const seed of [85]) {
+    const r = runSeed({ seed, sabotage: 'fast-clock', log: () => {} });
     assert.equal(r.violations.length, 1);
     assert.match(r.violations[0]!, /two valid leader leases/);
   }

@@ -345,9 +345,32 @@ function noAttrs(ctx: Ctx, el: XmlElement, ...allowed: string[]): void {
   }
 }
 
-function textChildren(ctx: Ctx, el: XmlElement): void {
+/** Elements kept verbatim (text and all); everything else has no text content in a CIB. */
+const VERBATIM_ELEMENTS: ReadonlySet<string> = new Set(['bundle', 'acls', 'tags', 'select']);
+const STRUCTURED_SECTIONS: ReadonlySet<string> = new Set([
+  'configuration',
+  'status',
+  'crm_config',
+  'nodes',
+  'resources',
+  'constraints',
+  'rsc_defaults',
+  'op_defaults',
+  'fencing-topology',
+  'alerts',
+  'node_state',
+  'tickets',
+]);
+
+/**
+ * Text has no meaning in the structured parts of a CIB, and the model has no place for it:
+ * report each element holding some. Verbatim parts (bundles, ACLs, tags, unknown sections)
+ * keep their text and are not searched.
+ */
+function warnAboutText(ctx: Ctx, el: XmlElement): void {
+  let reported = false;
   for (const c of el.children) {
-    if (c.type === 'text') {
+    if (c.type === 'text' && !reported) {
       report(
         ctx,
         el,
@@ -355,9 +378,18 @@ function textChildren(ctx: Ctx, el: XmlElement): void {
         'unexpected-text',
         `text inside ${describe(el)} has no meaning in a CIB; dropped`,
       );
-      return;
+      reported = true;
+    } else if (c.type === 'element' && !VERBATIM_ELEMENTS.has(c.name) && isStructured(el, c)) {
+      warnAboutText(ctx, c);
     }
   }
+}
+
+/** Whether `child` of `parent` is mapped field by field (not kept verbatim). */
+function isStructured(parent: XmlElement, child: XmlElement): boolean {
+  if (parent.name === 'cib') return child.name === 'configuration' || child.name === 'status';
+  if (parent.name === 'configuration' || parent.name === 'status') return STRUCTURED_SECTIONS.has(child.name);
+  return true;
 }
 
 function readNvPair(ctx: Ctx, el: XmlElement): NvPair {
@@ -504,7 +536,6 @@ function readPrimitive(ctx: Ctx, el: XmlElement, kind: 'primitive' | 'template')
       }
     } else unknownChild(ctx, el, c);
   }
-  textChildren(ctx, el);
   return o as unknown as Primitive;
 }
 
@@ -939,8 +970,8 @@ export function parseCibXml(text: string, file: string): CibParseResult {
   let configuration: Configuration | undefined;
   let statusParts: StatusParts | undefined;
   const idPositions = new Map<string, SourcePos>();
+  if (doc.hasText) warnAboutText(ctx, root);
   for (const c of root.children) {
-    if (c.type === 'text') textChildren(ctx, root);
     if (c.type !== 'element') continue;
     if (c.name === 'configuration' && configuration === undefined) {
       configuration = readConfiguration(ctx, c);

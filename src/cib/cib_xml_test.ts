@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -153,7 +155,8 @@ test('serialized XML is indented by two spaces and escapes attribute values', ()
 
 test('malformed XML is rejected with the file, line and column of the fault', () => {
   const cases: [string, number, RegExp][] = [
-    ['<cib>\n  <configuration>\n  </cib>\n', 3, /close tag/],
+    ['<cib>\n  <configuration>\n  </cib>\n', 3, /<configuration> opened at 2:3 must be closed first/],
+    ['<cib>\n  <configuration>\n', 3, /<configuration> opened at 2:3 is never closed/],
     ['<cib>\n  <configuration a="1" a="2"/>\n</cib>', 2, /duplicate attribute/],
     ['<cib>\n\n  <configuration x=1/>\n</cib>', 3, /unquoted/],
     ['<cib>\n  <configuration>&bogus;</configuration>\n</cib>', 2, /entity/],
@@ -250,4 +253,47 @@ test('an id written twice is recorded at both places', () => {
   const r = parsed(text);
   assert.equal(r.positions.get('a')?.line, 4);
   assert.equal(r.positions.get('a#2')?.line, 5);
+});
+
+test("the XML halo writes is accepted by Pacemaker's own crm_verify", () => {
+  const first = parsed(fixture('two_node.xml'));
+  const xml = serializeCibXml(first.cib);
+  const dir = mkdtempSync(join(tmpdir(), 'halo-cib-'));
+  try {
+    const file = join(dir, 'cib.xml');
+    writeFileSync(file, xml);
+    // crm_verify exits non-zero (and execFileSync throws with its output) on any error.
+    execFileSync('crm_verify', ['-x', file], { encoding: 'utf8', timeout: 60_000 });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.match(xml, /value="a &lt;quoted&gt; &quot;value&quot; &amp; more"/);
+  assert.match(xml, / {4}<resources>\n {6}<!-- DRBD-backed web server -->\n {6}<clone id="data-clone">/);
+});
+
+test('text where a CIB has none is reported as a warning at its element; text in verbatim parts is kept', () => {
+  const text = [
+    '<cib>',
+    '  <configuration>',
+    '    <resources>',
+    '      <primitive id="a" class="ocf" provider="heartbeat" type="Dummy">stray words</primitive>',
+    '      <bundle id="b"><docker image="x"/>kept text</bundle>',
+    '    </resources>',
+    '  </configuration>',
+    '</cib>',
+  ].join('\n');
+  const r = parsed(text);
+  assert.deepEqual(
+    r.warnings.map((w) => [w.code, w.pos.line]),
+    [['unexpected-text', 4]],
+  );
+  assert.match(serializeCibXml(r.cib), /<bundle id="b"><docker image="x"\/>kept text<\/bundle>/);
+});
+
+test('a fixture with an unclosed <op> is rejected at the close tag that does not match', () => {
+  const d = failed(fixture('bad_syntax.xml'), 'bad_syntax.xml');
+  assert.equal(d.length, 1);
+  assert.equal(d[0]?.code, 'xml-syntax');
+  assert.deepEqual([d[0]?.pos.line, d[0]?.pos.column], [11, 21]);
+  assert.match(d[0]!.message, /<op> opened at 10:11 must be closed first/);
 });

@@ -17,13 +17,17 @@
  * inside groups and clones), containers, constraints, then properties and defaults. It omits
  * every id that the parser would generate anyway, so crm → model → crm → model is the identity.
  */
+import { AssertionError } from '../lib/assert.ts';
 import type { Diagnostic, SourcePos } from '../lib/errors.ts';
 import type {
+  Alert,
+  AlertRecipient,
   AttrExpression,
   Cib,
   Clone,
   ClusterNode,
   ColocationConstraint,
+  Configuration,
   Constraint,
   DateExpression,
   DateSpec,
@@ -330,6 +334,8 @@ class CrmParser {
   readonly opDefaults: NvSet[] = [];
   readonly fencing: FencingLevel[] = [];
   readonly tags: XmlElement[] = [];
+  readonly alerts: Alert[] = [];
+  readonly acls: XmlElement[] = [];
   private order = 0;
 
   constructor(readonly d: Diags) {}
@@ -408,6 +414,16 @@ class CrmParser {
         return;
       case 'tag':
         this.tag(c, kw);
+        return;
+      case 'role':
+        this.aclRole(c, kw);
+        return;
+      case 'acl_target':
+      case 'acl_group':
+        this.aclTarget(c, kw);
+        return;
+      case 'alert':
+        this.alert(c, kw);
         return;
       default:
         this.fail(
@@ -1160,7 +1176,9 @@ class CrmParser {
       const name = t.text.slice(0, t.eq);
       pairs.push({ id: this.gen_(`${id}-${name}`, t), name, value: t.text.slice(t.eq + 1) });
     }
-    if (pairs.length === 0) this.fail(kw, 'crm-syntax', `${kw.text} sets nothing (expected NAME=VALUE)`);
+    // An empty set is only meaningful with its own id (`rsc_defaults rsc-options:`), as crm prints it.
+    if (pairs.length === 0 && !explicit)
+      this.fail(kw, 'crm-syntax', `${kw.text} sets nothing (expected NAME=VALUE)`);
     if (existing >= 0) {
       const s = into[existing]!;
       into[existing] = { ...s, pairs: [...s.pairs, ...pairs] };
@@ -1191,6 +1209,161 @@ class CrmParser {
       any = true;
     }
     if (!any) this.fail(kw, 'crm-syntax', 'fencing_topology names no devices');
+  }
+
+  /**
+   * `alert ID PATH [description=…] [attributes …] [meta …] [select nodes|fencing|resources|
+   * attributes [{ NAME… }]…] [to [{] RECIPIENT [attributes …] [meta …] [}]]…`. Recipient ids
+   * are `ID-recipient-N` counted from 1 and select attributes `ID-0`, `ID-1`…, as crmsh makes them.
+   */
+  /**
+   * `role ID [description=…] {read|write|deny} SPEC…` with SPEC `xpath:X`, `ref:ID`,
+   * `tag:TYPE [attribute:NAME]` or crmsh's shorthand `meta:RSC:NAME`. Permission ids are
+   * `ID-0`, `ID-1`…, as crmsh makes them.
+   */
+  aclRole(c: Cursor, kw: Tok): void {
+    const idTok = c.next() ?? this.fail(undefined, 'crm-syntax', "'role' needs an id", kw);
+    this.claim(idTok.text, idTok);
+    const attrs: [string, string][] = [['id', idTok.text]];
+    if (c.peek()?.text.startsWith('description=')) attrs.push(['description', c.next()!.text.slice(12)]);
+    const perms: XmlElement[] = [];
+    while (!c.done) {
+      const k = c.next()!;
+      if (!['read', 'write', 'deny'].includes(k.text)) {
+        this.fail(k, 'crm-syntax', `expected read, write or deny in role '${idTok.text}', found '${k.text}'`);
+      }
+      const spec =
+        c.next() ?? this.fail(undefined, 'crm-syntax', `'${k.text}' needs xpath:, ref:, tag: or meta:`, k);
+      const colon = spec.text.indexOf(':');
+      const what = colon > 0 ? spec.text.slice(0, colon) : '';
+      const arg = spec.text.slice(colon + 1);
+      const pa: [string, string][] = [['kind', k.text]];
+      if (what === 'xpath') pa.push(['xpath', arg]);
+      else if (what === 'ref') pa.push(['reference', arg]);
+      else if (what === 'tag') {
+        pa.push(['object-type', arg]);
+        if (c.peek()?.text.startsWith('attribute:')) pa.push(['attribute', c.next()!.text.slice(10)]);
+      } else if (what === 'meta' && arg.includes(':')) {
+        const [rsc, name] = [arg.slice(0, arg.indexOf(':')), arg.slice(arg.indexOf(':') + 1)];
+        pa.push(['xpath', `//primitive[@id='${rsc}']/meta_attributes/nvpair[@name='${name}']`]);
+      } else {
+        this.fail(spec, 'crm-syntax', `'${spec.text}' is not xpath:X, ref:ID, tag:TYPE or meta:RSC:NAME`);
+      }
+      pa.push(['id', this.gen_(idTok.text, spec)]);
+      perms.push({ type: 'element', name: 'acl_permission', attrs: pa, children: [] });
+    }
+    this.acls.push({ type: 'element', name: 'acl_role', attrs, children: perms });
+  }
+
+  /** `acl_target ID ROLE…` / `acl_group ID ROLE…`. */
+  aclTarget(c: Cursor, kw: Tok): void {
+    const idTok = c.next() ?? this.fail(undefined, 'crm-syntax', `'${kw.text}' needs an id`, kw);
+    const roles: XmlElement[] = [];
+    while (!c.done)
+      roles.push({ type: 'element', name: 'role', attrs: [['id', c.next()!.text]], children: [] });
+    this.acls.push({ type: 'element', name: kw.text, attrs: [['id', idTok.text]], children: roles });
+  }
+
+  alert(c: Cursor, kw: Tok): void {
+    const idTok = c.next() ?? this.fail(undefined, 'crm-syntax', "'alert' needs an id and a path", kw);
+    const id = idTok.text;
+    this.claim(id, idTok);
+    const pathTok =
+      c.next() ?? this.fail(undefined, 'crm-syntax', `alert '${id}' needs the path of its agent`, idTok);
+    let description: string | undefined;
+    if (c.peek()?.text.startsWith('description=')) description = c.next()!.text.slice(12);
+    const inst: NvSet[] = [];
+    const meta: NvSet[] = [];
+    const recipients: AlertRecipient[] = [];
+    let select: XmlElement | undefined;
+    while (!c.done) {
+      const k = c.next()!;
+      if (k.text === 'attributes')
+        inst.push(this.attrList(c, 'instance_attributes', id, `${id}-instance_attributes`, k));
+      else if (k.text === 'meta')
+        meta.push(this.attrList(c, 'meta_attributes', id, `${id}-meta_attributes`, k));
+      else if (k.text === 'select' && !select) select = this.alertSelect(c, k, id);
+      else if (k.text === 'to') recipients.push(this.alertRecipient(c, k, id, recipients.length + 1));
+      else
+        this.fail(
+          k,
+          'crm-syntax',
+          `unexpected '${k.text}' in alert '${id}' (expected attributes, meta, select or to)`,
+        );
+    }
+    this.alerts.push({
+      id,
+      path: pathTok.text,
+      ...(description !== undefined ? { description } : {}),
+      metaAttributes: meta,
+      instanceAttributes: inst,
+      recipients,
+      ...(select ? { select } : {}),
+    });
+  }
+
+  alertSelect(c: Cursor, kw: Tok, alertId: string): XmlElement {
+    const children: XmlElement[] = [];
+    const el = (name: string, kids: XmlElement[] = []): XmlElement => ({
+      type: 'element',
+      name,
+      attrs: [],
+      children: kids,
+    });
+    while (!c.done && ['nodes', 'fencing', 'resources', 'attributes'].includes(c.peek()!.text)) {
+      const k = c.next()!;
+      if (k.text !== 'attributes') {
+        children.push(el(`select_${k.text}`));
+        continue;
+      }
+      const names: XmlElement[] = [];
+      if (c.peek()?.text === '{') {
+        c.next();
+        for (;;) {
+          const t =
+            c.next() ?? this.fail(undefined, 'crm-syntax', "select attributes '{' is never closed", k);
+          if (t.text === '}') break;
+          names.push({
+            type: 'element',
+            name: 'attribute',
+            attrs: [
+              ['name', t.text],
+              ['id', this.gen_(alertId, t)],
+            ],
+            children: [],
+          });
+        }
+      }
+      children.push(el('select_attributes', names));
+    }
+    if (children.length === 0)
+      this.fail(c.peek(), 'crm-syntax', "'select' needs nodes, fencing, resources or attributes", kw);
+    return el('select', children);
+  }
+
+  alertRecipient(c: Cursor, kw: Tok, alertId: string, n: number): AlertRecipient {
+    const braced = c.peek()?.text === '{';
+    if (braced) c.next();
+    const v = c.next() ?? this.fail(undefined, 'crm-syntax', "'to' needs a recipient", kw);
+    const id = `${alertId}-recipient-${n}`;
+    this.claim(id, v);
+    const inst: NvSet[] = [];
+    const meta: NvSet[] = [];
+    while (braced) {
+      const k = c.next() ?? this.fail(undefined, 'crm-syntax', "recipient '{' is never closed", kw);
+      if (k.text === '}') break;
+      if (k.text === 'attributes')
+        inst.push(this.attrList(c, 'instance_attributes', id, `${id}-instance_attributes`, k));
+      else if (k.text === 'meta')
+        meta.push(this.attrList(c, 'meta_attributes', id, `${id}-meta_attributes`, k));
+      else
+        this.fail(
+          k,
+          'crm-syntax',
+          `unexpected '${k.text}' in recipient of alert '${alertId}' (expected attributes, meta or '}')`,
+        );
+    }
+    return { id, value: v.text, metaAttributes: meta, instanceAttributes: inst };
   }
 
   tag(c: Cursor, kw: Tok): void {
@@ -1458,7 +1631,9 @@ export function parseCrm(text: string, file: string): CibParseResult {
       rscDefaults: p.rscDefaults,
       opDefaults: p.opDefaults,
       fencingTopology: p.fencing,
+      alerts: p.alerts,
       ...(p.tags.length > 0 ? { tags: { type: 'element', name: 'tags', attrs: [], children: p.tags } } : {}),
+      ...(p.acls.length > 0 ? { acls: { type: 'element', name: 'acls', attrs: [], children: p.acls } } : {}),
     },
     status: [],
     hasStatus: false,
@@ -1469,10 +1644,68 @@ export function parseCrm(text: string, file: string): CibParseResult {
 // ---------------------------------------------------------------------------------------------
 // Serializer
 
-/** Result of serializing: the text plus every construct crm syntax could not express. */
+/**
+ * Result of serializing: the text, every construct crm syntax could not express (left out),
+ * and the ids crm syntax has no place for (nvpairs, rule expressions, resource sets, op
+ * attribute sets) that differ from the ones crmsh would generate: reading the text back
+ * generates new ids for those, as crmsh does.
+ */
 export interface CrmSerialization {
   readonly text: string;
   readonly unsupported: readonly string[];
+  readonly regeneratedIds: readonly string[];
+}
+
+/**
+ * crm syntax cannot attach a rule to an attribute set, and writing the set without its rule
+ * would apply it everywhere, so such sets are left out (and reported) before writing.
+ */
+function withoutRuledSets(conf: Configuration, report: string[]): Configuration {
+  const keep = (sets: readonly NvSet[], owner: string): NvSet[] =>
+    sets.filter((s) => {
+      if (s.rule) report.push(`rule-dependent attribute set '${s.id ?? ''}' of '${owner}'`);
+      return !s.rule;
+    });
+  const prim = <P extends Primitive | Template>(p: P): P => ({
+    ...p,
+    instanceAttributes: keep(p.instanceAttributes, p.id),
+    metaAttributes: keep(p.metaAttributes, p.id),
+    utilization: keep(p.utilization, p.id),
+  });
+  const rsc = (r: Resource): Resource => {
+    switch (r.kind) {
+      case 'primitive':
+      case 'template':
+        return prim(r);
+      case 'group':
+        return { ...r, ...sets2(r), members: r.members.map(prim) };
+      case 'clone':
+        return { ...r, ...sets2(r), child: rsc(r.child) as Primitive | Group };
+      case 'bundle':
+        return r;
+    }
+  };
+  const sets2 = (r: Group | Clone) => ({
+    instanceAttributes: keep(r.instanceAttributes, r.id),
+    metaAttributes: keep(r.metaAttributes, r.id),
+  });
+  return {
+    ...conf,
+    nodes: conf.nodes.map((n) => ({
+      ...n,
+      instanceAttributes: keep(n.instanceAttributes, n.uname),
+      utilization: keep(n.utilization, n.uname),
+    })),
+    resources: conf.resources.map(rsc),
+    crmConfig: keep(conf.crmConfig, 'property'),
+    rscDefaults: keep(conf.rscDefaults, 'rsc_defaults'),
+    opDefaults: keep(conf.opDefaults, 'op_defaults'),
+    alerts: conf.alerts.map((a) => ({
+      ...a,
+      instanceAttributes: keep(a.instanceAttributes, a.id),
+      metaAttributes: keep(a.metaAttributes, a.id),
+    })),
+  };
 }
 
 /** Writes `cib` in the style of `crm configure show`. */
@@ -1482,7 +1715,7 @@ export function serializeCrm(cib: Cib): string {
 
 export function serializeCrmReport(cib: Cib): CrmSerialization {
   const w = new CrmWriter();
-  const conf = cib.configuration;
+  const conf = withoutRuledSets(cib.configuration, w.unsupported);
   for (const n of conf.nodes) w.node(n);
   const prims: (Primitive | Template)[] = [];
   const collect = (r: Resource): void => {
@@ -1514,17 +1747,27 @@ export function serializeCrmReport(cib: Cib): CrmSerialization {
   for (const s of conf.opDefaults) w.propertySet('op_defaults', s, 'op-options');
   if (conf.fencingTopology.length > 0) w.fencing(conf.fencingTopology);
   if (conf.tags) w.tags(conf.tags);
-  if (conf.alerts.length > 0) w.unsupported.push('alerts');
-  if (conf.acls) w.unsupported.push('ACLs');
+  for (const a of conf.alerts) w.alert(a);
+  if (conf.acls) w.acls(conf.acls);
   for (const u of w.unsupported) w.lines.push(`# halo: not expressible in crm syntax, left out: ${u}`);
-  return { text: w.lines.join('\n') + (w.lines.length > 0 ? '\n' : ''), unsupported: w.unsupported };
+  return {
+    text: w.lines.join('\n') + (w.lines.length > 0 ? '\n' : ''),
+    unsupported: w.unsupported,
+    regeneratedIds: w.regeneratedIds,
+  };
 }
 
 /** Quotes a value the way crmsh does: bare when it is a plain word, else in double quotes. */
 export function crmQuote(v: string): string {
   // Typographic quotes and dashes are quoted too: bare, the parser would normalize them.
-  if (v !== '' && /^[^\s"'\\#()[\]\u201c-\u201f\u2033\u2036\u2012-\u2014\u2212]+$/.test(v)) return v;
+  if (v !== '' && /^[^\s"'\\()[\]\u201c-\u201f\u2033\u2036\u2012-\u2014\u2212]+$/.test(v)) return v;
   return `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+
+/** crm rules hold attribute and date expressions only, and no value-source. */
+function crmExpressible(e: RuleExpression): boolean {
+  if (e.kind === 'date_expression') return true;
+  return e.kind === 'expression' && e.valueSource === undefined;
 }
 
 /** `RSC` or `RSC:QUALIFIER` (role or action), quoted when needed. */
@@ -1544,6 +1787,7 @@ class CrmWriter {
   readonly gen = new IdGen();
   readonly lines: string[] = [];
   readonly unsupported: string[] = [];
+  readonly regeneratedIds: string[] = [];
 
   emit(head: string, parts: readonly string[]): void {
     if (parts.length === 0) this.lines.push(head);
@@ -1564,18 +1808,33 @@ class CrmWriter {
     return `$id=${crmQuote(actual)} `;
   }
 
-  pairs(set: NvSet, setBase: string, what: string): string {
-    if (set.rule) this.unsupported.push(`rule on ${what} '${set.id ?? ''}'`);
+  pairs(set: NvSet, setBase: string): string {
     if (set.idRef !== undefined) return `$id-ref=${crmQuote(set.idRef)}`;
     const setId = set.id ?? this.gen.peek(setBase);
     const head = this.idFor(set.id, setBase);
-    const parts = set.pairs.map((p) => {
-      const pb = `${setId}-${p.name}`;
-      if (p.id !== undefined && p.id !== this.gen.peek(pb)) this.unsupported.push(`nvpair id '${p.id}'`);
-      this.gen.next(pb);
-      return `${p.name}=${crmQuote(p.value ?? '')}`;
-    });
+    const parts = this.pairList(set.pairs, setId);
     return (head + parts.join(' ')).trimEnd();
+  }
+
+  /** `NAME=VALUE` words; references to other nvpairs (`id-ref`) have no crm form. */
+  pairList(pairs: readonly NvPair[], setId: string): string[] {
+    const out: string[] = [];
+    for (const p of pairs) {
+      if (p.idRef !== undefined || p.name === '') {
+        this.unsupported.push(`nvpair reference '${p.idRef ?? p.id ?? ''}' in '${setId}'`);
+        continue;
+      }
+      // Names are never quoted in crm syntax ('#health-test' is fine mid-line).
+      if (!/^[^\s"'=]+$/.test(p.name)) {
+        this.unsupported.push(`attribute name '${p.name}' in '${setId}'`);
+        continue;
+      }
+      const pb = `${setId}-${p.name}`;
+      if (p.id !== undefined && p.id !== this.gen.peek(pb)) this.regeneratedIds.push(p.id);
+      this.gen.next(pb);
+      out.push(`${p.name}=${crmQuote(p.value ?? '')}`);
+    }
+    return out;
   }
 
   node(n: ClusterNode): void {
@@ -1585,9 +1844,8 @@ class CrmWriter {
     const parts: string[] = [];
     if (n.description !== undefined) head += ` description=${crmQuote(n.description)}`;
     for (const s of n.instanceAttributes)
-      parts.push(`attributes ${this.pairs(s, `${n.uname}-instance_attributes`, 'node')}`);
-    for (const s of n.utilization)
-      parts.push(`utilization ${this.pairs(s, `${n.uname}-utilization`, 'node')}`);
+      parts.push(`attributes ${this.pairs(s, `${n.uname}-instance_attributes`)}`);
+    for (const s of n.utilization) parts.push(`utilization ${this.pairs(s, `${n.uname}-utilization`)}`);
     this.emit(head, parts);
   }
 
@@ -1606,9 +1864,9 @@ class CrmWriter {
     if (p.description !== undefined) head += ` description=${crmQuote(p.description)}`;
     const parts: string[] = [];
     for (const s of p.instanceAttributes)
-      parts.push(`params ${this.pairs(s, `${p.id}-instance_attributes`, p.id)}`);
-    for (const s of p.metaAttributes) parts.push(`meta ${this.pairs(s, `${p.id}-meta_attributes`, p.id)}`);
-    for (const s of p.utilization) parts.push(`utilization ${this.pairs(s, `${p.id}-utilization`, p.id)}`);
+      parts.push(`params ${this.pairs(s, `${p.id}-instance_attributes`)}`);
+    for (const s of p.metaAttributes) parts.push(`meta ${this.pairs(s, `${p.id}-meta_attributes`)}`);
+    for (const s of p.utilization) parts.push(`utilization ${this.pairs(s, `${p.id}-utilization`)}`);
     if (p.operationsAttrs?.id !== undefined) parts.push(`operations $id=${crmQuote(p.operationsAttrs.id)}`);
     for (const op of p.operations) parts.push(this.op(p.id, op));
     this.emit(head, parts);
@@ -1639,8 +1897,7 @@ class CrmWriter {
     for (const s of op.instanceAttributes) {
       const opId = op.id ?? '';
       const base = `${opId}-instance_attributes`;
-      if (s.id !== undefined && s.id !== this.gen.peek(base))
-        this.unsupported.push(`operation attribute set id '${s.id}'`);
+      if (s.id !== undefined && s.id !== this.gen.peek(base)) this.regeneratedIds.push(s.id);
       this.gen.next(base);
       for (const pr of s.pairs) {
         this.gen.next(`${s.id ?? base}-${pr.name}`);
@@ -1658,9 +1915,8 @@ class CrmWriter {
     let head = `${kw} ${id} ${children.map(crmQuote).join(' ')}`;
     if (r.description !== undefined) head += ` description=${crmQuote(r.description)}`;
     const parts: string[] = [];
-    for (const s of r.metaAttributes) parts.push(`meta ${this.pairs(s, `${id}-meta_attributes`, id)}`);
-    for (const s of r.instanceAttributes)
-      parts.push(`params ${this.pairs(s, `${id}-instance_attributes`, id)}`);
+    for (const s of r.metaAttributes) parts.push(`meta ${this.pairs(s, `${id}-meta_attributes`)}`);
+    for (const s of r.instanceAttributes) parts.push(`params ${this.pairs(s, `${id}-instance_attributes`)}`);
     this.emit(head, parts);
   }
 
@@ -1715,8 +1971,7 @@ class CrmWriter {
     return sets
       .map((s) => {
         const base = consId;
-        if (s.id !== undefined && s.id !== this.gen.peek(base))
-          this.unsupported.push(`resource set id '${s.id}'`);
+        if (s.id !== undefined && s.id !== this.gen.peek(base)) this.regeneratedIds.push(s.id);
         this.gen.next(base);
         const qual = s[qualKey];
         const names = s.resources.map((r) => crmQuote(qual !== undefined ? `${r}:${qual}` : r));
@@ -1740,6 +1995,23 @@ class CrmWriter {
   }
 
   location(c: LocationConstraint): void {
+    if (c.rsc === undefined && c.rscPattern === undefined) {
+      this.unsupported.push(`location '${c.id}' (it constrains resource sets)`);
+      return;
+    }
+    // A rule crm cannot write is left out whole: dropping one condition of it would widen it.
+    const rules = c.rules.filter((r) => {
+      const ok = r.idRef !== undefined || r.expressions.every(crmExpressible);
+      if (!ok)
+        this.unsupported.push(
+          `rule '${r.id ?? ''}' of location '${c.id}' (nested rule or resource/operation expression)`,
+        );
+      return ok;
+    });
+    if (c.node === undefined && rules.length === 0) {
+      this.unsupported.push(`location '${c.id}' (none of its rules can be written)`);
+      return;
+    }
     const rsc = crmQuote(c.rscPattern !== undefined ? `/${c.rscPattern}/` : (c.rsc ?? ''));
     let head = `location ${c.id} ${rsc}`;
     if (c.sets.length > 0) this.unsupported.push(`resource sets in location '${c.id}'`);
@@ -1749,7 +2021,7 @@ class CrmWriter {
       this.lines.push(`${head} ${crmScore(c.score ?? 'INFINITY')}: ${crmQuote(c.node)}`);
       return;
     }
-    const parts = c.rules.map((r) => this.rule(r, `${c.id}-rule`));
+    const parts = rules.map((r) => this.rule(r, `${c.id}-rule`));
     this.emit(head, parts);
   }
 
@@ -1769,14 +2041,13 @@ class CrmWriter {
   expression(e: RuleExpression, ruleId: string): string {
     const base = `${ruleId}-expression`;
     if ('id' in e && e.id !== undefined && e.id !== this.gen.peek(base)) {
-      this.unsupported.push(`expression id '${e.id}'`);
+      this.regeneratedIds.push(e.id);
     }
     this.gen.next(base);
     switch (e.kind) {
       case 'expression':
         if (e.operation === 'defined' || e.operation === 'not_defined')
           return `${e.operation} ${crmQuote(e.attribute)}`;
-        if (e.valueSource !== undefined) this.unsupported.push(`value-source on expression '${e.id ?? ''}'`);
         return `${crmQuote(e.attribute)} ${crmQuote(`${e.type !== undefined ? `${e.type}:` : ''}${e.operation}`)} ${crmQuote(e.value ?? '')}`;
       case 'date_expression': {
         const f = (o: Readonly<Record<string, string>>): string =>
@@ -1794,22 +2065,16 @@ class CrmWriter {
         return `date in_range ${se}`;
       }
       default:
-        this.unsupported.push(`${e.kind} in rule '${ruleId}'`);
-        return 'defined #uname';
+        // location() filters these out with crmExpressible before it gets here.
+        throw new AssertionError(`unreachable: ${e.kind} in rule '${ruleId}'`);
     }
   }
 
   propertySet(kw: string, s: NvSet, defaultId: string): void {
     const id = s.id ?? defaultId;
     this.gen.take(id);
-    if (s.rule) this.unsupported.push(`rule on ${kw} set '${id}'`);
     const head = id === defaultId ? kw : `${kw} ${id}:`;
-    const parts = s.pairs.map((p) => {
-      const pb = `${id}-${p.name}`;
-      if (p.id !== undefined && p.id !== this.gen.peek(pb)) this.unsupported.push(`nvpair id '${p.id}'`);
-      this.gen.next(pb);
-      return `${p.name}=${crmQuote(p.value ?? '')}`;
-    });
+    const parts = this.pairList(s.pairs, id);
     this.emit(head, parts);
   }
 
@@ -1828,6 +2093,107 @@ class CrmWriter {
       parts.push(l.devices);
     }
     this.lines.push(`fencing_topology ${parts.map(crmQuote).join(' ')}`);
+  }
+
+  alert(a: Alert): void {
+    this.gen.take(a.id);
+    let head = `alert ${a.id} ${crmQuote(a.path)}`;
+    if (a.description !== undefined) head += ` description=${crmQuote(a.description)}`;
+    const parts: string[] = [];
+    for (const s of a.instanceAttributes)
+      parts.push(`attributes ${this.pairs(s, `${a.id}-instance_attributes`)}`);
+    for (const s of a.metaAttributes) parts.push(`meta ${this.pairs(s, `${a.id}-meta_attributes`)}`);
+    if (a.select) parts.push(this.alertSelect(a.select, a.id));
+    a.recipients.forEach((r, i) => {
+      const id = `${a.id}-recipient-${i + 1}`;
+      if (r.id !== id) this.regeneratedIds.push(r.id);
+      this.gen.take(id);
+      if (r.description !== undefined) this.unsupported.push(`description of alert recipient '${r.id}'`);
+      const inner: string[] = [];
+      for (const s of r.instanceAttributes)
+        inner.push(`attributes ${this.pairs(s, `${id}-instance_attributes`)}`);
+      for (const s of r.metaAttributes) inner.push(`meta ${this.pairs(s, `${id}-meta_attributes`)}`);
+      parts.push(
+        inner.length > 0 ? `to { ${[crmQuote(r.value), ...inner].join(' ')} }` : `to ${crmQuote(r.value)}`,
+      );
+    });
+    this.emit(head, parts);
+  }
+
+  alertSelect(select: XmlElement, alertId: string): string {
+    const words = ['select'];
+    for (const k of select.children) {
+      if (k.type !== 'element') continue;
+      const kind = k.name.replace(/^select_/, '');
+      if (!['nodes', 'fencing', 'resources', 'attributes'].includes(kind)) {
+        this.unsupported.push(`alert '${alertId}' select element <${k.name}>`);
+        continue;
+      }
+      words.push(kind);
+      const names = k.children.flatMap((x) =>
+        x.type === 'element' && x.name === 'attribute'
+          ? [x.attrs.find(([n]) => n === 'name')?.[1] ?? '']
+          : [],
+      );
+      if (names.length > 0) {
+        for (const x of k.children) {
+          if (x.type !== 'element') continue;
+          const xid = x.attrs.find(([n]) => n === 'id')?.[1];
+          if (xid !== undefined && xid !== this.gen.peek(alertId)) this.regeneratedIds.push(xid);
+          this.gen.next(alertId);
+        }
+        words.push(`{ ${names.map(crmQuote).join(' ')} }`);
+      }
+    }
+    return words.join(' ');
+  }
+
+  acls(acls: XmlElement): void {
+    const attr = (e: XmlElement, n: string): string | undefined => e.attrs.find(([k]) => k === n)?.[1];
+    for (const e of acls.children) {
+      if (e.type !== 'element') continue;
+      const id = attr(e, 'id') ?? '';
+      if (e.name === 'acl_target' || e.name === 'acl_group') {
+        const roles = e.children.flatMap((r) =>
+          r.type === 'element' && r.name === 'role' ? [attr(r, 'id') ?? ''] : [],
+        );
+        this.lines.push([e.name, crmQuote(id), ...roles.map(crmQuote)].join(' '));
+        continue;
+      }
+      if (e.name !== 'acl_role') {
+        this.unsupported.push(`ACL element <${e.name}> '${id}'`);
+        continue;
+      }
+      this.gen.take(id);
+      const desc = attr(e, 'description');
+      const words = [`role ${id}${desc !== undefined ? ` description=${crmQuote(desc)}` : ''}`];
+      for (const p of e.children) {
+        if (p.type !== 'element') continue;
+        const xpath = attr(p, 'xpath');
+        const ref = attr(p, 'reference');
+        const type = attr(p, 'object-type');
+        const at = attr(p, 'attribute');
+        const spec =
+          xpath !== undefined
+            ? `xpath:${xpath}`
+            : ref !== undefined
+              ? `ref:${ref}`
+              : type !== undefined
+                ? `tag:${type}`
+                : undefined;
+        if (spec === undefined || (at !== undefined && type === undefined)) {
+          this.unsupported.push(`ACL permission '${attr(p, 'id') ?? ''}' of role '${id}'`);
+          continue;
+        }
+        const pid = attr(p, 'id');
+        if (pid !== undefined && pid !== this.gen.peek(id)) this.regeneratedIds.push(pid);
+        this.gen.next(id);
+        words.push(
+          `${attr(p, 'kind') ?? 'read'} ${crmQuote(spec)}${at !== undefined ? ` ${crmQuote(`attribute:${at}`)}` : ''}`,
+        );
+      }
+      this.lines.push(words.join(' '));
+    }
   }
 
   tags(tags: XmlElement): void {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
@@ -123,6 +123,13 @@ test('the typographic quotes of seed 003 are accepted with one warning that name
   assert.equal(w[0]!.pos.column, 20);
   assert.match(w[0]!.message, /lines 2, 5, 6/);
   assert.equal(normalizeTypography('x=\u201dy\u2033 \u2013inf').text, 'x="y" -inf');
+  const dashed = ok(parseCrm('primitive p Dummy\nlocation l p rule \u2013inf: defined pingd\n', 'dash.crm'));
+  const rule = (dashed.cib.configuration.constraints[0] as LocationConstraint).rules[0]!;
+  assert.equal(rule.score, '-INFINITY', 'an en dash before inf is a minus');
+  assert.deepEqual(
+    dashed.warnings.map((w) => [w.code, w.pos.line, w.pos.column]),
+    [['typographic-character', 2, 19]],
+  );
   assert.equal(normalizeTypography('d="a\u2013b"').text, 'd="a\u2013b"', 'text inside real quotes is data');
 });
 
@@ -185,6 +192,16 @@ rsc_defaults resource-stickiness=100
 op_defaults timeout=30s
 fencing_topology node1: st node2: st,st
 tag tg1: d1 d2
+alert a1 /usr/share/pacemaker/alerts/alert_file.sh.sample \\
+\tattributes timestamp-format="%H:%M" \\
+\tmeta timeout=10s \\
+\tto /var/log/a.log \\
+\tto { /var/log/b.log attributes x=1 meta timeout=5s }
+alert a2 /bin/true description=second select nodes fencing attributes { standby shutdown } to 10.0.0.1
+role app1_admin write meta:d1:target-role read ref:d1 deny xpath:"//nodes" read tag:nodes attribute:standby
+role mon description="monitoring" read xpath:/cib
+acl_target alice app1_admin mon
+acl_group admins mon
 `;
 
 test('a configuration using every crm construct halo supports round-trips unchanged', () => {
@@ -300,16 +317,23 @@ test('bad crm input is rejected with the line and column of the mistake, and not
 
 test('crm output reports what crm syntax cannot express instead of dropping it silently', () => {
   const cib = ok(parseCrm('primitive p Dummy\n', 'x.crm')).cib;
-  const withAlert: Cib = {
+  const withBundle: Cib = {
     ...cib,
     configuration: {
       ...cib.configuration,
-      alerts: [{ id: 'a', path: '/bin/true', metaAttributes: [], instanceAttributes: [], recipients: [] }],
+      resources: [
+        ...cib.configuration.resources,
+        {
+          kind: 'bundle',
+          id: 'b1',
+          xml: { type: 'element', name: 'bundle', attrs: [['id', 'b1']], children: [] },
+        },
+      ],
     },
   };
-  const r = serializeCrmReport(withAlert);
-  assert.deepEqual(r.unsupported, ['alerts']);
-  assert.match(r.text, /# halo: not expressible in crm syntax, left out: alerts/);
+  const r = serializeCrmReport(withBundle);
+  assert.deepEqual(r.unsupported, ["bundle 'b1'"]);
+  assert.match(r.text, /# halo: not expressible in crm syntax, left out: bundle 'b1'/);
 });
 
 /** A configuration crmsh 4.4 itself accepts in one `load update` (it rejects two `property` lines). */
@@ -354,6 +378,12 @@ rsc_defaults resource-stickiness=100
 op_defaults timeout=30s
 fencing_topology node1: st node2: st,st
 tag tg1: d1 d5
+alert a1 /usr/share/pacemaker/alerts/alert_file.sh.sample attributes timestamp-format="%H:%M" meta timeout=10s to /var/log/a.log to { /var/log/b.log attributes x=1 meta timeout=5s }
+alert a2 /bin/true description="second" select nodes fencing attributes { standby shutdown } to 10.0.0.1
+role app1_admin write meta:d1:target-role read ref:d1 deny xpath:"//nodes" read tag:nodes
+role mon description="monitoring" read xpath:"/cib"
+acl_target alice app1_admin mon
+acl_group admins mon
 `;
 
 const CRM_SHELL = '/usr/sbin/crm';
@@ -476,4 +506,55 @@ test('mangled configurations never make a parser throw, and those that parse rou
         );
     }
   }
+});
+
+const CTS_XML = join(repoRoot(), '.cache/pacemaker-cts/scheduler/xml');
+
+test('every valid Pacemaker regression input converts to crm syntax and reads back with the same resources and constraints', {
+  skip: existsSync(CTS_XML)
+    ? false
+    : 'Pacemaker regression inputs not fetched (bash scripts/fetch_pacemaker_cts.sh)',
+}, async () => {
+  const { validateCib } = await import('./validate.ts');
+  const ids = (c: Cib['configuration']): Record<'nodes' | 'resources' | 'constraints', string[]> => {
+    const rsc = (r: Cib['configuration']['resources'][number]): string[] =>
+      r.kind === 'group'
+        ? [r.id, ...r.members.map((m) => m.id)]
+        : r.kind === 'clone'
+          ? [r.id, ...rsc(r.child)]
+          : r.kind === 'bundle'
+            ? []
+            : [r.id];
+    return {
+      nodes: c.nodes.map((n) => n.uname),
+      resources: c.resources.flatMap(rsc),
+      constraints: c.constraints.map((k) => k.id),
+    };
+  };
+  let checked = 0;
+  for (const name of readdirSync(CTS_XML).filter((f) => f.endsWith('.xml'))) {
+    const x = parseCibXml(readFileSync(join(CTS_XML, name), 'utf8'), name);
+    if (!x.ok || validateCib(x.cib, x.positions, name).some((d) => d.severity === 'error')) continue;
+    const { text, unsupported } = serializeCrmReport(x.cib);
+    const back = parseCrm(text, `${name}.crm`);
+    if (!back.ok) assert.fail(`${name}: ${back.diagnostics[0]!.message}`);
+    // Whatever did not come back must be one of the constructs the serializer reported.
+    const want = ids(x.cib.configuration);
+    const got = ids(back.cib.configuration);
+    const reported = unsupported.join('\n');
+    for (const key of ['nodes', 'resources', 'constraints'] as const) {
+      const lost = want[key].filter((id) => !got[key].includes(id));
+      for (const id of lost)
+        assert.ok(reported.includes(`'${id}'`), `${name}: ${key} '${id}' lost without a report`);
+      assert.deepEqual(
+        got[key],
+        want[key].filter((id) => !lost.includes(id)),
+        `${name}: ${key}`,
+      );
+    }
+    const expressible = text.replace(/^# halo: not expressible.*\n/gm, '');
+    assert.equal(serializeCrm(back.cib), expressible, `${name}: crm output is not stable`);
+    checked++;
+  }
+  assert.ok(checked > 700, `only ${checked} regression inputs checked`);
 });

@@ -32,10 +32,16 @@ export function parseDuration(text: string): DurationParse {
     if (factor === undefined) return { ok: false, reason: `'${text}' has an unknown unit '${plain[2]}'` };
     return { ok: true, ms: Math.round(Number(plain[1]) * factor) };
   }
+  // Pacemaker also accepts a short form without `T` when no minutes are involved (`P10S`,
+  // `P1H`); 20 of its regression inputs use it. `P1M` stays a month.
+  const short = /^P(?:(\d+)H)?(?:(\d+(?:\.\d+)?)S)?$/i.exec(s);
   const iso =
     /^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$/i.exec(
       s,
     );
+  if (short && s.length > 1) {
+    return { ok: true, ms: Math.round(Number(short[1] ?? 0) * 3_600_000 + Number(short[2] ?? 0) * 1000) };
+  }
   if (iso && s.length > 1 && !/T$/i.test(s)) {
     const n = (i: number): number => (iso[i] ? Number(iso[i]) : 0);
     const days = n(1) * 365 + n(2) * 30 + n(3) * 7 + n(4);

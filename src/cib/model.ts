@@ -202,7 +202,7 @@ export interface Primitive extends ResourceBase {
   readonly operationsAttrs?: ExtraAttrs;
 }
 
-/** `rsc_template`: a primitive skeleton others reference. Never placed itself. */
+/** `<template>` (crm: `rsc_template`): a primitive skeleton others reference. Never placed itself. */
 export interface Template extends Omit<Primitive, 'kind'> {
   readonly kind: 'template';
 }

@@ -5,7 +5,8 @@
  * gated by a `<rule>`: deciding rules needs the node, the time and the operation, which only
  * the scheduler has, so it evaluates those sets itself.
  *
- * Pure: no I/O, no caches, no mutation.
+ * Pure: no I/O and no mutation of the model. Lookups by id go through an index built once per
+ * `Cib` object (see `indexOf`), so asking about each of 10 000 resources stays linear.
  */
 import type {
   Cib,
@@ -14,6 +15,7 @@ import type {
   Group,
   NvPair,
   NvSet,
+  Operation,
   Primitive,
   Resource,
   Template,
@@ -24,6 +26,56 @@ export function isTrue(text: string | undefined): boolean {
   if (text === undefined) return false;
   const t = text.trim().toLowerCase();
   return t === 'true' || t === 'on' || t === 'yes' || t === 'y' || t === '1';
+}
+
+// ---------------------------------------------------------------------------------------------
+// The per-CIB index
+
+interface CibIndex {
+  readonly placed: readonly PlacedResource[];
+  readonly resources: ReadonlyMap<string, PlacedResource>;
+  readonly templates: ReadonlyMap<string, Template>;
+  readonly sets: ReadonlyMap<string, NvSet>;
+  readonly pairs: ReadonlyMap<string, NvPair>;
+  readonly nodes: ReadonlyMap<string, ClusterNode>;
+}
+
+/**
+ * Indexes built so far, one per Cib object. STYLE.md asks for no module-level mutable state;
+ * this is the exception that keeps per-resource questions O(1): a `Cib` is immutable, so its
+ * index can never go stale, and the WeakMap lets it go with the Cib. Nothing observable
+ * depends on whether an index was cached.
+ */
+const INDEXES = new WeakMap<Cib, CibIndex>();
+
+function indexOf(cib: Cib): CibIndex {
+  const known = INDEXES.get(cib);
+  if (known) return known;
+  const placed: PlacedResource[] = [];
+  const visit = (r: Resource, parents: readonly (Group | Clone)[]): void => {
+    placed.push({ resource: r, parents });
+    if (r.kind === 'group') for (const m of r.members) visit(m, [r, ...parents]);
+    else if (r.kind === 'clone') visit(r.child, [r, ...parents]);
+  };
+  for (const r of cib.configuration.resources) visit(r, []);
+  const resources = new Map<string, PlacedResource>();
+  const templates = new Map<string, Template>();
+  for (const p of placed) {
+    if (!resources.has(p.resource.id)) resources.set(p.resource.id, p);
+    if (p.resource.kind === 'template' && !templates.has(p.resource.id))
+      templates.set(p.resource.id, p.resource);
+  }
+  const sets = new Map<string, NvSet>();
+  const pairs = new Map<string, NvPair>();
+  for (const set of everySet(cib, placed)) {
+    if (set.id !== undefined && !sets.has(set.id)) sets.set(set.id, set);
+    for (const pair of set.pairs) if (pair.id !== undefined && !pairs.has(pair.id)) pairs.set(pair.id, pair);
+  }
+  const nodes = new Map<string, ClusterNode>();
+  for (const n of cib.configuration.nodes) if (!nodes.has(nodeName(n))) nodes.set(nodeName(n), n);
+  const index: CibIndex = { placed, resources, templates, sets, pairs, nodes };
+  INDEXES.set(cib, index);
+  return index;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -42,14 +94,7 @@ export interface PlacedResource<R extends Resource = Resource> {
  * bundle is part of its verbatim XML and is not listed.
  */
 export function allResources(cib: Cib): PlacedResource[] {
-  const out: PlacedResource[] = [];
-  const visit = (r: Resource, parents: readonly (Group | Clone)[]): void => {
-    out.push({ resource: r, parents });
-    if (r.kind === 'group') for (const m of r.members) visit(m, [r, ...parents]);
-    else if (r.kind === 'clone') visit(r.child, [r, ...parents]);
-  };
-  for (const r of cib.configuration.resources) visit(r, []);
-  return out;
+  return [...indexOf(cib).placed];
 }
 
 /** Every primitive (not templates) with its parent chain, in configuration order. */
@@ -57,25 +102,9 @@ export function allPrimitives(cib: Cib): PlacedResource<Primitive>[] {
   return allResources(cib).filter((p): p is PlacedResource<Primitive> => p.resource.kind === 'primitive');
 }
 
-/** Finds a resource by id at any depth, with its parent chain. */
+/** Finds a resource by id at any depth, with its parent chain (the first, if written twice). */
 export function findPlacedResource(cib: Cib, id: string): PlacedResource | undefined {
-  const search = (
-    list: readonly Resource[],
-    parents: readonly (Group | Clone)[],
-  ): PlacedResource | undefined => {
-    for (const r of list) {
-      if (r.id === id) return { resource: r, parents };
-      if (r.kind === 'group') {
-        const hit = search(r.members, [r, ...parents]);
-        if (hit) return hit;
-      } else if (r.kind === 'clone') {
-        const hit = search([r.child], [r, ...parents]);
-        if (hit) return hit;
-      }
-    }
-    return undefined;
-  };
-  return search(cib.configuration.resources, []);
+  return indexOf(cib).resources.get(id);
 }
 
 /** Finds a resource (primitive, group, clone, bundle or template) by id at any depth. */
@@ -85,12 +114,11 @@ export function findResource(cib: Cib, id: string): Resource | undefined {
 
 /** Ids of every resource at any depth, templates and bundles included. */
 export function resourceIds(cib: Cib): Set<string> {
-  return new Set(allResources(cib).map((p) => p.resource.id));
+  return new Set(indexOf(cib).resources.keys());
 }
 
 export function findTemplate(cib: Cib, id: string): Template | undefined {
-  for (const r of cib.configuration.resources) if (r.kind === 'template' && r.id === id) return r;
-  return undefined;
+  return indexOf(cib).templates.get(id);
 }
 
 /** The agent a primitive runs, filling class/provider/type from its template when it has one. */
@@ -109,21 +137,50 @@ export function primitiveAgent(
   return agent;
 }
 
+/** Pacemaker's key for matching a primitive's op against its template's: name, role, interval. */
+function templateOpKey(op: Operation): string {
+  return `${op.name}_${op.role ?? 'Started'}_${op.interval}`;
+}
+
+/**
+ * The operations a primitive really has: its own, where `<operations id-ref=…>` is replaced by
+ * the operations it names, followed by its template's operations that it does not override
+ * (same name, role and interval), as Pacemaker expands templates.
+ */
+export function operationsOf(p: Primitive | Template, cib: Cib): readonly Operation[] {
+  const own = resolveOperationsRef(p, cib);
+  const t = p.kind === 'primitive' && p.template !== undefined ? findTemplate(cib, p.template) : undefined;
+  if (t === undefined) return own;
+  const overridden = new Set(own.map(templateOpKey));
+  return [...own, ...resolveOperationsRef(t, cib).filter((op) => !overridden.has(templateOpKey(op)))];
+}
+
+function resolveOperationsRef(p: Primitive | Template, cib: Cib): readonly Operation[] {
+  const ref = p.operationsAttrs?.['id-ref'];
+  if (ref === undefined || p.operations.length > 0) return p.operations;
+  for (const { resource: r } of indexOf(cib).placed) {
+    if ((r.kind === 'primitive' || r.kind === 'template') && r.operationsAttrs?.id === ref)
+      return r.operations;
+  }
+  return p.operations;
+}
+
+/**
+ * A primitive's instance attributes (agent parameters), with its template's filling in what the
+ * primitive does not set. Rule-gated sets are skipped.
+ */
+export function instanceAttributesOf(p: Primitive, cib: Cib): Map<string, string> {
+  const own = evaluateNvSets(p.instanceAttributes, { cib });
+  const t = p.template === undefined ? undefined : findTemplate(cib, p.template);
+  if (t) for (const [k, v] of evaluateNvSets(t.instanceAttributes, { cib })) if (!own.has(k)) own.set(k, v);
+  return own;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Name/value sets
 
-/** Finds a set by id anywhere in the configuration (for `id-ref`). */
-function findSetById(cib: Cib, id: string): NvSet | undefined {
-  for (const s of everySet(cib)) if (s.id === id) return s;
-  return undefined;
-}
-
-function findPairById(cib: Cib, id: string): NvPair | undefined {
-  for (const s of everySet(cib)) for (const p of s.pairs) if (p.id === id) return p;
-  return undefined;
-}
-
-function* everySet(cib: Cib): Generator<NvSet> {
+/** Every name/value set in the configuration (for resolving `id-ref`). */
+function* everySet(cib: Cib, placed: readonly PlacedResource[]): Generator<NvSet> {
   const cfg = cib.configuration;
   yield* cfg.crmConfig;
   yield* cfg.rscDefaults;
@@ -132,7 +189,7 @@ function* everySet(cib: Cib): Generator<NvSet> {
     yield* n.instanceAttributes;
     yield* n.utilization;
   }
-  for (const { resource: r } of allResources(cib)) {
+  for (const { resource: r } of placed) {
     if (r.kind === 'bundle') continue;
     yield* r.metaAttributes;
     yield* r.instanceAttributes;
@@ -173,7 +230,7 @@ export function evaluateNvSets(sets: readonly NvSet[], options: NvEvalOptions = 
   for (const { set } of ordered) {
     for (const raw of set.pairs) {
       const pair =
-        raw.idRef !== undefined && options.cib ? (findPairById(options.cib, raw.idRef) ?? raw) : raw;
+        raw.idRef !== undefined && options.cib ? (indexOf(options.cib).pairs.get(raw.idRef) ?? raw) : raw;
       if (pair.name === '' || pair.value === undefined || out.has(pair.name)) continue;
       out.set(pair.name, pair.value);
     }
@@ -183,7 +240,7 @@ export function evaluateNvSets(sets: readonly NvSet[], options: NvEvalOptions = 
 
 function resolveSet(set: NvSet, cib: Cib | undefined): NvSet {
   if (set.idRef === undefined || cib === undefined) return set;
-  const target = findSetById(cib, set.idRef);
+  const target = indexOf(cib).sets.get(set.idRef);
   return target ? { ...target, kind: set.kind } : set;
 }
 
@@ -252,7 +309,7 @@ export function isPromotable(clone: Clone, cib?: Cib): boolean {
 
 /** The node with this name (`uname`, or id when it has no uname). */
 export function findNode(cib: Cib, name: string): ClusterNode | undefined {
-  return cib.configuration.nodes.find((n) => nodeName(n) === name);
+  return indexOf(cib).nodes.get(name);
 }
 
 /** A node's name as constraints use it. */

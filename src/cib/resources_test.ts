@@ -10,11 +10,13 @@ import {
   clusterProperty,
   evaluateNvSets,
   findResource,
+  instanceAttributesOf,
   isPromotable,
   isStandby,
   isTrue,
   metaValue,
   nodeAttribute,
+  operationsOf,
   primitiveAgent,
   resourceIds,
 } from './resources.ts';
@@ -126,4 +128,38 @@ test('node attributes: built-ins, transient status values over permanent ones, a
       <transient_attributes id="1"><instance_attributes id="st-1"><nvpair id="st-1-s" name="standby" value="on"/></instance_attributes></transient_attributes>
     </node_state></status></cib>`);
   assert.equal(isStandby(standby, 'n1'), true);
+});
+
+test('a primitive gets the operations its <operations id-ref> names, and template operations it does not override', () => {
+  const cib = cibOf(`<cib><configuration><resources>
+      <template id="t" class="ocf" provider="heartbeat" type="Dummy">
+        <instance_attributes id="t-params"><nvpair id="t-a" name="a" value="from-template"/>
+          <nvpair id="t-b" name="b" value="from-template"/></instance_attributes>
+        <operations>
+          <op id="t-mon" name="monitor" interval="10s" timeout="20s"/>
+          <op id="t-start" name="start" interval="0" timeout="30s"/>
+        </operations>
+      </template>
+      <primitive id="p" template="t">
+        <instance_attributes id="p-params"><nvpair id="p-a" name="a" value="own"/></instance_attributes>
+        <operations id="shared-ops">
+          <op id="p-mon" name="monitor" interval="10s" timeout="60s"/>
+        </operations>
+      </primitive>
+      <primitive id="q" class="ocf" provider="heartbeat" type="Dummy">
+        <operations id-ref="shared-ops"/>
+      </primitive>
+    </resources></configuration></cib>`);
+  const p = findResource(cib, 'p');
+  const q = findResource(cib, 'q');
+  assert.ok(p?.kind === 'primitive' && q?.kind === 'primitive');
+  assert.deepEqual(
+    operationsOf(p, cib).map((op) => `${op.id}:${op.timeout}`),
+    ['p-mon:60s', 't-start:30s'],
+  );
+  assert.deepEqual(
+    operationsOf(q, cib).map((op) => op.id),
+    ['p-mon'],
+  );
+  assert.deepEqual(Object.fromEntries(instanceAttributesOf(p, cib)), { a: 'own', b: 'from-template' });
 });

@@ -33,6 +33,9 @@ test('durations accept bare seconds, units and ISO 8601', () => {
   assert.deepEqual(parseDuration('2min'), { ok: true, ms: 120_000 });
   assert.deepEqual(parseDuration('PT1M30S'), { ok: true, ms: 90_000 });
   assert.deepEqual(parseDuration('P1D'), { ok: true, ms: 86_400_000 });
+  assert.deepEqual(parseDuration('P10S'), { ok: true, ms: 10_000 });
+  assert.deepEqual(parseDuration('P1H'), { ok: true, ms: 3_600_000 });
+  assert.deepEqual(parseDuration('P1M'), { ok: true, ms: 30 * 86_400_000 });
   assert.equal(parseDuration('soon').ok, false);
   assert.equal(parseDuration('10 parsecs').ok, false);
 });

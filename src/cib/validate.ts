@@ -12,6 +12,7 @@
  * | `unknown-node` | warning | a location constraint names a node that is not in `<nodes>` |
  * | `unknown-template` | error | a primitive names a template that does not exist |
  * | `constraint-without-resource` | error | a constraint names no resource and has no set |
+ * | `location-without-node` | error | a location constraint has neither node+score nor a rule |
  * | `empty-group` | error | a group has no members |
  * | `invalid-score` | error | a score is not an integer, INFINITY or -INFINITY |
  * | `invalid-duration` | error | an op interval/timeout/start-delay is not a duration |
@@ -22,6 +23,7 @@
  * | `promotable-agent` | error | a promotable clone holds an agent class that cannot promote |
  * | `unknown-expression-op` | error | a rule expression uses an unknown operation |
  * | `unknown-boolean-op` | error | a rule's boolean-op is neither `and` nor `or` |
+ * | `unknown-role`, `unknown-action`, `unknown-on-fail`, `unknown-loss-policy`, `unknown-resource-discovery`, `unknown-expression-type` | error | a word outside Pacemaker's closed vocabulary for that attribute |
  *
  * Pure: reads the model and the positions the parser recorded.
  */
@@ -60,6 +62,57 @@ const ORDER_KINDS: ReadonlySet<string> = new Set(['mandatory', 'optional', 'seri
 const PACEMAKER_LENIENT_ISO = /^P(?:\d+[YMWDHS])+(?:T(?:\d+[HMS])+)?$/;
 /** Node-health colours, which Pacemaker accepts wherever a score goes. */
 const SCORE_COLOURS: ReadonlySet<string> = new Set(['red', 'yellow', 'green']);
+
+/**
+ * Closed vocabularies, compared case-insensitively as Pacemaker does. Each names the attribute
+ * it governs so the message can say what was expected.
+ */
+const VOCABULARIES = {
+  role: ['Stopped', 'Started', 'Promoted', 'Unpromoted', 'Master', 'Slave'],
+  action: ['start', 'stop', 'promote', 'demote'],
+  'on-fail': [
+    'ignore',
+    'block',
+    'stop',
+    'restart',
+    'standby',
+    'fence',
+    'demote',
+    'restart-container',
+    'reset',
+  ],
+  'loss-policy': ['stop', 'demote', 'fence', 'freeze'],
+  'resource-discovery': ['always', 'never', 'exclusive'],
+  type: ['string', 'integer', 'number', 'version'],
+} as const;
+type Vocabulary = keyof typeof VOCABULARIES;
+const VOCABULARY_CODES: Readonly<Record<Vocabulary, string>> = {
+  role: 'unknown-role',
+  action: 'unknown-action',
+  'on-fail': 'unknown-on-fail',
+  'loss-policy': 'unknown-loss-policy',
+  'resource-discovery': 'unknown-resource-discovery',
+  type: 'unknown-expression-type',
+};
+
+/** Reports `value` when it is set and not one of the words `vocabulary` allows. */
+function checkWord(
+  ctx: Ctx,
+  vocabulary: Vocabulary,
+  value: string | undefined,
+  what: string,
+  at: (string | undefined)[],
+): void {
+  if (value === undefined) return;
+  const words: readonly string[] = VOCABULARIES[vocabulary];
+  if (words.some((w) => w.toLowerCase() === value.toLowerCase())) return;
+  add(
+    ctx,
+    VOCABULARY_CODES[vocabulary],
+    `${what} has ${vocabulary} '${value}'; expected one of ${words.join(', ')}`,
+    at,
+  );
+}
 
 interface Ctx {
   readonly file: string;
@@ -195,6 +248,9 @@ function checkClone(ctx: Ctx, clone: Clone, cib: Cib): void {
 
 function checkOperations(ctx: Ctx, p: Primitive | Extract<Resource, { kind: 'template' }>): void {
   for (const op of p.operations) {
+    const what = `operation '${op.id ?? op.name}' of '${p.id}'`;
+    checkWord(ctx, 'role', op.role, what, [op.id, p.id]);
+    checkWord(ctx, 'on-fail', op.onFail, what, [op.id, p.id]);
     const fields: [string, string | undefined][] = [
       ['interval', op.interval],
       ['timeout', op.timeout],
@@ -235,9 +291,12 @@ function checkConstraint(
   };
   checkScore(ctx, c.kind === 'rsc_ticket' ? undefined : c.score, `score of ${c.kind} '${c.id}'`, [c.id]);
   for (const set of c.sets) checkSet(ctx, c, set, known);
+  const what = `${c.kind} '${c.id}'`;
   switch (c.kind) {
     case 'rsc_location':
       ref('names resource', c.rsc);
+      checkWord(ctx, 'role', c.role, what, [c.id]);
+      checkWord(ctx, 'resource-discovery', c.resourceDiscovery, what, [c.id]);
       if (c.node !== undefined && !nodes.has(c.node)) {
         add(
           ctx,
@@ -248,10 +307,23 @@ function checkConstraint(
         );
       }
       if (c.rsc === undefined && c.rscPattern === undefined && c.sets.length === 0) noResource(ctx, c);
+      if (
+        c.rules.length === 0 &&
+        (c.node === undefined || (c.score === undefined && c.scoreAttribute === undefined))
+      ) {
+        add(
+          ctx,
+          'location-without-node',
+          `rsc_location '${c.id}' needs either node and score, or at least one rule; it places nothing`,
+          [c.id],
+        );
+      }
       break;
     case 'rsc_colocation':
       ref('names resource', c.rsc);
       ref('is colocated with', c.withRsc);
+      checkWord(ctx, 'role', c.rscRole, what, [c.id]);
+      checkWord(ctx, 'role', c.withRscRole, what, [c.id]);
       if (c.rsc !== undefined && c.rsc === c.withRsc) {
         add(ctx, 'self-colocation', `rsc_colocation '${c.id}' colocates '${c.rsc}' with itself`, [c.id]);
       }
@@ -260,6 +332,8 @@ function checkConstraint(
     case 'rsc_order':
       ref('orders first', c.first);
       ref('orders then', c.then);
+      checkWord(ctx, 'action', c.firstAction, what, [c.id]);
+      checkWord(ctx, 'action', c.thenAction, what, [c.id]);
       if (
         c.first !== undefined &&
         c.first === c.then &&
@@ -279,6 +353,8 @@ function checkConstraint(
       break;
     case 'rsc_ticket':
       ref('names resource', c.rsc);
+      checkWord(ctx, 'role', c.rscRole, what, [c.id]);
+      checkWord(ctx, 'loss-policy', c.lossPolicy, what, [c.id]);
       if (c.rsc === undefined && c.sets.length === 0) noResource(ctx, c);
       break;
   }
@@ -292,6 +368,8 @@ function noResource(ctx: Ctx, c: Constraint): void {
 
 function checkSet(ctx: Ctx, c: Constraint, set: ResourceSet, known: ReadonlySet<string>): void {
   checkScore(ctx, set.score, `score of resource_set '${set.id ?? ''}'`, [set.id, c.id]);
+  checkWord(ctx, 'role', set.role, `resource_set '${set.id ?? ''}'`, [set.id, c.id]);
+  checkWord(ctx, 'action', set.action, `resource_set '${set.id ?? ''}'`, [set.id, c.id]);
   for (const id of set.resources) {
     if (!known.has(id)) {
       add(
@@ -335,6 +413,7 @@ function allRules(cib: Cib): OwnedRule[] {
 function checkRule(ctx: Ctx, rule: Rule, owner: string | undefined): void {
   const at = [rule.id, owner];
   checkScore(ctx, rule.score, `score of rule '${rule.id ?? ''}'`, at);
+  checkWord(ctx, 'role', rule.role, `rule '${rule.id ?? ''}'`, at);
   if (rule.booleanOp !== undefined && rule.booleanOp !== 'and' && rule.booleanOp !== 'or') {
     add(
       ctx,
@@ -349,6 +428,7 @@ function checkRule(ctx: Ctx, rule: Rule, owner: string | undefined): void {
         checkRule(ctx, e, rule.id ?? owner);
         break;
       case 'expression':
+        checkWord(ctx, 'type', e.type, `expression '${e.id ?? ''}'`, [e.id, ...at]);
         // Empty only for an `id-ref` expression, whose target is checked where it is written.
         if (!EXPRESSION_OPS.has(e.operation) && (e.operation as string) !== '') {
           add(

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import type { Diagnostic } from '../lib/errors.ts';
 import { parseCibXml } from './cib_xml.ts';
 import { validateCib } from './validate.ts';
@@ -234,4 +237,74 @@ test('a clone of a clone and a group inside a group are rejected by the parser a
   const g = parseCibXml(group, 'g.xml');
   assert.equal(g.ok ? '' : g.diagnostics[0]?.code, 'group-member-kind');
   assert.equal(g.ok ? 0 : g.diagnostics[0]?.pos.line, R + 1);
+});
+
+test('words outside Pacemaker vocabularies (roles, actions, on-fail, loss-policy, types) are reported where written', () => {
+  const text = cibText(
+    [
+      '      <primitive id="a" class="ocf" provider="heartbeat" type="Dummy">',
+      '        <operations>',
+      '          <op id="a-mon" name="monitor" interval="10s" role="Leader" on-fail="panic"/>',
+      '        </operations>',
+      '      </primitive>',
+      DUMMY('b'),
+    ],
+    [
+      '      <rsc_colocation id="c1" rsc="a" with-rsc="b" with-rsc-role="master" score="10"/>',
+      '      <rsc_order id="o1" first="a" first-action="begin" then="b"/>',
+      '      <rsc_ticket id="t1" ticket="T" rsc="a" loss-policy="explode"/>',
+      '      <rsc_location id="l1" rsc="a" resource-discovery="sometimes">',
+      '        <rule id="l1-r" score="10">',
+      '          <expression id="l1-e" attribute="x" operation="gt" value="1" type="float"/>',
+      '        </rule>',
+      '      </rsc_location>',
+    ],
+  );
+  // with-rsc-role="master" is fine: Pacemaker compares roles without regard to case.
+  const got = findings(text).map((d) => [d.code, d.pos.line]);
+  assert.deepEqual(got, [
+    ['unknown-role', R + 2],
+    ['unknown-on-fail', R + 2],
+    ['unknown-action', R + 9],
+    ['unknown-loss-policy', R + 10],
+    ['unknown-resource-discovery', R + 11],
+    ['unknown-expression-type', R + 13],
+  ]);
+});
+
+test('a CIB with many mistakes gets one finding per mistake, each at its line, in file order', () => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  let text: string | undefined;
+  for (let i = 0; i < 8 && text === undefined; i++, dir = dirname(dir)) {
+    const p = join(dir, 'src/cib/testdata/xml/bad_semantics.xml');
+    if (existsSync(p)) text = readFileSync(p, 'utf8');
+  }
+  assert.ok(text, 'fixture bad_semantics.xml');
+  assert.deepEqual(
+    findings(text, 'bad_semantics.xml').map((d) => `${d.pos.file}:${d.pos.line}:${d.pos.column} ${d.code}`),
+    [
+      'bad_semantics.xml:11:11 invalid-duration',
+      'bad_semantics.xml:14:7 empty-group',
+      'bad_semantics.xml:15:7 promotable-agent',
+      'bad_semantics.xml:21:7 duplicate-id',
+      'bad_semantics.xml:24:7 self-colocation',
+      'bad_semantics.xml:25:7 unknown-resource',
+      'bad_semantics.xml:26:7 invalid-score',
+      'bad_semantics.xml:29:11 unknown-expression-op',
+    ],
+  );
+});
+
+test('a location constraint with a node but no score, or with nothing at all, is reported', () => {
+  const text = cibText(
+    [DUMMY('a')],
+    ['      <rsc_location id="l1" rsc="a" node="n1"/>', '      <rsc_location id="l2" rsc="a" score="10"/>'],
+  );
+  assert.deepEqual(
+    findings(text).map((d) => [d.code, d.pos.line]),
+    [
+      ['location-without-node', R + 3],
+      ['location-without-node', R + 4],
+    ],
+  );
 });

@@ -17,7 +17,7 @@ import type { XmlComment, XmlElement, XmlNode } from './model.ts';
 /** Deeper nesting than this is not a CIB (Pacemaker's own schema nests < 20 levels). */
 export const MAX_XML_DEPTH = 256;
 /** Inputs larger than this are refused rather than risking the process's memory. */
-export const MAX_XML_BYTES = 512 * 1024 * 1024;
+export const MAX_XML_CHARS = 512 * 1024 * 1024;
 
 /** 1-based line and column of an element's `<`. */
 export interface XmlPos {
@@ -34,6 +34,8 @@ export interface XmlDocument {
   position(el: XmlElement): XmlPos | undefined;
   /** Whether any comment occurs anywhere (lets callers skip a tree walk when there is none). */
   readonly hasComments: boolean;
+  /** Whether any non-whitespace text occurs inside an element. */
+  readonly hasText: boolean;
 }
 
 export type XmlParseResult =
@@ -51,7 +53,7 @@ interface OpenElement {
 /**
  * Positions are packed into one number (line × 2^26 + column) so a 10 MB CIB's ~400 000
  * elements cost no extra objects. Exact for columns below 2^26 (64 Mi characters on one line,
- * beyond MAX_XML_BYTES / 8) and lines below 2^27.
+ * beyond MAX_XML_CHARS / 8) and lines below 2^27.
  */
 const COLUMN_SPAN = 2 ** 26;
 function packPos(line: number, column: number): number {
@@ -76,7 +78,7 @@ function stripSaxesPosition(message: string): string {
  * usually consequences of it) and reports it as `xml-syntax` with the position saxes was at.
  */
 export function parseXmlTree(text: string, file: string): XmlParseResult {
-  if (text.length > MAX_XML_BYTES) {
+  if (text.length > MAX_XML_CHARS) {
     return {
       ok: false,
       diagnostics: [
@@ -85,7 +87,7 @@ export function parseXmlTree(text: string, file: string): XmlParseResult {
           1,
           1,
           'xml-too-large',
-          `input is ${text.length} characters; the limit is ${MAX_XML_BYTES}`,
+          `input is ${text.length} characters; the limit is ${MAX_XML_CHARS}`,
         ),
       ],
     };
@@ -96,17 +98,44 @@ export function parseXmlTree(text: string, file: string): XmlParseResult {
   const stack: OpenElement[] = [];
   let failure: Diagnostic | undefined;
   let hasComments = false;
+  let hasText = false;
+  let lastClosed: OpenElement | undefined;
   let startLine = 1;
   let startColumn = 1;
 
   const fail = (code: string, message: string, line = parser.line, column = parser.column): void => {
     failure ??= xmlError(file, line, Math.max(column, 1), code, message);
   };
-  parser.on('error', (err) => fail('xml-syntax', stripSaxesPosition(err.message)));
+  parser.on('error', (err) => fail('xml-syntax', explain(stripSaxesPosition(err.message))));
+  // saxes says what is wrong; add which element was left open, and where, when that helps.
+  const openedAt = (el: OpenElement): string => {
+    const p = unpackPos(positions.get(el) ?? 0);
+    return `<${el.name}> opened at ${p.line}:${p.column}`;
+  };
+  const explain = (message: string): string => {
+    // On a mismatched close tag saxes first closes the open element, then reports.
+    if (lastClosed && message.startsWith('unexpected close tag')) {
+      return `close tag does not match: ${openedAt(lastClosed)} must be closed first`;
+    }
+    const unclosed = /^unclosed tag: (.+)$/.exec(message);
+    if (unclosed) {
+      for (let i = stack.length - 1; i >= 0; i--) {
+        if (stack[i]!.name === unclosed[1]) return `${openedAt(stack[i]!)} is never closed`;
+      }
+    }
+    return message;
+  };
   parser.on('opentagstart', (tag) => {
     // saxes has read `<name` and the character after it; the `<` is name.length + 1 back.
     startLine = parser.line;
     startColumn = parser.column - tag.name.length - 1;
+    if (startColumn < 1) {
+      // The character after the name was a line break: the `<` is on the previous line.
+      // (We write the whole text as one chunk, so saxes' position indexes `text`.)
+      const lt = text.lastIndexOf('<', parser.position - 1);
+      startLine = parser.line - 1;
+      startColumn = lt - text.lastIndexOf('\n', lt);
+    }
   });
   parser.on('opentag', (tag) => {
     if (failure) return;
@@ -123,10 +152,11 @@ export function parseXmlTree(text: string, file: string): XmlParseResult {
     stack.push(el);
   });
   parser.on('closetag', () => {
-    if (!failure) stack.pop();
+    if (!failure) lastClosed = stack.pop();
   });
   const addText = (t: string): void => {
     if (failure || stack.length === 0 || isBlank(t)) return;
+    hasText = true;
     const children = stack[stack.length - 1]!.children;
     const last = children[children.length - 1];
     if (last?.type === 'text') children[children.length - 1] = { type: 'text', text: last.text + t };
@@ -153,7 +183,7 @@ export function parseXmlTree(text: string, file: string): XmlParseResult {
     const p = positions.get(el);
     return p === undefined ? undefined : unpackPos(p);
   };
-  return { ok: true, doc: { root, children: docChildren, position, hasComments } };
+  return { ok: true, doc: { root, children: docChildren, position, hasComments, hasText } };
 }
 
 function isBlank(s: string): boolean {

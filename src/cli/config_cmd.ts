@@ -20,6 +20,7 @@ import type { DrbdConfig } from '../cib/drbd_model.ts';
 import { drbdProtocol } from '../cib/drbd_model.ts';
 import { type HeartbeatConfig, heartbeatToCib } from '../cib/heartbeat.ts';
 import type { Cib, Constraint, NvSet, Primitive, Resource } from '../cib/model.ts';
+import type { CibParseResult } from '../cib/parse_result.ts';
 import { validateCib } from '../cib/validate.ts';
 import { type Diagnostic, formatDiagnostic } from '../lib/errors.ts';
 
@@ -72,7 +73,13 @@ function load(paths: readonly string[], forced: ConfigFormat | undefined): LoadO
     }
     if (isDir) {
       const group: Partial<Record<HeartbeatFileKind, Source>> = {};
-      const names = readdirSync(p);
+      let names: string[];
+      try {
+        names = readdirSync(p);
+      } catch (err) {
+        out.failures.push(`${p}: error: cannot list the directory (${(err as Error).message})`);
+        continue;
+      }
       for (const kind of ['ha.cf', 'haresources', 'authkeys'] as const) {
         if (!names.includes(kind)) continue;
         const s = readSource(join(p, kind), out.failures);
@@ -129,7 +136,7 @@ function addCib(
   out: LoadOutcome,
   file: string,
   format: ConfigFormat,
-  r: ReturnType<typeof parseCrm>,
+  r: CibParseResult,
   heartbeat?: { config?: HeartbeatConfig; label: string },
 ): void {
   if (!r.ok) {
@@ -357,6 +364,12 @@ function convertAction(
     case 'crm': {
       const r = serializeCrmReport(l.cib);
       for (const u of r.unsupported) io.err(`${l.label}: warning: crm syntax cannot express ${u}; left out`);
+      if (r.regeneratedIds.length > 0) {
+        const some = r.regeneratedIds.slice(0, 3).join(', ');
+        io.err(
+          `${l.label}: warning: crm syntax has no place for ${r.regeneratedIds.length} element id(s) (${some}${r.regeneratedIds.length > 3 ? ', …' : ''}); reading the text back generates crmsh-style ids instead`,
+        );
+      }
       io.out(r.text.trimEnd());
       break;
     }

@@ -30,7 +30,11 @@ export function registerLabCommands(program: Command): void {
     .addOption(
       new Option('--scenario <name>', 'configuration to write for the cluster').choices([...SCENARIOS]),
     )
-    .option('--profile <profile>', 'timing profile for the daemons', 'lab')
+    .option(
+      '--profile <profile>',
+      'timing profile for the daemons (lan is the product default; lab is slower, for loaded CI machines)',
+      'lan',
+    )
     .addOption(dirOption())
     .action(
       async (o: { nodes: string; witness?: boolean; scenario?: string; profile: string; dir: string }) =>

@@ -1,4 +1,336 @@
+/**
+ * `halo volume …`: drbdadm for halo's userspace replicated volumes. Reads drbd.conf, and talks
+ * to the running engine of a resource through its control socket (`RUNDIR/RES.ctl`), as
+ * drbdadm talks to the kernel. `up` starts the engine in the background; `run` runs it in the
+ * foreground (systemd-friendly, logs to stderr).
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { execFile } from 'node:child_process';
 import type { Command } from 'commander';
+import { nodeDrbdIo, parseDrbdConf } from '../cib/drbd_conf.ts';
+import { formatDiagnostic, HaloError } from '../lib/errors.ts';
+import type { LogFields, Logger, LogLevel } from '../lib/ports.ts';
+import { type VolumeConfig, volumeConfigFromDrbd } from '../volume/config.ts';
+import type { CoreStatus } from '../volume/core.ts';
+import {
+  controlRequest,
+  createMetadata,
+  nbdSocketPath,
+  readMetadata,
+  VolumeEngine,
+} from '../volume/engine.ts';
+import { formatDrbdadmStatus, formatGi, formatProcDrbd } from '../volume/status_format.ts';
 
-/** Registers this area's commands on the `halo` program. (Filled in by its owner.) */
-export function registerVolumeCommands(_program: Command): void {}
+const run = promisify(execFile);
+
+/** Where engines keep their sockets and logs unless --run-dir says otherwise. */
+export const DEFAULT_RUN_DIR = '/run/halo/volume';
+/** How long `up` waits for a background engine to listen. */
+const UP_TIMEOUT_MS = 15_000;
+const POLL_MS = 50;
+
+interface GlobalOpts {
+  config?: string;
+  node?: string;
+  runDir: string;
+  output: string;
+}
+
+function loadConfig(g: GlobalOpts, res: string): VolumeConfig {
+  const file = g.config ?? '/etc/drbd.conf';
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new HaloError('config-unreadable', `cannot read ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  const parsed = parseDrbdConf(text, file, nodeDrbdIo);
+  if (!parsed.ok) {
+    throw new HaloError('bad-config', parsed.diagnostics.map(formatDiagnostic).join('\n'));
+  }
+  return volumeConfigFromDrbd(parsed.config, res, g.node ?? hostname());
+}
+
+function stderrLogger(fields: LogFields = {}): Logger {
+  return {
+    log(level: LogLevel, msg: string, f?: LogFields) {
+      const extra = { ...fields, ...f };
+      const kv = Object.entries(extra)
+        .map(([k, v]) => `${k}=${String(v)}`)
+        .join(' ');
+      process.stderr.write(`${new Date().toISOString()} ${level} ${msg}${kv ? ` (${kv})` : ''}\n`);
+    },
+    child(f: LogFields) {
+      return stderrLogger({ ...fields, ...f });
+    },
+  };
+}
+
+/** The command that runs this CLI again (under tsx in development, compiled JS otherwise). */
+export function selfCommand(): { exec: string; args: string[] } {
+  const here = fileURLToPath(import.meta.url);
+  const entry = fileURLToPath(new URL(`../volume/engine_main${extname(here)}`, import.meta.url));
+  return { exec: process.execPath, args: [...process.execArgv, entry] };
+}
+
+function print(g: GlobalOpts, text: string, json: unknown): void {
+  if (g.output === 'json') {
+    process.stdout.write(`${JSON.stringify(json, (_k, v) => (typeof v === 'bigint' ? v.toString(16).toUpperCase().padStart(16, '0') : v))}\n`);
+  } else process.stdout.write(text);
+}
+
+async function admin(g: GlobalOpts, res: string, req: object): Promise<Record<string, unknown>> {
+  const reply = await controlRequest(g.runDir, res, req);
+  if (!reply) throw new HaloError('not-running', `volume ${res} is not running here; start it with "halo volume up ${res}"`);
+  if (reply.ok !== true) throw new HaloError(String(reply.code ?? 'failed'), `${res}: ${String(reply.message ?? 'failed')}`);
+  return reply;
+}
+
+async function sleep(ms: number): Promise<void> {
+  await new Promise((r) => setTimeout(r, ms));
+}
+
+async function up(g: GlobalOpts, res: string, cfg: VolumeConfig): Promise<void> {
+  if (await controlRequest(g.runDir, res, { cmd: 'status' })) {
+    await admin(g, res, { cmd: 'connect' });
+    return;
+  }
+  mkdirSync(g.runDir, { recursive: true });
+  const logPath = join(g.runDir, `${res}.log`);
+  const fd = openSync(logPath, 'a');
+  const { exec, args } = selfCommand();
+  const argv = [...args, 'volume', '-c', g.config ?? '/etc/drbd.conf', '--node', cfg.self.name, '--run-dir', g.runDir, 'run', res];
+  const child = spawn(exec, argv, { detached: true, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  let exited: number | null = null;
+  child.on('exit', (code) => {
+    exited = code ?? -1;
+  });
+  child.unref();
+  // Poll for the control socket (a real process starting: bounded, never a protocol wait).
+  for (let waited = 0; waited < UP_TIMEOUT_MS; waited += POLL_MS) {
+    if (exited !== null) {
+      const tail = readFileSync(logPath, 'utf8').split('\n').slice(-5).join('\n');
+      throw new HaloError('engine-failed', `engine for ${res} exited with ${exited}:\n${tail}`);
+    }
+    const st = await controlRequest(g.runDir, res, { cmd: 'status' }).catch(() => undefined);
+    if (st) return;
+    await sleep(POLL_MS);
+  }
+  throw new HaloError('engine-timeout', `engine for ${res} did not listen within ${UP_TIMEOUT_MS} ms (log: ${logPath})`);
+}
+
+async function runForeground(g: GlobalOpts, cfg: VolumeConfig): Promise<void> {
+  const engine = new VolumeEngine(cfg, { runDir: g.runDir }, stderrLogger({ resource: cfg.resource, node: cfg.self.name }));
+  await engine.start();
+  await engine.command({ cmd: 'connect' });
+  const stop = () => void engine.stop(true);
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  await engine.exited;
+  process.off('SIGTERM', stop);
+  process.off('SIGINT', stop);
+}
+
+interface AttachState {
+  fuseDir: string;
+  loop: string;
+  mount: string;
+}
+
+async function attach(g: GlobalOpts, res: string, mount: string, mkfs: string | undefined): Promise<AttachState> {
+  const sock = nbdSocketPath(g.runDir, res);
+  if (!existsSync(sock)) throw new HaloError('not-primary', `volume ${res} is not exported here (is it Primary?)`);
+  const fuseDir = join(g.runDir, `${res}.fuse`);
+  mkdirSync(fuseDir, { recursive: true });
+  mkdirSync(mount, { recursive: true });
+  const disk = join(fuseDir, 'disk');
+  const child = spawn('nbdfuse', [disk, '--unix', sock], { stdio: 'ignore', detached: true });
+  child.unref();
+  let code: number | null = null;
+  child.on('exit', (c) => {
+    code = c ?? -1;
+  });
+  for (let waited = 0; !existsSync(disk); waited += POLL_MS) {
+    if ((code !== null && code !== 0) || waited > UP_TIMEOUT_MS) throw new HaloError('nbdfuse-failed', `nbdfuse did not mount ${disk}`);
+    await sleep(POLL_MS);
+  }
+  const state: AttachState = { fuseDir, loop: '', mount };
+  try {
+    state.loop = (await run('losetup', ['-f', '--show', disk])).stdout.trim();
+    if (mkfs) await run(`mkfs.${mkfs}`, ['-q', '-F', state.loop]);
+    await run('mount', [state.loop, mount]);
+  } catch (err) {
+    await detachState(state).catch(() => {});
+    throw new HaloError('attach-failed', `attaching ${res} at ${mount} failed: ${(err as Error).message}`, { cause: err });
+  }
+  writeFileSync(join(g.runDir, `${res}.attach.json`), JSON.stringify(state));
+  return state;
+}
+
+async function detachState(s: AttachState): Promise<void> {
+  if (s.mount) await run('umount', [s.mount]).catch(async () => run('umount', ['-l', s.mount]).catch(() => {}));
+  if (s.loop) await run('losetup', ['-d', s.loop]).catch(() => {});
+  await run('fusermount3', ['-u', s.fuseDir]).catch(() => {});
+}
+
+export function registerVolumeCommands(program: Command): void {
+  const vol = program
+    .command('volume')
+    .description('replicated volumes (drbdadm for halo): drbd.conf in, NBD out')
+    .option('-c, --config <file>', 'drbd.conf to read', '/etc/drbd.conf')
+    .option('--node <name>', 'this host’s name in the config (default: hostname)')
+    .option('--run-dir <dir>', 'where engines keep sockets and logs', process.env.HALO_VOLUME_RUN_DIR ?? DEFAULT_RUN_DIR)
+    .option('--output <format>', 'text or json', 'text');
+  const g = (): GlobalOpts => vol.opts() as GlobalOpts;
+  // biome-ignore lint/suspicious/noExplicitAny: commander passes (arg, opts, cmd) per command.
+  const act = (fn: (res: string, opts: any) => Promise<void>) =>
+    async (res: string, opts: unknown) => {
+      try {
+        await fn(res, opts);
+      } catch (err) {
+        if (err instanceof HaloError) {
+          process.stderr.write(`halo volume: ${err.message}\n`);
+          process.exitCode = err.code === 'not-running' ? 3 : 1;
+          return;
+        }
+        throw err;
+      }
+    };
+
+  vol
+    .command('create-md <res>')
+    .description('write fresh metadata (generation ids, bitmap) to the backing disk')
+    .option('--force', 'overwrite existing metadata')
+    .action(
+      act(async (res: string, o: { force?: boolean }) => {
+        const cfg = loadConfig(g(), res);
+        const r = await createMetadata(cfg, o.force === true);
+        print(g(), `${res}: metadata created on ${cfg.self.disk}; ${r.dataBytes} data bytes\n`, { ok: true, ...r });
+      }),
+    );
+  vol
+    .command('up <res>')
+    .description('start the engine in the background (if needed) and connect')
+    .action(
+      act(async (res: string) => {
+        const cfg = loadConfig(g(), res);
+        await up(g(), res, cfg);
+        print(g(), '', { ok: true });
+      }),
+    );
+  vol
+    .command('run <res>')
+    .description('run the engine in the foreground until SIGTERM')
+    .action(act(async (res: string) => runForeground(g(), loadConfig(g(), res))));
+  vol
+    .command('down <res>')
+    .description('demote, disconnect and stop the engine')
+    .action(
+      act(async (res: string) => {
+        const st = await controlRequest(g().runDir, res, { cmd: 'status' });
+        if (!st) return;
+        const pid = Number(st.pid);
+        await admin(g(), res, { cmd: 'down' });
+        for (let waited = 0; waited < UP_TIMEOUT_MS && pidAlive(pid); waited += POLL_MS) await sleep(POLL_MS);
+      }),
+    );
+  for (const [verb, cmd, help] of [
+    ['secondary', 'secondary', 'demote to Secondary'],
+    ['disconnect', 'disconnect', 'drop the replication link and stay StandAlone'],
+    ['verify', 'verify', 'start online verify against the peer'],
+    ['invalidate', 'invalidate', 'discard local data: full resync from the peer'],
+  ] as const) {
+    vol
+      .command(`${verb} <res>`)
+      .description(help)
+      .action(
+        act(async (res: string) => {
+          await admin(g(), res, { cmd });
+          print(g(), '', { ok: true });
+        }),
+      );
+  }
+  vol
+    .command('primary <res>')
+    .description('promote to Primary (serve NBD)')
+    .option('--force', 'promote even an Inconsistent or Outdated disk')
+    .action(
+      act(async (res: string, o: { force?: boolean }) => {
+        await admin(g(), res, { cmd: 'primary', force: o.force === true });
+        print(g(), '', { ok: true });
+      }),
+    );
+  vol
+    .command('connect <res>')
+    .description('connect to the peer')
+    .option('--discard-my-data', 'resolve a split brain by throwing away this node’s changes')
+    .action(
+      act(async (res: string, o: { discardMyData?: boolean }) => {
+        await admin(g(), res, { cmd: 'connect', discardMyData: o.discardMyData === true });
+        print(g(), '', { ok: true });
+      }),
+    );
+  vol
+    .command('status <res>')
+    .description('show state like drbdadm status')
+    .option('--proc', 'show it like /proc/drbd, with sync progress')
+    .action(
+      act(async (res: string, o: { proc?: boolean }) => {
+        const reply = await admin(g(), res, { cmd: 'status' });
+        const s = reply.status as CoreStatus;
+        print(g(), o.proc ? formatProcDrbd(s) : formatDrbdadmStatus(s), s);
+      }),
+    );
+  vol
+    .command('show-gi <res>')
+    .description('print the generation identifiers')
+    .action(
+      act(async (res: string) => {
+        const reply = await controlRequest(g().runDir, res, { cmd: 'status' });
+        if (reply?.ok) {
+          const s = reply.status as CoreStatus;
+          print(g(), formatGi(s.gen, s.disk), s.gen);
+          return;
+        }
+        const meta = await readMetadata(loadConfig(g(), res));
+        print(g(), formatGi(meta.gen, meta.disk), meta.gen);
+      }),
+    );
+  vol
+    .command('attach <res>')
+    .description('mount the volume: nbdfuse + loop device (+ mkfs)')
+    .requiredOption('--mount <dir>', 'mount point')
+    .option('--mkfs <type>', 'make a filesystem first (e.g. ext4)')
+    .action(
+      act(async (res: string, o: { mount: string; mkfs?: string }) => {
+        const s = await attach(g(), res, o.mount, o.mkfs);
+        print(g(), `${res}: mounted ${s.loop} at ${s.mount}\n`, s);
+      }),
+    );
+  vol
+    .command('detach <res>')
+    .description('undo attach: umount, free the loop device, unmount nbdfuse')
+    .action(
+      act(async (res: string) => {
+        const file = join(g().runDir, `${res}.attach.json`);
+        if (!existsSync(file)) throw new HaloError('not-attached', `${res} is not attached`);
+        await detachState(JSON.parse(readFileSync(file, 'utf8')) as AttachState);
+        rmSync(file, { force: true });
+      }),
+    );
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -88,12 +88,27 @@ function entry(v: unknown, where: string): Entry {
   const o = obj(v, where, ['term', 'index', 'type', 'data']);
   if (o.type !== 'normal' && o.type !== 'conf') fail(`${where}.type: expected "normal" or "conf"`);
   if (typeof o.data !== 'string') fail(`${where}.data: expected a string`);
+  if (o.type === 'conf') confChange(o.data, `${where}.data`);
   return {
     term: Term(nat(o.term, `${where}.term`)),
     index: LogIndex(nat(o.index, `${where}.index`)),
     type: o.type,
     data: o.data,
   };
+}
+
+/** A conf entry's data must be a well-formed ConfChange: the core trusts it once logged. */
+function confChange(data: string, where: string): void {
+  let v: unknown;
+  try {
+    v = JSON.parse(data);
+  } catch {
+    fail(`${where}: membership change is not JSON`);
+  }
+  const o = obj(v, where, ['type', 'node']);
+  if (o.type !== 'addNode' && o.type !== 'removeNode')
+    fail(`${where}.type: expected "addNode" or "removeNode"`);
+  nodeId(o.node, `${where}.node`);
 }
 
 function confState(v: unknown, where: string): ConfState {

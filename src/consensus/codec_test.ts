@@ -55,6 +55,10 @@ test('a message with a wrong field is rejected with the field named', () => {
   assert.match(bad({ index: 3 }), /contiguously/);
   assert.match(bad({ snapshot: snapMsg.snapshot }), /snapshot/);
   assert.match(bad({ ctx: 1.5 }), /message\.ctx/);
+  assert.match(
+    bad({ entries: [{ term: 3, index: 8, type: 'conf', data: '{"type":"nuke","node":"n1"}' }] }),
+    /entries\[0\]\.data\.type/,
+  );
 });
 
 test('100 000 random and mutated packets are rejected or decoded, never crash the decoder', () => {

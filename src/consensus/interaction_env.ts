@@ -4,7 +4,8 @@
  * per-node inboxes that the script delivers, drops or partitions explicitly.
  *
  * Commands (one per block):
- *   add-nodes N [voters=(1,2,3)] [join] [pre-vote=false] [check-quorum=false] [election=10] [heartbeat=1]
+ *   add-nodes N [voters=(1,2,3)] [witness=(3)] [join] [lease-hold=true] [pre-vote=false] [check-quorum=false]
+ *             [election=10] [heartbeat=1]
  *   campaign ID | transfer FROM TO | propose ID TEXT | propose-conf ID add|remove NODE
  *   tick N [ID…]           N rounds of: tick (all nodes or the given ones), deliver until quiet
  *   deliver-msgs [drop=(ID,…)] [ID…]   delivers queued messages once (only to the given nodes)
@@ -153,6 +154,7 @@ export class InteractionEnv {
         preVote: opts.get('pre-vote') !== 'false',
         checkQuorum: opts.get('check-quorum') !== 'false',
         leaseHoldAtStart: opts.get('lease-hold') === 'true',
+        witness: (opts.get('witness') ?? '').replace(/[()]/g, '').split(',').includes(id),
       };
       const initial: PersistedState = opts.has('join') ? emptyState() : bootstrapState(voters);
       this.nodes.set(id, {

@@ -58,7 +58,8 @@ export interface RaftConfig {
   readonly checkQuorum?: boolean;
   /**
    * A witness votes but should rarely lead: its election timeout is one electionTicks longer,
-   * so a data node normally wins. It may still lead when no data node can (liveness).
+   * so a data node normally wins. It still leads when no data node can (a data node that lags
+   * needs the witness's log), and hands leadership to the first caught-up voter.
    */
   readonly witness?: boolean;
   readonly leaseMarginTicks?: number;
@@ -549,10 +550,12 @@ export class RaftNode {
     if (
       this.cfg.checkQuorum &&
       this.tickNow - this.leaderSinceTick > this.cfg.electionTicks &&
-      this.leaseValidUntilTick() < this.tickNow
+      this.leaseValidUntilTick() + this.cfg.leaseMarginTicks < this.tickNow
     ) {
-      // No quorum has acknowledged anything for an election timeout: another leader may be
-      // elected any moment now, so stop acting as one.
+      // No quorum has acknowledged anything sent in the last election timeout: followers may
+      // vote for someone else now, so stop acting as leader. (The lease, which the DC acts
+      // on, already ended leaseMarginTicks earlier; stepping down only here keeps one slow
+      // acknowledgement from deposing a healthy leader.)
       this.becomeFollower(this.term, null);
       return;
     }
@@ -569,6 +572,21 @@ export class RaftNode {
     if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
       this.heartbeatElapsed = 0;
       this.bcastHeartbeat();
+      if (this.cfg.witness) this.handOffFromWitness();
+    }
+  }
+
+  /**
+   * A witness leads only when no data node could (its election timeout is longer); as soon as
+   * a voter has every entry, it hands leadership to it so that the DC runs where resources can.
+   */
+  private handOffFromWitness(): void {
+    if (this.transferee !== null || this.commit < this.log.lastIndex()) return;
+    for (const [v, pr] of this.progress) {
+      if (pr.match === this.log.lastIndex() && pr.recentActive) {
+        this.transferLeadership(v);
+        return;
+      }
     }
   }
 

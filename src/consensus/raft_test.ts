@@ -1,20 +1,28 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { AssertionError } from '../lib/assert.ts';
 import { LogIndex, NodeId, Term } from '../lib/brand.ts';
 import { SeededRng } from '../lib/prng.ts';
 import { FileStore } from './file_store.ts';
-import { RaftNode, bootstrapState } from './raft.ts';
+import { bootstrapState, RaftNode } from './raft.ts';
 import { MemoryStore, type RaftStore } from './store.ts';
 import type { Message } from './types.ts';
 
-const cfg = (id: string, seed = 1) => ({ id: NodeId(id), electionTicks: 10, heartbeatTicks: 1, rng: new SeededRng(seed) });
+const cfg = (id: string, seed = 1) => ({
+  id: NodeId(id),
+  electionTicks: 10,
+  heartbeatTicks: 1,
+  rng: new SeededRng(seed),
+});
 
 /** Runs Ready loops and delivers messages among `nodes` until quiet (bounded). */
-function settle(nodes: Map<string, { raft: RaftNode; store: RaftStore }>, drop: (m: Message) => boolean = () => false): void {
+function settle(
+  nodes: Map<string, { raft: RaftNode; store: RaftStore }>,
+  drop: (m: Message) => boolean = () => false,
+): void {
   for (let round = 0; round < 200; round++) {
     const msgs: Message[] = [];
     for (const n of nodes.values()) {
@@ -52,7 +60,10 @@ test('a follower refuses proposals and names the leader', () => {
   const nodes = new Map(
     ['a', 'b', 'c'].map((id, i) => {
       const store = new MemoryStore(bootstrapState(['a', 'b', 'c'].map(NodeId)));
-      return [id, { raft: new RaftNode({ ...cfg(id, i + 1), leaseHoldAtStart: false }, store.load()), store }] as const;
+      return [
+        id,
+        { raft: new RaftNode({ ...cfg(id, i + 1), leaseHoldAtStart: false }, store.load()), store },
+      ] as const;
     }),
   );
   nodes.get('a')!.raft.campaign();
@@ -75,7 +86,10 @@ test('the lease is held while a quorum acknowledges and lapses without one', () 
   const nodes = new Map(
     ['a', 'b', 'c'].map((id, i) => {
       const store = new MemoryStore(bootstrapState(['a', 'b', 'c'].map(NodeId)));
-      return [id, { raft: new RaftNode({ ...cfg(id, i + 1), leaseHoldAtStart: false }, store.load()), store }] as const;
+      return [
+        id,
+        { raft: new RaftNode({ ...cfg(id, i + 1), leaseHoldAtStart: false }, store.load()), store },
+      ] as const;
     }),
   );
   const a = nodes.get('a')!.raft;

@@ -27,10 +27,12 @@ import {
   type ControllerEffect,
   type ControllerEvent,
   type ExecOp,
+  type FencingMode,
   MAX_FENCE_ATTEMPTS,
   MAX_TRANSITION_ACTIONS,
   type OpOutcome,
   type ScheduleFn,
+  type StatusChange,
 } from './types.ts';
 
 /** Pause between fencing attempts on one node, so a dead fence device is not hammered. */
@@ -70,6 +72,7 @@ interface RunAction {
 interface TransitionRun {
   readonly id: number;
   readonly actions: RunAction[];
+  readonly byId: ReadonlyMap<number, RunAction>;
   aborted: string | undefined;
   /** An action failed after it was dispatched: the graph is recomputed when it ends. */
   failedAsync: boolean;
@@ -113,7 +116,10 @@ export class Controller {
   private callSeq = 0;
   private tokenSeq = 0;
   private needSchedule = false;
-  private statusDirty = false;
+  /** Nodes whose whole status is republished (membership change, DC takeover, fence, cleanup). */
+  private readonly fullDirty = new Set<string>();
+  /** Record-level status changes of this event, for nodes not in `fullDirty`. */
+  private statusChanges: StatusChange[] = [];
   private lastScheduleMs = Number.NEGATIVE_INFINITY;
   private readonly fenceAttempts = new Map<string, number>();
   /** After a failed fence, the node is not fenced again before this time. */
@@ -172,16 +178,22 @@ export class Controller {
     this.localSafety();
     if (this.isDc) {
       this.twoNodeFencing();
-      this.expireLeases();
-      this.expireFailures();
-      this.failRunningOn(undefined, 'no result within the operation timeout');
+      if (ev.type === 'tick') {
+        // Time-driven rules only move on ticks: scanning them on every result would make a
+        // transition of n actions cost n² (see the bench in controller_test).
+        this.expireLeases();
+        this.expireFailures();
+        this.failRunningOn(undefined, 'no result within the operation timeout');
+      }
       if (this.transition === undefined && nowMs - this.lastScheduleMs >= this.cfg.recheckIntervalMs)
         this.needSchedule = true;
       this.drive();
-      if (this.statusDirty) {
-        this.statusDirty = false;
-        this.effects.push({ type: 'publish-status', status: this.statusList() });
-      }
+      this.flushStatus();
+    }
+    if (!this.isDc) {
+      // Only the DC writes the status section.
+      this.fullDirty.clear();
+      this.statusChanges = [];
     }
     const out = this.effects;
     this.effects = [];
@@ -236,7 +248,7 @@ export class Controller {
     for (const rec of this.nodes.values()) this.applyMembership(rec, 'not a member when this node became DC');
     this.log('info', `${this.cfg.self} is the DC`);
     this.invalidate('became DC');
-    this.statusDirty = true;
+    for (const rec of this.nodes.values()) this.fullDirty.add(rec.name);
   }
 
   private onMembership(members: readonly string[], why: string | undefined): void {
@@ -254,7 +266,7 @@ export class Controller {
       rec.condition = 'member';
       rec.lostAtMs = undefined;
       rec.lostWhy = undefined;
-      this.statusDirty = true;
+      this.fullDirty.add(rec.name);
       return true;
     }
     if (!isMember && rec.condition === 'member') {
@@ -262,10 +274,10 @@ export class Controller {
       rec.condition = 'lost';
       rec.lostAtMs = this.nowMs;
       rec.lostWhy = why;
-      this.statusDirty = true;
+      this.fullDirty.add(rec.name);
       this.log(
         'warn',
-        `${rec.name} lost: ${why}; its resources stay put until it is ${this.cfg.fencing === 'stonith' ? 'fenced' : 'past its lease'}`,
+        `${rec.name} lost: ${why}; its resources stay put until it is ${this.fencingMode() === 'stonith' ? 'fenced' : 'past its lease'}`,
         { node: rec.name },
       );
       return true;
@@ -335,7 +347,7 @@ export class Controller {
         rec.condition = this.members.has(target) ? 'member' : 'down';
         rec.lostAtMs = undefined;
         clearNode(rec);
-        this.statusDirty = true;
+        this.fullDirty.add(rec.name);
       }
       this.log('warn', `fenced ${target}: ${reason}`, { node: target });
       this.effects.push({ type: 'node-fenced', node: target, how: reason });
@@ -368,7 +380,7 @@ export class Controller {
     if (rec.attrs.get(name) === value) return;
     if (value === undefined) rec.attrs.delete(name);
     else rec.attrs.set(name, value);
-    this.statusDirty = true;
+    this.statusChanges.push({ kind: 'attr', node, name, value: value ?? null });
     if (this.isDc) this.invalidate(why);
   }
 
@@ -385,8 +397,8 @@ export class Controller {
         if (m && matches(m[1]!)) rec.attrs.delete(k);
       }
       for (const id of [...rec.history.keys()]) if (matches(id)) rec.history.delete(id);
+      this.fullDirty.add(rec.name);
     }
-    this.statusDirty = true;
     this.log(
       'info',
       `cleaned up ${rsc}${node ? ` on ${node}` : ''}: failures forgotten, it will be probed again`,
@@ -446,12 +458,20 @@ export class Controller {
       ...(o.exitReason !== undefined ? { exitReason: o.exitReason } : {}),
     };
     ops.set(id, entry);
+    const resource = { id: rsc, ...(rec.agents.get(rsc) ?? {}) };
+    this.statusChanges.push({ kind: 'op', node, resource, op: entry });
     if (action === 'stop' && !failed) {
       // Stopping cancels the recurring monitors; their records go with them (as in Pacemaker).
-      for (const k of [...ops.keys()]) if (k !== id && ops.get(k)!.interval !== '0') ops.delete(k);
+      for (const k of [...ops.keys()]) {
+        if (k === id || k.endsWith('_last_failure_0') || ops.get(k)!.interval === '0') continue;
+        ops.delete(k);
+        this.statusChanges.push({ kind: 'op-removed', node, rsc, opId: k });
+      }
     }
     if (failed) {
-      ops.set(`${rsc}_last_failure_0`, { ...entry, id: `${rsc}_last_failure_0` });
+      const lastFailure = { ...entry, id: `${rsc}_last_failure_0` };
+      ops.set(lastFailure.id, lastFailure);
+      this.statusChanges.push({ kind: 'op', node, resource, op: lastFailure });
       this.bumpFailCount(rec, rsc, action, intervalMs, nowSec);
       this.log(
         'warn',
@@ -459,7 +479,6 @@ export class Controller {
         { resource: rsc, node, op: action },
       );
     }
-    this.statusDirty = true;
     return failed;
   }
 
@@ -476,8 +495,11 @@ export class Controller {
       (action === 'start' && (clusterProperty(this.cib, 'start-failure-is-fatal') ?? 'true') !== 'false');
     const cur = parseScore(rec.attrs.get(`fail-count-${suffix}`) ?? '0');
     const next = fatal ? INFINITY : Math.min(INFINITY, (cur.ok ? cur.score : 0) + 1);
-    rec.attrs.set(`fail-count-${suffix}`, next >= INFINITY ? 'INFINITY' : String(next));
+    const count = next >= INFINITY ? 'INFINITY' : String(next);
+    rec.attrs.set(`fail-count-${suffix}`, count);
     rec.attrs.set(`last-failure-${suffix}`, nowSec);
+    this.statusChanges.push({ kind: 'attr', node: rec.name, name: `fail-count-${suffix}`, value: count });
+    this.statusChanges.push({ kind: 'attr', node: rec.name, name: `last-failure-${suffix}`, value: nowSec });
   }
 
   private lastRole(node: string, rsc: string): string | undefined {
@@ -485,6 +507,19 @@ export class Controller {
       (o) => o.operation === 'promote',
     );
     return mon ? 'Promoted' : undefined;
+  }
+
+  /** Hands this event's status changes to the shell, once, as the fewest records that say it. */
+  private flushStatus(): void {
+    const changes: StatusChange[] = [];
+    for (const name of this.fullDirty) {
+      const rec = this.nodes.get(name);
+      if (rec) changes.push({ kind: 'node', node: name, state: toNodeState(rec) });
+    }
+    for (const c of this.statusChanges) if (!this.fullDirty.has(c.node)) changes.push(c);
+    this.fullDirty.clear();
+    this.statusChanges = [];
+    if (changes.length > 0) this.effects.push({ type: 'status-changes', changes });
   }
 
   private statusList(): NodeState[] {
@@ -534,7 +569,7 @@ export class Controller {
 
   /** Self-fencing mode: a lost node past its lease (seen from the quorate side) is off. */
   private expireLeases(): void {
-    if (this.cfg.fencing !== 'self' || !this.quorate) return;
+    if (this.fencingMode() !== 'self' || !this.quorate) return;
     const wait = this.cfg.leaseMs + this.cfg.detectionSlackMs;
     for (const rec of this.nodes.values()) {
       if (rec.condition !== 'lost' || rec.lostAtMs === undefined || this.nowMs < rec.lostAtMs + wait)
@@ -542,7 +577,7 @@ export class Controller {
       rec.condition = 'down';
       rec.lostAtMs = undefined;
       clearNode(rec);
-      this.statusDirty = true;
+      this.fullDirty.add(rec.name);
       const how = `lease expired (${wait} ms since it was lost: ${rec.lostWhy ?? 'unknown'})`;
       this.log('warn', `${rec.name} is off: ${how}`, { node: rec.name });
       this.effects.push({ type: 'node-fenced', node: rec.name, how });
@@ -560,7 +595,8 @@ export class Controller {
         if (timeout <= 0 || (Number(v) || 0) * 1000 + timeout > this.nowMs) continue;
         rec.attrs.delete(k);
         rec.attrs.delete(`fail-count-${m[1]}${m[2] ?? ''}`);
-        this.statusDirty = true;
+        this.statusChanges.push({ kind: 'attr', node: rec.name, name: k, value: null });
+        this.statusChanges.push({ kind: 'attr', node: rec.name, name: `fail-count-${m[1]}${m[2] ?? ''}`, value: null });
         this.log('info', `failure of ${m[1]} on ${rec.name} expired (failure-timeout ${timeout} ms)`, {
           resource: m[1],
           node: rec.name,
@@ -572,7 +608,7 @@ export class Controller {
 
   /** Two-node rule: the survivor fences its lost peer before it continues alone. */
   private twoNodeFencing(): void {
-    if (this.cfg.fencing !== 'stonith') return;
+    if (this.fencingMode() !== 'stonith') return;
     for (const target of this.fenceNeeded) {
       // Already confirmed off: quorum will hear of it from the shell.
       if (this.nodes.get(target)?.condition === 'down') continue;
@@ -613,7 +649,7 @@ export class Controller {
     this.quorumLostAtMs ??= this.nowMs;
     const policy = (clusterProperty(this.cib, 'no-quorum-policy') ?? 'stop').toLowerCase();
     if (policy === 'ignore' || policy === 'freeze') return;
-    if (this.cfg.fencing === 'stonith' && this.fenceNeeded.length > 0) return;
+    if (this.fencingMode() === 'stonith' && this.fenceNeeded.length > 0) return;
     if (policy === 'suicide' || policy === 'fence') {
       this.requestSelfFence(`quorum lost and no-quorum-policy=${policy}`);
       return;
@@ -686,10 +722,10 @@ export class Controller {
     );
     if (retrying.length > 0) return `fencing ${retrying.map(([n]) => n).join(', ')} failed; retrying shortly`;
     const unfenced = this.fenceNeeded.filter((n) => this.nodes.get(n)?.condition !== 'down');
-    if (this.cfg.fencing === 'stonith' && unfenced.length > 0) {
+    if (this.fencingMode() === 'stonith' && unfenced.length > 0) {
       return `two-node rule: waiting until ${unfenced.join(', ')} is fenced`;
     }
-    if (this.cfg.fencing === 'self') {
+    if (this.fencingMode() === 'self') {
       const waiting = [...this.nodes.values()].filter((r) => r.condition === 'lost');
       if (waiting.length > 0) {
         if (!this.quorate)
@@ -748,7 +784,15 @@ export class Controller {
     this.needSchedule = false;
     this.lastScheduleMs = this.nowMs;
     const cib = this.schedulingCib();
-    const r = this.scheduleFn(cib, this.nowMs);
+    let r: ReturnType<ScheduleFn>;
+    try {
+      r = this.scheduleFn(cib, this.nowMs);
+    } catch (err) {
+      // A scheduler bug must not take the DC down: the next DC would hit the same input and
+      // the cluster would lose every DC in turn. Nothing changes; the error names the cause.
+      this.log('error', `scheduler crashed (a bug; nothing was changed): ${(err as Error).stack ?? err}`);
+      return;
+    }
     if (!r.ok) {
       this.log('error', `scheduler refused the CIB: ${r.message} [${r.code}]`);
       return;
@@ -759,9 +803,11 @@ export class Controller {
     const byId: RunAction[] = [];
     for (const a of actions) byId[a.id] = { action: a, before: [], state: 'pending' };
     for (const o of r.transition.orderings as readonly Ordering[]) byId[o.after]?.before.push(o.before);
+    const list = byId.filter((x) => x !== undefined);
     const t: TransitionRun = {
       id: ++this.transitionSeq,
-      actions: byId.filter((x) => x !== undefined),
+      actions: list,
+      byId: new Map(list.map((x) => [x.action.id, x])),
       aborted: undefined,
       failedAsync: false,
     };
@@ -774,7 +820,7 @@ export class Controller {
   }
 
   private dispatchReady(t: TransitionRun): void {
-    const state = (id: number): ActionState | undefined => t.actions.find((x) => x.action.id === id)?.state;
+    const state = (id: number): ActionState | undefined => t.byId.get(id)?.state;
     let progressed = true;
     // Pseudo-actions complete at once, which may make others ready: loop until nothing moves.
     for (let pass = 0; progressed && pass <= t.actions.length; pass++) {
@@ -854,7 +900,18 @@ export class Controller {
   private actionByToken(t: TransitionRun, token: string): RunAction | undefined {
     const m = /^(\d+):(\d+)$/.exec(token);
     if (!m || Number(m[1]) !== t.id) return undefined;
-    return t.actions.find((x) => x.action.id === Number(m[2]));
+    return t.byId.get(Number(m[2]));
+  }
+
+  /**
+   * How lost nodes are made safe. A cluster configured with stonith-enabled=false (as seeds 003
+   * and 004 are) has no fence device to ask, so it falls back to self-fencing: survivors wait out
+   * the lease rather than start a lost node's resources at once.
+   */
+  private fencingMode(): FencingMode {
+    if (this.cfg.fencing === 'self') return 'self';
+    const v = (clusterProperty(this.cib, 'stonith-enabled') ?? 'true').toLowerCase();
+    return ['false', 'no', 'off', '0', 'n'].includes(v) ? 'self' : 'stonith';
   }
 
   private stonithAction(): 'reboot' | 'off' {

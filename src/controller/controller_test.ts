@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { schedule } from '../scheduler/schedule.ts';
+import type { NodeState } from '../cib/model.ts';
 import { Controller } from './controller.ts';
+import { applyStatusChanges } from './status.ts';
 import { ClusterSim, crmCib, startCluster } from './sim_harness_test_util.ts';
 import { MAX_FENCE_ATTEMPTS } from './types.ts';
 
@@ -216,11 +218,15 @@ test('a node that is not DC and loses quorum stops its own resources, and fences
 });
 
 test("in self-fencing mode the survivors wait for the lost node's lease before recovering its resources", () => {
-  const sim = startCluster(`${THREE}property stonith-enabled=false\n`, ['n1', 'n2', 'n3'], {
-    fencing: 'self',
-    leaseMs: 2_000,
-    detectionSlackMs: 500,
-  });
+  const sim = startCluster(
+    THREE.replace('stonith-enabled=true', 'stonith-enabled=false'),
+    ['n1', 'n2', 'n3'],
+    {
+      fencing: 'self',
+      leaseMs: 2_000,
+      detectionSlackMs: 500,
+    },
+  );
   const before = sim.execs.length;
   sim.crash('n1');
   sim.send({ type: 'membership', members: ['n2', 'n3'] });
@@ -238,10 +244,29 @@ test("in self-fencing mode the survivors wait for the lost node's lease before r
   assert.equal(sim.fences.length, 0, 'no fence device involved');
 });
 
+test('with stonith-enabled=false (as the seeds configure) the survivors still wait out the lease instead of starting at once', () => {
+  const sim = startCluster(
+    THREE.replace('stonith-enabled=true', 'stonith-enabled=false'),
+    ['n1', 'n2', 'n3'],
+    { fencing: 'stonith', leaseMs: 2_000, detectionSlackMs: 500 },
+  );
+  sim.partition('n1');
+  sim.send({ type: 'membership', members: ['n2', 'n3'] });
+  sim.advance(2_000);
+  assert.deepEqual(sim.where('ip'), ['n1'], 'only the cut-off node runs it while its lease may still hold');
+  sim.advance(500);
+  assert.equal(sim.where('ip').length, 2, 'n1 (cut off, in the simulation still running) and the survivor');
+  assert.ok(sim.where('ip').some((n) => n !== 'n1'));
+});
+
 test('a minority partition in self-fencing mode never treats the lost nodes as off', () => {
-  const sim = startCluster(`${THREE}property stonith-enabled=false\n`, ['n1', 'n2', 'n3'], {
-    fencing: 'self',
-  });
+  const sim = startCluster(
+    THREE.replace('stonith-enabled=true', 'stonith-enabled=false'),
+    ['n1', 'n2', 'n3'],
+    {
+      fencing: 'self',
+    },
+  );
   sim.send({ type: 'membership', members: ['n1'] });
   sim.send({ type: 'quorum', quorate: false, fenceNeeded: [] });
   sim.advance(60_000);
@@ -367,4 +392,61 @@ test('results from unknown nodes and a CIB the scheduler refuses are reported an
     'scheduler error reported',
   );
   assert.deepEqual(sim.where('ip'), ['n1'], 'nothing was stopped because of the refused CIB');
+});
+
+test('a new DC takes over the replicated status and restarts nothing that already runs', () => {
+  const sim = startCluster(THREE, ['n1', 'n2', 'n3']);
+  // The replicated status is what the DC's status changes add up to.
+  let status: NodeState[] = [];
+  for (const e of sim.effects) if (e.type === 'status-changes') status = applyStatusChanges(status, e.changes);
+  assert.deepEqual(status, sim.ctl.view().cib.status, 'the changes add up to the DC\'s own status');
+  const replicated = { ...crmCib(THREE), status, hasStatus: true };
+  // n1 steps down (e.g. Raft leadership moved); n2 becomes DC with the replicated CIB.
+  sim.ctl.handle({ type: 'dc', isDc: false }, sim.nowMs);
+  const ctl2 = new Controller(
+    { self: 'n2', fencing: 'stonith', leaseMs: 2_000, detectionSlackMs: 500, recheckIntervalMs: 900_000 },
+    (c, n) => schedule(c, n),
+    crmCib(THREE),
+  );
+  ctl2.handle({ type: 'membership', members: ['n1', 'n2', 'n3'] }, sim.nowMs);
+  ctl2.handle({ type: 'quorum', quorate: true, fenceNeeded: [] }, sim.nowMs);
+  ctl2.handle({ type: 'cib', cib: replicated }, sim.nowMs);
+  const fx = ctl2.handle({ type: 'dc', isDc: true }, sim.nowMs);
+  const execs = fx.filter((e) => e.type === 'exec');
+  assert.deepEqual(execs, [], 'nothing to start, stop or probe again');
+  assert.ok(fx.some((e) => e.type === 'log' && e.msg === 'n2 is the DC'));
+});
+
+test('a recurring monitor that keeps reporting success does not rewrite the status', () => {
+  const sim = startCluster(THREE, ['n1', 'n2', 'n3']);
+  const fx = sim.ctl.handle(
+    {
+      type: 'op-result',
+      node: 'n1',
+      rsc: 'web',
+      action: 'monitor',
+      intervalMs: 10_000,
+      outcome: { rc: 0, opStatus: 0, execTimeMs: 2 },
+    },
+    sim.nowMs + 10_000,
+  );
+  assert.ok(!fx.some((e) => e.type === 'status-changes'));
+  assert.ok(!fx.some((e) => e.type === 'exec'));
+});
+
+test('a node that was fenced and comes back is probed again and gets no resources back by force', () => {
+  const sim = startCluster(`${THREE}rsc_defaults resource-stickiness=100\n`, ['n1', 'n2', 'n3']);
+  sim.crash('n1');
+  sim.send({ type: 'membership', members: ['n2', 'n3'] });
+  const node = sim.where('ip')[0]!;
+  assert.notEqual(node, 'n1');
+  sim.alive.add('n1');
+  const before = sim.execs.length;
+  sim.send({ type: 'membership', members: ['n1', 'n2', 'n3'] });
+  const back = sim.execs.slice(before);
+  assert.ok(
+    back.some((e) => e.node === 'n1' && e.action === 'monitor' && e.intervalMs === 0),
+    'n1 probed',
+  );
+  assert.deepEqual(sim.where('ip'), [node], 'stickiness keeps the group where it is');
 });

@@ -1,6 +1,6 @@
 import { durationMsOr, parseDuration } from '../cib/duration.ts';
 import type { Cib, Primitive } from '../cib/model.ts';
-import { allPrimitives, evaluateNvSets, metaValue, opDefault, primitiveAgent } from '../cib/resources.ts';
+import { evaluateNvSets, findResource, metaValue, opDefault, primitiveAgent } from '../cib/resources.ts';
 import type { Action } from '../scheduler/actions.ts';
 import { DEFAULT_OP_TIMEOUT_MS, type ExecOp } from './types.ts';
 
@@ -22,9 +22,8 @@ export function baseId(rsc: string): string {
 }
 
 export function findPrimitive(cib: Cib, rsc: string): Primitive | undefined {
-  const id = baseId(rsc);
-  for (const p of allPrimitives(cib)) if (p.resource.id === id) return p.resource;
-  return undefined;
+  const r = findResource(cib, baseId(rsc));
+  return r?.kind === 'primitive' ? r : undefined;
 }
 
 export function agentOf(cib: Cib, p: Primitive): string {

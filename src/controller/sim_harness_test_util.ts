@@ -10,7 +10,7 @@ import type { ControllerConfig, ControllerEffect, ControllerEvent } from './type
  * result events, which are fed back until the cluster is quiet (bounded).
  */
 export const T0 = 1_700_000_000_000;
-const MAX_STEPS = 5_000;
+const MAX_STEPS = 200_000;
 
 export function crmCib(text: string): Cib {
   const r = parseCrm(text, 'test.crm');

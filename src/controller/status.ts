@@ -1,4 +1,5 @@
 import type { Cib, NodeState, NvSet, OpHistory, ResourceHistory } from '../cib/model.ts';
+import type { StatusChange } from './types.ts';
 
 /**
  * The status section as the DC keeps it: per node, how it stands in the membership, its
@@ -128,4 +129,58 @@ export function cibForScheduling(
     status,
     hasStatus: true,
   };
+}
+
+/**
+ * Applies status changes to a status section and returns the new one (the input is not
+ * changed). The reference semantics for whoever replicates `StatusChange`s: a `node` change
+ * replaces that node's `node_state`; `op` sets one `lrm_rsc_op` by id (creating the resource
+ * entry); `op-removed` deletes one; `attr` sets or (value null) deletes a transient attribute.
+ */
+export function applyStatusChanges(status: readonly NodeState[], changes: readonly StatusChange[]): NodeState[] {
+  const out = [...status];
+  const indexOf = (node: string): number => {
+    let i = out.findIndex((s) => s.uname === node);
+    if (i < 0) {
+      out.push({ id: node, uname: node, transientAttributes: [], resources: [], hasLrm: true });
+      i = out.length - 1;
+    }
+    return i;
+  };
+  for (const c of changes) {
+    if (c.kind === 'node') {
+      const i = out.findIndex((s) => s.uname === c.node || s.id === c.state.id);
+      if (i < 0) out.push(c.state);
+      else out[i] = c.state;
+      continue;
+    }
+    const i = indexOf(c.node);
+    const s = out[i]!;
+    switch (c.kind) {
+      case 'op': {
+        const rest = s.resources.filter((r) => r.id !== c.resource.id);
+        const cur = s.resources.find((r) => r.id === c.resource.id);
+        const ops = [...(cur?.ops ?? []).filter((o) => o.id !== c.op.id), c.op];
+        out[i] = { ...s, resources: [...rest, { ...(cur ?? {}), ...c.resource, ops }] };
+        break;
+      }
+      case 'op-removed':
+        out[i] = {
+          ...s,
+          resources: s.resources.map((r) => (r.id === c.rsc ? { ...r, ops: r.ops.filter((o) => o.id !== c.opId) } : r)),
+        };
+        break;
+      case 'attr': {
+        const pairs = s.transientAttributes.flatMap((set) => set.pairs).filter((p) => p.name !== c.name);
+        if (c.value !== null) pairs.push({ id: `status-${s.id}-${c.name}`, name: c.name, value: c.value });
+        out[i] = {
+          ...s,
+          transientAttributes: pairs.length ? [{ kind: 'instance_attributes', id: `status-${s.id}`, pairs }] : [],
+          ...(pairs.length ? { transientAttributesId: s.id } : {}),
+        };
+        break;
+      }
+    }
+  }
+  return out;
 }

@@ -1,4 +1,4 @@
-import type { Cib, NodeState } from '../cib/model.ts';
+import type { Cib, NodeState, OpHistory } from '../cib/model.ts';
 import type { LogLevel } from '../lib/ports.ts';
 import type { ScheduleResult } from '../scheduler/schedule.ts';
 
@@ -121,8 +121,8 @@ export type ControllerEffect =
     }
   /** A fence or lease expiry confirmed the node off: the shell feeds it to quorum (two-node rule). */
   | { readonly type: 'node-fenced'; readonly node: string; readonly how: string }
-  /** The status section changed: the shell proposes it to the replicated CIB. */
-  | { readonly type: 'publish-status'; readonly status: readonly NodeState[] }
+  /** The status section changed: the shell proposes these changes to the replicated CIB, in order. */
+  | { readonly type: 'status-changes'; readonly changes: readonly StatusChange[] }
   /** This node could not stop its resources within its lease after losing quorum. */
   | { readonly type: 'self-fence'; readonly reason: string }
   | {
@@ -131,6 +131,23 @@ export type ControllerEffect =
       readonly msg: string;
       readonly fields?: Readonly<Record<string, unknown>>;
     };
+
+/**
+ * One change to the status section, small enough to replicate per operation result. `node`
+ * replaces a node's whole `node_state` (membership changes, DC takeover, fencing, cleanup: all
+ * rare); `op` and `attr` match the replicated CIB's `record-op-result` and transient
+ * `set-node-attribute` commands. `applyStatusChanges` (status.ts) is the reference semantics.
+ */
+export type StatusChange =
+  | { readonly kind: 'node'; readonly node: string; readonly state: NodeState }
+  | {
+      readonly kind: 'op';
+      readonly node: string;
+      readonly resource: { readonly id: string; readonly class?: string; readonly provider?: string; readonly type?: string };
+      readonly op: OpHistory;
+    }
+  | { readonly kind: 'op-removed'; readonly node: string; readonly rsc: string; readonly opId: string }
+  | { readonly kind: 'attr'; readonly node: string; readonly name: string; readonly value: string | null };
 
 /** Pacemaker's stonith-max-attempts default: fencing a node is not retried more than this. */
 export const MAX_FENCE_ATTEMPTS = 10;

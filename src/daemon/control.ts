@@ -11,13 +11,19 @@ import { HaloError } from '../lib/errors.ts';
 export const MAX_CONTROL_REQUEST_BYTES = 4096;
 export const MAX_CONTROL_RESPONSE_BYTES = 4 << 20;
 
+/** Answers one command line; may be async (e.g. a proposal that waits for commit). */
 export type ControlHandler = (command: string) => unknown;
 
 export async function serveControl(path: string, handler: ControlHandler): Promise<Server> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  // A socket file left by a crashed daemon is removed; one a live daemon answers on is not.
+  if (await answers(path)) {
+    throw new HaloError('already-running', `a daemon is already answering on ${path}; stop it first`);
+  }
   rmSync(path, { force: true });
   const server = createServer((conn) => {
     let buf = '';
+    let answered = false;
     conn.setEncoding('utf8');
     conn.on('error', () => conn.destroy());
     conn.on('data', (chunk: string) => {
@@ -27,14 +33,15 @@ export async function serveControl(path: string, handler: ControlHandler): Promi
         return;
       }
       const nl = buf.indexOf('\n');
-      if (nl < 0) return;
-      let reply: unknown;
-      try {
-        reply = handler(buf.slice(0, nl).trim());
-      } catch (err) {
-        reply = { error: (err as Error).message };
-      }
-      conn.end(`${JSON.stringify(reply)}\n`);
+      if (nl < 0 || answered) return;
+      answered = true;
+      const line = buf.slice(0, nl).trim();
+      Promise.resolve()
+        .then(() => handler(line))
+        .then(
+          (reply) => conn.end(`${JSON.stringify(reply)}\n`),
+          (err: Error) => conn.end(`${JSON.stringify({ error: err.message })}\n`),
+        );
     });
   });
   await new Promise<void>((resolve, reject) => {
@@ -47,6 +54,17 @@ export async function serveControl(path: string, handler: ControlHandler): Promi
   });
   chmodSync(path, 0o600);
   return server;
+}
+
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const conn = createConnection(path);
+    conn.on('connect', () => {
+      conn.destroy();
+      resolve(true);
+    });
+    conn.on('error', () => resolve(false));
+  });
 }
 
 /** Sends one command to a daemon's control socket and returns its parsed JSON answer. */

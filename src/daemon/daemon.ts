@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Server } from 'node:net';
+import { validateCibCommand } from '../consensus/cib_state_machine.ts';
 import { HaloError } from '../lib/errors.ts';
 import type { Logger } from '../lib/ports.ts';
 import { type DetectorEvent, FailureDetector, type PeerState } from '../membership/failure_detector.ts';
@@ -24,7 +25,25 @@ export interface ConsensusPart {
   receive(from: number, payload: Buffer): void;
   status(): ConsensusStatus;
   stop(): void;
+  /**
+   * Proposes a replicated-state command (a JSON CibCommand); resolves once this node applied
+   * it, or with why not (not the leader, superseded by a new leader, timed out).
+   */
+  propose?(data: string, timeoutMs: number): Promise<ProposeOutcome>;
 }
+
+export type ProposeOutcome =
+  | {
+      readonly ok: true;
+      readonly index: number;
+      readonly term: number;
+      readonly applied: boolean;
+      readonly message?: string;
+    }
+  | { readonly ok: false; readonly code: string; readonly message: string; readonly leader: string | null };
+
+/** How long a `cib` control command waits for its change to commit. */
+export const PROPOSE_TIMEOUT_MS = 5_000;
 
 export interface ConsensusStatus {
   readonly role: string;
@@ -151,6 +170,7 @@ export class Daemon {
   private beat = 0;
   private startedMs = 0;
   private badPayload = 0;
+  private stopped = false;
   /** Authentic heartbeats that did not echo our boot epoch (see Heartbeat.echo). */
   private unconfirmed = 0;
   /** The highest boot epoch heard from each peer, echoed back in our heartbeats to it. */
@@ -177,7 +197,17 @@ export class Daemon {
     this.fencer = opts.fencer ?? noFencer;
   }
 
+  /** Starts everything; on any failure releases what was started and rethrows. */
   async start(): Promise<void> {
+    try {
+      await this.startParts();
+    } catch (err) {
+      this.stop();
+      throw err;
+    }
+  }
+
+  private async startParts(): Promise<void> {
     const key = loadKeyFile(this.cfg.keyFile);
     this.key = key;
     this.epoch = nextBootEpoch(this.cfg.stateDir, this.self.name, this.wallMs());
@@ -254,6 +284,8 @@ export class Daemon {
   }
 
   stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     this.consensus?.stop();
@@ -403,9 +435,27 @@ export class Daemon {
     }));
   }
 
-  private command(cmd: string): unknown {
-    if (cmd === 'status') return this.status();
-    return { error: `unknown command '${cmd}' (known: status)` };
+  /**
+   * Control commands: `status`; `cib JSON` proposes one CIB command (validated first) and
+   * answers once it is committed and applied here.
+   */
+  private command(line: string): unknown {
+    if (line === 'status') return this.status();
+    const sp = line.indexOf(' ');
+    const [cmd, arg] = sp < 0 ? [line, ''] : [line.slice(0, sp), line.slice(sp + 1)];
+    if (cmd === 'cib') {
+      if (!this.consensus?.propose) return { error: 'consensus is not running on this node' };
+      let v: unknown;
+      try {
+        v = JSON.parse(arg);
+      } catch {
+        return { error: 'cib: argument is not JSON' };
+      }
+      const problem = validateCibCommand(v);
+      if (problem) return { error: `cib: ${problem}` };
+      return this.consensus.propose(JSON.stringify(v), PROPOSE_TIMEOUT_MS);
+    }
+    return { error: `unknown command '${cmd.slice(0, 40)}' (known: status, cib JSON)` };
   }
 
   private sendHeartbeats(): void {

@@ -191,6 +191,20 @@ test('a daemon refuses to start with a key file others can read, or as a witness
     assert.throws(() => new Daemon({ config: cfg, node: 'zz', witness: false, logger: nullLogger }), {
       code: 'unknown-node',
     });
+    // A second daemon for the same node cannot bind its addresses; it says so and leaves nothing open.
+    chmodSync(cfg.keyFile, 0o600);
+    const first = new Daemon({ config: cfg, node: 'a', witness: false, logger: nullLogger });
+    await first.start();
+    try {
+      await assert.rejects(
+        new Daemon({ config: cfg, node: 'a', witness: false, logger: nullLogger }).start(),
+        {
+          code: 'bind-failed',
+        },
+      );
+    } finally {
+      first.stop();
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

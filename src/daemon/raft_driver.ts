@@ -1,22 +1,36 @@
 import { randomInt } from 'node:crypto';
 import { join } from 'node:path';
 import { CibStateMachine } from '../consensus/cib_state_machine.ts';
-import {
-  bootstrapState,
-  decodeMessage,
-  encodeMessage,
-  FileStore,
-  type PersistedState,
-  RaftNode,
-  type Ready,
-} from '../consensus/mod.ts';
-import { NodeId } from '../lib/brand.ts';
+import { decodeMessage, encodeMessage } from '../consensus/codec.ts';
+import { FileStore } from '../consensus/file_store.ts';
+import { bootstrapState, RAFT_DEFAULTS, RaftNode } from '../consensus/raft.ts';
+import type { PersistedState, Ready } from '../consensus/types.ts';
+import { LogIndex, NodeId } from '../lib/brand.ts';
 import { SeededRng } from '../lib/prng.ts';
 import { MAX_DATAGRAM_PAYLOAD_BYTES } from '../transport/packet.ts';
-import type { ConsensusContext, ConsensusPart, ConsensusStatus } from './daemon.ts';
+import type { ConsensusContext, ConsensusPart, ConsensusStatus, ProposeOutcome } from './daemon.ts';
 
-/** After a long pause, catch up at most this many Raft ticks at once (the rest is dropped). */
-const MAX_CATCH_UP_TICKS = 20;
+/**
+ * After a pause, at most this many missed Raft ticks are delivered. It must exceed
+ * electionTicks + leaseMarginTicks (consensus/mod.ts: the leader lease is sound only if every
+ * missed tick up to that reaches the node before a message does); the rest of a longer pause
+ * changes nothing, since every timeout has expired by then.
+ */
+const MAX_CATCH_UP_TICKS = 1000;
+/** Proposals waiting for commit at once; more are refused (back-pressure for callers). */
+const MAX_PENDING_PROPOSALS = 1024;
+/** Take a CIB snapshot and compact the Raft log every this many applied entries. */
+const COMPACT_EVERY_ENTRIES = 1000;
+
+export interface RaftDriverStatus extends ConsensusStatus {
+  readonly decodeErrors: number;
+  /** Messages sent over the stream channel because they exceed a datagram. */
+  readonly viaStream: number;
+  readonly voters: readonly string[];
+  /** On the leader: whether its lease holds now (a DC acts only while it does). */
+  readonly leaseValid: boolean;
+  readonly cibRejected: number;
+}
 
 /**
  * Drives the Raft core (src/consensus) on real time, a real file store and the sealed datagram
@@ -41,6 +55,8 @@ export function raftConsensus(ctx: ConsensusContext): ConsensusPart {
   const t = config.timing;
   const tickMs = t.keepaliveMs;
   const electionTicks = Math.max(3, Math.ceil(t.deadtimeMs / t.keepaliveMs));
+  // Never below the lease horizon, whatever the timing knobs say.
+  const maxCatchUp = Math.max(MAX_CATCH_UP_TICKS, 2 * electionTicks + RAFT_DEFAULTS.leaseMarginTicks + 1);
   const node = new RaftNode(
     {
       id: NodeId(self.name),
@@ -56,19 +72,83 @@ export function raftConsensus(ctx: ConsensusContext): ConsensusPart {
   // The replicated CIB: restored from the snapshot, then every committed entry in order.
   const cib = new CibStateMachine();
   if (state.snapshot) cib.restore(state.snapshot.data);
-  let rejected = 0;
   const idByName = new Map(config.nodes.map((n) => [n.name, n.id]));
   const nameById = new Map(config.nodes.map((n) => [n.id, n.name]));
   let lastTickAt = ctx.nowMs();
   let leader: string | null = null;
   let decodeErrors = 0;
-  /** Messages sent over the stream channel because they exceed a datagram. */
   let viaStream = 0;
+  let cibRejected = 0;
+  let appliedSinceCompact = 0;
+  let lastApplied = state.snapshot?.meta.index ?? 0;
   let stopped = false;
+  const pending = new Map<
+    number,
+    { term: number; resolve: (o: ProposeOutcome) => void; timer: NodeJS.Timeout }
+  >();
+  const settle = (index: number, outcome: ProposeOutcome): void => {
+    const p = pending.get(index);
+    if (!p) return;
+    pending.delete(index);
+    clearTimeout(p.timer);
+    p.resolve(outcome);
+  };
+
+  const send = (rd: Ready): void => {
+    for (const m of rd.messages) {
+      const to = idByName.get(m.to);
+      if (to === undefined) continue;
+      const bytes = encodeMessage(m);
+      if (bytes.length > MAX_DATAGRAM_PAYLOAD_BYTES) {
+        // Snapshots and big appends go over the authenticated stream channel.
+        viaStream++;
+        ctx.sendLarge(to, bytes);
+      } else {
+        ctx.send(to, bytes);
+      }
+    }
+  };
+
+  const apply = (rd: Ready): void => {
+    if (rd.snapshot) cib.restore(rd.snapshot.data);
+    for (const e of rd.committedEntries) {
+      const r = cib.apply(e);
+      if (!r.ok) {
+        // Rejected identically on every replica; the log keeps it, the CIB does not change.
+        cibRejected++;
+        logger.log('warn', `CIB change at index ${e.index} rejected: ${r.message}`, {
+          event: 'cib-rejected',
+          index: e.index,
+        });
+      }
+      const waiting = pending.get(e.index);
+      if (waiting) {
+        settle(
+          e.index,
+          waiting.term === e.term
+            ? {
+                ok: true,
+                index: e.index,
+                term: e.term,
+                applied: r.ok,
+                ...(r.ok ? {} : { message: r.message }),
+              }
+            : {
+                ok: false,
+                code: 'superseded',
+                message: `a new leader replaced entry ${e.index}; retry`,
+                leader,
+              },
+        );
+      }
+      lastApplied = e.index;
+      appliedSinceCompact++;
+    }
+  };
 
   const handleReady = (): void => {
     while (!stopped && node.hasReady()) {
-      const rd: Ready = node.ready();
+      const rd = node.ready();
       try {
         store.persist(rd);
       } catch (err) {
@@ -77,21 +157,10 @@ export function raftConsensus(ctx: ConsensusContext): ConsensusPart {
         });
         throw err;
       }
-      for (const m of rd.messages) {
-        const to = idByName.get(m.to);
-        if (to === undefined) continue;
-        const bytes = encodeMessage(m);
-        if (bytes.length > MAX_DATAGRAM_PAYLOAD_BYTES) {
-          // Snapshots and big appends go over the authenticated stream channel.
-          viaStream++;
-          ctx.sendLarge(to, bytes);
-          continue;
-        }
-        ctx.send(to, bytes);
-      }
-      const soft = rd.softState;
-      if (soft.leader !== leader) {
-        leader = soft.leader;
+      send(rd);
+      apply(rd);
+      if (rd.softState.leader !== leader) {
+        leader = rd.softState.leader;
         logger.log(
           'info',
           leader
@@ -104,37 +173,30 @@ export function raftConsensus(ctx: ConsensusContext): ConsensusPart {
           },
         );
       }
-      if (rd.snapshot) cib.restore(rd.snapshot.data);
-      for (const e of rd.committedEntries) {
-        const r = cib.apply(e);
-        if (!r.ok) {
-          // Rejected identically on every replica; the log keeps it, the CIB does not change.
-          rejected++;
-          logger.log('warn', `CIB change at index ${e.index} rejected: ${r.message}`, {
-            event: 'cib-rejected',
-            index: e.index,
-          });
-        }
-      }
       node.advance(rd);
     }
+    if (!stopped && appliedSinceCompact >= COMPACT_EVERY_ENTRIES) {
+      appliedSinceCompact = 0;
+      node.compact(LogIndex(lastApplied), cib.snapshot());
+      handleReady();
+    }
+  };
+
+  /** Delivers every tick due by now (bounded) before anything else reaches the node. */
+  const catchUp = (): void => {
+    const now = ctx.nowMs();
+    let n = Math.floor((now - lastTickAt) / tickMs);
+    if (n <= 0) return;
+    lastTickAt += n * tickMs;
+    if (n > maxCatchUp) n = maxCatchUp;
+    for (let i = 0; i < n; i++) node.tick();
+    handleReady();
   };
   handleReady();
 
   return {
     tick() {
-      const now = ctx.nowMs();
-      let n = Math.floor((now - lastTickAt) / tickMs);
-      if (n <= 0) return;
-      lastTickAt += n * tickMs;
-      if (n > MAX_CATCH_UP_TICKS) {
-        lastTickAt = now;
-        n = MAX_CATCH_UP_TICKS;
-      }
-      for (let i = 0; i < n && !stopped; i++) {
-        node.tick();
-        handleReady();
-      }
+      if (!stopped) catchUp();
     },
     receive(from, payload) {
       if (stopped) return;
@@ -149,15 +211,12 @@ export function raftConsensus(ctx: ConsensusContext): ConsensusPart {
         decodeErrors++;
         return;
       }
+      // After a pause, I/O can be read before the timer fires: ticks first (lease soundness).
+      catchUp();
       node.step(r.value);
       handleReady();
     },
-    status(): ConsensusStatus & {
-      decodeErrors: number;
-      viaStream: number;
-      voters: readonly string[];
-      cib: { epoch: number; numUpdates: number; adminEpoch: number; rejected: number };
-    } {
+    status(): RaftDriverStatus {
       const s = node.status();
       return {
         role: s.role,
@@ -165,13 +224,49 @@ export function raftConsensus(ctx: ConsensusContext): ConsensusPart {
         leader: s.leader,
         commit: s.commit,
         applied: s.applied,
+        cib: cib.version(),
         decodeErrors,
         viaStream,
         voters: s.voters,
-        cib: { ...cib.version(), rejected },
+        leaseValid: s.role === 'leader' && s.tick <= s.leaseValidUntilTick,
+        cibRejected,
       };
     },
+    propose(data, timeoutMs) {
+      if (stopped)
+        return Promise.resolve({ ok: false, code: 'stopped', message: 'daemon is stopping', leader: null });
+      if (pending.size >= MAX_PENDING_PROPOSALS) {
+        return Promise.resolve({
+          ok: false,
+          code: 'busy',
+          message: `${pending.size} proposals await commit; retry`,
+          leader,
+        });
+      }
+      catchUp();
+      const r = node.propose(data);
+      if (!r.ok) return Promise.resolve({ ok: false, code: r.code, message: r.message, leader: r.leader });
+      const index: number = r.index;
+      const promise = new Promise<ProposeOutcome>((resolve) => {
+        const timer = setTimeout(
+          () =>
+            settle(index, {
+              ok: false,
+              code: 'timeout',
+              message: `entry ${index} not committed within ${timeoutMs} ms`,
+              leader,
+            }),
+          timeoutMs,
+        );
+        pending.set(index, { term: r.term, resolve, timer });
+      });
+      handleReady();
+      return promise;
+    },
     stop() {
+      for (const index of [...pending.keys()]) {
+        settle(index, { ok: false, code: 'stopped', message: 'daemon stopped before commit', leader: null });
+      }
       stopped = true;
       store.close();
     },

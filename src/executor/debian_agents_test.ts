@@ -138,7 +138,7 @@ test('ocf:heartbeat:nginx serves a temporary site on a loopback address and stop
       params,
     });
     assert.equal(start.rc, 0, `${start.exitReason} ${start.stderrTail}`);
-    const body = execFileSync('curl', ['-s', '--max-time', '5', `http://${addr}/`], { encoding: 'utf8' });
+    const body = await (await fetch(`http://${addr}/`, { signal: AbortSignal.timeout(5000) })).text();
     assert.equal(body, 'halo-nginx-ok\n');
     const rest = [];
     for (const action of ['monitor', 'stop', 'monitor']) {

@@ -16,6 +16,7 @@ export type { BuiltinAgent, BuiltinContext, BuiltinOutcome } from './builtin/typ
 export * from './cib_ops.ts';
 export * from './executor.ts';
 export * from './fence.ts';
+export * from './heartbeat_compat.ts';
 export * from './memory_runner.ts';
 export * from './metadata.ts';
 export * from './op_digest.ts';

@@ -320,9 +320,9 @@ export function toOpHistory(result: OpResult, opts: { node?: string; failure?: b
  * The text Pacemaker hashes for `op-digest` (its "v1" digest format): a `<parameters/>` element
  * with the instance parameters as attributes in sorted order, written with one leading space
  * and a trailing newline. Checked against Pacemaker's scheduler regression inputs: the md5 of
- * this text equals the recorded op-digest of 7053 of 7520 non-recurring start/stop/monitor
- * records in the first 400 inputs (the rest carry clone meta attributes or parameters that the
- * test changed on purpose). Hashing (md5) is done by the shell.
+ * this text equals the recorded op-digest of 12703 of 13487 non-recurring start/stop/monitor
+ * records (the rest are clone instances, masked stonith passwords, or parameters a test changed
+ * on purpose). Hashing (md5) is done by the shell.
  */
 export function digestInput(params: Readonly<Record<string, string>>): string {
   const keys = Object.keys(params).sort();

@@ -198,7 +198,7 @@ async function waitForDaemons(s: LabState, deadlineMs: number): Promise<void> {
   }
 }
 
-function tail(file: string, lines = 5): string {
+function tail(file: string, lines = 12): string {
   try {
     return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
   } catch {
@@ -262,9 +262,9 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
   };
   writeLabState(state);
   try {
-    writeNodeFiles(state, opts.profile ?? 'lab');
+    writeNodeFiles(state, opts.profile ?? 'lan');
     if (opts.scenario) {
-      const sc = scenarioFiles(opts.scenario, names);
+      const sc = scenarioFiles(opts.scenario, names, `h${net.tag}-`);
       mkdirSync(join(dir, 'scenario'), { recursive: true });
       for (const [f, text] of Object.entries(sc.files)) writeFileSync(join(dir, 'scenario', f), text);
     }

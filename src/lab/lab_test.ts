@@ -26,7 +26,7 @@ test('lab up builds a 3-node cluster that status reports; chaos --kill is seen b
   let namespaces: readonly string[] = [];
   let pids: number[] = [];
   try {
-    const state = await labUp({ dir, nodes: 3, scenario: 'web' });
+    const state = await labUp({ dir, nodes: 3, scenario: 'web', profile: 'lab' });
     namespaces = state.namespaces;
     pids = state.nodes.map((n) => n.pid!);
     assert.equal(state.nodes.length, 3);

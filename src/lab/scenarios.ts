@@ -26,14 +26,19 @@ function nodeLines(nodes: readonly string[]): string {
   return nodes.map((n, i) => `node ${i + 1}: ${n}`).join('\n');
 }
 
-export function scenarioFiles(name: ScenarioName, nodes: readonly string[]): ScenarioFiles {
+/** `netnsPrefix` (the lab's `h<tag>-`) tells `halo:lab-fence` which namespaces are the nodes. */
+export function scenarioFiles(
+  name: ScenarioName,
+  nodes: readonly string[],
+  netnsPrefix = 'h',
+): ScenarioFiles {
   if (nodes.length === 0) throw new HaloError('bad-argument', 'a scenario needs at least one node');
   switch (name) {
     case 'web':
       return {
         files: {
           'cib.crm': `${nodeLines(nodes)}
-primitive fence-lab halo:lab-fence
+primitive fence-lab halo:lab-fence params netns_prefix=${netnsPrefix}
 primitive vip halo:vip params ip=${LAB_VIP} cidr_netmask=24 nic=link0 op monitor interval=2s
 primitive www ocf:heartbeat:nginx op monitor interval=5s timeout=20s
 group g-web vip www
@@ -49,7 +54,7 @@ rsc_defaults resource-stickiness=100
       return {
         files: {
           'cib.crm': `${nodeLines(nodes)}
-primitive fence-lab halo:lab-fence
+primitive fence-lab halo:lab-fence params netns_prefix=${netnsPrefix}
 primitive p_drbd ocf:linbit:drbd params drbd_resource=r0 op monitor interval=15s role=Master op monitor interval=30s role=Slave
 ms ms_drbd p_drbd meta master-max=1 master-node-max=1 clone-max=2 clone-node-max=1 notify=true
 primitive p_fs ocf:heartbeat:Filesystem params device=/dev/drbd0 directory=/srv/data fstype=ext4

@@ -73,6 +73,8 @@ interface PeerRecord {
   next: number;
   skewMs: number | undefined;
   skewWarned: boolean;
+  /** Which threshold the last tick found the silence over (confirmation needs two ticks). */
+  over: 'none' | 'warntime' | 'deadtime';
 }
 
 export class FailureDetector<K> {
@@ -102,6 +104,7 @@ export class FailureDetector<K> {
       next: 0,
       skewMs: undefined,
       skewWarned: false,
+      over: 'none',
     });
   }
 
@@ -132,6 +135,7 @@ export class FailureDetector<K> {
       }
     }
     r.lastHeardMs = Math.max(r.lastHeardMs ?? nowMs, nowMs);
+    r.over = 'none';
     if (r.state !== 'member') {
       events.push({ kind: 'state', peer, from: r.state, to: 'member', silentMs: 0, thresholdMs: 0 });
       r.state = 'member';
@@ -143,8 +147,11 @@ export class FailureDetector<K> {
   }
 
   /**
-   * Advances time. If the caller itself was paused (a timer fired far later than asked), the
-   * paused time is not counted as peer silence: we were not listening, so nothing is known.
+   * Advances time. A peer is declared suspect or lost only when two consecutive ticks find it
+   * over the threshold: a shell's timer can fire before the packets that arrived meanwhile
+   * are read (a busy or paused process runs timers first), so one late tick is not evidence.
+   * A tick that comes far later than the keepalive (this process was paused) only reports the
+   * pause; the next tick, after queued packets were read, judges.
    */
   tick(nowMs: number): DetectorEvent<K>[] {
     assert(nowMs >= this.lastTickMs, 'FailureDetector.tick: time went backwards');
@@ -154,9 +161,8 @@ export class FailureDetector<K> {
     const pausedMs = gap - this.profile.keepaliveMs;
     if (pausedMs > this.profile.warntimeMs) {
       events.push({ kind: 'paused', pausedMs });
-      for (const r of this.peers.values()) {
-        if (r.lastHeardMs !== undefined) r.lastHeardMs += pausedMs;
-      }
+      for (const r of this.peers.values()) r.over = 'none';
+      return events;
     }
     for (const [peer, r] of this.peers) this.evaluate(peer, r, nowMs, events);
     return events;
@@ -198,10 +204,14 @@ export class FailureDetector<K> {
     }
     const silentMs = nowMs - r.lastHeardMs;
     const { deadtimeMs, warntimeMs } = this.thresholds(r);
-    if (silentMs >= deadtimeMs && r.state !== 'lost') {
+    const over = silentMs >= deadtimeMs ? 'deadtime' : silentMs >= warntimeMs ? 'warntime' : 'none';
+    const confirmed = over !== 'none' && (r.over === over || r.over === 'deadtime');
+    r.over = over;
+    if (!confirmed) return;
+    if (over === 'deadtime' && r.state !== 'lost') {
       events.push({ kind: 'state', peer, from: r.state, to: 'lost', silentMs, thresholdMs: deadtimeMs });
       r.state = 'lost';
-    } else if (silentMs >= warntimeMs && r.state === 'member') {
+    } else if (over === 'warntime' && r.state === 'member') {
       events.push({ kind: 'state', peer, from: r.state, to: 'suspect', silentMs, thresholdMs: warntimeMs });
       r.state = 'suspect';
     }

@@ -130,18 +130,40 @@ test('copies of one beat arriving on several links do not distort the interval e
   assert.equal(fd.view()[0]!.meanIntervalMs, 50);
 });
 
-test('when our own process stalls, the stall is not counted as the peer being silent', () => {
+test('when our own process stalls, the late tick judges nobody; the next one does, after queued packets', () => {
+  const fd = new FailureDetector<number>(lan, [2, 3], 0);
+  for (let b = 0; b <= 20; b++) {
+    fd.heartbeat(2, b * 50, { epoch: 1, beat: b });
+    fd.heartbeat(3, b * 50, { epoch: 1, beat: b });
+    fd.tick(b * 50);
+  }
+  // Our timer fires 2 s late (GC pause, SIGSTOP, overloaded host): no verdict on that tick.
+  const ev = fd.tick(1000 + 2000);
+  assert.deepEqual(ev, [{ kind: 'paused', pausedMs: 2000 - lan.keepaliveMs }]);
+  // Node 2's beats were queued in the socket meanwhile and are read now; node 3 sent nothing.
+  fd.heartbeat(2, 3001, { epoch: 1, beat: 21 });
+  assert.deepEqual(fd.tick(3005), []);
+  const lost = fd.tick(3010).filter((e) => e.kind === 'state');
+  assert.deepEqual(
+    lost.map((e) => e.kind === 'state' && `${e.peer}:${e.to}`),
+    ['3:lost'],
+  );
+  assert.equal(fd.state(2), 'member');
+});
+
+test('a single late tick without a pause does not declare a peer lost before its packets are read', () => {
   const fd = new FailureDetector<number>(lan, [2], 0);
   for (let b = 0; b <= 20; b++) {
     fd.heartbeat(2, b * 50, { epoch: 1, beat: b });
     fd.tick(b * 50);
   }
-  // Our timer fires 2 s late (GC pause, SIGSTOP, overloaded host): no loss on that tick.
-  const ev = fd.tick(1000 + 2000);
-  assert.ok(ev.some((e) => e.kind === 'paused'));
-  assert.equal(fd.state(2), 'member');
-  // The peer's beats queued during the stall arrive next; it stays a member.
-  fd.heartbeat(2, 3001, { epoch: 1, beat: 21 });
+  const lost = (evs: ReturnType<typeof fd.tick>): unknown[] =>
+    evs.filter((e) => e.kind === 'state' && e.to === 'lost');
+  for (let t = 1010; t < 1000 + lan.deadtimeMs; t += 10) fd.tick(t);
+  // A tick finds node 2 silent past deadtime, but its next beat was already waiting in the socket.
+  assert.deepEqual(lost(fd.tick(1000 + lan.deadtimeMs + 5)), []);
+  fd.heartbeat(2, 1000 + lan.deadtimeMs + 6, { epoch: 1, beat: 21 });
+  assert.deepEqual(lost(fd.tick(1000 + lan.deadtimeMs + 10)), []);
   assert.equal(fd.state(2), 'member');
 });
 
@@ -167,5 +189,6 @@ test('a restarted peer (higher epoch) is reported', () => {
 test('the fast profile detects a silent peer within about 50 ms', () => {
   const { events } = run({ profile: 'fast', untilMs: 1500, beatTimes: every(10, 0, 1000), tickMs: 1 });
   const lost = events.find((e) => e.kind === 'state' && e.to === 'lost')!;
-  assert.equal(lost.at - 1000, PROFILES.fast.deadtimeMs);
+  // Two consecutive ticks over deadtime confirm the loss: one tick (1 ms here) after deadtime.
+  assert.equal(lost.at - 1000, PROFILES.fast.deadtimeMs + 1);
 });

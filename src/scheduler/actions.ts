@@ -1,8 +1,9 @@
 import { parseDuration } from '../cib/duration.ts';
 import type { Assignment, Placement } from './assign.ts';
+import { getOrInsert } from './collections.ts';
 import { naturalCompare, unavailableReason } from './nodes.ts';
 import type { OrderEntry } from './order.ts';
-import { type Res, cloneAncestor, primitivesOf } from './resource_tree.ts';
+import { cloneAncestor, primitivesOf, type Res } from './resource_tree.ts';
 import type { ActiveOn, Role } from './types.ts';
 import type { Unpacked } from './unpack.ts';
 
@@ -67,7 +68,7 @@ function canMigrate(u: Unpacked, d: MutableDecision): boolean {
   if (!isTrueMeta(d.rsc.meta.get('allow-migrate'))) return false;
   if (cloneAncestor(d.rsc) || cur.role !== 'Started' || d.next.role !== 'Started') return false;
   const from = u.nodeByName.get(cur.node);
-  return from !== undefined && from.online && !from.unclean && !u.fence.has(cur.node);
+  return from?.online === true && !from.unclean && !u.fence.has(cur.node);
 }
 
 function isTrueMeta(v: string | undefined): boolean {
@@ -86,23 +87,39 @@ export function decide(u: Unpacked, a: Assignment, orders: readonly OrderEntry[]
   const noQuorumStop =
     !u.options.haveQuorum && u.options.noQuorumPolicy !== 'ignore' && u.options.noQuorumPolicy !== 'freeze';
   const noQuorumFreeze = !u.options.haveQuorum && u.options.noQuorumPolicy === 'freeze';
+  // no-quorum-policy=demote keeps promotable instances running, demoted; everything else stops.
+  const noQuorumDemote = !u.options.haveQuorum && u.options.noQuorumPolicy === 'demote';
   for (const top of a.order) {
     for (const p of primitivesOf(top)) {
       const next = a.placements.get(p.id) ?? { node: undefined, role: 'Stopped' as Role, fixed: false };
-      const current = p.state.active[0];
+      let current = p.state.active[0];
+      // A blocked failure on a node that is fenced is resolved by the fencing, not recovered.
+      if (current?.failed && p.state.blockedOn.includes(current.node) && u.fence.has(current.node)) {
+        current = { ...current, failed: false };
+      }
       const sameNode = current !== undefined && next.node === current.node;
       const d: MutableDecision = {
         rsc: p,
         current,
         next,
-        restart: !next.fixed && sameNode && (current.failed || p.state.active.length > 1),
+        restart: !next.fixed && sameNode && (current?.failed === true || p.state.active.length > 1),
         reason: undefined,
         blocked: next.fixed,
         migrate: false,
       };
       if (current && !next.node && !next.fixed) d.reason = 'node availability';
       if (needsQuorum(p) && !next.fixed && next.node) {
-        if (noQuorumStop) {
+        if (noQuorumDemote && isPromotable(p)) {
+          if (current && next.node === current.node) {
+            d.next = { ...next, role: 'Unpromoted' };
+          } else if (!current) {
+            d.blocked = true;
+            d.reason = 'no quorum';
+          } else {
+            d.next = { ...next, node: undefined, role: 'Stopped' };
+            d.reason = 'no quorum';
+          }
+        } else if (noQuorumStop) {
           if (current) {
             d.next = { ...next, node: undefined, role: 'Stopped' };
             d.restart = false;
@@ -136,7 +153,10 @@ const startsNow = (d: MutableDecision): boolean =>
   willBeActive(d) && !d.blocked && (d.current === undefined || d.current.node !== d.next.node || d.restart);
 /** Has a real stop action (a live migration has none). */
 const stopsNow = (d: MutableDecision): boolean =>
-  d.current !== undefined && !d.blocked && !d.migrate && (d.current.node !== d.next.node || d.restart || !willBeActive(d));
+  d.current !== undefined &&
+  !d.blocked &&
+  !d.migrate &&
+  (d.current.node !== d.next.node || d.restart || !willBeActive(d));
 
 function applyOrders(u: Unpacked, orders: readonly OrderEntry[], byId: Map<string, MutableDecision>): void {
   const primsOf = (id: string): MutableDecision[] => {
@@ -152,11 +172,34 @@ function applyOrders(u: Unpacked, orders: readonly OrderEntry[], byId: Map<strin
     if (r && r.kind === 'clone' && action === 'promote') return `${id} promoted`;
     return `${id} ${action}`;
   };
+  /** clone-min: the order is satisfied only once that many instances run. */
+  const cloneMin = (id: string): number => {
+    const r = u.byConfiguredId.get(id);
+    return r?.kind === 'clone' ? Math.max(0, Number.parseInt(r.meta.get('clone-min') ?? '0', 10) || 0) : 0;
+  };
   const firstRunnable = (o: OrderEntry): boolean => {
     const ds = primsOf(o.first);
-    if (o.firstAction === 'start') return ds.some((d) => willBeActive(d) && !(d.blocked && !d.current));
+    const min = cloneMin(o.first);
+    if (min > 0 && o.firstAction === 'start') return ds.filter((d) => willBeActive(d)).length >= min;
+    if (o.firstAction === 'start') {
+      return ds.some(
+        (d) => willBeActive(d) && !(d.blocked && !d.current) && !(d.next.fixed && d.current?.failed),
+      );
+    }
     if (o.firstAction === 'promote') return ds.some((d) => d.next.role === 'Promoted');
     return true;
+  };
+  // Clone-to-clone orders with interleave=true on the `then` clone pair instances node by node.
+  const interleaved = (o: OrderEntry): boolean => {
+    const f = u.byConfiguredId.get(o.first);
+    const t = u.byConfiguredId.get(o.then);
+    return (
+      f?.kind === 'clone' &&
+      t?.kind === 'clone' &&
+      (t.clone?.interleave ?? false) &&
+      o.anyOf === undefined &&
+      cloneMin(o.first) === 0
+    );
   };
   // Groups chain their members: each member needs the one before it.
   const limit = orders.length + byId.size + 1;
@@ -168,6 +211,10 @@ function applyOrders(u: Unpacked, orders: readonly OrderEntry[], byId: Map<strin
     }
     for (const o of orders) {
       if (o.kind !== 'Mandatory') continue;
+      if (interleaved(o)) {
+        changed = applyInterleaved(o, primsOf(o.first), primsOf(o.then)) || changed;
+        continue;
+      }
       const runnable = o.anyOf ? (anyOfOk.get(o.anyOf) ?? true) : firstRunnable(o);
       const thens = primsOf(o.then);
       if (!runnable && (o.thenAction === 'start' || o.thenAction === 'promote')) {
@@ -181,7 +228,8 @@ function applyOrders(u: Unpacked, orders: readonly OrderEntry[], byId: Map<strin
           }
           if (!willBeActive(d) || d.next.fixed || d.blocked) continue;
           if (!d.current) {
-            d.reason = `unrunnable ${label(o.first, o.firstAction)}`;
+            const min = cloneMin(o.first) > 0 ? `clone-one-or-more:${o.id}` : undefined;
+            d.reason = `unrunnable ${o.anyOf ?? min ?? label(o.first, o.firstAction)}`;
             d.blocked = true;
             changed = true;
             continue;
@@ -191,8 +239,17 @@ function applyOrders(u: Unpacked, orders: readonly OrderEntry[], byId: Map<strin
           if (!o.symmetrical) continue;
           const first = u.byConfiguredId.get(o.first);
           const firstOwn = primsOf(o.first).every((f) => !f.reason || f.reason === 'node availability');
-          const kind = first?.kind === 'primitive' || !firstOwn ? 'required' : 'unrunnable';
-          d.reason = `${kind} ${label(o.first, o.firstAction)}`;
+          const firstActive = primsOf(o.first).some((f) => f.current !== undefined);
+          const kind =
+            first?.kind === 'primitive'
+              ? firstActive
+                ? 'required'
+                : 'unrunnable'
+              : firstOwn
+                ? 'unrunnable'
+                : 'required';
+          const oneOrMore = o.anyOf ?? (cloneMin(o.first) > 0 ? `clone-one-or-more:${o.id}` : undefined);
+          d.reason = oneOrMore ? `unrunnable ${oneOrMore}` : `${kind} ${label(o.first, o.firstAction)}`;
           d.next = { ...d.next, node: undefined, role: 'Stopped' };
           d.restart = false;
           changed = true;
@@ -205,7 +262,7 @@ function applyOrders(u: Unpacked, orders: readonly OrderEntry[], byId: Map<strin
         // A clone's dependents restart when any instance stops; others when the first restarts or moves.
         const isClone = first?.kind === 'clone';
         const stoppingOn = new Set(fs.filter((f) => stopsNow(f)).map((f) => f.current!.node));
-        const trigger = isClone ? stoppingOn.size > 0 : fs.some((f) => stopsNow(f) && startsNow(f));
+        const trigger = isClone ? stoppingOn.size > 0 : fs.some((f) => startsNow(f) && !f.migrate);
         if (!trigger) continue;
         for (const d of thens) {
           if (d.restart || d.blocked || !d.current || d.current.node !== d.next.node || !willBeActive(d))
@@ -220,6 +277,47 @@ function applyOrders(u: Unpacked, orders: readonly OrderEntry[], byId: Map<strin
     changed = applyGroupChains(u, byId) || changed;
     if (!changed) break;
   }
+}
+
+/**
+ * An interleaved clone order: each `then` instance needs the `first` instance on its own node,
+ * and restarts only when that instance (re)starts.
+ */
+function applyInterleaved(
+  o: OrderEntry,
+  firsts: readonly MutableDecision[],
+  thens: readonly MutableDecision[],
+): boolean {
+  let changed = false;
+  const instanceOf = (d: MutableDecision): Res => (d.rsc.parent?.kind === 'group' ? d.rsc.parent : d.rsc);
+  for (const d of thens) {
+    if (d.blocked || d.next.fixed) continue;
+    const node = d.next.node;
+    if (!node || !willBeActive(d)) continue;
+    // Only an instance placed on the same node constrains this one.
+    const placedHere = firsts.filter((f) => f.next.node === node);
+    if (placedHere.length === 0) continue;
+    const there = placedHere.filter((f) => willBeActive(f) && !(f.blocked && !f.current));
+    if (o.firstAction === 'start' && o.thenAction === 'start' && there.length === 0) {
+      const label = `${instanceOf(placedHere[0]!).id} start`;
+      const firstActive = placedHere.some((f) => f.current !== undefined);
+      d.reason = `${d.current && firstActive ? 'required' : 'unrunnable'} ${label}`;
+      if (d.current) {
+        if (!o.symmetrical) continue;
+        d.next = { ...d.next, node: undefined, role: 'Stopped' };
+        d.restart = false;
+      } else d.blocked = true;
+      changed = true;
+      continue;
+    }
+    if (o.firstAction !== 'start' || o.thenAction !== 'start' || !o.symmetrical) continue;
+    const trigger = there.find((f) => startsNow(f) && !f.migrate);
+    if (!trigger || d.restart || !d.current || d.current.node !== node) continue;
+    d.restart = true;
+    d.reason = `required ${instanceOf(trigger).id} start`;
+    changed = true;
+  }
+  return changed;
 }
 
 /** Inside a group a member restarts when the member before it (re)starts on the same node. */
@@ -259,7 +357,12 @@ function roleDetail(r: Res, role: Role): boolean {
 export function summaryLines(d: Decision): SummaryLine[] {
   const active = d.rsc.state.active;
   if (active.length > 1 && !d.next.fixed && (!d.next.node || d.next.role === 'Stopped')) {
-    return active.map((a) => ({ verb: 'Stop', rsc: d.rsc.id, details: a.node, suffix: 'due to node availability' }));
+    return active.map((a) => ({
+      verb: 'Stop',
+      rsc: d.rsc.id,
+      details: a.node,
+      suffix: 'due to node availability',
+    }));
   }
   const l = summaryLine(d);
   return l ? [l] : [];
@@ -467,9 +570,7 @@ export function topoSort(g: Graph): Action[] {
   const out = new Map<number, number[]>();
   for (const o of g.orderings) {
     indeg[o.after] = (indeg[o.after] ?? 0) + 1;
-    let l = out.get(o.before);
-    if (!l) out.set(o.before, (l = []));
-    l.push(o.after);
+    getOrInsert(out, o.before, () => []).push(o.after);
   }
   const ready: number[] = [];
   for (let i = 0; i < indeg.length; i++) if (indeg[i] === 0) ready.push(i);

@@ -1,9 +1,10 @@
-import { INFINITY, MINUS_INFINITY, formatScore, parseScore } from '../cib/score.ts';
+import { formatScore, INFINITY, MINUS_INFINITY, parseScore } from '../cib/score.ts';
 import { assertNever } from '../lib/assert.ts';
+import { getOrInsert } from './collections.ts';
 import type { ColocationEntry } from './colocation.ts';
-import { type LocationEntry, describeLocation } from './location.ts';
+import { describeLocation, type LocationEntry } from './location.ts';
 import { naturalCompare, unavailableReason } from './nodes.ts';
-import { type Res, cloneAncestor, primitivesOf } from './resource_tree.ts';
+import { cloneAncestor, primitivesOf, type Res } from './resource_tree.ts';
 import { ScoreTable } from './score_table.ts';
 import type { NodeInfo, Role } from './types.ts';
 import type { Unpacked } from './unpack.ts';
@@ -92,8 +93,7 @@ export class Assigner {
   }
 
   note(id: string, text: string): void {
-    let l = this.notes.get(id);
-    if (!l) this.notes.set(id, (l = []));
+    const l = getOrInsert(this.notes, id, () => []);
     if (!l.includes(text)) l.push(text);
   }
 
@@ -124,7 +124,10 @@ export class Assigner {
         t.add(e.node, e.score, 'location', describeLocation(e));
       }
     }
+    const allowUnhealthy = isTrueValue(r.meta.get('allow-unhealthy-nodes'));
     for (const n of this.sortedNodes) {
+      if (n.health !== 0 && !allowUnhealthy)
+        t.add(n.name, n.health, 'health', `${n.name} has node health ${formatScore(n.health)}`);
       const why = unavailableReason(n);
       if (why !== undefined) t.add(n.name, MINUS_INFINITY, 'node', why);
       else if (hasExclusive && !exclusive.has(n.name))
@@ -163,6 +166,16 @@ export class Assigner {
     const stopped = chain.find((p) => p.targetRole === 'Stopped');
     if (stopped) everywhere('target-role', `${stopped.id} has target-role Stopped`);
     if (u.options.stopAllResources) everywhere('stop-all', 'stop-all-resources is set');
+    for (const p of chain) {
+      for (const e of u.tickets.get(p.baseId) ?? []) {
+        if (!e.revoked || e.role === 'Promoted') continue;
+        const text = `ticket ${e.ticket} is not granted (${e.id}, loss-policy ${e.lossPolicy})`;
+        if (e.lossPolicy === 'freeze') {
+          for (const n of this.sortedNodes)
+            if (!active.some((x) => x.node === n.name)) t.add(n.name, MINUS_INFINITY, 'ticket', text);
+        } else everywhere('ticket', text);
+      }
+    }
     if (this.quorumFreeze && active.length > 0) {
       for (const n of this.sortedNodes) {
         if (!active.some((x) => x.node === n.name))
@@ -174,7 +187,9 @@ export class Assigner {
 
   /** Whether `r` must stay exactly as it is (unmanaged, blocked, node in maintenance). */
   isFixed(r: Res): boolean {
-    if (!r.managed || r.state.blocked) return true;
+    if (!r.managed) return true;
+    // A blocked failure stops mattering once its node is fenced.
+    if (r.state.blocked && r.state.blockedOn.some((n) => !this.input.u.fence.has(n))) return true;
     if (r.state.active.length > 1 && r.meta.get('multiple-active') === 'block') return true;
     return r.state.active.some((a) => this.input.u.nodeByName.get(a.node)?.maintenance);
   }
@@ -265,7 +280,7 @@ export class Assigner {
   // -------------------------------------------------------------------------------------------
   // Choosing a node
 
-  /** Best node for a unit: highest score, then its current node, then least loaded, then name. */
+  /** Best node for a unit: highest score, then least loaded, then its current node, then name. */
   choose(t: ScoreTable, current: string | undefined, opts: ChooseOpts = {}): string | undefined {
     let best: string | undefined;
     let bestScore = MINUS_INFINITY;
@@ -284,6 +299,8 @@ export class Assigner {
         opts.preferCurrent && name === current ? 1 : 0,
         strategy === 'minimal' ? 0 : -(this.load.get(name) ?? 0),
         strategy === 'balanced' || strategy === 'utilization' ? this.freeCapacity(name) : 0,
+        // Pacemaker prefers the current node only when it is as good as the best in every respect.
+        name === current ? 1 : 0,
       ];
       if (best === undefined || lexGreater(key, bestKey)) {
         best = name;
@@ -331,8 +348,7 @@ export class Assigner {
       this.load.set(node, (this.load.get(node) ?? 0) + 1);
       const need = this.utilizationOf([r]);
       if (need.size > 0) {
-        let used = this.utilUsed.get(node);
-        if (!used) this.utilUsed.set(node, (used = new Map()));
+        const used = getOrInsert(this.utilUsed, node, () => new Map<string, number>());
         for (const [k, v] of need) used.set(k, (used.get(k) ?? 0) + v);
       }
     }
@@ -361,7 +377,10 @@ export class Assigner {
   }
 
   assignPrimitive(r: Res): void {
-    if (this.isFixed(r)) return this.placeFixed(r);
+    if (this.isFixed(r)) {
+      this.placeFixed(r);
+      return;
+    }
     const t = this.primitiveTable(r);
     this.applyColocations(r.baseId, t, true);
     this.applyInfluence(r.baseId, t);
@@ -496,7 +515,7 @@ export class Assigner {
         const { table } = instTables.get(inst.id)!;
         node = this.choose(table, curOf(inst), {
           exclude: (n) => (perNode.get(n) ?? 0) >= cs.cloneNodeMax,
-          secondary: cs.promotable ? promoAttr : undefined,
+          secondary: cs.promotable && !cs.globallyUnique ? promoAttr : undefined,
           utilization: this.utilizationOf(instancePrims(inst)),
         });
       }
@@ -559,7 +578,18 @@ export class Assigner {
       for (const e of this.input.locations.get(c.baseId) ?? []) {
         if (e.role === 'Promoted' && e.node === node) score = addScoresSafe(score, e.score);
       }
+      if ((u.tickets.get(c.baseId) ?? []).some((e) => e.revoked && e.role === 'Promoted'))
+        score = MINUS_INFINITY;
       for (const col of this.input.colocByDependent.get(c.baseId) ?? []) {
+        if (col.dependentRole === 'Unpromoted' && col.score >= INFINITY) {
+          // The unpromoted instance must be where the primary is: don't promote there.
+          const primary = u.byConfiguredId.get(col.primary);
+          if (!primary) continue;
+          this.ensureAssigned(primary);
+          if (this.colocatedNodes(primary, col.primaryRole, col.nodeAttribute).has(node))
+            score = MINUS_INFINITY;
+          continue;
+        }
         if (col.dependentRole !== 'Promoted') continue;
         const primary = u.byConfiguredId.get(col.primary);
         if (!primary) continue;
@@ -650,6 +680,10 @@ interface ChooseOpts {
 }
 
 type Group = Res;
+
+function isTrueValue(v: string | undefined): boolean {
+  return v !== undefined && ['true', 'yes', 'on', '1', 'y'].includes(v.toLowerCase());
+}
 
 function lexGreater(a: readonly number[], b: readonly number[]): boolean {
   for (let i = 0; i < a.length; i++) {

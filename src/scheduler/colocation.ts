@@ -1,7 +1,8 @@
 import type { ColocationConstraint, ResourceSet } from '../cib/model.ts';
 import { parseScore } from '../cib/score.ts';
+import { getOrInsert } from './collections.ts';
 import { invalid } from './errors.ts';
-import { isTrue, type Unpacked } from './unpack.ts';
+import { expandRef, isTrue, type Unpacked } from './unpack.ts';
 
 /**
  * Colocation constraints (`rsc_colocation`): the dependent is placed relative to where the
@@ -43,23 +44,27 @@ export function unpackColocations(u: Unpacked): ColocationEntry[] {
     const nodeAttribute = c.nodeAttribute ?? '#uname';
     const influence = isTrue(c.influence, true);
     const push = (
-      dependent: string,
-      primary: string,
+      dependentRef: string,
+      primaryRef: string,
       dr: string | undefined,
       pr: string | undefined,
       sc = score,
     ): void => {
-      if (!u.byConfiguredId.has(dependent) || !u.byConfiguredId.has(primary) || dependent === primary) return;
-      out.push({
-        id: c.id,
-        dependent,
-        primary,
-        score: sc,
-        dependentRole: role(dr),
-        primaryRole: role(pr),
-        nodeAttribute,
-        influence,
-      });
+      for (const dependent of expandRef(u, dependentRef))
+        for (const primary of expandRef(u, primaryRef)) {
+          if (!u.byConfiguredId.has(dependent) || !u.byConfiguredId.has(primary) || dependent === primary)
+            continue;
+          out.push({
+            id: c.id,
+            dependent,
+            primary,
+            score: sc,
+            dependentRole: role(dr),
+            primaryRole: role(pr),
+            nodeAttribute,
+            influence,
+          });
+        }
     };
     if (c.sets.length === 0) {
       if (c.rsc === undefined || c.withRsc === undefined)
@@ -67,7 +72,7 @@ export function unpackColocations(u: Unpacked): ColocationEntry[] {
       push(c.rsc, c.withRsc, c.rscRole, c.withRscRole);
       continue;
     }
-    expandSets(c, c.sets, score, push);
+    expandSets(c, c.sets, score, push, u);
   }
   return out;
 }
@@ -80,10 +85,14 @@ function setScore(set: ResourceSet, dflt: number): number {
 
 function expandSets(
   c: ColocationConstraint,
-  sets: readonly ResourceSet[],
+  rawSets: readonly ResourceSet[],
   score: number,
   push: (d: string, p: string, dr: string | undefined, pr: string | undefined, sc?: number) => void,
+  u?: Unpacked,
 ): void {
+  const sets = u
+    ? rawSets.map((s) => ({ ...s, resources: s.resources.flatMap((id) => expandRef(u, id)) }))
+    : rawSets;
   for (const set of sets) {
     const sc = setScore(set, score);
     const sequential = isTrue(set.sequential, true);
@@ -119,12 +128,8 @@ export function indexColocations(entries: readonly ColocationEntry[]): {
   const byDependent = new Map<string, ColocationEntry[]>();
   const byPrimary = new Map<string, ColocationEntry[]>();
   for (const e of entries) {
-    let d = byDependent.get(e.dependent);
-    if (!d) byDependent.set(e.dependent, (d = []));
-    d.push(e);
-    let p = byPrimary.get(e.primary);
-    if (!p) byPrimary.set(e.primary, (p = []));
-    p.push(e);
+    getOrInsert(byDependent, e.dependent, () => []).push(e);
+    getOrInsert(byPrimary, e.primary, () => []).push(e);
   }
   return { byDependent, byPrimary };
 }

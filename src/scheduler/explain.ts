@@ -1,7 +1,7 @@
-import { INFINITY, formatScore } from '../cib/score.ts';
+import { formatScore, INFINITY } from '../cib/score.ts';
 import type { Decision } from './actions.ts';
 import { naturalCompare } from './nodes.ts';
-import { type Res, primitivesOf } from './resource_tree.ts';
+import { primitivesOf, type Res } from './resource_tree.ts';
 import type { Stages } from './schedule.ts';
 import type { ScoreTable } from './score_table.ts';
 import type { ScoreReason } from './types.ts';

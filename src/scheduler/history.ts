@@ -1,6 +1,7 @@
+import { parseDuration } from '../cib/duration.ts';
 import type { Cib, Clone, NodeState, OpHistory, ResourceHistory } from '../cib/model.ts';
 import { INFINITY, parseScore } from '../cib/score.ts';
-import { parseDuration } from '../cib/duration.ts';
+import { getOrInsert } from './collections.ts';
 import { unsupported } from './errors.ts';
 import type { Res } from './resource_tree.ts';
 import type { ClusterOptions, FailureRecord, NodeInfo, Role } from './types.ts';
@@ -28,6 +29,7 @@ export interface HistoryInput {
 /** Exit codes of the OCF standard that the replay distinguishes. */
 const RC = {
   ok: 0,
+  insufficientPriv: 4,
   notRunning: 7,
   runningPromoted: 8,
   failedPromoted: 9,
@@ -169,7 +171,8 @@ function replayOps(r: Res, node: string, ops: readonly OpHistory[], options: Clu
         continue;
       }
     }
-    if (rc === RC.notConfigured) out.fatal = true;
+    // A stop that fails as "not configured" is resolved by fencing, not a ban everywhere.
+    if (rc === RC.notConfigured && name !== 'stop') out.fatal = true;
     if (expired && name === 'monitor') {
       continue;
     }
@@ -183,6 +186,8 @@ function replayOps(r: Res, node: string, ops: readonly OpHistory[], options: Clu
       out.role = 'Stopped';
       continue;
     }
+    // Insufficient privileges is a hard error: the resource cannot run on that node.
+    if (rc === RC.insufficientPriv) out.hardBan = true;
     out.failed = true;
     switch (name) {
       case 'start':
@@ -307,7 +312,11 @@ function findInstance(
   bound: Bindings,
 ): MutableRes | undefined {
   const memberOf = (inst: MutableRes): MutableRes | undefined =>
-    inst.kind === 'group' ? inst.children.find((m) => m.baseId === baseId) : inst.baseId === baseId ? inst : undefined;
+    inst.kind === 'group'
+      ? inst.children.find((m) => m.baseId === baseId)
+      : inst.baseId === baseId
+        ? inst
+        : undefined;
   const orphan = (): MutableRes | undefined => {
     const inst = input.addInstance(clone, clone.children.length);
     if (!inst) return undefined;
@@ -339,18 +348,17 @@ function topOf(r: Res): Res {
  * Fail counts on one node by resource id, from `fail-count-RSC` and `fail-count-RSC#op_interval`
  * attributes (summed), with the newest matching `last-failure-*` time.
  */
-function failCountsOnNode(
-  attrs: ReadonlyMap<string, string>,
-): Map<string, { count: number; lastFailureSec: number }> {
-  const out = new Map<string, { count: number; lastFailureSec: number }>();
-  const entry = (id: string): { count: number; lastFailureSec: number } => {
-    let e = out.get(id);
-    if (!e) {
-      e = { count: 0, lastFailureSec: 0 };
-      out.set(id, e);
-    }
-    return e;
-  };
+interface FailCount {
+  count: number;
+  lastFailureSec: number;
+  /** `op_interval` keys the count came from (empty for the legacy per-resource form). */
+  ops: string[];
+}
+
+function failCountsOnNode(attrs: ReadonlyMap<string, string>): Map<string, FailCount> {
+  const out = new Map<string, FailCount>();
+  const entry = (id: string): FailCount =>
+    getOrInsert(out, id, () => ({ count: 0, lastFailureSec: 0, ops: [] }));
   for (const [k, v] of attrs) {
     const m = /^(fail-count|last-failure)-(.+?)(#.+_\d+)?$/.exec(k);
     if (!m) continue;
@@ -358,6 +366,7 @@ function failCountsOnNode(
     if (m[1] === 'fail-count') {
       const s = parseScore(v);
       if (s.ok) e.count = Math.min(INFINITY, e.count + s.score);
+      if (m[3]) e.ops.push(m[3].slice(1));
     } else {
       e.lastFailureSec = Math.max(e.lastFailureSec, Number(v) || 0);
     }
@@ -367,7 +376,7 @@ function failCountsOnNode(
 
 export function applyHistory(input: HistoryInput): void {
   const { options } = input;
-  const bound = new Map<string, string>(); // `${instanceId}\0${memberId}` → node
+  const bound: Bindings = new Map();
   const cloneKnown = new Map<string, Set<string>>(); // anonymous clone base → probed nodes
   // Pacemaker reads node history in status-section order.
   const statusOrder = new Map(input.cib.status.map((s, i) => [s, i]));
@@ -380,6 +389,8 @@ export function applyHistory(input: HistoryInput): void {
     );
   for (const { info, state } of withState) {
     if (!state) continue;
+    // Without fencing, an offline node's history says nothing about what runs now.
+    if (!options.stonithEnabled && !info.online) continue;
     for (const hist of state.resources) {
       if (hist.container) unsupported(`container history for '${hist.id}'`);
       let r: MutableRes | undefined = input.byId.get(hist.id);
@@ -404,8 +415,8 @@ export function applyHistory(input: HistoryInput): void {
         }
         r = findInstance(input, configured, base, index, info.name, bound);
         if (!r) continue;
-      } else if (!r || r.kind !== 'primitive') {
-        if (r && r.kind !== 'primitive') continue;
+      } else if (r?.kind !== 'primitive') {
+        if (r) continue;
         // Orphan: in history but no longer configured.
         const replay0 = replayOps({ ...emptyOrphan(hist.id) } as Res, info.name, hist.ops, options);
         if (replay0.role === 'Stopped' && !replay0.failed) continue;
@@ -440,19 +451,16 @@ function emptyOrphan(id: string): Partial<Res> {
   };
 }
 
-function applyReplay(
-  input: HistoryInput,
-  r: MutableRes,
-  info: NodeInfo,
-  rep: Replay,
-  bound: Map<string, string>,
-): void {
+function applyReplay(input: HistoryInput, r: MutableRes, info: NodeInfo, rep: Replay, bound: Bindings): void {
   const st = r.state;
   (st.known as Set<string>).add(info.name);
   if (rep.failures.length > 0) st.failures = [...st.failures, ...rep.failures];
   if (rep.hardBan) (st.hardBans as Set<string>).add(info.name);
   if (rep.fatal) st.fatal = true;
-  if (rep.blocked) st.blocked = true;
+  if (rep.blocked) {
+    st.blocked = true;
+    st.blockedOn = [...st.blockedOn, info.name];
+  }
   if (rep.stopRequested) st.stopRequested = true;
   if (rep.digest) (st.startDigests as Map<string, string>).set(info.name, rep.digest);
   if (rep.fenceNode && input.options.stonithEnabled && !input.fence.has(info.name)) {
@@ -479,9 +487,7 @@ function applyReplay(
     { node: info.name, role: rep.role === 'Stopped' ? 'Started' : rep.role, failed: rep.failed },
   ];
   const inst = topOf(r) === r ? r : r.parent?.kind === 'group' && r.parent.parent ? r.parent : r;
-  let members = bound.get(inst.id);
-  if (!members) bound.set(inst.id, (members = new Map()));
-  members.set(r.id, info.name);
+  getOrInsert(bound, inst.id, () => new Map<string, string>()).set(r.id, info.name);
 }
 
 function applyFailCounts(input: HistoryInput): void {
@@ -499,6 +505,11 @@ function applyFailCounts(input: HistoryInput): void {
     for (const [id, fc] of failCountsOnNode(info.attrs)) {
       if (fc.count <= 0) continue;
       for (const r of byCountId.get(id) ?? []) {
+        if (fc.ops.length > 0 && fc.ops.every((op) => ignoredOp(r, op))) continue;
+        // The legacy per-resource count can't name the op; Pacemaker then ignores it when the
+        // resource ignores failures of some operation.
+        if (fc.ops.length === 0 && r.def?.operations.some((o) => o.onFail?.toLowerCase() === 'ignore'))
+          continue;
         const expired =
           r.failureTimeoutMs > 0 &&
           fc.lastFailureSec > 0 &&
@@ -507,6 +518,18 @@ function applyFailCounts(input: HistoryInput): void {
       }
     }
   }
+}
+
+/** Whether failures of `opKey` (`monitor_10000`) are configured to be ignored (on-fail=ignore). */
+function ignoredOp(r: Res, opKey: string): boolean {
+  const m = /^(.+)_(\d+)$/.exec(opKey);
+  if (!m) return false;
+  const op = r.def?.operations.find((o) => {
+    if (o.name !== m[1]) return false;
+    const d = parseDuration(o.interval);
+    return d.ok && d.ms === Number(m[2]);
+  });
+  return op?.onFail?.toLowerCase() === 'ignore';
 }
 
 function isUniqueInstance(r: Res): boolean {

@@ -1,10 +1,10 @@
 import type { LocationConstraint, Rule } from '../cib/model.ts';
-import { INFINITY, MINUS_INFINITY, formatScore, parseScore } from '../cib/score.ts';
+import { formatScore, INFINITY, MINUS_INFINITY, parseScore } from '../cib/score.ts';
 import { invalid } from './errors.ts';
 import type { Res } from './resource_tree.ts';
 import { evaluateRule } from './rules.ts';
 import type { NodeInfo } from './types.ts';
-import type { Unpacked } from './unpack.ts';
+import { expandRef, type Unpacked } from './unpack.ts';
 
 /**
  * Location constraints (`rsc_location`): a score for a resource on a node, given directly
@@ -52,7 +52,7 @@ function ruleText(rule: Rule): string {
 }
 
 function targets(c: LocationConstraint, u: Unpacked): string[] {
-  if (c.rsc !== undefined) return [c.rsc];
+  if (c.rsc !== undefined) return [...expandRef(u, c.rsc)];
   if (c.rscPattern !== undefined) {
     let re: RegExp;
     try {
@@ -62,7 +62,7 @@ function targets(c: LocationConstraint, u: Unpacked): string[] {
     }
     return [...u.byConfiguredId.keys()].filter((id) => re.test(id));
   }
-  return c.sets.flatMap((s) => s.resources);
+  return c.sets.flatMap((s) => s.resources.flatMap((id) => expandRef(u, id)));
 }
 
 /** Unpacks every location constraint into per-node entries. */

@@ -1,6 +1,7 @@
 import type { OrderConstraint, ResourceSet } from '../cib/model.ts';
 import { parseScore } from '../cib/score.ts';
-import { isTrue, type Unpacked } from './unpack.ts';
+import { getOrInsert } from './collections.ts';
+import { expandRef, isTrue, type Unpacked } from './unpack.ts';
 
 /**
  * Order constraints (`rsc_order`): `then` may do `thenAction` only after `first` did
@@ -17,7 +18,10 @@ export interface OrderEntry {
   readonly thenAction: string;
   readonly kind: OrderKind;
   readonly symmetrical: boolean;
-  /** For sets with require-all=false: `then` needs only one of the firsts sharing this tag. */
+  /**
+   * With require-all=false: `then` needs only one of the firsts sharing this tag, which is also
+   * how crm_simulate names the pseudo action (`clone-one-or-more:ID`, `one-or-more:SET`).
+   */
   readonly anyOf: string | undefined;
 }
 
@@ -44,17 +48,25 @@ export function unpackOrders(u: Unpacked): OrderEntry[] {
     if (c.kind !== 'rsc_order') continue;
     const kind = kindOf(c);
     const symmetrical = isTrue(c.symmetrical, kind === 'Mandatory');
-    const push = (first: string, then: string, fa: string, ta: string, anyOf?: string): void => {
-      if (!u.byConfiguredId.has(first) || !u.byConfiguredId.has(then) || first === then) return;
-      out.push({ id: c.id, first, then, firstAction: fa, thenAction: ta, kind, symmetrical, anyOf });
+    const push = (firstRef: string, thenRef: string, fa: string, ta: string, anyOf?: string): void => {
+      for (const first of expandRef(u, firstRef))
+        for (const then of expandRef(u, thenRef)) {
+          if (!u.byConfiguredId.has(first) || !u.byConfiguredId.has(then) || first === then) continue;
+          out.push({ id: c.id, first, then, firstAction: fa, thenAction: ta, kind, symmetrical, anyOf });
+        }
     };
     if (c.sets.length === 0) {
       if (c.first === undefined || c.then === undefined) continue;
       const fa = action(c.firstAction, 'start');
-      push(c.first, c.then, fa, action(c.thenAction, fa));
+      const oneOrMore = !isTrue(c.requireAll, true) ? `clone-one-or-more:${c.id}` : undefined;
+      push(c.first, c.then, fa, action(c.thenAction, fa), oneOrMore);
       continue;
     }
-    expandSets(c, c.sets, push);
+    expandSets(
+      c,
+      c.sets.map((s) => ({ ...s, resources: s.resources.flatMap((id) => expandRef(u, id)) })),
+      push,
+    );
   }
   return out;
 }
@@ -78,7 +90,8 @@ function expandSets(
     const firsts = isTrue(s1.sequential, true) && requireAll ? s1.resources.slice(-1) : s1.resources;
     const thens = isTrue(s2.sequential, true) ? s2.resources.slice(0, 1) : s2.resources;
     for (const f of firsts)
-      for (const t of thens) push(f, t, a1, a2, requireAll ? undefined : `${c.id}:${k}`);
+      for (const t of thens)
+        push(f, t, a1, a2, requireAll ? undefined : `one-or-more:${s1.id ?? `${c.id}-${k}`}`);
   }
 }
 
@@ -89,12 +102,8 @@ export function indexOrders(entries: readonly OrderEntry[]): {
   const byThen = new Map<string, OrderEntry[]>();
   const byFirst = new Map<string, OrderEntry[]>();
   for (const e of entries) {
-    let l = byThen.get(e.then);
-    if (!l) byThen.set(e.then, (l = []));
-    l.push(e);
-    let f = byFirst.get(e.first);
-    if (!f) byFirst.set(e.first, (f = []));
-    f.push(e);
+    getOrInsert(byThen, e.then, () => []).push(e);
+    getOrInsert(byFirst, e.first, () => []).push(e);
   }
   return { byThen, byFirst };
 }

@@ -60,6 +60,8 @@ export interface PrimitiveState {
   readonly fatal: boolean;
   /** A failure with on-fail=block: leave it alone. */
   readonly blocked: boolean;
+  /** Nodes where the blocking failures happened (fencing such a node unblocks the resource). */
+  readonly blockedOn: readonly string[];
   /** A failure asked for the resource to be stopped (on-fail=stop). */
   readonly stopRequested: boolean;
   /** Last successful op digest per node (`op-digest` of the start), for definition changes. */
@@ -75,6 +77,7 @@ export function emptyState(): PrimitiveState {
     hardBans: new Set(),
     fatal: false,
     blocked: false,
+    blockedOn: [],
     stopRequested: false,
     startDigests: new Map(),
   };

@@ -1,5 +1,5 @@
-import type { AttrExpression, DateExpression, DateSpec, NvSet, Rule, RuleExpression } from '../cib/model.ts';
 import { parseDuration } from '../cib/duration.ts';
+import type { AttrExpression, DateExpression, DateSpec, NvSet, Rule, RuleExpression } from '../cib/model.ts';
 
 /**
  * Rule evaluation (Pacemaker's rules.c semantics for the parts halo supports): attribute
@@ -62,9 +62,18 @@ function evaluateExpression(e: RuleExpression, ctx: RuleContext): boolean {
 
 function compareTyped(type: string, a: string, b: string): number | undefined {
   if (type === 'integer' || type === 'int' || type === 'number') {
-    const x = Number(a);
-    const y = Number(b);
-    if (Number.isNaN(x) || Number.isNaN(y)) return undefined;
+    // Integers truncate (`3.6` is 3); text that is not a number falls back to string order.
+    const parse = (v: string): number =>
+      type === 'number'
+        ? /^\s*[+-]?(\d+\.?\d*|\.\d+)\s*$/.test(v)
+          ? Number(v)
+          : Number.NaN
+        : /^\s*[+-]?\d+(\.\d*)?\s*$/.test(v)
+          ? Math.trunc(Number(v))
+          : Number.NaN;
+    const x = parse(a);
+    const y = parse(b);
+    if (Number.isNaN(x) || Number.isNaN(y)) return a < b ? -1 : a > b ? 1 : 0;
     return x < y ? -1 : x > y ? 1 : 0;
   }
   if (type === 'version') {
@@ -204,4 +213,12 @@ export function flattenNvSets(
     }
   }
   return into;
+}
+
+const TRUE_WORDS = new Set(['true', 'yes', 'on', '1', 'y']);
+
+/** Pacemaker's crm_is_true: `true`, `yes`, `on`, `1`, `y` (any case). */
+export function isTrue(v: string | undefined, dflt = false): boolean {
+  if (v === undefined) return dflt;
+  return TRUE_WORDS.has(v.trim().toLowerCase());
 }

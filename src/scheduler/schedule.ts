@@ -2,22 +2,22 @@ import type { Cib } from '../cib/model.ts';
 import { formatScore } from '../cib/score.ts';
 import {
   type Action,
+  buildGraph,
   type Decision,
+  decide,
+  formatSummary,
   type Graph,
   type Ordering,
   type SummaryLine,
-  buildGraph,
-  decide,
-  formatSummary,
   summaryLines,
   topoSort,
 } from './actions.ts';
 import { type Assignment, assign } from './assign.ts';
 import { type ColocationEntry, indexColocations, unpackColocations } from './colocation.ts';
 import { SchedulerInputError } from './errors.ts';
-import { type LocationEntry, indexLocations, unpackLocations } from './location.ts';
+import { indexLocations, type LocationEntry, unpackLocations } from './location.ts';
 import { type OrderEntry, unpackOrders } from './order.ts';
-import { type Res, primitivesOf } from './resource_tree.ts';
+import { primitivesOf, type Res } from './resource_tree.ts';
 import { type PrimitiveView, renderNodes, renderResources } from './status_text.ts';
 import type { ScoreReason } from './types.ts';
 import { type Unpacked, unpack } from './unpack.ts';

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type Transition, schedule } from './schedule.ts';
+import type { Cib } from '../cib/model.ts';
+import { schedule, type Transition } from './schedule.ts';
 import {
   clone,
   cluster,
@@ -13,7 +14,6 @@ import {
   primitive,
   started,
 } from './testing.ts';
-import type { Cib } from '../cib/model.ts';
 
 const NOW = Date.UTC(2026, 0, 1);
 

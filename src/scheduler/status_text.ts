@@ -1,5 +1,5 @@
 import { naturalCompare } from './nodes.ts';
-import { type Res, agentName, primitivesOf } from './resource_tree.ts';
+import { agentName, primitivesOf, type Res } from './resource_tree.ts';
 import type { NodeInfo, Role } from './types.ts';
 
 /**
@@ -104,7 +104,9 @@ function renderClone(
     if (!uniform || inst.kind === 'group' ? !uniform : false) {
       if (inst.kind === 'group') {
         emit('      ', `Resource Group: ${inst.id}:`);
-        prims.forEach((p, i) => emit('        ', primitiveText(p, views[i]!, unclean)));
+        prims.forEach((p, i) => {
+          emit('        ', primitiveText(p, views[i]!, unclean));
+        });
       } else emit('      ', primitiveText(inst, first, unclean));
       used.add(first.node);
       continue;

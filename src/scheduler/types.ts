@@ -25,6 +25,8 @@ export interface NodeInfo {
   /** Merged node attributes: configured instance attributes then transient ones. */
   readonly attrs: ReadonlyMap<string, string>;
   readonly utilization: ReadonlyMap<string, number>;
+  /** Score added by node health (`#health-*` attributes and node-health-strategy); 0 when healthy. */
+  readonly health: number;
   /** Position in the configuration's node list (stable tie-breaks). */
   readonly index: number;
 }

@@ -1,17 +1,18 @@
+import { durationMsOr } from '../cib/duration.ts';
 import type { Cib, Clone, Group, NodeState, NvSet, Primitive, Resource } from '../cib/model.ts';
 import { INFINITY, parseScore } from '../cib/score.ts';
-import { durationMsOr } from '../cib/duration.ts';
 import { invalid, unsupported } from './errors.ts';
+import { applyHistory } from './history.ts';
 import {
   type CloneSettings,
-  type PrimitiveState,
-  type Res,
   emptyState,
+  type PrimitiveState,
   primitivesOf,
+  type Res,
 } from './resource_tree.ts';
-import { flattenNvSets, type RuleContext } from './rules.ts';
+import { flattenNvSets, isTrue, type RuleContext } from './rules.ts';
+import { type TicketEntry, unpackTickets } from './tickets.ts';
 import type { ClusterOptions, NodeInfo, NoQuorumPolicy, Role } from './types.ts';
-import { applyHistory } from './history.ts';
 
 /** Stage 1 output: everything the later stages read, indexed. */
 export interface Unpacked {
@@ -27,6 +28,47 @@ export interface Unpacked {
   /** Nodes to fence, with the reason crm_simulate prints. */
   readonly fence: ReadonlyMap<string, string>;
   readonly cib: Cib;
+  /** Constraint references that name several resources: tags and rsc_templates → resource ids. */
+  readonly refs: ReadonlyMap<string, readonly string[]>;
+  /** Ticket constraints by configured resource id. */
+  readonly tickets: ReadonlyMap<string, readonly TicketEntry[]>;
+}
+
+/** The configured resources a constraint reference names (itself, or a tag's or template's members). */
+export function expandRef(u: Unpacked, id: string): readonly string[] {
+  if (u.byConfiguredId.has(id)) return [id];
+  return u.refs.get(id) ?? [];
+}
+
+function buildRefs(cib: Cib): Map<string, string[]> {
+  const refs = new Map<string, string[]>();
+  const addTemplateUse = (p: Primitive): void => {
+    if (!p.template) return;
+    const l = refs.get(p.template) ?? [];
+    l.push(p.id);
+    refs.set(p.template, l);
+  };
+  for (const r of cib.configuration.resources) {
+    if (r.kind === 'primitive') addTemplateUse(r);
+    else if (r.kind === 'group') r.members.forEach(addTemplateUse);
+    else if (r.kind === 'clone') {
+      if (r.child.kind === 'primitive') addTemplateUse(r.child);
+      else r.child.members.forEach(addTemplateUse);
+    }
+  }
+  for (const tag of cib.configuration.tags?.children ?? []) {
+    if (tag.type !== 'element' || tag.name !== 'tag') continue;
+    const id = tag.attrs.find(([k]) => k === 'id')?.[1];
+    if (!id) continue;
+    const members: string[] = [];
+    for (const ref of tag.children) {
+      if (ref.type !== 'element' || ref.name !== 'obj_ref') continue;
+      const rid = ref.attrs.find(([k]) => k === 'id')?.[1];
+      if (rid) members.push(...(refs.get(rid) ?? [rid]));
+    }
+    refs.set(id, members);
+  }
+  return refs;
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -37,16 +79,15 @@ export type MutableRes = Mutable<Omit<Res, 'children' | 'parent' | 'state'>> & {
   state: Mutable<PrimitiveState>;
 };
 
-const TRUE_WORDS = new Set(['true', 'yes', 'on', '1', 'y']);
-export function isTrue(v: string | undefined, dflt = false): boolean {
-  if (v === undefined) return dflt;
-  return TRUE_WORDS.has(v.trim().toLowerCase());
-}
+export { isTrue };
 
-function intOr(v: string | undefined, dflt: number): number {
+/** Pacemaker's char2score: a score, or the integer part of a decimal (`2.0` is 2). */
+export function intOr(v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;
   const r = parseScore(v);
-  return r.ok ? r.score : dflt;
+  if (r.ok) return r.score;
+  const f = /^\s*([+-]?\d+)(\.\d*)?\s*$/.exec(v);
+  return f ? (parseScore(f[1]!).ok ? (parseScore(f[1]!) as { score: number }).score : dflt) : dflt;
 }
 
 function cibAttr(cib: Cib, name: string): string | undefined {
@@ -85,6 +126,32 @@ export function unpackOptions(
   return { options, props };
 }
 
+/** Node health score from `#health-*` attributes under node-health-strategy (Pacemaker's semantics). */
+function nodeHealth(attrs: ReadonlyMap<string, string>, props: ReadonlyMap<string, string>): number {
+  const strategy = (props.get('node-health-strategy') ?? 'none').toLowerCase();
+  if (strategy === 'none') return 0;
+  const colour = (name: string, dflt: number): number => intOr(props.get(`node-health-${name}`), dflt);
+  const values: Record<string, number> =
+    strategy === 'migrate-on-red'
+      ? { red: MINUS_INFINITY_SCORE, yellow: 0, green: 0 }
+      : strategy === 'only-green'
+        ? { red: MINUS_INFINITY_SCORE, yellow: MINUS_INFINITY_SCORE, green: 0 }
+        : { red: colour('red', 0), yellow: colour('yellow', 0), green: colour('green', 0) };
+  let total = 0;
+  for (const [k, v] of attrs) {
+    if (!k.startsWith('#health')) continue;
+    const lower = v.toLowerCase();
+    const score = lower in values ? values[lower]! : intOr(v, 0);
+    total =
+      total <= MINUS_INFINITY_SCORE || score <= MINUS_INFINITY_SCORE
+        ? MINUS_INFINITY_SCORE
+        : Math.max(MINUS_INFINITY_SCORE, Math.min(INFINITY, total + score));
+  }
+  return total;
+}
+
+const MINUS_INFINITY_SCORE = -INFINITY;
+
 function isTimestampOrTrue(v: string | undefined): boolean {
   if (v === undefined) return false;
   if (/^\d+$/.test(v)) return Number(v) > 0;
@@ -118,6 +185,7 @@ function unpackNodes(cib: Cib, options: ClusterOptions, props: Map<string, strin
     const util = new Map<string, number>();
     for (const [k, v] of flattenNvSets(n.utilization, ctx)) util.set(k, Number.parseInt(v, 10) || 0);
     const info: Mutable<NodeInfo> = {
+      health: nodeHealth(attrs, props),
       id: n.id,
       name: n.uname,
       online: false,
@@ -371,8 +439,6 @@ function buildResource(res: Resource, ctx: Ctx): MutableRes | undefined {
 /** Stage 1: unpack the CIB into indexed, typed values. Throws SchedulerInputError. */
 export function unpack(cib: Cib, nowMs: number): Unpacked {
   const { options, props } = unpackOptions(cib, nowMs);
-  for (const c of cib.configuration.constraints)
-    if (c.kind === 'rsc_ticket') unsupported(`ticket constraint '${c.id}'`);
   const nodeBuilds = unpackNodes(cib, options, props);
   const ctx: Ctx = {
     cib,
@@ -408,7 +474,7 @@ export function unpack(cib: Cib, nowMs: number): Unpacked {
     fence,
     addInstance: (clone, i) => {
       const def = cib.configuration.resources.find((x) => x.id === clone.baseId);
-      if (!def || def.kind !== 'clone') return undefined;
+      if (def?.kind !== 'clone') return undefined;
       const inst = addCloneInstance(clone, def, i, ctx);
       return inst;
     },
@@ -432,6 +498,22 @@ export function unpack(cib: Cib, nowMs: number): Unpacked {
       return r;
     },
   });
+  const refs = buildRefs(cib);
+  const expand = (id: string): readonly string[] => (byConfiguredId.has(id) ? [id] : (refs.get(id) ?? []));
+  const tickets = unpackTickets(cib, expand);
+  for (const [id, entries] of tickets) {
+    // A lost ticket with loss-policy=fence fences every node its resources are active on.
+    if (!entries.some((e) => e.revoked && e.lossPolicy === 'fence' && !e.role)) continue;
+    const top = byConfiguredId.get(id);
+    for (const p of top ? primitivesOf(top) : []) {
+      for (const a of p.state.active) {
+        const n = nodeBuilds.find((b) => b.info.name === a.node);
+        if (!n || !options.stonithEnabled) continue;
+        n.info.unclean = true;
+        if (!fence.has(a.node)) fence.set(a.node, 'deadman ticket was lost');
+      }
+    }
+  }
   for (const b of nodeBuilds) {
     if (b.info.unclean && !fence.has(b.info.name) && options.stonithEnabled) {
       fence.set(b.info.name, b.info.uncleanReason ?? 'node is unclean');
@@ -439,7 +521,18 @@ export function unpack(cib: Cib, nowMs: number): Unpacked {
   }
   // Without quorum a partition may not fence (unless told to ignore quorum).
   if (!options.haveQuorum && options.noQuorumPolicy !== 'ignore') fence.clear();
-  return { options, nodes, nodeByName, resources, byId: ctx.byId, byConfiguredId, fence, cib };
+  return {
+    options,
+    nodes,
+    nodeByName,
+    resources,
+    byId: ctx.byId,
+    byConfiguredId,
+    fence,
+    cib,
+    refs,
+    tickets,
+  };
 }
 
 function indexConfigured(r: MutableRes, top: MutableRes, out: Map<string, MutableRes>): void {

@@ -167,10 +167,15 @@ export class PacketOpener {
   private readonly senders = new Map<number, SenderState>();
   readonly counters: PacketCounters = { accepted: 0, malformed: 0, foreign: 0, forged: 0, replayed: 0 };
 
+  /**
+   * `knownSenders`: when given, packets from any other node id are dropped as foreign before
+   * any crypto (a node not in the config has no business talking to us).
+   */
   constructor(
     clusterKey: Uint8Array,
     readonly clusterId: number,
     readonly self: number,
+    private readonly knownSenders?: ReadonlySet<number>,
   ) {
     this.key = deriveDatagramKey(clusterKey);
   }
@@ -182,6 +187,8 @@ export class PacketOpener {
     if (h.clusterId !== this.clusterId) return this.drop('foreign', `cluster id ${h.clusterId}`);
     if (h.dest !== 0 && h.dest !== this.self) return this.drop('foreign', `addressed to node ${h.dest}`);
     if (h.sender === this.self) return this.drop('foreign', 'sent by this node id (duplicate node id?)');
+    if (this.knownSenders && !this.knownSenders.has(h.sender))
+      return this.drop('foreign', `unknown sender ${h.sender}`);
     const state = this.senders.get(h.sender);
     if (state) {
       if (h.epoch < state.epoch) return this.drop('replayed', `epoch ${h.epoch} < current ${state.epoch}`);

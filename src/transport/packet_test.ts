@@ -84,6 +84,13 @@ test('packets of another cluster or for another node are dropped as foreign', ()
   assert.equal(o.counters.foreign, 3);
 });
 
+test('a packet from a node id that is not configured is dropped as foreign', () => {
+  const o = new PacketOpener(key, CLUSTER, 2, new Set([1, 3]));
+  const r = o.open(new PacketSealer(key, CLUSTER, 9, 1).seal(Channel.heartbeat, 0, Buffer.alloc(1)));
+  assert.equal(!r.ok && r.detail, 'unknown sender 9');
+  assert.ok(o.open(new PacketSealer(key, CLUSTER, 3, 1).seal(Channel.heartbeat, 0, Buffer.alloc(1))).ok);
+});
+
 test('the header parser says why a buffer is not a halo packet', () => {
   assert.match(String(parseHeader(Buffer.alloc(5))), /too short/);
   const b = Buffer.alloc(PACKET_HEADER_BYTES + 16);

@@ -57,7 +57,7 @@ export class UdpTransport {
   constructor(private readonly o: UdpTransportOptions) {
     assert(o.links.length >= 1 && o.links.length <= MAX_LINKS, `UdpTransport: 1..${MAX_LINKS} links`);
     this.sealer = new PacketSealer(o.clusterKey, o.clusterId, o.self, o.epoch);
-    this.opener = new PacketOpener(o.clusterKey, o.clusterId, o.self);
+    this.opener = new PacketOpener(o.clusterKey, o.clusterId, o.self, new Set(o.peers.map((p) => p.id)));
     this.table = new LinkTable(o.linkDownAfterMs);
     this.peers = new Map(o.peers.map((p) => [p.id, p]));
     for (const p of o.peers) this.table.addPeer(p.id, Math.min(p.links.length, o.links.length));

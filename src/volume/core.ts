@@ -63,6 +63,13 @@ export const MAX_VERIFY_INFLIGHT = 16;
 /** Activity-log extent: 4 MiB as in DRBD. */
 export const AL_EXTENT_BYTES = 4 * 1024 * 1024;
 const AL_EXTENT_BLOCKS = AL_EXTENT_BYTES / BLOCK_BYTES;
+/**
+ * An activity-log extent with no write in flight for this long leaves the log (in the next
+ * metadata write, together with the bitmap bits of anything the peer did not confirm). This
+ * keeps the log to the truly hot extents, so a crashed Primary resyncs seconds of writes, not
+ * everything it ever touched; it costs at most one metadata write per interval.
+ */
+export const AL_COOL_MS = 1000;
 /** How often a resync target persists its shrinking bitmap (resume point after a crash). */
 const RESYNC_PERSIST_INTERVAL_MS = 1000;
 
@@ -141,6 +148,11 @@ export class VolumeCore {
   private disk: DiskState;
   private readonly bitmap: Bitmap;
   private al: number[];
+  /** Per AL extent: writes not yet settled (local write done and peer confirmed or marked). */
+  private readonly extBusy = new Map<number, number>();
+  private readonly extLastUseMs = new Map<number, number>();
+  /** Per write id: what must still happen before its extents may cool. */
+  private readonly settling = new Map<number, { exts: number[]; left: number }>();
   private syncSourceUuid: bigint;
   private crashedPrimary: boolean;
   private peerOutdated: boolean;
@@ -358,18 +370,20 @@ export class VolumeCore {
   private evictExtent(): void {
     // Evict the least recently used extent with no write still in flight; the bitmap in the
     // same persisted slot keeps any block of it that the peer has not confirmed.
-    const busy = new Set<number>();
-    for (const w of this.writes.values()) {
-      for (let b = w.first; b < w.first + w.count; b += AL_EXTENT_BLOCKS) busy.add(Math.floor(b / AL_EXTENT_BLOCKS));
-      busy.add(Math.floor((w.first + w.count - 1) / AL_EXTENT_BLOCKS));
-    }
-    const i = this.al.findIndex((ext) => !busy.has(ext));
+    const i = this.al.findIndex((ext) => (this.extBusy.get(ext) ?? 0) === 0);
     if (i >= 0) this.al.splice(i, 1);
   }
 
   private releaseWrite(w: AppWrite): void {
     w.released = true;
+    const exts = extentsOf(w.first, w.count);
+    for (const e of exts) {
+      this.extBusy.set(e, (this.extBusy.get(e) ?? 0) + 1);
+      this.extLastUseMs.set(e, this.nowMs);
+    }
+    this.settling.set(w.id, { exts, left: 1 });
     if (this.handshakeDone && this.peerDisk !== 'DUnknown') {
+      this.settling.get(w.id)!.left++;
       w.seq = ++this.sendSeq;
       w.awaitPeer = true;
       this.peerPending.set(w.seq, { first: w.first, count: w.count, sentMs: this.nowMs, writeId: w.id });
@@ -389,10 +403,37 @@ export class VolumeCore {
       done: (ok) => {
         w.localDone = true;
         w.localOk = ok;
+        this.settle(w.id);
         this.counters.dw += w.data.length;
         this.maybeAck(w);
       },
     });
+  }
+
+  /** One of a write's settle conditions happened; at zero its extents may cool. */
+  private settle(writeId: number): void {
+    const st = this.settling.get(writeId);
+    if (!st) return;
+    st.left--;
+    if (st.left > 0) return;
+    this.settling.delete(writeId);
+    for (const e of st.exts) {
+      this.extBusy.set(e, (this.extBusy.get(e) ?? 1) - 1);
+      this.extLastUseMs.set(e, this.nowMs);
+    }
+  }
+
+  private coolActivityLog(): void {
+    const cold = this.al.filter(
+      (e) => (this.extBusy.get(e) ?? 0) === 0 && this.nowMs - (this.extLastUseMs.get(e) ?? 0) >= AL_COOL_MS,
+    );
+    if (cold.length === 0) return;
+    this.al = this.al.filter((e) => !cold.includes(e));
+    for (const e of cold) {
+      this.extBusy.delete(e);
+      this.extLastUseMs.delete(e);
+    }
+    this.requestPersist();
   }
 
   private peerSatisfied(w: AppWrite): boolean {
@@ -573,7 +614,10 @@ export class VolumeCore {
     this.peerDisk = 'DUnknown';
     if (wasUp) this.log('warn', `connection to ${this.cfg.peer.name} lost: ${reason}`);
     // Whatever the peer has not confirmed is out of sync.
-    for (const p of this.peerPending.values()) this.markBlocks(p.first, p.count);
+    for (const p of this.peerPending.values()) {
+      this.markBlocks(p.first, p.count);
+      this.settle(p.writeId);
+    }
     this.peerPending.clear();
     let seq = this.persistedSeq;
     if (wasUp && this.role === 'Primary' && this.gen.bitmap === 0n) {
@@ -773,6 +817,7 @@ export class VolumeCore {
       this.peerPending.delete(seq);
       this.counters.pe--;
       if (kind === 'NegAck') this.markBlocks(p.first, p.count);
+      this.settle(p.writeId);
       if (w?.seq === seq) w.writeAcked = true;
     }
     if (w) this.maybeAck(w);
@@ -1103,6 +1148,7 @@ export class VolumeCore {
         }
       }
     }
+    this.coolActivityLog();
     if (this.resyncDirty && nowMs - this.lastResyncPersistMs >= RESYNC_PERSIST_INTERVAL_MS) {
       this.resyncDirty = false;
       this.lastResyncPersistMs = nowMs;
@@ -1140,6 +1186,13 @@ export class VolumeCore {
   isMarked(b: number): boolean {
     return this.bitmap.get(b);
   }
+}
+
+function extentsOf(first: number, count: number): number[] {
+  const out: number[] = [];
+  const last = Math.floor((first + count - 1) / AL_EXTENT_BLOCKS);
+  for (let e = Math.floor(first / AL_EXTENT_BLOCKS); e <= last; e++) out.push(e);
+  return out;
 }
 
 function fail(code: string, message: string): AdminResult {

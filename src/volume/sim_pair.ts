@@ -107,6 +107,8 @@ export class SimPair {
   private nextId = 1;
   readonly writesAcked: Array<{ node: SimNode; id: number; offset: number; data: Uint8Array }> = [];
   private inflightWrites = new Map<number, { node: SimNode; offset: number; data: Uint8Array }>();
+  /** Every write ever submitted, in submission order. */
+  readonly issued: Array<{ id: number; offset: number; data: Uint8Array }> = [];
 
   constructor(
     readonly rng: Rng,
@@ -127,6 +129,7 @@ export class SimPair {
   write(node: SimNode, offset: number, data: Uint8Array, fua = false): number {
     const id = this.nextId++;
     this.inflightWrites.set(id, { node, offset, data });
+    this.issued.push({ id, offset, data });
     node.core.step({ e: 'write', id, offset, data, fua });
     return id;
   }
@@ -173,10 +176,17 @@ export class SimPair {
       case 'openTransport':
         n.wantsTransport = true;
         return;
-      case 'closeTransport':
+      case 'closeTransport': {
         n.wantsTransport = false;
+        // Like a TCP close: what was already sent still reaches the peer before the end.
+        const peer = this.peerOf(n);
+        const q = this.wire.get(peer)!;
+        if (this.connected && this.linkUp && peer.up) {
+          while (q.length > 0 && this.connected) peer.core.step({ e: 'peer', msg: q.shift()! });
+        }
         this.cut();
         return;
+      }
       case 'handler':
         n.handlers.push(act.name);
         return;

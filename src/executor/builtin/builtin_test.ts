@@ -153,6 +153,39 @@ test('halo:process runs a command with a pidfile and working dir, supervises it 
   }
 });
 
+test('halo:process runs the command as the configured user', {
+  skip: process.getuid?.() !== 0 && 'needs root',
+}, async () => {
+  const dir = tempDir();
+  const params = {
+    binfile: '/bin/sleep',
+    cmdline_options: '600',
+    user: 'nobody',
+    workdir: '/tmp',
+    pidfile: join(dir, 'p.pid'),
+  };
+  try {
+    const r = runner(dir);
+    const [start] = await actions(r, 'halo:process', ['start'], params);
+    assert.equal(start!.rc, 0, start!.exitReason);
+    const pid = Number(readFileSync(join(dir, 'p.pid'), 'utf8'));
+    const uid = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    const nobody = readFileSync('/etc/passwd', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('nobody:'))
+      ?.split(':')[2];
+    assert.equal(uid, nobody);
+    assert.deepEqual(
+      (await actions(r, 'halo:process', ['stop', 'monitor'], params)).map((x) => x.rc),
+      [0, 7],
+    );
+  } finally {
+    const pidText = existsSync(join(dir, 'p.pid')) ? readFileSync(join(dir, 'p.pid'), 'utf8').trim() : '';
+    if (pidText && pidAlive(Number(pidText))) process.kill(-Number(pidText), 'SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('halo:ping reports pingd = multiplier × reachable hosts as a node attribute', {
   skip: noNetns,
   timeout: 60_000,

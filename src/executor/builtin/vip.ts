@@ -166,7 +166,7 @@ export function vipAgent(): BuiltinAgent {
       version: '1.0',
       shortdesc: 'Floating IP address (built-in, like IPaddr2)',
       longdesc:
-        'Adds an IP address to a network device on start and announces it with gratuitous ARP; removes it on stop; monitor checks that the address is configured.',
+        'Adds an IP address to a network device on start and announces it with gratuitous ARP; removes it on stop; monitor checks that the address is configured. For IPv4 the device and prefix default to the connected route containing ip; for IPv6 give nic and cidr_netmask.',
       parameters: [
         {
           name: 'ip',

@@ -1,0 +1,287 @@
+import type { Cib } from '../cib/model.ts';
+import { allPrimitives, evaluateNvSets } from '../cib/resources.ts';
+import type { Executor, ExecutorRequest } from '../executor/executor.ts';
+import type { FenceDevice } from '../executor/fence.ts';
+import type { OpResult } from '../executor/ops.ts';
+import type { Logger } from '../lib/ports.ts';
+import { Controller } from './controller.ts';
+import { agentOf } from './resource_ops.ts';
+import type {
+  ControllerConfig,
+  ControllerEffect,
+  ControllerEvent,
+  ExecOp,
+  OpOutcome,
+  ScheduleFn,
+  StatusChange,
+} from './types.ts';
+
+/**
+ * The controller's shell inside a daemon: owns the tick timer, turns `exec` effects into
+ * executor submissions (here, or on another node through `sendToNode`), runs fencing, forwards
+ * this node's results (including later runs of recurring monitors) to the DC, and hands status
+ * updates to the replicated CIB. The daemon feeds it membership, quorum, the DC and committed
+ * CIBs; everything it does goes through the ports below, so tests wire hosts together in memory.
+ */
+
+/** Messages between hosts (carried reliably by the daemon, e.g. on a `controller` stream). */
+export type ControllerWire =
+  | { readonly kind: 'exec'; readonly token: string; readonly op: ExecOp }
+  | {
+      readonly kind: 'result';
+      readonly node: string;
+      readonly token?: string;
+      readonly rsc: string;
+      readonly action: string;
+      readonly intervalMs: number;
+      readonly outcome: OpOutcome;
+    };
+
+export interface FenceOutcome {
+  readonly ok: boolean;
+  readonly reason: string;
+}
+
+export interface ControllerHostPorts {
+  readonly config: ControllerConfig;
+  readonly schedule: ScheduleFn;
+  /** This node's executor (its `onResult` must call `host.localResult`). */
+  readonly executor: Pick<Executor, 'submit'>;
+  /** Fences `target` with the CIB's devices (e.g. the executor's `Fencer`). */
+  readonly fence: (
+    target: string,
+    action: 'reboot' | 'off',
+    devices: readonly FenceDevice[],
+    cib: Cib,
+  ) => Promise<FenceOutcome>;
+  /** Delivers a message to another node's host, in order; dropping it on a dead peer is fine. */
+  readonly sendToNode: (node: string, msg: ControllerWire) => void;
+  /** Proposes the DC's status changes to the replicated CIB, in order (see `applyStatusChanges`). */
+  readonly publishStatus: (changes: readonly StatusChange[]) => void;
+  readonly nodeFenced: (node: string, how: string) => void;
+  /** This node could not stop its resources in time after losing quorum. */
+  readonly selfFence: (reason: string) => void;
+  readonly logger: Logger;
+  /** Wall clock (ms since the epoch): rules, failure-timeout and `last-rc-change` are wall times. */
+  readonly wallMs: () => number;
+  /** Run operations inside this network namespace (lab nodes). */
+  readonly netns?: string;
+}
+
+/** The tick period: leases and timeouts are checked this often. */
+export const CONTROLLER_TICK_MS = 100;
+
+/** Fence devices configured in the CIB: every `stonith:` or `halo:lab-fence` primitive. */
+export function fenceDevicesFromCib(cib: Cib): FenceDevice[] {
+  const out: FenceDevice[] = [];
+  for (const { resource: p } of allPrimitives(cib)) {
+    const agent = agentOf(cib, p);
+    if (!agent.startsWith('stonith:') && agent !== 'halo:lab-fence') continue;
+    out.push({ id: p.id, agent, params: Object.fromEntries(evaluateNvSets(p.instanceAttributes, { cib })) });
+  }
+  return out;
+}
+
+export class ControllerHost {
+  private readonly core: Controller;
+  private readonly log: Logger;
+  private cib: Cib;
+  private dcName: string | null = null;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly ports: ControllerHostPorts,
+    cib: Cib,
+  ) {
+    this.cib = cib;
+    this.core = new Controller(ports.config, ports.schedule, cib);
+    this.log = ports.logger.child({ component: 'controller' });
+  }
+
+  start(): void {
+    this.timer = setInterval(() => this.feed({ type: 'tick' }), CONTROLLER_TICK_MS);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  get controller(): Controller {
+    return this.core;
+  }
+
+  // The daemon's inputs -------------------------------------------------------------------------
+
+  membership(members: readonly string[], why?: string): void {
+    this.feed({ type: 'membership', members, ...(why !== undefined ? { why } : {}) });
+  }
+
+  quorum(quorate: boolean, fenceNeeded: readonly string[], reason?: string): void {
+    this.feed({ type: 'quorum', quorate, fenceNeeded, ...(reason !== undefined ? { reason } : {}) });
+  }
+
+  /** The DC's name (the Raft leader), or null while there is none. */
+  dc(name: string | null): void {
+    this.dcName = name;
+    this.feed({ type: 'dc', isDc: name === this.ports.config.self });
+  }
+
+  committedCib(cib: Cib): void {
+    this.cib = cib;
+    this.feed({ type: 'cib', cib });
+  }
+
+  nodeAttribute(node: string, name: string, value: string | undefined): void {
+    this.feed({ type: 'node-attribute', node, name, value });
+  }
+
+  cleanup(rsc: string, node?: string): void {
+    this.feed({ type: 'cleanup', rsc, ...(node !== undefined ? { node } : {}) });
+  }
+
+  /** A message from another node's host. */
+  receive(from: string, msg: ControllerWire): void {
+    if (msg.kind === 'exec') {
+      this.runLocal(msg.token, msg.op);
+      return;
+    }
+    if (msg.node !== from) {
+      this.log.log('warn', `dropping a result for ${msg.node} sent by ${from}`);
+      return;
+    }
+    this.feed({
+      type: 'op-result',
+      node: msg.node,
+      ...(msg.token ? { token: msg.token } : {}),
+      rsc: msg.rsc,
+      action: msg.action,
+      intervalMs: msg.intervalMs,
+      outcome: msg.outcome,
+    });
+  }
+
+  /** Every result of this node's executor (wire `Executor`'s `onResult` here): recurring runs go to the DC. */
+  localResult(r: OpResult): void {
+    if (r.intervalMs > 0) this.report(undefined, r);
+  }
+
+  // Effects ---------------------------------------------------------------------------------------
+
+  private feed(ev: ControllerEvent): void {
+    if (this.stopped) return;
+    let fx: ControllerEffect[];
+    try {
+      fx = this.core.handle(ev, this.ports.wallMs());
+    } catch (err) {
+      this.log.log('error', `controller failed on ${ev.type}: ${(err as Error).message}`);
+      throw err;
+    }
+    for (const e of fx) this.apply(e);
+  }
+
+  private apply(e: ControllerEffect): void {
+    switch (e.type) {
+      case 'exec':
+        if (e.node === this.ports.config.self) this.runLocal(e.token, e.op);
+        else this.ports.sendToNode(e.node, { kind: 'exec', token: e.token, op: e.op });
+        return;
+      case 'fence': {
+        const cib = this.cib;
+        void this.ports
+          .fence(e.target, e.action, fenceDevicesFromCib(cib), cib)
+          .catch((err: Error): FenceOutcome => ({ ok: false, reason: err.message }))
+          .then((r) =>
+            this.feed({ type: 'fence-result', token: e.token, target: e.target, ok: r.ok, reason: r.reason }),
+          );
+        return;
+      }
+      case 'node-fenced':
+        this.ports.nodeFenced(e.node, e.how);
+        return;
+      case 'status-changes':
+        this.ports.publishStatus(e.changes);
+        return;
+      case 'self-fence':
+        this.ports.selfFence(e.reason);
+        return;
+      case 'log':
+        this.log.log(e.level, e.msg, e.fields);
+        return;
+    }
+  }
+
+  private runLocal(token: string, op: ExecOp): void {
+    const req: ExecutorRequest = {
+      resource: op.rsc,
+      agent: op.agent,
+      action: op.action,
+      intervalMs: op.intervalMs,
+      timeoutMs: op.timeoutMs,
+      startDelayMs: op.startDelayMs,
+      params: op.params,
+      meta: op.meta,
+      ...(this.ports.netns !== undefined ? { netns: this.ports.netns } : {}),
+    };
+    this.ports.executor.submit(req).then(
+      (r) => this.report(token, r),
+      (err: Error) =>
+        this.report(token, {
+          resource: op.rsc,
+          action: op.action,
+          intervalMs: op.intervalMs,
+          rc: 1,
+          opStatus: 4,
+          execTimeMs: 0,
+          queueTimeMs: 0,
+          exitReason: `executor refused: ${err.message}`,
+        }),
+    );
+  }
+
+  private report(
+    token: string | undefined,
+    r: Pick<
+      OpResult,
+      'resource' | 'action' | 'intervalMs' | 'rc' | 'opStatus' | 'execTimeMs' | 'queueTimeMs'
+    > &
+      Partial<Pick<OpResult, 'exitReason' | 'opDigest' | 'attributes'>>,
+  ): void {
+    const outcome: OpOutcome = {
+      rc: r.rc,
+      opStatus: r.opStatus,
+      execTimeMs: r.execTimeMs,
+      queueTimeMs: r.queueTimeMs,
+      ...(r.exitReason !== undefined ? { exitReason: r.exitReason } : {}),
+      ...(r.opDigest !== undefined ? { opDigest: r.opDigest } : {}),
+      ...(r.attributes !== undefined ? { attributes: r.attributes } : {}),
+    };
+    const self = this.ports.config.self;
+    const msg: ControllerWire = {
+      kind: 'result',
+      node: self,
+      ...(token !== undefined ? { token } : {}),
+      rsc: r.resource,
+      action: r.action,
+      intervalMs: r.intervalMs,
+      outcome,
+    };
+    // The local core always hears its own results (local safety); the DC hears everyone's.
+    if (this.dcName === self || this.dcName === null) {
+      this.receive(self, msg);
+    } else {
+      this.feed({
+        type: 'op-result',
+        node: self,
+        rsc: r.resource,
+        action: r.action,
+        intervalMs: r.intervalMs,
+        outcome,
+        ...(token !== undefined ? { token } : {}),
+      });
+      this.ports.sendToNode(this.dcName, msg);
+    }
+  }
+}

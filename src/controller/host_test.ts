@@ -1,0 +1,144 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { Cib } from '../cib/model.ts';
+import { Executor } from '../executor/executor.ts';
+import { ShellAgentRunner } from '../executor/runner.ts';
+import { nullLogger } from '../lib/ports.ts';
+import { schedule } from '../scheduler/schedule.ts';
+import { ControllerHost, type ControllerWire } from './host.ts';
+import { applyStatusChanges } from './status.ts';
+import type { StatusChange } from './types.ts';
+import { crmCib } from './sim_harness_test_util.ts';
+
+const DUMMY = '/usr/lib/ocf/resource.d/heartbeat/Dummy';
+
+const CONFIG = `node 1: n1
+node 2: n2
+node 3: n3
+primitive ip ocf:heartbeat:Dummy op monitor interval=1s timeout=10s
+primitive web ocf:heartbeat:Dummy op monitor interval=1s timeout=10s
+group g ip web
+location l-prefer g 50: n1
+property stonith-enabled=true
+`;
+
+async function eventually(what: string, ms: number, check: () => boolean): Promise<void> {
+  const until = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > until) throw new Error(`gave up waiting for ${what} after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * Three controller hosts wired in memory (a bus instead of the daemon's streams), each with a
+ * REAL executor running the unmodified ocf:heartbeat:Dummy agent with its own state directory,
+ * and the REAL scheduler. Fencing is a test double that "powers off" a node: its host and
+ * executor stop and its agents' state files vanish, as with a real power cut.
+ */
+test('three hosts with real agents start the group, and after the DC node dies and is fenced the group runs on a survivor', {
+  skip: !existsSync(DUMMY) && 'needs resource-agents (ocf:heartbeat:Dummy)',
+  timeout: 60_000,
+}, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'halo-ctlhost-'));
+  const names = ['n1', 'n2', 'n3'];
+  const hosts = new Map<string, ControllerHost>();
+  const executors = new Map<string, Executor>();
+  const dead = new Set<string>();
+  const fenced: string[] = [];
+  let replicated: Cib = crmCib(CONFIG);
+  const stateFile = (node: string, rsc: string): string => join(dir, node, `Dummy-${rsc}.state`);
+  try {
+    for (const name of names) {
+      mkdirSync(join(dir, name));
+      const exec: Executor = new Executor({
+        runner: new ShellAgentRunner({ stateDir: join(dir, name) }),
+        onResult: (r) => hosts.get(name)?.localResult(r),
+      });
+      executors.set(name, exec);
+      const host = new ControllerHost(
+        {
+          config: {
+            self: name,
+            fencing: 'stonith',
+            leaseMs: 2_000,
+            detectionSlackMs: 500,
+            recheckIntervalMs: 60_000,
+          },
+          schedule: (c, now) => schedule(c, now, { textOutput: false }),
+          executor: exec,
+          fence: async (target) => {
+            fenced.push(target);
+            powerOff(target);
+            return { ok: true, reason: `test power switch: ${target} off` };
+          },
+          sendToNode: (node: string, msg: ControllerWire) => {
+            if (dead.has(node) || dead.has(name)) return;
+            setImmediate(() => hosts.get(node)?.receive(name, msg));
+          },
+          publishStatus: (changes: readonly StatusChange[]) => {
+            if (dead.has(name)) return;
+            replicated = { ...replicated, status: applyStatusChanges(replicated.status, changes) };
+            for (const [n, h] of hosts) if (!dead.has(n)) setImmediate(() => h.committedCib(replicated));
+          },
+          nodeFenced: () => {},
+          selfFence: () => {},
+          logger: nullLogger,
+          wallMs: Date.now,
+        },
+        replicated,
+      );
+      hosts.set(name, host);
+    }
+    const powerOff = (node: string): void => {
+      dead.add(node);
+      hosts.get(node)?.stop();
+      executors.get(node)?.close();
+      rmSync(join(dir, node), { recursive: true, force: true });
+      mkdirSync(join(dir, node));
+    };
+    for (const h of hosts.values()) h.start();
+    for (const h of hosts.values()) {
+      h.membership(names);
+      h.quorum(true, []);
+      h.dc('n1');
+    }
+    await eventually(
+      'ip and web running on n1',
+      20_000,
+      () => existsSync(stateFile('n1', 'ip')) && existsSync(stateFile('n1', 'web')),
+    );
+    assert.ok(!existsSync(stateFile('n2', 'ip')) && !existsSync(stateFile('n3', 'ip')), 'ip runs once');
+
+    // n1 (the DC, running the group) loses power; n2 becomes DC.
+    dead.add('n1');
+    hosts.get('n1')!.stop();
+    executors.get('n1')!.close();
+    for (const n of ['n2', 'n3']) {
+      const h = hosts.get(n)!;
+      h.membership(['n2', 'n3'], 'no heartbeat on 2 links');
+      h.quorum(true, []);
+      h.dc('n2');
+    }
+    await eventually('the group to run on a survivor', 20_000, () =>
+      ['n2', 'n3'].some((n) => existsSync(stateFile(n, 'ip')) && existsSync(stateFile(n, 'web'))),
+    );
+    assert.deepEqual(fenced, ['n1'], 'n1 was fenced exactly once before recovery');
+    const node = ['n2', 'n3'].find((n) => existsSync(stateFile(n, 'ip')))!;
+    assert.ok(existsSync(stateFile(node, 'web')), 'web is with ip');
+    const st = replicated.status.find((s) => s.uname === node)!;
+    assert.ok(
+      st.resources.some(
+        (r) => r.id === 'web' && r.ops.some((o) => o.operation === 'start' && o.rcCode === '0'),
+      ),
+      'the start is recorded in the CIB status',
+    );
+  } finally {
+    for (const h of hosts.values()) h.stop();
+    for (const e of executors.values()) e.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

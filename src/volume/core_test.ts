@@ -1,0 +1,353 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { SeededRng } from '../lib/prng.ts';
+import { BLOCK_BYTES } from './bitmap.ts';
+import { type SimNode, SimPair, testConfig } from './sim_pair.ts';
+
+const SIZE = 64 * BLOCK_BYTES * 4; // 1 MiB: 256 blocks
+
+function block(fill: number, n = 1): Uint8Array {
+  return new Uint8Array(BLOCK_BYTES * n).fill(fill);
+}
+
+/** Brings up a pair: both connect, alpha is forced Primary, the initial full sync completes. */
+function syncedPair(seed: number, protocol: 'A' | 'B' | 'C' = 'C', net = {}): SimPair {
+  const p = new SimPair(
+    new SeededRng(seed),
+    SIZE,
+    testConfig('alpha', 'bravo', { protocol, ...net }),
+    testConfig('bravo', 'alpha', { protocol, ...net }),
+  );
+  p.a.core.connect(false);
+  p.b.core.connect(false);
+  p.settle();
+  assert.equal(p.a.core.status().conn, 'Connected');
+  assert.equal(p.a.core.status().disk, 'Inconsistent');
+  assert.deepEqual(p.a.core.promote(false).ok, false, 'an Inconsistent disk needs --force');
+  assert.ok(p.a.core.promote(true).ok);
+  p.settle();
+  return p;
+}
+
+function sameDisks(p: SimPair): boolean {
+  return Buffer.compare(Buffer.from(p.a.disk), Buffer.from(p.b.disk)) === 0;
+}
+
+test('primary --force on a new pair runs a full initial sync and both disks end UpToDate', () => {
+  const p = new SimPair(new SeededRng(1), SIZE);
+  p.a.disk.fill(7); // whatever the backing file held before
+  p.a.core.connect(false);
+  p.b.core.connect(false);
+  p.settle();
+  p.a.core.promote(true);
+  p.settle();
+  const sa = p.a.core.status();
+  const sb = p.b.core.status();
+  assert.equal(sa.role, 'Primary');
+  assert.equal(sa.disk, 'UpToDate');
+  assert.equal(sb.disk, 'UpToDate');
+  assert.equal(sa.conn, 'Connected');
+  assert.equal(sb.conn, 'Connected');
+  assert.ok(sameDisks(p));
+  assert.equal(sa.gen.current & ~1n, sb.gen.current & ~1n);
+  assert.ok(p.b.handlers.includes('after-resync-target'));
+});
+
+for (const protocol of ['A', 'B', 'C'] as const) {
+  test(`protocol ${protocol}: writes replicate and are acknowledged to the client`, () => {
+    const p = syncedPair(2, protocol);
+    const ids = [p.write(p.a, 0, block(1)), p.write(p.a, 8192, block(2, 3))];
+    p.settle();
+    for (const id of ids) assert.ok(p.a.acked.has(id));
+    assert.ok(sameDisks(p));
+  });
+}
+
+test('with protocol C an acknowledged write is already on both disks at the moment of the ack', () => {
+  const p = syncedPair(3, 'C');
+  const rng = new SeededRng(33);
+  for (let i = 0; i < 40; i++) {
+    const blk = i; // distinct blocks, so later writes never overwrite earlier ones
+    p.write(p.a, blk * BLOCK_BYTES, block(100 + (i % 100)), rng.int(2) === 0);
+    for (let s = 0; s < 5; s++) p.stepOnce();
+    for (const w of p.writesAcked) {
+      const onA = Buffer.from(p.a.disk.subarray(w.offset, w.offset + w.data.length));
+      const onB = Buffer.from(p.b.disk.subarray(w.offset, w.offset + w.data.length));
+      assert.deepEqual(onA, Buffer.from(w.data));
+      assert.deepEqual(onB, Buffer.from(w.data), `write ${w.id} acked but missing on the peer`);
+    }
+  }
+  p.settle();
+});
+
+test('a primary that loses its peer keeps writing, marks the blocks, and resyncs exactly them later', () => {
+  const p = syncedPair(4, 'C');
+  p.setLink(false);
+  p.settle();
+  assert.equal(p.a.core.status().conn, 'Connecting');
+  for (let i = 0; i < 10; i++) p.write(p.a, (50 + i) * BLOCK_BYTES, block(9));
+  p.settle();
+  assert.equal(p.a.acked.size, 10);
+  assert.equal(p.a.core.status().outOfSyncBlocks, 10);
+  const before = p.a.core.status().counters.resyncBytesSent;
+  p.setLink(true);
+  p.settle();
+  const s = p.a.core.status();
+  assert.equal(s.conn, 'Connected');
+  assert.equal(s.counters.resyncBytesSent - before, 10 * BLOCK_BYTES, 'resync sends exactly the dirty blocks');
+  assert.ok(sameDisks(p));
+});
+
+test('an interrupted resync resumes where it stopped instead of starting over', () => {
+  const p = syncedPair(5, 'C');
+  p.setLink(false);
+  p.settle();
+  for (let i = 0; i < 200; i++) p.write(p.a, i * BLOCK_BYTES, block(3));
+  p.settle();
+  const before = p.a.core.status().counters.resyncBytesSent;
+  p.setLink(true);
+  // Run part of the resync, then cut the link.
+  for (let i = 0; i < 25; i++) p.stepOnce();
+  const partial = p.a.core.status().counters.resyncBytesSent;
+  p.setLink(false);
+  p.settle();
+  const left = p.a.core.status().outOfSyncBlocks;
+  assert.ok(left < 200 && left > 0, `some but not all blocks synced (left ${left})`);
+  p.setLink(true);
+  p.settle();
+  const total = p.a.core.status().counters.resyncBytesSent;
+  assert.ok(partial > before, 'the first pass sent something');
+  // Blocks in flight when the link dropped are sent again; everything else only once.
+  assert.ok(total - partial <= (left + 32 * 32) * BLOCK_BYTES, 'second pass sends about what was left');
+  assert.ok(total - before < 200 * BLOCK_BYTES + 32 * 32 * BLOCK_BYTES);
+  assert.ok(sameDisks(p));
+  assert.equal(p.b.core.status().disk, 'UpToDate');
+});
+
+function splitBrain(net: object, writeA: number, writeB: number, demote: 'none' | 'both' | 'a' | 'b' = 'both'): SimPair {
+  const p = syncedPair(6, 'C', net);
+  p.setLink(false);
+  p.settle();
+  assert.ok(p.b.core.promote(false).ok);
+  for (let i = 0; i < writeA; i++) p.write(p.a, i * BLOCK_BYTES, block(0xa));
+  for (let i = 0; i < writeB; i++) p.write(p.b, (100 + i) * BLOCK_BYTES, block(0xb));
+  p.settle();
+  if (demote === 'both' || demote === 'a') p.a.core.demote();
+  if (demote === 'both' || demote === 'b') p.b.core.demote();
+  p.settle();
+  p.setLink(true);
+  p.settle();
+  return p;
+}
+
+test('split brain with after-sb-0pri disconnect is detected and both sides go StandAlone', () => {
+  const p = splitBrain({}, 3, 4);
+  assert.equal(p.a.core.status().conn, 'StandAlone');
+  assert.equal(p.b.core.status().conn, 'StandAlone');
+  assert.ok(p.a.handlers.includes('split-brain'));
+  assert.ok(p.b.handlers.includes('split-brain'));
+  assert.ok(!sameDisks(p));
+});
+
+test('connect --discard-my-data on one side resolves a split brain in favour of the other', () => {
+  const p = splitBrain({}, 3, 4);
+  p.b.core.connect(true);
+  p.a.core.connect(false);
+  p.settle();
+  assert.equal(p.a.core.status().conn, 'Connected');
+  assert.ok(sameDisks(p));
+  assert.equal(p.b.disk[100 * BLOCK_BYTES], 0, "bravo's split-brain writes are gone");
+  assert.equal(p.b.disk[0], 0xa);
+});
+
+test('after-sb-0pri discard-zero-changes keeps the side that wrote when the other did not', () => {
+  const p = splitBrain({ afterSb0: 'discard-zero-changes' }, 0, 5);
+  assert.equal(p.a.core.status().conn, 'Connected');
+  assert.ok(sameDisks(p));
+  assert.equal(p.a.disk[100 * BLOCK_BYTES], 0xb);
+});
+
+test('after-sb-0pri discard-zero-changes disconnects when both sides wrote', () => {
+  const p = splitBrain({ afterSb0: 'discard-zero-changes' }, 2, 5);
+  assert.equal(p.a.core.status().conn, 'StandAlone');
+});
+
+test('after-sb-0pri discard-least-changes keeps the side with more changed blocks', () => {
+  const p = splitBrain({ afterSb0: 'discard-least-changes' }, 2, 5);
+  assert.ok(sameDisks(p));
+  assert.equal(p.a.disk[100 * BLOCK_BYTES], 0xb);
+  assert.equal(p.a.disk[0], 0);
+});
+
+test('after-sb-0pri discard-younger-primary keeps the data of the node that was Primary before the split', () => {
+  const p = splitBrain({ afterSb0: 'discard-younger-primary' }, 2, 5);
+  assert.ok(sameDisks(p));
+  assert.equal(p.b.disk[0], 0xa, "alpha's writes survive");
+  assert.equal(p.b.disk[100 * BLOCK_BYTES], 0);
+});
+
+test('after-sb-0pri discard-older-primary keeps the data of the node promoted during the split', () => {
+  const p = splitBrain({ afterSb0: 'discard-older-primary' }, 5, 2);
+  assert.ok(sameDisks(p));
+  assert.equal(p.a.disk[100 * BLOCK_BYTES], 0xb);
+  assert.equal(p.a.disk[0], 0);
+});
+
+test('after-sb-1pri discard-secondary keeps the Primary and resyncs the Secondary', () => {
+  const p = splitBrain({ afterSb1: 'discard-secondary' }, 5, 2, 'b');
+  assert.equal(p.a.core.status().role, 'Primary');
+  assert.ok(sameDisks(p));
+  assert.equal(p.b.disk[0], 0xa);
+});
+
+test('after-sb-1pri consensus only resolves when the 0pri policy discards the Secondary', () => {
+  const ok = splitBrain({ afterSb0: 'discard-least-changes', afterSb1: 'consensus' }, 5, 2, 'b');
+  assert.ok(sameDisks(ok));
+  const refused = splitBrain({ afterSb0: 'discard-least-changes', afterSb1: 'consensus' }, 2, 5, 'b');
+  assert.equal(refused.a.core.status().conn, 'StandAlone');
+});
+
+test('after-sb-1pri call-pri-lost-after-sb runs the handler on a Primary that would lose', () => {
+  const p = splitBrain({ afterSb0: 'discard-least-changes', afterSb1: 'call-pri-lost-after-sb' }, 2, 5, 'b');
+  assert.ok(p.a.handlers.includes('pri-lost-after-sb'));
+  assert.equal(p.a.core.status().conn, 'StandAlone');
+});
+
+test('after-sb-2pri disconnect: two Primaries after a split never connect', () => {
+  const p = splitBrain({ afterSb2: 'disconnect' }, 2, 2, 'none');
+  assert.equal(p.a.core.status().conn, 'StandAlone');
+  assert.equal(p.b.core.status().conn, 'StandAlone');
+});
+
+test('only one Primary unless allow-two-primaries', () => {
+  const p = syncedPair(7);
+  const r = p.b.core.promote(false);
+  assert.equal(r.ok, false);
+  const q = syncedPair(7, 'C', { allowTwoPrimaries: true });
+  assert.ok(q.b.core.promote(false).ok);
+});
+
+test('online verify finds a block changed behind the volume’s back', () => {
+  const p = syncedPair(8);
+  p.b.disk[77 * BLOCK_BYTES + 5] = 0xff - (p.b.disk[77 * BLOCK_BYTES + 5] ?? 0);
+  assert.ok(p.a.core.startVerify().ok);
+  p.settle();
+  const v = p.a.core.status().verify!;
+  assert.equal(v.running, false);
+  assert.equal(v.outOfSync, 1);
+  assert.ok(p.a.core.isMarked(77));
+  // disconnect + connect resyncs the marked block from the Primary.
+  p.a.core.disconnect();
+  p.settle();
+  p.a.core.connect(false);
+  p.settle();
+  assert.ok(sameDisks(p));
+});
+
+test('checksum-based resync sends only blocks whose digest differs', () => {
+  const p = syncedPair(9, 'C', { csumsAlg: 'fnv' });
+  p.setLink(false);
+  p.settle();
+  // Rewrite 20 blocks with the bytes they already hold, and change 3.
+  for (let i = 0; i < 20; i++) p.write(p.a, i * BLOCK_BYTES, p.a.disk.slice(i * BLOCK_BYTES, (i + 1) * BLOCK_BYTES));
+  for (let i = 0; i < 3; i++) p.write(p.a, (30 + i) * BLOCK_BYTES, block(0x42));
+  p.settle();
+  p.setLink(true);
+  p.settle();
+  assert.equal(p.a.core.status().counters.resyncBytesSent, 3 * BLOCK_BYTES);
+  assert.ok(sameDisks(p));
+});
+
+/** The randomized run: crashes, cuts and writes, then heal and check convergence. */
+function randomRun(seed: number, protocol: 'A' | 'B' | 'C'): void {
+  const rng = new SeededRng(seed);
+  const p = syncedPair(seed, protocol);
+  let primary: SimNode = p.a;
+  for (let round = 0; round < 6; round++) {
+    for (let i = 0; i < 30; i++) {
+      if (primary.up && primary.core.status().role === 'Primary') {
+        const blk = rng.int(SIZE / BLOCK_BYTES - 2);
+        p.write(primary, blk * BLOCK_BYTES, block(1 + rng.int(250), 1 + rng.int(2)), rng.int(4) === 0);
+      }
+      for (let s = rng.int(6); s > 0; s--) p.stepOnce();
+    }
+    const fault = rng.int(3);
+    if (fault === 0) {
+      // kill -9 the Primary; check every write it acked is on the survivor (protocol C).
+      const victim = primary;
+      const survivor = p.peerOf(victim);
+      const survivorWasConnected = survivor.core.status().conn === 'Connected' && survivor.core.status().disk === 'UpToDate';
+      p.crash(victim);
+      p.settle();
+      if (protocol === 'C' && survivorWasConnected) checkAckedOn(p, survivor);
+      if (survivor.core.status().disk === 'UpToDate' && survivor.core.promote(false).ok) primary = survivor;
+      p.restart(victim);
+      victim.core.connect(false);
+    } else if (fault === 1) {
+      p.setLink(false);
+      for (let s = 0; s < 50; s++) p.stepOnce();
+      p.setLink(true);
+    }
+    p.settle();
+  }
+  // Heal: everyone up, connected, one Primary; the disks must converge.
+  p.setLink(true);
+  p.settle();
+  const sa = p.a.core.status();
+  const sb = p.b.core.status();
+  assert.equal(sa.conn, 'Connected', `seed ${seed}: alpha is ${sa.conn}: ${sa.lastDecision}`);
+  assert.equal(sb.conn, 'Connected', `seed ${seed}: bravo is ${sb.conn}`);
+  assert.ok(sameDisks(p), `seed ${seed}: disks differ after resync`);
+}
+
+/**
+ * Every acknowledged write must be on the survivor: each block holds the data of its latest
+ * acknowledged write, or of a write submitted after it (applied but not yet acknowledged).
+ */
+function checkAckedOn(p: SimPair, survivor: SimNode): void {
+  const acked = new Set(p.writesAcked.map((w) => w.id));
+  const perBlock = new Map<number, Array<{ id: number; data: Uint8Array }>>();
+  for (const w of p.issued) {
+    for (let o = 0; o < w.data.length; o += BLOCK_BYTES) {
+      const list = perBlock.get(w.offset + o) ?? [];
+      list.push({ id: w.id, data: w.data.subarray(o, o + BLOCK_BYTES) });
+      perBlock.set(w.offset + o, list);
+    }
+  }
+  for (const [off, list] of perBlock) {
+    let k = -1;
+    list.forEach((w, i) => {
+      if (acked.has(w.id)) k = i;
+    });
+    if (k < 0) continue;
+    const have = Buffer.from(survivor.disk.subarray(off, off + BLOCK_BYTES));
+    const ok = list.slice(k).some((w) => Buffer.compare(have, Buffer.from(w.data)) === 0);
+    assert.ok(ok, `acknowledged write ${list[k]!.id} at offset ${off} is missing on the survivor`);
+  }
+}
+
+for (const protocol of ['C', 'B', 'A'] as const) {
+  test(`randomized crashes and partitions (protocol ${protocol}): resync converges to identical disks`, () => {
+    for (let seed = 100; seed < 112; seed++) randomRun(seed, protocol);
+  });
+}
+
+test('split brain is detected under every partition where both sides wrote', () => {
+  for (let seed = 200; seed < 220; seed++) {
+    const rng = new SeededRng(seed);
+    const p = syncedPair(seed, 'C');
+    p.setLink(false);
+    for (let s = rng.int(50); s > 0; s--) p.stepOnce();
+    p.settle();
+    assert.ok(p.b.core.promote(false).ok);
+    p.write(p.a, rng.int(200) * BLOCK_BYTES, block(1));
+    p.write(p.b, rng.int(200) * BLOCK_BYTES, block(2));
+    p.settle();
+    p.a.core.demote();
+    p.b.core.demote();
+    p.setLink(true);
+    p.settle();
+    assert.equal(p.a.core.status().conn, 'StandAlone', `seed ${seed}`);
+    assert.ok(p.a.handlers.includes('split-brain'), `seed ${seed}`);
+  }
+});

@@ -1,0 +1,586 @@
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import net from 'node:net';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { crc32 } from 'node:zlib';
+import { HaloError } from '../lib/errors.ts';
+import type { Logger } from '../lib/ports.ts';
+import { type BlockDevice, FileBlockDevice } from '../nbd/block_device.ts';
+import { NbdServer } from '../nbd/server.ts';
+import { StreamChannel, StreamServer } from '../transport/stream.ts';
+import type { VolumeConfig } from './config.ts';
+import { type AdminResult, type CoreAction, type CoreStatus, VolumeCore } from './core.ts';
+import { decodePeerMsg, encodePeerMsg } from './messages.ts';
+import { initialMetadata, type VolumeMetadata } from './metadata.ts';
+import { computeLayout, MetadataStore } from './metadata_store.ts';
+
+/** Core ticks (timeouts, pings, resync rate) this often. */
+const TICK_MS = 50;
+/** Largest write handed to the core as one replicated write (the stream carries ≤ 16 MiB). */
+const MAX_WRITE_CHUNK = 4 * 1024 * 1024;
+/**
+ * Peer messages produced in one turn of the event loop go out as one stream message (fewer
+ * syscalls and seals: replication of small writes is syscall-bound otherwise). Bounded well
+ * below the stream's 16 MiB message limit.
+ */
+const MAX_BATCH_BYTES = 8 * 1024 * 1024;
+/** Control requests larger than this are refused. */
+const MAX_CONTROL_BYTES = 64 * 1024;
+/** First reconnect attempt after a loss comes quickly; later ones every connect-int. */
+const FIRST_RECONNECT_MS = 200;
+
+export interface EnginePaths {
+  readonly runDir: string;
+}
+
+export function controlSocketPath(runDir: string, res: string): string {
+  return join(runDir, `${res}.ctl`);
+}
+export function nbdSocketPath(runDir: string, res: string): string {
+  return join(runDir, `${res}.nbd`);
+}
+
+function splitAddress(addr: string): { host: string; port: number } {
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(addr.trim());
+  if (!m) throw new HaloError('bad-config', `address "${addr}" is not HOST:PORT`);
+  return { host: m[1]!, port: Number(m[2]) };
+}
+
+async function fileBytes(path: string): Promise<number> {
+  try {
+    const st = await stat(path);
+    if (st.isFile()) return st.size;
+    // A block device: its size is where reading stops.
+    const fh = await open(path, 'r');
+    try {
+      let lo = 0;
+      let hi = 2 ** 50;
+      const one = Buffer.alloc(1);
+      while (hi - lo > 1) {
+        const mid = Math.floor((lo + hi) / 2);
+        const { bytesRead } = await fh.read(one, 0, 1, mid);
+        if (bytesRead === 1) lo = mid;
+        else hi = mid;
+      }
+      return hi;
+    } finally {
+      await fh.close();
+    }
+  } catch (err) {
+    throw new HaloError('device-open-failed', `cannot open backing disk ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export async function openLayout(cfg: VolumeConfig) {
+  const size = await fileBytes(cfg.self.disk);
+  return computeLayout({ backingPath: cfg.self.disk, fileBytes: size, metaDisk: cfg.self.metaDisk, sizeBytes: cfg.sizeBytes });
+}
+
+/** `create-md`: writes fresh metadata. Refuses to overwrite valid metadata unless `force`. */
+export async function createMetadata(cfg: VolumeConfig, force: boolean): Promise<{ dataBytes: number }> {
+  const layout = await openLayout(cfg);
+  const store = await MetadataStore.open(layout);
+  try {
+    if (!force && (await store.load())) {
+      throw new HaloError('metadata-exists', `${layout.metaPath} already has halo metadata for ${cfg.resource}; use --force to wipe it`);
+    }
+    await store.wipe();
+    await store.write(initialMetadata(layout.dataBytes, Math.ceil(layout.dataBytes / 4096 / 8)));
+    return { dataBytes: layout.dataBytes };
+  } finally {
+    await store.close();
+  }
+}
+
+export async function readMetadata(cfg: VolumeConfig): Promise<VolumeMetadata> {
+  const store = await MetadataStore.open(await openLayout(cfg));
+  try {
+    const meta = await store.load();
+    if (!meta) throw new HaloError('no-metadata', `no halo metadata on ${cfg.self.disk} for ${cfg.resource}; run create-md first`);
+    return meta;
+  } finally {
+    await store.close();
+  }
+}
+
+/** The secret that keys the replication stream: drbd.conf's shared-secret, bound to the resource. */
+function streamKey(cfg: VolumeConfig): Buffer {
+  return createHash('sha256').update(`halo-volume\0${cfg.resource}\0${cfg.net.sharedSecret ?? ''}`).digest();
+}
+
+type Pending = { resolve: () => void; reject: (e: Error) => void };
+
+/**
+ * Runs one volume on this node: the core, the backing file, the metadata store, the
+ * replication stream to the peer, the NBD export while Primary, and the control socket.
+ */
+export class VolumeEngine {
+  private core!: VolumeCore;
+  private dev!: FileBlockDevice;
+  private store!: MetadataStore;
+  private channel: StreamChannel | undefined;
+  private server: StreamServer | undefined;
+  private nbd: NbdServer | undefined;
+  private control: net.Server | undefined;
+  private ticker: NodeJS.Timeout | undefined;
+  private reconnect: NodeJS.Timeout | undefined;
+  private wantTransport = false;
+  private connecting = false;
+  private persistChain: Promise<void> = Promise.resolve();
+  private readonly pending = new Map<number, Pending>();
+  private outbox: Buffer[] = [];
+  private outboxBytes = 0;
+  private flushScheduled = false;
+  private nextId = 1;
+  private stopped = false;
+  private readonly selfId: number;
+  private readonly peerId: number;
+  private exitResolve!: () => void;
+  readonly exited: Promise<void> = new Promise((r) => {
+    this.exitResolve = r;
+  });
+
+  constructor(
+    readonly cfg: VolumeConfig,
+    private readonly paths: EnginePaths,
+    private readonly log: Logger,
+  ) {
+    this.selfId = cfg.self.name < cfg.peer.name ? 1 : 2;
+    this.peerId = 3 - this.selfId;
+  }
+
+  async start(): Promise<void> {
+    const layout = await openLayout(this.cfg);
+    this.store = await MetadataStore.open(layout);
+    const meta = await this.store.load();
+    if (!meta) throw new HaloError('no-metadata', `no halo metadata on ${this.cfg.self.disk}; run create-md first`);
+    if (meta.sizeBytes !== layout.dataBytes) {
+      throw new HaloError('size-mismatch', `metadata says ${meta.sizeBytes} bytes but the disk holds ${layout.dataBytes}`);
+    }
+    this.dev = await FileBlockDevice.open(this.cfg.self.disk, { sizeBytes: layout.dataBytes, base: 0 });
+    this.core = new VolumeCore(this.cfg, meta, {
+      freshUuid: () => randomBytes(8).readBigUInt64BE(0) & ~1n,
+      digest: (d) => (this.cfg.net.csumsAlg || this.cfg.net.verifyAlg ? createHash('sha256').update(d).digest('hex') : crc32(d).toString(16)),
+    });
+    mkdirSync(this.paths.runDir, { recursive: true });
+    const { host, port } = splitAddress(this.cfg.self.address);
+    this.server = await StreamServer.listen(
+      { host, port },
+      {
+        clusterKey: streamKey(this.cfg),
+        clusterId: crc32(this.cfg.resource),
+        self: this.selfId,
+        accept: (peer) => peer === this.peerId,
+        onChannel: (ch) => this.adopt(ch),
+        onRefused: (err) => this.log.log('warn', `replication: refused a connection: ${err.message}`, { component: 'volume' }),
+      },
+    );
+    this.flushActions();
+    await this.startControl();
+    this.ticker = setInterval(() => this.step({ e: 'tick', nowMs: performance.now() }), TICK_MS);
+    this.step({ e: 'tick', nowMs: performance.now() });
+    this.log.log('info', `volume ${this.cfg.resource} running on ${this.cfg.self.name}: ${layout.dataBytes} bytes`, {
+      component: 'volume',
+    });
+  }
+
+  status(): CoreStatus {
+    return this.core.status();
+  }
+
+  private step(ev: Parameters<VolumeCore['step']>[0]): void {
+    if (this.stopped) return;
+    this.core.step(ev);
+    this.flushActions();
+  }
+
+  private flushActions(): void {
+    for (const a of this.core.takeActions()) this.apply(a);
+  }
+
+  private apply(a: CoreAction): void {
+    switch (a.a) {
+      case 'diskWrite':
+        this.dev.write(a.offset, a.data, a.fua).then(
+          () => this.step({ e: 'diskDone', op: a.op, ok: true }),
+          (err: Error) => this.diskError(a.op, err),
+        );
+        return;
+      case 'diskRead':
+        this.dev.read(a.offset, a.length).then(
+          (data) => this.step({ e: 'diskDone', op: a.op, ok: true, data }),
+          (err: Error) => this.diskError(a.op, err),
+        );
+        return;
+      case 'diskFlush':
+        this.dev.flush().then(
+          () => this.step({ e: 'diskDone', op: a.op, ok: true }),
+          (err: Error) => this.diskError(a.op, err),
+        );
+        return;
+      case 'persist': {
+        const { seq, meta } = a;
+        this.persistChain = this.persistChain
+          .then(() => this.store.write(meta))
+          .then(
+            () => this.step({ e: 'persisted', seq }),
+            (err: Error) => this.fatal(`cannot write metadata: ${err.message}`),
+          );
+        return;
+      }
+      case 'send':
+        if (this.channel?.isOpen) this.queueSend(encodePeerMsg(a.msg));
+        return;
+      case 'ack': {
+        const p = this.pending.get(a.id);
+        this.pending.delete(a.id);
+        if (p) {
+          if (a.ok) p.resolve();
+          else p.reject(new HaloError('io-error', 'write failed'));
+        }
+        return;
+      }
+      case 'openTransport':
+        this.wantTransport = true;
+        this.scheduleConnect(FIRST_RECONNECT_MS);
+        return;
+      case 'closeTransport': {
+        this.flushOutbox();
+        this.wantTransport = false;
+        const ch = this.channel;
+        this.channel = undefined;
+        ch?.close();
+        return;
+      }
+      case 'handler':
+        return this.runHandler(a.name);
+      case 'role':
+        if (a.role === 'Primary') this.startExport().catch((err: Error) => this.log.log('error', `nbd export: ${err.message}`, { component: 'volume' }));
+        else this.stopExport().catch(() => {});
+        return;
+      case 'log':
+        this.log.log(a.level, a.msg, { component: 'volume', resource: this.cfg.resource });
+        return;
+    }
+  }
+
+  private diskError(op: number, err: Error): void {
+    this.log.log('error', `disk I/O failed: ${err.message}`, { component: 'volume' });
+    this.step({ e: 'diskDone', op, ok: false });
+  }
+
+  private fatal(msg: string): void {
+    this.log.log('error', msg, { component: 'volume' });
+    void this.stop(false);
+  }
+
+  // ---------------------------------------------------------------- replication stream
+
+  private queueSend(msg: Buffer): void {
+    if (this.outboxBytes + msg.length + 4 > MAX_BATCH_BYTES) this.flushOutbox();
+    const len = Buffer.allocUnsafe(4);
+    len.writeUInt32BE(msg.length, 0);
+    this.outbox.push(len, msg);
+    this.outboxBytes += msg.length + 4;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flushOutbox());
+    }
+  }
+
+  private flushOutbox(): void {
+    this.flushScheduled = false;
+    if (this.outbox.length === 0) return;
+    const batch = Buffer.concat(this.outbox, this.outboxBytes);
+    this.outbox = [];
+    this.outboxBytes = 0;
+    if (this.channel?.isOpen) this.channel.send(batch).catch(() => {});
+  }
+
+  /** Splits a stream message into peer messages; undefined when the framing is broken. */
+  private static unbatch(buf: Buffer): Buffer[] | undefined {
+    const out: Buffer[] = [];
+    for (let at = 0; at < buf.length; ) {
+      if (at + 4 > buf.length) return undefined;
+      const len = buf.readUInt32BE(at);
+      if (at + 4 + len > buf.length) return undefined;
+      out.push(buf.subarray(at + 4, at + 4 + len));
+      at += 4 + len;
+    }
+    return out;
+  }
+
+  private scheduleConnect(delayMs: number): void {
+    // The node whose name sorts first dials; the other only accepts. One channel, no races.
+    if (this.selfId !== 1 || this.reconnect || this.channel || this.stopped) return;
+    this.reconnect = setTimeout(() => {
+      this.reconnect = undefined;
+      void this.dial();
+    }, delayMs);
+  }
+
+  private async dial(): Promise<void> {
+    if (!this.wantTransport || this.channel || this.connecting || this.stopped) return;
+    this.connecting = true;
+    const ep = splitAddress(this.cfg.peer.address);
+    try {
+      const ch = await StreamChannel.connect(ep, {
+        clusterKey: streamKey(this.cfg),
+        clusterId: crc32(this.cfg.resource),
+        self: this.selfId,
+        expectPeer: this.peerId,
+        handshakeTimeoutMs: this.cfg.net.timeoutMs,
+        localAddress: splitAddress(this.cfg.self.address).host,
+      });
+      this.connecting = false;
+      this.adopt(ch);
+    } catch {
+      this.connecting = false;
+      this.scheduleConnect(this.cfg.net.connectIntervalMs);
+    }
+  }
+
+  private adopt(ch: StreamChannel): void {
+    if (this.channel || !this.wantTransport || this.stopped) {
+      ch.close();
+      return;
+    }
+    this.channel = ch;
+    this.outbox = [];
+    this.outboxBytes = 0;
+    // Replication is latency-bound (protocol C waits for the peer's ack on every write), so
+    // Nagle's algorithm must be off. StreamChannel does not expose its socket yet; until the
+    // transport owner adds a noDelay option, reach it here (a no-op if the field is renamed).
+    (ch as unknown as { socket?: net.Socket }).socket?.setNoDelay?.(true);
+    ch.on('message', (buf) => {
+      const parts = VolumeEngine.unbatch(buf) ?? ['bad batch framing'];
+      for (const part of parts) {
+        if (this.channel !== ch) return;
+        const msg = typeof part === 'string' ? part : decodePeerMsg(part);
+        if (typeof msg === 'string') {
+          this.log.log('warn', `replication: dropping connection after a malformed message: ${msg}`, { component: 'volume' });
+          this.channel = undefined;
+          ch.close();
+          this.step({ e: 'transportDown', reason: msg });
+          return;
+        }
+        this.step({ e: 'peer', msg });
+      }
+    });
+    ch.on('close', (err) => {
+      if (this.channel !== ch) return;
+      this.channel = undefined;
+      this.step({ e: 'transportDown', reason: err ? err.message : 'peer closed the connection' });
+      if (this.wantTransport) this.scheduleConnect(FIRST_RECONNECT_MS);
+    });
+    this.step({ e: 'transportUp' });
+  }
+
+  // ---------------------------------------------------------------- handlers
+
+  private runHandler(name: string): void {
+    const cmd = this.cfg.handlers[name];
+    if (!cmd) return;
+    const env = {
+      ...process.env,
+      DRBD_RESOURCE: this.cfg.resource,
+      DRBD_PEER: this.cfg.peer.name,
+      DRBD_PEERS: this.cfg.peer.name,
+      DRBD_PEER_ADDRESS: splitAddress(this.cfg.peer.address).host,
+      DRBD_PEER_AF: 'ipv4',
+      DRBD_MY_ADDRESS: splitAddress(this.cfg.self.address).host,
+      DRBD_MY_AF: 'ipv4',
+      DRBD_BACKING_DEV: this.cfg.self.disk,
+      DRBD_CONF: process.env.DRBD_CONF ?? '',
+      DRBD_MINOR: '0',
+      HALO_HANDLER: name,
+    };
+    this.log.log('info', `running ${name} handler: ${cmd}`, { component: 'volume' });
+    const child = spawn('/bin/sh', ['-c', cmd], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+    child.on('error', (err) => this.log.log('error', `${name} handler failed to start: ${err.message}`, { component: 'volume' }));
+    child.on('exit', (code) => this.log.log('info', `${name} handler exited with ${code}`, { component: 'volume' }));
+  }
+
+  // ---------------------------------------------------------------- NBD export
+
+  /** The volume as a BlockDevice: writes and flushes go through the core, reads are local. */
+  blockDevice(): BlockDevice {
+    const submit = (offset: number, data: Uint8Array, fua: boolean): Promise<void> => {
+      const id = this.nextId++;
+      return new Promise<void>((resolve, reject) => {
+        this.pending.set(id, { resolve, reject });
+        this.step({ e: 'write', id, offset, data, fua });
+      });
+    };
+    const write = async (offset: number, data: Uint8Array, fua: boolean): Promise<void> => {
+      const parts: Promise<void>[] = [];
+      for (let at = 0; at < data.length; at += MAX_WRITE_CHUNK) {
+        parts.push(submit(offset + at, data.subarray(at, Math.min(data.length, at + MAX_WRITE_CHUNK)), fua));
+      }
+      await Promise.all(parts);
+    };
+    const flush = (): Promise<void> => {
+      const id = this.nextId++;
+      return new Promise<void>((resolve, reject) => {
+        this.pending.set(id, { resolve, reject });
+        this.step({ e: 'flush', id });
+      });
+    };
+    return {
+      sizeBytes: this.core.sizeBytes,
+      read: (offset, length) => this.dev.read(offset, length),
+      write,
+      flush,
+      trim: (offset, length) => write(offset, new Uint8Array(length), false),
+      writeZeroes: (offset, length, fua) => write(offset, new Uint8Array(length), fua),
+      close: async () => {},
+    };
+  }
+
+  private async startExport(): Promise<void> {
+    if (this.nbd || this.stopped) return;
+    const nbd = new NbdServer([{ name: this.cfg.resource, device: this.blockDevice() }], this.log);
+    this.nbd = nbd;
+    await nbd.listen({ unixPath: nbdSocketPath(this.paths.runDir, this.cfg.resource) });
+  }
+
+  private async stopExport(): Promise<void> {
+    const nbd = this.nbd;
+    this.nbd = undefined;
+    await nbd?.close();
+  }
+
+  // ---------------------------------------------------------------- control socket
+
+  private async startControl(): Promise<void> {
+    const path = controlSocketPath(this.paths.runDir, this.cfg.resource);
+    if (existsSync(path)) unlinkSync(path);
+    const server = net.createServer((sock) => {
+      let buf = '';
+      sock.on('data', (d) => {
+        buf += d.toString('utf8');
+        if (buf.length > MAX_CONTROL_BYTES) return sock.destroy();
+        const nl = buf.indexOf('\n');
+        if (nl < 0) return;
+        const line = buf.slice(0, nl);
+        buf = '';
+        this.handleControl(line).then(
+          (reply) => sock.end(`${JSON.stringify(reply, (_k, v) => (typeof v === 'bigint' ? v.toString(16).toUpperCase().padStart(16, '0') : v))}\n`),
+          (err: Error) => sock.end(`${JSON.stringify({ ok: false, code: 'internal', message: err.message })}\n`),
+        );
+      });
+      sock.on('error', () => {});
+    });
+    this.control = server;
+    await new Promise<void>((res, rej) => {
+      server.once('error', rej);
+      server.listen(path, () => res());
+    });
+  }
+
+  private async handleControl(line: string): Promise<unknown> {
+    let req: { cmd?: string; force?: boolean; discardMyData?: boolean };
+    try {
+      req = JSON.parse(line);
+    } catch {
+      return { ok: false, code: 'bad-request', message: 'control request is not JSON' };
+    }
+    return this.command(req);
+  }
+
+  /** Runs one admin command (what the control socket does for the CLI). */
+  async command(req: { cmd?: string; force?: boolean; discardMyData?: boolean }): Promise<unknown> {
+    const done = (r: AdminResult) => {
+      this.flushActions();
+      return r;
+    };
+    switch (req.cmd) {
+      case 'status':
+        return { ok: true, status: this.core.status(), pid: process.pid, nbd: this.nbd ? nbdSocketPath(this.paths.runDir, this.cfg.resource) : null };
+      case 'primary': {
+        const r = done(this.core.promote(req.force === true));
+        if (r.ok) await this.startExport();
+        return r;
+      }
+      case 'secondary': {
+        // Stop serving first, so nobody writes to a Secondary.
+        await this.stopExport();
+        const r = done(this.core.demote());
+        if (!r.ok && this.core.status().role === 'Primary') await this.startExport();
+        return r;
+      }
+      case 'connect':
+        return done(this.core.connect(req.discardMyData === true));
+      case 'disconnect':
+        return done(this.core.disconnect());
+      case 'verify':
+        return done(this.core.startVerify());
+      case 'invalidate':
+        return done(this.core.invalidate());
+      case 'down':
+        setImmediate(() => void this.stop(true));
+        return { ok: true };
+      default:
+        return { ok: false, code: 'bad-request', message: `unknown control command ${JSON.stringify(req.cmd)}` };
+    }
+  }
+
+  /** Stops everything; with `clean`, demotes and records a clean shutdown in the metadata. */
+  async stop(clean: boolean): Promise<void> {
+    if (this.stopped) return;
+    await this.stopExport();
+    if (clean) {
+      this.core.demote();
+      this.core.disconnect();
+      this.flushActions();
+    }
+    this.stopped = true;
+    if (this.ticker) clearInterval(this.ticker);
+    if (this.reconnect) clearTimeout(this.reconnect);
+    this.channel?.close();
+    this.server?.close();
+    this.control?.close();
+    await this.persistChain.catch(() => {});
+    if (clean) await this.store.write({ ...this.core.metadata(false), activityLog: [] }).catch(() => {});
+    await this.dev?.flush().catch(() => {});
+    await this.dev?.close().catch(() => {});
+    await this.store?.close().catch(() => {});
+    const path = controlSocketPath(this.paths.runDir, this.cfg.resource);
+    if (existsSync(path)) unlinkSync(path);
+    this.exitResolve();
+  }
+}
+
+/** Sends one control request to a running engine; undefined when none is listening. */
+export async function controlRequest(runDir: string, res: string, req: object, timeoutMs = 10_000): Promise<Record<string, unknown> | undefined> {
+  const path = controlSocketPath(runDir, res);
+  if (!existsSync(path)) return undefined;
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(path);
+    let buf = '';
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new HaloError('control-timeout', `engine for ${res} did not answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    sock.on('connect', () => sock.write(`${JSON.stringify(req)}\n`));
+    sock.on('data', (d) => {
+      buf += d.toString('utf8');
+    });
+    sock.on('end', () => {
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(buf));
+      } catch {
+        reject(new HaloError('control-bad-reply', `engine for ${res} sent an unreadable reply`));
+      }
+    });
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      if (err.code === 'ECONNREFUSED' || err.code === 'ENOENT') resolve(undefined);
+      else reject(new HaloError('control-failed', `cannot reach engine for ${res}: ${err.message}`, { cause: err }));
+    });
+  });
+}
