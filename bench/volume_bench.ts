@@ -26,7 +26,6 @@ import { controlRequest } from '../src/volume/engine.ts';
 
 const args = process.argv.slice(2);
 
-
 /** A pipelined NBD client: up to `depth` requests in flight. */
 class Client {
   private buf = Buffer.alloc(0);
@@ -158,7 +157,9 @@ async function status(runDir: string): Promise<CoreStatus | undefined> {
 
 function cli(conf: string, node: string, runDir: string, argv: string[]): void {
   const { exec, args: pre } = selfCommand();
-  execFileSync(exec, [...pre, 'volume', '-c', conf, '--node', node, '--run-dir', runDir, ...argv], { stdio: 'pipe' });
+  execFileSync(exec, [...pre, 'volume', '-c', conf, '--node', node, '--run-dir', runDir, ...argv], {
+    stdio: 'pipe',
+  });
 }
 
 async function pair(dir: string, protocol: string, sizeMiB: number, port: number) {
@@ -198,11 +199,15 @@ async function main(): Promise<void> {
     execFileSync('truncate', ['-s', `${sizeMiB}M`, base]);
     const baseSock = join(dir, 'plain.sock');
     const self = fileURLToPath(import.meta.url);
-    const server = spawn(process.execPath, [...process.execArgv, self, '--serve', base, baseSock], { stdio: 'inherit' });
+    const server = spawn(process.execPath, [...process.execArgv, self, '--serve', base, baseSock], {
+      stdio: 'inherit',
+    });
     children.push(server);
     await waitFor('baseline server', async () => existsSync(baseSock));
     const plain = await measure(baseSock, sizeBytes);
-    console.log(`volume bench: ${sizeMiB} MiB device, NBD over a unix socket, replication over TCP on 127.0.0.1`);
+    console.log(
+      `volume bench: ${sizeMiB} MiB device, NBD over a unix socket, replication over TCP on 127.0.0.1`,
+    );
     console.log(
       `unreplicated file : seq 1MiB ${plain.seqMiBs.toFixed(1)} MiB/s | rand 4KiB ${plain.randMiBs.toFixed(1)} MiB/s | 4KiB FUA p50 ${plain.latP50Us.toFixed(0)} us mean ${plain.latMeanUs.toFixed(0)} us`,
     );
@@ -225,7 +230,9 @@ async function main(): Promise<void> {
         `protocol ${protocol}        : seq 1MiB ${r.seqMiBs.toFixed(1)} MiB/s (${ratio(r.seqMiBs, plain.seqMiBs)}) | rand 4KiB ${r.randMiBs.toFixed(1)} MiB/s (${ratio(r.randMiBs, plain.randMiBs)}) | 4KiB FUA p50 ${r.latP50Us.toFixed(0)} us (${(r.latP50Us / plain.latP50Us).toFixed(2)}x) mean ${r.latMeanUs.toFixed(0)} us`,
       );
       if (protocol === 'C') {
-        console.log(`full initial sync  : ${sizeMiB} MiB in ${p.fullSyncS.toFixed(2)} s = ${(sizeMiB / p.fullSyncS).toFixed(1)} MiB/s (includes promotion and reconnect)`);
+        console.log(
+          `full initial sync  : ${sizeMiB} MiB in ${p.fullSyncS.toFixed(2)} s = ${(sizeMiB / p.fullSyncS).toFixed(1)} MiB/s (includes promotion and reconnect)`,
+        );
         // Partial resync: disconnect, dirty a quarter of the device, reconnect.
         cli(p.conf, 'bravo', p.runDir('bravo'), ['disconnect', 'r0']);
         await waitFor('disconnect', async () => (await status(p.runDir('alpha')))?.conn !== 'Connected');

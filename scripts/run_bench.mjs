@@ -1,11 +1,13 @@
 #!/usr/bin/env node
+import { spawnSync } from 'node:child_process';
 // Runs the compiled benchmarks in dist/bench (all, or those whose name contains an argument).
 // Benchmarks print figures; they never pass or fail on time. Usage: npm run bench [-- NAME…]
 import { readdirSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
 
 const names = process.argv.slice(2);
-const all = readdirSync('dist/bench').filter((f) => f.endsWith('_bench.js')).sort();
+const all = readdirSync('dist/bench')
+  .filter((f) => f.endsWith('_bench.js'))
+  .sort();
 const chosen = names.length ? all.filter((f) => names.some((n) => f.includes(n))) : all;
 if (chosen.length === 0) {
   console.error(`run_bench: no benchmark matches ${names.join(' ')}; have: ${all.join(', ')}`);

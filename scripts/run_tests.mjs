@@ -1,10 +1,10 @@
 #!/usr/bin/env node
+import { spawnSync } from 'node:child_process';
 // Runs every compiled test file (dist/**/*_test.js) with node's built-in test runner.
 // Node 20's `--test` expands no globs, so we list the files ourselves.
 // Usage: node scripts/run_tests.mjs [FILTER…]   (a filter is a substring of the path)
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
 
 const roots = ['dist/src', 'dist/sim', 'dist/bench'];
 const filters = process.argv.slice(2);
@@ -33,7 +33,13 @@ if (selected.length === 0) {
 const concurrency = process.env.HALO_TEST_CONCURRENCY ?? '2';
 const r = spawnSync(
   process.execPath,
-  ['--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...selected],
+  [
+    '--enable-source-maps',
+    '--test',
+    `--test-concurrency=${concurrency}`,
+    '--test-reporter=spec',
+    ...selected,
+  ],
   { stdio: 'inherit' },
 );
 process.exit(r.status ?? 1);

@@ -63,7 +63,7 @@ export function registerLabCommands(program: Command): void {
               `scenario ${state.scenario}: configuration written to ${state.dir}/scenario/ (${Object.keys(sc.files).join(', ')})`,
             );
             say(
-              '  note: the daemons do not host the controller yet, so the scenario is written but no resource runs',
+              '  note: the daemons do not host the controller yet: the configuration is in the replicated CIB, but no resource of it runs',
             );
             say(`  once they do: ${sc.next} (ip netns exec ${state.client.ns} curl …)`);
           }

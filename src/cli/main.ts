@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { registerAdminCommands } from './admin_cmd.ts';
 import { registerAgentCommands } from './agent_cmd.ts';
 import { registerClusterCommands } from './cluster_cmd.ts';
 import { registerConfigCommands } from './config_cmd.ts';
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerAgentCommands(program);
   registerVolumeCommands(program);
   registerLabCommands(program);
+  registerAdminCommands(program);
   return program;
 }
 

@@ -4,13 +4,12 @@
  * drbdadm talks to the kernel. `up` starts the engine in the background; `run` runs it in the
  * foreground (systemd-friendly, logs to stderr).
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { execFile } from 'node:child_process';
 import type { Command } from 'commander';
 import { nodeDrbdIo, parseDrbdConf } from '../cib/drbd_conf.ts';
 import { formatDiagnostic, HaloError } from '../lib/errors.ts';
@@ -47,7 +46,9 @@ function loadConfig(g: GlobalOpts, res: string): VolumeConfig {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new HaloError('config-unreadable', `cannot read ${file}: ${(err as Error).message}`, { cause: err });
+    throw new HaloError('config-unreadable', `cannot read ${file}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   const parsed = parseDrbdConf(text, file, nodeDrbdIo);
   if (!parsed.ok) {
@@ -80,14 +81,21 @@ export function selfCommand(): { exec: string; args: string[] } {
 
 function print(g: GlobalOpts, text: string, json: unknown): void {
   if (g.output === 'json') {
-    process.stdout.write(`${JSON.stringify(json, (_k, v) => (typeof v === 'bigint' ? v.toString(16).toUpperCase().padStart(16, '0') : v))}\n`);
+    process.stdout.write(
+      `${JSON.stringify(json, (_k, v) => (typeof v === 'bigint' ? v.toString(16).toUpperCase().padStart(16, '0') : v))}\n`,
+    );
   } else process.stdout.write(text);
 }
 
 async function admin(g: GlobalOpts, res: string, req: object): Promise<Record<string, unknown>> {
   const reply = await controlRequest(g.runDir, res, req);
-  if (!reply) throw new HaloError('not-running', `volume ${res} is not running here; start it with "halo volume up ${res}"`);
-  if (reply.ok !== true) throw new HaloError(String(reply.code ?? 'failed'), `${res}: ${String(reply.message ?? 'failed')}`);
+  if (!reply)
+    throw new HaloError(
+      'not-running',
+      `volume ${res} is not running here; start it with "halo volume up ${res}"`,
+    );
+  if (reply.ok !== true)
+    throw new HaloError(String(reply.code ?? 'failed'), `${res}: ${String(reply.message ?? 'failed')}`);
   return reply;
 }
 
@@ -104,7 +112,18 @@ async function up(g: GlobalOpts, res: string, cfg: VolumeConfig): Promise<void> 
   const logPath = join(g.runDir, `${res}.log`);
   const fd = openSync(logPath, 'a');
   const { exec, args } = selfCommand();
-  const argv = [...args, 'volume', '-c', g.config ?? '/etc/drbd.conf', '--node', cfg.self.name, '--run-dir', g.runDir, 'run', res];
+  const argv = [
+    ...args,
+    'volume',
+    '-c',
+    g.config ?? '/etc/drbd.conf',
+    '--node',
+    cfg.self.name,
+    '--run-dir',
+    g.runDir,
+    'run',
+    res,
+  ];
   const child = spawn(exec, argv, { detached: true, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   let exited: number | null = null;
@@ -122,11 +141,18 @@ async function up(g: GlobalOpts, res: string, cfg: VolumeConfig): Promise<void> 
     if (st) return;
     await sleep(POLL_MS);
   }
-  throw new HaloError('engine-timeout', `engine for ${res} did not listen within ${UP_TIMEOUT_MS} ms (log: ${logPath})`);
+  throw new HaloError(
+    'engine-timeout',
+    `engine for ${res} did not listen within ${UP_TIMEOUT_MS} ms (log: ${logPath})`,
+  );
 }
 
 async function runForeground(g: GlobalOpts, cfg: VolumeConfig): Promise<void> {
-  const engine = new VolumeEngine(cfg, { runDir: g.runDir }, stderrLogger({ resource: cfg.resource, node: cfg.self.name }));
+  const engine = new VolumeEngine(
+    cfg,
+    { runDir: g.runDir },
+    stderrLogger({ resource: cfg.resource, node: cfg.self.name }),
+  );
   await engine.start();
   await engine.command({ cmd: 'connect' });
   const stop = () => void engine.stop(true);
@@ -143,9 +169,15 @@ interface AttachState {
   mount: string;
 }
 
-async function attach(g: GlobalOpts, res: string, mount: string, mkfs: string | undefined): Promise<AttachState> {
+async function attach(
+  g: GlobalOpts,
+  res: string,
+  mount: string,
+  mkfs: string | undefined,
+): Promise<AttachState> {
   const sock = nbdSocketPath(g.runDir, res);
-  if (!existsSync(sock)) throw new HaloError('not-primary', `volume ${res} is not exported here (is it Primary?)`);
+  if (!existsSync(sock))
+    throw new HaloError('not-primary', `volume ${res} is not exported here (is it Primary?)`);
   const fuseDir = join(g.runDir, `${res}.fuse`);
   mkdirSync(fuseDir, { recursive: true });
   mkdirSync(mount, { recursive: true });
@@ -157,7 +189,8 @@ async function attach(g: GlobalOpts, res: string, mount: string, mkfs: string | 
     code = c ?? -1;
   });
   for (let waited = 0; !existsSync(disk); waited += POLL_MS) {
-    if ((code !== null && code !== 0) || waited > UP_TIMEOUT_MS) throw new HaloError('nbdfuse-failed', `nbdfuse did not mount ${disk}`);
+    if ((code !== null && code !== 0) || waited > UP_TIMEOUT_MS)
+      throw new HaloError('nbdfuse-failed', `nbdfuse did not mount ${disk}`);
     await sleep(POLL_MS);
   }
   const state: AttachState = { fuseDir, loop: '', mount };
@@ -167,14 +200,17 @@ async function attach(g: GlobalOpts, res: string, mount: string, mkfs: string | 
     await run('mount', [state.loop, mount]);
   } catch (err) {
     await detachState(state).catch(() => {});
-    throw new HaloError('attach-failed', `attaching ${res} at ${mount} failed: ${(err as Error).message}`, { cause: err });
+    throw new HaloError('attach-failed', `attaching ${res} at ${mount} failed: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   writeFileSync(join(g.runDir, `${res}.attach.json`), JSON.stringify(state));
   return state;
 }
 
 async function detachState(s: AttachState): Promise<void> {
-  if (s.mount) await run('umount', [s.mount]).catch(async () => run('umount', ['-l', s.mount]).catch(() => {}));
+  if (s.mount)
+    await run('umount', [s.mount]).catch(async () => run('umount', ['-l', s.mount]).catch(() => {}));
   if (s.loop) await run('losetup', ['-d', s.loop]).catch(() => {});
   await run('fusermount3', ['-u', s.fuseDir]).catch(() => {});
 }
@@ -185,23 +221,26 @@ export function registerVolumeCommands(program: Command): void {
     .description('replicated volumes (drbdadm for halo): drbd.conf in, NBD out')
     .option('-c, --config <file>', 'drbd.conf to read', '/etc/drbd.conf')
     .option('--node <name>', 'this host’s name in the config (default: hostname)')
-    .option('--run-dir <dir>', 'where engines keep sockets and logs', process.env.HALO_VOLUME_RUN_DIR ?? DEFAULT_RUN_DIR)
+    .option(
+      '--run-dir <dir>',
+      'where engines keep sockets and logs',
+      process.env.HALO_VOLUME_RUN_DIR ?? DEFAULT_RUN_DIR,
+    )
     .option('--output <format>', 'text or json', 'text');
   const g = (): GlobalOpts => vol.opts() as GlobalOpts;
   // biome-ignore lint/suspicious/noExplicitAny: commander passes (arg, opts, cmd) per command.
-  const act = (fn: (res: string, opts: any) => Promise<void>) =>
-    async (res: string, opts: unknown) => {
-      try {
-        await fn(res, opts);
-      } catch (err) {
-        if (err instanceof HaloError) {
-          process.stderr.write(`halo volume: ${err.message}\n`);
-          process.exitCode = err.code === 'not-running' ? 3 : 1;
-          return;
-        }
-        throw err;
+  const act = (fn: (res: string, opts: any) => Promise<void>) => async (res: string, opts: unknown) => {
+    try {
+      await fn(res, opts);
+    } catch (err) {
+      if (err instanceof HaloError) {
+        process.stderr.write(`halo volume: ${err.message}\n`);
+        process.exitCode = err.code === 'not-running' ? 3 : 1;
+        return;
       }
-    };
+      throw err;
+    }
+  };
 
   vol
     .command('create-md <res>')
@@ -211,7 +250,10 @@ export function registerVolumeCommands(program: Command): void {
       act(async (res: string, o: { force?: boolean }) => {
         const cfg = loadConfig(g(), res);
         const r = await createMetadata(cfg, o.force === true);
-        print(g(), `${res}: metadata created on ${cfg.self.disk}; ${r.dataBytes} data bytes\n`, { ok: true, ...r });
+        print(g(), `${res}: metadata created on ${cfg.self.disk}; ${r.dataBytes} data bytes\n`, {
+          ok: true,
+          ...r,
+        });
       }),
     );
   vol

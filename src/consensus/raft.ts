@@ -183,6 +183,12 @@ export class RaftNode {
       config.heartbeatTicks > 0 && config.heartbeatTicks < config.electionTicks,
       'RaftNode: need 0 < heartbeatTicks < electionTicks',
     );
+    assert(Number.isSafeInteger(config.electionTicks), 'RaftNode: electionTicks must be an integer');
+    const margin = config.leaseMarginTicks ?? RAFT_DEFAULTS.leaseMarginTicks;
+    assert(
+      Number.isSafeInteger(margin) && margin >= 0 && margin < config.electionTicks,
+      `RaftNode: leaseMarginTicks must be in [0, electionTicks), got ${margin}`,
+    );
     this.id = config.id;
     this.rng = config.rng;
     this.cfg = {

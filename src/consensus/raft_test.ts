@@ -166,3 +166,79 @@ test('a membership change waits for the previous one and refuses nonsense', () =
   const dup = raft.proposeConfChange({ type: 'addNode', node: NodeId('b') });
   assert.equal(dup.ok ? '' : dup.code, 'conf-change-pending');
 });
+
+test('20 000 well-formed but nonsensical messages never crash a node or move its commit back', () => {
+  const rng = new SeededRng(7);
+  const ids = ['a', 'b', 'c', 'x'];
+  const types = [
+    'app',
+    'appResp',
+    'vote',
+    'voteResp',
+    'preVote',
+    'preVoteResp',
+    'heartbeat',
+    'heartbeatResp',
+    'snap',
+    'timeoutNow',
+  ] as const;
+  const MESSAGES = 20_000;
+  for (const self of ['a', 'b']) {
+    const raft = new RaftNode(
+      { ...cfg(self, 3), leaseHoldAtStart: false },
+      bootstrapState(['a', 'b', 'c'].map(NodeId)),
+    );
+    if (self === 'a') {
+      raft.campaign();
+    }
+    let commit = 0;
+    let maxLast = 0;
+    for (let i = 0; i < MESSAGES; i++) {
+      const index = rng.int(12);
+      const n = rng.int(4);
+      const m: Message = {
+        type: types[rng.int(types.length)]!,
+        from: NodeId(ids[rng.int(ids.length)]!),
+        to: NodeId(self),
+        term: Term(rng.int(6)),
+        logTerm: Term(rng.int(6)),
+        index: LogIndex(index),
+        // Conf entries always carry a valid change: the codec rejects any other.
+        entries: Array.from({ length: n }, (_, k) => {
+          const conf = rng.int(8) === 0;
+          return {
+            index: LogIndex(index + k + 1),
+            term: Term(1 + rng.int(5)),
+            type: conf ? ('conf' as const) : ('normal' as const),
+            data: conf
+              ? `{"type":"${rng.int(2) ? 'addNode' : 'removeNode'}","node":"${ids[rng.int(4)]}"}`
+              : `d${i}`,
+          };
+        }),
+        commit: LogIndex(rng.int(14)),
+        reject: rng.int(2) === 0,
+        rejectHint: LogIndex(rng.int(12)),
+        ctx: rng.int(100),
+        snapshot:
+          rng.int(6) === 0
+            ? {
+                meta: {
+                  index: LogIndex(rng.int(12)),
+                  term: Term(rng.int(6)),
+                  conf: { voters: ['a', 'b', 'c'].map(NodeId) },
+                },
+                data: '',
+              }
+            : null,
+      };
+      raft.step(m.type === 'snap' && !m.snapshot ? { ...m, type: 'heartbeat' } : m);
+      maxLast = Math.max(maxLast, raft.status().lastIndex);
+      if (rng.int(5) === 0) raft.tick();
+      while (raft.hasReady()) raft.advance(raft.ready());
+      const c = raft.status().commit;
+      assert.ok(c >= commit, `commit went back from ${commit} to ${c}`);
+      commit = c;
+    }
+    assert.ok(maxLast > 3, `node ${self} never appended anything; the fuzz does not reach replication`);
+  }
+});

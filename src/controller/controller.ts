@@ -596,7 +596,12 @@ export class Controller {
         rec.attrs.delete(k);
         rec.attrs.delete(`fail-count-${m[1]}${m[2] ?? ''}`);
         this.statusChanges.push({ kind: 'attr', node: rec.name, name: k, value: null });
-        this.statusChanges.push({ kind: 'attr', node: rec.name, name: `fail-count-${m[1]}${m[2] ?? ''}`, value: null });
+        this.statusChanges.push({
+          kind: 'attr',
+          node: rec.name,
+          name: `fail-count-${m[1]}${m[2] ?? ''}`,
+          value: null,
+        });
         this.log('info', `failure of ${m[1]} on ${rec.name} expired (failure-timeout ${timeout} ms)`, {
           resource: m[1],
           node: rec.name,

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { schedule } from '../scheduler/schedule.ts';
 import type { NodeState } from '../cib/model.ts';
+import { schedule } from '../scheduler/schedule.ts';
 import { Controller } from './controller.ts';
-import { applyStatusChanges } from './status.ts';
 import { ClusterSim, crmCib, startCluster } from './sim_harness_test_util.ts';
+import { applyStatusChanges } from './status.ts';
 import { MAX_FENCE_ATTEMPTS } from './types.ts';
 
 const THREE = `node 1: n1
@@ -398,8 +398,9 @@ test('a new DC takes over the replicated status and restarts nothing that alread
   const sim = startCluster(THREE, ['n1', 'n2', 'n3']);
   // The replicated status is what the DC's status changes add up to.
   let status: NodeState[] = [];
-  for (const e of sim.effects) if (e.type === 'status-changes') status = applyStatusChanges(status, e.changes);
-  assert.deepEqual(status, sim.ctl.view().cib.status, 'the changes add up to the DC\'s own status');
+  for (const e of sim.effects)
+    if (e.type === 'status-changes') status = applyStatusChanges(status, e.changes);
+  assert.deepEqual(status, sim.ctl.view().cib.status, "the changes add up to the DC's own status");
   const replicated = { ...crmCib(THREE), status, hasStatus: true };
   // n1 steps down (e.g. Raft leadership moved); n2 becomes DC with the replicated CIB.
   sim.ctl.handle({ type: 'dc', isDc: false }, sim.nowMs);
@@ -449,4 +450,37 @@ test('a node that was fenced and comes back is probed again and gets no resource
     'n1 probed',
   );
   assert.deepEqual(sim.where('ip'), [node], 'stickiness keeps the group where it is');
+});
+
+test("a cluster with 1000 resources places every one exactly once and recovers all of a lost node's after its fence", () => {
+  let text =
+    'node 1: n1\nnode 2: n2\nnode 3: n3\nproperty stonith-enabled=true\nprimitive fence-lab stonith:fence_dummy\n';
+  for (let i = 0; i < 1000; i++) text += `primitive r${i} ocf:heartbeat:Dummy op monitor interval=10s\n`;
+  const sim = startCluster(text, ['n1', 'n2', 'n3']);
+  const count = (): number => [...sim.running.values()].reduce((n, m) => n + m.size, 0);
+  assert.equal(count(), 1001);
+  for (let i = 0; i < 1000; i += 97) assert.equal(sim.where(`r${i}`).length, 1, `r${i} runs once`);
+  sim.crash('n2');
+  sim.send({ type: 'membership', members: ['n1', 'n3'] });
+  assert.deepEqual(
+    sim.fences.map((f) => f.target),
+    ['n2'],
+  );
+  assert.equal(count(), 1001, 'everything n2 ran now runs on n1 or n3');
+  assert.equal(sim.running.get('n2')!.size, 0);
+});
+
+test('a node attribute an agent reports (halo:ping pingd) moves resources through a location rule', () => {
+  const sim = startCluster(`${THREE}location l-ping g rule -inf: pingd lte 0\n`, ['n1', 'n2', 'n3']);
+  assert.deepEqual(sim.where('ip'), ['n1']);
+  sim.send({
+    type: 'op-result',
+    node: 'n1',
+    rsc: 'ping',
+    action: 'monitor',
+    intervalMs: 10_000,
+    outcome: { rc: 0, opStatus: 0, execTimeMs: 4, attributes: { pingd: '0' } },
+  });
+  assert.notDeepEqual(sim.where('ip'), ['n1'], 'n1 lost its uplink: the group leaves');
+  assert.equal(sim.where('web').length, 1);
 });

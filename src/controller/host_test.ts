@@ -9,9 +9,9 @@ import { ShellAgentRunner } from '../executor/runner.ts';
 import { nullLogger } from '../lib/ports.ts';
 import { schedule } from '../scheduler/schedule.ts';
 import { ControllerHost, type ControllerWire } from './host.ts';
+import { crmCib } from './sim_harness_test_util.ts';
 import { applyStatusChanges } from './status.ts';
 import type { StatusChange } from './types.ts';
-import { crmCib } from './sim_harness_test_util.ts';
 
 const DUMMY = '/usr/lib/ocf/resource.d/heartbeat/Dummy';
 
@@ -41,7 +41,7 @@ async function eventually(what: string, ms: number, check: () => boolean): Promi
  */
 test('three hosts with real agents start the group, and after the DC node dies and is fenced the group runs on a survivor', {
   skip: !existsSync(DUMMY) && 'needs resource-agents (ocf:heartbeat:Dummy)',
-  timeout: 60_000,
+  timeout: 120_000,
 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'halo-ctlhost-'));
   const names = ['n1', 'n2', 'n3'];
@@ -108,7 +108,7 @@ test('three hosts with real agents start the group, and after the DC node dies a
     }
     await eventually(
       'ip and web running on n1',
-      20_000,
+      45_000,
       () => existsSync(stateFile('n1', 'ip')) && existsSync(stateFile('n1', 'web')),
     );
     assert.ok(!existsSync(stateFile('n2', 'ip')) && !existsSync(stateFile('n3', 'ip')), 'ip runs once');
@@ -123,7 +123,7 @@ test('three hosts with real agents start the group, and after the DC node dies a
       h.quorum(true, []);
       h.dc('n2');
     }
-    await eventually('the group to run on a survivor', 20_000, () =>
+    await eventually('the group to run on a survivor', 45_000, () =>
       ['n2', 'n3'].some((n) => existsSync(stateFile(n, 'ip')) && existsSync(stateFile(n, 'web'))),
     );
     assert.deepEqual(fenced, ['n1'], 'n1 was fenced exactly once before recovery');

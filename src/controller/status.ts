@@ -137,7 +137,10 @@ export function cibForScheduling(
  * replaces that node's `node_state`; `op` sets one `lrm_rsc_op` by id (creating the resource
  * entry); `op-removed` deletes one; `attr` sets or (value null) deletes a transient attribute.
  */
-export function applyStatusChanges(status: readonly NodeState[], changes: readonly StatusChange[]): NodeState[] {
+export function applyStatusChanges(
+  status: readonly NodeState[],
+  changes: readonly StatusChange[],
+): NodeState[] {
   const out = [...status];
   const indexOf = (node: string): number => {
     let i = out.findIndex((s) => s.uname === node);
@@ -167,7 +170,9 @@ export function applyStatusChanges(status: readonly NodeState[], changes: readon
       case 'op-removed':
         out[i] = {
           ...s,
-          resources: s.resources.map((r) => (r.id === c.rsc ? { ...r, ops: r.ops.filter((o) => o.id !== c.opId) } : r)),
+          resources: s.resources.map((r) =>
+            r.id === c.rsc ? { ...r, ops: r.ops.filter((o) => o.id !== c.opId) } : r,
+          ),
         };
         break;
       case 'attr': {
@@ -175,7 +180,9 @@ export function applyStatusChanges(status: readonly NodeState[], changes: readon
         if (c.value !== null) pairs.push({ id: `status-${s.id}-${c.name}`, name: c.name, value: c.value });
         out[i] = {
           ...s,
-          transientAttributes: pairs.length ? [{ kind: 'instance_attributes', id: `status-${s.id}`, pairs }] : [],
+          transientAttributes: pairs.length
+            ? [{ kind: 'instance_attributes', id: `status-${s.id}`, pairs }]
+            : [],
           ...(pairs.length ? { transientAttributesId: s.id } : {}),
         };
         break;

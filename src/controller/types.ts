@@ -143,7 +143,12 @@ export type StatusChange =
   | {
       readonly kind: 'op';
       readonly node: string;
-      readonly resource: { readonly id: string; readonly class?: string; readonly provider?: string; readonly type?: string };
+      readonly resource: {
+        readonly id: string;
+        readonly class?: string;
+        readonly provider?: string;
+        readonly type?: string;
+      };
       readonly op: OpHistory;
     }
   | { readonly kind: 'op-removed'; readonly node: string; readonly rsc: string; readonly opId: string }

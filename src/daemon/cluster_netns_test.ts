@@ -47,6 +47,15 @@ test('three daemons in namespaces form a cluster, survive a lost link, mark a cu
     );
     assert.ok(names.includes(leader));
 
+    // A CIB change proposed on the leader commits; a follower refuses and names the leader.
+    const change = (v: string): string =>
+      `cib ${JSON.stringify({ op: 'set-property', name: 'stonith-enabled', value: v })}`;
+    const committed = (await c.command(leader, change('false'))) as { ok: boolean; applied: boolean };
+    assert.deepEqual([committed.ok, committed.applied], [true, true]);
+    const follower = names.find((n) => n !== leader)!;
+    assert.equal(((await c.command(follower, change('true'))) as { code: string }).code, 'not-leader');
+    const cibEpoch = (await c.status(leader)).consensus?.cib?.epoch;
+
     // One cable of n3 unplugged: n3 stays a member over link 1; the others see link 0 down.
     c.net.cutLink('n3', 0);
     await waitFor('link 0 to n3 to go down while n3 stays a member', CHANGE_DEADLINE_MS, async () => {
@@ -88,6 +97,13 @@ test('three daemons in namespaces form a cluster, survive a lost link, mark a cu
       () => agreedLeader(c, names),
     );
     assert.ok(names.includes(after));
+    // The change committed before the failover is on every node, the rejoined one included.
+    await waitFor('every node to have applied the committed CIB change', CHANGE_DEADLINE_MS, async () => {
+      const epochs = (await statuses(c, names)).map((st) => st.consensus?.cib?.epoch);
+      return epochs.every((e) => e !== undefined && cibEpoch !== undefined && e >= cibEpoch)
+        ? true
+        : undefined;
+    });
     const sts = await statuses(c, names);
     for (const st of sts) {
       assert.equal(st.packets.forged, 0);

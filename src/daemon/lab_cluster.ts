@@ -34,6 +34,8 @@ export interface LabCluster {
   /** SIGKILL (kill -9) of one daemon; returns the wall time just before the signal. */
   kill9(name: string): number;
   status(name: string): Promise<DaemonStatus>;
+  /** Sends one control command line (e.g. `cib {...}`) to a daemon and returns its answer. */
+  command(name: string, line: string): Promise<unknown>;
   /** The last `bytes` of what the daemon wrote to stderr, for failure messages. */
   logTail(name: string, bytes?: number): string;
   /** Every JSON log line the daemon printed (within the kept tail). */
@@ -112,6 +114,9 @@ export function createLabCluster(opts: {
       process.kill(p.pid, 'SIGKILL');
       procs.delete(name);
       return t;
+    },
+    command(name, line) {
+      return queryControl(join(dir, `${name}.sock`), line, 10_000);
     },
     async status(name) {
       return (await queryControl(join(dir, `${name}.sock`), 'status', 2000)) as DaemonStatus;

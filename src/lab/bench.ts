@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { queryControl } from '../daemon/control.ts';
 import type { DaemonStatus } from '../daemon/daemon.ts';
 import { HaloError } from '../lib/errors.ts';
@@ -6,11 +6,11 @@ import { isLabDaemon, type LabState, labChaos, readLabState } from './lab.ts';
 import { LAB_VIP } from './scenarios.ts';
 
 /**
- * `halo lab bench failover`: on a running lab, inject a fault on the DC and measure, per trial,
- * when a survivor marks it lost (detection), when a new DC is known, and the gap in service the
- * client namespace sees when probing the VIP over HTTP every `PROBE_INTERVAL_MS`. Then heal and
- * wait for the cluster to re-form before the next trial. Wall-clock measurement only; nothing here
- * is asserted on timing.
+ * `halo lab bench failover`: on a running lab, inject a fault on the node holding the VIP (else
+ * the DC) and measure, per trial, when a survivor marks it lost (detection), when a new DC is
+ * known, and the gap in service the client namespace sees when probing the VIP over HTTP every
+ * `PROBE_INTERVAL_MS`. Then heal and wait for the cluster to re-form before the next trial.
+ * Wall-clock measurement only; nothing here is asserted on timing.
  */
 export type BenchFault = 'kill' | 'cut-link';
 export const PROBE_INTERVAL_MS = 10;
@@ -110,6 +110,17 @@ setInterval(once,${PROBE_INTERVAL_MS});`;
   }
 }
 
+function holdsVip(ns: string): boolean {
+  try {
+    return execFileSync('ip', ['-n', ns, '-o', 'addr', 'show'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).includes(` ${LAB_VIP}/`);
+  } catch {
+    return false;
+  }
+}
+
 async function currentDc(state: LabState): Promise<string | undefined> {
   for (const n of state.nodes) {
     const st = await status(n);
@@ -120,8 +131,10 @@ async function currentDc(state: LabState): Promise<string | undefined> {
 
 async function oneTrial(dir: string, trial: number, fault: BenchFault, probe: Probe): Promise<TrialResult> {
   const state = readLabState(dir);
+  // The fault hits the node serving the VIP when one does, else the DC.
+  const holder = state.nodes.find((n) => holdsVip(n.ns));
   const dc = await currentDc(state);
-  const target = state.nodes.find((n) => n.name === dc) ?? state.nodes.find((n) => !n.witness)!;
+  const target = holder ?? state.nodes.find((n) => n.name === dc) ?? state.nodes.find((n) => !n.witness)!;
   const survivors = state.nodes.filter((n) => n !== target);
   const serviceUp = probe.upFor(SERVICE_WARMUP_MS);
   const t0 = Date.now();

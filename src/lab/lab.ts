@@ -12,12 +12,13 @@ import {
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Configuration } from '../cib/model.ts';
 import { queryControl } from '../daemon/control.ts';
 import type { DaemonStatus } from '../daemon/daemon.ts';
 import { HaloError } from '../lib/errors.ts';
 import { generateKeyFile } from '../transport/key_file.ts';
 import { createLabNet, isRoot } from './netns.ts';
-import { type ScenarioName, scenarioFiles } from './scenarios.ts';
+import { type ScenarioName, scenarioConfiguration, scenarioFiles } from './scenarios.ts';
 
 /**
  * `halo lab`: a whole cluster on this machine. One network namespace per node with two links
@@ -64,6 +65,8 @@ export interface LabState {
   readonly namespaces: readonly string[];
   readonly links: number;
   readonly scenario: ScenarioName | null;
+  /** What happened when the scenario was loaded into the replicated CIB. */
+  scenarioLoad?: string;
   readonly client: { readonly name: string; readonly ns: string; readonly addr: string };
   readonly nodes: LabNodeState[];
   readonly createdAtMs: number;
@@ -276,11 +279,61 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
       );
     }
     await waitForDaemons(state, DAEMON_START_DEADLINE_MS);
+    if (opts.scenario) {
+      state.scenarioLoad = await loadScenario(
+        state,
+        scenarioConfiguration(scenarioFiles(opts.scenario, names, `h${net.tag}-`)),
+      );
+      writeLabState(state);
+      say(`scenario ${opts.scenario}: ${state.scenarioLoad}`);
+    }
   } catch (err) {
     await labDown(dir).catch(() => {});
     throw err;
   }
   return state;
+}
+
+/** How long to wait for a DC to accept the scenario (Raft election after start-up). */
+const SCENARIO_LOAD_DEADLINE_MS = 30_000;
+const PROPOSE_WAIT_MS = 7_000;
+
+/**
+ * Proposes the scenario's configuration to the replicated CIB through the DC's control socket
+ * (`cib {"op":"replace-configuration",…}`). Returns a sentence saying what happened; a refusal
+ * is reported, not thrown, so the lab stays up for inspection.
+ */
+async function loadScenario(s: LabState, configuration: Configuration): Promise<string> {
+  const command = `cib ${JSON.stringify({ op: 'replace-configuration', configuration })}`;
+  const until = Date.now() + SCENARIO_LOAD_DEADLINE_MS;
+  let last = 'no DC elected yet';
+  while (Date.now() < until) {
+    for (const n of s.nodes) {
+      let st: DaemonStatus;
+      try {
+        st = (await queryControl(n.controlSocket, 'status', STATUS_TIMEOUT_MS)) as DaemonStatus;
+      } catch {
+        continue;
+      }
+      const dc = s.nodes.find((x) => x.name === st.dc);
+      if (!dc) continue;
+      const r = (await queryControl(dc.controlSocket, command, PROPOSE_WAIT_MS).catch((e: Error) => ({
+        error: e.message,
+      }))) as {
+        ok?: boolean;
+        index?: number;
+        error?: string;
+        message?: string;
+        code?: string;
+      };
+      if (r.ok === true)
+        return `configuration committed to the replicated CIB at log index ${r.index} (via DC ${dc.name})`;
+      last = r.error ?? `${r.code}: ${r.message}`;
+      if (r.error !== undefined) return `not loaded: the DC ${dc.name} refused it: ${last}`;
+    }
+    await sleep(200);
+  }
+  return `not loaded within ${SCENARIO_LOAD_DEADLINE_MS} ms: ${last}`;
 }
 
 function writeNodeFiles(s: LabState, profile: string): void {
@@ -360,7 +413,10 @@ export function renderLabStatus(r: { state: LabState; nodes: readonly LabNodeRep
     `lab ${s.tag} in ${s.dir}: ${s.nodes.length} nodes, ${s.links} links each${s.scenario ? `, scenario ${s.scenario}` : ''}`,
   ];
   const dc = r.nodes.find((n) => n.status?.dc)?.status?.dc ?? null;
-  lines.push(`DC: ${dc ?? 'none'}`);
+  const cib = r.nodes.find((n) => n.status?.consensus?.cib)?.status?.consensus?.cib;
+  lines.push(
+    `DC: ${dc ?? 'none'}${cib ? `; replicated CIB epoch ${cib.epoch}, num_updates ${cib.numUpdates}` : ''}${s.scenarioLoad ? `; scenario: ${s.scenarioLoad}` : ''}`,
+  );
   for (const n of r.nodes) {
     const state = !n.running
       ? 'DOWN (daemon not running)'

@@ -83,7 +83,8 @@ export function createLabNet(opts: LabNetOptions): LabNet {
     throw new HaloError('bad-argument', `nodes+clients must be 1..${MAX_NODES}, got ${names.length}`);
   }
   const tag = opts.tag ?? randomBytes(3).toString('hex').slice(0, 5);
-  if (!/^[a-z0-9]{1,5}$/.test(tag)) throw new HaloError('bad-argument', `tag must be 1-5 of [a-z0-9], got '${tag}'`);
+  if (!/^[a-z0-9]{1,5}$/.test(tag))
+    throw new HaloError('bad-argument', `tag must be 1-5 of [a-z0-9], got '${tag}'`);
   const switchNs = `h${tag}-sw`;
   const made: string[] = [];
   const labNodes: LabNode[] = [];
@@ -144,7 +145,10 @@ export function createLabNet(opts: LabNetOptions): LabNet {
     node: (name) => labNodes[indexOf(name)]!,
     exec(nodeName, argv) {
       const n = labNodes[indexOf(nodeName)]!;
-      return execFileSync('ip', ['netns', 'exec', n.ns, ...argv], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      return execFileSync('ip', ['netns', 'exec', n.ns, ...argv], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
     },
     cutLink(nodeName, link) {
       ip(['-n', switchNs, 'link', 'set', `n${indexOf(nodeName)}l${link}`, 'down']);

@@ -1,3 +1,6 @@
+import { parseCrm } from '../cib/crm.ts';
+import { heartbeatToCib } from '../cib/heartbeat.ts';
+import type { Configuration } from '../cib/model.ts';
 import { HaloError } from '../lib/errors.ts';
 
 /**
@@ -88,4 +91,37 @@ ${nodes.map((n) => `node ${n}`).join('\n')}
         next: `curl http://${LAB_VIP}/ from the client namespace`,
       };
   }
+}
+
+/**
+ * The scenario as a cluster configuration, parsed exactly as `halo import` would parse the files
+ * (crm syntax, or Heartbeat's ha.cf + haresources + authkeys as they are). Throws `bad-scenario`
+ * naming file:line:col if a scenario file does not parse (a bug here, not user input).
+ */
+export function scenarioConfiguration(sc: ScenarioFiles): Configuration {
+  const f = sc.files;
+  if (f['cib.crm'] !== undefined) {
+    const r = parseCrm(f['cib.crm'], 'scenario/cib.crm');
+    if (!r.ok)
+      throw new HaloError(
+        'bad-scenario',
+        r.diagnostics.map((d) => `${d.pos.file}:${d.pos.line}:${d.pos.column}: ${d.message}`).join('; '),
+      );
+    return r.cib.configuration;
+  }
+  const r = heartbeatToCib({
+    haCf: { text: f['ha.cf'] ?? '', file: 'scenario/ha.cf' },
+    ...(f.haresources !== undefined
+      ? { haresources: { text: f.haresources, file: 'scenario/haresources' } }
+      : {}),
+    ...(f.authkeys !== undefined
+      ? { authkeys: { text: f.authkeys, file: 'scenario/authkeys', mode: 0o600 } }
+      : {}),
+  });
+  if (!r.cib.ok)
+    throw new HaloError(
+      'bad-scenario',
+      r.cib.diagnostics.map((d) => `${d.pos.file}:${d.pos.line}:${d.pos.column}: ${d.message}`).join('; '),
+    );
+  return r.cib.cib.configuration;
 }

@@ -1,5 +1,5 @@
-import type { Rng } from './ports.ts';
 import { assert } from './assert.ts';
+import type { Rng } from './ports.ts';
 
 /**
  * A seeded PRNG (xoshiro128**), so that the simulator and randomized tests replay exactly from

@@ -1,7 +1,7 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SeededRng } from './prng.ts';
+import { test } from 'node:test';
 import { BoundedQueue } from './bounded_queue.ts';
+import { SeededRng } from './prng.ts';
 
 test('the same seed replays the same sequence, and different seeds differ', () => {
   const a = new SeededRng(42);

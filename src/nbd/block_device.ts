@@ -66,21 +66,31 @@ export class FileBlockDevice implements BlockDevice {
     private readonly base: number,
   ) {}
 
-  static async open(path: string, opts: { sizeBytes?: number; base?: number } = {}): Promise<FileBlockDevice> {
+  static async open(
+    path: string,
+    opts: { sizeBytes?: number; base?: number } = {},
+  ): Promise<FileBlockDevice> {
     let fh: FileHandle;
     try {
       fh = await open(path, 'r+');
     } catch (err) {
-      throw new HaloError('device-open-failed', `cannot open backing file ${path}: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw new HaloError(
+        'device-open-failed',
+        `cannot open backing file ${path}: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
     }
     const st = await fh.stat();
     const base = opts.base ?? 0;
     const size = opts.sizeBytes ?? st.size - base;
     if (size <= 0 || (st.isFile() && base + size > st.size)) {
       await fh.close();
-      throw new HaloError('device-too-small', `backing file ${path} has ${st.size} bytes, need ${base + size}`);
+      throw new HaloError(
+        'device-too-small',
+        `backing file ${path} has ${st.size} bytes, need ${base + size}`,
+      );
     }
     return new FileBlockDevice(fh, size, base);
   }

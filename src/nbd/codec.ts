@@ -53,7 +53,15 @@ export const Cmd = { READ: 0, WRITE: 1, DISC: 2, FLUSH: 3, TRIM: 4, CACHE: 5, WR
 export const CmdFlag = { FUA: 1, NO_HOLE: 2, DF: 4 } as const;
 
 /** errno values NBD carries in replies (Linux numbering, as the protocol requires). */
-export const Errno = { EPERM: 1, EIO: 5, ENOMEM: 12, EINVAL: 22, ENOSPC: 28, EOVERFLOW: 75, ENOTSUP: 95 } as const;
+export const Errno = {
+  EPERM: 1,
+  EIO: 5,
+  ENOMEM: 12,
+  EINVAL: 22,
+  ENOSPC: 28,
+  EOVERFLOW: 75,
+  ENOTSUP: 95,
+} as const;
 
 /** Longest option payload we accept; export names and info requests are tiny. */
 export const MAX_OPTION_LENGTH = 4096;
@@ -144,7 +152,8 @@ export class NbdServerDecoder {
   private nextClientFlags(): ClientMsg | undefined {
     if (this.buf.length < 4) return undefined;
     const flags = this.take(4).readUInt32BE(0);
-    if ((flags & ClientFlag.FIXED_NEWSTYLE) === 0) return this.fatal('client does not support fixed newstyle');
+    if ((flags & ClientFlag.FIXED_NEWSTYLE) === 0)
+      return this.fatal('client does not support fixed newstyle');
     if ((flags & ~(ClientFlag.FIXED_NEWSTYLE | ClientFlag.NO_ZEROES)) !== 0) {
       return this.fatal(`client sent unknown flags 0x${flags.toString(16)}`);
     }
@@ -195,7 +204,11 @@ export function encodeGreeting(): Buffer {
   return b;
 }
 
-export function encodeOptionReply(option: number, type: number, data: Uint8Array = new Uint8Array(0)): Buffer {
+export function encodeOptionReply(
+  option: number,
+  type: number,
+  data: Uint8Array = new Uint8Array(0),
+): Buffer {
   const b = Buffer.alloc(20 + data.length);
   b.writeBigUInt64BE(OPTION_REPLY_MAGIC, 0);
   b.writeUInt32BE(option, 8);

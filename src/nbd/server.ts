@@ -4,10 +4,10 @@ import type { Logger } from '../lib/ports.ts';
 import { nullLogger } from '../lib/ports.ts';
 import type { BlockDevice } from './block_device.ts';
 import {
+  ClientFlag,
   Cmd,
   CmdFlag,
   checkRequest,
-  ClientFlag,
   decodeInfoRequest,
   Errno,
   encodeExportNameReply,
@@ -21,8 +21,8 @@ import {
   Info,
   MAX_REQUEST_PAYLOAD,
   NbdServerDecoder,
-  type OptionMsg,
   Opt,
+  type OptionMsg,
   Rep,
   type RequestMsg,
   TransmissionFlag,
@@ -165,7 +165,10 @@ class Connection {
       while (!this.closed && this.inFlight < MAX_IN_FLIGHT) {
         const msg = this.decoder.next();
         if (!msg) break;
-        if (msg.kind === 'fatal') return this.drop(msg.reason);
+        if (msg.kind === 'fatal') {
+          this.drop(msg.reason);
+          return;
+        }
         if (msg.kind === 'clientFlags') this.noZeroes = (msg.flags & ClientFlag.NO_ZEROES) !== 0;
         else if (msg.kind === 'option') this.onOption(msg);
         else this.onRequest(msg);
@@ -188,12 +191,18 @@ class Connection {
   }
 
   private onOption(m: OptionMsg): void {
-    if (++this.options > MAX_OPTIONS) return this.drop('too many options');
+    if (++this.options > MAX_OPTIONS) {
+      this.drop('too many options');
+      return;
+    }
     switch (m.option) {
       case Opt.EXPORT_NAME: {
         const e = this.exports.get(Buffer.from(m.data).toString('utf8')) ?? this.defaultExport(m.data);
         // EXPORT_NAME has no error reply: an unknown name means closing the connection.
-        if (!e) return this.drop('unknown export name');
+        if (!e) {
+          this.drop('unknown export name');
+          return;
+        }
         this.exp = e;
         this.send(encodeExportNameReply(e.device.sizeBytes, this.flagsFor(e), this.noZeroes));
         this.decoder.enterTransmission();
@@ -205,16 +214,26 @@ class Connection {
         this.closed = true;
         return;
       case Opt.LIST:
-        if (m.data.length !== 0) return this.send(encodeOptionReply(m.option, Rep.ERR_INVALID));
+        if (m.data.length !== 0) {
+          this.send(encodeOptionReply(m.option, Rep.ERR_INVALID));
+          return;
+        }
         for (const name of this.exports.keys()) {
           this.send(encodeOptionReply(m.option, Rep.SERVER, encodeListEntry(name)));
         }
-        return this.send(encodeOptionReply(m.option, Rep.ACK));
+        {
+          this.send(encodeOptionReply(m.option, Rep.ACK));
+          return;
+        }
       case Opt.INFO:
-      case Opt.GO:
-        return this.onInfoOrGo(m);
-      default:
-        return this.send(encodeOptionReply(m.option, Rep.ERR_UNSUP));
+      case Opt.GO: {
+        this.onInfoOrGo(m);
+        return;
+      }
+      default: {
+        this.send(encodeOptionReply(m.option, Rep.ERR_UNSUP));
+        return;
+      }
     }
   }
 
@@ -226,11 +245,18 @@ class Connection {
 
   private onInfoOrGo(m: OptionMsg): void {
     const req = decodeInfoRequest(m.data);
-    if (!req) return this.send(encodeOptionReply(m.option, Rep.ERR_INVALID));
+    if (!req) {
+      this.send(encodeOptionReply(m.option, Rep.ERR_INVALID));
+      return;
+    }
     const e = this.exports.get(req.name) ?? this.defaultExport(Buffer.from(req.name));
-    if (!e) return this.send(encodeOptionReply(m.option, Rep.ERR_UNKNOWN));
+    if (!e) {
+      this.send(encodeOptionReply(m.option, Rep.ERR_UNKNOWN));
+      return;
+    }
     this.send(encodeOptionReply(m.option, Rep.INFO, encodeInfoExport(e.device.sizeBytes, this.flagsFor(e))));
-    if (req.infos.includes(Info.NAME)) this.send(encodeOptionReply(m.option, Rep.INFO, encodeInfoName(e.name)));
+    if (req.infos.includes(Info.NAME))
+      this.send(encodeOptionReply(m.option, Rep.INFO, encodeInfoName(e.name)));
     if (req.infos.includes(Info.BLOCK_SIZE)) {
       this.send(encodeOptionReply(m.option, Rep.INFO, encodeInfoBlockSize(1, 4096, MAX_REQUEST_PAYLOAD)));
     }
@@ -243,7 +269,10 @@ class Connection {
 
   private onRequest(r: RequestMsg): void {
     const e = this.exp;
-    if (!e) return this.drop('request before export chosen');
+    if (!e) {
+      this.drop('request before export chosen');
+      return;
+    }
     this.stats.requests++;
     if (r.type === Cmd.DISC) {
       this.closed = true;
@@ -253,7 +282,8 @@ class Connection {
     const err = checkRequest(r, e.device.sizeBytes, e.readOnly === true);
     if (err !== 0) {
       this.stats.errors++;
-      return this.send(encodeSimpleReplyHeader(err, r.handle));
+      this.send(encodeSimpleReplyHeader(err, r.handle));
+      return;
     }
     this.inFlight++;
     this.execute(e.device, r).then(

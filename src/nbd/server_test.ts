@@ -109,7 +109,12 @@ test('a client can write, read back, flush and trim through the handshake and tr
     const c = await RawClient.connect(sock);
     await c.go();
     const data = randomBytes(8192);
-    c.write(encodeRequest({ type: Cmd.WRITE, handle: 7n, offset: 4096n, length: data.length, flags: CmdFlag.FUA }, data));
+    c.write(
+      encodeRequest(
+        { type: Cmd.WRITE, handle: 7n, offset: 4096n, length: data.length, flags: CmdFlag.FUA },
+        data,
+      ),
+    );
     assert.deepEqual((await c.reply()).error, 0);
     c.write(encodeRequest({ type: Cmd.READ, handle: 8n, offset: 4096n, length: data.length }));
     const r = await c.reply(data.length);
@@ -174,7 +179,10 @@ test('requests past the end, huge reads and unknown commands get errors and neve
     assert.equal((await c.reply()).error, Errno.EINVAL);
     c.write(encodeRequest({ type: Cmd.TRIM, handle: 5n, offset: 60n * 1024n, length: 8192 }));
     assert.equal((await c.reply()).error, Errno.ENOSPC);
-    assert.ok(dev.bytes.every((b) => b === 0), 'device unchanged');
+    assert.ok(
+      dev.bytes.every((b) => b === 0),
+      'device unchanged',
+    );
     // A request with a bad magic loses framing: the server disconnects.
     c.write(encodeRequest({ type: Cmd.READ, handle: 6n, offset: 0n, length: 512, magic: 0xdeadbeef }));
     await c.waitClosed();
@@ -269,7 +277,9 @@ function have(tool: string): boolean {
   }
 }
 
-test('nbdinfo and qemu-io talk to the server over a file-backed device', { skip: !have('nbdinfo') }, async () => {
+test('nbdinfo and qemu-io talk to the server over a file-backed device', {
+  skip: !have('nbdinfo'),
+}, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'halo-nbd-'));
   const file = join(dir, 'backing.img');
   writeFileSync(file, Buffer.alloc(8 << 20));

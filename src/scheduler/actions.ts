@@ -234,14 +234,16 @@ function applyOrders(u: Unpacked, orders: readonly OrderEntry[], byId: Map<strin
             changed = true;
             continue;
           }
-          // A running `then` only has to stop when the order is symmetrical (it must stop
-          // before its `first` stops).
-          if (!o.symmetrical) continue;
+          // A running `then` has to stop when the order is symmetrical (it must stop before its
+          // `first` stops), or when it needs a start of its own (it moves or restarts).
+          const needsStart = d.current.node !== d.next.node || d.restart;
+          if (!o.symmetrical && !needsStart) continue;
           const first = u.byConfiguredId.get(o.first);
           const firstOwn = primsOf(o.first).every((f) => !f.reason || f.reason === 'node availability');
           const firstActive = primsOf(o.first).some((f) => f.current !== undefined);
-          const kind =
-            first?.kind === 'primitive'
+          const kind = !o.symmetrical
+            ? 'unrunnable'
+            : first?.kind === 'primitive'
               ? firstActive
                 ? 'required'
                 : 'unrunnable'
@@ -296,7 +298,25 @@ function applyInterleaved(
     if (!node || !willBeActive(d)) continue;
     // Only an instance placed on the same node constrains this one.
     const placedHere = firsts.filter((f) => f.next.node === node);
-    if (placedHere.length === 0) continue;
+    if (placedHere.length === 0) {
+      // The first's instance on this node is going away: a running `then` goes with it.
+      const leaving = firsts.find((f) => f.current?.node === node && stopsNow(f));
+      if (
+        leaving &&
+        d.current?.node === node &&
+        o.symmetrical &&
+        o.firstAction === 'start' &&
+        o.thenAction === 'start'
+      ) {
+        // crm_simulate names the first only when an order (not its own placement) stopped it.
+        const ordered = leaving.reason?.startsWith('unrunnable') || leaving.reason?.startsWith('required');
+        d.reason = ordered ? `required ${instanceOf(leaving).id} start` : undefined;
+        d.next = { ...d.next, node: undefined, role: 'Stopped' };
+        d.restart = false;
+        changed = true;
+      }
+      continue;
+    }
     const there = placedHere.filter((f) => willBeActive(f) && !(f.blocked && !f.current));
     if (o.firstAction === 'start' && o.thenAction === 'start' && there.length === 0) {
       const label = `${instanceOf(placedHere[0]!).id} start`;

@@ -580,6 +580,7 @@ export class Assigner {
       }
       if ((u.tickets.get(c.baseId) ?? []).some((e) => e.revoked && e.role === 'Promoted'))
         score = MINUS_INFINITY;
+      if (prims.some((p) => p.state.demoteRequested)) score = MINUS_INFINITY;
       for (const col of this.input.colocByDependent.get(c.baseId) ?? []) {
         if (col.dependentRole === 'Unpromoted' && col.score >= INFINITY) {
           // The unpromoted instance must be where the primary is: don't promote there.

@@ -47,6 +47,10 @@ interface Replay {
   stopRequested: boolean;
   fenceNode: string | undefined;
   digest: string | undefined;
+  /** A successful migrate_to left this node for that target (the last word unless a later op). */
+  migratedTo: string | undefined;
+  /** A failure with on-fail=demote: keep the instance but do not leave it promoted. */
+  demoteRequested: boolean;
 }
 
 /** The return code the controller expected: third field of `action:transition:rc:uuid`. */
@@ -119,14 +123,17 @@ function replayOps(r: Res, node: string, ops: readonly OpHistory[], options: Clu
     stopRequested: false,
     fenceNode: undefined,
     digest: undefined,
+    migratedTo: undefined,
+    demoteRequested: false,
   };
   const promotable = isPromotableInstance(r);
   for (const op of sorted) {
     const name = op.operation;
-    if (name === 'migrate_to' || name === 'migrate_from') unsupported(`live migration history for '${r.id}'`);
     const intervalMs = Number(op.interval) || 0;
     const status = Number(op.opStatus ?? '0');
-    const rc = Number(op.rcCode ?? '0');
+    // Degraded results (190, 191) count as running (and running promoted).
+    const rawRc = Number(op.rcCode ?? '0');
+    const rc = rawRc === 190 ? RC.ok : rawRc === 191 ? RC.runningPromoted : rawRc;
     if (status === -1) {
       // In flight: the action's effect is assumed.
       if (name === 'start' || name === 'migrate_from') out.role = 'Started';
@@ -135,21 +142,28 @@ function replayOps(r: Res, node: string, ops: readonly OpHistory[], options: Clu
       continue;
     }
     if (status === 1) continue; // cancelled
+    // A recorded failure that a later result of the same call superseded no longer applies.
     if (
-      sorted.length > 1 &&
       op.id.includes('_last_failure_') &&
-      sorted.some((o) => o !== op && callId(o) === callId(op))
+      sorted.some(
+        (o) =>
+          o !== op && callId(o) === callId(op) && Number(o.lastRcChange ?? 0) > Number(op.lastRcChange ?? 0),
+      )
     )
       continue;
     const expected = expectedRc(op) ?? (name === 'monitor' && intervalMs === 0 ? RC.notRunning : RC.ok);
     const lastChangeSec = Number(op.lastRcChange ?? op.lastRun ?? '0') || 0;
-    let failure = status !== 0 && status !== 7;
+    // Status 4 ("error") with the expected return code is how older controllers recorded a
+    // normal result; the return code decides. Timeouts and other statuses are failures.
+    let failure = status !== 0 && status !== 4 && status !== 7;
     if (!failure) {
       failure = !isExpectedResult(name, intervalMs, rc, expected, promotable);
     }
     if (status === 7) failure = true;
     if (!failure) {
       applySuccess(out, name, intervalMs, rc, promotable);
+      out.migratedTo = name === 'migrate_to' ? (op.attrs?.migrate_target ?? '') : undefined;
+      if (name === 'migrate_from') out.failed = false;
       if (name === 'start' || (name === 'monitor' && intervalMs === 0 && rc !== RC.notRunning)) {
         out.failed = false;
       }
@@ -161,10 +175,9 @@ function replayOps(r: Res, node: string, ops: readonly OpHistory[], options: Clu
       r.failureTimeoutMs > 0 &&
       lastChangeSec > 0 &&
       lastChangeSec * 1000 + r.failureTimeoutMs <= options.nowMs &&
-      rc !== RC.notInstalled &&
       rc !== RC.notConfigured;
     const onFail = configuredOnFail(r, op, options);
-    if (rc === RC.notInstalled || status === 7) {
+    if ((rc === RC.notInstalled || status === 7) && !expired) {
       out.hardBan = true;
       if (name === 'monitor' && intervalMs === 0) {
         out.role = 'Stopped';
@@ -174,6 +187,12 @@ function replayOps(r: Res, node: string, ops: readonly OpHistory[], options: Clu
     // A stop that fails as "not configured" is resolved by fencing, not a ban everywhere.
     if (rc === RC.notConfigured && name !== 'stop') out.fatal = true;
     if (expired && name === 'monitor') {
+      continue;
+    }
+    if (onFail === 'demote' && (name === 'monitor' || name === 'promote')) {
+      // on-fail=demote: the instance stays, demoted, instead of being recovered.
+      out.demoteRequested = true;
+      out.failures.push({ node, op: name, intervalMs, rc, onFail });
       continue;
     }
     if (onFail === 'ignore') {
@@ -252,7 +271,12 @@ function isExpectedResult(
 function applySuccess(out: Replay, name: string, intervalMs: number, rc: number, promotable: boolean): void {
   switch (name) {
     case 'start':
+    case 'migrate_from':
       out.role = promotable ? 'Unpromoted' : 'Started';
+      return;
+    case 'migrate_to':
+      // The resource left for the target; whether it arrived is in the target's history.
+      out.role = 'Stopped';
       return;
     case 'stop':
       out.role = 'Stopped';
@@ -377,14 +401,16 @@ function failCountsOnNode(attrs: ReadonlyMap<string, string>): Map<string, FailC
 export function applyHistory(input: HistoryInput): void {
   const { options } = input;
   const bound: Bindings = new Map();
+  const migrations: { r: MutableRes; source: string; target: string }[] = [];
   const cloneKnown = new Map<string, Set<string>>(); // anonymous clone base → probed nodes
-  // Pacemaker reads node history in status-section order.
+  // Pacemaker reads node history in status-section order, nodes lost uncleanly last (this
+  // decides which anonymous clone instance is which).
   const statusOrder = new Map(input.cib.status.map((s, i) => [s, i]));
   const withState = input.nodes
     .filter((n) => n.state !== undefined)
     .sort(
       (a, b) =>
-        Number(b.info.online) - Number(a.info.online) ||
+        Number(lostNode(a.info, a.state!)) - Number(lostNode(b.info, b.state!)) ||
         statusOrder.get(a.state!)! - statusOrder.get(b.state!)!,
     );
   for (const { info, state } of withState) {
@@ -422,7 +448,17 @@ export function applyHistory(input: HistoryInput): void {
         if (replay0.role === 'Stopped' && !replay0.failed) continue;
         r = input.byId.get(hist.id) ?? input.newOrphan(hist.id, hist);
       }
-      applyReplay(input, r, info, replayOps(r, info.name, hist.ops, options), bound);
+      const rep = replayOps(r, info.name, hist.ops, options);
+      if (rep.migratedTo !== undefined) migrations.push({ r, source: info.name, target: rep.migratedTo });
+      applyReplay(input, r, info, rep, bound);
+    }
+  }
+  // A migrate_to whose target never took over is a partial migration: not supported yet.
+  for (const m of migrations) {
+    if (!m.r.state.active.some((a) => a.node === m.target)) {
+      unsupported(
+        `partial live migration of '${m.r.id}' from ${m.source} to ${m.target || 'an unknown node'}`,
+      );
     }
   }
   // Probed nodes of anonymous clones are shared by all instances.
@@ -437,6 +473,12 @@ export function applyHistory(input: HistoryInput): void {
     }
   }
   applyFailCounts(input);
+}
+
+/** A node lost uncleanly whose controller is down: its history is read after the others. */
+function lostNode(info: NodeInfo, s: NodeState): boolean {
+  const crmdUp = s.crmd === 'online' || (s.crmd !== undefined && /^\d+$/.test(s.crmd) && s.crmd !== '0');
+  return info.unclean && !crmdUp;
 }
 
 function emptyOrphan(id: string): Partial<Res> {
@@ -462,6 +504,7 @@ function applyReplay(input: HistoryInput, r: MutableRes, info: NodeInfo, rep: Re
     st.blockedOn = [...st.blockedOn, info.name];
   }
   if (rep.stopRequested) st.stopRequested = true;
+  if (rep.demoteRequested) st.demoteRequested = true;
   if (rep.digest) (st.startDigests as Map<string, string>).set(info.name, rep.digest);
   if (rep.fenceNode && input.options.stonithEnabled && !input.fence.has(info.name)) {
     input.fence.set(info.name, rep.fenceNode);

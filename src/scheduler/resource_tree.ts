@@ -64,6 +64,8 @@ export interface PrimitiveState {
   readonly blockedOn: readonly string[];
   /** A failure asked for the resource to be stopped (on-fail=stop). */
   readonly stopRequested: boolean;
+  /** A failure asked for the instance to be demoted (on-fail=demote). */
+  readonly demoteRequested: boolean;
   /** Last successful op digest per node (`op-digest` of the start), for definition changes. */
   readonly startDigests: ReadonlyMap<string, string>;
 }
@@ -79,6 +81,7 @@ export function emptyState(): PrimitiveState {
     blocked: false,
     blockedOn: [],
     stopRequested: false,
+    demoteRequested: false,
     startDigests: new Map(),
   };
 }

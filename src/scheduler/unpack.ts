@@ -206,6 +206,18 @@ function unpackNodes(cib: Cib, options: ClusterOptions, props: Map<string, strin
       }
     } else {
       decideMembership(info, state, options);
+      const terminate = transient.get('terminate');
+      if (
+        options.stonithEnabled &&
+        info.online &&
+        terminate !== undefined &&
+        terminate !== '0' &&
+        isTrue(terminate, true)
+      ) {
+        info.online = false;
+        info.unclean = true;
+        info.uncleanReason = 'termination was requested';
+      }
     }
     out.push({ info, state });
   });
@@ -520,7 +532,10 @@ export function unpack(cib: Cib, nowMs: number): Unpacked {
     }
   }
   // Without quorum a partition may not fence (unless told to ignore quorum).
-  if (!options.haveQuorum && options.noQuorumPolicy !== 'ignore') fence.clear();
+  // A failed stop still gets its node fenced (the resource must be recovered safely).
+  if (!options.haveQuorum && options.noQuorumPolicy !== 'ignore') {
+    for (const [node, reason] of [...fence]) if (!reason.endsWith('failed there')) fence.delete(node);
+  }
   return {
     options,
     nodes,

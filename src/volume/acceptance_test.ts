@@ -38,7 +38,18 @@ interface Ctx {
 
 function cli(ctx: Ctx, node: string, args: string[], inNetns = false): string {
   const { exec, args: pre } = selfCommand();
-  const argv = [exec, ...pre, 'volume', '-c', ctx.conf, '--node', node, '--run-dir', ctx.runDir(node), ...args];
+  const argv = [
+    exec,
+    ...pre,
+    'volume',
+    '-c',
+    ctx.conf,
+    '--node',
+    node,
+    '--run-dir',
+    ctx.runDir(node),
+    ...args,
+  ];
   if (inNetns) return ctx.net.exec(node, argv);
   return execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
@@ -63,7 +74,9 @@ async function settledPair(ctx: Ctx): Promise<void> {
   await waitFor('both nodes Connected and UpToDate', async () => {
     const a = await status(ctx, 'alpha');
     const b = await status(ctx, 'bravo');
-    return a?.conn === 'Connected' && b?.conn === 'Connected' && a.disk === 'UpToDate' && b.disk === 'UpToDate';
+    return (
+      a?.conn === 'Connected' && b?.conn === 'Connected' && a.disk === 'UpToDate' && b.disk === 'UpToDate'
+    );
   });
 }
 
@@ -151,7 +164,8 @@ test('two nodes in network namespaces: sync, ext4, failover after kill -9, parti
     cli(ctx, 'bravo', ['primary', 'r0']);
     cli(ctx, 'bravo', ['attach', 'r0', '--mount', mnt('bravo')]);
     attached.add('bravo');
-    for (const [name, sum] of sums) assert.equal(sha(join(mnt('bravo'), name)), sum, `${name} survived the failover`);
+    for (const [name, sum] of sums)
+      assert.equal(sha(join(mnt('bravo'), name)), sum, `${name} survived the failover`);
     // More writes while alpha is away: these are the dirty blocks the resync must send.
     for (let i = 0; i < 5; i++) writeFileSync(join(mnt('bravo'), `after${i}.bin`), randomBytes(64 * 1024));
     await run('sync', ['-f', mnt('bravo')]);
@@ -178,7 +192,10 @@ test('two nodes in network namespaces: sync, ext4, failover after kill -9, parti
       `# partial resync: bravo dirty ${dirtyOnBravo} blocks, union with alpha's crash AL ${unionBlocks} blocks, received ${received} bytes (${received / 4096} blocks)\n`,
     );
     assert.ok(unionBlocks >= dirtyOnBravo);
-    assert.ok(Math.abs(received - unionBlocks * 4096) <= unionBlocks * 4096 * 0.01, 'bytes transferred equal the dirty blocks (±1 %)');
+    assert.ok(
+      Math.abs(received - unionBlocks * 4096) <= unionBlocks * 4096 * 0.01,
+      'bytes transferred equal the dirty blocks (±1 %)',
+    );
     assert.ok(received < 96 * 1024 * 1024 * 0.5, 'not a full sync');
 
     // split brain: cut the link, promote both, write on both, reconnect
@@ -189,7 +206,13 @@ test('two nodes in network namespaces: sync, ext4, failover after kill -9, parti
     });
     cli(ctx, 'alpha', ['primary', 'r0']);
     for (const n of ['alpha', 'bravo']) {
-      await run('qemu-io', ['-f', 'raw', '-c', `write -P ${n === 'alpha' ? '0x11' : '0x22'} 32M 64k`, `nbd+unix:///r0?socket=${join(ctx.runDir(n), 'r0.nbd')}`]);
+      await run('qemu-io', [
+        '-f',
+        'raw',
+        '-c',
+        `write -P ${n === 'alpha' ? '0x11' : '0x22'} 32M 64k`,
+        `nbd+unix:///r0?socket=${join(ctx.runDir(n), 'r0.nbd')}`,
+      ]);
       cli(ctx, n, ['secondary', 'r0']);
     }
     net.restoreLink('bravo', 0);
@@ -216,6 +239,55 @@ test('two nodes in network namespaces: sync, ext4, failover after kill -9, parti
     });
     assert.equal(v.outOfSync, 1);
     assert.match(cli(ctx, 'alpha', ['status', 'r0']), /verify:done .*out-of-sync:4KiB/);
+
+    // An automatic policy end to end: restart both with after-sb-0pri discard-least-changes.
+    for (const n of ['alpha', 'bravo']) cli(ctx, n, ['down', 'r0']);
+    writeFileSync(
+      ctx.conf,
+      readFileSync(ctx.conf, 'utf8').replace(
+        'ko-count 4;',
+        'ko-count 4; after-sb-0pri discard-least-changes;',
+      ),
+    );
+    for (const n of ['alpha', 'bravo']) {
+      cli(ctx, n, ['up', 'r0'], true);
+      pids.push((await waitFor(`${n} engine (policy round)`, () => status(ctx, n))).pid);
+    }
+    await settledPair(ctx);
+    net.cutLink('alpha', 0);
+    await waitFor('both to lose the link', async () => {
+      const [x, y] = [await status(ctx, 'alpha'), await status(ctx, 'bravo')];
+      return x?.conn !== 'Connected' && y?.conn !== 'Connected';
+    });
+    const writes: Array<[string, string, string]> = [
+      ['alpha', '0x33', '8M 64k'],
+      ['bravo', '0x44', '16M 512k'],
+    ];
+    for (const [n, pattern, range] of writes) {
+      cli(ctx, n, ['primary', 'r0']);
+      await run('qemu-io', [
+        '-f',
+        'raw',
+        '-c',
+        `write -P ${pattern} ${range}`,
+        `nbd+unix:///r0?socket=${join(ctx.runDir(n), 'r0.nbd')}`,
+      ]);
+      cli(ctx, n, ['secondary', 'r0']);
+    }
+    net.restoreLink('alpha', 0);
+    await settledPair(ctx);
+    const kept = await run('qemu-io', ['-f', 'raw', '-r', '-c', 'read -P 0x44 16M 512k', ctx.disk('alpha')]);
+    assert.doesNotMatch(kept.stdout, /verification failed/, 'the side with more changes (bravo) won');
+    const dropped = await run('qemu-io', [
+      '-f',
+      'raw',
+      '-r',
+      '-c',
+      'read -P 0x33 8M 64k',
+      ctx.disk('alpha'),
+    ]).catch((e: { stdout: string }) => e);
+    assert.match(dropped.stdout, /verification failed/, "alpha's fewer changes were discarded");
+    assert.match(readFileSync(join(ctx.runDir('alpha'), 'r0.log'), 'utf8'), /split brain auto-resolved/);
   } finally {
     for (const n of attached) {
       try {

@@ -9,7 +9,12 @@ export type Fencing = 'dont-care' | 'resource-only' | 'resource-and-stonith';
 /** What the volume engine needs to know about one resource on this node. */
 export interface VolumeConfig {
   readonly resource: string;
-  readonly self: { readonly name: string; readonly address: string; readonly disk: string; readonly metaDisk: string };
+  readonly self: {
+    readonly name: string;
+    readonly address: string;
+    readonly disk: string;
+    readonly metaDisk: string;
+  };
   readonly peer: { readonly name: string; readonly address: string };
   /** Data size; absent = everything in the backing file that metadata does not use. */
   readonly sizeBytes?: number;
@@ -97,7 +102,10 @@ export function volumeConfigFromDrbd(conf: DrbdConfig, name: string, selfName: s
   const res = conf.resources.find((r) => r.name === name);
   if (!res) {
     const known = conf.resources.map((r) => r.name).join(', ') || 'none';
-    throw new HaloError('unknown-resource', `resource "${name}" is not in ${conf.files[0] ?? 'the config'} (known: ${known})`);
+    throw new HaloError(
+      'unknown-resource',
+      `resource "${name}" is not in ${conf.files[0] ?? 'the config'} (known: ${known})`,
+    );
   }
   const me = res.hosts.find((h) => h.name === selfName);
   if (!me) {
@@ -108,7 +116,10 @@ export function volumeConfigFromDrbd(conf: DrbdConfig, name: string, selfName: s
   }
   const others = res.hosts.filter((h) => h.name !== selfName);
   if (others.length !== 1) {
-    throw new HaloError('bad-config', `${where(res)}resource ${name} needs exactly 2 hosts, found ${res.hosts.length}`);
+    throw new HaloError(
+      'bad-config',
+      `${where(res)}resource ${name} needs exactly 2 hosts, found ${res.hosts.length}`,
+    );
   }
   const peer = others[0]!;
   const opt = (section: string, key: string) => drbdOption(conf, res, section, key);
@@ -118,7 +129,10 @@ export function volumeConfigFromDrbd(conf: DrbdConfig, name: string, selfName: s
   };
   const protocol = drbdProtocol(conf, res).toUpperCase();
   if (protocol !== 'A' && protocol !== 'B' && protocol !== 'C') {
-    throw new HaloError('bad-config', `${where(res)}resource ${name}: protocol "${protocol}" must be A, B or C`);
+    throw new HaloError(
+      'bad-config',
+      `${where(res)}resource ${name}: protocol "${protocol}" must be A, B or C`,
+    );
   }
   const rate = opt('syncer', 'rate') ?? opt('disk', 'resync-rate') ?? opt('disk', 'c-max-rate');
   const handlers: Record<string, string> = {};
@@ -142,7 +156,8 @@ export function volumeConfigFromDrbd(conf: DrbdConfig, name: string, selfName: s
       pingIntervalMs: num(opt('net', 'ping-int'), DEFAULTS.pingIntervalMs, 1000, 'net ping-int'),
       koCount: num(opt('net', 'ko-count'), DEFAULTS.koCount, 1, 'net ko-count'),
       connectIntervalMs: num(opt('net', 'connect-int'), DEFAULTS.connectIntervalMs, 1000, 'net connect-int'),
-      allowTwoPrimaries: opt('net', 'allow-two-primaries') !== undefined && opt('net', 'allow-two-primaries') !== 'no',
+      allowTwoPrimaries:
+        opt('net', 'allow-two-primaries') !== undefined && opt('net', 'allow-two-primaries') !== 'no',
       afterSb0: pick(opt('net', 'after-sb-0pri'), AFTER0, 'disconnect', 'after-sb-0pri'),
       afterSb1: pick(opt('net', 'after-sb-1pri'), AFTER1, 'disconnect', 'after-sb-1pri'),
       afterSb2: pick(opt('net', 'after-sb-2pri'), AFTER2, 'disconnect', 'after-sb-2pri'),
@@ -151,9 +166,19 @@ export function volumeConfigFromDrbd(conf: DrbdConfig, name: string, selfName: s
       csumsAlg: opt('net', 'csums-alg') ?? opt('syncer', 'csums-alg'),
       verifyAlg: opt('net', 'verify-alg') ?? opt('syncer', 'verify-alg'),
     },
-    fencing: pick(fencing, ['dont-care', 'resource-only', 'resource-and-stonith'] as const, 'dont-care', 'fencing'),
+    fencing: pick(
+      fencing,
+      ['dont-care', 'resource-only', 'resource-and-stonith'] as const,
+      'dont-care',
+      'fencing',
+    ),
     resyncRateBytesPerSec: rate ? parseDrbdSize(rate, `resource ${name} resync rate`) : 0,
-    alExtents: num(opt('disk', 'al-extents') ?? opt('syncer', 'al-extents'), DEFAULTS.alExtents, 1, 'al-extents'),
+    alExtents: num(
+      opt('disk', 'al-extents') ?? opt('syncer', 'al-extents'),
+      DEFAULTS.alExtents,
+      1,
+      'al-extents',
+    ),
     handlers,
   };
 }

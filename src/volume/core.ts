@@ -1,7 +1,7 @@
 import { assert } from '../lib/assert.ts';
 import { Bitmap, BLOCK_BYTES, blocksOf } from './bitmap.ts';
 import type { Protocol, VolumeConfig } from './config.ts';
-import { DiskQueue } from './disk_queue.ts';
+import { DiskQueue, MAX_DISK_OPS } from './disk_queue.ts';
 import { type Decision, decide, type NodeView } from './handshake.ts';
 import type { HandshakeMsg, PeerMsg } from './messages.ts';
 import {
@@ -24,7 +24,13 @@ import {
  */
 
 export type CoreEvent =
-  | { readonly e: 'write'; readonly id: number; readonly offset: number; readonly data: Uint8Array; readonly fua: boolean }
+  | {
+      readonly e: 'write';
+      readonly id: number;
+      readonly offset: number;
+      readonly data: Uint8Array;
+      readonly fua: boolean;
+    }
   | { readonly e: 'flush'; readonly id: number }
   | { readonly e: 'diskDone'; readonly op: number; readonly ok: boolean; readonly data?: Uint8Array }
   | { readonly e: 'persisted'; readonly seq: number }
@@ -34,7 +40,13 @@ export type CoreEvent =
   | { readonly e: 'tick'; readonly nowMs: number };
 
 export type CoreAction =
-  | { readonly a: 'diskWrite'; readonly op: number; readonly offset: number; readonly data: Uint8Array; readonly fua: boolean }
+  | {
+      readonly a: 'diskWrite';
+      readonly op: number;
+      readonly offset: number;
+      readonly data: Uint8Array;
+      readonly fua: boolean;
+    }
   | { readonly a: 'diskRead'; readonly op: number; readonly offset: number; readonly length: number }
   | { readonly a: 'diskFlush'; readonly op: number }
   | { readonly a: 'persist'; readonly seq: number; readonly meta: VolumeMetadata }
@@ -46,7 +58,9 @@ export type CoreAction =
   | { readonly a: 'role'; readonly role: Role }
   | { readonly a: 'log'; readonly level: 'info' | 'warn' | 'error'; readonly msg: string };
 
-export type AdminResult = { readonly ok: true } | { readonly ok: false; readonly code: string; readonly message: string };
+export type AdminResult =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly code: string; readonly message: string };
 
 export interface CorePorts {
   /** A fresh random 64-bit generation identifier. */
@@ -135,8 +149,20 @@ export interface CoreStatus {
   readonly gen: Generations;
   readonly outOfSyncBlocks: number;
   readonly resync: ResyncProgress | undefined;
-  readonly verify: { readonly doneBlocks: number; readonly totalBlocks: number; readonly outOfSync: number; readonly running: boolean } | undefined;
-  readonly counters: Readonly<Record<'ns' | 'nr' | 'dw' | 'dr' | 'al' | 'pe' | 'ua' | 'ap' | 'resyncBytesSent' | 'resyncBytesReceived', number>>;
+  readonly verify:
+    | {
+        readonly doneBlocks: number;
+        readonly totalBlocks: number;
+        readonly outOfSync: number;
+        readonly running: boolean;
+      }
+    | undefined;
+  readonly counters: Readonly<
+    Record<
+      'ns' | 'nr' | 'dw' | 'dr' | 'al' | 'pe' | 'ua' | 'ap' | 'resyncBytesSent' | 'resyncBytesReceived',
+      number
+    >
+  >;
   readonly nowMs: number;
   readonly lastDecision: string;
 }
@@ -194,8 +220,21 @@ export class VolumeCore {
   private lastResyncPersistMs = 0;
   private resyncDirty = false;
 
-  private verify: { cursor: number; inflight: number; done: number; oos: number; running: boolean } | undefined;
-  private readonly counters = { ns: 0, nr: 0, dw: 0, dr: 0, al: 0, pe: 0, ua: 0, ap: 0, resyncBytesSent: 0, resyncBytesReceived: 0 };
+  private verify:
+    | { cursor: number; inflight: number; done: number; oos: number; running: boolean }
+    | undefined;
+  private readonly counters = {
+    ns: 0,
+    nr: 0,
+    dw: 0,
+    dr: 0,
+    al: 0,
+    pe: 0,
+    ua: 0,
+    ap: 0,
+    resyncBytesSent: 0,
+    resyncBytesReceived: 0,
+  };
 
   constructor(
     private readonly cfg: VolumeConfig,
@@ -270,25 +309,43 @@ export class VolumeCore {
 
   step(ev: CoreEvent): void {
     switch (ev.e) {
-      case 'write':
-        return this.onWrite(ev.id, ev.offset, ev.data, ev.fua);
-      case 'flush':
-        return this.onFlush(ev.id);
+      case 'write': {
+        this.onWrite(ev.id, ev.offset, ev.data, ev.fua);
+        return;
+      }
+      case 'flush': {
+        this.onFlush(ev.id);
+        return;
+      }
       case 'diskDone':
         this.queue.complete(ev.op, ev.ok, ev.data);
-        return this.pumpAll();
-      case 'persisted':
-        return this.onPersisted(ev.seq);
-      case 'transportUp':
-        return this.onTransportUp();
-      case 'transportDown':
-        return this.onTransportDown(ev.reason);
+        {
+          this.pumpAll();
+          return;
+        }
+      case 'persisted': {
+        this.onPersisted(ev.seq);
+        return;
+      }
+      case 'transportUp': {
+        this.onTransportUp();
+        return;
+      }
+      case 'transportDown': {
+        this.onTransportDown(ev.reason);
+        return;
+      }
       case 'peer':
         this.lastHeardMs = this.nowMs;
         this.onPeer(ev.msg);
-        return this.pumpAll();
-      case 'tick':
-        return this.onTick(ev.nowMs);
+        {
+          this.pumpAll();
+          return;
+        }
+      case 'tick': {
+        this.onTick(ev.nowMs);
+        return;
+      }
     }
   }
 
@@ -488,7 +545,8 @@ export class VolumeCore {
 
   promote(force: boolean): AdminResult {
     if (this.role === 'Primary') return { ok: true };
-    if (this.conn === 'SyncTarget') return fail('sync-target', 'cannot promote while this disk is resync target');
+    if (this.conn === 'SyncTarget')
+      return fail('sync-target', 'cannot promote while this disk is resync target');
     if (this.handshakeDone && this.peerRole === 'Primary' && !this.cfg.net.allowTwoPrimaries) {
       return fail('peer-is-primary', 'the peer is Primary and allow-two-primaries is not set');
     }
@@ -497,7 +555,11 @@ export class VolumeCore {
     }
     if (this.gen.current === UUID_JUST_CREATED || (force && this.disk !== 'UpToDate')) {
       // Forced promotion: this disk becomes the reference; a connected peer must resync fully.
-      this.gen = { current: this.ports.freshUuid() | 1n, bitmap: 0n, history: [this.gen.current === UUID_JUST_CREATED ? 0n : this.gen.current, this.gen.history[0]] };
+      this.gen = {
+        current: this.ports.freshUuid() | 1n,
+        bitmap: 0n,
+        history: [this.gen.current === UUID_JUST_CREATED ? 0n : this.gen.current, this.gen.history[0]],
+      };
       this.disk = 'UpToDate';
       this.syncSourceUuid = 0n;
       this.role = 'Primary';
@@ -510,7 +572,8 @@ export class VolumeCore {
     if (!this.handshakeDone || this.peerDisk === 'DUnknown') {
       if (this.gen.bitmap === 0n) this.gen = newCurrent(this.gen, this.ports.freshUuid(), true);
       else this.gen = withRoleBit(this.gen, true);
-      if (this.cfg.fencing !== 'dont-care' && !this.peerOutdated) this.emit({ a: 'handler', name: 'fence-peer' });
+      if (this.cfg.fencing !== 'dont-care' && !this.peerOutdated)
+        this.emit({ a: 'handler', name: 'fence-peer' });
     } else {
       this.gen = withRoleBit(this.gen, true);
       this.sendState();
@@ -522,7 +585,8 @@ export class VolumeCore {
 
   demote(): AdminResult {
     if (this.role === 'Secondary') return { ok: true };
-    if (this.writes.size > 0 || this.flushes.size > 0) return fail('busy', 'writes are still in flight; retry');
+    if (this.writes.size > 0 || this.flushes.size > 0)
+      return fail('busy', 'writes are still in flight; retry');
     this.role = 'Secondary';
     this.gen = withRoleBit(this.gen, false);
     this.requestPersist();
@@ -549,7 +613,8 @@ export class VolumeCore {
 
   /** Starts online verify from this node (needs a connected peer in sync). */
   startVerify(): AdminResult {
-    if (this.conn !== 'Connected') return fail('not-connected', `verify needs connection state Connected, not ${this.conn}`);
+    if (this.conn !== 'Connected')
+      return fail('not-connected', `verify needs connection state Connected, not ${this.conn}`);
     this.verify = { cursor: 0, inflight: 0, done: 0, oos: 0, running: true };
     this.log('info', `online verify started over ${this.blocks} blocks`);
     this.pumpAll();
@@ -661,11 +726,21 @@ export class VolumeCore {
 
   private onHandshake(m: HandshakeMsg): void {
     if (m.protocol !== this.cfg.protocol) {
-      return this.refuse(`protocol mismatch: ${this.cfg.protocol} here, ${m.protocol} on ${m.node}`);
+      this.refuse(`protocol mismatch: ${this.cfg.protocol} here, ${m.protocol} on ${m.node}`);
+      return;
     }
-    if (m.sizeBytes !== this.sizeBytes) return this.refuse(`size mismatch: ${this.sizeBytes} here, ${m.sizeBytes} on ${m.node}`);
-    if (m.node !== this.cfg.peer.name) return this.refuse(`expected peer ${this.cfg.peer.name}, got ${m.node}`);
-    if (m.bitmap.length !== this.bitmap.bits.length) return this.refuse('peer bitmap has the wrong size');
+    if (m.sizeBytes !== this.sizeBytes) {
+      this.refuse(`size mismatch: ${this.sizeBytes} here, ${m.sizeBytes} on ${m.node}`);
+      return;
+    }
+    if (m.node !== this.cfg.peer.name) {
+      this.refuse(`expected peer ${this.cfg.peer.name}, got ${m.node}`);
+      return;
+    }
+    if (m.bitmap.length !== this.bitmap.bits.length) {
+      this.refuse('peer bitmap has the wrong size');
+      return;
+    }
     const peer: NodeView = {
       name: m.node,
       gen: { current: m.current, bitmap: m.bitmapUuid, history: m.history },
@@ -691,18 +766,24 @@ export class VolumeCore {
     this.discardMyData = false;
     switch (d.kind) {
       case 'unrelated':
-      case 'refuse':
-        return this.refuse(d.rule);
+      case 'refuse': {
+        this.refuse(d.rule);
+        return;
+      }
       case 'split-brain':
         this.log('error', `split brain detected with ${m.node}, not resolved: ${d.rule}`);
         this.emit({ a: 'handler', name: 'split-brain' });
         if (d.priLost) this.emit({ a: 'handler', name: 'pri-lost-after-sb' });
-        return this.refuse('split brain');
+        {
+          this.refuse('split brain');
+          return;
+        }
       case 'in-sync':
         this.handshakeDone = true;
         this.crashedPrimary = false;
         this.conn = 'Connected';
-        if (this.disk !== 'Inconsistent' && (m.disk === 'UpToDate' || this.disk === 'UpToDate')) this.disk = 'UpToDate';
+        if (this.disk !== 'Inconsistent' && (m.disk === 'UpToDate' || this.disk === 'UpToDate'))
+          this.disk = 'UpToDate';
         if (this.peerDisk !== 'Inconsistent' && this.disk === 'UpToDate') this.peerDisk = 'UpToDate';
         this.peerOutdated = false;
         this.requestPersist();
@@ -729,22 +810,38 @@ export class VolumeCore {
 
   private onPeer(msg: PeerMsg): void {
     if (msg.t === 'Handshake') {
-      if (!this.transportOpen || this.handshakeDone) return this.dropConnection('unexpected handshake');
-      return this.onHandshake(msg);
+      if (!this.transportOpen || this.handshakeDone) {
+        this.dropConnection('unexpected handshake');
+        return;
+      }
+      this.onHandshake(msg);
+      return;
+    }
+    if (this.handshakeDone && this.queue.size >= MAX_DISK_OPS) {
+      // A peer that sends faster than our disk absorbs would grow memory without bound; drop
+      // it. Whatever it had in flight is marked on its side and resynced after reconnecting.
+      this.dropConnection(`peer overran the disk queue (${this.queue.size} operations waiting)`);
+      return;
     }
     if (!this.handshakeDone) {
       // Messages of an older connection or out of order: never act on them.
       return;
     }
     switch (msg.t) {
-      case 'Data':
-        return this.onPeerData(msg.seq, msg.offset, msg.fua, msg.data);
+      case 'Data': {
+        this.onPeerData(msg.seq, msg.offset, msg.fua, msg.data);
+        return;
+      }
       case 'RecvAck':
       case 'WriteAck':
-      case 'NegAck':
-        return this.onPeerAck(msg.t, msg.seq);
-      case 'Barrier':
-        return this.onBarrier(msg.seq);
+      case 'NegAck': {
+        this.onPeerAck(msg.t, msg.seq);
+        return;
+      }
+      case 'Barrier': {
+        this.onBarrier(msg.seq);
+        return;
+      }
       case 'BarrierAck': {
         const id = this.barrierToFlush.get(msg.seq);
         this.barrierToFlush.delete(msg.seq);
@@ -755,21 +852,36 @@ export class VolumeCore {
         }
         return;
       }
-      case 'ResyncData':
-        return this.onResyncData(msg.first, msg.data);
-      case 'ResyncAck':
-        return this.onResyncAck(msg.first, msg.count, msg.ok);
-      case 'ResyncCsum':
-        return this.onResyncCsum(msg.first, msg.digests);
-      case 'ResyncNeed':
-        return this.onResyncNeed(msg.first, msg.need);
+      case 'ResyncData': {
+        this.onResyncData(msg.first, msg.data);
+        return;
+      }
+      case 'ResyncAck': {
+        this.onResyncAck(msg.first, msg.count, msg.ok);
+        return;
+      }
+      case 'ResyncCsum': {
+        this.onResyncCsum(msg.first, msg.digests);
+        return;
+      }
+      case 'ResyncNeed': {
+        this.onResyncNeed(msg.first, msg.need);
+        return;
+      }
       case 'ResyncDone':
         this.resyncDoneMsg = { current: msg.current, history: msg.history };
-        return this.maybeFinishTarget();
-      case 'VerifyReq':
-        return this.onVerifyReq(msg.first, msg.digests);
-      case 'VerifyReply':
-        return this.onVerifyReply(msg.first, msg.differ);
+        {
+          this.maybeFinishTarget();
+          return;
+        }
+      case 'VerifyReq': {
+        this.onVerifyReq(msg.first, msg.digests);
+        return;
+      }
+      case 'VerifyReply': {
+        this.onVerifyReply(msg.first, msg.differ);
+        return;
+      }
       case 'State':
         this.peerRole = msg.role;
         if (msg.disk !== 'Inconsistent' || this.peerDisk !== 'Inconsistent') this.peerDisk = msg.disk;
@@ -787,7 +899,10 @@ export class VolumeCore {
   }
 
   private onPeerData(seq: number, offset: number, fua: boolean, data: Uint8Array): void {
-    if (offset + data.length > this.sizeBytes || (this.role === 'Primary' && !this.cfg.net.allowTwoPrimaries)) {
+    if (
+      offset + data.length > this.sizeBytes ||
+      (this.role === 'Primary' && !this.cfg.net.allowTwoPrimaries)
+    ) {
       this.emit({ a: 'send', msg: { t: 'NegAck', seq } });
       return;
     }
@@ -841,7 +956,14 @@ export class VolumeCore {
   private startResyncSource(full: boolean, _m: HandshakeMsg): void {
     this.conn = 'SyncSource';
     this.peerDisk = 'Inconsistent';
-    this.resync = { role: 'source', totalBlocks: this.bitmap.weight, doneBlocks: 0, sentBytes: 0, startMs: this.nowMs, full };
+    this.resync = {
+      role: 'source',
+      totalBlocks: this.bitmap.weight,
+      doneBlocks: 0,
+      sentBytes: 0,
+      startMs: this.nowMs,
+      full,
+    };
     this.resyncCursor = 0;
     this.requestPersist();
     this.log('info', `resync as SyncSource: ${this.bitmap.weight} blocks${full ? ' (full sync)' : ''}`);
@@ -851,7 +973,14 @@ export class VolumeCore {
     this.conn = 'SyncTarget';
     this.disk = 'Inconsistent';
     this.syncSourceUuid = m.current;
-    this.resync = { role: 'target', totalBlocks: this.bitmap.weight, doneBlocks: 0, sentBytes: 0, startMs: this.nowMs, full };
+    this.resync = {
+      role: 'target',
+      totalBlocks: this.bitmap.weight,
+      doneBlocks: 0,
+      sentBytes: 0,
+      startMs: this.nowMs,
+      full,
+    };
     this.resyncDoneMsg = undefined;
     this.resyncTargetPending = 0;
     this.requestPersist();
@@ -880,7 +1009,7 @@ export class VolumeCore {
 
   private pumpResync(): void {
     const rs = this.resync;
-    if (!rs || rs.role !== 'source' || !this.handshakeDone) return;
+    if (rs?.role !== 'source' || !this.handshakeDone) return;
     const limited = this.cfg.resyncRateBytesPerSec > 0;
     let wrapped = false;
     while (this.resyncRuns.size < MAX_RESYNC_INFLIGHT && (!limited || this.rateBudget > 0)) {
@@ -896,7 +1025,12 @@ export class VolumeCore {
         return;
       }
       let count = 1;
-      while (count < MAX_RUN_BLOCKS && b + count < this.blocks && this.bitmap.get(b + count) && !this.resyncBlockRun.has(b + count)) {
+      while (
+        count < MAX_RUN_BLOCKS &&
+        b + count < this.blocks &&
+        this.bitmap.get(b + count) &&
+        !this.resyncBlockRun.has(b + count)
+      ) {
         count++;
       }
       this.resyncCursor = b + count;
@@ -914,7 +1048,8 @@ export class VolumeCore {
       first,
       count,
       needSeq: 0,
-      start: (op) => this.emit({ a: 'diskRead', op, offset: first * BLOCK_BYTES, length: count * BLOCK_BYTES }),
+      start: (op) =>
+        this.emit({ a: 'diskRead', op, offset: first * BLOCK_BYTES, length: count * BLOCK_BYTES }),
       done: (ok, data) => this.onResyncRead(run, ok, data),
     });
   }
@@ -936,7 +1071,8 @@ export class VolumeCore {
     if (this.cfg.net.csumsAlg) {
       run.data = data;
       const digests: string[] = [];
-      for (let i = 0; i < run.count; i++) digests.push(this.ports.digest(data.subarray(i * BLOCK_BYTES, (i + 1) * BLOCK_BYTES)));
+      for (let i = 0; i < run.count; i++)
+        digests.push(this.ports.digest(data.subarray(i * BLOCK_BYTES, (i + 1) * BLOCK_BYTES)));
       this.emit({ a: 'send', msg: { t: 'ResyncCsum', first: run.first, digests } });
       return;
     }
@@ -953,7 +1089,7 @@ export class VolumeCore {
 
   private onResyncNeed(first: number, need: readonly boolean[]): void {
     const run = this.resyncRuns.get(first);
-    if (!run || !run.data || need.length !== run.count) return;
+    if (!run?.data || need.length !== run.count) return;
     for (let i = 0; i < run.count; i++) {
       if (need[i] === true) {
         run.acksLeft++;
@@ -986,13 +1122,19 @@ export class VolumeCore {
     this.peerDisk = 'UpToDate';
     this.requestPersist();
     this.emit({ a: 'send', msg: { t: 'ResyncDone', current: this.gen.current, history: this.gen.history } });
-    this.log('info', `resync finished as SyncSource: ${done.doneBlocks} blocks, ${done.sentBytes} bytes sent`);
+    this.log(
+      'info',
+      `resync finished as SyncSource: ${done.doneBlocks} blocks, ${done.sentBytes} bytes sent`,
+    );
   }
 
   private onResyncData(first: number, data: Uint8Array): void {
     const count = data.length / BLOCK_BYTES;
     if (this.resync?.role !== 'target' || !Number.isInteger(count) || !this.validRange(first, count)) {
-      this.emit({ a: 'send', msg: { t: 'ResyncAck', first, count: Math.max(0, Math.floor(count)), ok: false } });
+      this.emit({
+        a: 'send',
+        msg: { t: 'ResyncAck', first, count: Math.max(0, Math.floor(count)), ok: false },
+      });
       return;
     }
     this.resyncTargetPending++;
@@ -1019,7 +1161,12 @@ export class VolumeCore {
 
   private onResyncCsum(first: number, digests: readonly string[]): void {
     const count = digests.length;
-    if (this.resync?.role !== 'target' || count === 0 || count > MAX_RUN_BLOCKS || !this.validRange(first, count)) {
+    if (
+      this.resync?.role !== 'target' ||
+      count === 0 ||
+      count > MAX_RUN_BLOCKS ||
+      !this.validRange(first, count)
+    ) {
       this.emit({ a: 'send', msg: { t: 'ResyncNeed', first, need: digests.map(() => true) } });
       return;
     }
@@ -1028,9 +1175,13 @@ export class VolumeCore {
       first,
       count,
       needSeq: 0,
-      start: (op) => this.emit({ a: 'diskRead', op, offset: first * BLOCK_BYTES, length: count * BLOCK_BYTES }),
+      start: (op) =>
+        this.emit({ a: 'diskRead', op, offset: first * BLOCK_BYTES, length: count * BLOCK_BYTES }),
       done: (ok, data) => {
-        const need = digests.map((d, i) => !ok || !data || this.ports.digest(data.subarray(i * BLOCK_BYTES, (i + 1) * BLOCK_BYTES)) !== d);
+        const need = digests.map(
+          (d, i) =>
+            !ok || !data || this.ports.digest(data.subarray(i * BLOCK_BYTES, (i + 1) * BLOCK_BYTES)) !== d,
+        );
         need.forEach((n, i) => {
           if (!n) this.bitmap.clear(first + i);
         });
@@ -1071,11 +1222,13 @@ export class VolumeCore {
         first,
         count,
         needSeq: 0,
-        start: (op) => this.emit({ a: 'diskRead', op, offset: first * BLOCK_BYTES, length: count * BLOCK_BYTES }),
+        start: (op) =>
+          this.emit({ a: 'diskRead', op, offset: first * BLOCK_BYTES, length: count * BLOCK_BYTES }),
         done: (ok, data) => {
           if (!ok || !data || this.verify !== v || !v.running) return;
           const digests: string[] = [];
-          for (let i = 0; i < count; i++) digests.push(this.ports.digest(data.subarray(i * BLOCK_BYTES, (i + 1) * BLOCK_BYTES)));
+          for (let i = 0; i < count; i++)
+            digests.push(this.ports.digest(data.subarray(i * BLOCK_BYTES, (i + 1) * BLOCK_BYTES)));
           this.emit({ a: 'send', msg: { t: 'VerifyReq', first, digests } });
         },
       });
@@ -1093,9 +1246,13 @@ export class VolumeCore {
       first,
       count,
       needSeq: 0,
-      start: (op) => this.emit({ a: 'diskRead', op, offset: first * BLOCK_BYTES, length: count * BLOCK_BYTES }),
+      start: (op) =>
+        this.emit({ a: 'diskRead', op, offset: first * BLOCK_BYTES, length: count * BLOCK_BYTES }),
       done: (ok, data) => {
-        const differ = digests.map((d, i) => !ok || !data || this.ports.digest(data.subarray(i * BLOCK_BYTES, (i + 1) * BLOCK_BYTES)) !== d);
+        const differ = digests.map(
+          (d, i) =>
+            !ok || !data || this.ports.digest(data.subarray(i * BLOCK_BYTES, (i + 1) * BLOCK_BYTES)) !== d,
+        );
         differ.forEach((d, i) => {
           if (d) this.bitmap.set(first + i);
         });
@@ -1113,14 +1270,20 @@ export class VolumeCore {
       if (d && this.validRange(first + i, 1)) {
         v.oos++;
         this.bitmap.set(first + i);
-        this.log('warn', `verify: block ${first + i} (sector ${((first + i) * BLOCK_BYTES) / 512}) differs from ${this.cfg.peer.name}`);
+        this.log(
+          'warn',
+          `verify: block ${first + i} (sector ${((first + i) * BLOCK_BYTES) / 512}) differs from ${this.cfg.peer.name}`,
+        );
       }
     });
     v.done += differ.length;
     if (v.cursor >= this.blocks && v.inflight === 0) {
       v.running = false;
       this.requestPersist();
-      this.log('info', `online verify finished: ${v.oos} out-of-sync blocks (${v.oos * 4} KiB); disconnect and connect to resync them`);
+      this.log(
+        'info',
+        `online verify finished: ${v.oos} out-of-sync blocks (${v.oos * 4} KiB); disconnect and connect to resync them`,
+      );
     }
   }
 
@@ -1134,7 +1297,8 @@ export class VolumeCore {
     if (this.handshakeDone) {
       const silentMs = nowMs - this.lastHeardMs;
       if (silentMs > this.cfg.net.pingIntervalMs + this.cfg.net.timeoutMs) {
-        return this.dropConnection(`no message from ${this.cfg.peer.name} for ${silentMs} ms`);
+        this.dropConnection(`no message from ${this.cfg.peer.name} for ${silentMs} ms`);
+        return;
       }
       if (nowMs - this.lastPingMs >= this.cfg.net.pingIntervalMs) {
         this.lastPingMs = nowMs;
@@ -1143,7 +1307,10 @@ export class VolumeCore {
       const ko = this.cfg.net.koCount > 0 ? this.cfg.net.timeoutMs * this.cfg.net.koCount : 0;
       if (ko > 0) {
         for (const p of this.peerPending.values()) {
-          if (nowMs - p.sentMs > ko) return this.dropConnection(`ko-count: a write waited ${nowMs - p.sentMs} ms for the peer`);
+          if (nowMs - p.sentMs > ko) {
+            this.dropConnection(`ko-count: a write waited ${nowMs - p.sentMs} ms for the peer`);
+            return;
+          }
           break; // Oldest first: Map keeps insertion order.
         }
       }
@@ -1174,7 +1341,12 @@ export class VolumeCore {
       outOfSyncBlocks: this.bitmap.weight,
       resync: this.resync ? { ...this.resync } : undefined,
       verify: this.verify
-        ? { doneBlocks: this.verify.done, totalBlocks: this.blocks, outOfSync: this.verify.oos, running: this.verify.running }
+        ? {
+            doneBlocks: this.verify.done,
+            totalBlocks: this.blocks,
+            outOfSync: this.verify.oos,
+            running: this.verify.running,
+          }
         : undefined,
       counters: { ...this.counters, ua: this.writes.size },
       nowMs: this.nowMs,

@@ -94,7 +94,11 @@ test('a primary that loses its peer keeps writing, marks the blocks, and resyncs
   p.settle();
   const s = p.a.core.status();
   assert.equal(s.conn, 'Connected');
-  assert.equal(s.counters.resyncBytesSent - before, 10 * BLOCK_BYTES, 'resync sends exactly the dirty blocks');
+  assert.equal(
+    s.counters.resyncBytesSent - before,
+    10 * BLOCK_BYTES,
+    'resync sends exactly the dirty blocks',
+  );
   assert.ok(sameDisks(p));
 });
 
@@ -124,7 +128,12 @@ test('an interrupted resync resumes where it stopped instead of starting over', 
   assert.equal(p.b.core.status().disk, 'UpToDate');
 });
 
-function splitBrain(net: object, writeA: number, writeB: number, demote: 'none' | 'both' | 'a' | 'b' = 'both'): SimPair {
+function splitBrain(
+  net: object,
+  writeA: number,
+  writeB: number,
+  demote: 'none' | 'both' | 'a' | 'b' = 'both',
+): SimPair {
   const p = syncedPair(6, 'C', net);
   p.setLink(false);
   p.settle();
@@ -249,7 +258,8 @@ test('checksum-based resync sends only blocks whose digest differs', () => {
   p.setLink(false);
   p.settle();
   // Rewrite 20 blocks with the bytes they already hold, and change 3.
-  for (let i = 0; i < 20; i++) p.write(p.a, i * BLOCK_BYTES, p.a.disk.slice(i * BLOCK_BYTES, (i + 1) * BLOCK_BYTES));
+  for (let i = 0; i < 20; i++)
+    p.write(p.a, i * BLOCK_BYTES, p.a.disk.slice(i * BLOCK_BYTES, (i + 1) * BLOCK_BYTES));
   for (let i = 0; i < 3; i++) p.write(p.a, (30 + i) * BLOCK_BYTES, block(0x42));
   p.settle();
   p.setLink(true);
@@ -271,16 +281,24 @@ function randomRun(seed: number, protocol: 'A' | 'B' | 'C'): void {
       }
       for (let s = rng.int(6); s > 0; s--) p.stepOnce();
     }
-    const fault = rng.int(3);
+    const fault = rng.int(4);
     if (fault === 0) {
       // kill -9 the Primary; check every write it acked is on the survivor (protocol C).
       const victim = primary;
       const survivor = p.peerOf(victim);
-      const survivorWasConnected = survivor.core.status().conn === 'Connected' && survivor.core.status().disk === 'UpToDate';
+      const survivorWasConnected =
+        survivor.core.status().conn === 'Connected' && survivor.core.status().disk === 'UpToDate';
       p.crash(victim);
       p.settle();
       if (protocol === 'C' && survivorWasConnected) checkAckedOn(p, survivor);
       if (survivor.core.status().disk === 'UpToDate' && survivor.core.promote(false).ok) primary = survivor;
+      p.restart(victim);
+      victim.core.connect(false);
+    } else if (fault === 2) {
+      // kill -9 the Secondary mid-stream; it comes back and resyncs.
+      const victim = p.peerOf(primary);
+      p.crash(victim);
+      p.settle();
       p.restart(victim);
       victim.core.connect(false);
     } else if (fault === 1) {
@@ -304,7 +322,9 @@ function randomRun(seed: number, protocol: 'A' | 'B' | 'C'): void {
  * Every acknowledged write must be on the survivor: each block holds the data of its latest
  * acknowledged write, or of a write submitted after it (applied but not yet acknowledged).
  */
+let ackChecks = 0;
 function checkAckedOn(p: SimPair, survivor: SimNode): void {
+  ackChecks++;
   const acked = new Set(p.writesAcked.map((w) => w.id));
   const perBlock = new Map<number, Array<{ id: number; data: Uint8Array }>>();
   for (const w of p.issued) {
@@ -328,7 +348,9 @@ function checkAckedOn(p: SimPair, survivor: SimNode): void {
 
 for (const protocol of ['C', 'B', 'A'] as const) {
   test(`randomized crashes and partitions (protocol ${protocol}): resync converges to identical disks`, () => {
+    ackChecks = 0;
     for (let seed = 100; seed < 112; seed++) randomRun(seed, protocol);
+    if (protocol === 'C') assert.ok(ackChecks >= 3, `only ${ackChecks} primary crashes were checked`);
   });
 }
 
@@ -350,4 +372,30 @@ test('split brain is detected under every partition where both sides wrote', () 
     assert.equal(p.a.core.status().conn, 'StandAlone', `seed ${seed}`);
     assert.ok(p.a.handlers.includes('split-brain'), `seed ${seed}`);
   }
+});
+
+test('resync-rate caps resync throughput on the simulated clock', () => {
+  const p = new SimPair(
+    new SeededRng(11),
+    SIZE,
+    testConfig('alpha', 'bravo', { rate: 256 * 1024 }),
+    testConfig('bravo', 'alpha', { rate: 256 * 1024 }),
+  );
+  p.a.core.connect(false);
+  p.b.core.connect(false);
+  p.settle();
+  p.a.core.promote(true);
+  // 1 MiB to sync at 256 KiB/s: after 2 simulated seconds about half is across, not all.
+  for (let t = 0; t < 200; t++) {
+    p.tick(10);
+    for (let s = 0; s < 50; s++) p.stepOnce();
+  }
+  const sent = p.a.core.status().counters.resyncBytesSent;
+  assert.ok(sent >= 384 * 1024 && sent <= 768 * 1024, `sent ${sent} bytes in 2 s at 256 KiB/s`);
+  // The rest arrives as the budget refills (bounded: 4 more simulated seconds).
+  for (let t = 0; t < 400 && p.b.core.status().disk !== 'UpToDate'; t++) {
+    p.tick(10);
+    for (let s = 0; s < 50; s++) p.stepOnce();
+  }
+  assert.equal(p.b.core.status().disk, 'UpToDate');
 });

@@ -70,13 +70,20 @@ async function fileBytes(path: string): Promise<number> {
       await fh.close();
     }
   } catch (err) {
-    throw new HaloError('device-open-failed', `cannot open backing disk ${path}: ${(err as Error).message}`, { cause: err });
+    throw new HaloError('device-open-failed', `cannot open backing disk ${path}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
 }
 
 export async function openLayout(cfg: VolumeConfig) {
   const size = await fileBytes(cfg.self.disk);
-  return computeLayout({ backingPath: cfg.self.disk, fileBytes: size, metaDisk: cfg.self.metaDisk, sizeBytes: cfg.sizeBytes });
+  return computeLayout({
+    backingPath: cfg.self.disk,
+    fileBytes: size,
+    metaDisk: cfg.self.metaDisk,
+    sizeBytes: cfg.sizeBytes,
+  });
 }
 
 /** `create-md`: writes fresh metadata. Refuses to overwrite valid metadata unless `force`. */
@@ -85,7 +92,10 @@ export async function createMetadata(cfg: VolumeConfig, force: boolean): Promise
   const store = await MetadataStore.open(layout);
   try {
     if (!force && (await store.load())) {
-      throw new HaloError('metadata-exists', `${layout.metaPath} already has halo metadata for ${cfg.resource}; use --force to wipe it`);
+      throw new HaloError(
+        'metadata-exists',
+        `${layout.metaPath} already has halo metadata for ${cfg.resource}; use --force to wipe it`,
+      );
     }
     await store.wipe();
     await store.write(initialMetadata(layout.dataBytes, Math.ceil(layout.dataBytes / 4096 / 8)));
@@ -99,7 +109,11 @@ export async function readMetadata(cfg: VolumeConfig): Promise<VolumeMetadata> {
   const store = await MetadataStore.open(await openLayout(cfg));
   try {
     const meta = await store.load();
-    if (!meta) throw new HaloError('no-metadata', `no halo metadata on ${cfg.self.disk} for ${cfg.resource}; run create-md first`);
+    if (!meta)
+      throw new HaloError(
+        'no-metadata',
+        `no halo metadata on ${cfg.self.disk} for ${cfg.resource}; run create-md first`,
+      );
     return meta;
   } finally {
     await store.close();
@@ -108,7 +122,9 @@ export async function readMetadata(cfg: VolumeConfig): Promise<VolumeMetadata> {
 
 /** The secret that keys the replication stream: drbd.conf's shared-secret, bound to the resource. */
 function streamKey(cfg: VolumeConfig): Buffer {
-  return createHash('sha256').update(`halo-volume\0${cfg.resource}\0${cfg.net.sharedSecret ?? ''}`).digest();
+  return createHash('sha256')
+    .update(`halo-volume\0${cfg.resource}\0${cfg.net.sharedSecret ?? ''}`)
+    .digest();
 }
 
 type Pending = { resolve: () => void; reject: (e: Error) => void };
@@ -156,14 +172,21 @@ export class VolumeEngine {
     const layout = await openLayout(this.cfg);
     this.store = await MetadataStore.open(layout);
     const meta = await this.store.load();
-    if (!meta) throw new HaloError('no-metadata', `no halo metadata on ${this.cfg.self.disk}; run create-md first`);
+    if (!meta)
+      throw new HaloError('no-metadata', `no halo metadata on ${this.cfg.self.disk}; run create-md first`);
     if (meta.sizeBytes !== layout.dataBytes) {
-      throw new HaloError('size-mismatch', `metadata says ${meta.sizeBytes} bytes but the disk holds ${layout.dataBytes}`);
+      throw new HaloError(
+        'size-mismatch',
+        `metadata says ${meta.sizeBytes} bytes but the disk holds ${layout.dataBytes}`,
+      );
     }
     this.dev = await FileBlockDevice.open(this.cfg.self.disk, { sizeBytes: layout.dataBytes, base: 0 });
     this.core = new VolumeCore(this.cfg, meta, {
       freshUuid: () => randomBytes(8).readBigUInt64BE(0) & ~1n,
-      digest: (d) => (this.cfg.net.csumsAlg || this.cfg.net.verifyAlg ? createHash('sha256').update(d).digest('hex') : crc32(d).toString(16)),
+      digest: (d) =>
+        this.cfg.net.csumsAlg || this.cfg.net.verifyAlg
+          ? createHash('sha256').update(d).digest('hex')
+          : crc32(d).toString(16),
     });
     mkdirSync(this.paths.runDir, { recursive: true });
     const { host, port } = splitAddress(this.cfg.self.address);
@@ -175,16 +198,21 @@ export class VolumeEngine {
         self: this.selfId,
         accept: (peer) => peer === this.peerId,
         onChannel: (ch) => this.adopt(ch),
-        onRefused: (err) => this.log.log('warn', `replication: refused a connection: ${err.message}`, { component: 'volume' }),
+        onRefused: (err) =>
+          this.log.log('warn', `replication: refused a connection: ${err.message}`, { component: 'volume' }),
       },
     );
     this.flushActions();
     await this.startControl();
     this.ticker = setInterval(() => this.step({ e: 'tick', nowMs: performance.now() }), TICK_MS);
     this.step({ e: 'tick', nowMs: performance.now() });
-    this.log.log('info', `volume ${this.cfg.resource} running on ${this.cfg.self.name}: ${layout.dataBytes} bytes`, {
-      component: 'volume',
-    });
+    this.log.log(
+      'info',
+      `volume ${this.cfg.resource} running on ${this.cfg.self.name}: ${layout.dataBytes} bytes`,
+      {
+        component: 'volume',
+      },
+    );
   }
 
   status(): CoreStatus {
@@ -255,10 +283,15 @@ export class VolumeEngine {
         ch?.close();
         return;
       }
-      case 'handler':
-        return this.runHandler(a.name);
+      case 'handler': {
+        this.runHandler(a.name);
+        return;
+      }
       case 'role':
-        if (a.role === 'Primary') this.startExport().catch((err: Error) => this.log.log('error', `nbd export: ${err.message}`, { component: 'volume' }));
+        if (a.role === 'Primary')
+          this.startExport().catch((err: Error) =>
+            this.log.log('error', `nbd export: ${err.message}`, { component: 'volume' }),
+          );
         else this.stopExport().catch(() => {});
         return;
       case 'log':
@@ -361,7 +394,9 @@ export class VolumeEngine {
         if (this.channel !== ch) return;
         const msg = typeof part === 'string' ? part : decodePeerMsg(part);
         if (typeof msg === 'string') {
-          this.log.log('warn', `replication: dropping connection after a malformed message: ${msg}`, { component: 'volume' });
+          this.log.log('warn', `replication: dropping connection after a malformed message: ${msg}`, {
+            component: 'volume',
+          });
           this.channel = undefined;
           ch.close();
           this.step({ e: 'transportDown', reason: msg });
@@ -400,8 +435,12 @@ export class VolumeEngine {
     };
     this.log.log('info', `running ${name} handler: ${cmd}`, { component: 'volume' });
     const child = spawn('/bin/sh', ['-c', cmd], { env, stdio: ['ignore', 'inherit', 'inherit'] });
-    child.on('error', (err) => this.log.log('error', `${name} handler failed to start: ${err.message}`, { component: 'volume' }));
-    child.on('exit', (code) => this.log.log('info', `${name} handler exited with ${code}`, { component: 'volume' }));
+    child.on('error', (err) =>
+      this.log.log('error', `${name} handler failed to start: ${err.message}`, { component: 'volume' }),
+    );
+    child.on('exit', (code) =>
+      this.log.log('info', `${name} handler exited with ${code}`, { component: 'volume' }),
+    );
   }
 
   // ---------------------------------------------------------------- NBD export
@@ -468,8 +507,12 @@ export class VolumeEngine {
         const line = buf.slice(0, nl);
         buf = '';
         this.handleControl(line).then(
-          (reply) => sock.end(`${JSON.stringify(reply, (_k, v) => (typeof v === 'bigint' ? v.toString(16).toUpperCase().padStart(16, '0') : v))}\n`),
-          (err: Error) => sock.end(`${JSON.stringify({ ok: false, code: 'internal', message: err.message })}\n`),
+          (reply) =>
+            sock.end(
+              `${JSON.stringify(reply, (_k, v) => (typeof v === 'bigint' ? v.toString(16).toUpperCase().padStart(16, '0') : v))}\n`,
+            ),
+          (err: Error) =>
+            sock.end(`${JSON.stringify({ ok: false, code: 'internal', message: err.message })}\n`),
         );
       });
       sock.on('error', () => {});
@@ -499,7 +542,12 @@ export class VolumeEngine {
     };
     switch (req.cmd) {
       case 'status':
-        return { ok: true, status: this.core.status(), pid: process.pid, nbd: this.nbd ? nbdSocketPath(this.paths.runDir, this.cfg.resource) : null };
+        return {
+          ok: true,
+          status: this.core.status(),
+          pid: process.pid,
+          nbd: this.nbd ? nbdSocketPath(this.paths.runDir, this.cfg.resource) : null,
+        };
       case 'primary': {
         const r = done(this.core.promote(req.force === true));
         if (r.ok) await this.startExport();
@@ -524,7 +572,11 @@ export class VolumeEngine {
         setImmediate(() => void this.stop(true));
         return { ok: true };
       default:
-        return { ok: false, code: 'bad-request', message: `unknown control command ${JSON.stringify(req.cmd)}` };
+        return {
+          ok: false,
+          code: 'bad-request',
+          message: `unknown control command ${JSON.stringify(req.cmd)}`,
+        };
     }
   }
 
@@ -555,7 +607,12 @@ export class VolumeEngine {
 }
 
 /** Sends one control request to a running engine; undefined when none is listening. */
-export async function controlRequest(runDir: string, res: string, req: object, timeoutMs = 10_000): Promise<Record<string, unknown> | undefined> {
+export async function controlRequest(
+  runDir: string,
+  res: string,
+  req: object,
+  timeoutMs = 10_000,
+): Promise<Record<string, unknown> | undefined> {
   const path = controlSocketPath(runDir, res);
   if (!existsSync(path)) return undefined;
   return new Promise((resolve, reject) => {
@@ -580,7 +637,10 @@ export async function controlRequest(runDir: string, res: string, req: object, t
     sock.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       if (err.code === 'ECONNREFUSED' || err.code === 'ENOENT') resolve(undefined);
-      else reject(new HaloError('control-failed', `cannot reach engine for ${res}: ${err.message}`, { cause: err }));
+      else
+        reject(
+          new HaloError('control-failed', `cannot reach engine for ${res}: ${err.message}`, { cause: err }),
+        );
     });
   });
 }

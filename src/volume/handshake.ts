@@ -15,7 +15,12 @@ export type AfterSb0 =
   | 'discard-least-changes'
   | 'discard-local'
   | 'discard-remote';
-export type AfterSb1 = 'disconnect' | 'consensus' | 'violently-as0p' | 'discard-secondary' | 'call-pri-lost-after-sb';
+export type AfterSb1 =
+  | 'disconnect'
+  | 'consensus'
+  | 'violently-as0p'
+  | 'discard-secondary'
+  | 'call-pri-lost-after-sb';
 export type AfterSb2 = 'disconnect' | 'violently-as0p' | 'call-pri-lost-after-sb';
 
 export interface SbPolicies {
@@ -38,7 +43,12 @@ export interface NodeView {
 
 export type Decision =
   | { readonly kind: 'in-sync'; readonly rule: string }
-  | { readonly kind: 'source' | 'target'; readonly full: boolean; readonly rule: string; readonly splitBrain: boolean }
+  | {
+      readonly kind: 'source' | 'target';
+      readonly full: boolean;
+      readonly rule: string;
+      readonly splitBrain: boolean;
+    }
   | {
       readonly kind: 'split-brain';
       readonly rule: string;
@@ -76,20 +86,24 @@ export function compareGenerations(self: NodeView, peer: NodeView): { hg: number
     if (self.weight > 0 || peer.weight > 0 || (self.crashedPrimary && peer.crashedPrimary)) {
       // Same generation but blocks marked (verify found differences, or both crashed):
       // the Primary's data wins, else the name order decides, so both sides agree.
-      if (self.role !== peer.role) return { hg: self.role === 'Primary' ? 1 : -1, rule: 'marked blocks: primary wins' };
+      if (self.role !== peer.role)
+        return { hg: self.role === 'Primary' ? 1 : -1, rule: 'marked blocks: primary wins' };
       return { hg: self.name < peer.name ? 1 : -1, rule: 'marked blocks: name order' };
     }
     return { hg: 0, rule: 'same current generation' };
   }
-  if (p.bitmap !== 0n && sameUuid(p.bitmap, s.current)) return { hg: -1, rule: "peer's bitmap uuid is my current" };
+  if (p.bitmap !== 0n && sameUuid(p.bitmap, s.current))
+    return { hg: -1, rule: "peer's bitmap uuid is my current" };
   if (p.history.some((h) => h !== 0n && sameUuid(h, s.current))) {
     return { hg: -2, rule: "my current is in peer's history" };
   }
-  if (s.bitmap !== 0n && sameUuid(s.bitmap, p.current)) return { hg: 1, rule: "my bitmap uuid is peer's current" };
+  if (s.bitmap !== 0n && sameUuid(s.bitmap, p.current))
+    return { hg: 1, rule: "my bitmap uuid is peer's current" };
   if (s.history.some((h) => h !== 0n && sameUuid(h, p.current))) {
     return { hg: 2, rule: "peer's current is in my history" };
   }
-  if (s.bitmap !== 0n && sameUuid(s.bitmap, p.bitmap)) return { hg: 100, rule: 'both changed since a common generation' };
+  if (s.bitmap !== 0n && sameUuid(s.bitmap, p.bitmap))
+    return { hg: 100, rule: 'both changed since a common generation' };
   for (const a of [s.bitmap, ...s.history]) {
     for (const b of [p.bitmap, ...p.history]) {
       if (a !== 0n && b !== 0n && sameUuid(a, b)) return { hg: 100, rule: 'common ancestor in history' };
@@ -163,7 +177,13 @@ export function decide(self: NodeView, peer: NodeView, sb: SbPolicies): Decision
     else if (peer.discardMyData && !self.discardMyData) r = 1;
   }
   if (r === 0) return { kind: 'split-brain', rule: `${rule}; split brain unresolved`, priLost };
-  return finish(self, peer, r, `${rule}; split brain resolved (${r > 0 ? 'peer' : 'my'} changes discarded)`, true);
+  return finish(
+    self,
+    peer,
+    r,
+    `${rule}; split brain resolved (${r > 0 ? 'peer' : 'my'} changes discarded)`,
+    true,
+  );
 }
 
 function recover1(sb: SbPolicies, self: NodeView, peer: NodeView): { r: number; priLost: boolean } {

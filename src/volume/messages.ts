@@ -24,7 +24,13 @@ export interface HandshakeMsg {
 export type PeerMsg =
   | HandshakeMsg
   /** Replicated application write; `seq` is per connection, in send order. */
-  | { readonly t: 'Data'; readonly seq: number; readonly offset: number; readonly fua: boolean; readonly data: Uint8Array }
+  | {
+      readonly t: 'Data';
+      readonly seq: number;
+      readonly offset: number;
+      readonly fua: boolean;
+      readonly data: Uint8Array;
+    }
   | { readonly t: 'RecvAck'; readonly seq: number }
   | { readonly t: 'WriteAck'; readonly seq: number }
   | { readonly t: 'NegAck'; readonly seq: number }
@@ -73,7 +79,9 @@ export const MAX_HEADER_BYTES = 64 * 1024;
  */
 export function encodePeerMsg(m: PeerMsg): Buffer {
   const { t, payload, header } = split(m);
-  const h = Buffer.from(JSON.stringify(header, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v)));
+  const h = Buffer.from(
+    JSON.stringify(header, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v)),
+  );
   const out = Buffer.allocUnsafe(5 + h.length + payload.length);
   out.writeUInt8(TYPES.indexOf(t), 0);
   out.writeUInt32BE(h.length, 1);
@@ -112,7 +120,11 @@ export function decodePeerMsg(b: Uint8Array): PeerMsg | string {
   let header: Record<string, unknown>;
   try {
     header = JSON.parse(buf.subarray(5, 5 + hl).toString('utf8'), (k, v) => {
-      if ((BIGINT_FIELDS.has(k) || k === 'history' || /^\d$/.test(k)) && typeof v === 'string' && v.startsWith('0x')) {
+      if (
+        (BIGINT_FIELDS.has(k) || k === 'history' || /^\d$/.test(k)) &&
+        typeof v === 'string' &&
+        v.startsWith('0x')
+      ) {
         return BigInt(v);
       }
       return v;

@@ -78,10 +78,12 @@ export function encodeSlot(meta: VolumeMetadata, seq: number, slotBytes: number)
       crashedPrimary: meta.crashedPrimary,
     }),
   );
-  if (json.length > JSON_BYTES) throw new HaloError('metadata-too-big', `metadata header is ${json.length} bytes`);
+  if (json.length > JSON_BYTES)
+    throw new HaloError('metadata-too-big', `metadata header is ${json.length} bytes`);
   const bodyLen = 4 + json.length + meta.bitmap.length;
   const out = Buffer.alloc(slotBytes);
-  if (HEADER_BYTES + bodyLen > slotBytes) throw new HaloError('metadata-too-big', 'bitmap does not fit its slot');
+  if (HEADER_BYTES + bodyLen > slotBytes)
+    throw new HaloError('metadata-too-big', 'bitmap does not fit its slot');
   MAGIC.copy(out, 0);
   out.writeBigUInt64BE(BigInt(seq), 8);
   out.writeUInt32BE(bodyLen, 16);
@@ -142,9 +144,13 @@ export class MetadataStore {
     try {
       return new MetadataStore(await open(layout.metaPath, 'r+'), layout);
     } catch (err) {
-      throw new HaloError('metadata-open-failed', `cannot open metadata in ${layout.metaPath}: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw new HaloError(
+        'metadata-open-failed',
+        `cannot open metadata in ${layout.metaPath}: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
     }
   }
 

@@ -8,7 +8,11 @@ import { initialMetadata } from './metadata.ts';
 import { computeLayout, decodeSlot, encodeSlot, MetadataStore } from './metadata_store.ts';
 
 test('metadata round-trips through a slot, and any flipped byte makes the slot invalid', () => {
-  const meta = { ...initialMetadata(1 << 20, 32), activityLog: [1, 2], gen: { current: 0xabcdefn, bitmap: 5n, history: [7n, 9n] as const } };
+  const meta = {
+    ...initialMetadata(1 << 20, 32),
+    activityLog: [1, 2],
+    gen: { current: 0xabcdefn, bitmap: 5n, history: [7n, 9n] as const },
+  };
   meta.bitmap[3] = 0x81;
   const slot = encodeSlot(meta, 42, 16384);
   const back = decodeSlot(slot);

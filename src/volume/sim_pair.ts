@@ -13,7 +13,11 @@ import { initialMetadata, type VolumeMetadata } from './metadata.ts';
  * and crashes that lose everything not yet completed. Everything is driven by one seeded Rng.
  */
 
-export function testConfig(self: string, peer: string, over: Partial<VolumeConfig['net']> & { protocol?: 'A' | 'B' | 'C'; rate?: number } = {}): VolumeConfig {
+export function testConfig(
+  self: string,
+  peer: string,
+  over: Partial<VolumeConfig['net']> & { protocol?: 'A' | 'B' | 'C'; rate?: number } = {},
+): VolumeConfig {
   const { protocol, rate, ...net } = over;
   return {
     resource: 'r0',
@@ -236,7 +240,12 @@ export class SimPair {
         break;
       case 'diskRead':
         assert(act.offset + act.length <= n.disk.length, 'core read outside the device');
-        n.core.step({ e: 'diskDone', op: act.op, ok: true, data: n.disk.slice(act.offset, act.offset + act.length) });
+        n.core.step({
+          e: 'diskDone',
+          op: act.op,
+          ok: true,
+          data: n.disk.slice(act.offset, act.offset + act.length),
+        });
         break;
       case 'diskFlush':
         n.core.step({ e: 'diskDone', op: act.op, ok: true });
@@ -254,7 +263,14 @@ export class SimPair {
   /** One scheduling step: deliver a message, complete an I/O, or connect. */
   stepOnce(): boolean {
     this.drain();
-    if (!this.connected && this.linkUp && this.a.up && this.b.up && this.a.wantsTransport && this.b.wantsTransport) {
+    if (
+      !this.connected &&
+      this.linkUp &&
+      this.a.up &&
+      this.b.up &&
+      this.a.wantsTransport &&
+      this.b.wantsTransport
+    ) {
       this.connected = true;
       this.a.core.step({ e: 'transportUp' });
       this.b.core.step({ e: 'transportUp' });

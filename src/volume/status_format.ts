@@ -22,7 +22,8 @@ function percentDone(s: CoreStatus): number | undefined {
 
 export function formatDrbdadmStatus(s: CoreStatus): string {
   const lines = [`${s.resource} role:${s.role}`, `  disk:${s.disk}`];
-  const peerRole = s.conn === 'StandAlone' || s.conn === 'Connecting' ? `connection:${s.conn}` : `role:${s.peerRole}`;
+  const peerRole =
+    s.conn === 'StandAlone' || s.conn === 'Connecting' ? `connection:${s.conn}` : `role:${s.peerRole}`;
   lines.push(`  ${s.peer} ${peerRole}`);
   if (s.conn !== 'StandAlone' && s.conn !== 'Connecting') {
     const repl = s.conn === 'Connected' ? '' : `replication:${s.conn} `;
@@ -31,7 +32,9 @@ export function formatDrbdadmStatus(s: CoreStatus): string {
   }
   if (s.verify) {
     const pct = (100 * s.verify.doneBlocks) / Math.max(1, s.verify.totalBlocks);
-    lines.push(`    verify:${s.verify.running ? 'running' : 'done'} done:${pct.toFixed(2)} out-of-sync:${s.verify.outOfSync * 4}KiB`);
+    lines.push(
+      `    verify:${s.verify.running ? 'running' : 'done'} done:${pct.toFixed(2)} out-of-sync:${s.verify.outOfSync * 4}KiB`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }
@@ -66,11 +69,16 @@ export function formatProcDrbd(s: CoreStatus): string {
     const speed = doneBytes / 1024 / elapsedS;
     const eta = speed > 0 ? (leftMiB * 1024) / speed : 0;
     lines.push(`\t${bar(pct)} sync'ed: ${pct.toFixed(1)}% (${leftMiB.toFixed(0)}/${totalMiB.toFixed(0)})M`);
-    lines.push(`\tfinish: ${clock(eta)} speed: ${Math.round(speed).toLocaleString('en-US')} (${Math.round(speed).toLocaleString('en-US')}) K/sec`);
+    lines.push(
+      `\tfinish: ${clock(eta)} speed: ${Math.round(speed).toLocaleString('en-US')} (${Math.round(speed).toLocaleString('en-US')}) K/sec`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }
 
-export function formatGi(gen: { current: Uuidish; bitmap: Uuidish; history: readonly Uuidish[] }, disk: string): string {
+export function formatGi(
+  gen: { current: Uuidish; bitmap: Uuidish; history: readonly Uuidish[] },
+  disk: string,
+): string {
   return `${hex(gen.current)}:${hex(gen.bitmap)}:${gen.history.map(hex).join(':')}:1:1:${disk === 'UpToDate' ? 1 : 0}:0:0:0:0:0\n`;
 }

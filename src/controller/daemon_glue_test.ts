@@ -1,0 +1,176 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { nullLogger } from '../lib/ports.ts';
+import {
+  type AttachedController,
+  attachController,
+  type DaemonHooks,
+  decodeWire,
+  encodeWire,
+  MAX_WIRE_BYTES,
+  statusCommands,
+} from './daemon_glue.ts';
+import { crmCib } from './sim_harness_test_util.ts';
+
+test('malformed controller messages are refused with a reason, never thrown', () => {
+  const bad: [Uint8Array, RegExp][] = [
+    [Buffer.from('{nope'), /not JSON/],
+    [Buffer.from('42'), /not an object/],
+    [Buffer.from('{"kind":"reboot"}'), /unknown kind "reboot"/],
+    [
+      Buffer.from(
+        '{"kind":"exec","token":"1:1","op":{"rsc":"a","agent":"ocf:heartbeat:Dummy","action":"start"}}',
+      ),
+      /bad numbers/,
+    ],
+    [
+      Buffer.from(
+        JSON.stringify({
+          kind: 'exec',
+          token: '1:1',
+          op: {
+            rsc: 'a',
+            agent: 'x',
+            action: 'start',
+            intervalMs: 0,
+            timeoutMs: 1,
+            startDelayMs: 0,
+            expectedRc: 0,
+            params: { a: 1 },
+            meta: {},
+          },
+        }),
+      ),
+      /params and meta/,
+    ],
+    [
+      Buffer.from(
+        JSON.stringify({
+          kind: 'result',
+          node: 'n1',
+          rsc: 'a',
+          action: 'start',
+          intervalMs: 0,
+          outcome: { rc: 'zero' },
+        }),
+      ),
+      /bad outcome/,
+    ],
+    [Buffer.alloc(MAX_WIRE_BYTES + 1, 32), /exceeds/],
+  ];
+  for (const [bytes, why] of bad) {
+    const r = decodeWire(bytes);
+    assert.equal(typeof r, 'string');
+    assert.match(r as string, why);
+  }
+  const ok = {
+    kind: 'result',
+    node: 'n2',
+    rsc: 'a',
+    action: 'start',
+    intervalMs: 0,
+    outcome: { rc: 0, opStatus: 0, execTimeMs: 3 },
+  } as const;
+  assert.deepEqual(decodeWire(encodeWire(ok)), ok);
+});
+
+test('status changes map onto the replicated CIB commands', () => {
+  const cmds = statusCommands([
+    { kind: 'attr', node: 'n1', name: 'pingd', value: '100' },
+    {
+      kind: 'op',
+      node: 'n1',
+      resource: { id: 'a', class: 'ocf', provider: 'heartbeat', type: 'Dummy' },
+      op: { id: 'a_last_0', operation: 'start', interval: '0' },
+    },
+    { kind: 'op-removed', node: 'n1', rsc: 'a', opId: 'a_monitor_1000' },
+  ]).map((c) => JSON.parse(c) as { op: string });
+  assert.deepEqual(
+    cmds.map((c) => c.op),
+    ['set-node-attribute', 'record-op-result', 'delete-op-result'],
+  );
+});
+
+test('two daemons hosting the controller run an agent on the other node over the controller stream and replicate its result', {
+  skip: !existsSync('/usr/lib/ocf/resource.d/heartbeat/Dummy') && 'needs resource-agents',
+  timeout: 60_000,
+}, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'halo-glue-'));
+  const ids: Record<string, number> = { n1: 1, n2: 2 };
+  const names = ['n1', 'n2'];
+  const handlers = new Map<
+    string,
+    (ch: { peer: number; on(ev: 'message', cb: (m: Buffer) => void): unknown }) => void
+  >();
+  const inbox = new Map<string, (m: Buffer) => void>();
+  const proposed: string[] = [];
+  const attached: AttachedController[] = [];
+  const cib = crmCib(
+    'node 1: n1\nnode 2: n2\nprimitive a ocf:heartbeat:Dummy op monitor interval=1s\nlocation l-a a 100: n2\nproperty stonith-enabled=false\n',
+  );
+  try {
+    for (const self of names) {
+      mkdirSync(join(dir, self));
+      const hooks: DaemonHooks = {
+        self,
+        stateDir: join(dir, self),
+        logger: nullLogger,
+        wallMs: Date.now,
+        idOf: (n) => ids[n],
+        nameOf: (id) => names[id - 1]!,
+        sendOnStream: (peer, purpose, payload) => {
+          assert.equal(purpose, 'controller');
+          const to = names[peer - 1]!;
+          setImmediate(() => inbox.get(`${to}<-${self}`)?.(Buffer.from(payload)));
+        },
+        onStreamPurpose: (purpose, handler) => handlers.set(`${self}:${purpose}`, handler),
+        propose: async (data) => {
+          proposed.push(data);
+          return { ok: true };
+        },
+        markFenced: () => {},
+        selfFence: () => {},
+      };
+      attached.push(attachController(hooks, cib, { deadtimeMs: 250, deadtimeMaxMs: 1000 }));
+    }
+    // Each node's stream handler gets one channel per peer.
+    for (const self of names) {
+      for (const peer of names.filter((n) => n !== self)) {
+        handlers.get(`${self}:controller`)!({
+          peer: ids[peer]!,
+          on: (_ev, cb) => inbox.set(`${self}<-${peer}`, cb),
+        });
+      }
+    }
+    for (const a of attached) {
+      a.host.membership(names);
+      a.host.quorum(true, []);
+      a.host.dc('n1');
+    }
+    const state = join(dir, 'n2', 'rsctmp', 'Dummy-a.state');
+    const until = Date.now() + 45_000;
+    while (
+      !(
+        existsSync(state) &&
+        proposed.some(
+          (p) =>
+            p.includes('"record-op-result"') &&
+            p.includes('"node":"n2"') &&
+            p.includes('"operation":"start"'),
+        )
+      )
+    ) {
+      if (Date.now() > until)
+        throw new Error(`gave up: state ${existsSync(state)}, ${proposed.length} proposals`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(!existsSync(join(dir, 'n1', 'rsctmp', 'Dummy-a.state')), 'a runs only on n2');
+    assert.equal(attached[0]!.dropped() + attached[1]!.dropped(), 0);
+  } finally {
+    for (const a of attached) a.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
