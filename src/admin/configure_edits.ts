@@ -290,6 +290,10 @@ function deleteResource(cib: Cib, id: string, opts: DeleteOptions): EditResult {
     return editError('clone-instance', `'${id}' is inside clone '${clone.id}'; delete '${clone.id}' instead`);
   const ids = new Set(subtreeIds(placed.resource));
   const where = locate(cib, id, opts.nowMs);
+  if (!where.ok && !opts.force) {
+    const why = where.error.ok ? '' : where.error.error.message;
+    return editError('cannot-read-status', `${why}; use --force to delete it without knowing`);
+  }
   const running = where.ok ? [...new Set(where.active.map((a) => a.node))] : [];
   if (running.length > 0 && !opts.force)
     return editError(

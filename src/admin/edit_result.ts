@@ -20,6 +20,7 @@ export type EditErrorCode =
   | 'resource-referenced'
   | 'resource-running'
   | 'not-running'
+  | 'cannot-read-status'
   | 'ambiguous-location'
   | 'clone-instance'
   | 'parse-error'

@@ -51,6 +51,11 @@ export function setNodeAttribute(cib: Cib, e: NodeAttributeEdit): EditResult {
 function setPermanent(cib: Cib, e: NodeAttributeEdit): EditResult {
   const nodes = cib.configuration.nodes;
   const i = nodes.findIndex((n) => nodeName(n) === e.node);
+  if (i < 0 && cib.status.some((s) => s.uname === e.node))
+    return editError(
+      'unknown-node',
+      `node '${e.node}' is in the status section but not in the configured nodes, so it has no permanent attributes; use --lifetime reboot`,
+    );
   if (i < 0) return unknownNode(cib, e.node);
   const n = nodes[i]!;
   const next: ClusterNode = {

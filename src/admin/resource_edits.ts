@@ -19,6 +19,7 @@ import type {
 } from '../cib/model.ts';
 import { findPlacedResource, isPromotable, resourceIds } from '../cib/resources.ts';
 import { parseScore } from '../cib/score.ts';
+import { SchedulerInputError } from '../scheduler/errors.ts';
 import { primitivesOf, type Res } from '../scheduler/resource_tree.ts';
 import { unpack } from '../scheduler/unpack.ts';
 import { didYouMean, type EditResult, editError, finish, setNvPair } from './edit_result.ts';
@@ -113,7 +114,16 @@ export function locate(
   nowMs: number,
 ): { ok: true; active: ActiveInstance[] } | { ok: false; error: EditResult } {
   if (!findPlacedResource(cib, rsc)) return { ok: false, error: unknownResource(cib, rsc) };
-  const u = unpack(cib, nowMs);
+  let u: ReturnType<typeof unpack>;
+  try {
+    u = unpack(cib, nowMs);
+  } catch (err) {
+    if (!(err instanceof SchedulerInputError)) throw err;
+    return {
+      ok: false,
+      error: editError('cannot-read-status', `cannot tell where '${rsc}' runs: ${err.message}`),
+    };
+  }
   const roots: Res[] = [...u.byId.values()].filter((r) => r.baseId === rsc || r.id === rsc);
   const seen = new Set<string>();
   const active: ActiveInstance[] = [];
@@ -142,10 +152,10 @@ export interface MoveOptions {
   readonly nowMs: number;
 }
 
-/** Formats a time as Pacemaker writes dates in rules: `2026-11-22 05:21:28 +00:00`. */
+/** Formats a time as crm_resource writes a lifetime's end: `2026-11-22 05:30:59Z`. */
 export function formatRuleDate(ms: number): string {
   const iso = new Date(ms).toISOString();
-  return `${iso.slice(0, 10)} ${iso.slice(11, 19)} +00:00`;
+  return `${iso.slice(0, 10)} ${iso.slice(11, 19)}Z`;
 }
 
 function locationFor(
@@ -194,7 +204,9 @@ function replaceConstraint(cib: Cib, c: Constraint): Cib {
 interface MoveContext {
   readonly role: string;
   readonly expiresMs: number | undefined;
-  readonly active: readonly ActiveInstance[];
+  /** Where it runs; undefined when the status cannot be read (the reason is in `statusProblem`). */
+  readonly active: readonly ActiveInstance[] | undefined;
+  readonly statusProblem?: EditResult;
 }
 
 function moveContext(
@@ -239,8 +251,12 @@ function moveContext(
     expiresMs = o.nowMs + d.ms;
   }
   const where = locate(cib, o.rsc, o.nowMs);
-  const active = where.ok ? where.active : [];
-  return { ok: true, ctx: { role, expiresMs, active } };
+  return {
+    ok: true,
+    ctx: where.ok
+      ? { role, expiresMs, active: where.active }
+      : { role, expiresMs, active: undefined, statusProblem: where.error },
+  };
 }
 
 /** The single node a resource runs on (in `role`), for move/ban without a node. */
@@ -249,6 +265,7 @@ function currentNode(
   ctx: MoveContext,
   verb: string,
 ): { ok: true; node: string } | { ok: false; error: EditResult } {
+  if (ctx.active === undefined) return { ok: false, error: ctx.statusProblem! };
   const relevant = ctx.active.filter((a) => ctx.role !== 'Promoted' || a.role === 'Promoted');
   const nodes = [...new Set(relevant.map((a) => a.node))];
   if (nodes.length === 1) return { ok: true, node: nodes[0]! };
@@ -282,7 +299,8 @@ export function moveResource(cib: Cib, o: MoveOptions): EditResult {
     return banResource(cib, { ...o, node: cur.node, promoted: c.ctx.role === 'Promoted' });
   }
   const node = o.node;
-  const onlyThere = c.ctx.active.length > 0 && c.ctx.active.every((a) => a.node === node);
+  const active = c.ctx.active ?? [];
+  const onlyThere = active.length > 0 && active.every((a) => a.node === node);
   const isClone = findPlacedResource(cib, o.rsc)?.resource.kind === 'clone';
   if (onlyThere && !isClone)
     return editError('invalid-argument', `'${o.rsc}' is already active on '${node}'; nothing to move`);

@@ -9,7 +9,7 @@ import {
   labUp,
   renderLabStatus,
 } from '../lab/lab.ts';
-import { isScenario, SCENARIOS, scenarioFiles } from '../lab/scenarios.ts';
+import { DEFAULT_SCENARIO, isScenario, LAB_VIP, SCENARIOS } from '../lab/scenarios.ts';
 import { HaloError } from '../lib/errors.ts';
 
 /**
@@ -28,7 +28,10 @@ export function registerLabCommands(program: Command): void {
     .option('--nodes <n>', 'number of nodes', '3')
     .option('--witness', 'add a quorum witness node (w)')
     .addOption(
-      new Option('--scenario <name>', 'configuration to write for the cluster').choices([...SCENARIOS]),
+      new Option(
+        '--scenario <name>',
+        `configuration to load into the cluster (default ${DEFAULT_SCENARIO}: a VIP and a web server in a group, fenced by halo:lab-fence; none: a bare cluster)`,
+      ).choices([...SCENARIOS, 'none']),
     )
     .option(
       '--profile <profile>',
@@ -42,37 +45,38 @@ export function registerLabCommands(program: Command): void {
           const nodes = Number(o.nodes);
           if (!/^\d+$/.test(o.nodes))
             throw new HaloError('bad-argument', `--nodes must be a whole number, got '${o.nodes}'`);
-          if (o.scenario !== undefined && !isScenario(o.scenario))
-            throw new HaloError('bad-argument', `unknown scenario '${o.scenario}'`);
+          const scenario = o.scenario ?? DEFAULT_SCENARIO;
+          if (scenario !== 'none' && !isScenario(scenario))
+            throw new HaloError('bad-argument', `unknown scenario '${scenario}'`);
           const say = (l: string): void => void process.stdout.write(`${l}\n`);
           const state = await labUp({
             dir: o.dir,
             nodes,
             witness: o.witness === true,
             profile: o.profile,
-            ...(o.scenario !== undefined && isScenario(o.scenario) ? { scenario: o.scenario } : {}),
+            ...(isScenario(scenario) ? { scenario } : {}),
             say,
           });
           say(`lab ${state.tag} is up in ${state.dir}`);
+          const d = o.dir === DEFAULT_LAB_DIR ? '' : ` --dir ${o.dir}`;
           if (state.scenario) {
-            const sc = scenarioFiles(
-              state.scenario,
-              state.nodes.filter((n) => !n.witness).map((n) => n.name),
-            );
             say(
-              `scenario ${state.scenario}: configuration written to ${state.dir}/scenario/ (${Object.keys(sc.files).join(', ')})`,
+              `scenario ${state.scenario}: files in ${state.dir}/scenario/; the cluster starts its resources on one node within a few seconds`,
             );
-            say(
-              '  note: the daemons do not host the controller yet: the configuration is in the replicated CIB, but no resource of it runs',
-            );
-            say(`  once they do: ${sc.next} (ip netns exec ${state.client.ns} curl …)`);
           }
           say('next:');
-          say(`  halo lab status${o.dir === DEFAULT_LAB_DIR ? '' : ` --dir ${o.dir}`}`);
-          say(
-            '  halo lab chaos --kill [--node n1]      (or --cut-link, --partition, --pause; --heal, --restart)',
-          );
-          say('  halo lab down');
+          say(`  halo lab status${d}                      where everything runs (crm_mon view from the DC)`);
+          if (state.scenario) {
+            say(`  ip netns exec ${state.client.ns} curl http://${LAB_VIP}/   the service, from the client namespace`);
+            say(
+              `  halo lab chaos --kill --node NODE${d}    kill the daemon of the node running it: the cluster fences NODE and moves the service`,
+            );
+            say(`  halo lab bench failover --trials 5${d}   measure the service gap (--fault kill|cut-link)`);
+            say(`  halo lab chaos --restart --node NODE${d} boot a fenced or killed node again`);
+          } else {
+            say(`  halo lab chaos --kill [--node n1]${d}  (or --cut-link, --partition, --pause; --heal, --restart)`);
+          }
+          say(`  halo lab down${d}`);
         }),
     );
 

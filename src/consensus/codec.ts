@@ -7,6 +7,7 @@ import { LogIndex, NodeId, Term } from '../lib/brand.ts';
 import {
   type ConfState,
   type Entry,
+  MAX_FENCE_EVIDENCE,
   MESSAGE_TYPES,
   type Message,
   type MessageType,
@@ -105,10 +106,13 @@ function confChange(data: string, where: string): void {
   } catch {
     fail(`${where}: membership change is not JSON`);
   }
-  const o = obj(v, where, ['type', 'node']);
-  if (o.type !== 'addNode' && o.type !== 'removeNode')
-    fail(`${where}.type: expected "addNode" or "removeNode"`);
+  const fenced = typeof v === 'object' && v !== null && (v as { type?: unknown }).type === 'fencedRemoveNode';
+  const o = obj(v, where, fenced ? ['type', 'node', 'fencedBy'] : ['type', 'node']);
+  if (o.type !== 'addNode' && o.type !== 'removeNode' && !fenced)
+    fail(`${where}.type: expected "addNode", "removeNode" or "fencedRemoveNode"`);
   nodeId(o.node, `${where}.node`);
+  if (fenced && (typeof o.fencedBy !== 'string' || o.fencedBy.length === 0 || o.fencedBy.length > MAX_FENCE_EVIDENCE))
+    fail(`${where}.fencedBy: expected 1..${MAX_FENCE_EVIDENCE} characters naming the fence evidence`);
 }
 
 function confState(v: unknown, where: string): ConfState {

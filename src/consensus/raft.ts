@@ -13,19 +13,20 @@ import { assert, assertNever } from '../lib/assert.ts';
 import { LogIndex, type NodeId, Term } from '../lib/brand.ts';
 import type { Rng } from '../lib/ports.ts';
 import { RaftLog } from './raft_log.ts';
-import type {
-  ConfChange,
-  ConfState,
-  Entry,
-  HardState,
-  Message,
-  MessageType,
-  PersistedState,
-  RaftRole,
-  RaftStatus,
-  Ready,
-  Snapshot,
-  SnapshotMeta,
+import {
+  type ConfChange,
+  type ConfState,
+  type Entry,
+  type HardState,
+  MAX_FENCE_EVIDENCE,
+  type Message,
+  type MessageType,
+  type PersistedState,
+  type RaftRole,
+  type RaftStatus,
+  type Ready,
+  type Snapshot,
+  type SnapshotMeta,
 } from './types.ts';
 
 /** Defaults; each can be overridden in `RaftConfig`. */
@@ -83,7 +84,8 @@ export type ProposeResult =
         | 'leadership-transfer'
         | 'too-many-uncommitted'
         | 'conf-change-pending'
-        | 'conf-change-invalid';
+        | 'conf-change-invalid'
+        | 'not-synced';
       readonly leader: NodeId | null;
       readonly message: string;
     };
@@ -122,13 +124,18 @@ export function emptyState(): PersistedState {
 }
 
 export function encodeConfChange(cc: ConfChange): string {
+  if (cc.type === 'fencedRemoveNode')
+    return JSON.stringify({ type: cc.type, node: cc.node, fencedBy: cc.fencedBy });
   return JSON.stringify({ type: cc.type, node: cc.node });
 }
 
 export function decodeConfChange(data: string): ConfChange {
   const v = JSON.parse(data) as ConfChange;
   assert(
-    (v.type === 'addNode' || v.type === 'removeNode') && typeof v.node === 'string',
+    (v.type === 'addNode' ||
+      v.type === 'removeNode' ||
+      (v.type === 'fencedRemoveNode' && typeof v.fencedBy === 'string')) &&
+      typeof v.node === 'string',
     `bad conf change entry: ${data}`,
   );
   return v;
@@ -139,6 +146,18 @@ function applyConfChange(conf: readonly NodeId[], cc: ConfChange): NodeId[] {
   if (cc.type === 'addNode') s.add(cc.node);
   else s.delete(cc.node);
   return [...s].sort();
+}
+
+/** What confirmed a peer powered off, for `forceSoloAfterFence` (recorded in the log). */
+export interface FenceEvidence {
+  /** E.g. "fence_ipmilan on n2-ipmi, requested by n1". 1..MAX_FENCE_EVIDENCE characters. */
+  readonly fencedBy: string;
+}
+
+/** Why `forceSoloAfterFence` would be refused now (null from `checkForceSolo` when it would be accepted). */
+export interface ForceSoloRefusal {
+  readonly code: 'conf-change-invalid' | 'conf-change-pending' | 'not-synced';
+  readonly message: string;
 }
 
 export class RaftNode {
@@ -169,6 +188,14 @@ export class RaftNode {
   private transferee: NodeId | null = null;
   private transferDeadlineTick = 0;
   private leaderSinceTick = 0;
+  /**
+   * Two-node rule: since this process started, this node has seen its log confirmed current —
+   * it led and committed an entry of its term, or the leader of its term told it that an entry
+   * of that term is committed and held here. Volatile on purpose: a node that restarts (for
+   * instance because its peer fenced it and then forced itself solo) must first hear from the
+   * current leader before it may force itself solo (`forceSoloAfterFence`).
+   */
+  private syncedSinceStart = false;
 
   private msgs: Message[] = [];
   private stableIndex: number;
@@ -291,6 +318,14 @@ export class RaftNode {
         message: `a membership change at index ${this.pendingConfIndex} is not committed yet; one change at a time`,
       };
     }
+    if (cc.type === 'fencedRemoveNode') {
+      return {
+        ok: false,
+        code: 'conf-change-invalid',
+        leader: this.id,
+        message: `a fenced removal of ${cc.node} is made only by forceSoloAfterFence, after its fence succeeded`,
+      };
+    }
     const isVoter = this.voters.includes(cc.node);
     if (
       (cc.type === 'addNode' && isVoter) ||
@@ -306,6 +341,84 @@ export class RaftNode {
     const e = this.appendEntry('conf', encodeConfChange(cc));
     this.pendingConfIndex = e.index;
     return { ok: true, index: e.index, term: e.term };
+  }
+
+  /**
+   * The two-node rule (docs/ARCHITECTURE.md): in a configuration of exactly two voters {self,
+   * peer}, after a fence device confirmed `peer` powered off, make {self} the configuration and
+   * lead alone. It appends, in a new term, a `fencedRemoveNode` conf entry recording `evidence`,
+   * becomes leader of {self} at once and commits it alone (the Ready carries the entry and hard
+   * state: persist them before acting as DC, as always). Refused — nothing changes — unless the
+   * voters are exactly {self, peer}, the last membership change is committed, and this node's
+   * log was confirmed current since it started (see `checkForceSolo`).
+   *
+   * Why this is safe (A = this node, B = peer):
+   * - Every entry committed under {A,B} is on A: committing needs both. Changes away from a
+   *   two-voter configuration also need both (see `maybeCommit`), so {A,B} cannot have become
+   *   something else behind A's back — except by B forcing solo, which needs A fenced, i.e. A
+   *   restarted, and a restarted node may not force before a leader confirmed its log.
+   * - B is confirmed off, so it neither leads nor votes now. A's new entry has a term no other
+   *   node's log can hold (A voted for itself in it; B can only lead with A's vote), so log
+   *   matching holds, and A's last term is now above every term in B's log.
+   * - When B returns with its old log and config {A,B} (any term, stale uncommitted entries),
+   *   it cannot win: it needs A's vote, and A refuses — as leader it ignores candidates
+   *   (check-quorum), and as follower B's log is less up to date than A's. Pre-vote keeps B's
+   *   term from climbing. A re-adds B with `proposeConfChange({type:'addNode'})`; that commits
+   *   only once B holds A's log (quorum of {A,B}), which truncates B's stale uncommitted entries.
+   */
+  forceSoloAfterFence(peer: NodeId, evidence: FenceEvidence): ProposeResult {
+    this.assertNoReady();
+    const refused = this.checkForceSolo(peer);
+    if (refused) return { ok: false, leader: this.leader, ...refused };
+    if (evidence.fencedBy.length === 0 || evidence.fencedBy.length > MAX_FENCE_EVIDENCE) {
+      return {
+        ok: false,
+        code: 'conf-change-invalid',
+        leader: this.leader,
+        message: `fence evidence must be 1..${MAX_FENCE_EVIDENCE} characters, got ${evidence.fencedBy.length}`,
+      };
+    }
+    if (this.role === 'leader') this.becomeFollower(this.term, null);
+    this.becomeCandidate(); // a fresh term, voted for ourselves
+    const cc: ConfChange = { type: 'fencedRemoveNode', node: peer, fencedBy: evidence.fencedBy };
+    const e: Entry = {
+      term: this.term,
+      index: LogIndex(this.log.lastIndex() + 1),
+      type: 'conf',
+      data: encodeConfChange(cc),
+    };
+    this.log.append([e]);
+    this.recomputeConf();
+    assert(this.voters.length === 1 && this.voters[0] === this.id, 'forceSoloAfterFence: not solo');
+    this.becomeLeader(); // appends the no-op; quorum of {self} commits both at once
+    return { ok: true, index: e.index, term: e.term };
+  }
+
+  /**
+   * Null when `forceSoloAfterFence(peer, …)` would be accepted now; otherwise why not. A daemon
+   * asks this BEFORE fencing, so that it never fences a peer it could not take over from (a
+   * node just restarted must hear from the current leader first — halo's wait_for_all).
+   */
+  checkForceSolo(peer: NodeId): ForceSoloRefusal | null {
+    if (peer === this.id || this.voters.length !== 2 || !this.voters.includes(this.id) || !this.voters.includes(peer)) {
+      return {
+        code: 'conf-change-invalid',
+        message: `forcing solo needs exactly two voters, ${this.id} and ${peer}; voters are ${this.voters.join(',') || 'none'}`,
+      };
+    }
+    if (this.commit < this.lastConfIndexBefore) {
+      return {
+        code: 'conf-change-pending',
+        message: `the membership change at index ${this.lastConfIndexBefore} is not committed (commit ${this.commit})`,
+      };
+    }
+    if (!this.syncedSinceStart || this.pendingSnapshot !== null) {
+      return {
+        code: 'not-synced',
+        message: `${this.id} has not heard from a leader of the current configuration since it started; its log may be stale`,
+      };
+    }
+    return null;
   }
 
   /** Feeds one received message. Messages from unknown or stale senders are ignored. */

@@ -18,11 +18,18 @@ export interface Entry {
   readonly data: string;
 }
 
-/** Single-server membership change (Raft dissertation §4.1): one node at a time, effective on append. */
-export interface ConfChange {
-  readonly type: 'addNode' | 'removeNode';
-  readonly node: NodeId;
-}
+/**
+ * Single-server membership change (Raft dissertation §4.1): one node at a time, effective on
+ * append. `fencedRemoveNode` is only ever written by `RaftNode.forceSoloAfterFence` (the
+ * two-node rule): it removes a peer that a fence device confirmed powered off, and `fencedBy`
+ * records that evidence in the log.
+ */
+/** Longest fence evidence text a `fencedRemoveNode` entry may carry (a device and agent name). */
+export const MAX_FENCE_EVIDENCE = 200;
+
+export type ConfChange =
+  | { readonly type: 'addNode' | 'removeNode'; readonly node: NodeId }
+  | { readonly type: 'fencedRemoveNode'; readonly node: NodeId; readonly fencedBy: string };
 
 /** The voters of a configuration, sorted. */
 export interface ConfState {

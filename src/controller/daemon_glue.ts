@@ -1,5 +1,6 @@
 import { join } from 'node:path';
-import type { Cib } from '../cib/model.ts';
+import type { Cib, NodeState, OpHistory } from '../cib/model.ts';
+import { validateCibCommand } from '../consensus/cib_state_machine.ts';
 import { Executor } from '../executor/executor.ts';
 import { Fencer } from '../executor/fence.ts';
 import { ShellAgentRunner } from '../executor/runner.ts';
@@ -7,6 +8,7 @@ import { assertNever } from '../lib/assert.ts';
 import type { Logger } from '../lib/ports.ts';
 import { schedule } from '../scheduler/schedule.ts';
 import { ControllerHost, type ControllerWire } from './host.ts';
+import { applyStatusChanges } from './status.ts';
 import type { ExecOp, OpOutcome, StatusChange } from './types.ts';
 
 /**
@@ -40,6 +42,11 @@ export interface DaemonHooks {
   markFenced(nodeId: number): void;
   /** This node must stop now (watchdog reboot on a real machine; the lab kills the daemon). */
   selfFence(reason: string): void;
+  /**
+   * The replicated CIB as applied here. Needed only while the state machine lacks
+   * `replace-node-state` / `delete-op-result` (see `statusCommandsCompat`).
+   */
+  replicatedCib?(): Cib;
 }
 
 /** Lease and slack from the membership timing: a node stops within two deadtimes of losing quorum. */
@@ -120,6 +127,88 @@ export function statusCommands(changes: readonly StatusChange[]): string[] {
   });
 }
 
+/**
+ * Whether the replicated state machine knows `replace-node-state` and `delete-op-result` (asked
+ * of its own validator, so this turns true by itself once src/consensus adds them).
+ */
+export function nodeStateCommandsSupported(): boolean {
+  const state: NodeState = { id: 'probe', uname: 'probe', transientAttributes: [], resources: [], hasLrm: true };
+  return (
+    validateCibCommand({ op: 'replace-node-state', node: 'probe', state }) === null &&
+    validateCibCommand({ op: 'delete-op-result', node: 'probe', resource: 'r', id: 'r_last_0' }) === null
+  );
+}
+
+/**
+ * A removed `lrm_rsc_op` as the existing commands can say it: the same id, recorded as
+ * cancelled (op-status 1). The scheduler skips cancelled records (as Pacemaker does), so for
+ * placement it is as good as deleted; it only stays visible in the raw status section.
+ */
+export function cancelledRecord(op: Pick<OpHistory, 'id' | 'interval'>): OpHistory {
+  return { id: op.id, operation: 'monitor', interval: op.interval, callId: '0', rcCode: '0', opStatus: '1' };
+}
+
+const attrPairs = (s: NodeState | undefined): Map<string, string> =>
+  new Map(
+    (s?.transientAttributes ?? []).flatMap((set) =>
+      set.pairs.filter((p) => p.value !== undefined).map((p) => [p.name, p.value!] as const),
+    ),
+  );
+
+/**
+ * Status changes as the state machine's existing commands (`record-op-result`,
+ * `set-node-attribute`), for when it lacks the two node-state commands. `replicated` is the
+ * status section those commands apply to. A `node` change becomes its records and attributes,
+ * with every record it drops written as cancelled and every attribute it drops deleted; an
+ * `op-removed` becomes a cancelled record. What it cannot say: the node's membership fields
+ * (`in_ccm`, `expected`), which only matter to a new DC's first guess before membership
+ * corrects it (a node with history and no `in_ccm` is taken as lost, i.e. fenced again).
+ */
+export function statusCommandsCompat(
+  changes: readonly StatusChange[],
+  replicated: readonly NodeState[],
+): string[] {
+  const out: string[] = [];
+  let cur: NodeState[] = [...replicated];
+  const find = (node: string): NodeState | undefined => cur.find((s) => s.uname === node || s.id === node);
+  const rec = (node: string, resource: object, op: OpHistory): void => {
+    out.push(JSON.stringify({ op: 'record-op-result', node, resource, result: op }));
+  };
+  const attr = (node: string, name: string, value: string | null): void => {
+    out.push(JSON.stringify({ op: 'set-node-attribute', node, name, value, lifetime: 'reboot' }));
+  };
+  for (const c of changes) {
+    if (c.kind === 'node') {
+      const old = find(c.node);
+      const keep = new Set(c.state.resources.flatMap((r) => r.ops.map((o) => `${r.id}\u0000${o.id}`)));
+      for (const r of old?.resources ?? []) {
+        for (const o of r.ops) {
+          if (!keep.has(`${r.id}\u0000${o.id}`) && o.opStatus !== '1') rec(c.node, { id: r.id }, cancelledRecord(o));
+        }
+      }
+      for (const r of c.state.resources) {
+        const { ops, attrs: _attrs, container: _c, ...resource } = r;
+        for (const o of ops) rec(c.node, resource, o);
+      }
+      const before = attrPairs(old);
+      const after = attrPairs(c.state);
+      for (const k of before.keys()) if (!after.has(k)) attr(c.node, k, null);
+      for (const [k, v] of after) if (before.get(k) !== v) attr(c.node, k, v);
+    } else if (c.kind === 'op') {
+      rec(c.node, c.resource, c.op);
+    } else if (c.kind === 'attr') {
+      attr(c.node, c.name, c.value);
+    } else {
+      const old = find(c.node)
+        ?.resources.find((r) => r.id === c.rsc)
+        ?.ops.find((o) => o.id === c.opId);
+      if (old && old.opStatus !== '1') rec(c.node, { id: c.rsc }, cancelledRecord(old));
+    }
+    cur = applyStatusChanges(cur, [c]);
+  }
+  return out;
+}
+
 export interface AttachedController {
   readonly host: ControllerHost;
   readonly executor: Executor;
@@ -140,6 +229,15 @@ export function attachController(
   const executor = new Executor({ runner, logger: h.logger, onResult: (r) => host?.localResult(r) });
   // Status changes are proposed in order, one at a time, so the replicated status never reorders.
   let proposing = Promise.resolve();
+  let inFlight = 0;
+  const native = nodeStateCommandsSupported();
+  if (!native)
+    log.log(
+      'info',
+      'the replicated CIB lacks replace-node-state/delete-op-result: status changes go as records and attributes (removed records are written as cancelled)',
+    );
+  // What the proposals so far will make of the replicated status (compat mode only).
+  let shadow: NodeState[] = [...(h.replicatedCib?.().status ?? cib.status)];
   host = new ControllerHost(
     {
       config: {
@@ -162,9 +260,19 @@ export function attachController(
         if (id !== undefined) h.sendOnStream(id, CONTROLLER_STREAM_PURPOSE, encodeWire(msg));
       },
       publishStatus: (changes) => {
-        for (const cmd of statusCommands(changes)) {
+        let cmds: string[];
+        if (native) cmds = statusCommands(changes);
+        else {
+          // With nothing in flight the replicated CIB is the truth (another DC may have written it).
+          if (inFlight === 0 && h.replicatedCib) shadow = [...h.replicatedCib().status];
+          cmds = statusCommandsCompat(changes, shadow);
+          shadow = applyStatusChanges(shadow, changes);
+        }
+        for (const cmd of cmds) {
+          inFlight++;
           proposing = proposing.then(async () => {
             const r = await h.propose(cmd).catch((e: Error) => ({ ok: false, message: e.message }));
+            inFlight--;
             if (!r.ok) log.log('warn', `status change not replicated: ${r.message ?? 'refused'}`);
           });
         }

@@ -226,7 +226,16 @@ export class ControllerHost {
       ...(this.ports.netns !== undefined ? { netns: this.ports.netns } : {}),
     };
     this.ports.executor.submit(req).then(
-      (r) => this.report(token, r),
+      (r) => {
+        if (op.intervalMs === 0 && op.action !== 'monitor')
+          this.log.log('info', `${op.rsc} ${op.action}: rc ${r.rc} in ${Math.round(r.execTimeMs)} ms`, {
+            event: 'op-done',
+            resource: op.rsc,
+            op: op.action,
+            rc: r.rc,
+          });
+        this.report(token, r);
+      },
       (err: Error) =>
         this.report(token, {
           resource: op.rsc,

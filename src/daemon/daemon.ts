@@ -1,6 +1,10 @@
 import { createHash } from 'node:crypto';
 import type { Server } from 'node:net';
+import { join } from 'node:path';
+import { type Cib, emptyCib } from '../cib/model.ts';
 import { validateCibCommand } from '../consensus/cib_state_machine.ts';
+import { renderStatus } from '../controller/crm_mon.ts';
+import { type AttachedController, attachController } from '../controller/daemon_glue.ts';
 import { HaloError } from '../lib/errors.ts';
 import type { Logger } from '../lib/ports.ts';
 import { type DetectorEvent, FailureDetector, type PeerState } from '../membership/failure_detector.ts';
@@ -12,6 +16,7 @@ import type { LinkEvent, LinkState } from '../transport/links.ts';
 import { Channel, clusterIdFromDigest, type PacketCounters, type PacketHeader } from '../transport/packet.ts';
 import { StreamChannel, StreamServer } from '../transport/stream.ts';
 import { UdpTransport } from '../transport/udp_transport.ts';
+import { schedule } from '../scheduler/schedule.ts';
 import { nextBootEpoch } from './boot_epoch.ts';
 import { controlSocketPath, type DaemonConfig, type NodeConfig } from './config.ts';
 import { serveControl } from './control.ts';
@@ -30,6 +35,11 @@ export interface ConsensusPart {
    * it, or with why not (not the leader, superseded by a new leader, timed out).
    */
   propose?(data: string, timeoutMs: number): Promise<ProposeOutcome>;
+  /**
+   * The replicated CIB as applied on this node so far. A new object after every applied change
+   * (the state machine never mutates in place), so the daemon sees changes by identity.
+   */
+  cib?(): Cib;
 }
 
 export type ProposeOutcome =
@@ -80,6 +90,13 @@ export interface DaemonOptions {
   readonly consensus?: (ctx: ConsensusContext) => ConsensusPart;
   readonly nowMs?: () => number;
   readonly wallMs?: () => number;
+  /**
+   * Host the controller (resources, fencing; src/controller) when consensus offers a CIB.
+   * Default true; tests of membership alone turn it off.
+   */
+  readonly controller?: boolean;
+  /** What the controller does to fence this node itself (default: SIGKILL this process). */
+  readonly selfFence?: (reason: string) => void;
 }
 
 export interface LinkStatus {
@@ -175,6 +192,13 @@ export class Daemon {
   private unconfirmed = 0;
   /** The highest boot epoch heard from each peer, echoed back in our heartbeats to it. */
   private readonly peerEpochs = new Map<number, number>();
+  /** The controller hosted here (resources and fencing), once consensus runs. */
+  private ctl: AttachedController | undefined;
+  /** What the controller was last told: the CIB object, the DC, the member list. */
+  private fedCib: Cib | undefined;
+  private fedDc: string | null | undefined;
+  private fedMembers = '';
+  private fedQuorum = '';
 
   constructor(private readonly opts: DaemonOptions) {
     this.cfg = opts.config;
@@ -268,6 +292,7 @@ export class Daemon {
     this.control = await serveControl(controlSocketPath(this.cfg, this.self.name), (cmd) =>
       this.command(cmd),
     );
+    this.attachControllerIfPossible();
     this.timers.push(setInterval(() => this.sendHeartbeats(), t.keepaliveMs));
     this.timers.push(setInterval(() => this.tick(), tickPeriodMs(t.keepaliveMs)));
     this.sendHeartbeats();
@@ -283,9 +308,110 @@ export class Daemon {
     );
   }
 
+  /**
+   * Hosts the controller (src/controller) on every non-witness node once consensus offers the
+   * replicated CIB: resources run through the executor, fencing through the CIB's devices, and
+   * the two-node fence goes through the controller instead of `requestFence`.
+   */
+  private attachControllerIfPossible(): void {
+    const part = this.consensus;
+    if (this.opts.controller === false || this.self.witness || !part?.cib || !part.propose) return;
+    const propose = part.propose.bind(part);
+    const replicated = part.cib.bind(part);
+    this.ctl = attachController(
+      {
+        self: this.self.name,
+        stateDir: join(this.cfg.stateDir, this.self.name),
+        logger: this.log,
+        wallMs: this.wallMs,
+        idOf: (n) => this.cfg.nodes.find((x) => x.name === n)?.id,
+        nameOf: (id) => this.nameOf(id),
+        sendOnStream: (peer, purpose, payload) => this.sendOnStream(peer, purpose, payload),
+        onStreamPurpose: (purpose, handler) => this.onStreamPurpose(purpose, handler),
+        propose: async (data) => {
+          const r = await propose(data, PROPOSE_TIMEOUT_MS);
+          if (!r.ok) return { ok: false, message: `${r.code}: ${r.message}` };
+          return r.applied ? { ok: true } : { ok: false, message: r.message ?? 'rejected by the CIB' };
+        },
+        markFenced: (id) => {
+          this.fenced.add(id);
+          this.updateQuorum();
+        },
+        selfFence: (reason) => {
+          this.log.log('error', `self-fencing: ${reason}`, { event: 'self-fence' });
+          if (this.opts.selfFence) this.opts.selfFence(reason);
+          else process.kill(process.pid, 'SIGKILL');
+        },
+        replicatedCib: replicated,
+      },
+      replicated(),
+      this.cfg.timing,
+    );
+    this.feedController();
+  }
+
+  /**
+   * Tells the controller what changed since it was last told: committed CIB (by identity),
+   * members (by name, witnesses left out), DC. Cheap when nothing changed; runs every tick and
+   * right after a membership change.
+   */
+  private feedController(): void {
+    const host = this.ctl?.host;
+    if (!host || this.stopped) return;
+    const cib = this.consensus?.cib?.();
+    if (cib && cib !== this.fedCib) {
+      this.fedCib = cib;
+      host.committedCib(cib);
+    }
+    const ids = this.memberIds();
+    const members = this.cfg.nodes.filter((n) => !n.witness && ids.has(n.id)).map((n) => n.name);
+    const key = members.join(',');
+    if (key !== this.fedMembers) {
+      this.fedMembers = key;
+      host.membership(members);
+    }
+    this.feedQuorum(this.quorumState ?? this.updateQuorum());
+    const dc = this.consensus?.status().leader ?? null;
+    if (dc !== this.fedDc) {
+      this.fedDc = dc;
+      host.dc(dc);
+    }
+  }
+
+  private feedQuorum(state: QuorumState): void {
+    if (!this.ctl) return;
+    const fence = state.fenceNeeded.map((id) => this.nameOf(id));
+    const key = `${state.quorate}|${fence.join(',')}`;
+    if (key === this.fedQuorum) return;
+    this.fedQuorum = key;
+    this.ctl.host.quorum(state.quorate, fence, state.reason);
+  }
+
+  /** `crm_mon -1`-like text of the resources: the DC's live view, else the replicated CIB. */
+  private crmMon(): { text: string; dc: string | null; source: 'dc' | 'replicated' | 'none' } {
+    const dc = this.consensus?.status().leader ?? null;
+    const view = this.ctl?.host.controller.view();
+    const quorate = this.quorumState?.quorate ?? false;
+    const schedFn = (c: Cib, now: number) => schedule(c, now, { textOutput: true });
+    if (view?.isDc)
+      return {
+        text: renderStatus({ cib: view.cib, dc, quorate, nowMs: this.wallMs(), schedule: schedFn }),
+        dc,
+        source: 'dc',
+      };
+    const cib = this.consensus?.cib?.() ?? emptyCib();
+    return {
+      text: renderStatus({ cib, dc, quorate, nowMs: this.wallMs(), schedule: schedFn }),
+      dc,
+      source: this.consensus?.cib ? 'replicated' : 'none',
+    };
+  }
+
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
+    this.ctl?.close();
+    this.ctl = undefined;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     this.consensus?.stop();
@@ -441,6 +567,7 @@ export class Daemon {
    */
   private command(line: string): unknown {
     if (line === 'status') return this.status();
+    if (line === 'crm_mon') return this.crmMon();
     const sp = line.indexOf(' ');
     const [cmd, arg] = sp < 0 ? [line, ''] : [line.slice(0, sp), line.slice(sp + 1)];
     if (cmd === 'cib') {
@@ -455,7 +582,7 @@ export class Daemon {
       if (problem) return { error: `cib: ${problem}` };
       return this.consensus.propose(JSON.stringify(v), PROPOSE_TIMEOUT_MS);
     }
-    return { error: `unknown command '${cmd.slice(0, 40)}' (known: status, cib JSON)` };
+    return { error: `unknown command '${cmd.slice(0, 40)}' (known: status, crm_mon, cib JSON)` };
   }
 
   private sendHeartbeats(): void {
@@ -513,6 +640,7 @@ export class Daemon {
     this.transport?.tick();
     this.updateQuorum();
     this.consensus?.tick();
+    this.feedController();
   }
 
   private memberIds(): Set<number> {
@@ -547,7 +675,9 @@ export class Daemon {
         },
       );
     }
-    for (const peer of state.fenceNeeded) this.requestFence(peer);
+    // With a controller, the two-node fence goes through the CIB's fence devices (controller).
+    if (this.ctl) this.feedQuorum(state);
+    else for (const peer of state.fenceNeeded) this.requestFence(peer);
     return state;
   }
 
@@ -608,6 +738,7 @@ export class Daemon {
             to: ev.to,
             silentMs: Math.round(ev.silentMs),
           });
+          this.feedController();
           break;
         }
         case 'clock-skew':

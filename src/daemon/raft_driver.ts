@@ -232,6 +232,9 @@ export function raftConsensus(ctx: ConsensusContext): ConsensusPart {
         cibRejected,
       };
     },
+    cib() {
+      return cib.cib;
+    },
     propose(data, timeoutMs) {
       if (stopped)
         return Promise.resolve({ ok: false, code: 'stopped', message: 'daemon is stopping', leader: null });

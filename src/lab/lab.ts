@@ -18,7 +18,13 @@ import type { DaemonStatus } from '../daemon/daemon.ts';
 import { HaloError } from '../lib/errors.ts';
 import { generateKeyFile } from '../transport/key_file.ts';
 import { createLabNet, isRoot } from './netns.ts';
-import { type ScenarioName, scenarioConfiguration, scenarioFiles } from './scenarios.ts';
+import {
+  LAB_VIP,
+  type ScenarioHost,
+  type ScenarioName,
+  scenarioConfiguration,
+  scenarioFiles,
+} from './scenarios.ts';
 
 /**
  * `halo lab`: a whole cluster on this machine. One network namespace per node with two links
@@ -267,7 +273,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
   try {
     writeNodeFiles(state, opts.profile ?? 'lan');
     if (opts.scenario) {
-      const sc = scenarioFiles(opts.scenario, names, `h${net.tag}-`);
+      const sc = scenarioFiles(opts.scenario, names, `h${net.tag}-`, scenarioHost(dir));
       mkdirSync(join(dir, 'scenario'), { recursive: true });
       for (const [f, text] of Object.entries(sc.files)) writeFileSync(join(dir, 'scenario', f), text);
     }
@@ -282,7 +288,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
     if (opts.scenario) {
       state.scenarioLoad = await loadScenario(
         state,
-        scenarioConfiguration(scenarioFiles(opts.scenario, names, `h${net.tag}-`)),
+        scenarioConfiguration(scenarioFiles(opts.scenario, names, `h${net.tag}-`, scenarioHost(dir))),
       );
       writeLabState(state);
       say(`scenario ${opts.scenario}: ${state.scenarioLoad}`);
@@ -292,6 +298,11 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
     throw err;
   }
   return state;
+}
+
+/** Where a lab in `dir` keeps its scenario files, and the node binary that runs its web server. */
+export function scenarioHost(dir: string): ScenarioHost {
+  return { scenarioDir: join(resolve(dir), 'scenario'), nodeBin: process.execPath };
 }
 
 /** How long to wait for a DC to accept the scenario (Raft election after start-up). */
@@ -377,7 +388,59 @@ export interface LabNodeReport {
   readonly error?: string;
 }
 
-export async function labStatus(dir = DEFAULT_LAB_DIR): Promise<{ state: LabState; nodes: LabNodeReport[] }> {
+/** `crm_mon` as a daemon answers it (src/daemon/daemon.ts). */
+export interface CrmMonAnswer {
+  readonly text: string;
+  readonly dc: string | null;
+  readonly source: 'dc' | 'replicated' | 'none';
+}
+
+/** Which lab nodes have the VIP on an interface that is up (`ip -n NS addr show up`). */
+export function vipHolders(state: LabState): string[] {
+  return state.nodes
+    .filter((n) => {
+      try {
+        return execFileSync('ip', ['-n', n.ns, '-o', 'addr', 'show', 'up'], {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'ignore'],
+        }).includes(` ${LAB_VIP}/`);
+      } catch {
+        return false;
+      }
+    })
+    .map((n) => n.name);
+}
+
+/** The resources as the DC reports them (`crm_mon -1`), asked of the DC's daemon. */
+export async function labResources(state: LabState): Promise<CrmMonAnswer | undefined> {
+  let fallback: CrmMonAnswer | undefined;
+  for (const n of state.nodes) {
+    if (!isLabDaemon(n) || n.paused || n.witness) continue;
+    try {
+      const a = (await queryControl(n.controlSocket, 'crm_mon', STATUS_TIMEOUT_MS * 2)) as CrmMonAnswer;
+      if (typeof a?.text !== 'string') continue;
+      if (a.source === 'dc') return a;
+      const dc = state.nodes.find((x) => x.name === a.dc);
+      if (dc && dc !== n && isLabDaemon(dc) && !dc.paused) {
+        const d = (await queryControl(dc.controlSocket, 'crm_mon', STATUS_TIMEOUT_MS * 2).catch(
+          () => undefined,
+        )) as CrmMonAnswer | undefined;
+        if (d?.source === 'dc') return d;
+      }
+      fallback ??= a;
+    } catch {
+      // Try the next node.
+    }
+  }
+  return fallback;
+}
+
+export async function labStatus(dir = DEFAULT_LAB_DIR): Promise<{
+  state: LabState;
+  nodes: LabNodeReport[];
+  resources?: CrmMonAnswer;
+  vip: string[];
+}> {
   const state = readLabState(dir);
   const nodes: LabNodeReport[] = [];
   for (const n of state.nodes) {
@@ -404,10 +467,16 @@ export async function labStatus(dir = DEFAULT_LAB_DIR): Promise<{ state: LabStat
       nodes.push({ ...base, error: (err as Error).message });
     }
   }
-  return { state, nodes };
+  const resources = await labResources(state);
+  return { state, nodes, ...(resources ? { resources } : {}), vip: vipHolders(state) };
 }
 
-export function renderLabStatus(r: { state: LabState; nodes: readonly LabNodeReport[] }): string {
+export function renderLabStatus(r: {
+  state: LabState;
+  nodes: readonly LabNodeReport[];
+  resources?: CrmMonAnswer;
+  vip?: readonly string[];
+}): string {
   const s = r.state;
   const lines = [
     `lab ${s.tag} in ${s.dir}: ${s.nodes.length} nodes, ${s.links} links each${s.scenario ? `, scenario ${s.scenario}` : ''}`,
@@ -439,9 +508,22 @@ export function renderLabStatus(r: { state: LabState; nodes: readonly LabNodeRep
       `  ${n.name.padEnd(4)} ${n.addrs.join(' ').padEnd(26)} pid ${String(n.pid ?? '-').padEnd(8)} ${state}${q}${members}${cut}`,
     );
   }
+  if (s.scenario) {
+    const holders = r.vip ?? [];
+    lines.push(
+      `VIP ${LAB_VIP}: ${holders.length === 0 ? 'on no node' : `on ${holders.join(', ')}`}${holders.length > 1 ? ' (MORE THAN ONE NODE)' : ''}`,
+    );
+  }
   lines.push(
     `client: ${s.client.ns} (${s.client.addr}); run commands there with: ip netns exec ${s.client.ns} CMD`,
   );
+  if (r.resources) {
+    lines.push(
+      '',
+      `Resources (${r.resources.source === 'dc' ? `as the DC ${r.resources.dc} sees them` : 'from the replicated CIB; the DC did not answer'}):`,
+      r.resources.text.trimEnd(),
+    );
+  }
   return lines.join('\n');
 }
 
@@ -519,6 +601,60 @@ function setLink(state: LabState, n: LabNodeState, link: number, up: boolean): v
   });
 }
 
+/**
+ * What a reboot does to a lab node before its daemon starts again: nothing of the old boot runs
+ * (leftover processes in its namespace are killed: resources survive a kill -9 of the daemon),
+ * addresses a resource added (the VIP) are gone, and every link is up on both sides (a fence
+ * device may have taken them down). Returns what it did.
+ */
+function bootNode(state: LabState, n: LabNodeState): string {
+  const did: string[] = [];
+  let killed = 0;
+  for (let round = 0; round < 10; round++) {
+    let pids: number[] = [];
+    try {
+      pids = execFileSync('ip', ['netns', 'pids', n.ns], { encoding: 'utf8' })
+        .split(/\s+/)
+        .filter(Boolean)
+        .map(Number)
+        .filter((p) => p > 1 && p !== process.pid);
+    } catch {
+      break;
+    }
+    if (pids.length === 0) break;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+        killed++;
+      } catch {
+        // Gone already.
+      }
+    }
+    execFileSync('sleep', ['0.05']);
+  }
+  if (killed) did.push(`killed ${killed} leftover processes`);
+  for (let l = 0; l < state.links; l++) {
+    const dev = `link${l}`;
+    const own = n.addrs[l];
+    let text = '';
+    try {
+      text = execFileSync('ip', ['-n', n.ns, '-o', '-4', 'addr', 'show', 'dev', dev], { encoding: 'utf8' });
+    } catch {
+      continue;
+    }
+    for (const m of text.matchAll(/inet (\S+)/g)) {
+      const cidr = m[1]!;
+      if (cidr.split('/')[0] === own) continue;
+      execFileSync('ip', ['-n', n.ns, 'addr', 'del', cidr, 'dev', dev], { stdio: 'ignore' });
+      did.push(`removed ${cidr} from ${dev}`);
+    }
+    execFileSync('ip', ['-n', n.ns, 'link', 'set', dev, 'up'], { stdio: 'ignore' });
+    setLink(state, n, l, true);
+  }
+  did.push('links up');
+  return did.join(', ');
+}
+
 /** Injects one fault (or heals) and returns a sentence saying what was done. */
 export async function labChaos(dir: string, o: ChaosOptions): Promise<string> {
   needRoot();
@@ -567,12 +703,16 @@ export async function labChaos(dir: string, o: ChaosOptions): Promise<string> {
       n.cutLinks = [];
       n.paused = false;
       break;
-    case 'restart':
+    case 'restart': {
       if (isLabDaemon(n))
         throw new HaloError('already-running', `the daemon of ${n.name} is running (pid ${n.pid})`);
+      const boot = bootNode(state, n);
       n.pid = spawnDaemon(n);
-      what = `restarted the daemon of ${n.name}: pid ${n.pid}`;
+      n.paused = false;
+      n.cutLinks = [];
+      what = `restarted ${n.name} as a rebooted machine (${boot}): daemon pid ${n.pid}`;
       break;
+    }
   }
   writeLabState(state);
   return what;

@@ -9,6 +9,15 @@ import { HaloError } from '../lib/errors.ts';
  * network (198.18.0.0/24, see netns.ts) so the client namespace can reach it.
  */
 export const SCENARIOS = ['web', 'seed-003', 'seed-004'] as const;
+/** What `halo lab up` runs without `--scenario` (seed-003 needs replicated volumes, still being built). */
+export const DEFAULT_SCENARIO: ScenarioName = 'web';
+/** The web scenario's HTTP port on the VIP. */
+export const LAB_WEB_PORT = 80;
+/** The web server's script, written under the lab's `scenario/` directory. */
+export const WEB_SERVER_FILE = 'www.cjs';
+/** The web scenario's resource names (the bench reads their start times from the daemons' logs). */
+export const WEB_VIP_RESOURCE = 'vip';
+export const WEB_SERVER_RESOURCE = 'www';
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 /** The lab's virtual IP: on link 0, above every node and client address. */
@@ -25,6 +34,42 @@ export interface ScenarioFiles {
   readonly next: string;
 }
 
+/**
+ * The web scenario's server: a few lines of node:http answering every request with the node
+ * that serves it (found from its own network namespace: `ip netns identify`), so a client sees
+ * failover in the answers. Run by `halo:process` as `node www.cjs PREFIX`.
+ */
+export function webServerScript(): string {
+  return `// halo lab web server (scenario web): answers with the lab node it runs on.
+'use strict';
+const http = require('node:http');
+const { execFileSync } = require('node:child_process');
+const prefix = process.argv[2] || '';
+let node = 'unknown';
+try {
+  const ns = execFileSync('ip', ['netns', 'identify', String(process.pid)], { encoding: 'utf8' }).trim();
+  node = ns.startsWith(prefix) ? ns.slice(prefix.length) : ns || 'unknown';
+} catch {}
+const server = http.createServer((req, res) => {
+  res.setHeader('content-type', 'text/plain');
+  res.setHeader('connection', 'close');
+  res.end('halo lab web: served by ' + node + '\\n');
+});
+server.listen(${LAB_WEB_PORT}, '0.0.0.0');
+process.on('SIGTERM', () => server.close(() => process.exit(0)));
+`;
+}
+
+/** Where the lab puts the web scenario's files, for the `halo:process` parameters. */
+export interface ScenarioHost {
+  /** The lab's `scenario/` directory (absolute). */
+  readonly scenarioDir: string;
+  /** Absolute path of the node binary that runs the web server. */
+  readonly nodeBin: string;
+}
+
+const DEFAULT_HOST: ScenarioHost = { scenarioDir: '/run/halo-lab/scenario', nodeBin: '/usr/bin/node' };
+
 function nodeLines(nodes: readonly string[]): string {
   return nodes.map((n, i) => `node ${i + 1}: ${n}`).join('\n');
 }
@@ -34,20 +79,25 @@ export function scenarioFiles(
   name: ScenarioName,
   nodes: readonly string[],
   netnsPrefix = 'h',
+  host: ScenarioHost = DEFAULT_HOST,
 ): ScenarioFiles {
   if (nodes.length === 0) throw new HaloError('bad-argument', 'a scenario needs at least one node');
   switch (name) {
     case 'web':
+      // stonith-action=off: a fenced lab node stays off (links down) until `halo lab chaos
+      // --restart` boots it, as a powered-off machine would; a "reboot" would bring its links
+      // back with the old VIP still configured on them.
       return {
         files: {
           'cib.crm': `${nodeLines(nodes)}
 primitive fence-lab halo:lab-fence params netns_prefix=${netnsPrefix}
 primitive vip halo:vip params ip=${LAB_VIP} cidr_netmask=24 nic=link0 op monitor interval=2s
-primitive www ocf:heartbeat:nginx op monitor interval=5s timeout=20s
+primitive www halo:process params binfile="${host.nodeBin}" cmdline_options="${host.scenarioDir}/${WEB_SERVER_FILE} ${netnsPrefix}" logfile=${host.scenarioDir}/www.log stop_grace_ms=1000 op monitor interval=2s timeout=20s
 group g-web vip www
-property stonith-enabled=true no-quorum-policy=stop
+property stonith-enabled=true stonith-action=off no-quorum-policy=stop
 rsc_defaults resource-stickiness=100
 `,
+          [WEB_SERVER_FILE]: webServerScript(),
         },
         next: `curl http://${LAB_VIP}/ from the client namespace`,
       };

@@ -136,7 +136,11 @@ export function decide(u: Unpacked, a: Assignment, orders: readonly OrderEntry[]
       if (current && !next.fixed && (next.node !== current.node || d.restart)) {
         const host = u.nodeByName.get(current.node);
         // Resources on a node that needs fencing but can't be fenced can't be stopped.
-        if (host?.unclean && u.options.stonithEnabled && !u.fence.has(current.node)) d.blocked = true;
+        if (host?.unclean && u.options.stonithEnabled && !u.fence.has(current.node)) {
+          d.blocked = true;
+          // crm_simulate gives no reason for a plain resource stuck on such a node.
+          if (!cloneAncestor(p) && d.reason === 'node availability') d.reason = undefined;
+        }
       }
       list.push(d);
       byId.set(p.id, d);
@@ -395,7 +399,7 @@ export function summaryLine(d: Decision): SummaryLine | undefined {
   const blocked = d.blocked ? (reason ? ' (blocked)' : 'blocked') : '';
   const suffix = `${reason}${blocked}`;
   const line = (verb: string, details: string): SummaryLine => ({ verb, rsc: rsc.id, details, suffix });
-  if (d.blocked && !d.reason) return undefined;
+  if (d.blocked && !d.reason && (d.next.fixed || !cur)) return undefined;
   if (!cur) {
     if (!next.node || next.role === 'Stopped') return undefined;
     if (next.role === 'Promoted') return line('Promote', `Stopped -> Promoted ${next.node}`);

@@ -168,7 +168,8 @@ export class Assigner {
     if (u.options.stopAllResources) everywhere('stop-all', 'stop-all-resources is set');
     for (const p of chain) {
       for (const e of u.tickets.get(p.baseId) ?? []) {
-        if (!e.revoked || e.role === 'Promoted') continue;
+        // A role-limited ticket only stops everything under loss-policy=stop.
+        if (!e.revoked || (e.role === 'Promoted' && e.lossPolicy !== 'stop')) continue;
         const text = `ticket ${e.ticket} is not granted (${e.id}, loss-policy ${e.lossPolicy})`;
         if (e.lossPolicy === 'freeze') {
           for (const n of this.sortedNodes)
@@ -253,8 +254,16 @@ export class Assigner {
       this.applyInfluence(dep.baseId, dt, depth + 1);
       const work = ScoreTable.copy(t);
       for (const n of this.sortedNodes) {
-        const ds = dt.allowed.has(n.name) ? dt.get(n.name) : MINUS_INFINITY;
-        const add = Math.abs(factor) >= 1 ? (factor > 0 ? ds : -ds) : Math.trunc(factor * ds);
+        const ds = this.dependentScore(dt, n, c.nodeAttribute);
+        // Avoiding a dependent that can't run somewhere must not attract the primary there.
+        if (factor < 0 && ds < 0) continue;
+        // An infinite preference stays infinite whatever the factor (only its sign follows it).
+        const add =
+          Math.abs(ds) >= INFINITY
+            ? Math.sign(factor) * Math.sign(ds) * INFINITY
+            : Math.abs(factor) >= 1
+              ? Math.sign(factor) * ds
+              : Math.trunc(factor * ds);
         if (add !== 0)
           work.add(
             n.name,
@@ -270,6 +279,19 @@ export class Assigner {
         t.reasons.push(...work.reasons);
       }
     }
+  }
+
+  /**
+   * The dependent's score as seen from primary node `n`: its own score there, or with a
+   * node-attribute colocation the best score among nodes sharing `n`'s attribute value.
+   */
+  private dependentScore(dt: ScoreTable, n: NodeInfo, attr: string): number {
+    const own = (m: NodeInfo): number => (dt.allowed.has(m.name) ? dt.get(m.name) : MINUS_INFINITY);
+    if (attr === '#uname') return own(n);
+    const value = n.attrs.get(attr);
+    let best = MINUS_INFINITY;
+    for (const m of this.sortedNodes) if (m.attrs.get(attr) === value) best = Math.max(best, own(m));
+    return best;
   }
 
   available(node: string): boolean {
@@ -422,9 +444,11 @@ export class Assigner {
       this.applyColocations(m.baseId, t, true);
       return t;
     });
+    // The group's own colocations shape its first member before the others are merged in, so a
+    // later member that can't run anywhere acceptable stops instead of dragging the group.
+    this.applyColocations(g.baseId, tables[0]!, true);
+    this.applyInfluence(g.baseId, tables[0]!);
     const merged = this.mergeMembers(tables);
-    this.applyColocations(g.baseId, merged, true);
-    this.applyInfluence(g.baseId, merged);
     this.tables.set(g.id, merged);
     const cur = members[0]!.state.active.length === 1 ? members[0]!.state.active[0]!.node : undefined;
     const node = this.choose(merged, cur, { utilization: this.utilizationOf(members) });
@@ -578,8 +602,12 @@ export class Assigner {
       for (const e of this.input.locations.get(c.baseId) ?? []) {
         if (e.role === 'Promoted' && e.node === node) score = addScoresSafe(score, e.score);
       }
-      if ((u.tickets.get(c.baseId) ?? []).some((e) => e.revoked && e.role === 'Promoted'))
-        score = MINUS_INFINITY;
+      for (const e of u.tickets.get(c.baseId) ?? []) {
+        if (!e.revoked || e.role !== 'Promoted') continue;
+        // freeze keeps the promoted instance where it is; the other policies demote.
+        if (e.lossPolicy === 'freeze') score = wasPromoted ? INFINITY : MINUS_INFINITY;
+        else score = MINUS_INFINITY;
+      }
       if (prims.some((p) => p.state.demoteRequested)) score = MINUS_INFINITY;
       for (const col of this.input.colocByDependent.get(c.baseId) ?? []) {
         if (col.dependentRole === 'Unpromoted' && col.score >= INFINITY) {

@@ -26,15 +26,20 @@ export function unpackTickets(
   for (const c of cib.configuration.constraints) {
     if (c.kind !== 'rsc_ticket') continue;
     const st = states.get(c.ticket);
-    const revoked = !isTrue(st?.granted) || isTrue(st?.standby);
+    const granted = isTrue(st?.granted);
+    const standby = isTrue(st?.standby);
+    const revoked = !granted || standby;
     const lp = (c.lossPolicy ?? 'stop').toLowerCase();
-    const lossPolicy = lp === 'demote' || lp === 'freeze' || lp === 'fence' ? lp : 'stop';
+    const configured: TicketEntry['lossPolicy'] = lp === 'demote' || lp === 'freeze' || lp === 'fence' ? lp : 'stop';
     const targets: { id: string; role: string | undefined }[] = [];
     if (c.rsc !== undefined) for (const id of expand(c.rsc)) targets.push({ id, role: c.rscRole });
     for (const s of c.sets)
       for (const r of s.resources) for (const id of expand(r)) targets.push({ id, role: s.role });
     for (const t of targets) {
       const role = t.role && /^(promoted|master)$/i.test(t.role) ? 'Promoted' : undefined;
+      // A granted ticket put in standby steps down gracefully (stop, or demote for a role),
+      // whatever the loss-policy says; a ticket that is not granted follows the loss-policy.
+      const lossPolicy = granted && standby ? (role && configured !== 'stop' ? 'demote' : 'stop') : configured;
       const list = out.get(t.id) ?? [];
       list.push({ id: c.id, ticket: c.ticket, rsc: t.id, role, lossPolicy, revoked });
       out.set(t.id, list);

@@ -205,19 +205,9 @@ function unpackNodes(cib: Cib, options: ClusterOptions, props: Map<string, strin
         info.uncleanReason = 'node is unclean';
       }
     } else {
-      decideMembership(info, state, options);
       const terminate = transient.get('terminate');
-      if (
-        options.stonithEnabled &&
-        info.online &&
-        terminate !== undefined &&
-        terminate !== '0' &&
-        isTrue(terminate, true)
-      ) {
-        info.online = false;
-        info.unclean = true;
-        info.uncleanReason = 'termination was requested';
-      }
+      const doTerminate = terminate !== undefined && (isTrue(terminate) || /^[1-9]\d*$/.test(terminate));
+      decideMembership(info, state, options, doTerminate);
     }
     out.push({ info, state });
   });
@@ -227,42 +217,50 @@ function unpackNodes(cib: Cib, options: ClusterOptions, props: Map<string, strin
   return out;
 }
 
-function decideMembership(info: Mutable<NodeInfo>, s: NodeState, options: ClusterOptions): void {
-  const inCcm = isTimestampOrTrue(s.inCcm);
+/**
+ * Whether a node is a member that can run resources, and whether it must be fenced, from its
+ * `node_state` (Pacemaker's determine_online_status_fencing / _no_fencing, case for case).
+ */
+function decideMembership(info: Mutable<NodeInfo>, s: NodeState, options: ClusterOptions, terminate: boolean): void {
+  const inCluster = isTimestampOrTrue(s.inCcm);
   const crmdOnline = s.crmd === 'online' || (s.crmd !== undefined && /^\d+$/.test(s.crmd) && s.crmd !== '0');
-  const join = s.join ?? 'down';
-  const expected = s.expected;
+  const join = s.join;
   if (!options.stonithEnabled) {
     // Without fencing a node that is not a full member is simply offline.
-    info.online = inCcm && crmdOnline && join === 'member';
-    if (inCcm && !crmdOnline && expected === 'member') {
-      info.unclean = false;
-      info.uncleanReason = undefined;
-    }
+    info.online = inCluster && crmdOnline && join === 'member';
     return;
   }
-  if (inCcm && crmdOnline && join === 'member') {
-    info.online = true;
-    return;
-  }
-  if (!inCcm && (expected === 'down' || (join === 'down' && expected !== 'member') || info.shuttingDown)) {
-    return; // cleanly down
-  }
-  if (!inCcm) {
+  const expected = s.expected ?? 'down';
+  const fence = (reason: string): void => {
     info.unclean = true;
-    info.uncleanReason = 'peer is no longer part of the cluster';
-    return;
+    info.uncleanReason = reason;
+  };
+  let online = inCluster;
+  if (info.shuttingDown) {
+    // A dead peer can't be shut down, so only the controller's state counts.
+    online = crmdOnline;
+  } else if (s.inCcm === undefined) {
+    fence('peer has not been seen by the cluster');
+  } else if (join === 'banned') {
+    fence('peer failed Pacemaker membership criteria');
+  } else if (!terminate && expected === 'down') {
+    if (inCluster || crmdOnline) info.pending = true;
+  } else if (terminate && join === 'down' && !inCluster && !crmdOnline) {
+    online = false; // just fenced
+  } else if (!inCluster) {
+    fence('peer is no longer part of the cluster');
+  } else if (!crmdOnline) {
+    fence('peer process is no longer available');
+  } else if (terminate) {
+    fence('termination was requested');
+  } else if (join === 'member') {
+    // active
+  } else if (join === 'pending' || join === 'down') {
+    info.pending = true;
+  } else {
+    fence('peer was in an unknown state');
   }
-  if (!crmdOnline) {
-    if (expected === 'down') {
-      info.pending = true;
-      return;
-    }
-    info.unclean = true;
-    info.uncleanReason = 'peer process is no longer available';
-    return;
-  }
-  info.pending = true;
+  info.online = online;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -515,10 +513,13 @@ export function unpack(cib: Cib, nowMs: number): Unpacked {
   const tickets = unpackTickets(cib, expand);
   for (const [id, entries] of tickets) {
     // A lost ticket with loss-policy=fence fences every node its resources are active on.
-    if (!entries.some((e) => e.revoked && e.lossPolicy === 'fence' && !e.role)) continue;
+    const fencing = entries.filter((e) => e.revoked && e.lossPolicy === 'fence');
+    if (fencing.length === 0) continue;
+    const promotedOnly = fencing.every((e) => e.role === 'Promoted');
     const top = byConfiguredId.get(id);
     for (const p of top ? primitivesOf(top) : []) {
       for (const a of p.state.active) {
+        if (promotedOnly && a.role !== 'Promoted') continue;
         const n = nodeBuilds.find((b) => b.info.name === a.node);
         if (!n || !options.stonithEnabled) continue;
         n.info.unclean = true;

@@ -75,7 +75,7 @@ test('an unknown resource, an unknown host or a bad policy is a clear error', ()
 test('status reads like drbdadm status and /proc/drbd, with sync progress', () => {
   const p = new SimPair(
     new SeededRng(1),
-    256 * BLOCK_BYTES,
+    4096 * BLOCK_BYTES,
     testConfig('alpha', 'bravo'),
     testConfig('bravo', 'alpha'),
   );

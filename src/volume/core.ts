@@ -69,10 +69,12 @@ export interface CorePorts {
   readonly digest: (data: Uint8Array) => string;
 }
 
-/** Blocks per resync/verify request (128 KiB). */
+/** Blocks per verify or checksum-resync request (128 KiB; one digest per block travels). */
 export const MAX_RUN_BLOCKS = 32;
-/** Resync requests in flight (4 MiB with 128 KiB runs). */
-export const MAX_RESYNC_INFLIGHT = 32;
+/** Blocks per plain resync request (1 MiB): fewer, larger messages keep resync disk-bound. */
+export const RESYNC_RUN_BLOCKS = 256;
+/** Resync requests in flight (8 MiB with 1 MiB runs). */
+export const MAX_RESYNC_INFLIGHT = 8;
 export const MAX_VERIFY_INFLIGHT = 16;
 /** Activity-log extent: 4 MiB as in DRBD. */
 export const AL_EXTENT_BYTES = 4 * 1024 * 1024;
@@ -606,6 +608,13 @@ export class VolumeCore {
 
   disconnect(): AdminResult {
     this.wantConnect = false;
+    if (this.handshakeDone) {
+      // A deliberate disconnect from a Primary: the Secondary will miss what follows, so it
+      // is outdated (and can only be promoted with --force). From a Secondary, it outdates
+      // itself for the same reason.
+      if (this.role === 'Primary') this.emit({ a: 'send', msg: { t: 'Outdate' } });
+      else if (this.peerRole === 'Primary') this.outdateSelf('disconnected from the Primary on request');
+    }
     if (this.transportOpen) this.dropConnection('disconnect requested');
     this.conn = 'StandAlone';
     return { ok: true };
@@ -629,6 +638,13 @@ export class VolumeCore {
     this.requestPersist();
     if (this.handshakeDone) this.dropConnection('invalidated: reconnecting to resync');
     return { ok: true };
+  }
+
+  private outdateSelf(reason: string): void {
+    if (this.disk !== 'UpToDate' && this.disk !== 'Consistent') return;
+    this.disk = 'Outdated';
+    this.requestPersist();
+    this.log('warn', `disk outdated: ${reason}`);
   }
 
   private sendState(): void {
@@ -886,6 +902,9 @@ export class VolumeCore {
         this.peerRole = msg.role;
         if (msg.disk !== 'Inconsistent' || this.peerDisk !== 'Inconsistent') this.peerDisk = msg.disk;
         return;
+      case 'Outdate':
+        if (this.role === 'Secondary') this.outdateSelf(`${this.cfg.peer.name} disconnected while Primary`);
+        return;
       case 'Ping':
         this.emit({ a: 'send', msg: { t: 'PingAck' } });
         return;
@@ -1012,7 +1031,12 @@ export class VolumeCore {
     if (rs?.role !== 'source' || !this.handshakeDone) return;
     const limited = this.cfg.resyncRateBytesPerSec > 0;
     let wrapped = false;
+    const maxRun = this.cfg.net.csumsAlg ? MAX_RUN_BLOCKS : RESYNC_RUN_BLOCKS;
     while (this.resyncRuns.size < MAX_RESYNC_INFLIGHT && (!limited || this.rateBudget > 0)) {
+      // Under a rate limit a run never exceeds what the budget allows right now.
+      const runLimit = limited
+        ? Math.max(1, Math.min(maxRun, Math.floor(this.rateBudget / BLOCK_BYTES)))
+        : maxRun;
       let b = this.bitmap.nextSet(this.resyncCursor);
       while (b >= 0 && this.resyncBlockRun.has(b)) b = this.bitmap.nextSet(b + 1);
       if (b < 0) {
@@ -1026,7 +1050,7 @@ export class VolumeCore {
       }
       let count = 1;
       while (
-        count < MAX_RUN_BLOCKS &&
+        count < runLimit &&
         b + count < this.blocks &&
         this.bitmap.get(b + count) &&
         !this.resyncBlockRun.has(b + count)

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, getHashes, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import net from 'node:net';
@@ -181,12 +181,13 @@ export class VolumeEngine {
       );
     }
     this.dev = await FileBlockDevice.open(this.cfg.self.disk, { sizeBytes: layout.dataBytes, base: 0 });
+    // csums-alg / verify-alg name a kernel crypto hash (sha1, md5, sha256, crc32c…); use it when
+    // node:crypto has it, else zlib's crc32 (both nodes read the same config, so they agree).
+    const alg = this.cfg.net.csumsAlg ?? this.cfg.net.verifyAlg;
+    const digestAlg = alg && getHashes().includes(alg) ? alg : undefined;
     this.core = new VolumeCore(this.cfg, meta, {
       freshUuid: () => randomBytes(8).readBigUInt64BE(0) & ~1n,
-      digest: (d) =>
-        this.cfg.net.csumsAlg || this.cfg.net.verifyAlg
-          ? createHash('sha256').update(d).digest('hex')
-          : crc32(d).toString(16),
+      digest: (d) => (digestAlg ? createHash(digestAlg).update(d).digest('hex') : crc32(d).toString(16)),
     });
     mkdirSync(this.paths.runDir, { recursive: true });
     const { host, port } = splitAddress(this.cfg.self.address);

@@ -45,6 +45,8 @@ export type PeerMsg =
   | { readonly t: 'VerifyReq'; readonly first: number; readonly digests: readonly string[] }
   | { readonly t: 'VerifyReply'; readonly first: number; readonly differ: readonly boolean[] }
   | { readonly t: 'State'; readonly role: Role; readonly disk: DiskState }
+  /** Sent by a Primary that disconnects on purpose: the receiver will miss writes. */
+  | { readonly t: 'Outdate' }
   | { readonly t: 'Ping' }
   | { readonly t: 'PingAck' };
 
@@ -68,6 +70,7 @@ const TYPES: readonly PeerMsgType[] = [
   'State',
   'Ping',
   'PingAck',
+  'Outdate',
 ];
 
 /** Largest JSON header we accept in a message. */

@@ -1,0 +1,79 @@
+/**
+ * Test inputs for the admin edits: seed 003's configuration (a DRBD-backed MySQL + nginx + VIP
+ * group, from the user tutorial in src/cib/fixtures/seed003.crm) with a status section that
+ * has it running: the group and the promoted DRBD instance on thelibrary-node1, the unpromoted
+ * one on thelibrary-node2, the ping clone on both, and two recorded nginx monitor failures on
+ * thelibrary-node2. doctormoon is in standby (as the seed configures it).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseCrm } from '../cib/crm.ts';
+import type { Cib, OpHistory, ResourceHistory } from '../cib/model.ts';
+import { nodeState, started } from '../scheduler/testing.ts';
+
+export const NODE1 = 'thelibrary-node1';
+export const NODE2 = 'thelibrary-node2';
+/** A fixed "now" so lifetimes and rules are reproducible. */
+export const NOW_MS = Date.UTC(2026, 10, 22, 5, 0, 0);
+
+/** The source tree's root, from both src/admin (tsx) and dist/src/admin (compiled tests). */
+export function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < MAX_PARENT_DIRS && !existsSync(join(dir, 'package.json')); i++) dir = dirname(dir);
+  return dir;
+}
+
+/** How far up from this file package.json is looked for (src/admin or dist/src/admin). */
+const MAX_PARENT_DIRS = 6;
+
+/** nginx on node 2 failed its monitor, then was stopped there: a failure in history, not running. */
+function nginxFailedThenStopped(): ResourceHistory {
+  const h = started('p_nginx', { monitorFailed: true });
+  const stop: OpHistory = {
+    id: 'p_nginx_last_0',
+    operationKey: 'p_nginx_stop_0',
+    operation: 'stop',
+    interval: '0',
+    callId: '5',
+    rcCode: '0',
+    opStatus: '0',
+    transitionKey: '1:1:0:test',
+  };
+  return { ...h, ops: [...h.ops, stop] };
+}
+
+export function seed003Cib(): Cib {
+  const file = join(repoRoot(), 'src/cib/fixtures/seed003.crm');
+  const parsed = parseCrm(readFileSync(file, 'utf8'), file);
+  if (!parsed.ok) throw new Error(`${file} does not parse: ${parsed.diagnostics[0]?.message}`);
+  const cib = parsed.cib;
+  return {
+    ...cib,
+    attrs: [...cib.attrs, ['have-quorum', '1']],
+    hasStatus: true,
+    status: [
+      nodeState('doctormoon'),
+      nodeState(NODE1, {
+        attrs: { pingd: '3000', 'master-p_drbd': '10000' },
+        history: [
+          started('p_drbd', { promoted: true }),
+          started('fs_drbd'),
+          started('p_sip'),
+          started('p_nginx'),
+          started('p_mysql'),
+          started('p_pingtest'),
+        ],
+      }),
+      nodeState(NODE2, {
+        attrs: {
+          pingd: '3000',
+          'master-p_drbd': '10000',
+          'fail-count-p_nginx#monitor_10000': '2',
+          'last-failure-p_nginx#monitor_10000': '1763787000',
+        },
+        history: [started('p_drbd'), started('p_pingtest'), nginxFailedThenStopped()],
+      }),
+    ],
+  };
+}
