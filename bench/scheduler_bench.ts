@@ -276,7 +276,6 @@ interface CaseResult {
 function runOne(nodes: number, resources: number, mode: Mode, xmlOut?: string): void {
   const initial = syntheticConfig(nodes, resources);
   const cib = mode === 'initial' ? initial : recoveryCib(initial);
-  if (xmlOut) writeFileSync(xmlOut, serializeCibXml(cib));
   if (global.gc) global.gc();
   const inputRssMb = process.memoryUsage().rss / (1024 * 1024);
   const t0 = process.hrtime.bigint();
@@ -287,6 +286,8 @@ function runOne(nodes: number, resources: number, mode: Mode, xmlOut?: string): 
   const cpuMs = (cpu.user + cpu.system) / 1000;
   if (!r.ok) throw new Error(r.message);
   const rssMb = process.resourceUsage().maxRSS / 1024;
+  // Written after measuring: serializing a large CIB costs more memory than scheduling it.
+  if (xmlOut) writeFileSync(xmlOut, serializeCibXml(cib));
   process.stdout.write(
     `${JSON.stringify({ haloMs: ms, haloCpuMs: cpuMs, haloRssMb: rssMb, inputRssMb, actions: r.transition.actions.length })}\n`,
   );
@@ -294,14 +295,23 @@ function runOne(nodes: number, resources: number, mode: Mode, xmlOut?: string): 
 
 function crmSimulate(xml: string): { ms?: number; rssMb?: number; note?: string } {
   const t0 = process.hrtime.bigint();
-  const res = spawnSync('/usr/bin/time', ['-f', '%M', 'crm_simulate', '-R', '-x', xml], {
-    encoding: 'utf8',
-    timeout: CRM_TIMEOUT_MS,
-    killSignal: 'SIGKILL',
-    maxBuffer: 256 * 1024 * 1024,
-  });
+  // `timeout` kills crm_simulate itself (killing /usr/bin/time would orphan it); time's %M is
+  // the peak RSS of its waited-for descendants, i.e. crm_simulate's.
+  const limit = String(Math.ceil(CRM_TIMEOUT_MS / 1000));
+  const res = spawnSync(
+    '/usr/bin/time',
+    ['-f', '%M', 'timeout', '-s', 'KILL', limit, 'crm_simulate', '-R', '-x', xml],
+    {
+      encoding: 'utf8',
+      timeout: CRM_TIMEOUT_MS + 30_000,
+      killSignal: 'SIGKILL',
+      maxBuffer: 256 * 1024 * 1024,
+    },
+  );
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  if (res.error || res.signal) return { note: `timed out after ${CRM_TIMEOUT_MS / 1000} s` };
+  if (res.error || res.signal || res.status === 137 || res.status === 124) {
+    return { note: `timed out after ${CRM_TIMEOUT_MS / 1000} s` };
+  }
   const kb = Number(res.stderr.trim().split('\n').pop());
   return { ms, rssMb: Number.isFinite(kb) ? kb / 1024 : undefined };
 }
@@ -388,7 +398,7 @@ function printRow(r: CaseResult, json: boolean): void {
   const crm =
     r.crmMs !== undefined
       ? `${(r.crmMs / 1000).toFixed(2)} s ${r.crmRssMb?.toFixed(0) ?? '?'} MB  ratio ${(r.crmMs / r.haloMs).toFixed(0)}×`
-      : (r.crmNote ?? '');
+      : (r.crmNote ?? 'not run');
   process.stdout.write(
     `${`${r.nodes}×${r.resources}`.padEnd(9)} ${r.mode.padEnd(9)} halo ${r.haloMs.toFixed(1).padStart(8)} ms (cpu ${r.haloCpuMs.toFixed(0).padStart(5)} ms) peak ${r.haloRssMb.toFixed(0).padStart(5)} MB (input ${r.inputRssMb.toFixed(0).padStart(4)} MB)  ${String(r.actions).padStart(7)} actions   crm_simulate ${crm}\n`,
   );

@@ -37,9 +37,15 @@ export const SIM = {
   maxReadyLoops: 1000,
   /** Guard against a runaway event loop. */
   maxEvents: 2_000_000,
+  /** One seed in this many runs the two-node fence scenario (chosen by a separate RNG stream). */
+  fenceScenarioPeriod: 5,
+  /** In the fence scenario: how often each node's simulated daemon looks at its Raft state. */
+  daemonPeriodMs: 50,
+  /** A node without a leader this long fences its peer (3 election timeouts: the peer is lost). */
+  fenceAfterMs: 300,
 } as const;
 
-export type Sabotage = 'amnesia' | 'fast-clock';
+export type Sabotage = 'amnesia' | 'fast-clock' | 'lying-fence';
 
 export interface SimOptions {
   readonly seed: number;
@@ -47,7 +53,8 @@ export interface SimOptions {
   /**
    * Deliberately break a guarantee to prove the checkers notice (tests only):
    * `amnesia` restarts a node with its disk wiped; `fast-clock` runs every other node's clock
-   * at twice the rate, far beyond what the lease margin allows for.
+   * at twice the rate, far beyond what the lease margin allows for; `lying-fence` (two-node
+   * fence scenario) has the power switch confirm a peer off without powering it off.
    */
   readonly sabotage?: Sabotage;
   readonly log?: (line: string) => void;
@@ -62,6 +69,11 @@ export interface SimResult {
   readonly events: number;
   /** Simulated ms from healing to convergence (-1 when it did not converge). */
   readonly convergedMs: number;
+  /** The two-node fence scenario: fences done, solo takeovers, re-adds of a fenced peer committed. */
+  readonly fenceScenario: boolean;
+  readonly fences: number;
+  readonly soloForced: number;
+  readonly readded: number;
 }
 
 type Event =
@@ -73,7 +85,8 @@ type Event =
   | { kind: 'fault' }
   | { kind: 'propose' }
   | { kind: 'endFaults' }
-  | { kind: 'netReset'; id: number };
+  | { kind: 'netReset'; id: number }
+  | { kind: 'daemon' };
 
 interface SimNode {
   readonly idx: number;
@@ -96,9 +109,15 @@ interface SimNode {
   checkedCommit: number;
   lastRole: string;
   boots: number;
+  /** Fence scenario: since when the node has known no leader (-1: it knows one). */
+  leaderlessSince: number;
 }
 
 class Violation extends Error {}
+
+function raftLeader(n: SimNode): boolean {
+  return n.raft?.currentRole === 'leader';
+}
 
 export function runSeed(opts: SimOptions): SimResult {
   const sim = new Simulation(opts);
@@ -116,6 +135,16 @@ class Simulation {
   private events = 0;
   private faultsActive = true;
   private proposals = 0;
+  /**
+   * The two-node fence scenario (docs/ARCHITECTURE.md "Two-node rule"): two voters, no
+   * witness, no spares; each node runs a simulated daemon that, after losing its leader, asks
+   * a simulated power switch to fence its peer (which powers the peer off if it is not off
+   * already — in a partition too) and then forces itself solo; a leader re-adds a returned peer.
+   */
+  private fenceMode = false;
+  private fences = 0;
+  private soloForced = 0;
+  private readded = 0;
 
   // Network state.
   private lossRate = 0;
@@ -154,6 +183,10 @@ class Simulation {
       committed: this.maxCommitted,
       events: this.events,
       convergedMs: violations.length === 0 ? this.now - this.livenessStart : -1,
+      fenceScenario: this.fenceMode,
+      fences: this.fences,
+      soloForced: this.soloForced,
+      readded: this.readded,
     };
   }
 
@@ -170,9 +203,16 @@ class Simulation {
   // Setup
 
   private setup(): void {
-    const voters = 2 + this.rng.int(6); // 2..7
-    const witness = voters % 2 === 0 && this.rng.int(2) === 0;
-    const spares = this.rng.int(3);
+    // A separate stream picks the scenario, so the other seeds keep their exact runs.
+    this.fenceMode = new SeededRng(this.opts.seed ^ 0x2f83).int(SIM.fenceScenarioPeriod) === 0;
+    let voters = 2 + this.rng.int(6); // 2..7
+    let witness = voters % 2 === 0 && this.rng.int(2) === 0;
+    let spares = this.rng.int(3);
+    if (this.fenceMode) {
+      voters = 2;
+      witness = false;
+      spares = 0;
+    }
     const total = voters + (witness ? 1 : 0) + spares;
     const ids = Array.from({ length: total }, (_, i) => NodeId(`n${i + 1}`));
     const initialVoters = ids.slice(0, voters + (witness ? 1 : 0));
@@ -195,6 +235,7 @@ class Simulation {
         checkedCommit: 0,
         lastRole: 'follower',
         boots: 0,
+        leaderlessSince: -1,
       };
       // `halo cluster init` on the initial members; spares start empty and wait to be added.
       const store = new FileStore(fs);
@@ -208,8 +249,9 @@ class Simulation {
       this.q.push(this.rng.int(SIM.tickMs), { kind: 'tick', node: i });
     }
     this.trace(
-      `cluster: voters ${initialVoters.join(',')}${witness ? ` (witness ${ids[voters]})` : ''}, spares ${ids.slice(initialVoters.length).join(',') || 'none'}`,
+      `cluster: voters ${initialVoters.join(',')}${witness ? ` (witness ${ids[voters]})` : ''}, spares ${ids.slice(initialVoters.length).join(',') || 'none'}${this.fenceMode ? ', two-node fence scenario' : ''}`,
     );
+    if (this.fenceMode) this.q.push(SIM.daemonPeriodMs, { kind: 'daemon' });
     this.q.push(50 + this.rng.int(200), { kind: 'fault' });
     this.q.push(20 + this.rng.int(50), { kind: 'propose' });
     this.q.push(SIM.safetyPhaseMs, { kind: 'endFaults' });
@@ -309,6 +351,62 @@ class Simulation {
       case 'endFaults':
         this.endFaults();
         break;
+      case 'daemon':
+        this.q.push(this.now + SIM.daemonPeriodMs, ev);
+        this.runDaemons();
+        break;
+    }
+  }
+
+  /**
+   * What the daemon does about the two-node rule (fence scenario only). A node that has had no
+   * leader for `fenceAfterMs` and could take over (`checkForceSolo`) fences its peer: the
+   * simulated power switch powers the peer off — it confirms only a node that really is off —
+   * and then the node forces itself solo. Fencing stops with the fault phase. A leader re-adds
+   * every node that is up and not a voter (the peer rejoined membership).
+   */
+  private runDaemons(): void {
+    const first = this.rng.int(this.nodes.length);
+    for (let k = 0; k < this.nodes.length; k++) {
+      const n = this.nodes[(first + k) % this.nodes.length]!;
+      const raft = n.raft;
+      if (!raft || n.paused) {
+        n.leaderlessSince = -1;
+        continue;
+      }
+      if (raft.currentRole === 'leader') {
+        n.leaderlessSince = -1;
+        for (const p of this.nodes) {
+          if (p === n || !p.raft || p.paused || raft.conf.voters.includes(p.id)) continue;
+          const r = raft.proposeConfChange({ type: 'addNode', node: p.id });
+          if (r.ok) this.trace(`${n.id}: re-add fenced peer ${p.id} at index ${r.index}`);
+          this.drive(n);
+          if (n.raft !== raft) break;
+        }
+        continue;
+      }
+      if (raft.currentLeader !== null) {
+        n.leaderlessSince = -1;
+        continue;
+      }
+      if (n.leaderlessSince < 0) n.leaderlessSince = this.now;
+      if (!this.faultsActive || this.now - n.leaderlessSince < SIM.fenceAfterMs) continue;
+      const peer = raft.conf.voters.find((v) => v !== n.id);
+      if (peer === undefined || raft.checkForceSolo(peer) !== null) continue;
+      const p = this.nodes[this.idxOf(peer)]!;
+      this.faults++;
+      this.fences++;
+      if (this.opts.sabotage === 'lying-fence') this.trace(`${n.id}: fence ${p.id}: the switch lies "off"`);
+      else if (p.raft) this.crash(p, `fenced by ${n.id}: power switch off`);
+      else this.trace(`${n.id}: fence ${p.id}: power switch confirms it is off`);
+      // The power switch confirmed: p is off now (it restarts later, as a fenced node reboots).
+      const r = raft.forceSoloAfterFence(peer, { fencedBy: `sim power switch, requested by ${n.id}` });
+      if (!r.ok)
+        this.fail(`${n.id}: forceSoloAfterFence refused after checkForceSolo accepted: ${r.message}`);
+      this.soloForced++;
+      this.trace(`${n.id}: forced solo after fencing ${p.id} (conf entry ${r.index}, term ${r.term})`);
+      n.leaderlessSince = -1;
+      this.drive(n);
     }
   }
 
@@ -543,7 +641,9 @@ class Simulation {
   /** A small CIB change of one of the kinds the controller makes. */
   private randomCommand(k: number): CibCommand {
     const node = this.nodes[this.rng.int(this.nodes.length)]!.id;
-    switch (this.rng.int(3)) {
+    // The fence scenario also exercises the controller's whole-node and delete commands (the
+    // other seeds keep their exact runs).
+    switch (this.rng.int(this.fenceMode ? 5 : 3)) {
       case 0:
         return { op: 'set-property', name: `prop-${this.rng.int(4)}`, value: `v${k}` };
       case 1:
@@ -553,6 +653,37 @@ class Simulation {
           name: `attr-${this.rng.int(3)}`,
           value: this.rng.int(4) === 0 ? null : `v${k}`,
           lifetime: 'reboot',
+        };
+      case 3:
+        return {
+          op: 'replace-node-state',
+          node,
+          state: {
+            id: node,
+            uname: node,
+            inCcm: 'true',
+            crmd: 'online',
+            transientAttributes: [],
+            resources: [
+              {
+                id: `rsc-${this.rng.int(3)}`,
+                class: 'ocf',
+                provider: 'heartbeat',
+                type: 'Dummy',
+                ops: [
+                  { id: `rsc_last_0`, operation: 'start', interval: '0', callId: String(k), rcCode: '0' },
+                ],
+              },
+            ],
+            hasLrm: true,
+          },
+        };
+      case 4:
+        return {
+          op: 'delete-op-result',
+          node,
+          resource: `rsc-${this.rng.int(3)}`,
+          id: `rsc_last_${this.rng.int(2)}`,
         };
       default:
         return {
@@ -633,8 +764,12 @@ class Simulation {
     if (e.index > this.maxCommitted) this.maxCommitted = e.index;
     n.applied.push(key);
     n.appliedIndex = e.index;
+    if (this.fenceMode && e.type === 'conf' && raftLeader(n) && e.data.includes('"addNode"')) this.readded++;
     const r = n.cib.apply(e);
-    if (!r.ok) this.fail(`${n.id} could not apply CIB command at ${e.index}: ${r.message}`);
+    // Deleting a record on a node with no status yet is refused — the same on every replica,
+    // which the CIB comparison at the end checks; anything else refused is a bug.
+    const refusedAlike = !r.ok && r.code === 'unknown-node' && e.data.includes('"delete-op-result"');
+    if (!r.ok && !refusedAlike) this.fail(`${n.id} could not apply CIB command at ${e.index}: ${r.message}`);
     if (
       this.livenessProposal &&
       e.index === this.livenessProposal.index &&
@@ -713,6 +848,11 @@ class Simulation {
     }
     const st = leader.status();
     if (st.commit < this.livenessProposal.index || leaders[0]!.appliedIndex !== st.commit) return false;
+    // Two-node fence scenario: the fenced peer must be back as a voter, and know it.
+    if (this.fenceMode) {
+      if (st.voters.length !== this.nodes.length) return false;
+      for (const n of this.nodes) if (n.raft?.conf.voters.join() !== st.voters.join()) return false;
+    }
     for (const v of st.voters) {
       const n = this.nodes.find((x) => x.id === v);
       if (!n?.raft) return false;
@@ -764,9 +904,14 @@ class Simulation {
     const leader = this.nodes.find((n) => n.raft?.currentRole === 'leader')!.raft!;
     const conf = leader.conf.voters.join(',');
     for (const v of leader.conf.voters) {
-      const c = this.nodes.find((n) => n.id === v)!.raft!.conf.voters.join(',');
-      if (c !== conf)
-        this.fail(`membership disagreement: leader ${leader.id} has voters ${conf}, ${v} has ${c}`);
+      const r = this.nodes.find((n) => n.id === v)!.raft!;
+      const c = r.conf.voters.join(',');
+      if (c !== conf) {
+        const s = r.status();
+        this.fail(
+          `membership disagreement: leader ${leader.id} has voters ${conf}, ${v} has ${c} (its log ${s.firstIndex}..${s.lastIndex}, commit ${s.commit})`,
+        );
+      }
     }
   }
 }

@@ -57,10 +57,16 @@ function main(): number {
   let violations = 0;
   const convergence: number[] = [];
   let committed = 0;
+  let fenceSeeds = 0;
+  let soloForced = 0;
+  let readded = 0;
   for (let s = args.firstSeed; s < args.firstSeed + args.seeds; s++) {
     const r = runSeed({ seed: s, verbose: args.verbose });
     faults += r.faults;
     committed += r.committed;
+    if (r.fenceScenario) fenceSeeds++;
+    soloForced += r.soloForced;
+    readded += r.readded;
     if (r.convergedMs >= 0) convergence.push(r.convergedMs);
     violations += r.violations.length;
     for (const v of r.violations)
@@ -72,6 +78,9 @@ function main(): number {
       convergence[Math.min(convergence.length - 1, Math.floor(p * convergence.length))];
     console.log(
       `stats: ${committed} entries committed; convergence after healing (simulated ms): p50 ${pct(0.5)}, p99 ${pct(0.99)}, max ${convergence[convergence.length - 1]}`,
+    );
+    console.log(
+      `stats: two-node fence scenario in ${fenceSeeds} seeds: ${soloForced} solo takeovers after a fence, ${readded} re-adds of a fenced peer committed`,
     );
   }
   console.log(`sim: ${args.seeds} seeds, ${faults} faults injected, ${violations} violations`);

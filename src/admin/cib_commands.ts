@@ -3,11 +3,13 @@
  * (src/consensus/cib_state_machine.ts), so the same edit that works on a file can be proposed
  * to a running cluster: a configuration change becomes one `replace-configuration` (whole, so
  * replicas need no merge logic); transient node attributes become `set-node-attribute` with
- * lifetime `reboot`. Removing operation history (cleanup) has no command yet and is reported
- * as unsupported rather than silently dropped. Pure.
+ * lifetime `reboot`; operation records a cleanup removed become `delete-op-result`. Anything
+ * else is reported as unsupported rather than silently dropped. Pure.
  */
 import type { Cib, NodeState } from '../cib/model.ts';
 import type { CibCommand } from '../consensus/cib_state_machine.ts';
+import { checkOption } from './cluster_options.ts';
+import type { AdminEdit } from './edits.ts';
 
 export interface CommandPlan {
   readonly commands: readonly CibCommand[];
@@ -20,6 +22,30 @@ function transientMap(ns: NodeState | undefined): Map<string, string> {
   for (const s of ns?.transientAttributes ?? [])
     if (!s.rule) for (const p of s.pairs) if (p.value !== undefined) m.set(p.name, p.value);
   return m;
+}
+
+/**
+ * Operation records that an edit removed (cleanup) become `delete-op-result`; any other change
+ * to the history is not something an administrator's edit makes, so it is reported.
+ */
+function historyCommands(
+  node: string,
+  before: NodeState | undefined,
+  after: NodeState | undefined,
+  commands: CibCommand[],
+  unsupported: string[],
+): void {
+  for (const h of before?.resources ?? []) {
+    const kept = after?.resources.find((x) => x.id === h.id);
+    for (const op of h.ops)
+      if (!kept?.ops.some((o) => o.id === op.id))
+        commands.push({ op: 'delete-op-result', node, resource: h.id, id: op.id });
+  }
+  for (const h of after?.resources ?? []) {
+    const old = before?.resources.find((x) => x.id === h.id);
+    if (h.ops.some((op) => !old?.ops.some((o) => JSON.stringify(o) === JSON.stringify(op))))
+      unsupported.push(`adding or changing operation history of '${h.id}' on '${node}'`);
+  }
 }
 
 export function toCibCommands(before: Cib, after: Cib): CommandPlan {
@@ -39,8 +65,51 @@ export function toCibCommands(before: Cib, after: Cib): CommandPlan {
     for (const name of bm.keys())
       if (!am.has(name))
         commands.push({ op: 'set-node-attribute', node, name, value: null, lifetime: 'reboot' });
-    if (JSON.stringify(b?.resources ?? []) !== JSON.stringify(a?.resources ?? []))
-      unsupported.push(`removing operation history on '${node}' (cleanup) has no CibCommand yet`);
+    historyCommands(node, b, a, commands, unsupported);
   }
   return { commands, unsupported };
+}
+
+/**
+ * The edits a running cluster can take without the client reading its CIB first: node
+ * attributes (standby, maintenance, any attribute) and cluster properties map one-to-one onto
+ * `set-node-attribute` and `set-property`, which the state machine applies to whatever CIB the
+ * cluster holds when they commit. Property names and values are checked here, as offline.
+ * Returns undefined for edits that need the current CIB (resources, constraints, cleanup).
+ */
+export function directCibCommands(
+  e: AdminEdit,
+): { ok: true; commands: CibCommand[] } | { ok: false; code: string; message: string } | undefined {
+  switch (e.op) {
+    case 'node-standby':
+    case 'node-maintenance': {
+      const name = e.op === 'node-standby' ? 'standby' : 'maintenance';
+      return {
+        ok: true,
+        commands: [
+          { op: 'set-node-attribute', node: e.node, name, value: e.on ? 'on' : 'off', lifetime: e.lifetime },
+        ],
+      };
+    }
+    case 'node-attribute':
+      return {
+        ok: true,
+        commands: [
+          { op: 'set-node-attribute', node: e.node, name: e.name, value: e.value, lifetime: e.lifetime },
+        ],
+      };
+    case 'set-options': {
+      if (e.table !== 'property') return undefined;
+      for (const p of e.pairs) {
+        const c = checkOption('property', p.name, p.value, e.force === true);
+        if (!c.ok) return c;
+      }
+      return {
+        ok: true,
+        commands: e.pairs.map((p) => ({ op: 'set-property', name: p.name, value: p.value })),
+      };
+    }
+    default:
+      return undefined;
+  }
 }

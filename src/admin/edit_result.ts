@@ -85,10 +85,11 @@ function setCibAttr(attrs: Cib['attrs'], name: string, value: string): Cib['attr
 }
 
 /**
- * Sets (value) or deletes (null) `name` among `sets` as `crm_attribute` does: an existing pair
- * in a rule-less set is changed where it stands (every copy, so no stale one wins); otherwise
- * the pair goes into the set with `preferredSetId`, or the first rule-less set, or a new set
- * `preferredSetId`. New pair ids are `SETID-NAME`, Pacemaker's convention.
+ * Sets (value) or deletes (null) `name` among `sets` as `crm_attribute` and `crm_resource`
+ * do: an existing pair in a rule-less set is changed where it stands (every copy, so no stale
+ * one wins); otherwise the pair goes into the set with `preferredSetId`, which is created when
+ * missing (Pacemaker's tools never add to some other set that happens to exist). New pair ids
+ * are `SETID-NAME`, Pacemaker's convention.
  */
 export function setNvPair(
   sets: readonly NvSet[],
@@ -109,13 +110,9 @@ export function setNvPair(
     });
   }
   if (value === null) return [...sets];
-  const i = Math.max(
-    sets.findIndex((s) => s.id === preferredSetId && !s.rule && !s.idRef),
-    -1,
-  );
-  const j = i >= 0 ? i : sets.findIndex((s) => !s.rule && !s.idRef);
+  const j = sets.findIndex((s) => s.id === preferredSetId && !s.rule && !s.idRef);
   const target: NvSet = sets[j] ?? { kind, id: preferredSetId, pairs: [] };
-  const pairId = uniquePairId(sets, `${target.id ?? preferredSetId}-${name}`);
+  const pairId = uniquePairId(sets, `${preferredSetId}-${name}`);
   const next: NvSet = { ...target, pairs: [...target.pairs, { id: pairId, name, value }] };
   return j >= 0 ? sets.map((s, k) => (k === j ? next : s)) : [...sets, next];
 }

@@ -1,17 +1,18 @@
 /**
  * The administrator's edits as data, and one function that applies any of them to a CIB.
  *
- * An `AdminEdit` is plain JSON, so the CLI can apply it to a CIB file today (offline, like
- * Pacemaker's tools with `CIB_file=…`) and, later, send it to the daemon, whose leader applies
- * it to its current CIB and proposes the resulting `CibCommand`s (see `cib_commands.ts`).
- * Applying an edit to the leader's CIB rather than the client's copy is what keeps two
+ * An `AdminEdit` is plain JSON. The CLI applies it to a CIB file (offline, like Pacemaker's
+ * tools with `CIB_file=…`) or to the CIB it reads from the daemon, then proposes the
+ * difference as `CibCommand`s (see `cib_commands.ts`). Because it is data, the daemon's leader
+ * could also take the edit itself and apply it to its current CIB, which would keep two
  * administrators from overwriting each other's changes.
  *
  * Every function is pure: `Cib → EditResult`; a rejected edit returns an error with a stable
  * `code` and the caller keeps its CIB, so nothing changes.
  *
  * `restart` is not an edit: it is stop, wait until stopped, start — a sequence only a running
- * controller can carry out. Offline the CLI rejects it with that explanation.
+ * controller can carry out. The CLI rejects it with that explanation (offline, and on a
+ * running cluster until the controller can report that a stop has finished).
  */
 import type { Cib, Configuration } from '../cib/model.ts';
 import type { OptionTable } from './cluster_options.ts';

@@ -160,9 +160,33 @@ describe('move, ban and clear', () => {
     );
   });
 
-  it('moving a promotable clone limits the preference to the Promoted role', () => {
-    const r = apply({ op: 'resource-move', rsc: 'ms_drbd', node: NODE2 });
+  it('moving a promotable clone with --promoted limits the preference to the Promoted role, as crm_resource does', () => {
+    const r = apply({ op: 'resource-move', rsc: 'ms_drbd', node: NODE2, promoted: true });
     assert.equal(constraint(r.cib, 'cli-prefer-ms_drbd')!.role, 'Promoted');
+    const s = summary(SEED, r.cib);
+    assert.ok(
+      s.some((l) => /Promote\s+p_drbd:1/.test(l)),
+      s.join('\n'),
+    );
+    assert.equal(
+      constraint(apply({ op: 'resource-move', rsc: 'ms_drbd', node: NODE2 }).cib, 'cli-prefer-ms_drbd')!.role,
+      'Started',
+    );
+  });
+
+  it('moving the promoted instance without a node bans it from where it is promoted', () => {
+    const r = apply({ op: 'resource-move', rsc: 'ms_drbd', promoted: true });
+    const c = constraint(r.cib, `cli-ban-ms_drbd-on-${NODE1}`)!;
+    assert.deepEqual([c.role, c.score], ['Promoted', '-INFINITY']);
+    refused({ op: 'resource-move', rsc: 'ms_drbd' }, 'ambiguous-location', /active on 2 nodes/);
+  });
+
+  it('--promoted on a resource that is not a promotable clone is refused', () => {
+    refused(
+      { op: 'resource-move', rsc: 'g_all', node: NODE2, promoted: true },
+      'invalid-argument',
+      /not a promotable clone/,
+    );
   });
 
   it('move with a lifetime writes a rule that ends at now + lifetime, after which nothing moves', () => {
@@ -494,14 +518,24 @@ describe('sending edits to a running cluster', () => {
     assert.equal(sm.version().epoch, 2);
   });
 
-  it('transient attributes become set-node-attribute; removing history is reported as not expressible yet', () => {
+  it('a cleanup becomes set-node-attribute deletions and delete-op-result for the failed record', () => {
     const r = apply({ op: 'resource-cleanup', rsc: 'p_nginx' });
     const plan = toCibCommands(SEED, r.cib);
     assert.deepEqual(
-      plan.commands.map((c) => (c.op === 'set-node-attribute' ? `${c.node}:${c.name}=${c.value}` : c.op)),
-      [`${NODE2}:fail-count-p_nginx#monitor_10000=null`, `${NODE2}:last-failure-p_nginx#monitor_10000=null`],
+      plan.commands.map((c) =>
+        c.op === 'set-node-attribute'
+          ? `${c.node}:${c.name}=${c.value}`
+          : c.op === 'delete-op-result'
+            ? `${c.node}:delete ${c.resource}/${c.id}`
+            : c.op,
+      ),
+      [
+        `${NODE2}:fail-count-p_nginx#monitor_10000=null`,
+        `${NODE2}:last-failure-p_nginx#monitor_10000=null`,
+        `${NODE2}:delete p_nginx/p_nginx_monitor_10000`,
+      ],
     );
-    assert.equal(plan.unsupported.length, 1);
+    assert.deepEqual(plan.unsupported, []);
   });
 });
 

@@ -234,9 +234,9 @@ function moveContext(
       ok: false,
       error: editError('invalid-argument', `'${o.rsc}' is not a promotable clone; --promoted does not apply`),
     };
-  // Moving a promotable clone means moving its promoted instance; a ban keeps the whole clone away
-  // unless --promoted says otherwise (crm_resource's behaviour with and without --promoted).
-  const role = o.promoted || (promotable && verb === 'move') ? 'Promoted' : 'Started';
+  // As crm_resource: the constraint is for the Started role unless --promoted limits it to the
+  // promoted instance (the way to move or ban where a promotable clone is promoted).
+  const role = o.promoted ? 'Promoted' : 'Started';
   let expiresMs: number | undefined;
   if (o.lifetime !== undefined) {
     const d = parseDuration(o.lifetime);
@@ -299,10 +299,17 @@ export function moveResource(cib: Cib, o: MoveOptions): EditResult {
     return banResource(cib, { ...o, node: cur.node, promoted: c.ctx.role === 'Promoted' });
   }
   const node = o.node;
-  const active = c.ctx.active ?? [];
-  const onlyThere = active.length > 0 && active.every((a) => a.node === node);
+  // crm_resource's checks: a non-clone active in several places cannot be moved until that is
+  // resolved; a resource (or promoted instance) active only on the destination is already there.
+  const relevant = (c.ctx.active ?? []).filter((a) => !o.promoted || a.role === 'Promoted');
+  const nodes = [...new Set(relevant.map((a) => a.node))];
   const isClone = findPlacedResource(cib, o.rsc)?.resource.kind === 'clone';
-  if (onlyThere && !isClone)
+  if (!isClone && nodes.length > 1)
+    return editError(
+      'ambiguous-location',
+      `'${o.rsc}' is active on ${nodes.length} nodes (${nodes.join(', ')}); clean that up first (halo resource cleanup ${o.rsc})`,
+    );
+  if (nodes.length === 1 && nodes[0] === node)
     return editError('invalid-argument', `'${o.rsc}' is already active on '${node}'; nothing to move`);
   const prefer = locationFor(`cli-prefer-${o.rsc}`, o.rsc, node, 'INFINITY', c.ctx.role, c.ctx.expiresMs);
   const notes =

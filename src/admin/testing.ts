@@ -10,6 +10,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseCrm } from '../cib/crm.ts';
 import type { Cib, OpHistory, ResourceHistory } from '../cib/model.ts';
+import { opDigest } from '../cib/op_digest.ts';
+import { allPrimitives, instanceAttributesOf, primitiveAgent } from '../cib/resources.ts';
 import { nodeState, started } from '../scheduler/testing.ts';
 
 export const NODE1 = 'thelibrary-node1';
@@ -48,7 +50,7 @@ export function seed003Cib(): Cib {
   const parsed = parseCrm(readFileSync(file, 'utf8'), file);
   if (!parsed.ok) throw new Error(`${file} does not parse: ${parsed.diagnostics[0]?.message}`);
   const cib = parsed.cib;
-  return {
+  const running: Cib = {
     ...cib,
     attrs: [...cib.attrs, ['have-quorum', '1']],
     hasStatus: true,
@@ -76,4 +78,26 @@ export function seed003Cib(): Cib {
       }),
     ],
   };
+  return withAgents(running);
+}
+
+/**
+ * The history builders record every resource as ocf:heartbeat:Dummy; the status must name the
+ * agent the configuration runs, or the scheduler sees a changed definition and restarts it.
+ */
+function withAgents(cib: Cib): Cib {
+  const prims = new Map(allPrimitives(cib).map((p) => [p.resource.id, p.resource] as const));
+  const status = cib.status.map((ns) => ({
+    ...ns,
+    resources: ns.resources.map((h) => {
+      const p = prims.get(h.id);
+      if (!p) return h;
+      // One-shot ops record the digest of the parameters they ran with, as the executor does.
+      const digest = opDigest(instanceAttributesOf(p, cib));
+      const ops = h.ops.map((o) => (Number(o.interval) === 0 ? { ...o, opDigest: digest } : o));
+      const { class: _c, provider: _p, type: _t, ...rest } = h;
+      return { ...rest, ...primitiveAgent(p, cib), ops };
+    }),
+  }));
+  return { ...cib, status };
 }

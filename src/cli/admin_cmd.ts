@@ -7,40 +7,59 @@
  * Where the CIB comes from: `--cib FILE` (or the environment variable `CIB_file`, as for
  * Pacemaker's tools) edits that CIB XML file in place, atomically (temporary file, fsync,
  * rename), and refuses to write if the file changed since it was read. Without it the command
- * needs a running cluster; sending edits to the daemon is not wired yet, so it says so and
- * exits 2. The seam for that is `CibTarget`: a live target would send the `AdminEdit` over the
- * daemon's control socket, where the leader applies it to its current CIB and proposes the
- * `CibCommand`s that `toCibCommands` derives.
+ * goes to this node's daemon (control socket from `--socket`, or from the cluster config):
+ * node attributes and cluster properties are proposed as the `set-node-attribute` /
+ * `set-property` CibCommands they are; every other edit reads the cluster's CIB (`cib`), is
+ * applied to it in memory, and the difference is proposed (`toCibCommands`: a whole
+ * `replace-configuration`, transient attributes, `delete-op-result`). Queries and `--dry-run`
+ * read the cluster's CIB and change nothing. A proposal must go to the DC; another node's
+ * daemon refuses it and names the DC.
+ *
+ * Known gap: a read-modify-write of the configuration is not compare-and-set yet, so a change
+ * committed by someone else between the read and the proposal would be overwritten.
  *
  * Exit codes: 0 done (or nothing to change); 1 the edit was refused (unknown resource or
  * node, invalid value, referenced resource, …) and nothing changed; 2 usage, unreadable or
- * invalid CIB file, no cluster to talk to, or a command that needs a running cluster.
+ * invalid CIB file, no cluster to talk to, a command the chosen target cannot carry out, or a
+ * change the cluster did not commit.
  */
+
+import { spawnSync } from 'node:child_process';
 import {
   closeSync,
+  existsSync,
   fsyncSync,
+  mkdtempSync,
   openSync,
   readFileSync,
   renameSync,
   rmSync,
   statSync,
+  writeFileSync,
   writeSync,
 } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { type Command, Option } from 'commander';
-import { toCibCommands } from '../admin/cib_commands.ts';
+import { directCibCommands, toCibCommands } from '../admin/cib_commands.ts';
 import { formatPreview, previewTransition } from '../admin/dry_run.ts';
 import { cibAttr } from '../admin/edit_result.ts';
-import { type AdminEdit, applyEdit, type EditResult } from '../admin/edits.ts';
+import { type AdminEdit, applyEdit, type EditError, type EditResult } from '../admin/edits.ts';
 import { nodeAttributeValue } from '../admin/node_edits.ts';
 import { failCounts, locate } from '../admin/resource_edits.ts';
 import { parseCibXml, serializeCibXml } from '../cib/cib_xml.ts';
-import { crmQuote, parseCrm, serializeCrm } from '../cib/crm.ts';
+import { crmQuote, parseCrm, serializeCrm, serializeCrmReport } from '../cib/crm.ts';
 import { detectFormat } from '../cib/detect.ts';
 import type { Cib } from '../cib/model.ts';
 import { nodeName } from '../cib/resources.ts';
 import { validateCib } from '../cib/validate.ts';
+import { type CibCommand, encodeCibCommand, validateCibCommand } from '../consensus/cib_state_machine.ts';
+import { controlSocketPath, loadConfig } from '../daemon/config.ts';
+import { MAX_CONTROL_REQUEST_BYTES, queryControl } from '../daemon/control.ts';
+import { PROPOSE_TIMEOUT_MS } from '../daemon/daemon.ts';
+import { resolveSelf } from '../daemon/run.ts';
 import { formatDiagnostic } from '../lib/errors.ts';
+import { DEFAULT_CONFIG_FILE } from './cluster_cmd.ts';
 
 /** Largest CIB or configuration file read (a 10 000-resource CIB with history is ~40 MB). */
 export const ADMIN_MAX_FILE_BYTES = 256 * 1024 * 1024;
@@ -60,6 +79,8 @@ class Exit extends Error {
 
 interface CommonOpts {
   cib?: string;
+  config?: string;
+  socket?: string;
   dryRun?: boolean;
   output: string;
   force?: boolean;
@@ -67,13 +88,6 @@ interface CommonOpts {
 
 // ---------------------------------------------------------------------------------------------
 // Targets
-
-/** Where edits go. Today only a CIB file; a running cluster will be another implementation. */
-interface CibTarget {
-  readonly name: string;
-  read(): Cib;
-  write(before: Cib, after: Cib): void;
-}
 
 function readLimited(file: string): string {
   let size: number;
@@ -88,7 +102,7 @@ function readLimited(file: string): string {
 }
 
 /** A CIB XML file, edited in place like Pacemaker's tools do with `CIB_file`. */
-class CibFileTarget implements CibTarget {
+class CibFileTarget {
   private text = '';
   constructor(readonly name: string) {}
 
@@ -100,7 +114,7 @@ class CibFileTarget implements CibTarget {
   }
 
   /** Writes atomically; refuses if someone else changed the file since `read`. */
-  write(_before: Cib, after: Cib): void {
+  write(after: Cib): void {
     const now = readLimited(this.name);
     if (now !== this.text)
       throw new Exit(
@@ -128,10 +142,23 @@ class CibFileTarget implements CibTarget {
   }
 }
 
-function resolveTarget(o: CommonOpts): CibTarget {
+/** The CIB file to edit offline: --cib, else $CIB_file; undefined means the running cluster. */
+function cibFile(o: CommonOpts): string | undefined {
   const file = o.cib ?? process.env.CIB_file;
-  if (file !== undefined && file !== '') return new CibFileTarget(file);
-  throw new Exit(2, `halo: ${NO_CLUSTER_MESSAGE}`);
+  return file === undefined || file === '' ? undefined : file;
+}
+
+/** This node's daemon control socket (from --socket, or the cluster config), or exit 2. */
+function liveSocket(o: CommonOpts): string {
+  if (o.socket) return o.socket;
+  const config = o.config ?? DEFAULT_CONFIG_FILE;
+  if (!existsSync(config)) throw new Exit(2, `halo: ${NO_CLUSTER_MESSAGE}`);
+  try {
+    const cfg = loadConfig(config);
+    return controlSocketPath(cfg, resolveSelf(cfg, undefined));
+  } catch (err) {
+    throw new Exit(2, `halo: ${NO_CLUSTER_MESSAGE}: ${(err as Error).message}`);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -143,70 +170,203 @@ function checkOutput(o: CommonOpts): void {
 }
 
 /** Runs a command body, turning `Exit` into a message and an exit code. */
-function guard(fn: () => void): void {
+async function guard(io: Io, fn: () => void | Promise<void>): Promise<void> {
   try {
-    fn();
+    await fn();
   } catch (err) {
     if (!(err instanceof Exit)) throw err;
-    process.stderr.write(`${err.message}\n`);
+    io.err(`${err.message}\n`);
     process.exitCode = err.exitCode;
   }
 }
 
-function refused(r: Extract<EditResult, { ok: false }>, o: CommonOpts): never {
-  if (o.output === 'json')
-    process.stdout.write(`${JSON.stringify({ ok: false, error: r.error }, null, 2)}\n`);
-  throw new Exit(1, `halo: error: ${r.error.message}`);
+function refused(io: Io, error: EditError, o: CommonOpts): never {
+  if (o.output === 'json') io.out(`${JSON.stringify({ ok: false, error }, null, 2)}\n`);
+  throw new Exit(1, `halo: error: ${error.message}`);
 }
 
-/** Applies an edit to the target: prints the preview (dry run) or writes the change. */
-function runEdit(o: CommonOpts, build: (cib: Cib) => AdminEdit): void {
+/** The error inside a refused result (queries hand back refusals as EditResults). */
+function errorOf(r: EditResult): EditError {
+  return r.ok ? { code: 'invalid-argument', message: 'internal: expected a refusal' } : r.error;
+}
+
+/** Applies an edit: to the CIB file, or to the running cluster. */
+async function runEdit(io: Io, o: CommonOpts, build: () => AdminEdit): Promise<void> {
   checkOutput(o);
-  const target = resolveTarget(o);
+  const file = cibFile(o);
+  if (file === undefined) return runLiveEdit(io, o, build());
+  const target = new CibFileTarget(file);
   const before = target.read();
   const nowMs = Date.now();
-  const r = applyEdit(before, build(before), nowMs);
-  if (!r.ok) refused(r, o);
-  const json = o.output === 'json';
-  const notes = r.notes.map((n) => `note: ${n}\n`).join('');
-  if (o.dryRun) {
-    const p = previewTransition(before, r.cib, nowMs);
-    if (json) {
-      const plan = toCibCommands(before, r.cib);
-      process.stdout.write(
-        `${JSON.stringify({ ok: true, dryRun: true, changed: r.changed, notes: r.notes, transition: p, commands: plan.commands.map((c) => c.op), unsupported: plan.unsupported }, null, 2)}\n`,
-      );
-    } else process.stdout.write(`${notes}${formatPreview(p)}`);
-    return;
-  }
-  if (r.changed) target.write(before, r.cib);
+  const r = applyEdit(before, build(), nowMs);
+  if (!r.ok) refused(io, r.error, o);
+  if (o.dryRun) return printPreview(io, o, before, r, nowMs);
+  if (r.changed) target.write(r.cib);
   const epoch = cibAttr(r.cib, 'epoch') ?? '0';
   const numUpdates = cibAttr(r.cib, 'num_updates') ?? '0';
-  if (json) {
-    process.stdout.write(
-      `${JSON.stringify({ ok: true, changed: r.changed, target: target.name, epoch, numUpdates, notes: r.notes }, null, 2)}\n`,
-    );
-    return;
-  }
   const what = r.changed
     ? `updated ${target.name} (epoch ${epoch}, num_updates ${numUpdates})`
     : `nothing to change in ${target.name}`;
-  process.stdout.write(`${notes}${what}\n`);
+  print(
+    io,
+    o,
+    { ok: true, changed: r.changed, target: target.name, epoch, numUpdates, notes: r.notes },
+    `${notesText(r)}${what}\n`,
+  );
 }
 
-/** Reads the target for a query command. */
-function readTarget(o: CommonOpts): Cib {
+function notesText(r: Extract<EditResult, { ok: true }>): string {
+  return r.notes.map((n) => `note: ${n}\n`).join('');
+}
+
+/** `--dry-run`: the transition the edit would cause, and (JSON) the commands it would send. */
+function printPreview(
+  io: Io,
+  o: CommonOpts,
+  before: Cib,
+  r: Extract<EditResult, { ok: true }>,
+  nowMs: number,
+): void {
+  const p = previewTransition(before, r.cib, nowMs);
+  if (o.output !== 'json') {
+    io.out(`${notesText(r)}${formatPreview(p)}`);
+    return;
+  }
+  const plan = toCibCommands(before, r.cib);
+  const json = {
+    ok: true,
+    dryRun: true,
+    changed: r.changed,
+    notes: r.notes,
+    transition: p,
+    commands: plan.commands.map((c) => c.op),
+    unsupported: plan.unsupported,
+  };
+  print(io, o, json, '');
+}
+
+/** A proposal waits up to PROPOSE_TIMEOUT_MS for its commit; the socket allows a margin on top. */
+const LIVE_REPLY_TIMEOUT_MS = PROPOSE_TIMEOUT_MS + 2_000;
+
+type ProposeReply =
+  | { readonly error: string }
+  | { readonly ok: true; readonly index: number; readonly applied: boolean; readonly message?: string }
+  | { readonly ok: false; readonly code: string; readonly message: string; readonly leader: string | null };
+
+async function ask(socket: string, line: string): Promise<unknown> {
+  try {
+    return await queryControl(socket, line, LIVE_REPLY_TIMEOUT_MS);
+  } catch (err) {
+    throw new Exit(2, `halo: ${NO_CLUSTER_MESSAGE}: ${(err as Error).message}`);
+  }
+}
+
+/** The cluster's CIB as this node's daemon sees it (the DC's view when this node is the DC). */
+async function readLiveCib(socket: string): Promise<Cib> {
+  const reply = (await ask(socket, 'cib')) as { cib?: Cib; error?: string };
+  if (reply.error !== undefined || typeof reply.cib !== 'object' || reply.cib === null)
+    throw new Exit(
+      2,
+      `halo: the daemon at ${socket} did not send its CIB: ${reply.error ?? 'no CIB in the answer'}`,
+    );
+  return reply.cib;
+}
+
+/**
+ * Proposes CibCommands one by one, each answered once committed. Every command is checked
+ * first (shape and the control socket's size limit), so none is sent if any cannot be.
+ */
+async function propose(
+  io: Io,
+  o: CommonOpts,
+  socket: string,
+  commands: readonly CibCommand[],
+): Promise<void> {
+  const lines = commands.map((c) => `cib ${encodeCibCommand(c)}`);
+  for (const [k, c] of commands.entries()) {
+    const problem = validateCibCommand(c);
+    if (problem)
+      throw new Exit(2, `halo: the cluster cannot take this change yet: ${problem}; use --cib FILE offline`);
+    const bytes = Buffer.byteLength(lines[k]!) + 1;
+    if (bytes > MAX_CONTROL_REQUEST_BYTES)
+      throw new Exit(
+        2,
+        `halo: this change is a ${bytes}-byte ${c.op} command, but the daemon's control socket takes at most ${MAX_CONTROL_REQUEST_BYTES} bytes per request; nothing was sent (use --cib FILE offline)`,
+      );
+  }
+  const committed: number[] = [];
+  for (const line of lines) {
+    const reply = (await ask(socket, line)) as ProposeReply;
+    if ('error' in reply)
+      throw new Exit(2, `halo: the daemon at ${socket} refused the command: ${reply.error}`);
+    if (!reply.ok)
+      throw new Exit(
+        2,
+        `halo: the change was not committed (${reply.code}): ${reply.message}${reply.leader && !reply.message.includes(reply.leader) ? `; the DC is ${reply.leader}` : ''}`,
+      );
+    if (!reply.applied)
+      refused(
+        io,
+        { code: 'invalid-argument', message: reply.message ?? 'the cluster rejected the change' },
+        o,
+      );
+    committed.push(reply.index);
+  }
+  print(io, o, { ok: true, committed }, `committed to the cluster (log index ${committed.join(', ')})\n`);
+}
+
+/**
+ * Sends an edit to the running cluster. Node attributes and properties go as the direct
+ * commands they are (they apply to whatever CIB the cluster holds when they commit); every
+ * other edit is applied to the CIB read from the daemon and the difference is proposed.
+ */
+async function runLiveEdit(io: Io, o: CommonOpts, edit: AdminEdit): Promise<void> {
+  const socket = liveSocket(o);
+  const direct = directCibCommands(edit);
+  if (direct && !direct.ok)
+    refused(io, { code: direct.code as EditError['code'], message: direct.message }, o);
+  if (direct && !o.dryRun) return propose(io, o, socket, direct.commands);
+  const before = await readLiveCib(socket);
+  const nowMs = Date.now();
+  const r = applyEdit(before, edit, nowMs);
+  if (!r.ok) refused(io, r.error, o);
+  if (o.dryRun) return printPreview(io, o, before, r, nowMs);
+  if (!r.changed) {
+    print(
+      io,
+      o,
+      { ok: true, changed: false, notes: r.notes },
+      `${notesText(r)}nothing to change in the cluster\n`,
+    );
+    return;
+  }
+  const plan = toCibCommands(before, r.cib);
+  if (plan.unsupported.length > 0)
+    throw new Exit(2, `halo: the cluster cannot take this change yet: ${plan.unsupported.join('; ')}`);
+  io.out(notesText(r));
+  return propose(io, o, socket, plan.commands);
+}
+
+/** Reads the CIB for a query command: the file, or the running cluster's. */
+async function readTarget(o: CommonOpts): Promise<Cib> {
   checkOutput(o);
-  return resolveTarget(o).read();
+  const file = cibFile(o);
+  if (file === undefined) return readLiveCib(liveSocket(o));
+  return new CibFileTarget(file).read();
 }
 
-function print(o: CommonOpts, json: unknown, text: string): void {
-  process.stdout.write(o.output === 'json' ? `${JSON.stringify(json, null, 2)}\n` : text);
+function print(io: Io, o: CommonOpts, json: unknown, text: string): void {
+  io.out(o.output === 'json' ? `${JSON.stringify(json, null, 2)}\n` : text);
 }
 
 function common(cmd: Command, opts: { dryRun?: boolean; force?: string } = {}): Command {
   cmd
     .option('--cib <file>', 'edit this CIB XML file offline (default: $CIB_file; else the running cluster)')
+    .option(
+      '--config <file>',
+      `cluster config naming this node's control socket (default ${DEFAULT_CONFIG_FILE})`,
+    )
+    .option('--socket <path>', "this node's daemon control socket (overrides --config)")
     .addOption(new Option('--output <format>', 'text or json').default('text'));
   if (opts.dryRun !== false)
     cmd.option('--dry-run', 'print the transition the change would cause; change nothing');
@@ -306,7 +466,55 @@ function loadEdit(args: readonly string[]): AdminEdit {
   return { op: 'load', mode, configuration: parsed.cib.configuration, file };
 }
 
-function registerConfigure(program: Command): void {
+/**
+ * `configure edit`: writes the configuration as crm text to a private temporary file, runs
+ * $EDITOR (else vi) on it, and turns the result into a `load replace`. Refuses configurations
+ * crm text cannot express whole (they would lose parts). On a parse error the edited text is
+ * kept and its path printed, so the work is not lost.
+ */
+function editInEditor(cib: Cib): AdminEdit | undefined {
+  const report = serializeCrmReport(cib);
+  if (report.unsupported.length > 0)
+    throw new Exit(
+      2,
+      `halo: the configuration has parts crm text cannot express (${report.unsupported.join('; ')}); edit the XML and use 'halo configure load replace FILE.xml'`,
+    );
+  const dir = mkdtempSync(join(tmpdir(), 'halo-edit-'));
+  const file = join(dir, 'configuration.crm');
+  writeFileSync(file, report.text, { mode: 0o600 });
+  const editor = process.env.VISUAL || process.env.EDITOR || 'vi';
+  const ran = spawnSync(`${editor} '${file}'`, { shell: true, stdio: 'inherit' });
+  if (ran.status !== 0) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Exit(
+      2,
+      `halo: the editor '${editor}' failed (${ran.error?.message ?? `exit ${ran.status}`}); nothing changed`,
+    );
+  }
+  const text = readFileSync(file, 'utf8');
+  if (text === report.text) {
+    rmSync(dir, { recursive: true, force: true });
+    return undefined;
+  }
+  const parsed = parseCrm(text, file);
+  const errors = parsed.ok
+    ? validateCib(parsed.cib, parsed.positions, file).filter((d) => d.severity === 'error')
+    : parsed.diagnostics.filter((d) => d.severity === 'error');
+  if (!parsed.ok || errors.length > 0)
+    throw new Exit(
+      1,
+      `${errors.map(formatDiagnostic).join('\n')}\nhalo: nothing changed; your edited text is kept in ${file}`,
+    );
+  rmSync(dir, { recursive: true, force: true });
+  return {
+    op: 'load',
+    mode: 'replace',
+    configuration: parsed.cib.configuration,
+    file: 'edited configuration',
+  };
+}
+
+function registerConfigure(program: Command, io: Io): void {
   const configure = program
     .command('configure')
     .description('show and change the cluster configuration (like crm configure)');
@@ -316,10 +524,10 @@ function registerConfigure(program: Command): void {
     }).option('--xml', 'print CIB XML'),
     'halo configure show --cib cib.xml',
   ).action((o: CommonOpts & { xml?: boolean }) =>
-    guard(() => {
-      const cib = readTarget(o);
-      if (o.output === 'json') print(o, cib.configuration, '');
-      else process.stdout.write(o.xml ? serializeCibXml(cib) : serializeCrm(cib));
+    guard(io, async () => {
+      const cib = await readTarget(o);
+      if (o.output === 'json') print(io, o, cib.configuration, '');
+      else io.out(o.xml ? serializeCibXml(cib) : serializeCrm(cib));
     }),
   );
   example(
@@ -332,7 +540,22 @@ function registerConfigure(program: Command): void {
     ),
     'halo configure load update extra.crm --cib cib.xml --dry-run',
   ).action((a: string, b: string | undefined, o: CommonOpts) =>
-    guard(() => runEdit(o, () => loadEdit(b === undefined ? [a] : [a, b]))),
+    guard(io, () => runEdit(io, o, () => loadEdit(b === undefined ? [a] : [a, b]))),
+  );
+  example(
+    common(
+      configure.command('edit').description('edit the configuration as crm text in $EDITOR, then load it'),
+    ),
+    'EDITOR=nano halo configure edit --cib cib.xml --dry-run',
+  ).action((o: CommonOpts) =>
+    guard(io, async () => {
+      const edited = editInEditor(await readTarget(o));
+      if (edited === undefined) {
+        io.out('no changes\n');
+        return;
+      }
+      return runEdit(io, o, () => edited);
+    }),
   );
   const tables = [
     [
@@ -354,8 +577,13 @@ function registerConfigure(program: Command): void {
       }),
       ex,
     ).action((words: string[], o: CommonOpts) =>
-      guard(() =>
-        runEdit(o, () => ({ op: 'set-options', table, pairs: nameValues(words), force: o.force === true })),
+      guard(io, () =>
+        runEdit(io, o, () => ({
+          op: 'set-options',
+          table,
+          pairs: nameValues(words),
+          force: o.force === true,
+        })),
       ),
     );
   }
@@ -366,7 +594,7 @@ function registerConfigure(program: Command): void {
         .allowExcessArguments(),
       ex,
     ).action((words: string[], o: CommonOpts) =>
-      guard(() => runEdit(o, () => ({ op: 'add-crm', text: crmLine(kind, words) }))),
+      guard(io, () => runEdit(io, o, () => ({ op: 'add-crm', text: crmLine(kind, words) }))),
     );
   }
   example(
@@ -378,14 +606,14 @@ function registerConfigure(program: Command): void {
     ),
     'halo configure delete l_all_ping --cib cib.xml',
   ).action((id: string, o: CommonOpts) =>
-    guard(() => runEdit(o, () => ({ op: 'delete', id, force: o.force === true }))),
+    guard(io, () => runEdit(io, o, () => ({ op: 'delete', id, force: o.force === true }))),
   );
 }
 
 // ---------------------------------------------------------------------------------------------
 // halo node
 
-function registerNode(program: Command): void {
+function registerNode(program: Command, io: Io): void {
   const node = program
     .command('node')
     .description('node standby, maintenance and attributes (like crm node)');
@@ -400,7 +628,7 @@ function registerNode(program: Command): void {
       common(node.command(name).description(description).argument('<node>')).addOption(lifetimeOption()),
       `halo node ${name} thelibrary-node1 --cib cib.xml --dry-run`,
     ).action((n: string, o: CommonOpts & { lifetime: 'forever' | 'reboot' }) =>
-      guard(() => runEdit(o, () => ({ op, node: n, on, lifetime: o.lifetime }))),
+      guard(io, () => runEdit(io, o, () => ({ op, node: n, on, lifetime: o.lifetime }))),
     );
   }
   example(
@@ -422,28 +650,28 @@ function registerNode(program: Command): void {
       value: string | undefined,
       o: CommonOpts & { delete?: boolean; lifetime: 'forever' | 'reboot' },
     ) =>
-      guard(() => {
+      guard(io, async () => {
         if (value !== undefined || o.delete) {
           if (name === undefined) throw new Exit(2, 'halo: --delete needs the attribute NAME');
-          runEdit(o, () => ({
+          return runEdit(io, o, () => ({
             op: 'node-attribute',
             node: n,
             name,
             value: o.delete ? null : value!,
             lifetime: o.lifetime,
           }));
-          return;
         }
-        showNodeAttributes(readTarget(o), n, name, o);
+        showNodeAttributes(io, await readTarget(o), n, name, o);
       }),
   );
 }
 
-function showNodeAttributes(cib: Cib, node: string, name: string | undefined, o: CommonOpts): void {
+function showNodeAttributes(io: Io, cib: Cib, node: string, name: string | undefined, o: CommonOpts): void {
   if (name !== undefined) {
     const v = nodeAttributeValue(cib, node, name);
     if (!v.ok) throw new Exit(1, `halo: error: ${v.message}`);
     print(
+      io,
       o,
       { node, name, value: v.value ?? null, lifetime: v.lifetime ?? null },
       v.value === undefined ? `${name} is not set on ${node}\n` : `${name}=${v.value} (${v.lifetime})\n`,
@@ -462,6 +690,7 @@ function showNodeAttributes(cib: Cib, node: string, name: string | undefined, o:
   for (const s of state?.transientAttributes ?? [])
     for (const p of s.pairs) rows.push({ name: p.name, value: p.value ?? '', lifetime: 'reboot' });
   print(
+    io,
     o,
     { node, attributes: rows },
     rows.map((r) => `${r.name}=${r.value} (${r.lifetime})\n`).join('') || `${node} has no attributes\n`,
@@ -471,7 +700,7 @@ function showNodeAttributes(cib: Cib, node: string, name: string | undefined, o:
 // ---------------------------------------------------------------------------------------------
 // halo resource
 
-function registerResource(program: Command): void {
+function registerResource(program: Command, io: Io): void {
   const resource = program
     .command('resource')
     .description('start, stop, move and clean up resources (like crm resource)');
@@ -501,7 +730,7 @@ function registerResource(program: Command): void {
     example(
       common(resource.command(name).description(description).argument('<rsc>')),
       `halo resource ${name} g_all --cib cib.xml --dry-run`,
-    ).action((rsc: string, o: CommonOpts) => guard(() => runEdit(o, () => edit(rsc))));
+    ).action((rsc: string, o: CommonOpts) => guard(io, () => runEdit(io, o, () => edit(rsc))));
   }
   example(
     common(
@@ -513,14 +742,26 @@ function registerResource(program: Command): void {
     ),
     'halo resource restart g_all',
   ).action((rsc: string, o: CommonOpts) =>
-    guard(() => {
-      const target = resolveTarget(o);
+    guard(io, () => {
+      const file = cibFile(o);
+      if (file !== undefined)
+        throw new Exit(
+          2,
+          `halo: restart needs a running cluster: it stops '${rsc}', waits until the stop has finished, then starts it again, and a CIB file (${file}) has nobody to wait for; offline, use 'halo resource stop ${rsc}' then 'halo resource start ${rsc}'`,
+        );
+      liveSocket(o);
       throw new Exit(
         2,
-        `halo: restart needs a running cluster: it stops '${rsc}', waits until the stop has finished, then starts it again, and a CIB file (${target.name}) has nobody to wait for; offline, use 'halo resource stop ${rsc}' then 'halo resource start ${rsc}'`,
+        `halo: restart on a running cluster is not available yet (it needs the controller to report when '${rsc}' has stopped); use 'halo resource stop ${rsc}', wait for 'halo status' to show it stopped, then 'halo resource start ${rsc}'`,
       );
     }),
   );
+  registerPlacement(resource, io);
+  registerResourceQueries(resource, io);
+}
+
+/** `halo resource move|ban|clear|cleanup`: where a resource may run, and forgetting failures. */
+function registerPlacement(resource: Command, io: Io): void {
   const moves = [
     [
       'move',
@@ -543,8 +784,8 @@ function registerResource(program: Command): void {
       ex,
     ).action(
       (rsc: string, n: string | undefined, o: CommonOpts & { lifetime?: string; promoted?: boolean }) =>
-        guard(() =>
-          runEdit(o, () => ({
+        guard(io, () =>
+          runEdit(io, o, () => ({
             op,
             rsc,
             ...(n === undefined ? {} : { node: n }),
@@ -563,9 +804,13 @@ function registerResource(program: Command): void {
       common(resource.command(name).description(description).argument('<rsc>').argument('[node]')),
       `halo resource ${name} g_all --cib cib.xml`,
     ).action((rsc: string, n: string | undefined, o: CommonOpts) =>
-      guard(() => runEdit(o, () => ({ op, rsc, ...(n === undefined ? {} : { node: n }) }))),
+      guard(io, () => runEdit(io, o, () => ({ op, rsc, ...(n === undefined ? {} : { node: n }) }))),
     );
   }
+}
+
+/** `halo resource failcount|locate`: questions answered from the status section. */
+function registerResourceQueries(resource: Command, io: Io): void {
   example(
     common(
       resource
@@ -577,15 +822,18 @@ function registerResource(program: Command): void {
     ),
     'halo resource failcount p_nginx show thelibrary-node2 --cib cib.xml',
   ).action((rsc: string, action: string | undefined, n: string | undefined, o: CommonOpts) =>
-    guard(() => {
+    guard(io, async () => {
       const verb = action ?? 'show';
       if (verb === 'delete') {
-        runEdit(o, () => ({ op: 'failcount-delete', rsc, ...(n === undefined ? {} : { node: n }) }));
-        return;
+        return runEdit(io, o, () => ({
+          op: 'failcount-delete',
+          rsc,
+          ...(n === undefined ? {} : { node: n }),
+        }));
       }
       if (verb !== 'show') throw new Exit(2, `halo: failcount action must be show or delete, not '${verb}'`);
-      const r = failCounts(readTarget(o), rsc, n);
-      if (!r.ok) refused(r.error as Extract<EditResult, { ok: false }>, o);
+      const r = failCounts(await readTarget(o), rsc, n);
+      if (!r.ok) refused(io, errorOf(r.error), o);
       const text =
         r.counts.length === 0
           ? `no failures recorded for '${rsc}'\n`
@@ -595,7 +843,7 @@ function registerResource(program: Command): void {
                   `${c.resource} on ${c.node}${c.operation ? ` (${c.operation})` : ''}: fail-count=${c.count}\n`,
               )
               .join('');
-      print(o, { resource: rsc, total: r.total, counts: r.counts }, text);
+      print(io, o, { resource: rsc, total: r.total, counts: r.counts }, text);
     }),
   );
   example(
@@ -605,9 +853,9 @@ function registerResource(program: Command): void {
     ),
     'halo resource locate ms_drbd --cib cib.xml',
   ).action((rsc: string, o: CommonOpts) =>
-    guard(() => {
-      const r = locate(readTarget(o), rsc, Date.now());
-      if (!r.ok) refused(r.error as Extract<EditResult, { ok: false }>, o);
+    guard(io, async () => {
+      const r = locate(await readTarget(o), rsc, Date.now());
+      if (!r.ok) refused(io, errorOf(r.error), o);
       const text =
         r.active.length === 0
           ? `resource ${rsc} is NOT running\n`
@@ -617,14 +865,29 @@ function registerResource(program: Command): void {
                   `resource ${a.instance} is running on: ${a.node}${a.role === 'Promoted' ? ' Promoted' : ''}${a.failed ? ' (FAILED)' : ''}\n`,
               )
               .join('');
-      print(o, { resource: rsc, active: r.active }, text);
+      print(io, o, { resource: rsc, active: r.active }, text);
     }),
   );
 }
 
+/** Where the commands write: the process's stdout/stderr, or a test's buffers. */
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+const PROCESS_IO: Io = {
+  out: (text) => {
+    process.stdout.write(text);
+  },
+  err: (text) => {
+    process.stderr.write(text);
+  },
+};
+
 /** Registers `halo configure`, `halo node` and `halo resource`. */
-export function registerAdminCommands(program: Command): void {
-  registerConfigure(program);
-  registerNode(program);
-  registerResource(program);
+export function registerAdminCommands(program: Command, io: Io = PROCESS_IO): void {
+  registerConfigure(program, io);
+  registerNode(program, io);
+  registerResource(program, io);
 }

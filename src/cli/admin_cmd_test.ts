@@ -16,45 +16,56 @@ import { Command, CommanderError } from 'commander';
 import { NODE1, NODE2, repoRoot, seed003Cib } from '../admin/testing.ts';
 import { parseCibXml, serializeCibXml } from '../cib/cib_xml.ts';
 import { findResource } from '../cib/resources.ts';
+import { type CibCommand, CibStateMachine, validateCibCommand } from '../consensus/cib_state_machine.ts';
+import { serveControl } from '../daemon/control.ts';
+import type { DaemonStatus } from '../daemon/daemon.ts';
+import { createLabCluster, waitFor } from '../daemon/lab_cluster.ts';
+import { hasNetnsSupport } from '../lab/netns.ts';
 import { NO_CLUSTER_MESSAGE, registerAdminCommands } from './admin_cmd.ts';
 
 const SEED_XML = serializeCibXml(seed003Cib());
 
-/** Runs `halo ARGS` with only the admin commands registered, capturing output and exit code. */
-function halo(
+/**
+ * Runs `halo ARGS` with only the admin commands registered. Output goes to buffers handed to
+ * the commands (never by replacing process.stdout, which the test reporter writes to).
+ */
+async function halo(
   args: readonly string[],
   env: Readonly<Record<string, string | undefined>> = {},
-): { code: number; out: string; err: string } {
-  const program = new Command('halo').exitOverride();
-  registerAdminCommands(program);
+): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const w1 = process.stdout.write.bind(process.stdout);
-  const w2 = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((chunk: string | Uint8Array) => {
-    out += String(chunk);
-    return true;
-  }) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    err += String(chunk);
-    return true;
-  }) as typeof process.stderr.write;
+  const program = new Command('halo').exitOverride().configureOutput({
+    writeOut: (t) => {
+      out += t;
+    },
+    writeErr: (t) => {
+      err += t;
+    },
+  });
+  registerAdminCommands(program, {
+    out: (t) => {
+      out += t;
+    },
+    err: (t) => {
+      err += t;
+    },
+  });
   const before = process.exitCode;
   const savedEnv = process.env.CIB_file;
   if ('CIB_file' in env) {
     if (env.CIB_file === undefined) delete process.env.CIB_file;
     else process.env.CIB_file = env.CIB_file;
   } else delete process.env.CIB_file;
+  process.exitCode = undefined;
   try {
-    program.parse(['node', 'halo', ...args]);
+    await program.parseAsync(['node', 'halo', ...args]);
     const code = typeof process.exitCode === 'number' ? process.exitCode : 0;
     return { code, out, err };
   } catch (e) {
     if (e instanceof CommanderError) return { code: e.exitCode === 1 ? 2 : e.exitCode, out, err };
     throw e;
   } finally {
-    process.stdout.write = w1;
-    process.stderr.write = w2;
     process.exitCode = before;
     if (savedEnv === undefined) delete process.env.CIB_file;
     else process.env.CIB_file = savedEnv;
@@ -62,12 +73,12 @@ function halo(
 }
 
 /** A temp dir holding `cib.xml` (seed 003 running); removed afterwards. */
-function withCib<T>(fn: (file: string, dir: string) => T): T {
+async function withCib<T>(fn: (file: string, dir: string) => T | Promise<T>): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'halo-admin-'));
   try {
     const file = join(dir, 'cib.xml');
     writeFileSync(file, SEED_XML);
-    return fn(file, dir);
+    return await fn(file, dir);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -80,9 +91,9 @@ function readCib(file: string) {
 }
 
 /** Runs a command that must be refused and checks the file is byte for byte unchanged. */
-function refusedUnchanged(args: readonly string[], code: number, message: RegExp): void {
-  withCib((file) => {
-    const r = halo([...args, '--cib', file]);
+async function refusedUnchanged(args: readonly string[], code: number, message: RegExp): Promise<void> {
+  await withCib(async (file) => {
+    const r = await halo([...args, '--cib', file]);
     assert.equal(r.code, code, r.err);
     assert.match(r.err, message);
     assert.equal(readFileSync(file, 'utf8'), SEED_XML, 'a refused command must leave the file unchanged');
@@ -90,9 +101,9 @@ function refusedUnchanged(args: readonly string[], code: number, message: RegExp
 }
 
 describe('halo resource on a CIB file', () => {
-  it('move --dry-run prints the Transition Summary and leaves the file unchanged', () => {
-    withCib((file) => {
-      const r = halo(['resource', 'move', 'g_all', NODE2, '--dry-run', '--cib', file]);
+  it('move --dry-run prints the Transition Summary and leaves the file unchanged', async () => {
+    await withCib(async (file) => {
+      const r = await halo(['resource', 'move', 'g_all', NODE2, '--dry-run', '--cib', file]);
       assert.equal(r.code, 0, r.err);
       assert.match(r.out, /Transition Summary:/);
       assert.match(r.out, /Move\s+p_mysql\s+\(\s*thelibrary-node1 -> thelibrary-node2 \)/);
@@ -102,9 +113,9 @@ describe('halo resource on a CIB file', () => {
     });
   });
 
-  it('move writes the cli-prefer constraint and bumps the epoch', () => {
-    withCib((file) => {
-      const r = halo(['resource', 'move', 'g_all', NODE2, '--cib', file]);
+  it('move writes the cli-prefer constraint and bumps the epoch', async () => {
+    await withCib(async (file) => {
+      const r = await halo(['resource', 'move', 'g_all', NODE2, '--cib', file]);
       assert.equal(r.code, 0, r.err);
       assert.match(r.out, /updated .*cib\.xml \(epoch 2, num_updates 0\)/);
       const cib = readCib(file);
@@ -114,68 +125,79 @@ describe('halo resource on a CIB file', () => {
     });
   });
 
-  it('an unknown resource exits 1 with a suggestion and changes nothing', () => {
-    refusedUnchanged(['resource', 'stop', 'g_al'], 1, /unknown resource 'g_al' \(did you mean 'g_all'\?\)/);
+  it('an unknown resource exits 1 with a suggestion and changes nothing', async () => {
+    await refusedUnchanged(
+      ['resource', 'stop', 'g_al'],
+      1,
+      /unknown resource 'g_al' \(did you mean 'g_all'\?\)/,
+    );
   });
 
-  it('moving a clone that runs on two nodes without a node exits 1 and changes nothing', () => {
-    refusedUnchanged(['resource', 'move', 'cl_pingtest'], 1, /active on 2 nodes/);
+  it('moving a clone that runs on two nodes without a node exits 1 and changes nothing', async () => {
+    await refusedUnchanged(['resource', 'move', 'cl_pingtest'], 1, /active on 2 nodes/);
   });
 
-  it('restart on a CIB file exits 2 and explains that it needs a running cluster', () => {
-    refusedUnchanged(['resource', 'restart', 'g_all'], 2, /restart needs a running cluster/);
+  it('restart on a CIB file exits 2 and explains that it needs a running cluster', async () => {
+    await refusedUnchanged(['resource', 'restart', 'g_all'], 2, /restart needs a running cluster/);
   });
 
-  it('locate and failcount answer from the status, also as JSON', () => {
-    withCib((file) => {
-      const l = halo(['resource', 'locate', 'ms_drbd', '--cib', file]);
+  it('locate and failcount answer from the status, also as JSON', async () => {
+    await withCib(async (file) => {
+      const l = await halo(['resource', 'locate', 'ms_drbd', '--cib', file]);
       assert.equal(l.code, 0, l.err);
       assert.equal(
         l.out,
         `resource p_drbd:0 is running on: ${NODE1} Promoted\nresource p_drbd:1 is running on: ${NODE2}\n`,
       );
-      const f = halo(['resource', 'failcount', 'p_nginx', 'show', '--cib', file, '--output', 'json']);
+      const f = await halo(['resource', 'failcount', 'p_nginx', 'show', '--cib', file, '--output', 'json']);
       assert.equal(f.code, 0, f.err);
       assert.equal(JSON.parse(f.out).total, 2);
     });
   });
 
-  it('cleanup clears the fail count, and failcount then shows none', () => {
-    withCib((file) => {
-      assert.equal(halo(['resource', 'cleanup', 'p_nginx', '--cib', file]).code, 0);
-      const f = halo(['resource', 'failcount', 'p_nginx', '--cib', file]);
+  it('cleanup clears the fail count, and failcount then shows none', async () => {
+    await withCib(async (file) => {
+      assert.equal((await halo(['resource', 'cleanup', 'p_nginx', '--cib', file])).code, 0);
+      const f = await halo(['resource', 'failcount', 'p_nginx', '--cib', file]);
       assert.equal(f.out, "no failures recorded for 'p_nginx'\n");
     });
   });
 
-  it('stop then clear leaves a file the next command reads, with CIB_file instead of --cib', () => {
-    withCib((file) => {
-      assert.equal(halo(['resource', 'stop', 'p_mysql'], { CIB_file: file }).code, 0);
-      const again = halo(['resource', 'stop', 'p_mysql'], { CIB_file: file });
+  it('stop then clear leaves a file the next command reads, with CIB_file instead of --cib', async () => {
+    await withCib(async (file) => {
+      assert.equal((await halo(['resource', 'stop', 'p_mysql'], { CIB_file: file })).code, 0);
+      const again = await halo(['resource', 'stop', 'p_mysql'], { CIB_file: file });
       assert.match(again.out, /nothing to change/);
     });
   });
 });
 
 describe('halo configure on a CIB file', () => {
-  it('an invalid property value exits 1 and changes nothing', () => {
-    refusedUnchanged(
+  it('an invalid property value exits 1 and changes nothing', async () => {
+    await refusedUnchanged(
       ['configure', 'property', 'no-quorum-policy=sometimes'],
       1,
       /invalid value 'sometimes' for property 'no-quorum-policy'/,
     );
   });
 
-  it('an unknown property exits 1 unless --force', () => {
-    refusedUnchanged(['configure', 'property', 'stonith-enabeld=true'], 1, /did you mean 'stonith-enabled'/);
-    withCib((file) => {
-      assert.equal(halo(['configure', 'property', 'stonith-enabeld=true', '--force', '--cib', file]).code, 0);
+  it('an unknown property exits 1 unless --force', async () => {
+    await refusedUnchanged(
+      ['configure', 'property', 'stonith-enabeld=true'],
+      1,
+      /did you mean 'stonith-enabled'/,
+    );
+    await withCib(async (file) => {
+      assert.equal(
+        (await halo(['configure', 'property', 'stonith-enabeld=true', '--force', '--cib', file])).code,
+        0,
+      );
     });
   });
 
-  it('a primitive with a quoted multi-word parameter is added whole', () => {
-    withCib((file) => {
-      const r = halo([
+  it('a primitive with a quoted multi-word parameter is added whole', async () => {
+    await withCib(async (file) => {
+      const r = await halo([
         'configure',
         'primitive',
         'p_ping2',
@@ -195,9 +217,9 @@ describe('halo configure on a CIB file', () => {
     });
   });
 
-  it('a location rule with -inf: passes through the option parser as crm text', () => {
-    withCib((file) => {
-      const r = halo([
+  it('a location rule with -inf: passes through the option parser as crm text', async () => {
+    await withCib(async (file) => {
+      const r = await halo([
         'configure',
         'location',
         'l_no_ping',
@@ -215,76 +237,140 @@ describe('halo configure on a CIB file', () => {
     });
   });
 
-  it('deleting a referenced resource exits 1; --force deletes it with its constraints', () => {
-    withCib((file) => {
-      assert.equal(halo(['configure', 'primitive', 'web', 'ocf:heartbeat:Dummy', '--cib', file]).code, 0);
-      assert.equal(halo(['configure', 'location', 'l_web', 'web', '100:', NODE2, '--cib', file]).code, 0);
+  it('deleting a referenced resource exits 1; --force deletes it with its constraints', async () => {
+    await withCib(async (file) => {
+      assert.equal(
+        (await halo(['configure', 'primitive', 'web', 'ocf:heartbeat:Dummy', '--cib', file])).code,
+        0,
+      );
+      assert.equal(
+        (await halo(['configure', 'location', 'l_web', 'web', '100:', NODE2, '--cib', file])).code,
+        0,
+      );
       const bytes = readFileSync(file, 'utf8');
-      const r = halo(['configure', 'delete', 'web', '--cib', file]);
+      const r = await halo(['configure', 'delete', 'web', '--cib', file]);
       assert.equal(r.code, 1);
       assert.match(r.err, /referenced by constraint 'l_web'/);
       assert.equal(readFileSync(file, 'utf8'), bytes);
-      const f = halo(['configure', 'delete', 'web', '--force', '--cib', file]);
+      const f = await halo(['configure', 'delete', 'web', '--force', '--cib', file]);
       assert.equal(f.code, 0, f.err);
       assert.match(f.out, /deleted constraint 'l_web'/);
     });
   });
 
-  it('load update reads a crm file and merges it', () => {
-    withCib((file, dir) => {
+  it('load update reads a crm file and merges it', async () => {
+    await withCib(async (file, dir) => {
       const extra = join(dir, 'extra.crm');
       writeFileSync(extra, 'primitive web ocf:heartbeat:Dummy\nlocation l_web web 100: thelibrary-node2\n');
-      const r = halo(['configure', 'load', 'update', extra, '--cib', file]);
+      const r = await halo(['configure', 'load', 'update', extra, '--cib', file]);
       assert.equal(r.code, 0, r.err);
       assert.ok(findResource(readCib(file), 'web'));
       assert.ok(findResource(readCib(file), 'g_all'));
     });
   });
 
-  it('load of a file with a dangling reference exits 1 naming file:line:col', () => {
-    withCib((file, dir) => {
+  it('load of a file with a dangling reference exits 1 naming file:line:col', async () => {
+    await withCib(async (file, dir) => {
       const bad = join(dir, 'bad.crm');
       writeFileSync(bad, 'primitive web ocf:heartbeat:Dummy\ncolocation c_x inf: web nowhere\n');
-      const r = halo(['configure', 'load', 'update', bad, '--cib', file]);
+      const r = await halo(['configure', 'load', 'update', bad, '--cib', file]);
       assert.equal(r.code, 1);
       assert.match(r.err, /bad\.crm:2:\d+: error: .*'nowhere'/);
       assert.equal(readFileSync(file, 'utf8'), SEED_XML);
     });
   });
 
-  it('show prints crm syntax, or XML with --xml', () => {
-    withCib((file) => {
-      const crm = halo(['configure', 'show', '--cib', file]);
+  it('show prints crm syntax, or XML with --xml', async () => {
+    await withCib(async (file) => {
+      const crm = await halo(['configure', 'show', '--cib', file]);
       assert.match(crm.out, /^group g_all p_sip p_nginx p_mysql/m);
-      const xml = halo(['configure', 'show', '--xml', '--cib', file]);
+      const xml = await halo(['configure', 'show', '--xml', '--cib', file]);
       assert.match(xml.out, /^<cib /);
     });
   });
 });
 
-describe('halo node on a CIB file', () => {
-  it('standby writes standby=on; an unknown node exits 1 and changes nothing', () => {
-    withCib((file) => {
-      assert.equal(halo(['node', 'standby', NODE1, '--cib', file]).code, 0);
-      const a = halo(['node', 'attribute', NODE1, 'standby', '--cib', file]);
-      assert.equal(a.out, 'standby=on (forever)\n');
+describe('halo configure edit', () => {
+  /** Runs `configure edit` with EDITOR set to a non-interactive command. */
+  async function edit(editor: string, args: readonly string[]) {
+    const saved = { EDITOR: process.env.EDITOR, VISUAL: process.env.VISUAL };
+    process.env.EDITOR = editor;
+    delete process.env.VISUAL;
+    try {
+      return await halo(['configure', 'edit', ...args]);
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  }
+
+  it('an edit with --dry-run shows its effect: a stricter ping rule stops the group; the file is unchanged', async () => {
+    await withCib(async (file) => {
+      const r = await edit("sed -i 's/pingd lt 1000/pingd lt 5000/'", ['--cib', file, '--dry-run']);
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out, /Stop\s+p_sip/);
+      assert.equal(readFileSync(file, 'utf8'), SEED_XML);
     });
-    refusedUnchanged(['node', 'standby', 'thelibrary-node9'], 1, /unknown node 'thelibrary-node9'/);
   });
 
-  it('attribute sets, shows and deletes a transient attribute', () => {
-    withCib((file) => {
+  it('an edit is loaded into the file; leaving the text as it was changes nothing', async () => {
+    await withCib(async (file) => {
+      const none = await edit('true', ['--cib', file]);
+      assert.equal(none.out, 'no changes\n');
+      assert.equal(readFileSync(file, 'utf8'), SEED_XML);
+      const r = await edit("sed -i 's/pingd lt 1000/pingd lt 5000/'", ['--cib', file]);
+      assert.equal(r.code, 0, r.err);
+      const rule = readCib(file).configuration.constraints.find((c) => c.id === 'l_all_ping');
+      assert.ok(rule?.kind === 'rsc_location' && JSON.stringify(rule.rules).includes('"5000"'));
+    });
+  });
+
+  it('a syntax error exits 1 naming the line, keeps the edited text and changes nothing', async () => {
+    await withCib(async (file) => {
+      const r = await edit("sed -i 's/^primitive p_sip/primitve p_sip/'", ['--cib', file]);
+      assert.equal(r.code, 1);
+      const kept = /kept in (\S+)/.exec(r.err)?.[1];
+      assert.ok(kept, r.err);
+      try {
+        assert.match(r.err, /configuration\.crm:\d+:\d+: error/);
+        assert.match(readFileSync(kept, 'utf8'), /primitve p_sip/);
+      } finally {
+        rmSync(join(kept, '..'), { recursive: true, force: true });
+      }
+      assert.equal(readFileSync(file, 'utf8'), SEED_XML);
+    });
+  });
+});
+
+describe('halo node on a CIB file', () => {
+  it('standby writes standby=on; an unknown node exits 1 and changes nothing', async () => {
+    await withCib(async (file) => {
+      assert.equal((await halo(['node', 'standby', NODE1, '--cib', file])).code, 0);
+      const a = await halo(['node', 'attribute', NODE1, 'standby', '--cib', file]);
+      assert.equal(a.out, 'standby=on (forever)\n');
+    });
+    await refusedUnchanged(['node', 'standby', 'thelibrary-node9'], 1, /unknown node 'thelibrary-node9'/);
+  });
+
+  it('attribute sets, shows and deletes a transient attribute', async () => {
+    await withCib(async (file) => {
       assert.equal(
-        halo(['node', 'attribute', NODE2, 'rack', '7', '--lifetime', 'reboot', '--cib', file]).code,
+        (await halo(['node', 'attribute', NODE2, 'rack', '7', '--lifetime', 'reboot', '--cib', file])).code,
         0,
       );
-      assert.equal(halo(['node', 'attribute', NODE2, 'rack', '--cib', file]).out, 'rack=7 (reboot)\n');
       assert.equal(
-        halo(['node', 'attribute', NODE2, 'rack', '--delete', '--lifetime', 'reboot', '--cib', file]).code,
+        (await halo(['node', 'attribute', NODE2, 'rack', '--cib', file])).out,
+        'rack=7 (reboot)\n',
+      );
+      assert.equal(
+        (await halo(['node', 'attribute', NODE2, 'rack', '--delete', '--lifetime', 'reboot', '--cib', file]))
+          .code,
         0,
       );
       assert.equal(
-        halo(['node', 'attribute', NODE2, 'rack', '--cib', file]).out,
+        (await halo(['node', 'attribute', NODE2, 'rack', '--cib', file])).out,
         `rack is not set on ${NODE2}\n`,
       );
     });
@@ -292,28 +378,35 @@ describe('halo node on a CIB file', () => {
 });
 
 describe('target selection and help', () => {
-  it('without --cib or CIB_file the command exits 2 saying no cluster was found', () => {
-    const r = halo(['resource', 'stop', 'g_all']);
+  it('without --cib or CIB_file the command exits 2 saying no cluster was found', async () => {
+    const r = await halo([
+      'resource',
+      'stop',
+      'g_all',
+      '--config',
+      join(tmpdir(), 'halo-no-such-dir', 'halo.json'),
+    ]);
     assert.equal(r.code, 2);
     assert.equal(r.err, `halo: ${NO_CLUSTER_MESSAGE}\n`);
   });
 
-  it('a CIB file that is not XML exits 2 with file:line:col', () => {
-    withCib((file) => {
+  it('a CIB file that is not XML exits 2 with file:line:col', async () => {
+    await withCib(async (file) => {
       writeFileSync(file, 'this is not a cib');
-      const r = halo(['resource', 'stop', 'g_all', '--cib', file]);
+      const r = await halo(['resource', 'stop', 'g_all', '--cib', file]);
       assert.equal(r.code, 2);
       assert.match(r.err, /cib\.xml:1:\d+: error: /);
     });
   });
 
-  it('every command has help with an example', () => {
+  it('every command has help with an example', async () => {
     const commands = [
       ['configure', 'show'],
       ['configure', 'load'],
       ['configure', 'property'],
       ['configure', 'primitive'],
       ['configure', 'delete'],
+      ['configure', 'edit'],
       ['node', 'standby'],
       ['node', 'attribute'],
       ['resource', 'move'],
@@ -323,7 +416,7 @@ describe('target selection and help', () => {
       ['resource', 'restart'],
     ];
     for (const c of commands) {
-      const r = halo([...c, '--help']);
+      const r = await halo([...c, '--help']);
       assert.equal(r.code, 0, c.join(' '));
       assert.match(r.out, /Example:\n {2}halo /, c.join(' '));
     }
@@ -341,9 +434,9 @@ describe("agreement with Pacemaker's own tools", () => {
       ? 'needs the Pacemaker regression inputs (scripts/fetch_pacemaker_cts.sh) and crm_resource (pacemaker-cli-utils)'
       : false;
 
-  it('move, ban, standby and property write the same constraints and attributes as crm_resource and crm_attribute', {
+  it('move, ban, standby, property, unmanage and stop write what crm_resource and crm_attribute write', {
     skip,
-  }, () => {
+  }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'halo-admin-pcmk-'));
     try {
       const ours = join(dir, 'halo.xml');
@@ -362,14 +455,18 @@ describe("agreement with Pacemaker's own tools", () => {
       pcmk('/usr/sbin/crm_attribute', ['-N', 'biggame.ds9', '-n', 'standby', '-v', 'on']);
       pcmk('/usr/sbin/crm_attribute', ['-n', 'no-quorum-policy', '-v', 'freeze']);
       pcmk('/usr/sbin/crm_attribute', ['-n', 'stonith-timeout', '-v', '90s']);
+      pcmk(CRM_RESOURCE, ['-r', 'Apache_IP', '--meta', '-p', 'is-managed', '-v', 'false']);
+      pcmk(CRM_RESOURCE, ['-r', 'group_fUN', '--meta', '-p', 'target-role', '-v', 'Stopped']);
       for (const args of [
         ['resource', 'move', 'Web_Group', 'biggame.ds9'],
         ['resource', 'ban', 'group_fUN', 'ops.ds9'],
         ['node', 'standby', 'biggame.ds9'],
         ['configure', 'property', 'no-quorum-policy=freeze'],
         ['configure', 'property', 'stonith-timeout=90s'],
+        ['resource', 'unmanage', 'Apache_IP'],
+        ['resource', 'stop', 'group_fUN'],
       ]) {
-        const r = halo([...args, '--cib', ours]);
+        const r = await halo([...args, '--cib', ours]);
         assert.equal(r.code, 0, `${args.join(' ')}: ${r.err}`);
       }
       const a = readCib(ours);
@@ -379,10 +476,207 @@ describe("agreement with Pacemaker's own tools", () => {
       const node = (c: typeof a) => c.configuration.nodes.find((n) => n.uname === 'biggame.ds9');
       assert.deepEqual(node(a), node(b));
       assert.deepEqual(a.configuration.crmConfig, b.configuration.crmConfig);
-      const epoch = (c: typeof a) => c.attrs.find(([k]) => k === 'epoch')?.[1];
-      assert.equal(epoch(a), epoch(b), 'each edit bumps the epoch once, as Pacemaker does');
+      assert.deepEqual(findResource(a, 'Apache_IP'), findResource(b, 'Apache_IP'));
+      // crm_resource also rewrites the members' own target-role to Stopped; halo removes them
+      // (as crmsh does), so only the group's own attribute is compared.
+      const groupSets = (c: typeof a) => {
+        const g = findResource(c, 'group_fUN');
+        return g?.kind === 'group' ? g.metaAttributes : [];
+      };
+      assert.deepEqual(groupSets(a), groupSets(b));
+      // Each halo command is one CIB write and bumps the epoch once (crm_resource needs three
+      // writes for the group stop above, one per target-role it sets).
+      const epoch = (c: typeof a) => Number(c.attrs.find(([k]) => k === 'epoch')?.[1]);
+      const original = parseCibXml(readFileSync(CTS_INPUT, 'utf8'), CTS_INPUT);
+      assert.ok(original.ok);
+      assert.equal(epoch(a), epoch(original.cib) + 7);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/**
+ * A control socket that answers `cib JSON` the way the daemon does (validate, then reply with
+ * the commit outcome), applying each command to a real CibStateMachine instead of going
+ * through Raft: this tests the client side of the protocol, not the cluster.
+ */
+async function withControlSocket<T>(fn: (socket: string, sm: CibStateMachine) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), 'halo-admin-live-'));
+  const sm = new CibStateMachine(seed003Cib());
+  let index = 0;
+  const server = await serveControl(join(dir, 'n1.sock'), (line) => {
+    if (line === 'cib') return { source: 'replicated', cib: sm.cib };
+    if (!line.startsWith('cib ')) return { error: `unknown command '${line}'` };
+    const v: unknown = JSON.parse(line.slice(4));
+    const problem = validateCibCommand(v);
+    if (problem) return { error: `cib: ${problem}` };
+    const r = sm.applyCommand(v as CibCommand);
+    index++;
+    return { ok: true, index, term: 1, applied: r.ok, ...(r.ok ? {} : { message: r.message }) };
+  });
+  try {
+    return await fn(join(dir, 'n1.sock'), sm);
+  } finally {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('halo node and configure property on a running cluster', () => {
+  it('standby is proposed as a set-node-attribute command and committed', async () => {
+    await withControlSocket(async (socket, sm) => {
+      const r = await halo(['node', 'standby', NODE1, '--socket', socket]);
+      assert.equal(r.code, 0, r.err);
+      assert.equal(r.out, 'committed to the cluster (log index 1)\n');
+      const n = sm.cib.configuration.nodes.find((x) => x.uname === NODE1)!;
+      assert.ok(
+        n.instanceAttributes.some((s) => s.pairs.some((p) => p.name === 'standby' && p.value === 'on')),
+      );
+    });
+  });
+
+  it('property values are checked before anything is sent', async () => {
+    await withControlSocket(async (socket, sm) => {
+      const before = sm.version().epoch;
+      const r = await halo(['configure', 'property', 'no-quorum-policy=sometimes', '--socket', socket]);
+      assert.equal(r.code, 1);
+      assert.match(r.err, /invalid value 'sometimes'/);
+      assert.equal(sm.version().epoch, before);
+      const ok = await halo(['configure', 'property', 'stonith-enabled=true', '--socket', socket]);
+      assert.equal(ok.code, 0, ok.err);
+      assert.equal(sm.version().epoch, before + 1);
+    });
+  });
+
+  it('an unknown node is refused by the cluster with exit 1', async () => {
+    await withControlSocket(async (socket) => {
+      const r = await halo(['node', 'standby', 'thelibrary-node9', '--socket', socket]);
+      assert.equal(r.code, 1);
+      assert.match(r.err, /no node "thelibrary-node9"/);
+    });
+  });
+
+  it('locate and --dry-run read the cluster CIB from the daemon and change nothing', async () => {
+    await withControlSocket(async (socket, sm) => {
+      const before = JSON.stringify(sm.cib);
+      const l = await halo(['resource', 'locate', 'ms_drbd', '--socket', socket]);
+      assert.equal(l.code, 0, l.err);
+      assert.match(l.out, /p_drbd:0 is running on: thelibrary-node1 Promoted/);
+      const d = await halo(['node', 'standby', NODE1, '--dry-run', '--socket', socket]);
+      assert.equal(d.code, 0, d.err);
+      assert.match(d.out, /Move\s+p_sip\s+\(\s*thelibrary-node1 -> thelibrary-node2 \)/);
+      assert.equal(JSON.stringify(sm.cib), before);
+    });
+  });
+
+  it('move reads the cluster CIB, proposes the new configuration and the cluster gets the constraint', async () => {
+    await withControlSocket(async (socket, sm) => {
+      const r = await halo(['resource', 'move', 'g_all', NODE2, '--socket', socket]);
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out, /committed to the cluster \(log index 1\)/);
+      const c = sm.cib.configuration.constraints.find((x) => x.id === 'cli-prefer-g_all');
+      assert.ok(c?.kind === 'rsc_location' && c.node === NODE2 && c.score === 'INFINITY');
+      assert.equal(sm.version().epoch, 2);
+    });
+  });
+
+  it('cleanup on a running cluster is all or nothing: every command is checked before the first is sent', async () => {
+    await withControlSocket(async (socket, sm) => {
+      const before = JSON.stringify(sm.cib);
+      const r = await halo(['resource', 'cleanup', 'p_nginx', '--socket', socket]);
+      const st = () => sm.cib.status.find((x) => x.uname === NODE2)!;
+      const failAttrs = () =>
+        st()
+          .transientAttributes.flatMap((x) => x.pairs.map((p) => p.name))
+          .filter((n) => n.includes('p_nginx'));
+      if (r.code === 0) {
+        assert.deepEqual(failAttrs(), []);
+        assert.ok(
+          !st()
+            .resources.find((h) => h.id === 'p_nginx')!
+            .ops.some((op) => op.id === 'p_nginx_monitor_10000'),
+        );
+      } else {
+        // Today the command check refuses attribute names with '#' (fail-count-RSC#op_interval).
+        assert.equal(r.code, 2, r.err);
+        assert.match(r.err, /cannot take this change yet: set-node-attribute/);
+        assert.equal(JSON.stringify(sm.cib), before);
+      }
+    });
+  });
+
+  it('an edit that changes nothing in the cluster says so and sends nothing', async () => {
+    await withControlSocket(async (socket, sm) => {
+      const r = await halo(['resource', 'clear', 'g_all', '--socket', socket]);
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out, /nothing to change in the cluster/);
+      assert.equal(sm.version().epoch, 1);
+    });
+  });
+
+  it('an unknown resource is refused before anything is sent', async () => {
+    await withControlSocket(async (socket, sm) => {
+      const r = await halo(['resource', 'stop', 'g_al', '--socket', socket]);
+      assert.equal(r.code, 1);
+      assert.match(r.err, /did you mean 'g_all'/);
+      assert.equal(sm.version().epoch, 1);
+    });
+  });
+
+  it('a socket nobody answers on exits 2 saying no cluster was found', async () => {
+    const r = await halo(['node', 'standby', NODE1, '--socket', join(tmpdir(), 'halo-no-such.sock')]);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /no running cluster found/);
+  });
+});
+
+/** How long three lab daemons may take to form a cluster and agree on a DC. */
+const LAB_FORM_DEADLINE_MS = 30_000;
+
+describe('halo configure on a real three-node cluster', () => {
+  it('properties and resources commit on the DC, bad values send nothing, a follower names the DC', {
+    skip: !hasNetnsSupport() && 'needs root and ip netns',
+    timeout: 120_000,
+  }, async () => {
+    const names = ['n1', 'n2', 'n3'];
+    const lab = createLabCluster({ nodes: names });
+    try {
+      for (const n of names) lab.start(n);
+      const dc = await waitFor('the cluster to agree on a DC', LAB_FORM_DEADLINE_MS, async () => {
+        const seen = await Promise.all(
+          names.map((n) =>
+            lab.status(n).then(
+              (st) => st.dc,
+              () => undefined,
+            ),
+          ),
+        );
+        return seen[0] && seen.every((d) => d === seen[0]) ? seen[0] : undefined;
+      });
+      const sock = (n: string) => join(lab.dir, `${n}.sock`);
+      const epoch = async () => ((await lab.status(dc)) as DaemonStatus).consensus?.cib?.epoch;
+      const ok = async (args: string[]) => {
+        const r = await halo([...args, '--socket', sock(dc)]);
+        assert.equal(r.code, 0, `${args.join(' ')}: ${r.err}`);
+        return r;
+      };
+      assert.match(
+        (await ok(['configure', 'property', 'stonith-enabled=false'])).out,
+        /committed to the cluster/,
+      );
+      await ok(['configure', 'primitive', 'web', 'ocf:heartbeat:Dummy', 'op', 'monitor', 'interval=10s']);
+      assert.match((await ok(['configure', 'show'])).out, /^primitive web ocf:heartbeat:Dummy/m);
+      const before = await epoch();
+      const bad = await halo(['configure', 'property', 'no-quorum-policy=bogus', '--socket', sock(dc)]);
+      assert.equal(bad.code, 1);
+      assert.equal(await epoch(), before, 'a refused value must not reach the cluster');
+      const follower = names.find((n) => n !== dc)!;
+      const f = await halo(['configure', 'property', 'stonith-enabled=true', '--socket', sock(follower)]);
+      assert.equal(f.code, 2);
+      assert.match(f.err, new RegExp(`not-leader.*${dc}`));
+    } finally {
+      lab.destroy();
     }
   });
 });

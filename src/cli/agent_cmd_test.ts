@@ -107,7 +107,7 @@ test('halo agent list and info show installed agents, their parameters and actio
   assert.ok(list.out.split('\n').includes('ocf:pacemaker:Dummy'));
   assert.ok(!list.out.includes('ocf:heartbeat:'));
   const halos = await halo('agent', 'list', 'halo');
-  assert.equal(halos.out, 'halo:lab-fence\nhalo:links\nhalo:ping\nhalo:process\nhalo:vip\n');
+  assert.equal(halos.out, 'halo:lab-fence\nhalo:links\nhalo:ping\nhalo:process\nhalo:vip\nhalo:volume\n');
   const info = await halo('agent', 'info', 'ocf:heartbeat:IPaddr2');
   assert.match(info.out, /^\s+\* ip \(string\): /m);
   assert.match(info.out, /^\s+start timeout=20s$/m);

@@ -135,7 +135,26 @@ export function registerClusterCommands(program: Command): void {
           path = controlSocketPath(cfg, resolveSelf(cfg, o.node));
         }
         const st = (await queryControl(path, 'status')) as DaemonStatus;
-        process.stdout.write(o.output === 'json' ? `${JSON.stringify(st, null, 2)}\n` : formatStatus(st));
+        // Where the resources run (crm_mon -1), from this node's controller: the DC's live view
+        // when this node is the DC, else the replicated CIB. Older daemons do not answer it.
+        const mon = (await queryControl(path, 'crm_mon').catch(() => undefined)) as
+          | { text?: string; source?: string }
+          | undefined;
+        const resources = typeof mon?.text === 'string' ? mon : undefined;
+        if (o.output === 'json') {
+          process.stdout.write(
+            `${JSON.stringify({ ...st, ...(resources ? { resources } : {}) }, null, 2)}\n`,
+          );
+          return;
+        }
+        process.stdout.write(formatStatus(st));
+        if (resources) {
+          const from =
+            resources.source === 'dc'
+              ? 'this node is the DC'
+              : `from the replicated CIB; run halo status on the DC (${st.dc ?? 'none'}) for its live view`;
+          process.stdout.write(`\nResources (${from}):\n${resources.text}`);
+        }
       });
     });
 }

@@ -67,14 +67,18 @@ export function registerLabCommands(program: Command): void {
           say('next:');
           say(`  halo lab status${d}                      where everything runs (crm_mon view from the DC)`);
           if (state.scenario) {
-            say(`  ip netns exec ${state.client.ns} curl http://${LAB_VIP}/   the service, from the client namespace`);
+            say(
+              `  ip netns exec ${state.client.ns} curl http://${LAB_VIP}/   the service, from the client namespace`,
+            );
             say(
               `  halo lab chaos --kill --node NODE${d}    kill the daemon of the node running it: the cluster fences NODE and moves the service`,
             );
             say(`  halo lab bench failover --trials 5${d}   measure the service gap (--fault kill|cut-link)`);
             say(`  halo lab chaos --restart --node NODE${d} boot a fenced or killed node again`);
           } else {
-            say(`  halo lab chaos --kill [--node n1]${d}  (or --cut-link, --partition, --pause; --heal, --restart)`);
+            say(
+              `  halo lab chaos --kill [--node n1]${d}  (or --cut-link, --partition, --pause; --heal, --restart)`,
+            );
           }
           say(`  halo lab down${d}`);
         }),

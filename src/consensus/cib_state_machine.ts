@@ -49,6 +49,24 @@ export type CibCommand =
         readonly type?: string;
       };
       readonly result: OpHistory;
+    }
+  | {
+      /**
+       * Replaces a node's whole `node_state` (the DC's full rewrite of a node, e.g. after it was
+       * fenced or rejoined). Matched as the controller's `applyStatusChanges` does: the status
+       * entry whose uname is `node` or whose id is `state.id`; appended when there is none.
+       */
+      readonly op: 'replace-node-state';
+      readonly node: string;
+      readonly state: NodeState;
+    }
+  | {
+      /** Removes one `lrm_rsc_op` (by `id`) from `resource`'s history on `node`. */
+      readonly op: 'delete-op-result';
+      readonly node: string;
+      /** The resource id. */
+      readonly resource: string;
+      readonly id: string;
     };
 
 export type ApplyResult =
@@ -117,9 +135,77 @@ export function validateCibCommand(v: unknown): string | null {
       }
       return null;
     }
+    case 'replace-node-state': {
+      if (!str('node')) return 'replace-node-state: needs a valid node name';
+      const err = validateNodeState(c.state, 'replace-node-state: state');
+      if (err) return err;
+      const st = c.state as NodeState;
+      if (st.uname !== undefined && st.uname !== c.node)
+        return `replace-node-state: state.uname "${st.uname.slice(0, 40)}" is not node "${String(c.node).slice(0, 40)}"`;
+      return null;
+    }
+    case 'delete-op-result':
+      return str('node') && str('resource') && str('id')
+        ? null
+        : 'delete-op-result: needs node, resource (an id) and id (the operation record id)';
     default:
       return `command: unknown op ${JSON.stringify(c.op)?.slice(0, 40)}`;
   }
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+const optStr = (o: Record<string, unknown>, k: string): boolean =>
+  o[k] === undefined || typeof o[k] === 'string';
+const extraAttrs = (v: unknown): boolean =>
+  v === undefined || (isObj(v) && Object.values(v).every((x) => typeof x === 'string'));
+
+/** Checks a whole `NodeState` as the model defines it; returns an error naming the field, or null. */
+function validateNodeState(v: unknown, where: string): string | null {
+  if (!isObj(v)) return `${where}: expected an object`;
+  if (typeof v.id !== 'string' || !NAME_RE.test(v.id)) return `${where}.id: expected a node id`;
+  for (const k of [
+    'uname',
+    'inCcm',
+    'crmd',
+    'join',
+    'expected',
+    'lrmId',
+    'transientAttributesId',
+    'lrmResourcesId',
+  ])
+    if (!optStr(v, k)) return `${where}.${k}: expected a string`;
+  if (typeof v.hasLrm !== 'boolean') return `${where}.hasLrm: expected true or false`;
+  if (!extraAttrs(v.attrs) || !extraAttrs(v.lrmAttrs)) return `${where}: attrs must map names to strings`;
+  if (!Array.isArray(v.transientAttributes)) return `${where}.transientAttributes: expected a list`;
+  for (const [i, set] of v.transientAttributes.entries()) {
+    const w = `${where}.transientAttributes[${i}]`;
+    if (!isObj(set) || typeof set.kind !== 'string' || !optStr(set, 'id') || !Array.isArray(set.pairs))
+      return `${w}: expected a set with kind and pairs`;
+    for (const [j, p] of set.pairs.entries())
+      if (!isObj(p) || typeof p.name !== 'string' || !optStr(p, 'value') || !optStr(p, 'id'))
+        return `${w}.pairs[${j}]: expected a name and a string value`;
+  }
+  if (!Array.isArray(v.resources)) return `${where}.resources: expected a list`;
+  for (const [i, r] of v.resources.entries()) {
+    const w = `${where}.resources[${i}]`;
+    if (!isObj(r) || typeof r.id !== 'string' || !NAME_RE.test(r.id))
+      return `${w}.id: expected a resource id`;
+    for (const k of ['class', 'provider', 'type', 'container'])
+      if (!optStr(r, k)) return `${w}.${k}: expected a string`;
+    if (!Array.isArray(r.ops)) return `${w}.ops: expected a list`;
+    for (const [j, o] of r.ops.entries()) {
+      if (
+        !isObj(o) ||
+        typeof o.id !== 'string' ||
+        typeof o.operation !== 'string' ||
+        typeof o.interval !== 'string' ||
+        !Object.entries(o).every(([k, x]) => (k === 'attrs' ? extraAttrs(x) : typeof x === 'string'))
+      )
+        return `${w}.ops[${j}]: expected an operation record with id, operation, interval and string fields`;
+    }
+  }
+  return null;
 }
 
 export class CibStateMachine {
@@ -191,6 +277,10 @@ export class CibStateMachine {
       case 'record-op-result':
         this.recordOp(c.node, c.resource, c.result);
         return { ok: true, changed: true };
+      case 'replace-node-state':
+        return this.replaceNodeState(c.node, c.state);
+      case 'delete-op-result':
+        return this.deleteOp(c.node, c.resource, c.id);
       default: {
         const never: never = c;
         return { ok: false, code: 'bad-command', message: `unknown command ${JSON.stringify(never)}` };
@@ -273,6 +363,52 @@ export class CibStateMachine {
       return { ...ns, resources, hasLrm: true };
     });
     this.bump('status');
+  }
+
+  /**
+   * A node is unknown when the configuration lists nodes and this is none of them, and the
+   * status section has no entry for it either. (A cluster whose configuration lists no nodes
+   * takes its nodes from membership, as Pacemaker does, so any well-formed name is accepted.)
+   */
+  private replaceNodeState(node: string, state: NodeState): ApplyResult {
+    const status = this.state.status;
+    const i = status.findIndex((s) => s.uname === node || s.id === state.id);
+    const configured = this.state.configuration.nodes;
+    if (i < 0 && configured.length > 0 && !configured.some((n) => n.uname === node || n.id === node)) {
+      return {
+        ok: false,
+        code: 'unknown-node',
+        message: `replace-node-state: no node "${node}" in the configuration or the status section`,
+      };
+    }
+    this.state = {
+      ...this.state,
+      hasStatus: true,
+      status: i < 0 ? [...status, state] : status.map((s, k) => (k === i ? state : s)),
+    };
+    this.bump('status');
+    return { ok: true, changed: true };
+  }
+
+  /** Deleting a record that is not there changes nothing (a retried command is harmless). */
+  private deleteOp(node: string, resource: string, id: string): ApplyResult {
+    const status = this.state.status;
+    const i = status.findIndex((s) => s.uname === node || s.id === node);
+    if (i < 0)
+      return {
+        ok: false,
+        code: 'unknown-node',
+        message: `delete-op-result: node "${node}" has no entry in the status section`,
+      };
+    const ns = status[i]!;
+    const k = ns.resources.findIndex((r) => r.id === resource);
+    const rh = ns.resources[k];
+    if (!rh?.ops.some((o) => o.id === id)) return { ok: true, changed: false };
+    const next: ResourceHistory = { ...rh, ops: rh.ops.filter((o) => o.id !== id) };
+    const updated: NodeState = { ...ns, resources: ns.resources.map((r, x) => (x === k ? next : r)) };
+    this.state = { ...this.state, status: status.map((s, x) => (x === i ? updated : s)) };
+    this.bump('status');
+    return { ok: true, changed: true };
   }
 
   private updateNodeState(node: string, f: (ns: NodeState) => NodeState): void {

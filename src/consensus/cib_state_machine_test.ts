@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { emptyConfiguration } from '../cib/model.ts';
+import { emptyConfiguration, type NodeState } from '../cib/model.ts';
 import { LogIndex, Term } from '../lib/brand.ts';
 import { type CibCommand, CibStateMachine, encodeCibCommand } from './cib_state_machine.ts';
 import type { Entry } from './types.ts';
@@ -126,4 +126,162 @@ test('a snapshot restores exactly the same CIB on another replica', () => {
   b.restore('');
   assert.deepEqual(b.version(), { epoch: 1, numUpdates: 0, adminEpoch: 0 });
   assert.throws(() => b.restore('{"version":99,"cib":{}}'), /format 99/);
+});
+
+const aliceState = (ops: { id: string; operation: string }[]): NodeState => ({
+  id: '1',
+  uname: 'alice',
+  inCcm: 'true',
+  crmd: 'online',
+  join: 'member',
+  expected: 'member',
+  transientAttributes: [
+    {
+      kind: 'instance_attributes',
+      id: 'status-1',
+      pairs: [{ id: 'status-1-pingd', name: 'pingd', value: '100' }],
+    },
+  ],
+  resources: [
+    {
+      id: 'web',
+      class: 'ocf',
+      provider: 'heartbeat',
+      type: 'nginx',
+      ops: ops.map((o) => ({ ...o, interval: '0', callId: '3', rcCode: '0', onNode: 'alice' })),
+    },
+  ],
+  hasLrm: true,
+  lrmId: '1',
+  transientAttributesId: '1',
+});
+
+test('replace-node-state swaps a node status for the one the controller wrote, like applyStatusChanges', () => {
+  const sm = new CibStateMachine();
+  sm.apply(
+    entry({
+      op: 'record-op-result',
+      node: 'alice',
+      resource: { id: 'db' },
+      result: { id: 'db_last_0', operation: 'start', interval: '0', rcCode: '0' },
+    }),
+  );
+  sm.apply(entry({ op: 'set-node-attribute', node: 'bob', name: 'pingd', value: '0', lifetime: 'reboot' }));
+  const fresh = aliceState([{ id: 'web_last_0', operation: 'start' }]);
+  assert.deepEqual(sm.apply(entry({ op: 'replace-node-state', node: 'alice', state: fresh })), {
+    ok: true,
+    changed: true,
+  });
+  // alice's old history (db) is gone, bob is untouched, and it is one status update.
+  assert.deepEqual(sm.cib.status[0], fresh);
+  assert.equal(sm.cib.status[1]!.uname, 'bob');
+  assert.equal(sm.cib.status.length, 2);
+  assert.deepEqual(sm.version(), { epoch: 1, numUpdates: 3, adminEpoch: 0 });
+  // A node without a status entry yet is appended.
+  const carol: NodeState = { id: '3', uname: 'carol', transientAttributes: [], resources: [], hasLrm: false };
+  assert.equal(sm.apply(entry({ op: 'replace-node-state', node: 'carol', state: carol })).ok, true);
+  assert.deepEqual(sm.cib.status[2], carol);
+});
+
+test('replace-node-state for a node the configuration does not list is refused and changes nothing', () => {
+  const sm = new CibStateMachine();
+  sm.apply(
+    entry({
+      op: 'replace-configuration',
+      configuration: {
+        ...emptyConfiguration(),
+        nodes: [{ id: '1', uname: 'alice', instanceAttributes: [], utilization: [] }],
+      },
+    }),
+  );
+  const before = sm.snapshot();
+  const ghost: NodeState = { id: '9', uname: 'ghost', transientAttributes: [], resources: [], hasLrm: true };
+  const r = sm.apply(entry({ op: 'replace-node-state', node: 'ghost', state: ghost }));
+  assert.equal(r.ok ? '' : r.code, 'unknown-node');
+  assert.match(r.ok ? '' : r.message, /ghost/);
+  assert.equal(sm.snapshot(), before);
+  assert.equal(sm.apply(entry({ op: 'replace-node-state', node: 'alice', state: aliceState([]) })).ok, true);
+});
+
+test('delete-op-result removes one operation record and keeps the others', () => {
+  const sm = new CibStateMachine();
+  const state = aliceState([
+    { id: 'web_last_0', operation: 'start' },
+    { id: 'web_monitor_10000', operation: 'monitor' },
+  ]);
+  sm.apply(entry({ op: 'replace-node-state', node: 'alice', state }));
+  const v = sm.version().numUpdates;
+  assert.deepEqual(
+    sm.apply(entry({ op: 'delete-op-result', node: 'alice', resource: 'web', id: 'web_monitor_10000' })),
+    { ok: true, changed: true },
+  );
+  assert.deepEqual(
+    sm.cib.status[0]!.resources[0]!.ops.map((o) => o.id),
+    ['web_last_0'],
+  );
+  assert.equal(sm.version().numUpdates, v + 1);
+  // Deleting it again (a retried command) or an op that never existed changes nothing.
+  const before = sm.snapshot();
+  for (const [resource, id] of [
+    ['web', 'web_monitor_10000'],
+    ['nope', 'nope_last_0'],
+  ] as const) {
+    assert.deepEqual(sm.apply(entry({ op: 'delete-op-result', node: 'alice', resource, id })), {
+      ok: true,
+      changed: false,
+    });
+  }
+  assert.equal(sm.snapshot(), before);
+});
+
+test('delete-op-result on a node without status is refused and changes nothing', () => {
+  const sm = new CibStateMachine();
+  const before = sm.snapshot();
+  const r = sm.apply(entry({ op: 'delete-op-result', node: 'ghost', resource: 'web', id: 'web_last_0' }));
+  assert.equal(r.ok ? '' : r.code, 'unknown-node');
+  assert.equal(sm.snapshot(), before);
+});
+
+test('malformed node-state commands are rejected with the field named and change nothing', () => {
+  const sm = new CibStateMachine();
+  sm.apply(entry({ op: 'replace-node-state', node: 'alice', state: aliceState([]) }));
+  const before = sm.snapshot();
+  const good = aliceState([{ id: 'web_last_0', operation: 'start' }]);
+  const cases: [unknown, RegExp][] = [
+    [{ op: 'replace-node-state', node: 'alice' }, /state: expected an object/],
+    [{ op: 'replace-node-state', node: '', state: good }, /valid node name/],
+    [{ op: 'replace-node-state', node: 'bob', state: good }, /uname "alice" is not node "bob"/],
+    [{ op: 'replace-node-state', node: 'alice', state: { ...good, hasLrm: 'yes' } }, /hasLrm/],
+    [
+      { op: 'replace-node-state', node: 'alice', state: { ...good, resources: {} } },
+      /resources: expected a list/,
+    ],
+    [
+      {
+        op: 'replace-node-state',
+        node: 'alice',
+        state: { ...good, resources: [{ id: 'web', ops: [{ id: 'x' }] }] },
+      },
+      /resources\[0\]\.ops\[0\]/,
+    ],
+    [
+      {
+        op: 'replace-node-state',
+        node: 'alice',
+        state: { ...good, transientAttributes: [{ kind: 'x', pairs: [1] }] },
+      },
+      /transientAttributes\[0\]\.pairs\[0\]/,
+    ],
+    [
+      { op: 'delete-op-result', node: 'alice', resource: { id: 'web' }, id: 'web_last_0' },
+      /delete-op-result/,
+    ],
+    [{ op: 'delete-op-result', node: 'alice', resource: 'web' }, /delete-op-result/],
+  ];
+  for (const [cmd, why] of cases) {
+    const r = sm.apply(entry(JSON.stringify(cmd)));
+    assert.equal(r.ok ? '' : r.code, 'bad-command', JSON.stringify(cmd));
+    assert.match(r.ok ? '' : r.message, why);
+  }
+  assert.equal(sm.snapshot(), before);
 });

@@ -111,7 +111,10 @@ function confChange(data: string, where: string): void {
   if (o.type !== 'addNode' && o.type !== 'removeNode' && !fenced)
     fail(`${where}.type: expected "addNode", "removeNode" or "fencedRemoveNode"`);
   nodeId(o.node, `${where}.node`);
-  if (fenced && (typeof o.fencedBy !== 'string' || o.fencedBy.length === 0 || o.fencedBy.length > MAX_FENCE_EVIDENCE))
+  if (
+    fenced &&
+    (typeof o.fencedBy !== 'string' || o.fencedBy.length === 0 || o.fencedBy.length > MAX_FENCE_EVIDENCE)
+  )
     fail(`${where}.fencedBy: expected 1..${MAX_FENCE_EVIDENCE} characters naming the fence evidence`);
 }
 

@@ -107,3 +107,26 @@ test('deeply nested and oversized inputs are rejected', () => {
   assert.equal(r.ok, false);
   assert.match(r.ok ? '' : r.message, /exceeds/);
 });
+
+test('a fenced removal travels with its evidence; one without evidence is rejected', () => {
+  const fenced = '{"type":"fencedRemoveNode","node":"n2","fencedBy":"fence_ipmilan on n2-ipmi"}';
+  const m: Message = {
+    ...base,
+    entries: [{ term: Term(3), index: LogIndex(8), type: 'conf', data: fenced }],
+  };
+  const r = decodeMessage(encodeMessage(m));
+  assert.ok(r.ok, r.ok ? '' : r.message);
+  assert.deepEqual(r.value, m);
+  for (const data of [
+    '{"type":"fencedRemoveNode","node":"n2"}',
+    '{"type":"fencedRemoveNode","node":"n2","fencedBy":""}',
+    `{"type":"fencedRemoveNode","node":"n2","fencedBy":"${'x'.repeat(201)}"}`,
+    '{"type":"addNode","node":"n2","fencedBy":"x"}',
+  ]) {
+    const bad = decodeMessage(
+      encodeMessage({ ...base, entries: [{ term: Term(3), index: LogIndex(8), type: 'conf', data }] }),
+    );
+    assert.equal(bad.ok, false, data);
+    assert.match(bad.ok ? '' : bad.message, /entries\[0\]\.data/);
+  }
+});

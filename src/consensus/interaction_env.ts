@@ -7,6 +7,7 @@
  *   add-nodes N [voters=(1,2,3)] [witness=(3)] [join] [lease-hold=true] [pre-vote=false] [check-quorum=false]
  *             [election=10] [heartbeat=1]
  *   campaign ID | transfer FROM TO | propose ID TEXT | propose-conf ID add|remove NODE
+ *   force-solo ID PEER     the two-node rule: ID forces itself solo after PEER was fenced
  *   tick N [ID…]           N rounds of: tick (all nodes or the given ones), deliver until quiet
  *   deliver-msgs [drop=(ID,…)] [ID…]   delivers queued messages once (only to the given nodes)
  *   stabilize              processes Ready and delivers until nothing moves
@@ -68,6 +69,16 @@ export class InteractionEnv {
         const r = this.node(args[0]).proposeConfChange({ type, node: NodeId(args[2]!) });
         this.out.push(
           r.ok ? `proposed at index ${r.index} term ${r.term}` : `refused: ${r.code}: ${r.message}`,
+        );
+        this.processReady(args[0]!);
+        break;
+      }
+      case 'force-solo': {
+        const r = this.node(args[0]).forceSoloAfterFence(NodeId(args[1]!), {
+          fencedBy: `test fence of ${args[1]} by ${args[0]}`,
+        });
+        this.out.push(
+          r.ok ? `forced solo at index ${r.index} term ${r.term}` : `refused: ${r.code}: ${r.message}`,
         );
         this.processReady(args[0]!);
         break;

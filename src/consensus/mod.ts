@@ -16,5 +16,14 @@
  *     which bounds the in-memory log and the log file.
  *
  * The DC acts as DC only while `node.currentTick <= node.leaseValidUntilTick()`.
+ *
+ * Two-node rule (a cluster of exactly two voters and no witness): when the peer is lost and
+ * this node has no leader, first ask `node.checkForceSolo(peer)` — null means it may take over
+ * (a node that restarted must hear from a leader first: wait_for_all). Then fence the peer;
+ * once the fence device confirms it off, call `node.forceSoloAfterFence(peer, { fencedBy })`
+ * and run the Ready loop at once: this node leads {self} in a new term. When the peer rejoins
+ * membership, the leader calls `node.proposeConfChange({ type: 'addNode', node: peer })`; the
+ * pair commits together again once the peer has caught up. Changes away from a two-voter
+ * configuration by other means need both voters (a dead peer cannot be `removeNode`d).
  */
 export * from './types.ts';

@@ -274,7 +274,7 @@ export class RaftNode {
   transferLeadership(to: NodeId): boolean {
     this.assertNoReady();
     const pr = this.progress.get(to);
-    if (this.role !== 'leader' || !pr) return false;
+    if (this.role !== 'leader' || !pr || !this.voters.includes(to)) return false;
     this.transferee = to;
     this.transferDeadlineTick = this.tickNow + this.cfg.electionTicks;
     if (pr.match === this.log.lastIndex()) this.send({ type: 'timeoutNow', to });
@@ -400,25 +400,42 @@ export class RaftNode {
    * node just restarted must hear from the current leader first — halo's wait_for_all).
    */
   checkForceSolo(peer: NodeId): ForceSoloRefusal | null {
-    if (peer === this.id || this.voters.length !== 2 || !this.voters.includes(this.id) || !this.voters.includes(peer)) {
+    const pair = (vs: readonly NodeId[]) =>
+      peer !== this.id && vs.length === 2 && vs.includes(this.id) && vs.includes(peer);
+    const synced = this.syncedSinceStart && this.pendingSnapshot === null;
+    // An ordinary removal of `peer` from {self, peer} that `peer` never acknowledged (it was
+    // already dead): the configuration is {self} on append, but the removal cannot commit
+    // without `peer`. Fencing `peer` and forcing solo is the way out, by the same argument.
+    const removalPending =
+      this.voters.length === 1 &&
+      this.voters[0] === this.id &&
+      this.commit < this.lastConfIndexBefore &&
+      pair(this.lastConfOldVoters);
+    if (removalPending) return synced ? null : this.notSynced();
+    if (!pair(this.voters)) {
       return {
         code: 'conf-change-invalid',
         message: `forcing solo needs exactly two voters, ${this.id} and ${peer}; voters are ${this.voters.join(',') || 'none'}`,
       };
     }
-    if (this.commit < this.lastConfIndexBefore) {
+    // A pending change is fine only if it is this node re-adding `peer` to {self}: every
+    // commit under either configuration needed this node, so its log still holds them all (the
+    // re-added peer died again before it acknowledged).
+    const readding = this.lastConfOldVoters.length === 1 && this.lastConfOldVoters[0] === this.id;
+    if (this.commit < this.lastConfIndexBefore && !readding) {
       return {
         code: 'conf-change-pending',
         message: `the membership change at index ${this.lastConfIndexBefore} is not committed (commit ${this.commit})`,
       };
     }
-    if (!this.syncedSinceStart || this.pendingSnapshot !== null) {
-      return {
-        code: 'not-synced',
-        message: `${this.id} has not heard from a leader of the current configuration since it started; its log may be stale`,
-      };
-    }
-    return null;
+    return synced ? null : this.notSynced();
+  }
+
+  private notSynced(): ForceSoloRefusal {
+    return {
+      code: 'not-synced',
+      message: `${this.id} has not heard from a leader of the current configuration since it started; its log may be stale`,
+    };
   }
 
   /** Feeds one received message. Messages from unknown or stale senders are ignored. */
@@ -618,7 +635,7 @@ export class RaftNode {
     this.transferee = null;
     this.resetTimers();
     this.progress.clear();
-    for (const v of this.voters) if (v !== this.id) this.progress.set(v, this.newProgress());
+    for (const v of this.replicationTargets()) this.progress.set(v, this.newProgress());
     // Commit an entry of this term before any membership change (the single-server bug fix).
     this.appendEntry('normal', '');
     this.pendingConfIndex = this.log.lastIndex();
@@ -702,7 +719,7 @@ export class RaftNode {
   private handOffFromWitness(): void {
     if (this.transferee !== null || this.commit < this.log.lastIndex()) return;
     for (const [v, pr] of this.progress) {
-      if (pr.match === this.log.lastIndex() && pr.recentActive) {
+      if (pr.match === this.log.lastIndex() && pr.recentActive && this.voters.includes(v)) {
         this.transferLeadership(v);
         return;
       }
@@ -906,12 +923,23 @@ export class RaftNode {
       if (m.entries.some((e) => e.type === 'conf') || first <= this.lastConfIndexBefore) this.recomputeConf();
     }
     this.commitTo(Math.min(m.commit, lastNew));
+    this.noteSynced();
     this.send({ type: 'appResp', to: m.from, index: LogIndex(lastNew), ctx: m.ctx });
   }
 
   private handleHeartbeat(m: Message): void {
     this.commitTo(Math.min(m.commit, this.log.lastIndex()));
+    this.noteSynced();
     this.send({ type: 'heartbeatResp', to: m.from, ctx: m.ctx });
+  }
+
+  /**
+   * A follower that holds a committed entry of the current leader's term holds that leader's
+   * log up to it, including every membership change made before this term. (A commit index
+   * recovered from disk counts too: a node forcing solo always moves to a new term.)
+   */
+  private noteSynced(): void {
+    if (this.leader !== null && this.log.term(this.commit) === this.term) this.syncedSinceStart = true;
   }
 
   private handleSnapshot(m: Message): void {
@@ -1076,9 +1104,20 @@ export class RaftNode {
       v === this.id ? this.log.lastIndex() : (this.progress.get(v)?.match ?? 0),
     );
     matches.sort((a, b) => b - a);
-    const q = matches[quorum(this.voters.length) - 1] ?? 0;
+    let q = matches[quorum(this.voters.length) - 1] ?? 0;
+    if (this.twoVoterGuardIndex > this.commit) {
+      // A change away from a two-voter configuration {A,B} (and everything before it) commits
+      // only when BOTH hold it. Otherwise A could, say, remove B or add C and commit alone or
+      // with C, while B — not knowing — still sees {A,B} as committed and, after fencing A,
+      // forces itself solo without those entries. With this rule the only way out of {A,B}
+      // without both is forceSoloAfterFence, whose entry is exempt.
+      for (const v of this.twoVoterGuardVoters)
+        q = Math.min(q, v === this.id ? this.log.lastIndex() : (this.progress.get(v)?.match ?? 0));
+    }
     if (q > this.commit && this.log.term(q) === this.term) {
       this.commit = LogIndex(q);
+      this.syncedSinceStart = true;
+      if (this.twoVoterGuardIndex !== 0 && this.twoVoterGuardIndex <= this.commit) this.pruneProgress();
       return true;
     }
     return false;
@@ -1091,7 +1130,7 @@ export class RaftNode {
       // a leader until the followers' lease hold lapses.
       let best: NodeId | null = null;
       for (const [v, pr] of this.progress)
-        if (best === null || pr.match > this.progress.get(best)!.match) best = v;
+        if (this.voters.includes(v) && (best === null || pr.match > this.progress.get(best)!.match)) best = v;
       if (best !== null && this.progress.get(best)!.match === this.log.lastIndex())
         this.send({ type: 'timeoutNow', to: best });
       this.becomeFollower(this.term, null);
@@ -1103,23 +1142,58 @@ export class RaftNode {
 
   /** Index of the last conf entry in the log (0 if none after the snapshot). */
   private lastConfIndexBefore = 0;
+  /**
+   * The last conf entry, if it changes a two-voter configuration by normal means (not a fenced
+   * removal): its index and the old voters, both of whom must hold it before it commits.
+   */
+  private twoVoterGuardIndex = 0;
+  private twoVoterGuardVoters: NodeId[] = [];
+  /** The voters before the last conf entry in the log (the snapshot's when there is none). */
+  private lastConfOldVoters: NodeId[] = [];
+
+  /** Followers the leader replicates to: the voters, plus an old voter a guarded change still waits for. */
+  private replicationTargets(): NodeId[] {
+    const t = new Set(this.voters);
+    if (this.twoVoterGuardIndex > this.commit) for (const v of this.twoVoterGuardVoters) t.add(v);
+    t.delete(this.id);
+    return [...t];
+  }
+
+  /** On a leader: add progress for new targets, drop it for nodes no longer replicated to. */
+  private pruneProgress(): void {
+    if (this.role !== 'leader') return;
+    const targets = this.replicationTargets();
+    for (const v of targets) {
+      if (this.progress.has(v)) continue;
+      this.progress.set(v, this.newProgress());
+      // A voter just added has not had the chance to acknowledge anything: give it one
+      // election timeout before check-quorum deposes us (e.g. re-adding a fenced peer to a
+      // solo leader). The lease still counts only real acknowledgements, so it holds no longer.
+      this.leaderSinceTick = this.tickNow;
+    }
+    for (const v of [...this.progress.keys()]) if (!targets.includes(v)) this.progress.delete(v);
+  }
 
   /** Voters = the snapshot's configuration changed by every conf entry in the log (effective on append). */
   private recomputeConf(): void {
     const before = this.voters;
     let voters: NodeId[] = [...(this.snapshot?.meta.conf.voters ?? [])];
     this.lastConfIndexBefore = 0;
+    this.twoVoterGuardIndex = 0;
+    this.twoVoterGuardVoters = [];
+    this.lastConfOldVoters = voters;
     for (const e of this.log.slice(this.log.firstIndex(), this.log.lastIndex())) {
       if (e.type !== 'conf') continue;
-      voters = applyConfChange(voters, decodeConfChange(e.data));
+      const cc = decodeConfChange(e.data);
+      const guarded = voters.length === 2 && cc.type !== 'fencedRemoveNode';
+      this.twoVoterGuardIndex = guarded ? e.index : 0;
+      this.twoVoterGuardVoters = guarded ? voters : [];
+      this.lastConfOldVoters = voters;
+      voters = applyConfChange(voters, cc);
       this.lastConfIndexBefore = e.index;
     }
     this.voters = voters;
-    if (this.role === 'leader') {
-      for (const v of voters)
-        if (v !== this.id && !this.progress.has(v)) this.progress.set(v, this.newProgress());
-      for (const v of [...this.progress.keys()]) if (!voters.includes(v)) this.progress.delete(v);
-    }
+    this.pruneProgress();
     if (before.join() !== voters.join() && this.role !== 'leader' && !voters.includes(this.id)) {
       // Removed (or not yet added): stay a follower and wait; never campaign.
       if (this.role !== 'follower') this.becomeFollower(this.term, this.leader);

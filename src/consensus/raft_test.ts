@@ -242,3 +242,136 @@ test('20 000 well-formed but nonsensical messages never crash a node or move its
     assert.ok(maxLast > 3, `node ${self} never appended anything; the fuzz does not reach replication`);
   }
 });
+
+/** A two-voter cluster {a,b} with a leading and both in sync. */
+function twoNodeCluster(): Map<string, { raft: RaftNode; store: RaftStore }> {
+  const nodes = new Map(
+    ['a', 'b'].map((id, i) => {
+      const store = new MemoryStore(bootstrapState([NodeId('a'), NodeId('b')]));
+      return [
+        id,
+        { raft: new RaftNode({ ...cfg(id, i + 1), leaseHoldAtStart: false }, store.load()), store },
+      ];
+    }),
+  );
+  nodes.get('a')!.raft.campaign();
+  settle(nodes);
+  assert.ok(nodes.get('a')!.raft.propose('x').ok);
+  settle(nodes);
+  return nodes;
+}
+
+test('forcing solo is refused, changing nothing, unless the voters are exactly this node and the fenced peer', () => {
+  const nodes = twoNodeCluster();
+  const b = nodes.get('b')!.raft;
+  const before = b.status();
+  for (const peer of ['b', 'c']) {
+    const r = b.forceSoloAfterFence(NodeId(peer), { fencedBy: 'fence_ipmilan' });
+    assert.equal(r.ok ? '' : r.code, 'conf-change-invalid', peer);
+  }
+  const noEvidence = b.forceSoloAfterFence(NodeId('a'), { fencedBy: '' });
+  assert.equal(noEvidence.ok ? '' : noEvidence.code, 'conf-change-invalid');
+  assert.deepEqual(b.status(), before);
+  assert.equal(b.hasReady(), false);
+  // A three-voter cluster has a majority after one loss: no forcing there.
+  const store = new MemoryStore(bootstrapState(['a', 'b', 'c'].map(NodeId)));
+  const three = new RaftNode(cfg('a'), store.load());
+  assert.equal(three.checkForceSolo(NodeId('b'))?.code, 'conf-change-invalid');
+});
+
+test('a node just restarted may not force solo before a leader confirmed its log (wait for all)', () => {
+  const nodes = twoNodeCluster();
+  const b = nodes.get('b')!;
+  // b restarts from its disk: it cannot know whether a forced itself solo meanwhile.
+  const again = new RaftNode({ ...cfg('b', 9), leaseHoldAtStart: false }, b.store.load());
+  const r = again.forceSoloAfterFence(NodeId('a'), { fencedBy: 'fence_ipmilan' });
+  assert.equal(r.ok ? '' : r.code, 'not-synced');
+  assert.equal(again.conf.voters.join(), 'a,b');
+  // The running b heard from leader a in this term, so it may (once a is fenced).
+  assert.equal(b.raft.checkForceSolo(NodeId('a')), null);
+  const ok = b.raft.forceSoloAfterFence(NodeId('a'), { fencedBy: 'fence_ipmilan on a-ipmi, by b' });
+  assert.ok(ok.ok);
+  assert.equal(b.raft.currentRole, 'leader');
+  assert.deepEqual(b.raft.conf.voters, ['b']);
+  const rd = b.raft.ready();
+  assert.ok(rd.hardState && rd.hardState.term === ok.term && rd.hardState.vote === 'b');
+  assert.deepEqual(
+    rd.committedEntries.map((e) => e.type),
+    ['conf', 'normal'],
+  );
+  assert.match(rd.entries[0]!.data, /"fencedRemoveNode".*fence_ipmilan on a-ipmi, by b/);
+  b.raft.advance(rd);
+});
+
+test('a fenced removal cannot be proposed as an ordinary membership change', () => {
+  const nodes = twoNodeCluster();
+  const r = nodes
+    .get('a')!
+    .raft.proposeConfChange({ type: 'fencedRemoveNode', node: NodeId('b'), fencedBy: 'I say so' });
+  assert.equal(r.ok ? '' : r.code, 'conf-change-invalid');
+  assert.match(r.ok ? '' : r.message, /forceSoloAfterFence/);
+});
+
+test('removing a voter from a two-voter cluster waits for that voter to hold the change', () => {
+  const nodes = twoNodeCluster();
+  const a = nodes.get('a')!.raft;
+  const commitBefore = a.status().commit;
+  const r = a.proposeConfChange({ type: 'removeNode', node: NodeId('b') });
+  assert.ok(r.ok);
+  // b is unreachable: a alone (the new configuration's quorum) must not commit it.
+  settle(nodes, (m) => m.to === 'b' || m.from === 'b');
+  assert.equal(a.status().commit, commitBefore);
+  for (let i = 0; i < 3 && a.status().commit < r.index; i++) {
+    a.tick(); // a heartbeat: b answers, a sends it the entry
+    settle(nodes);
+  }
+  assert.equal(a.status().commit, r.index);
+  assert.deepEqual(nodes.get('b')!.raft.conf.voters, ['a']);
+});
+
+test('a survivor whose re-added peer dies again before acknowledging can fence it and go solo again', () => {
+  const nodes = twoNodeCluster();
+  const a = nodes.get('a')!.raft;
+  assert.ok(a.forceSoloAfterFence(NodeId('b'), { fencedBy: 'fence_ipmilan' }).ok);
+  a.advance(a.ready());
+  const add = a.proposeConfChange({ type: 'addNode', node: NodeId('b') });
+  assert.ok(add.ok);
+  a.advance(a.ready());
+  // b never answers: a loses leadership (check-quorum) and the re-add stays uncommitted.
+  for (let i = 0; i < 40 && a.currentRole === 'leader'; i++) {
+    a.tick();
+    a.advance(a.ready());
+  }
+  assert.notEqual(a.currentRole, 'leader');
+  assert.ok(a.status().commit < add.index);
+  assert.equal(a.checkForceSolo(NodeId('b')), null);
+  const again = a.forceSoloAfterFence(NodeId('b'), { fencedBy: 'fence_ipmilan, second time' });
+  assert.ok(again.ok);
+  assert.deepEqual(a.conf.voters, ['a']);
+  const rd = a.ready();
+  assert.ok(rd.committedEntries.some((e) => e.index === add.index));
+  a.advance(rd);
+});
+
+test('a removal of a dead peer that can never commit is resolved by fencing it and forcing solo', () => {
+  const nodes = twoNodeCluster();
+  const a = nodes.get('a')!.raft;
+  const rm = a.proposeConfChange({ type: 'removeNode', node: NodeId('b') });
+  assert.ok(rm.ok);
+  a.advance(a.ready()); // b is dead: nothing reaches it
+  assert.deepEqual(a.conf.voters, ['a']);
+  assert.ok(a.status().commit < rm.index);
+  assert.ok(a.propose('stuck').ok);
+  a.advance(a.ready());
+  assert.ok(a.status().commit < rm.index, 'nothing commits without b');
+  assert.equal(a.checkForceSolo(NodeId('b')), null);
+  const r = a.forceSoloAfterFence(NodeId('b'), { fencedBy: 'fence_ipmilan' });
+  assert.ok(r.ok);
+  const rd = a.ready();
+  assert.deepEqual(
+    rd.committedEntries.map((e) => e.data).filter((d) => d === 'stuck'),
+    ['stuck'],
+  );
+  a.advance(rd);
+  assert.equal(a.status().commit, a.status().lastIndex);
+});

@@ -21,6 +21,12 @@ import type { ExecOp, OpOutcome, StatusChange } from './types.ts';
 /** A controller message larger than this is not one of ours. */
 export const MAX_WIRE_BYTES = 1 << 20;
 export const CONTROLLER_STREAM_PURPOSE = 'controller';
+/**
+ * The transient attribute a DC commits on a node before fencing it. Committing needs a majority,
+ * so a DC cut off from the cluster (which may still believe it leads for a moment, and whose
+ * fence device may still work) cannot fence the nodes of the side that carries on.
+ */
+export const FENCE_INTENT_ATTRIBUTE = 'halo-fence-request';
 
 /** What the daemon offers (all of it exists on `Daemon` / `ConsensusPart` today, named as there). */
 export interface DaemonHooks {
@@ -132,7 +138,13 @@ export function statusCommands(changes: readonly StatusChange[]): string[] {
  * of its own validator, so this turns true by itself once src/consensus adds them).
  */
 export function nodeStateCommandsSupported(): boolean {
-  const state: NodeState = { id: 'probe', uname: 'probe', transientAttributes: [], resources: [], hasLrm: true };
+  const state: NodeState = {
+    id: 'probe',
+    uname: 'probe',
+    transientAttributes: [],
+    resources: [],
+    hasLrm: true,
+  };
   return (
     validateCibCommand({ op: 'replace-node-state', node: 'probe', state }) === null &&
     validateCibCommand({ op: 'delete-op-result', node: 'probe', resource: 'r', id: 'r_last_0' }) === null
@@ -183,7 +195,8 @@ export function statusCommandsCompat(
       const keep = new Set(c.state.resources.flatMap((r) => r.ops.map((o) => `${r.id}\u0000${o.id}`)));
       for (const r of old?.resources ?? []) {
         for (const o of r.ops) {
-          if (!keep.has(`${r.id}\u0000${o.id}`) && o.opStatus !== '1') rec(c.node, { id: r.id }, cancelledRecord(o));
+          if (!keep.has(`${r.id}\u0000${o.id}`) && o.opStatus !== '1')
+            rec(c.node, { id: r.id }, cancelledRecord(o));
         }
       }
       for (const r of c.state.resources) {
@@ -249,6 +262,22 @@ export function attachController(
       schedule: (c, now) => schedule(c, now, { textOutput: false }),
       executor,
       fence: async (target, action, devices, c) => {
+        const decided = await h
+          .propose(
+            JSON.stringify({
+              op: 'set-node-attribute',
+              node: target,
+              name: FENCE_INTENT_ATTRIBUTE,
+              value: `${action} by ${h.self} at ${h.wallMs()}`,
+              lifetime: 'reboot',
+            }),
+          )
+          .catch((e: Error) => ({ ok: false, message: e.message }));
+        if (!decided.ok)
+          return {
+            ok: false,
+            reason: `the cluster did not confirm the decision to fence ${target} (${decided.message ?? 'refused'}): this node may be the one cut off`,
+          };
         const r = await new Fencer({ runner, devices, levels: c.configuration.fencingTopology }).fence(
           target,
           action,

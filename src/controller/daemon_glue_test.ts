@@ -3,6 +3,8 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import type { NodeState } from '../cib/model.ts';
+import { CibStateMachine } from '../consensus/cib_state_machine.ts';
 import { nullLogger } from '../lib/ports.ts';
 import {
   type AttachedController,
@@ -12,6 +14,7 @@ import {
   encodeWire,
   MAX_WIRE_BYTES,
   statusCommands,
+  statusCommandsCompat,
 } from './daemon_glue.ts';
 import { crmCib } from './sim_harness_test_util.ts';
 
@@ -92,6 +95,64 @@ test('status changes map onto the replicated CIB commands', () => {
     cmds.map((c) => c.op),
     ['set-node-attribute', 'record-op-result', 'delete-op-result'],
   );
+});
+
+test("while the replicated CIB lacks the node-state commands, a fenced node's cleared status still reaches it: dropped records as cancelled, dropped attributes deleted", () => {
+  const sm = new CibStateMachine();
+  const start = {
+    id: 'a_last_0',
+    operation: 'start',
+    interval: '0',
+    callId: '3',
+    rcCode: '0',
+    opStatus: '0',
+  };
+  const mon = {
+    id: 'a_monitor_1000',
+    operation: 'monitor',
+    interval: '1000',
+    callId: '4',
+    rcCode: '0',
+    opStatus: '0',
+  };
+  const res = { id: 'a', class: 'ocf', provider: 'heartbeat', type: 'Dummy' };
+  const apply = (cmds: readonly string[]): void => {
+    for (const [i, data] of cmds.entries()) {
+      const r = sm.apply({ type: 'normal', index: i + 1, term: 1, data } as never);
+      assert.ok(r.ok, `command ${data} rejected: ${r.ok ? '' : r.message}`);
+    }
+  };
+  apply(
+    statusCommandsCompat(
+      [
+        { kind: 'op', node: 'n1', resource: res, op: start },
+        { kind: 'op', node: 'n1', resource: res, op: mon },
+        { kind: 'attr', node: 'n1', name: 'pingd', value: '100' },
+      ],
+      sm.cib.status,
+    ),
+  );
+  // n1 is fenced: the DC clears everything it ran.
+  const cleared: NodeState = { id: '1', uname: 'n1', transientAttributes: [], resources: [], hasLrm: true };
+  apply(statusCommandsCompat([{ kind: 'node', node: 'n1', state: cleared }], sm.cib.status));
+  const n1 = sm.cib.status.find((s) => s.uname === 'n1')!;
+  const ops = n1.resources.flatMap((r) => r.ops);
+  assert.deepEqual(
+    ops.map((o) => [o.id, o.opStatus]),
+    [
+      ['a_last_0', '1'],
+      ['a_monitor_1000', '1'],
+    ],
+    'both records are cancelled, which the scheduler skips',
+  );
+  assert.deepEqual(
+    n1.transientAttributes.flatMap((set) => set.pairs),
+    [],
+  );
+  // A stop recorded later replaces the cancelled record under the same id.
+  const stop = { ...start, operation: 'stop', callId: '9' };
+  apply(statusCommandsCompat([{ kind: 'op', node: 'n1', resource: res, op: stop }], sm.cib.status));
+  assert.equal(sm.cib.status[0]!.resources[0]!.ops.find((o) => o.id === 'a_last_0')!.operation, 'stop');
 });
 
 test('two daemons hosting the controller run an agent on the other node over the controller stream and replicate its result', {

@@ -8,7 +8,11 @@ import { HaloError } from '../lib/errors.ts';
  * command line (`status`) and reads one JSON document back, then the server closes. Only
  * local root can connect; nothing here is reachable from the network.
  */
-export const MAX_CONTROL_REQUEST_BYTES = 4096;
+/**
+ * One request line at most: a whole configuration (`cib {"op":"replace-configuration",…}`, seed
+ * 003's is ~4 KiB as JSON) must fit, as must the state machine's own command limit (4 MiB).
+ */
+export const MAX_CONTROL_REQUEST_BYTES = 4 << 20;
 export const MAX_CONTROL_RESPONSE_BYTES = 4 << 20;
 
 /** Answers one command line; may be async (e.g. a proposal that waits for commit). */
@@ -23,13 +27,18 @@ export async function serveControl(path: string, handler: ControlHandler): Promi
   rmSync(path, { force: true });
   const server = createServer((conn) => {
     let buf = '';
+    let bytes = 0;
     let answered = false;
     conn.setEncoding('utf8');
     conn.on('error', () => conn.destroy());
     conn.on('data', (chunk: string) => {
+      if (answered) return;
       buf += chunk;
-      if (buf.length > MAX_CONTROL_REQUEST_BYTES) {
-        conn.end(`${JSON.stringify({ error: 'request too long' })}\n`);
+      bytes += Buffer.byteLength(chunk);
+      if (bytes > MAX_CONTROL_REQUEST_BYTES) {
+        answered = true;
+        buf = '';
+        conn.end(`${JSON.stringify({ error: `request longer than ${MAX_CONTROL_REQUEST_BYTES} bytes` })}\n`);
         return;
       }
       const nl = buf.indexOf('\n');

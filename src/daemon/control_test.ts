@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { queryControl, serveControl } from './control.ts';
+import { MAX_CONTROL_REQUEST_BYTES, queryControl, serveControl } from './control.ts';
 
 test('the control socket answers commands, replaces a stale socket file and refuses to steal a live one', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'halo-ctl-'));
@@ -22,4 +22,21 @@ test('the control socket answers commands, replaces a stale socket file and refu
     rmSync(dir, { recursive: true, force: true });
   }
   await assert.rejects(queryControl(path, 'status'), { code: 'daemon-unreachable' });
+});
+
+test('a whole configuration fits in one control command, and a request over the limit gets an error, not a hang', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'halo-ctl-'));
+  const path = join(dir, 'n.sock');
+  const server = await serveControl(path, (cmd) => ({ length: cmd.length }));
+  try {
+    // Seed 003's configuration as JSON is ~4 KiB; a big one is far larger.
+    const big = `cib ${'x'.repeat(256 * 1024)}`;
+    assert.deepEqual(await queryControl(path, big), { length: big.length });
+    const tooBig = 'y'.repeat(MAX_CONTROL_REQUEST_BYTES + 1);
+    const answer = (await queryControl(path, tooBig, 10_000)) as { error?: string };
+    assert.match(answer.error ?? '', /request longer than \d+ bytes/);
+  } finally {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -1,22 +1,23 @@
 import { createHash } from 'node:crypto';
 import type { Server } from 'node:net';
 import { join } from 'node:path';
-import { type Cib, emptyCib } from '../cib/model.ts';
+import { type Cib, emptyCib, type NodeState } from '../cib/model.ts';
 import { validateCibCommand } from '../consensus/cib_state_machine.ts';
 import { renderStatus } from '../controller/crm_mon.ts';
 import { type AttachedController, attachController } from '../controller/daemon_glue.ts';
+import { cibForScheduling } from '../controller/status.ts';
 import { HaloError } from '../lib/errors.ts';
 import type { Logger } from '../lib/ports.ts';
 import { type DetectorEvent, FailureDetector, type PeerState } from '../membership/failure_detector.ts';
 import { type Fencer, noFencer } from '../membership/fencer.ts';
 import { decodeHeartbeat, encodeHeartbeat } from '../membership/heartbeat_codec.ts';
 import { type QuorumState, QuorumTracker, WitnessBallot } from '../membership/quorum.ts';
+import { schedule } from '../scheduler/schedule.ts';
 import { loadKeyFile } from '../transport/key_file.ts';
 import type { LinkEvent, LinkState } from '../transport/links.ts';
 import { Channel, clusterIdFromDigest, type PacketCounters, type PacketHeader } from '../transport/packet.ts';
 import { StreamChannel, StreamServer } from '../transport/stream.ts';
 import { UdpTransport } from '../transport/udp_transport.ts';
-import { schedule } from '../scheduler/schedule.ts';
 import { nextBootEpoch } from './boot_epoch.ts';
 import { controlSocketPath, type DaemonConfig, type NodeConfig } from './config.ts';
 import { serveControl } from './control.ts';
@@ -387,6 +388,13 @@ export class Daemon {
     this.ctl.host.quorum(state.quorate, fence, state.reason);
   }
 
+  /** The CIB the controller schedules from (DC) or the replicated one, as JSON (`halo status --output json`). */
+  private viewCib(): { source: 'dc' | 'replicated'; cib: Cib } {
+    const view = this.ctl?.host.controller.view();
+    if (view?.isDc) return { source: 'dc', cib: view.cib };
+    return { source: 'replicated', cib: this.consensus?.cib?.() ?? emptyCib() };
+  }
+
   /** `crm_mon -1`-like text of the resources: the DC's live view, else the replicated CIB. */
   private crmMon(): { text: string; dc: string | null; source: 'dc' | 'replicated' | 'none' } {
     const dc = this.consensus?.status().leader ?? null;
@@ -399,7 +407,24 @@ export class Daemon {
         dc,
         source: 'dc',
       };
-    const cib = this.consensus?.cib?.() ?? emptyCib();
+    // Not the DC: the replicated status, with the membership as this node sees it (the
+    // replicated records carry no membership fields).
+    const base = this.consensus?.cib?.() ?? emptyCib();
+    const ids = this.memberIds();
+    const status = base.configuration.nodes.map((n): NodeState => {
+      const s = base.status.find((x) => x.uname === n.uname || x.id === n.id);
+      const up = this.cfg.nodes.some((c) => c.name === n.uname && ids.has(c.id));
+      return {
+        ...(s ?? { transientAttributes: [], resources: [], hasLrm: true }),
+        id: n.id,
+        uname: n.uname,
+        inCcm: up ? 'true' : 'false',
+        crmd: up ? 'online' : 'offline',
+        join: up ? 'member' : 'down',
+        expected: up ? 'member' : 'down',
+      };
+    });
+    const cib = cibForScheduling(base, status, quorate, undefined);
     return {
       text: renderStatus({ cib, dc, quorate, nowMs: this.wallMs(), schedule: schedFn }),
       dc,
@@ -568,6 +593,7 @@ export class Daemon {
   private command(line: string): unknown {
     if (line === 'status') return this.status();
     if (line === 'crm_mon') return this.crmMon();
+    if (line === 'cib') return this.viewCib();
     const sp = line.indexOf(' ');
     const [cmd, arg] = sp < 0 ? [line, ''] : [line.slice(0, sp), line.slice(sp + 1)];
     if (cmd === 'cib') {
@@ -582,7 +608,7 @@ export class Daemon {
       if (problem) return { error: `cib: ${problem}` };
       return this.consensus.propose(JSON.stringify(v), PROPOSE_TIMEOUT_MS);
     }
-    return { error: `unknown command '${cmd.slice(0, 40)}' (known: status, crm_mon, cib JSON)` };
+    return { error: `unknown command '${cmd.slice(0, 40)}' (known: status, crm_mon, cib, cib JSON)` };
   }
 
   private sendHeartbeats(): void {

@@ -85,7 +85,7 @@ test('daemons on loopback see each other, answer status on the control socket an
     );
     assert.equal(st.members[1]!.links[0]!.state, 'up');
     assert.deepEqual(await queryControl(join(dir, 'a.sock'), 'frobnicate'), {
-      error: "unknown command 'frobnicate' (known: status, cib JSON)",
+      error: "unknown command 'frobnicate' (known: status, crm_mon, cib, cib JSON)",
     });
     assert.deepEqual(await queryControl(join(dir, 'a.sock'), 'cib {"op":"set-property"}'), {
       error: 'consensus is not running on this node',

@@ -82,9 +82,35 @@ export function heartbeatToOcf(type: string, args: readonly string[]): MappedAge
         ]),
       };
     }
+    case 'drbddisk':
+      // drbddisk::r0 made r0 Primary on start and Secondary on stop (the drbd init script kept
+      // it up and replicating). halo:volume's drbddisk mode does the same, bringing the engine
+      // up first when it is not running; status is "running" only while Primary.
+      return {
+        agent: 'halo:volume',
+        params: set([
+          ['drbd_resource', args[0]],
+          ['mode', 'drbddisk'],
+        ]),
+      };
     case 'drbdlinks':
       return { agent: 'halo:links', params: { config: args[0] ?? '/etc/drbdlinks.conf' } };
     default:
       return undefined;
   }
+}
+
+/**
+ * The built-in that stands in for an OCF agent this machine lacks, or undefined. Only agents
+ * halo re-implements are mapped: `ocf:linbit:drbd` (from drbd-utils, absent without kernel DRBD)
+ * becomes `halo:volume` with the same parameters (`drbd_resource` keeps its meaning). The caller
+ * maps only when the agent file itself is missing, so an installed linbit agent still runs.
+ */
+export function ocfToBuiltin(
+  provider: string,
+  type: string,
+  params: Readonly<Record<string, string>>,
+): MappedAgent | undefined {
+  if (provider === 'linbit' && type === 'drbd') return { agent: 'halo:volume', params: { ...params } };
+  return undefined;
 }

@@ -4,7 +4,7 @@ import { HaloError } from '../lib/errors.ts';
 import { type AgentSpec, formatAgentSpec, parseAgentSpec } from './agent_spec.ts';
 import { builtinAgents } from './builtin/mod.ts';
 import type { BuiltinAgent } from './builtin/types.ts';
-import { heartbeatToOcf, positionalArgs } from './heartbeat_compat.ts';
+import { heartbeatToOcf, ocfToBuiltin, positionalArgs } from './heartbeat_compat.ts';
 import { type AgentMetadata, parseMetadata } from './metadata.ts';
 import type { RawOpOutcome } from './ops.ts';
 import { type ProcessOutcome, runProcess } from './process.ts';
@@ -228,7 +228,12 @@ export class ShellAgentRunner implements AgentRunner {
   private async runOcf(spec: AgentSpec, req: AgentRunRequest): Promise<RawOpOutcome> {
     const path = join(this.ocfRoot, 'resource.d', spec.provider!, spec.type);
     const why = checkExecutable(path, req.agent);
-    if (why) return notInstalled(`${why} (see: halo agent list ocf:${spec.provider})`);
+    if (why) {
+      // An agent halo re-implements (ocf:linbit:drbd → halo:volume) runs as the built-in.
+      const mapped = ocfToBuiltin(spec.provider!, spec.type, req.params);
+      if (mapped) return this.run({ ...req, agent: mapped.agent, params: mapped.params });
+      return notInstalled(`${why} (see: halo agent list ocf:${spec.provider})`);
+    }
     if (!OCF_ACTIONS.has(req.action)) {
       return {
         ...notInstalled(`${req.agent}: '${req.action}' is not an OCF action`),
@@ -625,6 +630,7 @@ export function metadataXml(m: AgentMetadata): string {
         a.timeout && `timeout="${esc(a.timeout)}"`,
         a.interval && `interval="${esc(a.interval)}"`,
         a.depth && `depth="${esc(a.depth)}"`,
+        a.role && `role="${esc(a.role)}"`,
       ]
         .filter(Boolean)
         .join(' ');

@@ -303,9 +303,10 @@ test('Heartbeat v1 resources without a resource.d script map onto the OCF agents
         rcs.push((await run(r, 'heartbeat:Delay', action, { 1: '0', 2: '0' })).rc);
       assert.deepEqual(rcs, [0, 0, 0, OCF_RC.OCF_NOT_RUNNING]);
     }
-    const missing = await run(r, 'heartbeat:drbddisk', 'start', { 1: 'r0' });
+    // drbddisk maps onto halo:volume (see volume_test.ts); Raid1 has no mapping.
+    const missing = await run(r, 'heartbeat:Raid1', 'start', { 1: '/etc/raidtab' });
     assert.equal(missing.status, 'notInstalled');
-    assert.match(missing.exitReason ?? '', /heartbeat:drbddisk is not installed/);
+    assert.match(missing.exitReason ?? '', /heartbeat:Raid1 is not installed/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

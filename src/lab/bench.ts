@@ -84,7 +84,10 @@ async function sleep(ms: number): Promise<void> {
 }
 
 /** Polls until `check` gives a value or `deadlineMs` passes (then undefined). */
-async function until<T>(check: () => Promise<T | undefined>, deadlineMs = PHASE_DEADLINE_MS): Promise<T | undefined> {
+async function until<T>(
+  check: () => Promise<T | undefined>,
+  deadlineMs = PHASE_DEADLINE_MS,
+): Promise<T | undefined> {
   const end = Date.now() + deadlineMs;
   while (Date.now() < end) {
     const v = await check();
@@ -326,7 +329,10 @@ export async function benchFailover(o: {
   const trials: TrialResult[] = [];
   let profile: string | null = null;
   try {
-    const ready = await until(async () => (probe.upFor(SERVICE_WARMUP_MS) ? true : undefined), SETTLE_DEADLINE_MS);
+    const ready = await until(
+      async () => (probe.upFor(SERVICE_WARMUP_MS) ? true : undefined),
+      SETTLE_DEADLINE_MS,
+    );
     if (!ready)
       throw new HaloError(
         'service-down',

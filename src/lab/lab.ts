@@ -559,6 +559,11 @@ export async function labDown(dir = DEFAULT_LAB_DIR): Promise<string[]> {
       done.push(`stopped ${n.name} (pid ${n.pid})`);
     }
   }
+  // Whatever the cluster started inside the nodes (web server…) goes with them.
+  for (const ns of state.namespaces) {
+    const k = killNamespaceProcesses(ns);
+    if (k) done.push(`killed ${k} processes left in ${ns}`);
+  }
   for (const ns of [...state.namespaces].reverse()) {
     try {
       execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
@@ -601,19 +606,22 @@ function setLink(state: LabState, n: LabNodeState, link: number, up: boolean): v
   });
 }
 
+/** Kill rounds: processes may fork while we kill. */
+const MAX_KILL_ROUNDS = 10;
+
 /**
- * What a reboot does to a lab node before its daemon starts again: nothing of the old boot runs
- * (leftover processes in its namespace are killed: resources survive a kill -9 of the daemon),
- * addresses a resource added (the VIP) are gone, and every link is up on both sides (a fence
- * device may have taken them down). Returns what it did.
+ * SIGKILLs every process inside a lab namespace (`ip netns pids`: resources the cluster started
+ * there, e.g. the web server, which outlive the daemon). Returns how many it killed.
  */
-function bootNode(state: LabState, n: LabNodeState): string {
-  const did: string[] = [];
+export function killNamespaceProcesses(ns: string): number {
   let killed = 0;
-  for (let round = 0; round < 10; round++) {
+  for (let round = 0; round < MAX_KILL_ROUNDS; round++) {
     let pids: number[] = [];
     try {
-      pids = execFileSync('ip', ['netns', 'pids', n.ns], { encoding: 'utf8' })
+      pids = execFileSync('ip', ['netns', 'pids', ns], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      })
         .split(/\s+/)
         .filter(Boolean)
         .map(Number)
@@ -632,6 +640,18 @@ function bootNode(state: LabState, n: LabNodeState): string {
     }
     execFileSync('sleep', ['0.05']);
   }
+  return killed;
+}
+
+/**
+ * What a reboot does to a lab node before its daemon starts again: nothing of the old boot runs
+ * (leftover processes in its namespace are killed: resources survive a kill -9 of the daemon),
+ * addresses a resource added (the VIP) are gone, and every link is up on both sides (a fence
+ * device may have taken them down). Returns what it did.
+ */
+function bootNode(state: LabState, n: LabNodeState): string {
+  const did: string[] = [];
+  const killed = killNamespaceProcesses(n.ns);
   if (killed) did.push(`killed ${killed} leftover processes`);
   for (let l = 0; l < state.links; l++) {
     const dev = `link${l}`;

@@ -3,10 +3,17 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { Script } from 'node:vm';
 import { HaloError } from '../lib/errors.ts';
 import { isLabDaemon, labChaos, labDown, labStatus, labUp, readLabState } from './lab.ts';
 import { hasNetnsSupport } from './netns.ts';
-import { scenarioFiles } from './scenarios.ts';
+import {
+  DEFAULT_SCENARIO,
+  scenarioConfiguration,
+  scenarioFiles,
+  WEB_SERVER_FILE,
+  webServerScript,
+} from './scenarios.ts';
 
 /** Polls `check` until it returns true or `ms` passes. */
 async function eventually(what: string, ms: number, check: () => Promise<boolean>): Promise<void> {
@@ -105,4 +112,27 @@ test('every scenario names each lab node and the lab VIP', () => {
     assert.ok(text.includes('n1') && text.includes('n2'), name);
     assert.ok(text.includes('198.18.0.200'), name);
   }
+});
+
+test('the web scenario runs its server through halo:process with a script node can load, fenced by halo:lab-fence', () => {
+  const sc = scenarioFiles('web', ['n1', 'n2', 'n3'], 'hx-', {
+    scenarioDir: '/lab/scenario',
+    nodeBin: '/usr/bin/node',
+  });
+  const crm = sc.files['cib.crm']!;
+  assert.match(
+    crm,
+    /primitive www halo:process params binfile="\/usr\/bin\/node" cmdline_options="\/lab\/scenario\/www\.cjs hx-"/,
+  );
+  assert.match(crm, /primitive fence-lab halo:lab-fence params netns_prefix=hx-/);
+  assert.match(crm, /stonith-action=off/);
+  assert.equal(sc.files[WEB_SERVER_FILE], webServerScript());
+  // Compiles as a script (syntax only; running it needs a lab namespace and port 80).
+  assert.doesNotThrow(() => new Script(webServerScript(), { filename: WEB_SERVER_FILE }));
+  const cfg = scenarioConfiguration(sc);
+  assert.deepEqual(
+    cfg.resources.map((r) => r.id),
+    ['fence-lab', 'g-web'],
+  );
+  assert.equal(DEFAULT_SCENARIO, 'web');
 });

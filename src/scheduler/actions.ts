@@ -26,6 +26,8 @@ export interface Decision {
   readonly blocked: boolean;
   /** Moves by live migration (allow-migrate) instead of stop and start. */
   readonly migrate: boolean;
+  /** Stays where it is but reloads its agent: only reloadable parameters changed. */
+  readonly reload: boolean;
 }
 
 export type Task = 'start' | 'stop' | 'promote' | 'demote' | 'monitor' | 'fence' | 'shutdown';
@@ -55,6 +57,7 @@ interface MutableDecision {
   reason: string | undefined;
   blocked: boolean;
   migrate: boolean;
+  reload: boolean;
 }
 
 function isPromotable(r: Res): boolean {
@@ -106,8 +109,16 @@ export function decide(u: Unpacked, a: Assignment, orders: readonly OrderEntry[]
         reason: undefined,
         blocked: next.fixed,
         migrate: false,
+        reload: false,
       };
       if (current && !next.node && !next.fixed) d.reason = 'node availability';
+      const change = current ? u.definitionChanges.get(p.id)?.get(current.node) : undefined;
+      if (change && sameNode && !next.fixed && !d.restart && next.role !== 'Stopped') {
+        if (change === 'restart') {
+          d.restart = true;
+          d.reason = 'resource definition change';
+        } else d.reload = true;
+      }
       if (needsQuorum(p) && !next.fixed && next.node) {
         if (noQuorumDemote && isPromotable(p)) {
           if (current && next.node === current.node) {
@@ -283,6 +294,27 @@ function applyOrders(u: Unpacked, orders: readonly OrderEntry[], byId: Map<strin
     changed = applyGroupChains(u, byId) || changed;
     if (!changed) break;
   }
+  // A `then` that is stuck (blocked after a failure) keeps its symmetrical `first` from stopping.
+  const stuck = (d: MutableDecision): boolean =>
+    d.next.fixed && d.current !== undefined && d.rsc.state.blocked;
+  for (const o of orders) {
+    if (o.kind !== 'Mandatory') continue;
+    // Which resource's stop has to wait for which one's.
+    let before: string | undefined;
+    let after: string | undefined;
+    if (o.symmetrical && o.firstAction === 'start' && o.thenAction === 'start')
+      [before, after] = [o.then, o.first];
+    else if (o.firstAction === 'stop' && o.thenAction === 'stop') [before, after] = [o.first, o.then];
+    if (!before || !after || !primsOf(before).some(stuck)) continue;
+    for (const f of primsOf(after)) if (stopsNow(f)) f.blocked = true;
+  }
+  for (const r of u.byId.values()) {
+    if (r.kind !== 'group') continue;
+    // Group members stop in reverse order: a stuck member holds up the ones before it.
+    const ds = r.children.map((m) => byId.get(m.id)).filter((d): d is MutableDecision => d !== undefined);
+    const lastStuck = ds.findLastIndex(stuck);
+    for (let i = 0; i < lastStuck; i++) if (stopsNow(ds[i]!)) ds[i]!.blocked = true;
+  }
 }
 
 /**
@@ -430,6 +462,9 @@ export function summaryLine(d: Decision): SummaryLine | undefined {
     if (next.role === 'Promoted') return line('Promote', `${cur.role} -> Promoted ${next.node}`);
     if (cur.role === 'Promoted') return line('Demote', `Promoted -> ${next.role} ${next.node}`);
   }
+  if (d.reload && !d.blocked) {
+    return { verb: 'Reload', rsc: rsc.id, details: roleDetail(rsc, cur.role) ? `${cur.role} ${next.node}` : next.node, suffix: '' };
+  }
   return undefined;
 }
 
@@ -513,7 +548,7 @@ export function buildGraph(
     const next = d.next;
     const moving = cur !== undefined && (next.node !== cur.node || d.restart || next.role === 'Stopped');
     let stopId: number | undefined;
-    if (cur && moving) {
+    if (cur && moving && !d.blocked) {
       if (cur.role === 'Promoted') add({ task: 'demote', node: cur.node, rsc: r.id });
       stopId = add({ task: 'stop', node: cur.node, rsc: r.id });
       stopOf.set(r.id, stopId);

@@ -163,8 +163,12 @@ export class Assigner {
     if (active.length > 1 && r.meta.get('multiple-active') === 'stop_only') {
       everywhere('multiple-active', `${r.id} is active on several nodes and multiple-active=stop_only`);
     }
-    const stopped = chain.find((p) => p.targetRole === 'Stopped');
-    if (stopped) everywhere('target-role', `${stopped.id} has target-role Stopped`);
+    // The effective target-role is inherited from the group/clone unless the primitive sets its own.
+    if (r.targetRole === 'Stopped') {
+      const from =
+        chain.find((p) => p.meta.get('target-role') !== undefined && p.targetRole === 'Stopped') ?? r;
+      everywhere('target-role', `${from.id} has target-role Stopped`);
+    }
     if (u.options.stopAllResources) everywhere('stop-all', 'stop-all-resources is set');
     for (const p of chain) {
       for (const e of u.tickets.get(p.baseId) ?? []) {
@@ -569,7 +573,11 @@ export class Assigner {
     let total: number | undefined;
     for (const p of primitivesOf(inst)) {
       const unique = cloneAncestor(p)?.clone?.globallyUnique ?? false;
-      const v = n.attrs.get(`master-${unique ? p.id : p.baseId}`) ?? n.attrs.get(`master-${p.id}`);
+      // Anonymous instances go by the name their history was recorded under, then the base id.
+      const recorded =
+        p.state.historyName !== undefined ? n.attrs.get(`master-${p.state.historyName}`) : undefined;
+      const v =
+        recorded ?? n.attrs.get(`master-${unique ? p.id : p.baseId}`) ?? n.attrs.get(`master-${p.id}`);
       if (v === undefined) continue;
       const s = parseScore(v);
       if (s.ok) total = (total ?? 0) + s.score;

@@ -107,7 +107,7 @@ function explainOne(stages: Stages, p: Res, d: Decision): string {
       const best = rivals.reduce((a, b) => (t.get(b) > t.get(a) ? b : a));
       if (t.get(node) > t.get(best))
         parts.push(
-          `${win} puts ${node} (${formatScore(t.get(node))}) ahead of ${best} (${formatScore(t.get(best))})`,
+          `${win}, which puts ${node} (${formatScore(t.get(node))}) ahead of ${best} (${formatScore(t.get(best))})`,
         );
       else
         parts.push(

@@ -41,7 +41,7 @@ describe('explain', () => {
     });
     const text = why(cib, 'web');
     assert.match(text, /^web stays on n2/);
-    assert.match(text, /location l_all_ping bans n1 \(-INFINITY, rule pingd lt 1000\)/);
+    assert.match(text, /location l_all_ping bans n1 \(-INFINITY, rule pingd=0 lt 1000\)/);
     assert.match(text, /stickiness 100 keeps it on n2/);
     assert.match(text, /ahead of n3/);
   });

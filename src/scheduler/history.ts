@@ -46,7 +46,8 @@ interface Replay {
   blocked: boolean;
   stopRequested: boolean;
   fenceNode: string | undefined;
-  digest: string | undefined;
+  /** Ops since the last start-like op, checked against the current definition (digests). */
+  configOps: readonly OpHistory[];
   /** A successful migrate_to left this node for that target (the last word unless a later op). */
   migratedTo: string | undefined;
   /** A failure with on-fail=demote: keep the instance but do not leave it promoted. */
@@ -98,6 +99,30 @@ function configuredOnFail(r: Res, op: OpHistory, options: ClusterOptions): strin
   return 'restart';
 }
 
+/**
+ * The ops that describe the resource as it runs now (Pacemaker's calculate_active_ops): those
+ * from the last start (or migrate_from; failing that the last promote/demote, or a probe that
+ * found it running) on; none when a later stop ended it.
+ */
+function activeOps(sorted: readonly OpHistory[]): readonly OpHistory[] {
+  let start = -1;
+  let stop = -1;
+  let impliedMonitor = -1;
+  let impliedClone = -1;
+  for (let i = 0; i < sorted.length; i++) {
+    const op = sorted[i]!;
+    const name = op.operation;
+    if (name === 'stop' && (op.opStatus ?? '0') === '0') stop = i;
+    else if (name === 'start' || name === 'migrate_from') start = i;
+    else if (impliedMonitor <= stop && name === 'monitor') {
+      if (op.rcCode === '0' || op.rcCode === '8') impliedMonitor = i;
+    } else if (name === 'promote' || name === 'demote') impliedClone = i;
+  }
+  if (start === -1) start = impliedClone !== -1 ? impliedClone : impliedMonitor;
+  if (start < stop) return [];
+  return sorted.slice(Math.max(0, start));
+}
+
 function replayOps(r: Res, node: string, ops: readonly OpHistory[], options: ClusterOptions): Replay {
   const sorted =
     ops.length <= 1
@@ -122,7 +147,7 @@ function replayOps(r: Res, node: string, ops: readonly OpHistory[], options: Clu
     blocked: false,
     stopRequested: false,
     fenceNode: undefined,
-    digest: undefined,
+    configOps: activeOps(sorted),
     migratedTo: undefined,
     demoteRequested: false,
   };
@@ -167,7 +192,6 @@ function replayOps(r: Res, node: string, ops: readonly OpHistory[], options: Clu
       if (name === 'start' || (name === 'monitor' && intervalMs === 0 && rc !== RC.notRunning)) {
         out.failed = false;
       }
-      if ((name === 'start' || name === 'reload') && op.opDigest) out.digest = op.opDigest;
       continue;
     }
     // A failure.
@@ -451,6 +475,10 @@ export function applyHistory(input: HistoryInput): void {
       const rep = replayOps(r, info.name, hist.ops, options);
       if (rep.migratedTo !== undefined) migrations.push({ r, source: info.name, target: rep.migratedTo });
       applyReplay(input, r, info, rep, bound);
+      if (r.parent && (rep.role !== 'Stopped' || rep.failed)) r.state.historyName ??= hist.id;
+      // Pacemaker checks a definition only through the resource its history is recorded under.
+      if (rep.role !== 'Stopped' && rep.configOps.length > 0 && (hist.id === r.id || r.state.historyName === hist.id))
+        (r.state.configOps as Map<string, readonly OpHistory[]>).set(info.name, rep.configOps);
     }
   }
   // A migrate_to whose target never took over is a partial migration: not supported yet.
@@ -505,7 +533,6 @@ function applyReplay(input: HistoryInput, r: MutableRes, info: NodeInfo, rep: Re
   }
   if (rep.stopRequested) st.stopRequested = true;
   if (rep.demoteRequested) st.demoteRequested = true;
-  if (rep.digest) (st.startDigests as Map<string, string>).set(info.name, rep.digest);
   if (rep.fenceNode && input.options.stonithEnabled && !input.fence.has(info.name)) {
     input.fence.set(info.name, rep.fenceNode);
     (info as { unclean: boolean }).unclean = true;
@@ -513,7 +540,8 @@ function applyReplay(input: HistoryInput, r: MutableRes, info: NodeInfo, rep: Re
   if (rep.role === 'Stopped' && !rep.failed) return;
   // An active resource on a node that is cleanly down means the node must be fenced first.
   if (!info.online && !info.unclean && !info.pending) {
-    if (!input.options.stonithEnabled) return;
+    // Only a managed resource makes the node need fencing; an unmanaged one is just noted.
+    if (!input.options.stonithEnabled || !r.managed) return;
     if (!input.fence.has(info.name)) {
       const seen = input.nodes.find((n) => n.info === info)?.state !== undefined;
       input.fence.set(
@@ -547,7 +575,14 @@ function applyFailCounts(input: HistoryInput): void {
   for (const { info } of input.nodes) {
     for (const [id, fc] of failCountsOnNode(info.attrs)) {
       if (fc.count <= 0) continue;
-      for (const r of byCountId.get(id) ?? []) {
+      // Old controllers wrote anonymous clone counts per instance (`fail-count-rsc:1`): they
+      // belong to whichever instance is active on this node.
+      const targets =
+        byCountId.get(id) ??
+        (byCountId.get(baseOf(id).base) ?? []).filter((r) =>
+          r.state.active.some((a) => a.node === info.name),
+        );
+      for (const r of targets) {
         if (fc.ops.length > 0 && fc.ops.every((op) => ignoredOp(r, op))) continue;
         // The legacy per-resource count can't name the op; Pacemaker then ignores it when the
         // resource ignores failures of some operation.

@@ -40,12 +40,17 @@ function scoreOf(text: string | undefined, where: string): number {
   return s.score;
 }
 
-function ruleText(rule: Rule): string {
+/** The rule as text, with the node's actual attribute values: `pingd=0 lt 1000`. */
+function ruleText(rule: Rule, attrs: ReadonlyMap<string, string>): string {
   const parts = rule.expressions.map((e) => {
-    if (e.kind === 'expression')
-      return `${e.attribute} ${e.operation}${e.value !== undefined ? ` ${e.value}` : ''}`;
+    if (e.kind === 'expression') {
+      const actual = attrs.get(e.attribute);
+      const lhs =
+        actual === undefined || e.attribute.startsWith('#') ? e.attribute : `${e.attribute}=${actual}`;
+      return `${lhs} ${e.operation}${e.value !== undefined ? ` ${e.value}` : ''}`;
+    }
     if (e.kind === 'date_expression') return `date ${e.operation}`;
-    if (e.kind === 'rule') return `(${ruleText(e)})`;
+    if (e.kind === 'rule') return `(${ruleText(e, attrs)})`;
     return e.kind;
   });
   return parts.join(` ${rule.booleanOp ?? 'and'} `);
@@ -54,13 +59,16 @@ function ruleText(rule: Rule): string {
 function targets(c: LocationConstraint, u: Unpacked): string[] {
   if (c.rsc !== undefined) return [...expandRef(u, c.rsc)];
   if (c.rscPattern !== undefined) {
+    // A leading `!` inverts the match, as in Pacemaker.
+    const negate = c.rscPattern.startsWith('!');
+    const source = negate ? c.rscPattern.slice(1) : c.rscPattern;
     let re: RegExp;
     try {
-      re = new RegExp(c.rscPattern);
+      re = new RegExp(source);
     } catch {
       return invalid(`location '${c.id}': rsc-pattern '${c.rscPattern}' is not a valid regular expression`);
     }
-    return [...u.byConfiguredId.keys()].filter((id) => re.test(id));
+    return [...u.byConfiguredId.keys()].filter((id) => re.test(id) !== negate);
   }
   return c.sets.flatMap((s) => s.resources.flatMap((id) => expandRef(u, id)));
 }
@@ -84,7 +92,12 @@ export function unpackLocations(u: Unpacked): LocationEntry[] {
       for (const rule of c.rules) {
         const ruleRole = normalRole(rule.role) ?? role;
         for (const n of u.nodes) {
-          const pass = evaluateRule(rule, { nodeAttrs: n.attrs, nowMs: u.options.nowMs });
+          const target = u.byConfiguredId.get(rsc);
+          const pass = evaluateRule(rule, {
+            nodeAttrs: n.attrs,
+            nowMs: u.options.nowMs,
+            ...(target ? { params: target.params, meta: target.meta } : {}),
+          });
           if (!pass) continue;
           const score = ruleScore(rule, n, c.id);
           out.push({
@@ -94,7 +107,7 @@ export function unpackLocations(u: Unpacked): LocationEntry[] {
             node: n.name,
             score,
             discovery,
-            why: `rule ${ruleText(rule)}`,
+            why: `rule ${ruleText(rule, n.attrs)}`,
           });
         }
       }

@@ -1,4 +1,4 @@
-import type { Primitive } from '../cib/model.ts';
+import type { OpHistory, Primitive } from '../cib/model.ts';
 import type { ActiveOn, FailureRecord, Role } from './types.ts';
 
 /**
@@ -66,8 +66,10 @@ export interface PrimitiveState {
   readonly stopRequested: boolean;
   /** A failure asked for the instance to be demoted (on-fail=demote). */
   readonly demoteRequested: boolean;
-  /** Last successful op digest per node (`op-digest` of the start), for definition changes. */
-  readonly startDigests: ReadonlyMap<string, string>;
+  /** The id this instance's active history was recorded under (`rsc:1`), for `master-*` lookups. */
+  readonly historyName?: string;
+  /** Per node where it is active: the history since its last start, to detect definition changes. */
+  readonly configOps: ReadonlyMap<string, readonly OpHistory[]>;
 }
 
 export function emptyState(): PrimitiveState {
@@ -82,7 +84,7 @@ export function emptyState(): PrimitiveState {
     blockedOn: [],
     stopRequested: false,
     demoteRequested: false,
-    startDigests: new Map(),
+    configOps: new Map(),
   };
 }
 

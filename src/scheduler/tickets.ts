@@ -30,7 +30,8 @@ export function unpackTickets(
     const standby = isTrue(st?.standby);
     const revoked = !granted || standby;
     const lp = (c.lossPolicy ?? 'stop').toLowerCase();
-    const configured: TicketEntry['lossPolicy'] = lp === 'demote' || lp === 'freeze' || lp === 'fence' ? lp : 'stop';
+    const configured: TicketEntry['lossPolicy'] =
+      lp === 'demote' || lp === 'freeze' || lp === 'fence' ? lp : 'stop';
     const targets: { id: string; role: string | undefined }[] = [];
     if (c.rsc !== undefined) for (const id of expand(c.rsc)) targets.push({ id, role: c.rscRole });
     for (const s of c.sets)
@@ -39,7 +40,8 @@ export function unpackTickets(
       const role = t.role && /^(promoted|master)$/i.test(t.role) ? 'Promoted' : undefined;
       // A granted ticket put in standby steps down gracefully (stop, or demote for a role),
       // whatever the loss-policy says; a ticket that is not granted follows the loss-policy.
-      const lossPolicy = granted && standby ? (role && configured !== 'stop' ? 'demote' : 'stop') : configured;
+      const lossPolicy =
+        granted && standby ? (role && configured !== 'stop' ? 'demote' : 'stop') : configured;
       const list = out.get(t.id) ?? [];
       list.push({ id: c.id, ticket: c.ticket, rsc: t.id, role, lossPolicy, revoked });
       out.set(t.id, list);

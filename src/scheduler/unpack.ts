@@ -1,6 +1,7 @@
 import { durationMsOr } from '../cib/duration.ts';
 import type { Cib, Clone, Group, NodeState, NvSet, Primitive, Resource } from '../cib/model.ts';
 import { INFINITY, parseScore } from '../cib/score.ts';
+import { type DefinitionChanges, definitionChanges } from './digests.ts';
 import { invalid, unsupported } from './errors.ts';
 import { applyHistory } from './history.ts';
 import {
@@ -32,6 +33,8 @@ export interface Unpacked {
   readonly refs: ReadonlyMap<string, readonly string[]>;
   /** Ticket constraints by configured resource id. */
   readonly tickets: ReadonlyMap<string, readonly TicketEntry[]>;
+  /** Running resources whose definition changed since they started, by resource and node. */
+  readonly definitionChanges: DefinitionChanges;
 }
 
 /** The configured resources a constraint reference names (itself, or a tag's or template's members). */
@@ -221,7 +224,12 @@ function unpackNodes(cib: Cib, options: ClusterOptions, props: Map<string, strin
  * Whether a node is a member that can run resources, and whether it must be fenced, from its
  * `node_state` (Pacemaker's determine_online_status_fencing / _no_fencing, case for case).
  */
-function decideMembership(info: Mutable<NodeInfo>, s: NodeState, options: ClusterOptions, terminate: boolean): void {
+function decideMembership(
+  info: Mutable<NodeInfo>,
+  s: NodeState,
+  options: ClusterOptions,
+  terminate: boolean,
+): void {
   const inCluster = isTimestampOrTrue(s.inCcm);
   const crmdOnline = s.crmd === 'online' || (s.crmd !== undefined && /^\d+$/.test(s.crmd) && s.crmd !== '0');
   const join = s.join;
@@ -548,6 +556,7 @@ export function unpack(cib: Cib, nowMs: number): Unpacked {
     cib,
     refs,
     tickets,
+    definitionChanges: definitionChanges({ resources, nodeByName, nowMs: options.nowMs }),
   };
 }
 

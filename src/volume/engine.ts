@@ -385,10 +385,8 @@ export class VolumeEngine {
     this.channel = ch;
     this.outbox = [];
     this.outboxBytes = 0;
-    // Replication is latency-bound (protocol C waits for the peer's ack on every write), so
-    // Nagle's algorithm must be off. StreamChannel does not expose its socket yet; until the
-    // transport owner adds a noDelay option, reach it here (a no-op if the field is renamed).
-    (ch as unknown as { socket?: net.Socket }).socket?.setNoDelay?.(true);
+    // Replication is latency-bound (protocol C waits for the peer's ack on every write);
+    // StreamChannel turns Nagle's algorithm off on every socket it owns.
     ch.on('message', (buf) => {
       const parts = VolumeEngine.unbatch(buf) ?? ['bad batch framing'];
       for (const part of parts) {

@@ -61,6 +61,7 @@ test('every built-in prints OCF meta-data that parses back and names its require
       'halo:ping',
       'halo:process',
       'halo:vip',
+      'halo:volume',
     ]);
     assert.throws(() => validateParams(r.builtins.get('vip')!.metadata, 'halo:vip', {}), {
       message: /halo:vip: required parameter 'ip' not set/,

@@ -1,0 +1,433 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { selfCommand } from '../../cli/volume_cmd.ts';
+import { createLabNet, hasNetnsSupport, type LabNet } from '../../lab/netns.ts';
+import { controlRequest } from '../../volume/engine.ts';
+import { Executor } from '../executor.ts';
+import { heartbeatToOcf, ocfToBuiltin } from '../heartbeat_compat.ts';
+import type { OpResult } from '../ops.ts';
+import { OCF_RC } from '../rc.ts';
+import { ShellAgentRunner } from '../runner.ts';
+import { builtinAgents } from './mod.ts';
+import { PROMOTION_SCORE, promotionScore, volumeAgent } from './volume.ts';
+
+/** Bound on every wait for a real process or a real resync (never a protocol sleep). */
+const WAIT_MS = 60_000;
+const POLL_MS = 100;
+
+function have(tool: string): boolean {
+  try {
+    execFileSync('which', [tool], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const usable =
+  hasNetnsSupport() && have('nbdfuse') && have('mkfs.ext4') && have('losetup') && existsSync('/dev/fuse');
+
+function submit(
+  ex: Executor,
+  action: string,
+  params: Record<string, string>,
+  opts: { netns?: string; agent?: string; resource?: string; timeoutMs?: number } = {},
+): Promise<OpResult> {
+  return ex.submit({
+    resource: opts.resource ?? 'p_drbd:0',
+    agent: opts.agent ?? 'halo:volume',
+    action,
+    intervalMs: 0,
+    timeoutMs: opts.timeoutMs ?? 60_000,
+    params,
+    ...(opts.netns !== undefined ? { netns: opts.netns } : {}),
+  });
+}
+
+function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'halo-volume-agent-'));
+}
+
+test('a volume agent without drbd_resource, with an unknown resource or without its engine says why and changes nothing', async () => {
+  const dir = tempDir();
+  const conf = join(dir, 'drbd.conf');
+  writeFileSync(
+    conf,
+    `resource r0 {
+  on n1 { device /dev/drbd0; disk ${dir}/n1.img; address 127.0.0.1:7789; meta-disk internal; }
+  on n2 { device /dev/drbd0; disk ${dir}/n2.img; address 127.0.0.2:7789; meta-disk internal; }
+}
+`,
+  );
+  const builtins = new Map(builtinAgents());
+  builtins.set('volume', volumeAgent({ engine: { exec: join(dir, 'no-such-engine'), args: [] } }));
+  const ex = new Executor({ runner: new ShellAgentRunner({ stateDir: join(dir, 'rsctmp'), builtins }) });
+  const runDir = join(dir, 'run');
+  try {
+    const missing = await submit(ex, 'start', { config: conf, run_dir: runDir });
+    assert.equal(missing.rc, OCF_RC.OCF_ERR_CONFIGURED);
+    assert.match(missing.exitReason ?? '', /parameter 'drbd_resource' is required/);
+
+    const unknown = await submit(ex, 'start', {
+      drbd_resource: 'r9',
+      config: conf,
+      run_dir: runDir,
+      node: 'n1',
+    });
+    assert.equal(unknown.rc, OCF_RC.OCF_ERR_CONFIGURED);
+    assert.match(
+      unknown.exitReason ?? '',
+      /drbd_resource 'r9' is not defined in .*drbd\.conf \(defined: r0\)/,
+    );
+
+    const wrongNode = await submit(ex, 'start', {
+      drbd_resource: 'r0',
+      config: conf,
+      run_dir: runDir,
+      node: 'n7',
+    });
+    assert.equal(wrongNode.rc, OCF_RC.OCF_ERR_CONFIGURED);
+    assert.match(wrongNode.exitReason ?? '', /no "on n7" section \(hosts: n1, n2\)/);
+
+    const noConf = await submit(ex, 'validate-all', { drbd_resource: 'r0', config: join(dir, 'nope.conf') });
+    assert.equal(noConf.rc, OCF_RC.OCF_ERR_CONFIGURED);
+    assert.match(noConf.exitReason ?? '', /cannot read config .*nope\.conf/);
+
+    const noDisk = await ex.submit({
+      resource: 'p_drbd:0',
+      agent: 'halo:volume',
+      action: 'start',
+      intervalMs: 0,
+      timeoutMs: 20_000,
+      params: { drbd_resource: 'r0', config: conf, run_dir: runDir, node: 'n2' },
+    });
+    assert.equal(noDisk.rc, OCF_RC.OCF_ERR_INSTALLED);
+    assert.match(noDisk.exitReason ?? '', /backing disk .*n2\.img of n2 does not exist/);
+
+    writeFileSync(join(dir, 'n1.img'), Buffer.alloc(0));
+    const noEngine = await submit(ex, 'start', {
+      drbd_resource: 'r0',
+      config: conf,
+      run_dir: runDir,
+      node: 'n1',
+    });
+    assert.equal(noEngine.rc, OCF_RC.OCF_ERR_INSTALLED);
+    assert.match(noEngine.exitReason ?? '', /the volume engine .*no-such-engine is not installed/);
+    assert.equal(existsSync(runDir), false, 'nothing was created');
+
+    // Stopping and probing a resource that never ran succeed, whatever the configuration says.
+    const stop = await submit(ex, 'stop', {
+      drbd_resource: 'r0',
+      config: join(dir, 'nope.conf'),
+      run_dir: runDir,
+    });
+    assert.equal(stop.rc, OCF_RC.OCF_SUCCESS);
+    const probe = await submit(ex, 'monitor', {
+      drbd_resource: 'r0',
+      config: conf,
+      run_dir: runDir,
+      node: 'n1',
+    });
+    assert.equal(probe.rc, OCF_RC.OCF_NOT_RUNNING);
+    assert.deepEqual(
+      probe.attributes,
+      { 'master-p_drbd': '' },
+      'a stopped instance offers no promotion score',
+    );
+  } finally {
+    ex.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('halo:volume meta-data is promotable and ocf:linbit:drbd and drbddisk map onto it', async () => {
+  const runner = new ShellAgentRunner({ ocfRoot: '/nonexistent-ocf-root' });
+  const meta = await runner.metadata('halo:volume');
+  const names = meta.actions.map((a) => a.name);
+  for (const a of ['start', 'stop', 'promote', 'demote', 'notify', 'monitor', 'validate-all', 'meta-data'])
+    assert.ok(names.includes(a), `meta-data lists ${a}`);
+  assert.deepEqual(
+    meta.actions.filter((a) => a.name === 'monitor').map((a) => a.role),
+    ['Promoted', 'Unpromoted'],
+  );
+  assert.ok(meta.parameters.find((p) => p.name === 'drbd_resource')?.required);
+  // With no linbit agent installed, ocf:linbit:drbd runs as halo:volume (same meta-data).
+  assert.deepEqual(await runner.metadata('ocf:linbit:drbd'), meta);
+  assert.deepEqual(ocfToBuiltin('linbit', 'drbd', { drbd_resource: 'drbd0' }), {
+    agent: 'halo:volume',
+    params: { drbd_resource: 'drbd0' },
+  });
+  assert.equal(ocfToBuiltin('heartbeat', 'IPaddr2', {}), undefined);
+  assert.deepEqual(heartbeatToOcf('drbddisk', ['r0']), {
+    agent: 'halo:volume',
+    params: { drbd_resource: 'r0', mode: 'drbddisk' },
+  });
+});
+
+test('promotion scores follow the disk state like ocf:linbit:drbd', () => {
+  const s = (role: 'Primary' | 'Secondary', disk: string, conn: string, peerDisk: string) =>
+    promotionScore({ role, disk, conn, peerDisk } as Parameters<typeof promotionScore>[0]);
+  assert.equal(s('Secondary', 'UpToDate', 'Connected', 'UpToDate'), PROMOTION_SCORE.upToDateKnownPeer);
+  assert.equal(s('Primary', 'UpToDate', 'StandAlone', 'DUnknown'), PROMOTION_SCORE.upToDateKnownPeer);
+  assert.equal(s('Secondary', 'UpToDate', 'WFConnection', 'DUnknown'), PROMOTION_SCORE.upToDateAlone);
+  assert.equal(s('Secondary', 'Consistent', 'WFConnection', 'DUnknown'), PROMOTION_SCORE.consistent);
+  for (const disk of ['Inconsistent', 'Outdated', 'Diskless', 'DUnknown'])
+    assert.equal(s('Secondary', disk, 'Connected', 'UpToDate'), undefined, `${disk} is never promoted`);
+});
+
+interface Lab {
+  net: LabNet;
+  dir: string;
+  conf: string;
+  runDir: (n: string) => string;
+}
+
+function cli(lab: Lab, node: string, args: string[]): void {
+  const { exec, args: pre } = selfCommand();
+  execFileSync(
+    exec,
+    [...pre, 'volume', '-c', lab.conf, '--node', node, '--run-dir', lab.runDir(node), ...args],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>): Promise<T> {
+  const deadline = Date.now() + WAIT_MS;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}
+
+/** Best-effort teardown of whatever a node's agent left: mounts, loop device, FUSE, engine. */
+function cleanupNode(lab: Lab, node: string, enginePids: Set<number>): void {
+  const quiet = (argv: string[]): void => {
+    try {
+      execFileSync(argv[0]!, argv.slice(1), { stdio: 'ignore' });
+    } catch {
+      // Not there.
+    }
+  };
+  const file = join(lab.runDir(node), 'r0.attach.json');
+  if (existsSync(file)) {
+    const s = JSON.parse(readFileSync(file, 'utf8')) as { loop?: string; fuseDir?: string };
+    if (s.loop) {
+      quiet(['umount', s.loop]);
+      quiet(['losetup', '-d', s.loop]);
+    }
+    if (s.fuseDir) quiet(['fusermount3', '-u', s.fuseDir]);
+  }
+  quiet(['fusermount3', '-u', join(lab.runDir(node), 'r0.fuse')]);
+  for (const pid of enginePids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+test('two nodes run halo:volume through the executor: start, score, promote, Filesystem on device_link, fail over, stop', {
+  skip: !usable && 'needs root, ip netns, nbdfuse, losetup and mkfs.ext4',
+  timeout: 240_000,
+}, async () => {
+  const dir = tempDir();
+  const net = createLabNet({ nodes: ['n1', 'n2'] });
+  const lab: Lab = { net, dir, conf: join(dir, 'drbd.conf'), runDir: (n) => join(dir, `run-${n}`) };
+  const [a1, a2] = [net.node('n1').addrs[0]!, net.node('n2').addrs[0]!];
+  writeFileSync(
+    lab.conf,
+    `resource r0 {
+  protocol C;
+  net { ping-int 1; timeout 10; connect-int 1; ko-count 4; }
+  on n1 { device ${dir}/drbd0; disk ${dir}/n1.img; address ${a1}:7789; meta-disk internal; }
+  on n2 { device ${dir}/drbd0; disk ${dir}/n2.img; address ${a2}:7789; meta-disk internal; }
+}
+`,
+  );
+  const link = join(dir, 'dev', 'r0');
+  const mnt = join(dir, 'mnt');
+  mkdirSync(mnt);
+  const params = (n: string) => ({
+    drbd_resource: 'r0',
+    config: lab.conf,
+    run_dir: lab.runDir(n),
+    device_link: link,
+  });
+  const fsParams = { device: link, directory: mnt, fstype: 'ext4' };
+  const ex = new Executor({ runner: new ShellAgentRunner({ stateDir: join(dir, 'rsctmp') }) });
+  // n2 runs under its imported name: with no linbit agent installed it maps onto halo:volume.
+  const n2Agent = existsSync('/usr/lib/ocf/resource.d/linbit/drbd') ? 'halo:volume' : 'ocf:linbit:drbd';
+  const vol = (n: string, action: string, extra: Record<string, string> = {}) =>
+    submit(
+      ex,
+      action,
+      { ...params(n), ...extra },
+      {
+        netns: net.node(n).ns,
+        agent: n === 'n2' ? n2Agent : 'halo:volume',
+      },
+    );
+  // Filesystem runs in this process's mount namespace, where the agent attached the loop device.
+  const fs = (action: string) =>
+    submit(ex, action, fsParams, { agent: 'ocf:heartbeat:Filesystem', resource: 'fs_drbd' });
+  const enginePids = new Set<number>();
+  const notePids = async () => {
+    for (const n of ['n1', 'n2']) {
+      const r = await controlRequest(lab.runDir(n), 'r0', { cmd: 'status' }).catch(() => undefined);
+      if (r?.ok) enginePids.add(Number(r.pid));
+    }
+  };
+  const t0 = performance.now();
+  try {
+    for (const n of ['n1', 'n2']) {
+      execFileSync('truncate', ['-s', '64M', join(dir, `${n}.img`)]);
+      cli(lab, n, ['create-md', 'r0']);
+    }
+    // start on both: engines up as Secondary; fresh disks are Inconsistent, so no score yet.
+    for (const n of ['n1', 'n2']) {
+      const r = await vol(n, 'start');
+      assert.equal(r.rc, OCF_RC.OCF_SUCCESS, `start on ${n}: ${r.exitReason}`);
+      assert.deepEqual(
+        r.attributes,
+        { 'master-p_drbd': '' },
+        'an Inconsistent disk offers no promotion score',
+      );
+    }
+    await notePids();
+    assert.equal(enginePids.size, 2);
+    // Initial full sync, as after `drbdadm primary --force` on one node.
+    cli(lab, 'n1', ['primary', '--force', 'r0']);
+    await waitFor('n2 to be UpToDate and connected', async () => {
+      const r = await vol('n2', 'monitor');
+      return r.attributes?.['master-p_drbd'] === String(PROMOTION_SCORE.upToDateKnownPeer);
+    });
+    cli(lab, 'n1', ['secondary', 'r0']);
+    for (const n of ['n1', 'n2']) {
+      const r = await vol(n, 'monitor');
+      assert.equal(r.rc, OCF_RC.OCF_SUCCESS, `${n} runs as Secondary`);
+      assert.equal(r.attributes?.['master-p_drbd'], '10000');
+    }
+
+    // promote n1: Primary, device published (device_link and drbd.conf's device), not mounted.
+    const pr = await vol('n1', 'promote');
+    assert.equal(pr.rc, OCF_RC.OCF_SUCCESS, pr.exitReason);
+    assert.equal((await vol('n1', 'monitor')).rc, OCF_RC.OCF_RUNNING_PROMOTED);
+    assert.ok(lstatSync(link).isSymbolicLink());
+    const loop = readlinkSync(link);
+    assert.match(loop, /^\/dev\/loop\d+$/);
+    assert.equal(readlinkSync(join(dir, 'drbd0')), loop, "drbd.conf's device path is published too");
+    assert.equal((await vol('n2', 'promote')).rc, OCF_RC.OCF_ERR_GENERIC, 'a second Primary is refused');
+
+    execFileSync('mkfs.ext4', ['-q', '-F', link]);
+    const fsStart = await fs('start');
+    assert.equal(fsStart.rc, OCF_RC.OCF_SUCCESS, fsStart.exitReason ?? fsStart.stderrTail);
+    writeFileSync(join(mnt, 'hello.txt'), 'written on n1\n');
+    execFileSync('sync', ['-f', join(mnt, 'hello.txt')]);
+    const busy = await vol('n1', 'demote');
+    assert.equal(busy.rc, OCF_RC.OCF_ERR_GENERIC, 'demote refuses while the filesystem is mounted');
+    assert.match(busy.exitReason ?? '', /still mounted at .*mnt; stop the Filesystem resource/);
+    assert.equal((await vol('n1', 'monitor')).rc, OCF_RC.OCF_RUNNING_PROMOTED, 'and leaves it Primary');
+
+    // fail over by hand, in the order the scheduler would: Filesystem stop, demote, promote, start.
+    assert.equal((await fs('stop')).rc, OCF_RC.OCF_SUCCESS);
+    const dm = await vol('n1', 'demote');
+    assert.equal(dm.rc, OCF_RC.OCF_SUCCESS, dm.exitReason);
+    assert.equal(existsSync(link), false, 'demote removes device_link');
+    assert.equal((await vol('n1', 'monitor')).rc, OCF_RC.OCF_SUCCESS);
+    const pr2 = await vol('n2', 'promote');
+    assert.equal(pr2.rc, OCF_RC.OCF_SUCCESS, pr2.exitReason);
+    process.stdout.write(
+      `# demote took ${Math.round(dm.execTimeMs)} ms, promote (primary + nbdfuse + losetup) ${Math.round(pr2.execTimeMs)} ms\n`,
+    );
+    assert.equal((await vol('n2', 'monitor')).rc, OCF_RC.OCF_RUNNING_PROMOTED);
+    assert.equal((await fs('start')).rc, OCF_RC.OCF_SUCCESS);
+    assert.equal(readFileSync(join(mnt, 'hello.txt'), 'utf8'), 'written on n1\n', 'the file is there on n2');
+    assert.equal((await fs('stop')).rc, OCF_RC.OCF_SUCCESS);
+
+    // Heartbeat's drbddisk::r0 on n1: start = promote, status = running while Primary, stop =
+    // demote with the engine left up and replicating.
+    assert.equal((await vol('n2', 'demote')).rc, OCF_RC.OCF_SUCCESS);
+    const disk = (action: string) => vol('n1', action, { mode: 'drbddisk' });
+    assert.equal((await disk('monitor')).rc, OCF_RC.OCF_NOT_RUNNING, 'a Secondary is a stopped drbddisk');
+    const diskStart = await disk('start');
+    assert.equal(diskStart.rc, OCF_RC.OCF_SUCCESS, diskStart.exitReason);
+    assert.equal(diskStart.attributes, undefined, 'a plain drbddisk resource offers no promotion score');
+    assert.equal((await disk('monitor')).rc, OCF_RC.OCF_SUCCESS);
+    assert.equal(readlinkSync(link).startsWith('/dev/loop'), true);
+    assert.equal((await disk('stop')).rc, OCF_RC.OCF_SUCCESS);
+    assert.equal((await vol('n1', 'monitor')).rc, OCF_RC.OCF_SUCCESS, 'the engine stays up as Secondary');
+    assert.equal(existsSync(link), false);
+    assert.equal((await vol('n2', 'promote')).rc, OCF_RC.OCF_SUCCESS);
+
+    // kill -9 the Primary's engine: its monitor says not running, the survivor's score drops to
+    // "UpToDate, peer unknown" and it can be promoted; stop on the crashed node clears its loop
+    // device and FUSE mount without touching the link the new Primary published.
+    const dead = (await controlRequest(lab.runDir('n2'), 'r0', { cmd: 'status' }))!;
+    process.kill(Number(dead.pid), 'SIGKILL');
+    await waitFor('n2 monitor to see its engine gone', async () => (await vol('n2', 'monitor')).rc === 7);
+    await waitFor('n1 to lose its peer', async () => {
+      const r = await vol('n1', 'monitor');
+      return r.attributes?.['master-p_drbd'] === String(PROMOTION_SCORE.upToDateAlone);
+    });
+    assert.equal((await vol('n1', 'promote')).rc, OCF_RC.OCF_SUCCESS);
+    assert.equal((await fs('start')).rc, OCF_RC.OCF_SUCCESS);
+    assert.equal(
+      readFileSync(join(mnt, 'hello.txt'), 'utf8'),
+      'written on n1\n',
+      'the file survived the crash',
+    );
+    const crashed = JSON.parse(readFileSync(join(lab.runDir('n2'), 'r0.attach.json'), 'utf8')) as {
+      loop: string;
+    };
+    assert.equal((await vol('n2', 'stop')).rc, OCF_RC.OCF_SUCCESS);
+    assert.notEqual(readlinkSync(link), crashed.loop, "the new Primary's link is left alone");
+    assert.equal((await vol('n1', 'monitor')).rc, OCF_RC.OCF_RUNNING_PROMOTED);
+    assert.equal((await fs('stop')).rc, OCF_RC.OCF_SUCCESS);
+
+    // stop both (n1 still Primary: stop demotes and detaches), then nothing runs; stop is idempotent.
+    for (const n of ['n1', 'n2']) {
+      const r = await vol(n, 'stop');
+      assert.equal(r.rc, OCF_RC.OCF_SUCCESS, `stop on ${n}: ${r.exitReason}`);
+    }
+    for (const n of ['n1', 'n2']) {
+      assert.equal((await vol(n, 'monitor')).rc, OCF_RC.OCF_NOT_RUNNING);
+      assert.equal((await vol(n, 'stop')).rc, OCF_RC.OCF_SUCCESS);
+      assert.equal(existsSync(join(lab.runDir(n), 'r0.attach.json')), false);
+    }
+    assert.equal(existsSync(link), false);
+    const losetup = execFileSync('losetup', ['-j', join(lab.runDir('n2'), 'r0.fuse', 'disk')], {
+      encoding: 'utf8',
+    });
+    assert.equal(losetup.trim(), '', 'no loop device is left');
+    process.stdout.write(`# halo:volume two-node flow took ${Math.round(performance.now() - t0)} ms\n`);
+  } finally {
+    await notePids();
+    ex.close();
+    try {
+      execFileSync('umount', [mnt], { stdio: 'ignore' });
+    } catch {
+      // Not mounted.
+    }
+    for (const n of ['n1', 'n2']) cleanupNode(lab, n, enginePids);
+    net.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

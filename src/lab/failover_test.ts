@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { labChaos, labDown, labStatus, labUp, readLabState, vipHolders } from './lab.ts';
+import { hasNetnsSupport } from './netns.ts';
+import { LAB_VIP } from './scenarios.ts';
+
+/** One HTTP GET of the VIP from inside the client namespace; the body, or null when it failed. */
+function getFromClient(ns: string): Promise<string | null> {
+  const script = `require('node:http').get(process.argv[1],{timeout:1000},(r)=>{let b='';r.setEncoding('utf8');r.on('data',(d)=>{b+=d;});r.on('end',()=>{process.stdout.write(b);});}).on('timeout',function(){this.destroy();}).on('error',()=>process.exit(1));`;
+  return new Promise((resolve) => {
+    execFile(
+      'ip',
+      ['netns', 'exec', ns, process.execPath, '-e', script, `http://${LAB_VIP}/`],
+      { timeout: 5_000, encoding: 'utf8' },
+      (err, stdout) => resolve(err ? null : stdout),
+    );
+  });
+}
+
+/** Polls `check` until it gives a value or `ms` passes. */
+async function eventually<T>(what: string, ms: number, check: () => Promise<T | undefined>): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > until) throw new Error(`gave up waiting for ${what} after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function servedBy(body: string | null): string | undefined {
+  return /served by (\S+)/.exec(body ?? '')?.[1];
+}
+
+/** PIDs whose command line mentions `text` (daemons, the web server). */
+function processesMentioning(text: string): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(text)) out.push(Number(p));
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+  return out;
+}
+
+test('the web scenario answers at the VIP, moves to another node when the node running it is killed, and lab down leaves nothing behind', {
+  skip: !hasNetnsSupport() && 'needs root and ip netns',
+  timeout: 240_000,
+}, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'halo-failover-'));
+  let namespaces: readonly string[] = [];
+  try {
+    // The lab profile: robust timing on a busy shared machine (nothing here measures time).
+    const state = await labUp({ dir, nodes: 3, scenario: 'web', profile: 'lab' });
+    namespaces = state.namespaces;
+    assert.match(state.scenarioLoad ?? '', /committed to the replicated CIB/);
+
+    const first = await eventually('the service to answer at the VIP', 90_000, async () =>
+      servedBy(await getFromClient(state.client.ns)),
+    );
+    assert.ok(['n1', 'n2', 'n3'].includes(first), `answered by ${first}`);
+    assert.deepEqual(
+      vipHolders(readLabState(dir)),
+      [first],
+      'the VIP is on the node that answers, only there',
+    );
+    const before = await labStatus(dir);
+    assert.match(before.resources?.text ?? '', new RegExp(`www\\s+\\(halo:process\\):\\s+Started ${first}`));
+
+    await labChaos(dir, { fault: 'kill', node: first });
+
+    const second = await eventually('the service to answer from another node', 90_000, async () => {
+      const by = servedBy(await getFromClient(state.client.ns));
+      return by !== undefined && by !== first ? by : undefined;
+    });
+    assert.notEqual(second, first);
+    assert.deepEqual(
+      vipHolders(readLabState(dir)),
+      [second],
+      'the VIP moved: the fenced node has it on no live link',
+    );
+    const after = await eventually('status to show the group on the new node', 30_000, async () => {
+      const r = await labStatus(dir);
+      return new RegExp(`vip\\s+\\(halo:vip\\):\\s+Started ${second}`).test(r.resources?.text ?? '')
+        ? r
+        : undefined;
+    });
+    assert.match(after.resources?.text ?? '', new RegExp(`OFFLINE: \\[ ${first} \\]`));
+    const dcLog = readFileSync(join(dir, after.resources!.dc!, 'daemon.log'), 'utf8');
+    assert.match(dcLog, new RegExp(`fenced ${first}: off of ${first} succeeded via fence-lab`));
+
+    const lines = await labDown(dir);
+    assert.ok(lines.some((l) => l.startsWith(`removed ${dir}`)));
+  } finally {
+    if (existsSync(join(dir, 'lab.json'))) await labDown(dir).catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+  }
+  for (const ns of namespaces) assert.ok(!existsSync(`/run/netns/${ns}`), `namespace ${ns} left behind`);
+  assert.deepEqual(processesMentioning(dir), [], 'no daemon or web server left running');
+});
