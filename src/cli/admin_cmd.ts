@@ -261,15 +261,35 @@ async function ask(socket: string, line: string): Promise<unknown> {
   }
 }
 
-/** The cluster's CIB as this node's daemon sees it (the DC's view when this node is the DC). */
+/** How long a read waits for this node's view of the CIB to catch up with what has committed. */
+const LIVE_READ_CATCH_UP_MS = 5_000;
+const LIVE_READ_POLL_MS = 100;
+
+/**
+ * The cluster's CIB as this node's daemon sees it (the DC's view when this node is the DC).
+ * That view can trail the replicated CIB for a moment after a commit, and editing a stale copy
+ * would undo the commit, so the read waits (bounded) until the view's epoch has reached the
+ * committed one that `status` reports.
+ */
 async function readLiveCib(socket: string): Promise<Cib> {
-  const reply = (await ask(socket, 'cib')) as { cib?: Cib; error?: string };
-  if (reply.error !== undefined || typeof reply.cib !== 'object' || reply.cib === null)
-    throw new Exit(
-      2,
-      `halo: the daemon at ${socket} did not send its CIB: ${reply.error ?? 'no CIB in the answer'}`,
-    );
-  return reply.cib;
+  const deadline = Date.now() + LIVE_READ_CATCH_UP_MS;
+  for (;;) {
+    const reply = (await ask(socket, 'cib')) as { cib?: Cib; error?: string };
+    if (reply.error !== undefined || typeof reply.cib !== 'object' || reply.cib === null)
+      throw new Exit(
+        2,
+        `halo: the daemon at ${socket} did not send its CIB: ${reply.error ?? 'no CIB in the answer'}`,
+      );
+    const st = (await ask(socket, 'status')) as { consensus?: { cib?: { epoch?: number } } };
+    const committed = st.consensus?.cib?.epoch ?? 0;
+    if (Number(cibAttr(reply.cib, 'epoch') ?? '0') >= committed) return reply.cib;
+    if (Date.now() > deadline)
+      throw new Exit(
+        2,
+        `halo: the daemon's view of the CIB is at epoch ${cibAttr(reply.cib, 'epoch')} but epoch ${committed} has committed; try again in a moment`,
+      );
+    await new Promise((resolve) => setTimeout(resolve, LIVE_READ_POLL_MS));
+  }
 }
 
 /**

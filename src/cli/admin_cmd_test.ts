@@ -418,7 +418,7 @@ describe('target selection and help', () => {
     for (const c of commands) {
       const r = await halo([...c, '--help']);
       assert.equal(r.code, 0, c.join(' '));
-      assert.match(r.out, /Example:\n {2}halo /, c.join(' '));
+      assert.match(r.out, /Example:\n {2}(\w+=\S+ )?halo /, c.join(' '));
     }
   });
 });
@@ -507,6 +507,7 @@ async function withControlSocket<T>(fn: (socket: string, sm: CibStateMachine) =>
   let index = 0;
   const server = await serveControl(join(dir, 'n1.sock'), (line) => {
     if (line === 'cib') return { source: 'replicated', cib: sm.cib };
+    if (line === 'status') return { consensus: { cib: sm.version() } };
     if (!line.startsWith('cib ')) return { error: `unknown command '${line}'` };
     const v: unknown = JSON.parse(line.slice(4));
     const problem = validateCibCommand(v);

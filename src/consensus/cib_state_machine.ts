@@ -26,7 +26,9 @@ export const BOOTSTRAP_OPTIONS_ID = 'cib-bootstrap-options';
 const SNAPSHOT_VERSION = 1;
 /** Command size limit: a CIB change is small; anything larger is a mistake. */
 export const MAX_COMMAND_BYTES = 4 * 1024 * 1024;
-const NAME_RE = /^[A-Za-z0-9_.:@-][A-Za-z0-9_.:@ -]{0,127}$/;
+// `#` appears in Pacemaker's fail-count and last-failure attribute names
+// (`fail-count-web#monitor_10000`), and `#` node attributes are built-ins (`#uname`).
+const NAME_RE = /^[A-Za-z0-9_.:@#-][A-Za-z0-9_.:@# -]{0,127}$/;
 
 export type CibCommand =
   | { readonly op: 'replace-configuration'; readonly configuration: Configuration }

@@ -17,6 +17,7 @@ import {
   statusCommandsCompat,
 } from './daemon_glue.ts';
 import { crmCib } from './sim_harness_test_util.ts';
+import { adoptNodeState, newNodeRecord } from './status.ts';
 
 test('malformed controller messages are refused with a reason, never thrown', () => {
   const bad: [Uint8Array, RegExp][] = [
@@ -149,6 +150,11 @@ test("while the replicated CIB lacks the node-state commands, a fenced node's cl
     n1.transientAttributes.flatMap((set) => set.pairs),
     [],
   );
+  // A DC taking over from this CIB sees nothing running on n1: off, not lost (not fenced again).
+  const rec = newNodeRecord('n1', '1');
+  adoptNodeState(rec, n1);
+  assert.equal(rec.condition, 'down');
+  assert.equal(rec.history.size, 0);
   // A stop recorded later replaces the cancelled record under the same id.
   const stop = { ...start, operation: 'stop', callId: '9' };
   apply(statusCommandsCompat([{ kind: 'op', node: 'n1', resource: res, op: stop }], sm.cib.status));

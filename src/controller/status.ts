@@ -51,7 +51,10 @@ export function adoptNodeState(rec: NodeRecord, s: NodeState): void {
     for (const p of set.pairs) if (p.value !== undefined) rec.attrs.set(p.name, p.value);
   for (const r of s.resources) {
     const ops = new Map<string, OpHistory>();
-    for (const op of r.ops) ops.set(op.id, op);
+    // Cancelled records (op-status 1) say nothing about the resource (the scheduler skips them;
+    // daemon_glue writes removed records that way while the CIB lacks delete-op-result).
+    for (const op of r.ops) if (op.opStatus !== '1') ops.set(op.id, op);
+    if (ops.size === 0) continue;
     rec.history.set(r.id, ops);
     rec.agents.set(r.id, {
       ...(r.class !== undefined ? { class: r.class } : {}),

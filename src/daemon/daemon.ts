@@ -479,7 +479,8 @@ export class Daemon {
       pid: process.pid,
       uptimeMs: Math.round(now - this.startedMs),
       members,
-      quorum: this.quorumState ?? this.updateQuorum(),
+      // Fresh, not as of the last tick: a caller that just saw a member join sees its vote.
+      quorum: this.stopped ? (this.quorumState ?? this.updateQuorum()) : this.updateQuorum(),
       consensus,
       dc: consensus?.leader ?? null,
       packets: {

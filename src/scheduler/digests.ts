@@ -1,5 +1,5 @@
 import { parseDuration } from '../cib/duration.ts';
-import type { OpHistory, Operation } from '../cib/model.ts';
+import type { Cib, NvSet, OpHistory, Operation } from '../cib/model.ts';
 import { opDigest } from '../cib/op_digest.ts';
 import { primitivesOf, type Res } from './resource_tree.ts';
 import { flattenNvSets } from './rules.ts';
@@ -24,6 +24,7 @@ export type DefinitionChanges = ReadonlyMap<string, ReadonlyMap<string, Definiti
 const CHECKED_TASKS = new Set(['start', 'monitor', 'promote', 'migrate_from']);
 
 export interface DigestInput {
+  readonly cib: Cib;
   readonly resources: readonly Res[];
   readonly nodeByName: ReadonlyMap<string, NodeInfo>;
   readonly nowMs: number;
@@ -31,6 +32,12 @@ export interface DigestInput {
 
 export function definitionChanges(input: DigestInput): DefinitionChanges {
   const out = new Map<string, Map<string, DefinitionChange>>();
+  // Groups and clones pass their instance attributes down to their primitives.
+  const inherited = new Map<string, readonly NvSet[]>();
+  for (const c of input.cib.configuration.resources) {
+    if (c.kind === 'group' || c.kind === 'clone') inherited.set(c.id, c.instanceAttributes);
+    if (c.kind === 'clone' && c.child.kind === 'group') inherited.set(c.child.id, c.child.instanceAttributes);
+  }
   for (const top of input.resources) {
     for (const r of primitivesOf(top)) {
       if (r.orphan || !r.def || r.state.configOps.size === 0) continue;
@@ -38,7 +45,7 @@ export function definitionChanges(input: DigestInput): DefinitionChanges {
         const node = input.nodeByName.get(nodeName);
         if (!node || !nodeAvailable(node)) continue;
         if (!r.state.active.some((a) => a.node === nodeName)) continue;
-        const change = checkNode(r, node, ops, input.nowMs);
+        const change = checkNode({ r, node, inherited, nowMs: input.nowMs }, ops);
         if (!change) continue;
         let m = out.get(r.id);
         if (!m) {
@@ -57,13 +64,20 @@ function nodeAvailable(n: NodeInfo): boolean {
   return n.online && !n.unclean && !n.shuttingDown && !n.standby && !n.maintenance && !n.pending;
 }
 
-function checkNode(r: Res, node: NodeInfo, ops: readonly OpHistory[], nowMs: number): DefinitionChange | undefined {
+interface Target {
+  readonly r: Res;
+  readonly node: NodeInfo;
+  readonly inherited: ReadonlyMap<string, readonly NvSet[]>;
+  readonly nowMs: number;
+}
+
+function checkNode(t: Target, ops: readonly OpHistory[]): DefinitionChange | undefined {
   let result: DefinitionChange | undefined;
   for (const op of ops) {
     const intervalMs = Number(op.interval) || 0;
     if (intervalMs > 0 || !CHECKED_TASKS.has(op.operation)) continue;
     if (op.opStatus === '-1' || op.opStatus === '1') continue;
-    const change = compare(r, node, op, nowMs);
+    const change = compare(t, op);
     if (change === 'restart') return 'restart';
     if (change === 'reload') result = 'reload';
   }
@@ -79,12 +93,14 @@ function findOp(r: Res, task: string, intervalMs: number): Operation | undefined
 }
 
 /** Compares one one-shot op's recorded digests with the current definition on `node`. */
-function compare(r: Res, node: NodeInfo, op: OpHistory, nowMs: number): DefinitionChange | undefined {
+function compare(t: Target, op: OpHistory): DefinitionChange | undefined {
+  const { r, node, nowMs } = t;
   // No digest recorded: Pacemaker restarts to be safe; halo's own controller always records
   // one, so a history without it (hand-made, or from a tool) is taken as unchanged instead.
   if (op.opDigest === undefined) return undefined;
   const ctx = { nodeAttrs: node.attrs, nowMs };
   const params = flattenNvSets(r.def?.instanceAttributes ?? [], ctx);
+  for (let p = r.parent; p; p = p.parent) flattenNvSets(t.inherited.get(p.baseId) ?? [], ctx, params);
   const opConfig = findOp(r, op.operation, 0);
   const opParams = flattenNvSets(opConfig?.instanceAttributes ?? [], ctx);
   // Op-specific parameters apply to this op only: a change there always needs a restart.

@@ -377,12 +377,16 @@ function findInstance(
     const inst = clone.children.find((c) => c.id.endsWith(`:${index}`)) ?? input.addInstance(clone, index);
     return inst ? memberOf(inst) : undefined;
   }
-  const here = clone.children.find((inst) => boundOn(bound, inst, node));
-  if (here) {
-    const m = memberOf(here);
-    return m && !bound.get(here.id)?.has(m.id) ? m : orphan();
+  // An instance already active here takes the history, unless it has this member active already
+  // (then the history is a duplicate: it goes to another active instance here, or an orphan).
+  let duplicate = false;
+  for (const inst of clone.children) {
+    if (!boundOn(bound, inst, node)) continue;
+    const m = memberOf(inst);
+    if (m && !bound.get(inst.id)?.has(m.id)) return m;
+    duplicate = true;
   }
-  for (const inst of clone.children) if (!bound.has(inst.id) && !inst.orphan) return memberOf(inst);
+  if (!duplicate) for (const inst of clone.children) if (!bound.has(inst.id) && !inst.orphan) return memberOf(inst);
   return orphan();
 }
 

@@ -478,6 +478,15 @@ export function unpack(cib: Cib, nowMs: number): Unpacked {
   }
   const byConfiguredId = new Map<string, MutableRes>();
   for (const top of resources) indexConfigured(top, top, byConfiguredId);
+  // A clone with no instances (clone-max=0) still owns its child's id (its history is orphaned).
+  for (const c of cib.configuration.resources) {
+    if (c.kind !== 'clone') continue;
+    const clone = byConfiguredId.get(c.id);
+    if (!clone || clone.kind !== 'clone' || clone.children.length > 0) continue;
+    if (!byConfiguredId.has(c.child.id)) byConfiguredId.set(c.child.id, clone);
+    if (c.child.kind === 'group')
+      for (const m of c.child.members) if (!byConfiguredId.has(m.id)) byConfiguredId.set(m.id, clone);
+  }
   const fence = new Map<string, string>();
   const nodes = nodeBuilds.map((b) => b.info);
   const nodeByName = new Map<string, NodeInfo>(nodes.map((n) => [n.name, n]));
@@ -556,7 +565,7 @@ export function unpack(cib: Cib, nowMs: number): Unpacked {
     cib,
     refs,
     tickets,
-    definitionChanges: definitionChanges({ resources, nodeByName, nowMs: options.nowMs }),
+    definitionChanges: definitionChanges({ cib, resources, nodeByName, nowMs: options.nowMs }),
   };
 }
 
