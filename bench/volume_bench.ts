@@ -3,7 +3,7 @@
  * NBD for protocols C, B and A, each against the same NBD server over an unreplicated local
  * file measured in the same run; then full and partial resync throughput.
  *
- *   node --import tsx bench/volume_bench.ts [--size-mib 64]
+ *   node --import tsx bench/volume_bench.ts [--size-mib 64] [--protocols C,B,A] [--no-resync]
  *
  * Both engines run as real processes (`halo volume run`) replicating over TCP on 127.0.0.1;
  * the baseline is this file re-run as `--serve FILE SOCK` (our NbdServer on a FileBlockDevice).
@@ -116,6 +116,14 @@ async function measure(sock: string, sizeBytes: number): Promise<Result> {
   await pipelined(seqN, 8, (i) => c.request(Cmd.WRITE, i << 20, mib));
   await c.request(Cmd.FLUSH, 0, new Uint8Array(0));
   const seqMiBs = seqN / ((performance.now() - t) / 1000);
+  if (args.includes('--rand-only')) {
+    // Profiling aid: a longer random-write phase alone, after the device is written once.
+    const four = randomBytes(4096);
+    const blocks = Math.floor(sizeBytes / 4096);
+    t = performance.now();
+    await pipelined(4 * 4096, 32, (i) => c.request(Cmd.WRITE, ((i * 2654435761) % blocks) * 4096, four));
+    console.log(`rand-only: ${((4 * 4096 * 4096) / (1 << 20) / ((performance.now() - t) / 1000)).toFixed(1)} MiB/s`);
+  }
   const four = randomBytes(4096);
   const randN = 4096;
   const blocks = Math.floor(sizeBytes / 4096);
@@ -212,7 +220,9 @@ async function main(): Promise<void> {
       `unreplicated file : seq 1MiB ${plain.seqMiBs.toFixed(1)} MiB/s | rand 4KiB ${plain.randMiBs.toFixed(1)} MiB/s | 4KiB FUA p50 ${plain.latP50Us.toFixed(0)} us mean ${plain.latMeanUs.toFixed(0)} us`,
     );
     let port = 17800;
-    for (const protocol of ['C', 'B', 'A']) {
+    const pi = args.indexOf('--protocols');
+    const protocols = pi >= 0 ? (args[pi + 1] ?? 'C,B,A').split(',') : ['C', 'B', 'A'];
+    for (const protocol of protocols) {
       const p = await pair(dir, protocol, sizeMiB, port);
       port += 2;
       downs.push(() => {
@@ -229,7 +239,7 @@ async function main(): Promise<void> {
       console.log(
         `protocol ${protocol}        : seq 1MiB ${r.seqMiBs.toFixed(1)} MiB/s (${ratio(r.seqMiBs, plain.seqMiBs)}) | rand 4KiB ${r.randMiBs.toFixed(1)} MiB/s (${ratio(r.randMiBs, plain.randMiBs)}) | 4KiB FUA p50 ${r.latP50Us.toFixed(0)} us (${(r.latP50Us / plain.latP50Us).toFixed(2)}x) mean ${r.latMeanUs.toFixed(0)} us`,
       );
-      if (protocol === 'C') {
+      if (protocol === 'C' && !args.includes('--no-resync')) {
         console.log(
           `full initial sync  : ${sizeMiB} MiB in ${p.fullSyncS.toFixed(2)} s = ${(sizeMiB / p.fullSyncS).toFixed(1)} MiB/s (includes promotion and reconnect)`,
         );

@@ -7,12 +7,13 @@ import { parseCrm } from '../cib/crm.ts';
 import type { Cib, LocationConstraint, NvSet } from '../cib/model.ts';
 import { allPrimitives, findResource, metaValue, nodeName } from '../cib/resources.ts';
 import { CibStateMachine } from '../consensus/cib_state_machine.ts';
+import { repoRoot } from '../lib/repo_root.ts';
 import { toCibCommands } from './cib_commands.ts';
 import { previewTransition } from './dry_run.ts';
 import { cibAttr, type EditResult } from './edit_result.ts';
 import { type AdminEdit, applyEdit } from './edits.ts';
 import { failCounts, locate } from './resource_edits.ts';
-import { NODE1, NODE2, NOW_MS, repoRoot, seed003Cib } from './testing.ts';
+import { NODE1, NODE2, NOW_MS, seed003Cib } from './testing.ts';
 
 const SEED = seed003Cib();
 

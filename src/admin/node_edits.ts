@@ -7,7 +7,7 @@
  */
 import type { Cib, ClusterNode, NodeState } from '../cib/model.ts';
 import { nodeName } from '../cib/resources.ts';
-import { didYouMean, type EditResult, editError, finish, setNvPair } from './edit_result.ts';
+import { didYouMean, type EditResult, editError, finish, nvGet, setNvPair } from './edit_result.ts';
 
 export type AttributeLifetime = 'forever' | 'reboot';
 
@@ -133,14 +133,9 @@ export function nodeAttributeValue(
     const r = unknownNode(cib, node);
     return { ok: false, message: r.ok ? '' : r.error.message };
   }
-  const pick = (sets: readonly { rule?: unknown; pairs: readonly { name: string; value?: string }[] }[]) => {
-    let v: string | undefined;
-    for (const s of sets) if (!s.rule) for (const p of s.pairs) if (p.name === name) v = p.value;
-    return v;
-  };
-  const transient = state ? pick(state.transientAttributes) : undefined;
+  const transient = state ? nvGet(state.transientAttributes, name) : undefined;
   if (transient !== undefined) return { ok: true, value: transient, lifetime: 'reboot' };
-  const permanent = configured ? pick(configured.instanceAttributes) : undefined;
+  const permanent = configured ? nvGet(configured.instanceAttributes, name) : undefined;
   return permanent === undefined
     ? { ok: true, value: undefined }
     : { ok: true, value: permanent, lifetime: 'forever' };

@@ -5,29 +5,19 @@
  * one on thelibrary-node2, the ping clone on both, and two recorded nginx monitor failures on
  * thelibrary-node2. doctormoon is in standby (as the seed configures it).
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseCrm } from '../cib/crm.ts';
 import type { Cib, OpHistory, ResourceHistory } from '../cib/model.ts';
 import { opDigest } from '../cib/op_digest.ts';
 import { allPrimitives, instanceAttributesOf, primitiveAgent } from '../cib/resources.ts';
+import { repoRoot } from '../lib/repo_root.ts';
 import { nodeState, started } from '../scheduler/testing.ts';
 
 export const NODE1 = 'thelibrary-node1';
 export const NODE2 = 'thelibrary-node2';
 /** A fixed "now" so lifetimes and rules are reproducible. */
 export const NOW_MS = Date.UTC(2026, 10, 22, 5, 0, 0);
-
-/** The source tree's root, from both src/admin (tsx) and dist/src/admin (compiled tests). */
-export function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < MAX_PARENT_DIRS && !existsSync(join(dir, 'package.json')); i++) dir = dirname(dir);
-  return dir;
-}
-
-/** How far up from this file package.json is looked for (src/admin or dist/src/admin). */
-const MAX_PARENT_DIRS = 6;
 
 /** nginx on node 2 failed its monitor, then was stopped there: a failure in history, not running. */
 function nginxFailedThenStopped(): ResourceHistory {

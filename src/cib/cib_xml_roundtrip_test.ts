@@ -6,24 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { repoRoot } from '../lib/repo_root.ts';
 import { parseCibXml, serializeCibXml } from './cib_xml.ts';
 import type { XmlElement } from './model.ts';
 import { validateCib } from './validate.ts';
 import { parseXmlTree } from './xml_tree.ts';
-
-/** The repository root, found from this file whether it runs from src/ or dist/src/. */
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 8; i++) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'scripts'))) return dir;
-    dir = dirname(dir);
-  }
-  throw new Error('cannot find the repository root above this test file');
-}
 
 function regressionInputs(): { dir: string; files: string[] } {
   const root = repoRoot();

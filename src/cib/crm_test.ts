@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { repoRoot } from '../lib/repo_root.ts';
 import { parseCibXml } from './cib_xml.ts';
 import { LEGACY_CRM_SCHEMA, normalizeTypography, parseCrm, serializeCrm, serializeCrmReport } from './crm.ts';
 import type {
@@ -18,16 +18,6 @@ import type {
 } from './model.ts';
 import type { CibParseResult } from './parse_result.ts';
 
-/** The repository root, found from this file whether it runs from src/ or dist/src/. */
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    assert.notEqual(up, dir, 'package.json not found above the test file');
-    dir = up;
-  }
-  return dir;
-}
 const FIXTURES = join(repoRoot(), 'src/cib/fixtures');
 
 function ok(r: CibParseResult): Extract<CibParseResult, { ok: true }> {

@@ -4,8 +4,6 @@
  * or drbd.conf. The file name decides when it is conventional (`ha.cf`, `drbd.conf`, `*.crm`,
  * `*.xml`, `*.res`); otherwise the first meaningful word does. `--format` overrides both.
  */
-import { basename } from 'node:path';
-
 export const CONFIG_FORMATS = ['crm', 'xml', 'heartbeat', 'drbd'] as const;
 export type ConfigFormat = (typeof CONFIG_FORMATS)[number];
 export type HeartbeatFileKind = 'ha.cf' | 'haresources' | 'authkeys';
@@ -69,6 +67,12 @@ const HACF_WORDS = new Set([
 
 const DRBD_WORDS = new Set(['global', 'common', 'resource', 'include', 'skip']);
 
+/** The last segment of a POSIX path, lower-cased: node:path's `basename`, kept pure here. */
+function fileNameOf(file: string): string {
+  const trimmed = file.replace(/\/+$/, '');
+  return trimmed.slice(trimmed.lastIndexOf('/') + 1).toLowerCase();
+}
+
 function firstWords(text: string, max: number): string[] {
   const out: string[] = [];
   for (const raw of text.split(/\r?\n/)) {
@@ -82,7 +86,7 @@ function firstWords(text: string, max: number): string[] {
 
 /** Which Heartbeat file `text` is, by name then content. */
 export function heartbeatFileKind(text: string, file: string): HeartbeatFileKind | undefined {
-  const name = basename(file).toLowerCase();
+  const name = fileNameOf(file);
   if (name === 'ha.cf' || name.endsWith('.ha.cf')) return 'ha.cf';
   if (name === 'haresources') return 'haresources';
   if (name === 'authkeys') return 'authkeys';
@@ -103,7 +107,7 @@ export function detectFormat(text: string, file: string, forced?: ConfigFormat):
     const kind = heartbeatFileKind(text, file) ?? 'ha.cf';
     return { format: 'heartbeat', heartbeatFile: kind, reason: '--format' };
   }
-  const name = basename(file).toLowerCase();
+  const name = fileNameOf(file);
   if (name === 'ha.cf' || name === 'haresources' || name === 'authkeys') {
     return { format: 'heartbeat', heartbeatFile: heartbeatFileKind(text, file)!, reason: 'file name' };
   }

@@ -165,6 +165,15 @@ function looksLikeKeyword(t: Tok): boolean {
   return !t.quoted && /^[a-z][a-z0-9-]*$/.test(t.text) && !/^\d/.test(t.text);
 }
 
+/** Reports a statement (`words`, not empty) that runs on without its closing `;`. */
+function missingSemicolon(sink: Sink, words: readonly Tok[]): void {
+  sink.error(
+    words[words.length - 1]!.pos,
+    'drbd-missing-semicolon',
+    `missing ';' after '${words.map((w) => w.text).join(' ')}'`,
+  );
+}
+
 function buildBlocks(pieces: readonly Piece[], sink: Sink): Stmt[] {
   let i = 0;
   const parseList = (depth: number, open?: SourcePos): Stmt[] => {
@@ -189,12 +198,7 @@ function buildBlocks(pieces: readonly Piece[], sink: Sink): Stmt[] {
           words = [];
         } else {
           if (words.length > 0) {
-            const last = words[words.length - 1]!;
-            sink.error(
-              last.pos,
-              'drbd-missing-semicolon',
-              `missing ';' after '${words.map((w) => w.text).join(' ')}'`,
-            );
+            missingSemicolon(sink, words);
             words = [];
           }
           if (open === undefined) {
@@ -206,12 +210,7 @@ function buildBlocks(pieces: readonly Piece[], sink: Sink): Stmt[] {
         continue;
       }
       if (words.length >= 2 && p.lineStart && looksLikeKeyword(p)) {
-        const last = words[words.length - 1]!;
-        sink.error(
-          last.pos,
-          'drbd-missing-semicolon',
-          `missing ';' after '${words.map((w) => w.text).join(' ')}'`,
-        );
+        missingSemicolon(sink, words);
         words = [];
       }
       words.push(p);

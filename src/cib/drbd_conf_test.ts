@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { repoRoot } from '../lib/repo_root.ts';
 import {
   type DrbdIo,
   type DrbdParseResult,
@@ -14,15 +14,6 @@ import {
 import type { DrbdConfig } from './drbd_model.ts';
 import { drbdOption, drbdProtocol } from './drbd_model.ts';
 
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    assert.notEqual(up, dir, 'package.json not found above the test file');
-    dir = up;
-  }
-  return dir;
-}
 const FIXTURES = join(repoRoot(), 'src/cib/fixtures');
 
 function ok(r: DrbdParseResult): Extract<DrbdParseResult, { ok: true }> {

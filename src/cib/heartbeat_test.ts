@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { repoRoot } from '../lib/repo_root.ts';
 import {
   HEARTBEAT_DEFAULTS,
   HEARTBEAT_HOME_NODE_SCORE,
@@ -14,15 +14,6 @@ import {
 } from './heartbeat.ts';
 import type { Group, LocationConstraint, Primitive } from './model.ts';
 
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    assert.notEqual(up, dir, 'package.json not found above the test file');
-    dir = up;
-  }
-  return dir;
-}
 const FIXTURES = join(repoRoot(), 'src/cib/fixtures');
 const read = (f: string): { text: string; file: string } => ({
   text: readFileSync(join(FIXTURES, f), 'utf8'),

@@ -25,13 +25,6 @@ export function parseScore(text: string, colours?: Readonly<Record<string, numbe
   return { ok: false, reason: `'${text}' is not a score (expected an integer, INFINITY or -INFINITY)` };
 }
 
-/** Like `parseScore` but returns `fallback` for text that is not a score. */
-export function scoreOr(text: string | undefined, fallback: number): number {
-  if (text === undefined) return fallback;
-  const r = parseScore(text);
-  return r.ok ? r.score : fallback;
-}
-
 export function clampScore(n: number): number {
   if (n >= INFINITY) return INFINITY;
   if (n <= MINUS_INFINITY) return MINUS_INFINITY;

@@ -25,21 +25,10 @@
  */
 
 import { spawnSync } from 'node:child_process';
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type Command, Option } from 'commander';
 import { directCibCommands, toCibCommands } from '../admin/cib_commands.ts';
 import { formatPreview, previewTransition } from '../admin/dry_run.ts';
@@ -58,6 +47,7 @@ import { controlSocketPath, loadConfig } from '../daemon/config.ts';
 import { MAX_CONTROL_REQUEST_BYTES, queryControl } from '../daemon/control.ts';
 import { PROPOSE_TIMEOUT_MS } from '../daemon/daemon.ts';
 import { resolveSelf } from '../daemon/run.ts';
+import { writeFileAtomic } from '../lib/atomic_file.ts';
 import { formatDiagnostic } from '../lib/errors.ts';
 import { DEFAULT_CONFIG_FILE } from './cluster_cmd.ts';
 
@@ -121,19 +111,9 @@ class CibFileTarget {
         2,
         `${this.name}: error: the file changed while this command ran; nothing written, run it again`,
       );
-    const tmp = join(dirname(this.name), `.${basename(this.name)}.halo-${process.pid}.tmp`);
-    const mode = statSync(this.name).mode & 0o777;
     try {
-      const fd = openSync(tmp, 'wx', mode);
-      try {
-        writeSync(fd, serializeCibXml(after));
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(tmp, this.name);
+      writeFileAtomic(this.name, serializeCibXml(after), statSync(this.name).mode & 0o777);
     } catch (err) {
-      rmSync(tmp, { force: true });
       throw new Exit(
         2,
         `${this.name}: error: cannot write the file (${(err as Error).message}); it is unchanged`,
@@ -288,7 +268,7 @@ async function readLiveCib(socket: string): Promise<Cib> {
         2,
         `halo: the daemon's view of the CIB is at epoch ${cibAttr(reply.cib, 'epoch')} but epoch ${committed} has committed; try again in a moment`,
       );
-    await new Promise((resolve) => setTimeout(resolve, LIVE_READ_POLL_MS));
+    await sleep(LIVE_READ_POLL_MS);
   }
 }
 

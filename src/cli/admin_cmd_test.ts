@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Command, CommanderError } from 'commander';
-import { NODE1, NODE2, repoRoot, seed003Cib } from '../admin/testing.ts';
+import { NODE1, NODE2, seed003Cib } from '../admin/testing.ts';
 import { parseCibXml, serializeCibXml } from '../cib/cib_xml.ts';
 import { findResource } from '../cib/resources.ts';
 import { type CibCommand, CibStateMachine, validateCibCommand } from '../consensus/cib_state_machine.ts';
@@ -21,6 +21,7 @@ import { serveControl } from '../daemon/control.ts';
 import type { DaemonStatus } from '../daemon/daemon.ts';
 import { createLabCluster, waitFor } from '../daemon/lab_cluster.ts';
 import { hasNetnsSupport } from '../lab/netns.ts';
+import { repoRoot } from '../lib/repo_root.ts';
 import { NO_CLUSTER_MESSAGE, registerAdminCommands } from './admin_cmd.ts';
 
 const SEED_XML = serializeCibXml(seed003Cib());

@@ -13,19 +13,10 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { parseCibXml } from '../cib/cib_xml.ts';
+import { repoRoot } from '../lib/repo_root.ts';
 import { run } from './main.ts';
 
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    assert.notEqual(up, dir, 'package.json not found above the test file');
-    dir = up;
-  }
-  return dir;
-}
 const ROOT = repoRoot();
 const FIXTURES = join(ROOT, 'src/cib/fixtures');
 const CRM_VERIFY = '/usr/sbin/crm_verify';

@@ -318,8 +318,10 @@ export class Controller {
       recurringRepeat,
     );
     if (ev.outcome.attributes) {
+      // Agents report a deleted attribute as an empty value (crm_master -D, halo:volume with
+      // no promotion score); store that as absent, not as the empty string.
       for (const [k, v] of Object.entries(ev.outcome.attributes))
-        this.setAttribute(ev.node, k, v, `${ev.rsc} set ${k}=${v}`);
+        this.setAttribute(ev.node, k, v === '' ? undefined : v, `${ev.rsc} set ${k}=${v || '(deleted)'}`);
     }
     if (ra && ra.state === 'running') {
       ra.state = failed ? 'failed' : 'done';

@@ -1,13 +1,14 @@
 import { join } from 'node:path';
 import type { Cib, NodeState, OpHistory } from '../cib/model.ts';
+import { clusterProperty } from '../cib/resources.ts';
 import { validateCibCommand } from '../consensus/cib_state_machine.ts';
 import { Executor } from '../executor/executor.ts';
-import { Fencer } from '../executor/fence.ts';
+import { type FenceDevice, Fencer } from '../executor/fence.ts';
 import { ShellAgentRunner } from '../executor/runner.ts';
 import { assertNever } from '../lib/assert.ts';
 import type { Logger } from '../lib/ports.ts';
 import { schedule } from '../scheduler/schedule.ts';
-import { ControllerHost, type ControllerWire } from './host.ts';
+import { ControllerHost, type ControllerWire, fenceDevicesFromCib } from './host.ts';
 import { applyStatusChanges } from './status.ts';
 import type { ExecOp, OpOutcome, StatusChange } from './types.ts';
 
@@ -225,6 +226,12 @@ export function statusCommandsCompat(
 export interface AttachedController {
   readonly host: ControllerHost;
   readonly executor: Executor;
+  /**
+   * Fences `target` with the CIB's devices now, without the cluster's consent: only for the
+   * two-node rule, where the survivor cannot commit anything until the peer is off (the
+   * daemon checks `checkForceSolo` first, so a node that may not take over never fences).
+   */
+  fenceForTakeover(target: string): Promise<{ ok: boolean; reason: string }>;
   /** Malformed controller messages dropped so far. */
   dropped(): number;
   close(): void;
@@ -251,6 +258,18 @@ export function attachController(
     );
   // What the proposals so far will make of the replicated status (compat mode only).
   let shadow: NodeState[] = [...(h.replicatedCib?.().status ?? cib.status)];
+  const runFence = async (
+    target: string,
+    action: 'reboot' | 'off' | 'on',
+    devices: readonly FenceDevice[],
+    c: Cib,
+  ): Promise<{ ok: boolean; reason: string }> => {
+    const r = await new Fencer({ runner, devices, levels: c.configuration.fencingTopology }).fence(
+      target,
+      action,
+    );
+    return { ok: r.ok, reason: r.reason };
+  };
   host = new ControllerHost(
     {
       config: {
@@ -278,11 +297,7 @@ export function attachController(
             ok: false,
             reason: `the cluster did not confirm the decision to fence ${target} (${decided.message ?? 'refused'}): this node may be the one cut off`,
           };
-        const r = await new Fencer({ runner, devices, levels: c.configuration.fencingTopology }).fence(
-          target,
-          action,
-        );
-        return { ok: r.ok, reason: r.reason };
+        return runFence(target, action, devices, c);
       },
       sendToNode: (node, msg) => {
         const id = h.idOf(node);
@@ -333,6 +348,14 @@ export function attachController(
     host: attached,
     executor,
     dropped: () => dropped,
+    fenceForTakeover(target) {
+      const c = h.replicatedCib?.() ?? cib;
+      const action = clusterProperty(c, 'stonith-action') === 'off' ? 'off' : 'reboot';
+      return runFence(target, action, fenceDevicesFromCib(c), c).catch((e: Error) => ({
+        ok: false,
+        reason: e.message,
+      }));
+    },
     close() {
       attached.stop();
       executor.close();

@@ -41,6 +41,15 @@ export interface ConsensusPart {
    * (the state machine never mutates in place), so the daemon sees changes by identity.
    */
   cib?(): Cib;
+  /**
+   * Two-node rule (consensus/mod.ts): null when this node may take over from `peer` once it is
+   * fenced, else why not (e.g. it restarted and has not heard from a leader: wait_for_all).
+   */
+  checkForceSolo?(peer: string): string | null;
+  /** After `peer` is confirmed off: lead {self} in a new term (the fence evidence is logged). */
+  forceSoloAfterFence?(peer: string, fencedBy: string): { ok: boolean; message?: string };
+  /** On the leader: propose adding `peer` back as a voter (after a forced solo). */
+  addVoter?(peer: string): { ok: boolean; message?: string };
 }
 
 export type ProposeOutcome =
@@ -146,6 +155,9 @@ export interface DaemonStatus {
   };
 }
 
+/** Two-node takeover: pause between attempts (fence refused or failed, re-adding a voter). */
+export const TAKEOVER_RETRY_MS = 1_000;
+
 /** Messages waiting for a stream to connect, per peer and purpose. */
 export const MAX_QUEUED_STREAM_MESSAGES = 16;
 
@@ -200,6 +212,8 @@ export class Daemon {
   private fedDc: string | null | undefined;
   private fedMembers = '';
   private fedQuorum = '';
+  private takeoverRetryAtMs = 0;
+  private readdRetryAtMs = 0;
 
   constructor(private readonly opts: DaemonOptions) {
     this.cfg = opts.config;
@@ -667,6 +681,7 @@ export class Daemon {
     this.transport?.tick();
     this.updateQuorum();
     this.consensus?.tick();
+    this.readdVoters();
     this.feedController();
   }
 
@@ -703,9 +718,89 @@ export class Daemon {
       );
     }
     // With a controller, the two-node fence goes through the CIB's fence devices (controller).
-    if (this.ctl) this.feedQuorum(state);
-    else for (const peer of state.fenceNeeded) this.requestFence(peer);
+    if (this.ctl) {
+      this.feedQuorum(state);
+      if (this.consensus?.forceSoloAfterFence)
+        for (const peer of state.fenceNeeded) this.twoNodeTakeover(peer);
+    } else for (const peer of state.fenceNeeded) this.requestFence(peer);
     return state;
+  }
+
+  /**
+   * Two-node rule with consensus (consensus/mod.ts): the peer is lost and this node cannot
+   * commit anything alone. If Raft lets it take over (`checkForceSolo`: not just restarted
+   * without hearing a leader), fence the peer with the CIB's devices, then lead {self}; the
+   * controller, now DC, recovers the peer's resources. Retried at most every second.
+   */
+  private twoNodeTakeover(peer: number): void {
+    const c = this.consensus;
+    const ctl = this.ctl;
+    if (!c?.checkForceSolo || !c.forceSoloAfterFence || !ctl) return;
+    const now = this.nowMs();
+    if (this.fenceRequested.has(peer) || now < this.takeoverRetryAtMs) return;
+    const name = this.nameOf(peer);
+    const refused = c.checkForceSolo(name);
+    if (refused) {
+      this.takeoverRetryAtMs = now + TAKEOVER_RETRY_MS;
+      this.log.log('warn', `not taking over from ${name}: ${refused}`, {
+        event: 'takeover-refused',
+        peer: name,
+      });
+      return;
+    }
+    this.fenceRequested.add(peer);
+    this.log.log('warn', `fencing ${name}: two-node rule, this node takes over once ${name} is off`, {
+      event: 'fence-request',
+      peer: name,
+    });
+    void ctl.fenceForTakeover(name).then((r) => {
+      if (this.stopped) return;
+      if (!r.ok || this.detector?.state(peer) !== 'lost') {
+        this.fenceRequested.delete(peer);
+        this.takeoverRetryAtMs = this.nowMs() + TAKEOVER_RETRY_MS;
+        this.log.log('error', `fencing ${name} failed: ${r.ok ? 'it came back meanwhile' : r.reason}`, {
+          event: 'fence-result',
+          peer: name,
+          ok: false,
+        });
+        return;
+      }
+      this.fenced.add(peer);
+      const solo = c.forceSoloAfterFence!(name, `${r.reason}; requested by ${this.self.name}`.slice(0, 200));
+      this.log.log(
+        solo.ok ? 'warn' : 'error',
+        solo.ok
+          ? `fenced ${name} (${r.reason}); this node now leads alone until ${name} returns`
+          : `fenced ${name} but could not take over: ${solo.message}`,
+        { event: 'fence-result', peer: name, ok: true },
+      );
+      this.updateQuorum();
+      this.feedController();
+    });
+  }
+
+  /** After a forced solo: the leader adds the returned peer back as a voter. */
+  private readdVoters(): void {
+    const c = this.consensus;
+    if (!c?.addVoter || !this.cfg.quorum.twoNode) return;
+    const now = this.nowMs();
+    if (now < this.readdRetryAtMs) return;
+    const st = c.status() as ConsensusStatus & { voters?: readonly string[] };
+    if (st.role !== 'leader' || !st.voters || st.voters.length !== 1) return;
+    const ids = this.memberIds();
+    for (const p of this.peers) {
+      if (p.witness || !ids.has(p.id) || this.detector?.state(p.id) !== 'member') continue;
+      this.readdRetryAtMs = now + TAKEOVER_RETRY_MS;
+      const r = c.addVoter(p.name);
+      this.log.log(
+        r.ok ? 'info' : 'warn',
+        r.ok ? `adding ${p.name} back as a voter` : `cannot add ${p.name} back yet: ${r.message}`,
+        {
+          event: 'add-voter',
+          peer: p.name,
+        },
+      );
+    }
   }
 
   private requestFence(peer: number): void {

@@ -235,6 +235,26 @@ export function raftConsensus(ctx: ConsensusContext): ConsensusPart {
     cib() {
       return cib.cib;
     },
+    checkForceSolo(peer) {
+      if (stopped) return 'daemon is stopping';
+      catchUp();
+      const r = node.checkForceSolo(NodeId(peer));
+      return r ? `${r.code}: ${r.message}` : null;
+    },
+    forceSoloAfterFence(peer, fencedBy) {
+      if (stopped) return { ok: false, message: 'daemon is stopping' };
+      catchUp();
+      const r = node.forceSoloAfterFence(NodeId(peer), { fencedBy });
+      handleReady();
+      return r.ok ? { ok: true } : { ok: false, message: `${r.code}: ${r.message}` };
+    },
+    addVoter(peer) {
+      if (stopped) return { ok: false, message: 'daemon is stopping' };
+      catchUp();
+      const r = node.proposeConfChange({ type: 'addNode', node: NodeId(peer) });
+      handleReady();
+      return r.ok ? { ok: true } : { ok: false, message: `${r.code}: ${r.message}` };
+    },
     propose(data, timeoutMs) {
       if (stopped)
         return Promise.resolve({ ok: false, code: 'stopped', message: 'daemon is stopping', leader: null });

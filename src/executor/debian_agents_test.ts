@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createLabNet, hasNetnsSupport } from '../lab/netns.ts';
-import { pidAlive } from './builtin/process_agent.ts';
+import { pidAlive } from '../lib/pid.ts';
 import { Executor } from './executor.ts';
 import { ShellAgentRunner } from './runner.ts';
 

@@ -1,7 +1,7 @@
+import { opDigest } from '../cib/op_digest.ts';
 import { HaloError } from '../lib/errors.ts';
 import type { Clock, Logger } from '../lib/ports.ts';
 import { nullLogger } from '../lib/ports.ts';
-import { opDigest } from './op_digest.ts';
 import { type OpRequest, type OpResult, OpTable, type StartOp } from './ops.ts';
 import type { AgentRunner } from './runner.ts';
 

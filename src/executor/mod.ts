@@ -10,6 +10,8 @@
  * - `Fencer` (fence.ts): pcmk_host_* handling, retries, topology levels.
  * - `opRequestFor` (cib_ops.ts): CIB primitive + operation → request.
  */
+
+export { opDigest } from '../cib/op_digest.ts';
 export * from './agent_spec.ts';
 export { builtinAgents } from './builtin/mod.ts';
 export type { BuiltinAgent, BuiltinContext, BuiltinOutcome } from './builtin/types.ts';
@@ -19,7 +21,6 @@ export * from './fence.ts';
 export * from './heartbeat_compat.ts';
 export * from './memory_runner.ts';
 export * from './metadata.ts';
-export * from './op_digest.ts';
 export * from './ops.ts';
 export * from './process.ts';
 export * from './rc.ts';

@@ -32,7 +32,7 @@ export interface OpRequest {
   readonly params: Readonly<Record<string, string>>;
   /** Meta attributes passed as `OCF_RESKEY_CRM_meta_<name>` (timeout/interval are added). */
   readonly meta?: Readonly<Record<string, string>>;
-  /** md5 of the sorted instance parameters (see `op_digest.ts`), computed by the shell. */
+  /** md5 of the sorted instance parameters (see `src/cib/op_digest.ts`), computed by the shell. */
   readonly opDigest?: string;
 }
 
@@ -314,27 +314,4 @@ export function toOpHistory(result: OpResult, opts: { node?: string; failure?: b
     ...(opts.node !== undefined ? { onNode: opts.node } : {}),
     ...(result.exitReason !== undefined ? { exitReason: result.exitReason } : {}),
   };
-}
-
-/**
- * The text Pacemaker hashes for `op-digest` (its "v1" digest format): a `<parameters/>` element
- * with the instance parameters as attributes in sorted order, written with one leading space
- * and a trailing newline. Checked against Pacemaker's scheduler regression inputs: the md5 of
- * this text equals the recorded op-digest of 12703 of 13487 non-recurring start/stop/monitor
- * records (the rest are clone instances, masked stonith passwords, or parameters a test changed
- * on purpose). Hashing (md5) is done by the shell.
- */
-export function digestInput(params: Readonly<Record<string, string>>): string {
-  const keys = Object.keys(params).sort();
-  const attrs = keys.map((k) => ` ${k}="${escapeAttr(params[k]!)}"`).join('');
-  return ` <parameters${attrs}/>\n`;
-}
-
-function escapeAttr(v: string): string {
-  return v
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/\n/g, '&#10;');
 }

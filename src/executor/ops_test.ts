@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { digestInput, opDigest } from '../cib/op_digest.ts';
 import type { Clock } from '../lib/ports.ts';
-import { opDigest } from './op_digest.ts';
-import { digestInput, type OpRequest, OpTable, type RawOpOutcome, toOpHistory } from './ops.ts';
+import { type OpRequest, OpTable, type RawOpOutcome, toOpHistory } from './ops.ts';
 import { fenceToOcf, lsbToOcf, OCF_RC, rcName } from './rc.ts';
 
 class FakeClock implements Clock {

@@ -1,5 +1,6 @@
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { escapeAttr, escapeText } from '../cib/xml_tree.ts';
 import { HaloError } from '../lib/errors.ts';
 import { type AgentSpec, formatAgentSpec, parseAgentSpec } from './agent_spec.ts';
 import { builtinAgents } from './builtin/mod.ts';
@@ -614,32 +615,30 @@ function safeRead(path: string): string {
 
 /** Meta-data as OCF XML, for built-ins' `meta-data` action. */
 export function metadataXml(m: AgentMetadata): string {
-  const esc = (s: string): string =>
-    s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
   const params = m.parameters
     .map(
       (p) =>
-        `    <parameter name="${esc(p.name)}" required="${p.required ? 1 : 0}" unique="${p.unique ? 1 : 0}">\n` +
-        `      <longdesc lang="en">${esc(p.longdesc)}</longdesc>\n      <shortdesc lang="en">${esc(p.shortdesc)}</shortdesc>\n` +
-        `      <content type="${esc(p.type)}"${p.default !== undefined ? ` default="${esc(p.default)}"` : ''}/>\n    </parameter>\n`,
+        `    <parameter name="${escapeAttr(p.name)}" required="${p.required ? 1 : 0}" unique="${p.unique ? 1 : 0}">\n` +
+        `      <longdesc lang="en">${escapeText(p.longdesc)}</longdesc>\n      <shortdesc lang="en">${escapeText(p.shortdesc)}</shortdesc>\n` +
+        `      <content type="${escapeAttr(p.type)}"${p.default !== undefined ? ` default="${escapeAttr(p.default)}"` : ''}/>\n    </parameter>\n`,
     )
     .join('');
   const actions = m.actions
     .map((a) => {
       const extra = [
-        a.timeout && `timeout="${esc(a.timeout)}"`,
-        a.interval && `interval="${esc(a.interval)}"`,
-        a.depth && `depth="${esc(a.depth)}"`,
-        a.role && `role="${esc(a.role)}"`,
+        a.timeout && `timeout="${escapeAttr(a.timeout)}"`,
+        a.interval && `interval="${escapeAttr(a.interval)}"`,
+        a.depth && `depth="${escapeAttr(a.depth)}"`,
+        a.role && `role="${escapeAttr(a.role)}"`,
       ]
         .filter(Boolean)
         .join(' ');
-      return `    <action name="${esc(a.name)}" ${extra}/>\n`;
+      return `    <action name="${escapeAttr(a.name)}" ${extra}/>\n`;
     })
     .join('');
   return (
-    `<?xml version="1.0"?>\n<resource-agent name="${esc(m.name)}" version="${esc(m.version ?? '1.0')}">\n  <version>1.1</version>\n` +
-    `  <longdesc lang="en">${esc(m.longdesc)}</longdesc>\n  <shortdesc lang="en">${esc(m.shortdesc)}</shortdesc>\n` +
+    `<?xml version="1.0"?>\n<resource-agent name="${escapeAttr(m.name)}" version="${escapeAttr(m.version ?? '1.0')}">\n  <version>1.1</version>\n` +
+    `  <longdesc lang="en">${escapeText(m.longdesc)}</longdesc>\n  <shortdesc lang="en">${escapeText(m.shortdesc)}</shortdesc>\n` +
     `  <parameters>\n${params}  </parameters>\n  <actions>\n${actions}  </actions>\n</resource-agent>\n`
   );
 }

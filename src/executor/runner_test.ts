@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { pidAlive } from './builtin/process_agent.ts';
+import { pidAlive } from '../lib/pid.ts';
 import { heartbeatToOcf } from './heartbeat_compat.ts';
 import { parseMetadata, validateParams } from './metadata.ts';
 import { OCF_RC } from './rc.ts';

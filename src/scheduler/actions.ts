@@ -114,10 +114,11 @@ export function decide(u: Unpacked, a: Assignment, orders: readonly OrderEntry[]
       if (current && !next.node && !next.fixed) d.reason = 'node availability';
       const change = current ? u.definitionChanges.get(p.id)?.get(current.node) : undefined;
       if (change && sameNode && !next.fixed && !d.restart && next.role !== 'Stopped') {
-        if (change === 'restart') {
+        if (change === 'reload') d.reload = true;
+        else {
           d.restart = true;
-          d.reason = 'resource definition change';
-        } else d.reload = true;
+          if (change === 'restart') d.reason = 'resource definition change';
+        }
       }
       if (needsQuorum(p) && !next.fixed && next.node) {
         if (noQuorumDemote && isPromotable(p)) {
@@ -139,7 +140,8 @@ export function decide(u: Unpacked, a: Assignment, orders: readonly OrderEntry[]
             d.blocked = true;
             d.reason = 'no quorum';
           }
-        } else if (noQuorumFreeze && (!current || current.node !== next.node)) {
+        } else if (noQuorumFreeze && !current) {
+          // freeze: what runs keeps running (it may even move); nothing new starts.
           d.blocked = true;
           d.reason = 'quorum freeze';
         }
@@ -313,7 +315,16 @@ function applyOrders(u: Unpacked, orders: readonly OrderEntry[], byId: Map<strin
     // Group members stop in reverse order: a stuck member holds up the ones before it.
     const ds = r.children.map((m) => byId.get(m.id)).filter((d): d is MutableDecision => d !== undefined);
     const lastStuck = ds.findLastIndex(stuck);
-    for (let i = 0; i < lastStuck; i++) if (stopsNow(ds[i]!)) ds[i]!.blocked = true;
+    for (let i = 0; i < lastStuck; i++) {
+      const d = ds[i]!;
+      if (!stopsNow(d)) continue;
+      d.blocked = true;
+      // Its stop can't run, so neither can a start elsewhere: it stays, stopping in name only.
+      if (d.current && d.next.node !== d.current.node && !d.reason) {
+        d.reason = `unrunnable ${ds[i + 1]!.rsc.id} stop`;
+        d.next = { ...d.next, node: undefined, role: 'Stopped' };
+      }
+    }
   }
 }
 
@@ -434,7 +445,12 @@ export function summaryLine(d: Decision): SummaryLine | undefined {
   if (d.blocked && !d.reason && (d.next.fixed || !cur)) return undefined;
   if (!cur) {
     if (!next.node || next.role === 'Stopped') return undefined;
-    if (next.role === 'Promoted') return line('Promote', `Stopped -> Promoted ${next.node}`);
+    if (next.role === 'Promoted') {
+      // Lost quorum is the reason on the start; the promote line only says it is blocked.
+      if (d.reason === 'no quorum' && d.blocked)
+        return { verb: 'Promote', rsc: rsc.id, details: `Stopped -> Promoted ${next.node}`, suffix: 'blocked' };
+      return line('Promote', `Stopped -> Promoted ${next.node}`);
+    }
     return line('Start', next.node);
   }
   if (!next.node || next.role === 'Stopped') {
@@ -454,7 +470,8 @@ export function summaryLine(d: Decision): SummaryLine | undefined {
   }
   const roleChange = cur.role !== next.role;
   if (d.restart) {
-    const verb = cur.failed ? 'Recover' : 'Restart';
+    // A resource that failed on any of its nodes is recovered, wherever it restarts.
+    const verb = cur.failed || rsc.state.active.some((a) => a.failed) ? 'Recover' : 'Restart';
     if (roleChange) return line(verb, `${cur.role} -> ${next.role} ${next.node}`);
     return line(verb, roleDetail(rsc, cur.role) ? `${cur.role} ${next.node}` : next.node);
   }
@@ -463,7 +480,12 @@ export function summaryLine(d: Decision): SummaryLine | undefined {
     if (cur.role === 'Promoted') return line('Demote', `Promoted -> ${next.role} ${next.node}`);
   }
   if (d.reload && !d.blocked) {
-    return { verb: 'Reload', rsc: rsc.id, details: roleDetail(rsc, cur.role) ? `${cur.role} ${next.node}` : next.node, suffix: '' };
+    return {
+      verb: 'Reload',
+      rsc: rsc.id,
+      details: roleDetail(rsc, cur.role) ? `${cur.role} ${next.node}` : next.node,
+      suffix: '',
+    };
   }
   return undefined;
 }

@@ -82,14 +82,12 @@ export class Assigner {
   private readonly done = new Set<string>();
   private readonly inProgress = new Set<string>();
   private readonly sortedNodes: readonly NodeInfo[];
-  private readonly quorumFreeze: boolean;
 
   constructor(private readonly input: AssignInput) {
     const u = input.u;
+    // Under no-quorum-policy=freeze, running resources may still move (actions.ts blocks only
+    // starts of resources not active anywhere), so placement ignores quorum.
     this.sortedNodes = [...u.nodes].sort((x, y) => naturalCompare(x.name, y.name));
-    const noQuorum = !u.options.haveQuorum;
-    const p = u.options.noQuorumPolicy;
-    this.quorumFreeze = noQuorum && p === 'freeze';
   }
 
   note(id: string, text: string): void {
@@ -179,12 +177,6 @@ export class Assigner {
           for (const n of this.sortedNodes)
             if (!active.some((x) => x.node === n.name)) t.add(n.name, MINUS_INFINITY, 'ticket', text);
         } else everywhere('ticket', text);
-      }
-    }
-    if (this.quorumFreeze && active.length > 0) {
-      for (const n of this.sortedNodes) {
-        if (!active.some((x) => x.node === n.name))
-          t.add(n.name, MINUS_INFINITY, 'quorum', 'the cluster has no quorum (freeze)');
       }
     }
     return t;
@@ -465,6 +457,12 @@ export class Assigner {
     g.children.forEach((m, i) => {
       if (this.isFixed(m)) {
         this.placeFixed(m);
+        // A member left stopped (or elsewhere) holds back the members after it.
+        const a = m.state.active[0];
+        if (ok && (!a || a.node !== node)) {
+          ok = false;
+          this.note(m.id, `${m.id} is left alone away from ${node ?? 'any node'}, so the members after it stop`);
+        }
         return;
       }
       if (ok && node !== undefined && !tables[i]!.canRun(node)) {
@@ -585,12 +583,26 @@ export class Assigner {
     return total;
   }
 
+  /** The clone's own node weights (Pacemaker's clone-level allocation scores). */
+  private cloneWeights(c: Res): ScoreTable {
+    const t = new ScoreTable();
+    for (const n of this.sortedNodes) t.allow(n.name);
+    for (const e of this.input.locations.get(c.baseId) ?? []) {
+      if (e.role === 'Promoted') continue;
+      t.add(e.node, e.score, 'location', describeLocation(e));
+    }
+    this.applyColocations(c.baseId, t, true);
+    this.applyInfluence(c.baseId, t);
+    return t;
+  }
+
   private assignPromotion(c: Res): void {
     const cs = c.clone!;
     const u = this.input.u;
     const candidates: { inst: Res; node: string; score: number; wasPromoted: boolean }[] = [];
     const blockedByRole =
       c.targetRole === 'Unpromoted' || (!u.options.haveQuorum && u.options.noQuorumPolicy === 'demote');
+    const weights = this.cloneWeights(c);
     for (const inst of c.children) {
       const prims = primitivesOf(inst);
       const pl = this.placements.get(prims[0]!.id);
@@ -610,6 +622,9 @@ export class Assigner {
       for (const e of this.input.locations.get(c.baseId) ?? []) {
         if (e.role === 'Promoted' && e.node === node) score = addScoresSafe(score, e.score);
       }
+      // An instance that may be promoted takes its node's weight for the clone: the clone's
+      // own location preferences, its colocations and its dependents' preferences.
+      if (score >= 0) score = addScoresSafe(score, weights.get(node));
       for (const e of u.tickets.get(c.baseId) ?? []) {
         if (!e.revoked || e.role !== 'Promoted') continue;
         // freeze keeps the promoted instance where it is; the other policies demote.
@@ -617,6 +632,8 @@ export class Assigner {
         else score = MINUS_INFINITY;
       }
       if (prims.some((p) => p.state.demoteRequested)) score = MINUS_INFINITY;
+      // A group instance with a member that can't run there is not fit to be promoted.
+      if (prims.some((p) => this.placements.get(p.id)?.node !== node)) score = MINUS_INFINITY;
       for (const col of this.input.colocByDependent.get(c.baseId) ?? []) {
         if (col.dependentRole === 'Unpromoted' && col.score >= INFINITY) {
           // The unpromoted instance must be where the primary is: don't promote there.
@@ -658,6 +675,13 @@ export class Assigner {
     );
     let promoted = 0;
     const perNode = new Map<string, number>();
+    // Instances left alone (blocked, unmanaged) that stay promoted use up promotion slots.
+    for (const inst of c.children) {
+      const pl = this.placements.get(primitivesOf(inst)[0]!.id);
+      if (!pl?.fixed || !pl.node || pl.role !== 'Promoted') continue;
+      promoted++;
+      perNode.set(pl.node, (perNode.get(pl.node) ?? 0) + 1);
+    }
     for (const cand of candidates) {
       this.promotion.set(cand.inst.id, cand.score);
       const ok =

@@ -1,7 +1,7 @@
 import { parseDuration } from '../cib/duration.ts';
-import type { Cib, NvSet, OpHistory, Operation } from '../cib/model.ts';
+import type { Cib, NvSet, Operation, OpHistory } from '../cib/model.ts';
 import { opDigest } from '../cib/op_digest.ts';
-import { primitivesOf, type Res } from './resource_tree.ts';
+import { type ActiveHistory, primitivesOf, type Res } from './resource_tree.ts';
 import { flattenNvSets } from './rules.ts';
 import type { NodeInfo } from './types.ts';
 
@@ -14,8 +14,11 @@ import type { NodeInfo } from './types.ts';
  *
  * Only one-shot ops (start, a probe that found it running, promote, migrate_from) lead to
  * something the transition shows; a changed recurring monitor is just rescheduled.
+ *
+ * `stop` is a restart Pacemaker gives no reason for: the agent itself (class, provider, type)
+ * changed, or a reload was due while the start is still pending.
  */
-export type DefinitionChange = 'restart' | 'reload';
+export type DefinitionChange = 'restart' | 'reload' | 'stop';
 
 /** resource id → node → what its definition change needs. */
 export type DefinitionChanges = ReadonlyMap<string, ReadonlyMap<string, DefinitionChange>>;
@@ -41,11 +44,11 @@ export function definitionChanges(input: DigestInput): DefinitionChanges {
   for (const top of input.resources) {
     for (const r of primitivesOf(top)) {
       if (r.orphan || !r.def || r.state.configOps.size === 0) continue;
-      for (const [nodeName, ops] of r.state.configOps) {
+      for (const [nodeName, hist] of r.state.configOps) {
         const node = input.nodeByName.get(nodeName);
         if (!node || !nodeAvailable(node)) continue;
         if (!r.state.active.some((a) => a.node === nodeName)) continue;
-        const change = checkNode({ r, node, inherited, nowMs: input.nowMs }, ops);
+        const change = checkNode({ r, node, inherited, nowMs: input.nowMs }, hist);
         if (!change) continue;
         let m = out.get(r.id);
         if (!m) {
@@ -71,15 +74,22 @@ interface Target {
   readonly nowMs: number;
 }
 
-function checkNode(t: Target, ops: readonly OpHistory[]): DefinitionChange | undefined {
+function checkNode(t: Target, hist: ActiveHistory): DefinitionChange | undefined {
+  const def = t.r.def!;
+  const agentChanged = def.class !== hist.class || def.provider !== hist.provider || def.type !== hist.type;
+  const startPending = hist.ops.some(
+    (op) => op.operation === 'start' && (op.callId === '-1' || op.opStatus === '-1'),
+  );
+  // A new agent: its history is wiped and it is restarted; its old digests say nothing.
+  if (agentChanged) return 'stop';
   let result: DefinitionChange | undefined;
-  for (const op of ops) {
+  for (const op of hist.ops) {
     const intervalMs = Number(op.interval) || 0;
     if (intervalMs > 0 || !CHECKED_TASKS.has(op.operation)) continue;
-    if (op.opStatus === '-1' || op.opStatus === '1') continue;
+    if (op.opStatus === '1') continue;
     const change = compare(t, op);
     if (change === 'restart') return 'restart';
-    if (change === 'reload') result = 'reload';
+    if (change === 'reload' && !result) result = startPending ? 'stop' : 'reload';
   }
   return result;
 }
@@ -121,7 +131,8 @@ function compare(t: Target, op: OpHistory): DefinitionChange | undefined {
   const recorded = op.opDigest!;
   if (recorded === opDigest(all)) return undefined;
   // Only private parameters (passwords, masked in the history) changed: nothing to do.
-  if (op.opSecureDigest !== undefined && op.opSecureDigest === secureDigest(r, op, params, all)) return undefined;
+  if (op.opSecureDigest !== undefined && op.opSecureDigest === secureDigest(r, op, params, all))
+    return undefined;
   if (restartOnMismatch) return 'restart';
   return restartDigest !== undefined ? 'reload' : 'restart';
 }
@@ -143,7 +154,7 @@ function secureDigest(
   for (const k of [...out.keys()]) {
     if (
       isFilteredName(k) ||
-      (secure !== undefined && secure.includes(` ${k} `)) ||
+      secure?.includes(` ${k} `) ||
       (old && r.def?.class === 'stonith' && isFenceParam(k))
     )
       out.delete(k);

@@ -3,7 +3,7 @@ import type { Cib, Clone, NodeState, OpHistory, ResourceHistory } from '../cib/m
 import { INFINITY, parseScore } from '../cib/score.ts';
 import { getOrInsert } from './collections.ts';
 import { unsupported } from './errors.ts';
-import type { Res } from './resource_tree.ts';
+import type { ActiveHistory, Res } from './resource_tree.ts';
 import type { ClusterOptions, FailureRecord, NodeInfo, Role } from './types.ts';
 import type { MutableRes } from './unpack.ts';
 
@@ -246,7 +246,9 @@ function replayOps(r: Res, node: string, ops: readonly OpHistory[], options: Clu
         out.role = 'Promoted';
         break;
       case 'demote':
-        out.role = 'Unpromoted';
+        // A demote that failed with on-fail=block leaves it promoted (and stuck); otherwise it
+        // is taken as demoted, since it is stopped before anything else is promoted.
+        out.role = onFail === 'block' ? 'Promoted' : 'Unpromoted';
         break;
       case 'monitor':
         if (rc === RC.failedPromoted || rc === RC.runningPromoted) out.role = 'Promoted';
@@ -386,7 +388,8 @@ function findInstance(
     if (m && !bound.get(inst.id)?.has(m.id)) return m;
     duplicate = true;
   }
-  if (!duplicate) for (const inst of clone.children) if (!bound.has(inst.id) && !inst.orphan) return memberOf(inst);
+  if (!duplicate)
+    for (const inst of clone.children) if (!bound.has(inst.id) && !inst.orphan) return memberOf(inst);
   return orphan();
 }
 
@@ -481,8 +484,17 @@ export function applyHistory(input: HistoryInput): void {
       applyReplay(input, r, info, rep, bound);
       if (r.parent && (rep.role !== 'Stopped' || rep.failed)) r.state.historyName ??= hist.id;
       // Pacemaker checks a definition only through the resource its history is recorded under.
-      if (rep.role !== 'Stopped' && rep.configOps.length > 0 && (hist.id === r.id || r.state.historyName === hist.id))
-        (r.state.configOps as Map<string, readonly OpHistory[]>).set(info.name, rep.configOps);
+      if (
+        rep.role !== 'Stopped' &&
+        rep.configOps.length > 0 &&
+        (hist.id === r.id || r.state.historyName === hist.id)
+      )
+        (r.state.configOps as Map<string, ActiveHistory>).set(info.name, {
+          class: hist.class,
+          provider: hist.provider,
+          type: hist.type,
+          ops: rep.configOps,
+        });
     }
   }
   // A migrate_to whose target never took over is a partial migration: not supported yet.

@@ -69,7 +69,15 @@ export interface PrimitiveState {
   /** The id this instance's active history was recorded under (`rsc:1`), for `master-*` lookups. */
   readonly historyName?: string;
   /** Per node where it is active: the history since its last start, to detect definition changes. */
-  readonly configOps: ReadonlyMap<string, readonly OpHistory[]>;
+  readonly configOps: ReadonlyMap<string, ActiveHistory>;
+}
+
+/** What a node's history says about a running resource: its agent and the ops since its start. */
+export interface ActiveHistory {
+  readonly class?: string;
+  readonly provider?: string;
+  readonly type?: string;
+  readonly ops: readonly OpHistory[];
 }
 
 export function emptyState(): PrimitiveState {

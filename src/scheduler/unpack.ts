@@ -482,7 +482,7 @@ export function unpack(cib: Cib, nowMs: number): Unpacked {
   for (const c of cib.configuration.resources) {
     if (c.kind !== 'clone') continue;
     const clone = byConfiguredId.get(c.id);
-    if (!clone || clone.kind !== 'clone' || clone.children.length > 0) continue;
+    if (clone?.kind !== 'clone' || clone.children.length > 0) continue;
     if (!byConfiguredId.has(c.child.id)) byConfiguredId.set(c.child.id, clone);
     if (c.child.kind === 'group')
       for (const m of c.child.members) if (!byConfiguredId.has(m.id)) byConfiguredId.set(m.id, clone);

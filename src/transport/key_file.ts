@@ -1,15 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  statSync,
-  writeSync,
-} from 'node:fs';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { writeFileAtomic } from '../lib/atomic_file.ts';
 import { HaloError } from '../lib/errors.ts';
 import { CLUSTER_KEY_BYTES } from './packet.ts';
 
@@ -28,15 +20,7 @@ export function generateKeyFile(path: string, opts: { force?: boolean } = {}): v
     throw new HaloError('key-file-exists', `${path} already exists; pass --force to replace the cluster key`);
   }
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, `${randomBytes(CLUSTER_KEY_BYTES).toString('hex')}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
+  writeFileAtomic(path, `${randomBytes(CLUSTER_KEY_BYTES).toString('hex')}\n`, 0o600);
 }
 
 /**

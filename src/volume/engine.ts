@@ -1,3 +1,4 @@
+import * as require_fs from 'node:fs';
 import { spawn } from 'node:child_process';
 import { createHash, getHashes, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
@@ -222,6 +223,14 @@ export class VolumeEngine {
 
   private step(ev: Parameters<VolumeCore['step']>[0]): void {
     if (this.stopped) return;
+    const tr = this.tr;
+    if (tr) {
+      if (ev.e === 'diskDone' && tr.disk.has(ev.op)) { tr.d.push(performance.now() - tr.disk.get(ev.op)!); tr.disk.delete(ev.op); }
+      if (ev.e === 'peer' && ev.msg.t === 'WriteAck' && tr.data.has(ev.msg.seq)) { tr.p.push(performance.now() - tr.data.get(ev.msg.seq)!); tr.data.delete(ev.msg.seq); }
+      if (ev.e === 'write') tr.sub.set(ev.id, performance.now());
+      if (ev.e === 'write' && ev.fua && tr.batches >= 0) { tr.d = []; tr.p = []; tr.t = []; tr.batches = -1000000; }
+      if (ev.e === 'peer' && ev.msg.t === 'Data' && ev.msg.fua && tr.batches >= 0) { tr.d = []; tr.batches = -1000000; }
+    }
     this.core.step(ev);
     this.flushActions();
   }
@@ -230,7 +239,14 @@ export class VolumeEngine {
     for (const a of this.core.takeActions()) this.apply(a);
   }
 
+  private tr = process.env.HALO_TRACE ? { disk: new Map<number, number>(), data: new Map<number, number>(), sub: new Map<number, number>(), d: [] as number[], p: [] as number[], t: [] as number[], batches: 0, msgs: 0 } : undefined;
   private apply(a: CoreAction): void {
+    const tr = this.tr;
+    if (tr) {
+      if (a.a === 'diskWrite') tr.disk.set(a.op, performance.now());
+      if (a.a === 'send' && a.msg.t === 'Data') tr.data.set(a.msg.seq, performance.now());
+      if (a.a === 'ack' && tr.sub.has(a.id)) { tr.t.push(performance.now() - tr.sub.get(a.id)!); tr.sub.delete(a.id); }
+    }
     switch (a.a) {
       case 'diskWrite':
         this.dev.write(a.offset, a.data, a.fua).then(
@@ -328,6 +344,7 @@ export class VolumeEngine {
   private flushOutbox(): void {
     this.flushScheduled = false;
     if (this.outbox.length === 0) return;
+    if (this.tr) { this.tr.batches++; this.tr.msgs += this.outbox.length / 2; }
     const batch = Buffer.concat(this.outbox, this.outboxBytes);
     this.outbox = [];
     this.outboxBytes = 0;
@@ -582,6 +599,10 @@ export class VolumeEngine {
   /** Stops everything; with `clean`, demotes and records a clean shutdown in the metadata. */
   async stop(clean: boolean): Promise<void> {
     if (this.stopped) return;
+    if (this.tr) {
+      const q = (x: number[]) => { x.sort((a, b) => a - b); return `n=${x.length} p50=${(x[x.length >> 1] ?? 0).toFixed(2)} p90=${(x[Math.floor(x.length * 0.9)] ?? 0).toFixed(2)}`; };
+      require_fs.appendFileSync(`/tmp/vb/trace.txt`, `TRACE ${this.cfg.self.name}: disk ${q(this.tr.d)} | peer ${q(this.tr.p)} | total ${q(this.tr.t)} | batches ${this.tr.batches} msgs ${this.tr.msgs}\n`);
+    }
     await this.stopExport();
     if (clean) {
       this.core.demote();

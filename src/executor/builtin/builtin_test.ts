@@ -13,11 +13,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createLabNet, hasNetnsSupport } from '../../lab/netns.ts';
+import { pidAlive } from '../../lib/pid.ts';
 import { parseMetadata, validateParams } from '../metadata.ts';
 import { OCF_RC } from '../rc.ts';
 import { ShellAgentRunner } from '../runner.ts';
 import { parseDrbdlinksConf } from './links.ts';
-import { pidAlive } from './process_agent.ts';
 
 const noNetns = !hasNetnsSupport() && 'needs root and ip netns';
 

@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pidAlive, processStartTime } from '../../lib/pid.ts';
 import { OCF_RC } from '../rc.ts';
 import { SYSTEM_PATH } from './exec.ts';
 import { type BuiltinAgent, type BuiltinContext, type BuiltinOutcome, standardActions } from './types.ts';
@@ -25,28 +27,6 @@ function readPid(file: string): number | undefined {
   try {
     const n = Number(readFileSync(file, 'utf8').trim());
     return Number.isInteger(n) && n > 1 ? n : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Alive and not a zombie, and (when `startTime` is given) the same process, not a reused pid. */
-export function pidAlive(pid: number, startTime?: string): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const after = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (after[0] === 'Z' || after[0] === 'X') return false;
-    // Field 22 of /proc/PID/stat (index 19 after the command) is the start time in ticks.
-    return startTime === undefined || after[19] === startTime;
-  } catch {
-    return false;
-  }
-}
-
-function startTimeOf(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
   } catch {
     return undefined;
   }
@@ -77,8 +57,6 @@ function lookupUser(user: string): { uid: number; gid: number } | undefined {
   }
   return undefined;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function splitArgs(text: string): string[] {
   // Shell-like splitting with single and double quotes; no expansions.
@@ -136,7 +114,7 @@ async function start(ctx: BuiltinContext): Promise<BuiltinOutcome> {
     if (typeof spawned === 'string')
       return { rc: OCF_RC.OCF_ERR_GENERIC, exitReason: `halo:process ${ctx.resource}: ${spawned}` };
     writeFileSync(pidfile, `${spawned}\n`);
-    writeFileSync(startFileOf(ctx), `${startTimeOf(spawned) ?? ''}\n`);
+    writeFileSync(startFileOf(ctx), `${processStartTime(spawned) ?? ''}\n`);
     await sleep(START_SETTLE_MS);
     if (!pidAlive(spawned)) {
       return {

@@ -11,10 +11,12 @@ import {
 } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, extname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { nodeDrbdIo, parseDrbdConf } from '../../cib/drbd_conf.ts';
 import type { DrbdConfig, DrbdResource } from '../../cib/drbd_model.ts';
 import { formatDiagnostic, HaloError } from '../../lib/errors.ts';
+import { pidAlive } from '../../lib/pid.ts';
 import { volumeConfigFromDrbd } from '../../volume/config.ts';
 import type { CoreStatus } from '../../volume/core.ts';
 import { controlRequest, nbdSocketPath } from '../../volume/engine.ts';
@@ -276,17 +278,6 @@ export function promotionScore(
     case 'Diskless':
     case 'DUnknown':
       return undefined;
-  }
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 

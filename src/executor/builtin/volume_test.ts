@@ -13,8 +13,10 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { selfCommand } from '../../cli/volume_cmd.ts';
 import { createLabNet, hasNetnsSupport, type LabNet } from '../../lab/netns.ts';
+import { commandOnPath } from '../../lib/command_on_path.ts';
 import { controlRequest } from '../../volume/engine.ts';
 import { Executor } from '../executor.ts';
 import { heartbeatToOcf, ocfToBuiltin } from '../heartbeat_compat.ts';
@@ -28,17 +30,12 @@ import { PROMOTION_SCORE, promotionScore, volumeAgent } from './volume.ts';
 const WAIT_MS = 60_000;
 const POLL_MS = 100;
 
-function have(tool: string): boolean {
-  try {
-    execFileSync('which', [tool], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 const usable =
-  hasNetnsSupport() && have('nbdfuse') && have('mkfs.ext4') && have('losetup') && existsSync('/dev/fuse');
+  hasNetnsSupport() &&
+  commandOnPath('nbdfuse') &&
+  commandOnPath('mkfs.ext4') &&
+  commandOnPath('losetup') &&
+  existsSync('/dev/fuse');
 
 function submit(
   ex: Executor,
@@ -212,7 +209,7 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>
     const v = await fn();
     if (v) return v;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, POLL_MS));
+    await sleep(POLL_MS);
   }
 }
 
