@@ -22,8 +22,16 @@ export interface Heartbeat {
 /** Heartbeats are tiny; anything bigger is not one. */
 export const MAX_HEARTBEAT_BYTES = 512;
 
-export function encodeHeartbeat(hb: Heartbeat): Buffer {
-  return Buffer.from(JSON.stringify(hb));
+/*
+ * TextEncoder/TextDecoder rather than Buffer: membership is a pure core and stays free of node:*.
+ * `ignoreBOM` keeps a leading byte-order mark in the text (as Buffer's decoding does), so such a
+ * payload is still refused as not JSON.
+ */
+const UTF8_ENCODER = new TextEncoder();
+const UTF8_DECODER = new TextDecoder('utf-8', { ignoreBOM: true });
+
+export function encodeHeartbeat(hb: Heartbeat): Uint8Array {
+  return UTF8_ENCODER.encode(JSON.stringify(hb));
 }
 
 /** Returns the heartbeat, or a reason it is not one. Never throws. */
@@ -31,7 +39,7 @@ export function decodeHeartbeat(bytes: Uint8Array): Heartbeat | string {
   if (bytes.length > MAX_HEARTBEAT_BYTES) return `heartbeat of ${bytes.length} bytes is too big`;
   let v: unknown;
   try {
-    v = JSON.parse(Buffer.from(bytes).toString('utf8'));
+    v = JSON.parse(UTF8_DECODER.decode(bytes));
   } catch {
     return 'heartbeat is not JSON';
   }

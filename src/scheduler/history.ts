@@ -388,9 +388,33 @@ function findInstance(
     if (m && !bound.get(inst.id)?.has(m.id)) return m;
     duplicate = true;
   }
-  if (!duplicate)
-    for (const inst of clone.children) if (!bound.has(inst.id) && !inst.orphan) return memberOf(inst);
+  if (!duplicate) {
+    for (const inst of clone.children) {
+      if (bound.has(inst.id) || inst.orphan) continue;
+      const m = memberOf(inst);
+      // An instance on a node that is down or unclean, of a resource that needs no fencing to
+      // recover, does not use up an instance number (unless every node can have one): it is
+      // an orphan, so a clean node can start the instance instead.
+      if (m && !needsFencing(m, input.options) && !universal(clone, input)) {
+        const info = input.nodeByName.get(node);
+        if (info && (!info.online || info.unclean)) return orphan();
+      }
+      return m;
+    }
+  }
   return orphan();
+}
+
+/** requires=fencing (the default with fencing enabled, except for fence devices) or unfencing. */
+function needsFencing(r: Res, options: ClusterOptions): boolean {
+  const dflt = options.stonithEnabled && r.def?.class !== 'stonith' ? 'fencing' : 'quorum';
+  const requires = (r.meta.get('requires') ?? dflt).toLowerCase();
+  return requires === 'fencing' || requires === 'unfencing';
+}
+
+/** A clone with an instance for every node. */
+function universal(clone: Res, input: HistoryInput): boolean {
+  return (clone.clone?.cloneMax ?? 0) >= input.nodes.length;
 }
 
 function topOf(r: Res): Res {
