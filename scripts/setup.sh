@@ -33,7 +33,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
+  # Not `npm ci`: npm 11 leaves other platforms' optional Biome binaries out of the lock file and
+  # then `npm ci` refuses it as out of sync. `npm install` follows the lock file all the same.
+  npm install --no-audit --no-fund
 fi
 npm run build
 # Git stores files as 0644; Heartbeat (and halo) refuse an authkeys file others can read.

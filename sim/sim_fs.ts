@@ -40,13 +40,19 @@ export class SimFs implements StoreFs {
     return f ? f.current.slice() : null;
   }
 
-  appendFile(name: string, data: Uint8Array): void {
-    this.mutate();
+  /** The file called `name`, created empty when missing. */
+  private fileFor(name: string): SimFile {
     let f = this.names.get(name);
     if (!f) {
       f = new SimFile();
       this.names.set(name, f);
     }
+    return f;
+  }
+
+  appendFile(name: string, data: Uint8Array): void {
+    this.mutate();
+    const f = this.fileFor(name);
     const next = new Uint8Array(f.current.length + data.length);
     next.set(f.current);
     next.set(data, f.current.length);
@@ -55,11 +61,7 @@ export class SimFs implements StoreFs {
 
   writeFile(name: string, data: Uint8Array): void {
     this.mutate();
-    let f = this.names.get(name);
-    if (!f) {
-      f = new SimFile();
-      this.names.set(name, f);
-    }
+    const f = this.fileFor(name);
     f.current = data.slice();
   }
 

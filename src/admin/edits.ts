@@ -38,13 +38,7 @@ import {
 
 export type AdminEdit =
   | {
-      readonly op: 'node-standby';
-      readonly node: string;
-      readonly on: boolean;
-      readonly lifetime: AttributeLifetime;
-    }
-  | {
-      readonly op: 'node-maintenance';
+      readonly op: 'node-standby' | 'node-maintenance';
       readonly node: string;
       readonly on: boolean;
       readonly lifetime: AttributeLifetime;

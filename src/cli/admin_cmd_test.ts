@@ -19,9 +19,10 @@ import { findResource } from '../cib/resources.ts';
 import { type CibCommand, CibStateMachine, validateCibCommand } from '../consensus/cib_state_machine.ts';
 import { serveControl } from '../daemon/control.ts';
 import type { DaemonStatus } from '../daemon/daemon.ts';
-import { createLabCluster, waitFor } from '../daemon/lab_cluster.ts';
+import { createLabCluster } from '../daemon/lab_cluster.ts';
 import { hasNetnsSupport } from '../lab/netns.ts';
 import { repoRoot } from '../lib/repo_root.ts';
+import { waitFor } from '../lib/wait.ts';
 import { NO_CLUSTER_MESSAGE, registerAdminCommands } from './admin_cmd.ts';
 
 const SEED_XML = serializeCibXml(seed003Cib());

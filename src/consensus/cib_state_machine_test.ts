@@ -289,7 +289,9 @@ test('malformed node-state commands are rejected with the field named and change
 test('fail-count attributes, whose names hold a #, can be set and cleared', () => {
   const sm = new CibStateMachine();
   const name = 'fail-count-web#monitor_10000';
-  const set = sm.apply(entry({ op: 'set-node-attribute', node: 'alice', name, value: '3', lifetime: 'reboot' }));
+  const set = sm.apply(
+    entry({ op: 'set-node-attribute', node: 'alice', name, value: '3', lifetime: 'reboot' }),
+  );
   assert.equal(set.ok, true);
   assert.equal(sm.cib.status[0]!.transientAttributes[0]!.pairs[0]!.name, name);
 });

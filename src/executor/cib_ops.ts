@@ -1,5 +1,6 @@
 import { durationMsOr, parseDuration } from '../cib/duration.ts';
 import type { NvSet, Operation, Primitive } from '../cib/model.ts';
+import { evaluateNvSets } from '../cib/resources.ts';
 import { HaloError } from '../lib/errors.ts';
 import type { OpRequest } from './ops.ts';
 
@@ -14,17 +15,9 @@ import type { OpRequest } from './ops.ts';
 /** Pacemaker's default operation timeout when neither the op nor op_defaults gives one. */
 export const DEFAULT_OP_TIMEOUT_MS = 20_000;
 
-/** Flattens rule-less name/value sets: higher score first, then document order; first value wins. */
-export function flattenSets(sets: readonly NvSet[]): Record<string, string> {
-  const ordered = sets
-    .map((s, i) => ({ s, i, score: Number(s.score ?? 0) || 0 }))
-    .filter(({ s }) => s.rule === undefined)
-    .sort((a, b) => b.score - a.score || a.i - b.i);
-  const out: Record<string, string> = {};
-  for (const { s } of ordered) {
-    for (const p of s.pairs) if (p.value !== undefined && !(p.name in out)) out[p.name] = p.value;
-  }
-  return out;
+/** Rule-less name/value sets as one record, by Pacemaker's precedence (see `evaluateNvSets`). */
+function flattenSets(sets: readonly NvSet[]): Record<string, string> {
+  return Object.fromEntries(evaluateNvSets(sets));
 }
 
 export function agentName(p: Primitive): string {

@@ -81,3 +81,16 @@ test('higher-scored instance attribute sets win and sets with rules are left to 
   assert.equal(opRequestFor(p, 'start').params.ip, '192.0.2.2');
   assert.throws(() => opRequestFor({ ...webIp, class: undefined }, 'start'), { code: 'bad-resource' });
 });
+
+test('an instance_attributes set scored INFINITY wins over a higher-numbered one, as in Pacemaker', () => {
+  const p: Primitive = {
+    ...webIp,
+    instanceAttributes: [
+      set('instance_attributes', { ip: '192.0.2.20' }, { id: 'ten', score: '10' }),
+      set('instance_attributes', { ip: '192.0.2.30', constructor: 'kept' }, { id: 'inf', score: 'INFINITY' }),
+    ],
+  };
+  const r = opRequestFor(p, 'start');
+  assert.equal(r.params.ip, '192.0.2.30');
+  assert.equal(r.params.constructor, 'kept', 'a parameter may be named like an Object method');
+});

@@ -1,4 +1,4 @@
-import { writeSync } from 'node:fs';
+import { fdatasyncSync, writeSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { assert } from '../lib/assert.ts';
 import { HaloError } from '../lib/errors.ts';
@@ -28,6 +28,13 @@ export interface BlockDevice {
  * event loop.
  */
 export const INLINE_WRITE_BYTES = 64 * 1024;
+/**
+ * A FUA write's fdatasync runs on the calling thread (grouped: one per event-loop turn covers
+ * every FUA write of that turn) while at most this much was written since the last sync, so it
+ * only waits for the device cache flush. With more dirty data it goes to the thread pool, where
+ * writeback of many megabytes cannot stall the event loop.
+ */
+export const INLINE_SYNC_DIRTY_BYTES = 1024 * 1024;
 
 /** Largest zero run written in one call by `writeZeroes`. */
 const ZERO_CHUNK = 1024 * 1024;
@@ -69,6 +76,11 @@ export class MemoryBlockDevice implements BlockDevice {
 
 /** A device backed by a region [base, base+sizeBytes) of a regular file or block device. */
 export class FileBlockDevice implements BlockDevice {
+  /** Bytes written since the last fdatasync started (an upper bound on what it must write back). */
+  private unsynced = 0;
+  /** FUA writes waiting for this turn's grouped fdatasync. */
+  private syncWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+
   private constructor(
     private readonly fh: FileHandle,
     readonly sizeBytes: number,
@@ -127,11 +139,35 @@ export class FileBlockDevice implements BlockDevice {
       const { bytesWritten } = await this.fh.write(data, done, data.length - done, this.base + offset + done);
       done += bytesWritten;
     }
-    if (fua) await this.fh.datasync();
+    this.unsynced += data.length;
+    if (fua) await this.syncAfterWrite();
   }
 
   async flush(): Promise<void> {
+    this.unsynced = 0;
     await this.fh.datasync();
+  }
+
+  /** Makes every write that completed so far durable (see INLINE_SYNC_DIRTY_BYTES). */
+  private syncAfterWrite(): Promise<void> {
+    if (this.unsynced > INLINE_SYNC_DIRTY_BYTES) return this.flush();
+    return new Promise((resolve, reject) => {
+      this.syncWaiters.push({ resolve, reject });
+      if (this.syncWaiters.length === 1) setImmediate(() => this.runGroupSync());
+    });
+  }
+
+  private runGroupSync(): void {
+    const waiters = this.syncWaiters;
+    this.syncWaiters = [];
+    this.unsynced = 0;
+    try {
+      fdatasyncSync(this.fh.fd);
+    } catch (err) {
+      for (const w of waiters) w.reject(err as Error);
+      return;
+    }
+    for (const w of waiters) w.resolve();
   }
 
   async trim(offset: number, length: number): Promise<void> {
@@ -145,7 +181,7 @@ export class FileBlockDevice implements BlockDevice {
       const n = Math.min(zero.length, length - at);
       await this.write(offset + at, zero.subarray(0, n), false);
     }
-    if (fua) await this.fh.datasync();
+    if (fua) await this.syncAfterWrite();
   }
 
   async close(): Promise<void> {

@@ -126,6 +126,7 @@ class Connection {
   private inFlight = 0;
   private closed = false;
   private pumping = false;
+  private corked = false;
 
   constructor(
     private readonly sock: net.Socket,
@@ -155,7 +156,18 @@ class Connection {
   }
 
   private send(b: Uint8Array): void {
-    if (!this.closed) this.sock.write(b);
+    if (this.closed) return;
+    // Replies finished in one event-loop turn leave in one vectored write: fewer syscalls,
+    // and a pipelining client wakes once for the lot instead of once per reply.
+    if (!this.corked) {
+      this.corked = true;
+      this.sock.cork();
+      setImmediate(() => {
+        this.corked = false;
+        this.sock.uncork();
+      });
+    }
+    this.sock.write(b);
   }
 
   private pump(): void {

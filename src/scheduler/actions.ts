@@ -28,6 +28,8 @@ export interface Decision {
   readonly migrate: boolean;
   /** Stays where it is but reloads its agent: only reloadable parameters changed. */
   readonly reload: boolean;
+  /** Blocked for no reason crm_simulate names, but still listed (`Start … blocked`). */
+  readonly listBlocked?: boolean;
 }
 
 export type Task = 'start' | 'stop' | 'promote' | 'demote' | 'monitor' | 'fence' | 'shutdown';
@@ -58,6 +60,7 @@ interface MutableDecision {
   blocked: boolean;
   migrate: boolean;
   reload: boolean;
+  listBlocked?: boolean;
 }
 
 function isPromotable(r: Res): boolean {
@@ -146,6 +149,17 @@ export function decide(u: Unpacked, a: Assignment, orders: readonly OrderEntry[]
           d.reason = 'quorum freeze';
         }
       }
+      // A start waits for probes everywhere; a node whose membership is pending can't probe yet.
+      if (
+        next.node &&
+        !next.fixed &&
+        !d.blocked &&
+        (!current || current.node !== next.node) &&
+        u.nodes.some((n) => n.pending && !p.state.known.has(n.name))
+      ) {
+        d.blocked = true;
+        d.listBlocked = true;
+      }
       if (current && !next.fixed && (next.node !== current.node || d.restart)) {
         const host = u.nodeByName.get(current.node);
         // Resources on a node that needs fencing but can't be fenced can't be stopped.
@@ -227,7 +241,10 @@ function applyOrders(u: Unpacked, orders: readonly OrderEntry[], byId: Map<strin
       if (o.anyOf) anyOfOk.set(o.anyOf, (anyOfOk.get(o.anyOf) ?? false) || firstRunnable(o));
     }
     for (const o of orders) {
-      if (o.kind !== 'Mandatory') continue;
+      if (o.kind !== 'Mandatory') {
+        changed = applyRestartType(o, primsOf(o.first), primsOf(o.then), label) || changed;
+        continue;
+      }
       if (interleaved(o)) {
         changed = applyInterleaved(o, primsOf(o.first), primsOf(o.then)) || changed;
         continue;
@@ -329,6 +346,29 @@ function applyOrders(u: Unpacked, orders: readonly OrderEntry[], byId: Map<strin
 }
 
 /**
+ * The legacy `restart-type=restart` meta-attribute of a `then` resource: even an optional order
+ * restarts it whenever its `first` (re)starts.
+ */
+function applyRestartType(
+  o: OrderEntry,
+  firsts: readonly MutableDecision[],
+  thens: readonly MutableDecision[],
+  label: (id: string, action: string) => string,
+): boolean {
+  if (o.firstAction !== 'start' || o.thenAction !== 'start') return false;
+  if (!firsts.some((f) => startsNow(f) && !f.migrate)) return false;
+  let changed = false;
+  for (const d of thens) {
+    if (d.rsc.meta.get('restart-type') !== 'restart') continue;
+    if (d.restart || d.blocked || !d.current || d.current.node !== d.next.node || !willBeActive(d)) continue;
+    d.restart = true;
+    d.reason = `required ${label(o.first, 'start')}`;
+    changed = true;
+  }
+  return changed;
+}
+
+/**
  * An interleaved clone order: each `then` instance needs the `first` instance on its own node,
  * and restarts only when that instance (re)starts.
  */
@@ -361,10 +401,26 @@ function applyInterleaved(
         d.next = { ...d.next, node: undefined, role: 'Stopped' };
         d.restart = false;
         changed = true;
+      } else if (!d.current && o.firstAction === 'start' && o.thenAction === 'start') {
+        // No instance of the first clone here: this instance can't start (silently).
+        d.blocked = true;
+        changed = true;
       }
       continue;
     }
     const there = placedHere.filter((f) => willBeActive(f) && !(f.blocked && !f.current));
+    if (
+      o.firstAction === 'start' &&
+      o.thenAction === 'start' &&
+      there.length === 0 &&
+      !d.current &&
+      placedHere.every((f) => f.blocked && !f.reason && !f.current && !f.listBlocked)
+    ) {
+      // The instance it needs was silently held back: so is this one.
+      d.blocked = true;
+      changed = true;
+      continue;
+    }
     if (o.firstAction === 'start' && o.thenAction === 'start' && there.length === 0) {
       const label = `${instanceOf(placedHere[0]!).id} start`;
       const firstActive = placedHere.some((f) => f.current !== undefined);
@@ -442,7 +498,7 @@ export function summaryLine(d: Decision): SummaryLine | undefined {
   const blocked = d.blocked ? (reason ? ' (blocked)' : 'blocked') : '';
   const suffix = `${reason}${blocked}`;
   const line = (verb: string, details: string): SummaryLine => ({ verb, rsc: rsc.id, details, suffix });
-  if (d.blocked && !d.reason && (d.next.fixed || !cur)) return undefined;
+  if (d.blocked && !d.reason && !d.listBlocked && (d.next.fixed || !cur)) return undefined;
   if (!cur) {
     if (!next.node || next.role === 'Stopped') return undefined;
     if (next.role === 'Promoted') {

@@ -42,7 +42,8 @@ interface VariantMethods {
   /** Decides placements for `r` and everything inside it. */
   assign(r: Res, a: Assigner): void;
   /** Nodes `r` will be active on after assignment (with `role` when given). */
-  nodesAfter(r: Res, a: Assigner, role: string | undefined): Set<string>;
+  /** Where `r` ended up; `fullyUp`: a group counts only where its last member runs. */
+  nodesAfter(r: Res, a: Assigner, role: string | undefined, fullyUp: boolean): Set<string>;
 }
 
 const VARIANTS: Record<Res['kind'], VariantMethods> = {
@@ -52,11 +53,18 @@ const VARIANTS: Record<Res['kind'], VariantMethods> = {
   },
   group: {
     assign: (r, a) => a.assignGroup(r),
-    nodesAfter: (r, a, role) => a.nodesOfPrimitives(r.children.slice(0, 1), role),
+    nodesAfter: (r, a, role, fullyUp) =>
+      a.nodesOfPrimitives(fullyUp ? r.children.slice(-1) : r.children.slice(0, 1), role),
   },
   clone: {
     assign: (r, a) => a.assignClone(r),
-    nodesAfter: (r, a, role) => a.nodesOfPrimitives(r.children.flatMap(primitivesOf), role),
+    nodesAfter: (r, a, role, fullyUp) =>
+      a.nodesOfPrimitives(
+        r.children.flatMap((inst) =>
+          fullyUp && inst.kind === 'group' ? inst.children.slice(-1) : primitivesOf(inst),
+        ),
+        role,
+      ),
   },
 };
 
@@ -195,8 +203,8 @@ export class Assigner {
   // Colocation
 
   /** Nodes where `primary` ended up (with `role`), expanded to nodes sharing `attr`. */
-  colocatedNodes(primary: Res, role: string | undefined, attr: string): Set<string> {
-    const nodes = variant(primary).nodesAfter(primary, this, role);
+  colocatedNodes(primary: Res, role: string | undefined, attr: string, fullyUp = false): Set<string> {
+    const nodes = variant(primary).nodesAfter(primary, this, role, fullyUp);
     if (attr === '#uname') return nodes;
     const values = new Set<string>();
     for (const n of nodes) {
@@ -213,6 +221,8 @@ export class Assigner {
     for (const p of prims) {
       const pl = this.placements.get(p.id);
       if (!pl?.node) continue;
+      // A failed instance left blocked where it is has no place a dependent could join.
+      if (pl.fixed && p.state.active.some((a) => a.failed && a.node === pl.node)) continue;
       if (role === 'Promoted' && pl.role !== 'Promoted') continue;
       if (role === 'Unpromoted' && pl.role !== 'Unpromoted') continue;
       out.add(pl.node);
@@ -229,7 +239,8 @@ export class Assigner {
       if (!primary) continue;
       this.ensureAssigned(primary);
       if (this.inProgress.has(topOf(primary).id) && !this.done.has(topOf(primary).id)) continue;
-      const nodes = this.colocatedNodes(primary, c.primaryRole, c.nodeAttribute);
+      // With a mandatory colocation a group must be fully up: its last member counts.
+      const nodes = this.colocatedNodes(primary, c.primaryRole, c.nodeAttribute, c.score >= INFINITY);
       applyColocationScore(t, c, nodes, this.sortedNodes);
     }
   }
@@ -248,6 +259,17 @@ export class Assigner {
           ? this.mergeMembers(dep.children.map((m) => this.primitiveTable(m)))
           : this.primitiveTable(dep);
       this.applyInfluence(dep.baseId, dt, depth + 1);
+      // A dependent being assigned right now (it assigns its primaries one by one) has already
+      // applied its colocations with the primaries placed so far (Pacemaker applies each
+      // colocation as soon as its primary is assigned).
+      if (this.inProgress.has(topOf(dep).id)) {
+        for (const c2 of this.input.colocByDependent.get(dep.baseId) ?? []) {
+          if (c2 === c || c2.dependentRole !== undefined) continue;
+          const p2 = this.input.u.byConfiguredId.get(c2.primary);
+          if (!p2 || !this.done.has(topOf(p2).id)) continue;
+          applyColocationScore(dt, c2, this.colocatedNodes(p2, c2.primaryRole, c2.nodeAttribute), this.sortedNodes);
+        }
+      }
       const work = ScoreTable.copy(t);
       for (const n of this.sortedNodes) {
         const ds = this.dependentScore(dt, n, c.nodeAttribute);

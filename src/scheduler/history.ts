@@ -3,7 +3,7 @@ import type { Cib, Clone, NodeState, OpHistory, ResourceHistory } from '../cib/m
 import { INFINITY, parseScore } from '../cib/score.ts';
 import { getOrInsert } from './collections.ts';
 import { unsupported } from './errors.ts';
-import type { ActiveHistory, Res } from './resource_tree.ts';
+import { type ActiveHistory, primitivesOf, type Res } from './resource_tree.ts';
 import type { ClusterOptions, FailureRecord, NodeInfo, Role } from './types.ts';
 import type { MutableRes } from './unpack.ts';
 
@@ -528,6 +528,17 @@ export function applyHistory(input: HistoryInput): void {
         `partial live migration of '${m.r.id}' from ${m.source} to ${m.target || 'an unknown node'}`,
       );
     }
+  }
+  // A hard error (not installed, no permission) bans every instance of an anonymous clone
+  // from that node, not just the one its history was mapped to.
+  for (const clone of input.byId.values()) {
+    if (clone.kind !== 'clone' || clone.clone?.globallyUnique) continue;
+    const banned = new Map<string, Set<string>>();
+    for (const p of clone.children.flatMap((inst) => primitivesOf(inst)))
+      for (const n of p.state.hardBans) getOrInsert(banned, p.baseId, () => new Set()).add(n);
+    if (banned.size === 0) continue;
+    for (const p of clone.children.flatMap((inst) => primitivesOf(inst)))
+      for (const n of banned.get(p.baseId) ?? []) (p.state.hardBans as Set<string>).add(n);
   }
   // Probed nodes of anonymous clones are shared by all instances.
   for (const [key, nodes] of cloneKnown) {

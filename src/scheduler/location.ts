@@ -2,7 +2,7 @@ import type { LocationConstraint, Rule } from '../cib/model.ts';
 import { formatScore, INFINITY, MINUS_INFINITY, parseScore } from '../cib/score.ts';
 import { invalid } from './errors.ts';
 import type { Res } from './resource_tree.ts';
-import { evaluateRule } from './rules.ts';
+import { evaluateRule, flattenNvSets } from './rules.ts';
 import type { NodeInfo } from './types.ts';
 import { expandRef, type Unpacked } from './unpack.ts';
 
@@ -93,10 +93,14 @@ export function unpackLocations(u: Unpacked): LocationEntry[] {
         const ruleRole = normalRole(rule.role) ?? role;
         for (const n of u.nodes) {
           const target = u.byConfiguredId.get(rsc);
+          // value-source=param compares with the resource's parameters as they are on this node.
+          const params = target?.def
+            ? flattenNvSets(target.def.instanceAttributes, { nodeAttrs: n.attrs, nowMs: u.options.nowMs })
+            : target?.params;
           const pass = evaluateRule(rule, {
             nodeAttrs: n.attrs,
             nowMs: u.options.nowMs,
-            ...(target ? { params: target.params, meta: target.meta } : {}),
+            ...(target ? { params, meta: target.meta } : {}),
           });
           if (!pass) continue;
           const score = ruleScore(rule, n, c.id);

@@ -549,10 +549,10 @@ export function unpack(cib: Cib, nowMs: number): Unpacked {
       fence.set(b.info.name, b.info.uncleanReason ?? 'node is unclean');
     }
   }
-  // Without quorum a partition may not fence (unless told to ignore quorum).
-  // A failed stop still gets its node fenced (the resource must be recovered safely).
+  // Without quorum a partition may fence only nodes in its own membership (online ones),
+  // unless told to ignore quorum (Pacemaker's pe_can_fence).
   if (!options.haveQuorum && options.noQuorumPolicy !== 'ignore') {
-    for (const [node, reason] of [...fence]) if (!reason.endsWith('failed there')) fence.delete(node);
+    for (const node of [...fence.keys()]) if (!nodeByName.get(node)?.online) fence.delete(node);
   }
   return {
     options,

@@ -113,13 +113,25 @@ export class StreamChannel extends EventEmitter<{
 
   /** Queues one message; resolves once the kernel has accepted it (back-pressure via drain). */
   send(msg: Uint8Array): Promise<void> {
+    return this.sendParts([msg]);
+  }
+
+  /**
+   * Sends the concatenation of `parts` as one message without first copying it together (the
+   * frame goes out as one vectored write). The parts must not change until the promise settles.
+   */
+  sendParts(parts: readonly Uint8Array[]): Promise<void> {
     if (this.phase !== 'open' || !this.sealer)
       return Promise.reject(new HaloError('stream-closed', 'stream is not open'));
-    const frame = this.sealer.seal(msg);
+    const pieces = this.sealer.sealParts(parts);
     return new Promise((resolve, reject) => {
-      this.socket.write(frame, (err) =>
+      const sock = this.socket;
+      sock.cork();
+      for (let i = 0; i < pieces.length - 1; i++) sock.write(pieces[i]!);
+      sock.write(pieces[pieces.length - 1]!, (err) =>
         err ? reject(new HaloError('stream-io', err.message, { cause: err })) : resolve(),
       );
+      sock.uncork();
     });
   }
 
@@ -166,7 +178,8 @@ export class StreamChannel extends EventEmitter<{
       if (rest.length === 0) return;
       d = rest;
     }
-    const r = this.opener!.push(d);
+    // Socket reads arrive in fresh buffers nobody else keeps: no need to copy them.
+    const r = this.opener!.push(d, true);
     if (!r.ok) {
       this.fail(new HaloError('stream-forged', `stream from node ${this.peerId}: ${r.error}`));
       return;

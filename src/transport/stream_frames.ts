@@ -82,14 +82,27 @@ export class FrameSealer {
   constructor(private readonly key: Buffer) {}
 
   seal(msg: Uint8Array): Buffer {
-    assert(msg.length <= MAX_STREAM_MESSAGE_BYTES, `stream message of ${msg.length} bytes is too big`);
-    const header = Buffer.alloc(FRAME_HEADER_BYTES);
-    header.writeUInt32BE(msg.length + GCM_TAG_BYTES, 0);
+    return Buffer.concat(this.sealParts([msg]));
+  }
+
+  /**
+   * Seals the concatenation of `parts` as one frame, returned as pieces (header, ciphertexts,
+   * tag) for a vectored socket write: neither the message nor the frame is ever copied whole.
+   */
+  sealParts(parts: readonly Uint8Array[]): Buffer[] {
+    let len = 0;
+    for (const p of parts) len += p.length;
+    assert(len <= MAX_STREAM_MESSAGE_BYTES, `stream message of ${len} bytes is too big`);
+    const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+    header.writeUInt32BE(len + GCM_TAG_BYTES, 0);
     const c = createCipheriv('aes-256-gcm', this.key, counterNonce(this.counter++));
     c.setAAD(header);
-    const body = c.update(msg);
+    const out: Buffer[] = [header];
+    for (const p of parts) if (p.length > 0) out.push(c.update(p));
     const tail = c.final();
-    return Buffer.concat([header, body, tail, c.getAuthTag()]);
+    if (tail.length > 0) out.push(tail);
+    out.push(c.getAuthTag());
+    return out;
   }
 
   finished(role: StreamRole): Buffer {
@@ -114,9 +127,10 @@ export class FrameOpener {
 
   constructor(private readonly key: Buffer) {}
 
-  push(data: Uint8Array): FrameResult {
+  /** With `owned`, the caller hands `data` over (never modifies it again) and it is not copied. */
+  push(data: Uint8Array, owned = false): FrameResult {
     if (this.failed) return { ok: false, error: 'stream already failed' };
-    this.chunks.push(Buffer.from(data));
+    this.chunks.push(owned ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : Buffer.from(data));
     this.buffered += data.length;
     const out: Buffer[] = [];
     for (;;) {
@@ -147,7 +161,8 @@ export class FrameOpener {
       d.setAAD(header);
       d.setAuthTag(frame.subarray(tagAt));
       const body = d.update(frame.subarray(FRAME_HEADER_BYTES, tagAt));
-      const msg = Buffer.concat([body, d.final()]);
+      const tail = d.final();
+      const msg = tail.length === 0 ? body : Buffer.concat([body, tail]);
       this.counter++;
       return msg;
     } catch {

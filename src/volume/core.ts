@@ -221,6 +221,8 @@ export class VolumeCore {
   private resyncDoneMsg: { current: bigint; history: readonly [bigint, bigint] } | undefined;
   private lastResyncPersistMs = 0;
   private resyncDirty = false;
+  /** The metadata write that records this node as Inconsistent resync target. */
+  private resyncTargetSeq = 0;
 
   private verify:
     | { cursor: number; inflight: number; done: number; oos: number; running: boolean }
@@ -1002,7 +1004,7 @@ export class VolumeCore {
     };
     this.resyncDoneMsg = undefined;
     this.resyncTargetPending = 0;
-    this.requestPersist();
+    this.resyncTargetSeq = this.requestPersist();
     this.log('info', `resync as SyncTarget: ${this.bitmap.weight} blocks${full ? ' (full sync)' : ''}`);
   }
 
@@ -1169,8 +1171,10 @@ export class VolumeCore {
       kind: 'write',
       first,
       count,
-      // The Inconsistent state reaches disk before the first resync write does.
-      needSeq: this.persistSeq,
+      // The Inconsistent state reaches disk before the first resync write does. Later
+      // persists (the shrinking bitmap) are resume points no resync write depends on: waiting
+      // for them would stall resync behind fdatasyncs of everything written so far.
+      needSeq: this.resyncTargetSeq,
       start: (op) => this.emit({ a: 'diskWrite', op, offset: first * BLOCK_BYTES, data, fua: false }),
       done: (ok) => {
         this.resyncTargetPending--;

@@ -14,7 +14,7 @@ import { NbdServer } from '../nbd/server.ts';
 import { StreamChannel, StreamServer } from '../transport/stream.ts';
 import type { VolumeConfig } from './config.ts';
 import { type AdminResult, type CoreAction, type CoreStatus, VolumeCore } from './core.ts';
-import { decodePeerMsg, encodePeerMsg } from './messages.ts';
+import { decodePeerMsg, encodePeerMsgParts } from './messages.ts';
 import { initialMetadata, type VolumeMetadata } from './metadata.ts';
 import { computeLayout, MetadataStore } from './metadata_store.ts';
 
@@ -148,7 +148,7 @@ export class VolumeEngine {
   private connecting = false;
   private persistChain: Promise<void> = Promise.resolve();
   private readonly pending = new Map<number, Pending>();
-  private outbox: Buffer[] = [];
+  private outbox: Uint8Array[] = [];
   private outboxBytes = 0;
   private flushScheduled = false;
   private nextId = 1;
@@ -228,8 +228,8 @@ export class VolumeEngine {
       if (ev.e === 'diskDone' && tr.disk.has(ev.op)) { tr.d.push(performance.now() - tr.disk.get(ev.op)!); tr.disk.delete(ev.op); }
       if (ev.e === 'peer' && ev.msg.t === 'WriteAck' && tr.data.has(ev.msg.seq)) { tr.p.push(performance.now() - tr.data.get(ev.msg.seq)!); tr.data.delete(ev.msg.seq); }
       if (ev.e === 'write') tr.sub.set(ev.id, performance.now());
-      if (ev.e === 'write' && ev.fua && tr.batches >= 0) { tr.d = []; tr.p = []; tr.t = []; tr.batches = -1000000; }
-      if (ev.e === 'peer' && ev.msg.t === 'Data' && ev.msg.fua && tr.batches >= 0) { tr.d = []; tr.batches = -1000000; }
+      if (ev.e === 'write' && ev.fua && tr.batches >= 0 && process.env.HALO_TRACE !== 'rand') { tr.d = []; tr.p = []; tr.t = []; tr.batches = -1000000; }
+      if (ev.e === 'peer' && ev.msg.t === 'Data' && ev.msg.fua && tr.batches >= 0 && process.env.HALO_TRACE !== 'rand') { tr.d = []; tr.batches = -1000000; }
     }
     this.core.step(ev);
     this.flushActions();
@@ -277,7 +277,7 @@ export class VolumeEngine {
         return;
       }
       case 'send':
-        if (this.channel?.isOpen) this.queueSend(encodePeerMsg(a.msg));
+        if (this.channel?.isOpen) this.queueSend(encodePeerMsgParts(a.msg));
         return;
       case 'ack': {
         const p = this.pending.get(a.id);
@@ -329,12 +329,15 @@ export class VolumeEngine {
 
   // ---------------------------------------------------------------- replication stream
 
-  private queueSend(msg: Buffer): void {
-    if (this.outboxBytes + msg.length + 4 > MAX_BATCH_BYTES) this.flushOutbox();
+  /** Queues one encoded message (its pieces are framed as one, never copied together). */
+  private queueSend(parts: readonly Uint8Array[]): void {
+    let n = 0;
+    for (const p of parts) n += p.length;
+    if (this.outboxBytes + n + 4 > MAX_BATCH_BYTES) this.flushOutbox();
     const len = Buffer.allocUnsafe(4);
-    len.writeUInt32BE(msg.length, 0);
-    this.outbox.push(len, msg);
-    this.outboxBytes += msg.length + 4;
+    len.writeUInt32BE(n, 0);
+    this.outbox.push(len, ...parts);
+    this.outboxBytes += n + 4;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flushOutbox());
@@ -345,10 +348,10 @@ export class VolumeEngine {
     this.flushScheduled = false;
     if (this.outbox.length === 0) return;
     if (this.tr) { this.tr.batches++; this.tr.msgs += this.outbox.length / 2; }
-    const batch = Buffer.concat(this.outbox, this.outboxBytes);
+    const batch = this.outbox;
     this.outbox = [];
     this.outboxBytes = 0;
-    if (this.channel?.isOpen) this.channel.send(batch).catch(() => {});
+    if (this.channel?.isOpen) this.channel.sendParts(batch).catch(() => {});
   }
 
   /** Splits a stream message into peer messages; undefined when the framing is broken. */

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { OCF_RC } from '../rc.ts';
 import { describeFailure, helper } from './exec.ts';
 import { type BuiltinAgent, type BuiltinContext, type BuiltinOutcome, standardActions } from './types.ts';
@@ -15,6 +16,8 @@ import { type BuiltinAgent, type BuiltinContext, type BuiltinOutcome, standardAc
 
 /** Kill rounds: processes may fork while we kill; a node still busy after this many is an error. */
 const MAX_KILL_ROUNDS = 20;
+/** Pause between kill rounds, so a process that is forking has its children listed next round. */
+const KILL_ROUND_PAUSE_MS = 20;
 
 function namespaceOf(ctx: BuiltinContext, node: string): string | undefined {
   for (const item of (ctx.params.netns_map ?? '').split(/[,;\s]+/)) {
@@ -67,7 +70,7 @@ async function killAll(ctx: BuiltinContext, ns: string): Promise<number | string
         // Exited meanwhile.
       }
     }
-    await new Promise((res) => setTimeout(res, 20));
+    await sleep(KILL_ROUND_PAUSE_MS);
   }
   return `processes in ${ns} keep appearing after ${MAX_KILL_ROUNDS} kill rounds`;
 }

@@ -13,10 +13,10 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { selfCommand } from '../../cli/volume_cmd.ts';
 import { createLabNet, hasNetnsSupport, type LabNet } from '../../lab/netns.ts';
 import { commandOnPath } from '../../lib/command_on_path.ts';
+import { waitFor } from '../../lib/wait.ts';
 import { controlRequest } from '../../volume/engine.ts';
 import { Executor } from '../executor.ts';
 import { heartbeatToOcf, ocfToBuiltin } from '../heartbeat_compat.ts';
@@ -28,7 +28,6 @@ import { PROMOTION_SCORE, promotionScore, volumeAgent } from './volume.ts';
 
 /** Bound on every wait for a real process or a real resync (never a protocol sleep). */
 const WAIT_MS = 60_000;
-const POLL_MS = 100;
 
 const usable =
   hasNetnsSupport() &&
@@ -203,16 +202,6 @@ function cli(lab: Lab, node: string, args: string[]): void {
   );
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>): Promise<T> {
-  const deadline = Date.now() + WAIT_MS;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(POLL_MS);
-  }
-}
-
 /** Best-effort teardown of whatever a node's agent left: mounts, loop device, FUSE, engine. */
 function cleanupNode(lab: Lab, node: string, enginePids: Set<number>): void {
   const quiet = (argv: string[]): void => {
@@ -312,9 +301,9 @@ test('two nodes run halo:volume through the executor: start, score, promote, Fil
     assert.equal(enginePids.size, 2);
     // Initial full sync, as after `drbdadm primary --force` on one node.
     cli(lab, 'n1', ['primary', '--force', 'r0']);
-    await waitFor('n2 to be UpToDate and connected', async () => {
+    await waitFor('n2 to be UpToDate and connected', WAIT_MS, async () => {
       const r = await vol('n2', 'monitor');
-      return r.attributes?.['master-p_drbd'] === String(PROMOTION_SCORE.upToDateKnownPeer);
+      return r.attributes?.['master-p_drbd'] === String(PROMOTION_SCORE.upToDateKnownPeer) || undefined;
     });
     cli(lab, 'n1', ['secondary', 'r0']);
     for (const n of ['n1', 'n2']) {
@@ -379,10 +368,14 @@ test('two nodes run halo:volume through the executor: start, score, promote, Fil
     // device and FUSE mount without touching the link the new Primary published.
     const dead = (await controlRequest(lab.runDir('n2'), 'r0', { cmd: 'status' }))!;
     process.kill(Number(dead.pid), 'SIGKILL');
-    await waitFor('n2 monitor to see its engine gone', async () => (await vol('n2', 'monitor')).rc === 7);
-    await waitFor('n1 to lose its peer', async () => {
+    await waitFor(
+      'n2 monitor to see its engine gone',
+      WAIT_MS,
+      async () => (await vol('n2', 'monitor')).rc === 7 || undefined,
+    );
+    await waitFor('n1 to lose its peer', WAIT_MS, async () => {
       const r = await vol('n1', 'monitor');
-      return r.attributes?.['master-p_drbd'] === String(PROMOTION_SCORE.upToDateAlone);
+      return r.attributes?.['master-p_drbd'] === String(PROMOTION_SCORE.upToDateAlone) || undefined;
     });
     assert.equal((await vol('n1', 'promote')).rc, OCF_RC.OCF_SUCCESS);
     assert.equal((await fs('start')).rc, OCF_RC.OCF_SUCCESS);
