@@ -122,7 +122,9 @@ async function measure(sock: string, sizeBytes: number): Promise<Result> {
     const blocks = Math.floor(sizeBytes / 4096);
     t = performance.now();
     await pipelined(4 * 4096, 32, (i) => c.request(Cmd.WRITE, ((i * 2654435761) % blocks) * 4096, four));
-    console.log(`rand-only: ${((4 * 4096 * 4096) / (1 << 20) / ((performance.now() - t) / 1000)).toFixed(1)} MiB/s`);
+    console.log(
+      `rand-only: ${((4 * 4096 * 4096) / (1 << 20) / ((performance.now() - t) / 1000)).toFixed(1)} MiB/s`,
+    );
   }
   const four = randomBytes(4096);
   const randN = 4096;

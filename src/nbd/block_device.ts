@@ -133,7 +133,8 @@ export class FileBlockDevice implements BlockDevice {
     let done = 0;
     if (data.length <= INLINE_WRITE_BYTES) {
       const fd = this.fh.fd;
-      while (done < data.length) done += writeSync(fd, data, done, data.length - done, this.base + offset + done);
+      while (done < data.length)
+        done += writeSync(fd, data, done, data.length - done, this.base + offset + done);
     }
     while (done < data.length) {
       const { bytesWritten } = await this.fh.write(data, done, data.length - done, this.base + offset + done);

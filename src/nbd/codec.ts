@@ -102,16 +102,26 @@ export type DecoderPhase = 'clientFlags' | 'options' | 'transmission' | 'dead';
  * decoder returns nothing more.
  */
 export class NbdServerDecoder {
-  private buf: Buffer = Buffer.alloc(0);
+  /**
+   * Bytes received and not yet decoded, as the chunks they came in: a large WRITE arriving in
+   * many chunks is joined once when complete, not re-copied on every chunk (which made
+   * receiving an n-byte request cost O(n²) copying).
+   */
+  private chunks: Buffer[] = [];
+  private bufferedBytes = 0;
   private phaseValue: DecoderPhase = 'clientFlags';
 
   get phase(): DecoderPhase {
     return this.phaseValue;
   }
 
-  push(chunk: Uint8Array): void {
-    if (this.phaseValue === 'dead') return;
-    this.buf = this.buf.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.buf, chunk]);
+  /** With `owned`, the caller hands `chunk` over (never modifies it again) and it is not copied. */
+  push(chunk: Uint8Array, owned = false): void {
+    if (this.phaseValue === 'dead' || chunk.length === 0) return;
+    this.chunks.push(
+      owned ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) : Buffer.from(chunk),
+    );
+    this.bufferedBytes += chunk.length;
   }
 
   enterTransmission(): void {
@@ -120,7 +130,7 @@ export class NbdServerDecoder {
 
   /** Bytes buffered but not yet decoded (bounded by one message plus one chunk). */
   get buffered(): number {
-    return this.buf.length;
+    return this.bufferedBytes;
   }
 
   /** The next complete message, or undefined when more bytes are needed. */
@@ -139,18 +149,42 @@ export class NbdServerDecoder {
 
   private fatal(reason: string): FatalMsg {
     this.phaseValue = 'dead';
-    this.buf = Buffer.alloc(0);
+    this.chunks = [];
+    this.bufferedBytes = 0;
     return { kind: 'fatal', reason };
   }
 
+  /** The first buffered bytes as one Buffer of at least `n` bytes (callers check `buffered`). */
+  private head(n: number): Buffer {
+    if (this.chunks[0]!.length < n) this.chunks = [Buffer.concat(this.chunks)];
+    return this.chunks[0]!;
+  }
+
+  /** Removes and returns the next `n` buffered bytes (copied only if they span chunks). */
   private take(n: number): Buffer {
-    const out = this.buf.subarray(0, n);
-    this.buf = this.buf.subarray(n);
+    this.bufferedBytes -= n;
+    const first = this.chunks[0];
+    if (n === 0 || !first) return Buffer.alloc(0);
+    if (first.length >= n) {
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let at = 0;
+    while (at < n) {
+      const c = this.chunks[0]!;
+      const k = Math.min(c.length, n - at);
+      c.copy(out, at, 0, k);
+      at += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
     return out;
   }
 
   private nextClientFlags(): ClientMsg | undefined {
-    if (this.buf.length < 4) return undefined;
+    if (this.bufferedBytes < 4) return undefined;
     const flags = this.take(4).readUInt32BE(0);
     if ((flags & ClientFlag.FIXED_NEWSTYLE) === 0)
       return this.fatal('client does not support fixed newstyle');
@@ -162,36 +196,38 @@ export class NbdServerDecoder {
   }
 
   private nextOption(): ClientMsg | undefined {
-    if (this.buf.length < 16) return undefined;
-    const magic = this.buf.readBigUInt64BE(0);
+    if (this.bufferedBytes < 16) return undefined;
+    const h = this.head(16);
+    const magic = h.readBigUInt64BE(0);
     if (magic !== IHAVEOPT) return this.fatal('option without IHAVEOPT magic');
-    const option = this.buf.readUInt32BE(8);
-    const length = this.buf.readUInt32BE(12);
+    const option = h.readUInt32BE(8);
+    const length = h.readUInt32BE(12);
     if (length > MAX_OPTION_LENGTH) return this.fatal(`option ${option} payload ${length} bytes is too long`);
-    if (this.buf.length < 16 + length) return undefined;
+    if (this.bufferedBytes < 16 + length) return undefined;
     this.take(16);
     const data = Buffer.from(this.take(length));
     return { kind: 'option', option, data };
   }
 
   private nextRequest(): ClientMsg | undefined {
-    if (this.buf.length < 28) return undefined;
-    const magic = this.buf.readUInt32BE(0);
+    if (this.bufferedBytes < 28) return undefined;
+    const h = this.head(28);
+    const magic = h.readUInt32BE(0);
     if (magic !== REQUEST_MAGIC) return this.fatal(`request with bad magic 0x${magic.toString(16)}`);
-    const flags = this.buf.readUInt16BE(4);
-    const type = this.buf.readUInt16BE(6);
-    const handle = this.buf.readBigUInt64BE(8);
-    const offset = this.buf.readBigUInt64BE(16);
-    const length = this.buf.readUInt32BE(24);
+    const flags = h.readUInt16BE(4);
+    const type = h.readUInt16BE(6);
+    const handle = h.readBigUInt64BE(8);
+    const offset = h.readBigUInt64BE(16);
+    const length = h.readUInt32BE(24);
     let payload = 0;
     if (type === Cmd.WRITE) {
       // The payload must be consumed to stay in sync; refuse to buffer more than the limit.
       if (length > MAX_REQUEST_PAYLOAD) return this.fatal(`WRITE of ${length} bytes exceeds the limit`);
       payload = length;
     }
-    if (this.buf.length < 28 + payload) return undefined;
+    if (this.bufferedBytes < 28 + payload) return undefined;
     this.take(28);
-    const data = payload > 0 ? Buffer.from(this.take(payload)) : new Uint8Array(0);
+    const data = payload > 0 ? this.take(payload) : new Uint8Array(0);
     return { kind: 'request', flags, type, handle, offset, length, data };
   }
 }

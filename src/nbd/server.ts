@@ -137,7 +137,8 @@ class Connection {
 
   start(): void {
     this.sock.on('data', (chunk) => {
-      this.decoder.push(chunk);
+      // Socket reads arrive in fresh buffers nobody else keeps: no need to copy them.
+      this.decoder.push(chunk, true);
       this.pump();
     });
     this.sock.on('error', () => this.drop('socket error'));

@@ -1,6 +1,8 @@
 import { parseDuration } from '../cib/duration.ts';
+import { INFINITY } from '../cib/score.ts';
 import type { Assignment, Placement } from './assign.ts';
 import { getOrInsert } from './collections.ts';
+import type { ColocationEntry } from './colocation.ts';
 import { naturalCompare, unavailableReason } from './nodes.ts';
 import type { OrderEntry } from './order.ts';
 import { cloneAncestor, primitivesOf, type Res } from './resource_tree.ts';
@@ -30,6 +32,8 @@ export interface Decision {
   readonly reload: boolean;
   /** Blocked for no reason crm_simulate names, but still listed (`Start … blocked`). */
   readonly listBlocked?: boolean;
+  /** Starts, but its promotion can't run (`Promote … (blocked)`): it stays unpromoted. */
+  readonly promoteBlocked?: boolean;
 }
 
 export type Task = 'start' | 'stop' | 'promote' | 'demote' | 'monitor' | 'fence' | 'shutdown';
@@ -61,6 +65,7 @@ interface MutableDecision {
   migrate: boolean;
   reload: boolean;
   listBlocked?: boolean;
+  promoteBlocked?: boolean;
 }
 
 function isPromotable(r: Res): boolean {
@@ -87,7 +92,12 @@ function needsQuorum(r: Res): boolean {
 }
 
 /** Decisions for every primitive, in summary order. */
-export function decide(u: Unpacked, a: Assignment, orders: readonly OrderEntry[]): Decision[] {
+export function decide(
+  u: Unpacked,
+  a: Assignment,
+  orders: readonly OrderEntry[],
+  colocations: readonly ColocationEntry[] = [],
+): Decision[] {
   const list: MutableDecision[] = [];
   const byId = new Map<string, MutableDecision>();
   const noQuorumStop =
@@ -115,6 +125,15 @@ export function decide(u: Unpacked, a: Assignment, orders: readonly OrderEntry[]
         reload: false,
       };
       if (current && !next.node && !next.fixed) d.reason = 'node availability';
+      // multiple-active=stop_unexpected: recovering a failed, multiply active resource stops the
+      // unexpected copies "due to being multiply active".
+      if (
+        d.restart &&
+        p.state.active.length > 1 &&
+        p.state.active.some((x) => x.failed) &&
+        p.meta.get('multiple-active') === 'stop_unexpected'
+      )
+        d.reason = 'being multiply active';
       const change = current ? u.definitionChanges.get(p.id)?.get(current.node) : undefined;
       if (change && sameNode && !next.fixed && !d.restart && next.role !== 'Stopped') {
         if (change === 'reload') d.reload = true;
@@ -138,7 +157,8 @@ export function decide(u: Unpacked, a: Assignment, orders: readonly OrderEntry[]
           if (current) {
             d.next = { ...next, node: undefined, role: 'Stopped' };
             d.restart = false;
-            d.reason = 'no quorum';
+            // On a node being fenced it goes with the node, quorum or not.
+            d.reason = u.fence.has(current.node) ? 'node availability' : 'no quorum';
           } else {
             d.blocked = true;
             d.reason = 'no quorum';
@@ -175,6 +195,7 @@ export function decide(u: Unpacked, a: Assignment, orders: readonly OrderEntry[]
   }
   for (const d of list) d.migrate = canMigrate(u, d);
   applyOrders(u, orders, byId);
+  if (applyColocationStops(u, colocations, byId)) applyOrders(u, orders, byId);
   for (const d of list) d.migrate = d.migrate && canMigrate(u, d);
   return list;
 }
@@ -213,9 +234,11 @@ function applyOrders(u: Unpacked, orders: readonly OrderEntry[], byId: Map<strin
     const min = cloneMin(o.first);
     if (min > 0 && o.firstAction === 'start') return ds.filter((d) => willBeActive(d)).length >= min;
     if (o.firstAction === 'start') {
-      return ds.some(
-        (d) => willBeActive(d) && !(d.blocked && !d.current) && !(d.next.fixed && d.current?.failed),
-      );
+      const ok = (d: MutableDecision): boolean =>
+        willBeActive(d) && !(d.blocked && !d.current) && !(d.next.fixed && d.current?.failed);
+      // A group is running only once every member is (a member left stopped blocks it).
+      if (u.byConfiguredId.get(o.first)?.kind === 'group') return ds.length > 0 && ds.every(ok);
+      return ds.some(ok);
     }
     if (o.firstAction === 'promote') return ds.some((d) => d.next.role === 'Promoted');
     return true;
@@ -273,7 +296,11 @@ function applyOrders(u: Unpacked, orders: readonly OrderEntry[], byId: Map<strin
           const needsStart = d.current.node !== d.next.node || d.restart;
           if (!o.symmetrical && !needsStart) continue;
           const first = u.byConfiguredId.get(o.first);
-          const firstOwn = primsOf(o.first).every((f) => !f.reason || f.reason === 'node availability');
+          // Stopped for reasons of its own (not an order): its dependents' starts are unrunnable. An
+          // active instance that stops silently was taken down by an order itself.
+          const firstOwn = primsOf(o.first).every((f) =>
+            f.reason ? f.reason === 'node availability' : !f.current || willBeActive(f),
+          );
           const firstActive = primsOf(o.first).some((f) => f.current !== undefined);
           const kind = !o.symmetrical
             ? 'unrunnable'
@@ -286,6 +313,11 @@ function applyOrders(u: Unpacked, orders: readonly OrderEntry[], byId: Map<strin
                 : 'required';
           const oneOrMore = o.anyOf ?? (cloneMin(o.first) > 0 ? `clone-one-or-more:${o.id}` : undefined);
           d.reason = oneOrMore ? `unrunnable ${oneOrMore}` : `${kind} ${label(o.first, o.firstAction)}`;
+          // After a group, inside a `then` group only the first member stops for the order; the
+          // rest follow their predecessor (crm_simulate names the member before).
+          const g = d.rsc.parent;
+          const at = g?.kind === 'group' ? g.children.indexOf(d.rsc) : -1;
+          if (at > 0 && first?.kind === 'group') d.reason = `required ${g!.children[at - 1]!.id} start`;
           d.next = { ...d.next, node: undefined, role: 'Stopped' };
           d.restart = false;
           changed = true;
@@ -332,17 +364,108 @@ function applyOrders(u: Unpacked, orders: readonly OrderEntry[], byId: Map<strin
     // Group members stop in reverse order: a stuck member holds up the ones before it.
     const ds = r.children.map((m) => byId.get(m.id)).filter((d): d is MutableDecision => d !== undefined);
     const lastStuck = ds.findLastIndex(stuck);
+    let firstHeld: number | undefined;
     for (let i = 0; i < lastStuck; i++) {
       const d = ds[i]!;
       if (!stopsNow(d)) continue;
       d.blocked = true;
-      // Its stop can't run, so neither can a start elsewhere: it stays, stopping in name only.
-      if (d.current && d.next.node !== d.current.node && !d.reason) {
-        d.reason = `unrunnable ${ds[i + 1]!.rsc.id} stop`;
+      // Its stop can't run, so neither can its start (elsewhere, or again here): it is listed as
+      // a blocked stop. The first member held back names the stop after it; the later ones
+      // name the member before them.
+      const moves = d.current !== undefined && d.next.node !== d.current.node;
+      if (d.current && (moves || d.restart) && (!d.reason || d.reason.startsWith('required '))) {
+        d.reason =
+          firstHeld === undefined
+            ? `unrunnable ${ds[i + 1]!.rsc.id} stop`
+            : `required ${ds[i - 1]!.rsc.id} stop`;
         d.next = { ...d.next, node: undefined, role: 'Stopped' };
+        d.restart = false;
       }
+      firstHeld ??= i;
     }
   }
+}
+
+/** Whether an order (not its own placement) keeps this primitive from running. */
+const stoppedByOrder = (d: MutableDecision): boolean =>
+  !willBeActive(d) &&
+  d.reason !== undefined &&
+  (d.reason.startsWith('unrunnable') ||
+    d.reason.startsWith('required') ||
+    d.reason.startsWith('colocation with'));
+
+/**
+ * A mandatory colocation whose primary an order keeps from running (after placement) takes its
+ * dependent down with it: `Stop … due to colocation with PRIMARY`.
+ */
+function applyColocationStops(
+  u: Unpacked,
+  colocations: readonly ColocationEntry[],
+  byId: Map<string, MutableDecision>,
+): boolean {
+  const primsOf = (id: string): MutableDecision[] => {
+    const r = u.byConfiguredId.get(id);
+    if (!r) return [];
+    return primitivesOf(r)
+      .map((p) => byId.get(p.id))
+      .filter((d): d is MutableDecision => d !== undefined);
+  };
+  let any = false;
+  for (let round = 0; round <= colocations.length; round++) {
+    let changed = false;
+    for (const c of colocations) {
+      if (c.score >= INFINITY && c.dependentRole === 'Promoted' && c.primaryRole === undefined) {
+        changed = blockPromotions(c, primsOf(c.primary), primsOf(c.dependent)) || changed;
+        continue;
+      }
+      if (c.score < INFINITY || c.dependentRole !== undefined || c.primaryRole !== undefined) continue;
+      if (c.nodeAttribute !== '#uname' || u.byConfiguredId.get(c.dependent)?.kind === 'clone') continue;
+      const primaries = primsOf(c.primary);
+      if (!primaries.some(stoppedByOrder)) continue;
+      const staying = new Set(primaries.filter((p) => willBeActive(p) && !p.blocked).map((p) => p.next.node));
+      for (const d of primsOf(c.dependent)) {
+        // Stopped by an order on the same primary: the colocation is what crm_simulate names.
+        const m = d.reason ? /^(?:required|unrunnable) (\S+) (?:start|running)$/.exec(d.reason) : null;
+        // (When the primary itself could not start at all, the order keeps its own words.)
+        const primaryUnrunnable = primaries.every((p) => p.reason?.startsWith('unrunnable'));
+        if (m && m[1] === c.primary && d.current && !willBeActive(d) && !primaryUnrunnable) {
+          d.reason = `colocation with ${c.primary}`;
+          continue;
+        }
+        if (!willBeActive(d) || d.next.fixed || d.blocked || staying.has(d.next.node)) continue;
+        d.reason = `colocation with ${c.primary}`;
+        if (d.current) {
+          d.next = { ...d.next, node: undefined, role: 'Stopped' };
+          d.restart = false;
+        } else d.blocked = true;
+        changed = true;
+      }
+    }
+    any = any || changed;
+    if (!changed) break;
+  }
+  return any;
+}
+
+/**
+ * A promotion that must be where its primary runs can't happen when that primary can't start:
+ * `Promote … due to colocation with PRIMARY (blocked)`.
+ */
+function blockPromotions(
+  c: ColocationEntry,
+  primaries: readonly MutableDecision[],
+  dependents: readonly MutableDecision[],
+): boolean {
+  const cannotRun = (p: MutableDecision): boolean => !willBeActive(p) || (p.blocked && !p.current);
+  if (primaries.length === 0 || !primaries.every(cannotRun)) return false;
+  let changed = false;
+  for (const d of dependents) {
+    if (d.next.role !== 'Promoted' || d.current || d.blocked || d.promoteBlocked || d.next.fixed) continue;
+    d.promoteBlocked = true;
+    d.reason = `colocation with ${c.primary}`;
+    changed = true;
+  }
+  return changed;
 }
 
 /**
@@ -495,7 +618,7 @@ export function summaryLines(d: Decision): SummaryLine[] {
 export function summaryLine(d: Decision): SummaryLine | undefined {
   const { rsc, current: cur, next } = d;
   const reason = d.reason ? `due to ${d.reason}` : '';
-  const blocked = d.blocked ? (reason ? ' (blocked)' : 'blocked') : '';
+  const blocked = d.blocked || d.promoteBlocked ? (reason ? ' (blocked)' : 'blocked') : '';
   const suffix = `${reason}${blocked}`;
   const line = (verb: string, details: string): SummaryLine => ({ verb, rsc: rsc.id, details, suffix });
   if (d.blocked && !d.reason && !d.listBlocked && (d.next.fixed || !cur)) return undefined;
@@ -504,7 +627,12 @@ export function summaryLine(d: Decision): SummaryLine | undefined {
     if (next.role === 'Promoted') {
       // Lost quorum is the reason on the start; the promote line only says it is blocked.
       if (d.reason === 'no quorum' && d.blocked)
-        return { verb: 'Promote', rsc: rsc.id, details: `Stopped -> Promoted ${next.node}`, suffix: 'blocked' };
+        return {
+          verb: 'Promote',
+          rsc: rsc.id,
+          details: `Stopped -> Promoted ${next.node}`,
+          suffix: 'blocked',
+        };
       return line('Promote', `Stopped -> Promoted ${next.node}`);
     }
     return line('Start', next.node);
@@ -645,11 +773,11 @@ export function buildGraph(
           orderings.push({ before: f, after: startId, why: `${cur.node} must be fenced first` });
       }
       let last = startId;
-      if (next.role === 'Promoted') {
+      if (next.role === 'Promoted' && !d.promoteBlocked) {
         last = add({ task: 'promote', node: next.node, rsc: r.id });
         orderings.push({ before: startId, after: last, why: 'start before promote' });
       }
-      for (const m of recurringMonitors(r, next.role)) {
+      for (const m of recurringMonitors(r, d.promoteBlocked ? 'Unpromoted' : next.role)) {
         const id = add({ task: 'monitor', node: next.node, rsc: r.id, intervalMs: m.intervalMs });
         orderings.push({ before: last, after: id, why: 'monitor after start' });
       }

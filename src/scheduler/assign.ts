@@ -148,7 +148,7 @@ export class Assigner {
         t.add(cur, r.stickiness, 'stickiness', `stickiness ${r.stickiness} keeps it on ${cur}`);
       }
     }
-    for (const [node, count] of st.failCounts) {
+    for (const [node, count] of this.failCountsFor(r)) {
       if (r.migrationThreshold > 0 && count >= r.migrationThreshold) {
         t.add(
           node,
@@ -188,6 +188,28 @@ export class Assigner {
       }
     }
     return t;
+  }
+
+  private readonly cloneFailCounts = new Map<string, Map<string, number>>();
+
+  /**
+   * Fail counts that ban `r`: its own, or for an instance of an anonymous clone the highest of
+   * any instance on each node (reaching migration-threshold bans the whole clone there).
+   */
+  private failCountsFor(r: Res): ReadonlyMap<string, number> {
+    const clone = cloneAncestor(r);
+    if (!clone || clone.clone?.globallyUnique) return r.state.failCounts;
+    const key = `${clone.id}\u0000${r.baseId}`;
+    let out = this.cloneFailCounts.get(key);
+    if (!out) {
+      out = new Map();
+      for (const p of clone.children.flatMap((inst) => primitivesOf(inst))) {
+        if (p.baseId !== r.baseId) continue;
+        for (const [n, c] of p.state.failCounts) out.set(n, Math.max(out.get(n) ?? 0, c));
+      }
+      this.cloneFailCounts.set(key, out);
+    }
+    return out;
   }
 
   /** Whether `r` must stay exactly as it is (unmanaged, blocked, node in maintenance). */
@@ -267,7 +289,12 @@ export class Assigner {
           if (c2 === c || c2.dependentRole !== undefined) continue;
           const p2 = this.input.u.byConfiguredId.get(c2.primary);
           if (!p2 || !this.done.has(topOf(p2).id)) continue;
-          applyColocationScore(dt, c2, this.colocatedNodes(p2, c2.primaryRole, c2.nodeAttribute), this.sortedNodes);
+          applyColocationScore(
+            dt,
+            c2,
+            this.colocatedNodes(p2, c2.primaryRole, c2.nodeAttribute),
+            this.sortedNodes,
+          );
         }
       }
       const work = ScoreTable.copy(t);
@@ -483,7 +510,10 @@ export class Assigner {
         const a = m.state.active[0];
         if (ok && (!a || a.node !== node)) {
           ok = false;
-          this.note(m.id, `${m.id} is left alone away from ${node ?? 'any node'}, so the members after it stop`);
+          this.note(
+            m.id,
+            `${m.id} is left alone away from ${node ?? 'any node'}, so the members after it stop`,
+          );
         }
         return;
       }
@@ -535,16 +565,29 @@ export class Assigner {
         }
       }
     }
-    const ordered = [...c.children].sort(
-      (x, y) => (curOf(x) ? 0 : 1) - (curOf(y) ? 0 : 1) || x.order - y.order,
-    );
-    // Pass 1: instances stay where they run when that node is as good as any.
+    // Instances that can stay where they run come first, then those whose node went away, then
+    // inactive ones, and last those still on a node that now bans them.
+    const rank = (inst: Res): number => {
+      const cur = curOf(inst);
+      if (!cur) return 2;
+      if (!this.available(cur)) return 1;
+      return instTables.get(inst.id)!.table.canRun(cur) ? 0 : 3;
+    };
+    const ordered = [...c.children].sort((x, y) => rank(x) - rank(y) || x.order - y.order);
+    // Pass 1: instances stay where they run when that node is as good as any, but no more of
+    // them per node than an even spread gives (clone-max over the nodes that can run one).
+    const usable = this.sortedNodes.filter(
+      (n) => this.available(n.name) && [...instTables.values()].some((x) => x.table.canRun(n.name)),
+    ).length;
+    const evenShare = Math.max(1, Math.floor(cs.cloneMax / Math.max(1, usable)));
     for (const inst of ordered) {
       if (assigned.has(inst.id) || total >= cs.cloneMax) continue;
       const cur = curOf(inst);
       if (!cur) continue;
       const { table } = instTables.get(inst.id)!;
-      if (!table.canRun(cur) || !this.available(cur) || (perNode.get(cur) ?? 0) >= cs.cloneNodeMax) continue;
+      const here = perNode.get(cur) ?? 0;
+      if (!table.canRun(cur) || !this.available(cur) || here >= cs.cloneNodeMax || here >= evenShare)
+        continue;
       const best = this.choose(table, cur, {
         exclude: (n) => (perNode.get(n) ?? 0) >= cs.cloneNodeMax,
         preferCurrent: true,
@@ -672,7 +715,10 @@ export class Assigner {
         this.ensureAssigned(primary);
         const nodes = this.colocatedNodes(primary, col.primaryRole, col.nodeAttribute);
         if (col.score >= INFINITY) {
+          // Promoted only where the primary is: there the primary's own weight (infinite for a
+          // placed primitive) makes this the instance to promote.
           if (!nodes.has(node)) score = MINUS_INFINITY;
+          else if (primary.kind === 'primitive') score = addScoresSafe(score, INFINITY);
         } else if (col.score <= MINUS_INFINITY) {
           if (nodes.has(node)) score = MINUS_INFINITY;
         } else if (nodes.has(node)) score = addScoresSafe(score, col.score);
@@ -683,8 +729,14 @@ export class Assigner {
         if (!dep || dep.kind === 'clone') continue;
         const dt = this.primitiveTable(primitivesOf(dep)[0]!);
         const ds = dt.allowed.has(node) ? dt.get(node) : 0;
-        if (ds !== 0 && ds > MINUS_INFINITY)
-          score = addScoresSafe(score, Math.trunc((col.score / INFINITY) * ds));
+        if (ds === 0) continue;
+        const factor = col.score / INFINITY;
+        const add = Math.abs(ds) >= INFINITY ? Math.sign(factor * ds) * INFINITY : Math.trunc(factor * ds);
+        // Only positive preferences are merged: a dependent that can't (or would rather not) run
+        // here leaves a candidate eligible but last (1), as Pacemaker's merge does.
+        if (add < 0 && score > 0) score = 1;
+        else if (add < 0 && score === 0) continue;
+        else score = addScoresSafe(score, add);
       }
       if (prims.some((p) => p.state.active.some((a) => a.failed && a.node === node)) && !wasPromoted) {
         // A failed instance is recovered first; Pacemaker still allows it to be promoted.

@@ -96,13 +96,14 @@ function expandSets(
   for (const set of sets) {
     const sc = setScore(set, score);
     const sequential = isTrue(set.sequential, true);
-    if (sequential) {
+    // A negative score keeps every member away from every other, sequential or not.
+    if (sequential && sc >= 0) {
       for (let i = 1; i < set.resources.length; i++)
         push(set.resources[i]!, set.resources[i - 1]!, set.role, set.role, sc);
     } else if (sc < 0) {
       for (let i = 0; i < set.resources.length; i++)
         for (let j = i + 1; j < set.resources.length; j++)
-          push(set.resources[i]!, set.resources[j]!, set.role, set.role, sc);
+          push(set.resources[j]!, set.resources[i]!, set.role, set.role, sc);
     }
   }
   for (let k = 0; k + 1 < sets.length; k++) {

@@ -52,6 +52,8 @@ interface Replay {
   migratedTo: string | undefined;
   /** A failure with on-fail=demote: keep the instance but do not leave it promoted. */
   demoteRequested: boolean;
+  /** A failure was ignored (on-fail=ignore): fail counts then don't ban the resource. */
+  failureIgnored: boolean;
 }
 
 /** The return code the controller expected: third field of `action:transition:rc:uuid`. */
@@ -150,6 +152,7 @@ function replayOps(r: Res, node: string, ops: readonly OpHistory[], options: Clu
     configOps: activeOps(sorted),
     migratedTo: undefined,
     demoteRequested: false,
+    failureIgnored: false,
   };
   const promotable = isPromotableInstance(r);
   for (const op of sorted) {
@@ -221,6 +224,7 @@ function replayOps(r: Res, node: string, ops: readonly OpHistory[], options: Clu
     }
     if (onFail === 'ignore') {
       applySuccess(out, name, intervalMs, RC.ok, promotable);
+      out.failureIgnored = true;
       continue;
     }
     out.failures.push({ node, op: name, intervalMs, rc, onFail });
@@ -584,6 +588,7 @@ function applyReplay(input: HistoryInput, r: MutableRes, info: NodeInfo, rep: Re
   }
   if (rep.stopRequested) st.stopRequested = true;
   if (rep.demoteRequested) st.demoteRequested = true;
+  if (rep.failureIgnored) st.failureIgnored = true;
   if (rep.fenceNode && input.options.stonithEnabled && !input.fence.has(info.name)) {
     input.fence.set(info.name, rep.fenceNode);
     (info as { unclean: boolean }).unclean = true;
@@ -628,22 +633,22 @@ function applyFailCounts(input: HistoryInput): void {
       if (fc.count <= 0) continue;
       // Old controllers wrote anonymous clone counts per instance (`fail-count-rsc:1`): they
       // belong to whichever instance is active on this node.
-      const targets =
-        byCountId.get(id) ??
-        (byCountId.get(baseOf(id).base) ?? []).filter((r) =>
-          r.state.active.some((a) => a.node === info.name),
-        );
+      const siblings = byCountId.get(baseOf(id).base) ?? [];
+      const activeHere = siblings.filter((r) => r.state.active.some((a) => a.node === info.name));
+      // With no instance active there any instance carries it (the ban covers the whole clone).
+      const targets = byCountId.get(id) ?? (activeHere.length > 0 ? activeHere : siblings.slice(0, 1));
       for (const r of targets) {
         if (fc.ops.length > 0 && fc.ops.every((op) => ignoredOp(r, op))) continue;
         // The legacy per-resource count can't name the op; Pacemaker then ignores it when the
         // resource ignores failures of some operation.
-        if (fc.ops.length === 0 && r.def?.operations.some((o) => o.onFail?.toLowerCase() === 'ignore'))
-          continue;
+        if (fc.ops.length === 0 && r.state.failureIgnored) continue;
         const expired =
           r.failureTimeoutMs > 0 &&
           fc.lastFailureSec > 0 &&
           fc.lastFailureSec * 1000 + r.failureTimeoutMs <= options.nowMs;
-        if (!expired) (r.state.failCounts as Map<string, number>).set(info.name, fc.count);
+        // Counts recorded under several names (`rsc`, `rsc:0`, `rsc:1`) add up, as Pacemaker's do.
+        const counts = r.state.failCounts as Map<string, number>;
+        if (!expired) counts.set(info.name, (counts.get(info.name) ?? 0) + fc.count);
       }
     }
   }

@@ -64,6 +64,8 @@ export interface PrimitiveState {
   readonly blockedOn: readonly string[];
   /** A failure asked for the resource to be stopped (on-fail=stop). */
   readonly stopRequested: boolean;
+  /** A failure was ignored (on-fail=ignore): its legacy fail count bans nothing. */
+  readonly failureIgnored?: boolean;
   /** A failure asked for the instance to be demoted (on-fail=demote). */
   readonly demoteRequested: boolean;
   /** The id this instance's active history was recorded under (`rsc:1`), for `master-*` lookups. */

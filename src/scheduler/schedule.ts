@@ -86,7 +86,7 @@ export function runStages(cib: Cib, nowMs: number): Stages {
     colocByDependent: colo.byDependent,
     colocByPrimary: colo.byPrimary,
   });
-  const decisions = decide(unpacked, assignment, orders);
+  const decisions = decide(unpacked, assignment, orders, colocations);
   const graph = buildGraph(unpacked, decisions, orders);
   return { unpacked, locations, colocations, orders, assignment, decisions, graph };
 }

@@ -1,4 +1,3 @@
-import * as require_fs from 'node:fs';
 import { spawn } from 'node:child_process';
 import { createHash, getHashes, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
@@ -223,30 +222,24 @@ export class VolumeEngine {
 
   private step(ev: Parameters<VolumeCore['step']>[0]): void {
     if (this.stopped) return;
-    const tr = this.tr;
-    if (tr) {
-      if (ev.e === 'diskDone' && tr.disk.has(ev.op)) { tr.d.push(performance.now() - tr.disk.get(ev.op)!); tr.disk.delete(ev.op); }
-      if (ev.e === 'peer' && ev.msg.t === 'WriteAck' && tr.data.has(ev.msg.seq)) { tr.p.push(performance.now() - tr.data.get(ev.msg.seq)!); tr.data.delete(ev.msg.seq); }
-      if (ev.e === 'write') tr.sub.set(ev.id, performance.now());
-      if (ev.e === 'write' && ev.fua && tr.batches >= 0 && process.env.HALO_TRACE !== 'rand') { tr.d = []; tr.p = []; tr.t = []; tr.batches = -1000000; }
-      if (ev.e === 'peer' && ev.msg.t === 'Data' && ev.msg.fua && tr.batches >= 0 && process.env.HALO_TRACE !== 'rand') { tr.d = []; tr.batches = -1000000; }
-    }
     this.core.step(ev);
     this.flushActions();
   }
 
   private flushActions(): void {
-    for (const a of this.core.takeActions()) this.apply(a);
+    const actions = this.core.takeActions();
+    if (this.cfg.protocol === 'A') {
+      // Protocol A acks on the local write alone, so that write goes first: its FUA sync is
+      // then not queued behind sealing and sending the same data to the peer. (Disk actions
+      // may run in any order relative to sends; sends keep their order.)
+      for (const a of actions) if (a.a === 'diskWrite') this.apply(a);
+      for (const a of actions) if (a.a !== 'diskWrite') this.apply(a);
+      return;
+    }
+    for (const a of actions) this.apply(a);
   }
 
-  private tr = process.env.HALO_TRACE ? { disk: new Map<number, number>(), data: new Map<number, number>(), sub: new Map<number, number>(), d: [] as number[], p: [] as number[], t: [] as number[], batches: 0, msgs: 0 } : undefined;
   private apply(a: CoreAction): void {
-    const tr = this.tr;
-    if (tr) {
-      if (a.a === 'diskWrite') tr.disk.set(a.op, performance.now());
-      if (a.a === 'send' && a.msg.t === 'Data') tr.data.set(a.msg.seq, performance.now());
-      if (a.a === 'ack' && tr.sub.has(a.id)) { tr.t.push(performance.now() - tr.sub.get(a.id)!); tr.sub.delete(a.id); }
-    }
     switch (a.a) {
       case 'diskWrite':
         this.dev.write(a.offset, a.data, a.fua).then(
@@ -347,7 +340,6 @@ export class VolumeEngine {
   private flushOutbox(): void {
     this.flushScheduled = false;
     if (this.outbox.length === 0) return;
-    if (this.tr) { this.tr.batches++; this.tr.msgs += this.outbox.length / 2; }
     const batch = this.outbox;
     this.outbox = [];
     this.outboxBytes = 0;
@@ -602,10 +594,6 @@ export class VolumeEngine {
   /** Stops everything; with `clean`, demotes and records a clean shutdown in the metadata. */
   async stop(clean: boolean): Promise<void> {
     if (this.stopped) return;
-    if (this.tr) {
-      const q = (x: number[]) => { x.sort((a, b) => a - b); return `n=${x.length} p50=${(x[x.length >> 1] ?? 0).toFixed(2)} p90=${(x[Math.floor(x.length * 0.9)] ?? 0).toFixed(2)}`; };
-      require_fs.appendFileSync(`/tmp/vb/trace.txt`, `TRACE ${this.cfg.self.name}: disk ${q(this.tr.d)} | peer ${q(this.tr.p)} | total ${q(this.tr.t)} | batches ${this.tr.batches} msgs ${this.tr.msgs}\n`);
-    }
     await this.stopExport();
     if (clean) {
       this.core.demote();

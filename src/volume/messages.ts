@@ -183,9 +183,10 @@ const BIGINT_FIELDS = new Set(['current', 'bitmapUuid', 'syncSourceUuid']);
 
 /** Decodes one message; returns a reason string for anything malformed. */
 export function decodePeerMsg(b: Uint8Array): PeerMsg | string {
-  if (b.length < 5) return 'message shorter than its header';
+  if (b.length < 1) return 'empty message';
   const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
   if ((buf.readUInt8(0) & BINARY_FLAG) !== 0) return decodeBinary(buf);
+  if (b.length < 5) return 'message shorter than its header';
   const t = TYPES[buf.readUInt8(0)];
   if (!t) return `unknown message type ${buf.readUInt8(0)}`;
   const hl = buf.readUInt32BE(1);

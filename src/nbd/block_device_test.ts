@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { FileBlockDevice, INLINE_SYNC_DIRTY_BYTES, INLINE_WRITE_BYTES } from './block_device.ts';
+
+test('small, large and concurrent FUA writes to a file device all land at their offsets', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'halo-bdev-'));
+  try {
+    const file = join(dir, 'disk.img');
+    writeFileSync(file, Buffer.alloc(8 << 20));
+    const dev = await FileBlockDevice.open(file);
+    const small = Buffer.alloc(4096, 0xaa);
+    const large = Buffer.alloc(INLINE_WRITE_BYTES * 2 + 512, 0xbb);
+    // Many FUA writes in one turn share one sync; each still resolves only after it.
+    const fuas = Array.from({ length: 16 }, (_v, i) =>
+      dev.write((64 + i) * 4096, Buffer.alloc(4096, i + 1), true),
+    );
+    await Promise.all([dev.write(0, small, false), dev.write(1 << 20, large, true), ...fuas]);
+    // Past the dirty limit a FUA write syncs on the thread pool instead; same result.
+    await dev.write(2 << 20, Buffer.alloc(INLINE_SYNC_DIRTY_BYTES + 4096, 0xcc), false);
+    await dev.write(4096, small, true);
+    await dev.flush();
+    await dev.close();
+    const disk = readFileSync(file);
+    assert.deepEqual(disk.subarray(0, 4096), small);
+    assert.deepEqual(disk.subarray(4096, 8192), small);
+    assert.deepEqual(disk.subarray(1 << 20, (1 << 20) + large.length), large);
+    for (let i = 0; i < 16; i++) assert.equal(disk[(64 + i) * 4096 + 100], i + 1);
+    assert.equal(disk[(2 << 20) + INLINE_SYNC_DIRTY_BYTES], 0xcc);
+    assert.equal(disk[8192], 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a write to a closed file device fails instead of claiming success', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'halo-bdev-'));
+  try {
+    const file = join(dir, 'disk.img');
+    writeFileSync(file, Buffer.alloc(1 << 20));
+    const dev = await FileBlockDevice.open(file);
+    await dev.close();
+    await assert.rejects(dev.write(0, Buffer.alloc(4096), false));
+    await assert.rejects(dev.write(0, Buffer.alloc(4096), true));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
