@@ -3,7 +3,11 @@
  * NBD for protocols C, B and A, each against the same NBD server over an unreplicated local
  * file measured in the same run; then full and partial resync throughput.
  *
- *   node --import tsx bench/volume_bench.ts [--size-mib 64] [--protocols C,B,A] [--no-resync]
+ *   node --import tsx bench/volume_bench.ts [--size-mib 64] [--protocols C,B,A] [--no-resync] [--rand-only]
+ *
+ * `--rand-only` adds a longer random-write phase (profiling aid: run with `node --cpu-prof`;
+ * the engines inherit the flag). Resync is reported twice: including the reconnect (connect-int)
+ * and from the moment the target reports SyncTarget.
  *
  * Both engines run as real processes (`halo volume run`) replicating over TCP on 127.0.0.1;
  * the baseline is this file re-run as `--serve FILE SOCK` (our NbdServer on a FileBlockDevice).

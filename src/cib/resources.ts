@@ -22,8 +22,8 @@ import type {
 } from './model.ts';
 
 /** Pacemaker's `crm_is_true`: `true`, `on`, `yes`, `y`, `1` in any case. */
-export function isTrue(text: string | undefined): boolean {
-  if (text === undefined) return false;
+export function isTrue(text: string | undefined, dflt = false): boolean {
+  if (text === undefined) return dflt;
   const t = text.trim().toLowerCase();
   return t === 'true' || t === 'on' || t === 'yes' || t === 'y' || t === '1';
 }
@@ -245,7 +245,7 @@ function resolveSet(set: NvSet, cib: Cib | undefined): NvSet {
 }
 
 /** A set's score; `INFINITY` sorts first, and text that is not a number counts as 0. */
-function setScore(set: NvSet): number {
+export function setScore(set: NvSet): number {
   const s = set.score?.trim().toUpperCase();
   if (s === undefined) return 0;
   if (s === 'INFINITY' || s === '+INFINITY') return Number.MAX_SAFE_INTEGER;

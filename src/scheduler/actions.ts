@@ -1,4 +1,5 @@
 import { parseDuration } from '../cib/duration.ts';
+import { isTrue } from '../cib/resources.ts';
 import { INFINITY } from '../cib/score.ts';
 import type { Assignment, Placement } from './assign.ts';
 import { getOrInsert } from './collections.ts';
@@ -76,14 +77,10 @@ function isPromotable(r: Res): boolean {
 function canMigrate(u: Unpacked, d: MutableDecision): boolean {
   const cur = d.current;
   if (!cur || !d.next.node || cur.node === d.next.node || cur.failed || d.blocked) return false;
-  if (!isTrueMeta(d.rsc.meta.get('allow-migrate'))) return false;
+  if (!isTrue(d.rsc.meta.get('allow-migrate'))) return false;
   if (cloneAncestor(d.rsc) || cur.role !== 'Started' || d.next.role !== 'Started') return false;
   const from = u.nodeByName.get(cur.node);
   return from?.online === true && !from.unclean && !u.fence.has(cur.node);
-}
-
-function isTrueMeta(v: string | undefined): boolean {
-  return v !== undefined && ['true', 'yes', 'on', '1', 'y'].includes(v.toLowerCase());
 }
 
 /** Every resource needs quorum to start unless it says `requires=nothing`. */

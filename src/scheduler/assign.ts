@@ -1,3 +1,4 @@
+import { isTrue } from '../cib/resources.ts';
 import { formatScore, INFINITY, MINUS_INFINITY, parseScore } from '../cib/score.ts';
 import { assertNever } from '../lib/assert.ts';
 import { getOrInsert } from './collections.ts';
@@ -130,7 +131,7 @@ export class Assigner {
         t.add(e.node, e.score, 'location', describeLocation(e));
       }
     }
-    const allowUnhealthy = isTrueValue(r.meta.get('allow-unhealthy-nodes'));
+    const allowUnhealthy = isTrue(r.meta.get('allow-unhealthy-nodes'));
     for (const n of this.sortedNodes) {
       if (n.health !== 0 && !allowUnhealthy)
         t.add(n.name, n.health, 'health', `${n.name} has node health ${formatScore(n.health)}`);
@@ -815,10 +816,6 @@ interface ChooseOpts {
 }
 
 type Group = Res;
-
-function isTrueValue(v: string | undefined): boolean {
-  return v !== undefined && ['true', 'yes', 'on', '1', 'y'].includes(v.toLowerCase());
-}
 
 function lexGreater(a: readonly number[], b: readonly number[]): boolean {
   for (let i = 0; i < a.length; i++) {

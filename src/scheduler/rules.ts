@@ -1,5 +1,6 @@
 import { parseDuration } from '../cib/duration.ts';
 import type { AttrExpression, DateExpression, DateSpec, NvSet, Rule, RuleExpression } from '../cib/model.ts';
+import { isTrue, setScore } from '../cib/resources.ts';
 
 /**
  * Rule evaluation (Pacemaker's rules.c semantics for the parts halo supports): attribute
@@ -204,7 +205,7 @@ export function flattenNvSets(
   into: Map<string, string> = new Map(),
 ): Map<string, string> {
   const ordered = sets
-    .map((s, i) => ({ s, i, score: s.score === undefined ? 0 : Number(s.score) || 0 }))
+    .map((s, i) => ({ s, i, score: setScore(s) }))
     .sort((a, b) => b.score - a.score || a.i - b.i);
   for (const { s } of ordered) {
     if (s.rule && !evaluateRule(s.rule, ctx)) continue;
@@ -215,10 +216,5 @@ export function flattenNvSets(
   return into;
 }
 
-const TRUE_WORDS = new Set(['true', 'yes', 'on', '1', 'y']);
-
 /** Pacemaker's crm_is_true: `true`, `yes`, `on`, `1`, `y` (any case). */
-export function isTrue(v: string | undefined, dflt = false): boolean {
-  if (v === undefined) return dflt;
-  return TRUE_WORDS.has(v.trim().toLowerCase());
-}
+export { isTrue };

@@ -266,3 +266,26 @@ test('halo:links swaps configured paths for links into the mount and restores th
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('halo:lab-fence reports running only on the node where the cluster started it', async () => {
+  const dir = tempDir();
+  try {
+    const r = runner(dir);
+    const params = { netns_prefix: 'hzzzzz-' };
+    const [probe, start, mon, stop, after] = await actions(
+      r,
+      'halo:lab-fence',
+      ['monitor', 'start', 'monitor', 'stop', 'monitor'],
+      params,
+    );
+    assert.equal(probe!.rc, OCF_RC.OCF_NOT_RUNNING, 'a probe before start must say not running');
+    assert.equal(start!.rc, 0, start!.exitReason);
+    assert.equal(mon!.rc, 0);
+    assert.equal(stop!.rc, 0);
+    assert.equal(after!.rc, OCF_RC.OCF_NOT_RUNNING);
+    const [bad] = await actions(r, 'halo:lab-fence', ['start'], {});
+    assert.equal(bad!.rc, OCF_RC.OCF_ERR_CONFIGURED);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

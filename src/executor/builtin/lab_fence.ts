@@ -1,3 +1,5 @@
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { OCF_RC } from '../rc.ts';
 import { describeFailure, helper } from './exec.ts';
@@ -190,14 +192,23 @@ export function labFenceAgent(): BuiltinAgent {
       switch (ctx.action) {
         case 'start':
         case 'monitor':
-          return ctx.params.netns_map || ctx.params.netns_prefix
-            ? { rc: OCF_RC.OCF_SUCCESS }
-            : {
-                rc: OCF_RC.OCF_ERR_CONFIGURED,
-                exitReason: `halo:lab-fence ${ctx.resource}: set netns_map or netns_prefix`,
-              };
+        case 'validate-all': {
+          if (!ctx.params.netns_map && !ctx.params.netns_prefix)
+            return {
+              rc: OCF_RC.OCF_ERR_CONFIGURED,
+              exitReason: `halo:lab-fence ${ctx.resource}: set netns_map or netns_prefix`,
+            };
+          // The device is "running" only where the cluster started it, like a stonith resource
+          // in Pacemaker; answering 0 everywhere made every probe see it active on all nodes.
+          if (ctx.action === 'start') {
+            mkdirSync(ctx.stateDir, { recursive: true });
+            writeFileSync(activeFile(ctx), `${ctx.resource}\n`);
+          }
+          if (ctx.action === 'monitor' && !existsSync(activeFile(ctx))) return { rc: OCF_RC.OCF_NOT_RUNNING };
+          return { rc: OCF_RC.OCF_SUCCESS };
+        }
         case 'stop':
-        case 'validate-all':
+          rmSync(activeFile(ctx), { force: true });
           return { rc: OCF_RC.OCF_SUCCESS };
         case 'list':
           return list(ctx);
@@ -219,4 +230,9 @@ export function labFenceAgent(): BuiltinAgent {
       }
     },
   };
+}
+
+/** Marker that this node runs the device (the executor's per-node state dir, HA_RSCTMP). */
+function activeFile(ctx: BuiltinContext): string {
+  return join(ctx.stateDir, `halo-lab-fence-${ctx.resource}.active`);
 }
