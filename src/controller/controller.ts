@@ -1,5 +1,5 @@
 import type { Cib, NodeState, OpHistory } from '../cib/model.ts';
-import { clusterProperty } from '../cib/resources.ts';
+import { clusterProperty, findPlacedResource, isTrue, metaValue } from '../cib/resources.ts';
 import { INFINITY, parseScore } from '../cib/score.ts';
 import { assert } from '../lib/assert.ts';
 import type { LogLevel } from '../lib/ports.ts';
@@ -414,7 +414,7 @@ export class Controller {
 
   private recordResult(
     node: string,
-    rsc: string,
+    instance: string,
     action: string,
     intervalMs: number,
     o: OpOutcome,
@@ -424,10 +424,14 @@ export class Controller {
   ): boolean {
     const rec = this.nodes.get(node);
     if (!rec) {
-      this.log('warn', `ignoring result of ${rsc} ${action} from unknown node ${node}`);
+      this.log('warn', `ignoring result of ${instance} ${action} from unknown node ${node}`);
       return false;
     }
     const failed = isFailure(action, intervalMs, o, expected);
+    // An anonymous clone's instances are one resource on a node (Pacemaker records them under
+    // the primitive's id): the scheduler renumbers instances between transitions, so a start
+    // recorded as rsc:1 and a promote as rsc:0 on one node would read as two copies there.
+    const rsc = this.historyId(instance);
     let ops = rec.history.get(rsc);
     if (!ops) {
       ops = new Map();
@@ -504,8 +508,18 @@ export class Controller {
     this.statusChanges.push({ kind: 'attr', node: rec.name, name: `last-failure-${suffix}`, value: nowSec });
   }
 
+  /** The status id of `rsc`'s history: an anonymous clone instance `p:N` is recorded as `p`. */
+  private historyId(rsc: string): string {
+    const base = baseId(rsc);
+    if (base === rsc) return rsc;
+    const placed = findPlacedResource(this.cib, base);
+    const clone = placed?.parents.find((x) => x.kind === 'clone');
+    if (!clone || isTrue(metaValue(clone, 'globally-unique', this.cib))) return rsc;
+    return base;
+  }
+
   private lastRole(node: string, rsc: string): string | undefined {
-    const mon = [...(this.nodes.get(node)?.history.get(rsc)?.values() ?? [])].find(
+    const mon = [...(this.nodes.get(node)?.history.get(this.historyId(rsc))?.values() ?? [])].find(
       (o) => o.operation === 'promote',
     );
     return mon ? 'Promoted' : undefined;
@@ -834,10 +848,34 @@ export class Controller {
       progressed = false;
       for (const ra of t.actions) {
         if (ra.state !== 'pending' || !ra.before.every((b) => state(b) === 'done')) continue;
+        if (this.promoteWaitsForFencing(ra.action)) continue;
         this.dispatch(t, ra);
         progressed = true;
       }
     }
+  }
+
+  /**
+   * A promote of a clone waits while another instance of that clone may still be active on a lost
+   * node that is not fenced yet: that instance may still be Promoted (a replicated volume's
+   * Primary), and two Promoted instances are what a master-max=1 clone must never have. Pacemaker
+   * gets this from orderings (the lost node's demote is implied by, so ordered after, its
+   * fencing); this guard holds the promote until the node is fenced, when a new transition
+   * (the fence result aborts this one) schedules it again.
+   */
+  private promoteWaitsForFencing(a: Action): boolean {
+    if (a.task !== 'promote' || a.rsc === undefined) return false;
+    const base = baseId(a.rsc);
+    for (const rec of this.nodes.values()) {
+      if (rec.name === a.node || rec.condition !== 'lost') continue;
+      for (const [id, ops] of rec.history) {
+        if (baseId(id) !== base) continue;
+        const last = [...ops.values()].find((o) => o.interval === '0');
+        const probedStopped = last?.operation === 'monitor' && last.rcCode === String(RC_NOT_RUNNING);
+        if (last && last.operation !== 'stop' && !probedStopped) return true;
+      }
+    }
+    return false;
   }
 
   private dispatch(t: TransitionRun, ra: RunAction): void {

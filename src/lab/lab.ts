@@ -5,6 +5,7 @@ import {
   existsSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
@@ -22,8 +23,12 @@ import {
   LAB_VIP,
   type ScenarioHost,
   type ScenarioName,
+  SEED003_DISK_MIB,
+  SEED003_INDEX,
+  SEED003_VOLUME,
   scenarioConfiguration,
   scenarioFiles,
+  seed003Paths,
 } from './scenarios.ts';
 
 /**
@@ -149,6 +154,9 @@ export function isLabDaemon(n: LabNodeState): boolean {
   }
 }
 
+/** How daemons this process started ended (for start-up errors). */
+const daemonExits = new Map<number, string>();
+
 function spawnDaemon(n: LabNodeState): number {
   const cmd = daemonCommand();
   const fd = openSync(n.logFile, 'a');
@@ -165,11 +173,21 @@ function spawnDaemon(n: LabNodeState): number {
       n.name,
     ];
     if (n.witness) args.push('--witness');
-    const child = spawn('ip', args, { detached: true, stdio: ['ignore', fd, fd], cwd: cmd.cwd });
+    const child = spawn('ip', args, {
+      detached: true,
+      stdio: ['ignore', fd, fd],
+      cwd: cmd.cwd,
+      // Each node's volume engines keep their sockets apart (the nodes share one file system).
+      env: { ...process.env, HALO_VOLUME_RUN_DIR: join(n.dir, 'volume') },
+    });
     child.unref();
     if (child.pid === undefined)
       throw new HaloError('spawn-failed', `could not start the daemon of ${n.name}`);
-    return child.pid;
+    const pid = child.pid;
+    child.on('exit', (code, signal) => {
+      daemonExits.set(pid, signal ? `killed by ${signal}` : `exited with code ${code}`);
+    });
+    return pid;
   } finally {
     closeSync(fd);
   }
@@ -188,7 +206,7 @@ async function waitForDaemons(s: LabState, deadlineMs: number): Promise<void> {
       if (!isLabDaemon(n))
         throw new HaloError(
           'daemon-died',
-          `the daemon of ${n.name} exited during start-up; its log: ${n.logFile}\n${tail(n.logFile)}`,
+          `the daemon of ${n.name} ${daemonExits.get(n.pid ?? -1) ?? 'exited'} during start-up; its log: ${n.logFile}\n${tail(n.logFile)}`,
         );
       try {
         await queryControl(n.controlSocket, 'status', STATUS_TIMEOUT_MS);
@@ -272,10 +290,21 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
   writeLabState(state);
   try {
     writeNodeFiles(state, opts.profile ?? 'lan');
+    const host: ScenarioHost = {
+      ...scenarioHost(dir),
+      nodeAddrs: Object.fromEntries(state.nodes.map((n) => [n.name, n.addrs[0]!])),
+    };
     if (opts.scenario) {
-      const sc = scenarioFiles(opts.scenario, names, `h${net.tag}-`, scenarioHost(dir));
+      const sc = scenarioFiles(opts.scenario, names, `h${net.tag}-`, host);
       mkdirSync(join(dir, 'scenario'), { recursive: true });
       for (const [f, text] of Object.entries(sc.files)) writeFileSync(join(dir, 'scenario', f), text);
+      if (opts.scenario === 'seed-003') {
+        await prepareSeed003Volume(
+          state.nodes.filter((n) => !n.witness),
+          host,
+          say,
+        );
+      }
     }
     for (const n of state.nodes) {
       n.pid = spawnDaemon(n);
@@ -288,7 +317,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
     if (opts.scenario) {
       state.scenarioLoad = await loadScenario(
         state,
-        scenarioConfiguration(scenarioFiles(opts.scenario, names, `h${net.tag}-`, scenarioHost(dir))),
+        scenarioConfiguration(scenarioFiles(opts.scenario, names, `h${net.tag}-`, host)),
       );
       writeLabState(state);
       say(`scenario ${opts.scenario}: ${state.scenarioLoad}`);
@@ -564,6 +593,7 @@ export async function labDown(dir = DEFAULT_LAB_DIR): Promise<string[]> {
     const k = killNamespaceProcesses(ns);
     if (k) done.push(`killed ${k} processes left in ${ns}`);
   }
+  done.push(...releaseVolumeLeftovers(resolve(dir)));
   for (const ns of [...state.namespaces].reverse()) {
     try {
       execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
@@ -653,6 +683,7 @@ function bootNode(state: LabState, n: LabNodeState): string {
   const did: string[] = [];
   const killed = killNamespaceProcesses(n.ns);
   if (killed) did.push(`killed ${killed} leftover processes`);
+  did.push(...releaseVolumeLeftovers(resolve(n.dir)));
   for (let l = 0; l < state.links; l++) {
     const dev = `link${l}`;
     const own = n.addrs[l];
@@ -736,4 +767,206 @@ export async function labChaos(dir: string, o: ChaosOptions): Promise<string> {
   }
   writeLabState(state);
   return what;
+}
+
+/** Volume CLI steps at `lab up` (engines starting under tsx on a busy host; the initial sync). */
+const VOLUME_STEP_TIMEOUT_MS = 60_000;
+const VOLUME_SYNC_DEADLINE_MS = 120_000;
+
+/** Runs `halo volume ARGS` (the engine's own entry), inside `ns` when given; returns stdout. */
+function volumeCli(args: readonly string[], ns?: string): string {
+  const here = fileURLToPath(import.meta.url);
+  const entry = fileURLToPath(
+    new URL(`../volume/engine_main${here.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url),
+  );
+  const node = [...(here.endsWith('.ts') ? ['--import', 'tsx'] : []), entry, 'volume', ...args];
+  const [cmd, argv] = ns
+    ? ['ip', ['netns', 'exec', ns, process.execPath, ...node]]
+    : [process.execPath, node];
+  try {
+    return execFileSync(cmd as string, argv as string[], {
+      encoding: 'utf8',
+      timeout: VOLUME_STEP_TIMEOUT_MS,
+      cwd: daemonCommand().cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new HaloError(
+      'volume-setup-failed',
+      `halo volume ${args.join(' ')}${ns ? ` (in ${ns})` : ''} failed: ${(e.stderr ?? '').trim() || e.message}`,
+    );
+  }
+}
+
+/**
+ * The seed-003 volume's state on a lab node as `halo volume status` reports it (asked of that
+ * node's engine through its control socket), or undefined when no engine runs there.
+ */
+export function labVolumeStatus(state: LabState, node: string): VolumeStatusJson | undefined {
+  const n = state.nodes.find((x) => x.name === node);
+  if (!n) throw new HaloError('unknown-node', `no lab node named '${node}'`);
+  const d = seed003Paths(scenarioHost(state.dir));
+  const runDir = d.runDir(n.name);
+  if (!existsSync(join(runDir, `${SEED003_VOLUME}.ctl`)) && !existsSync(runDir)) return undefined;
+  try {
+    return JSON.parse(
+      volumeCli([
+        '-c',
+        d.drbdConf,
+        '--node',
+        n.name,
+        '--run-dir',
+        runDir,
+        '--output',
+        'json',
+        'status',
+        SEED003_VOLUME,
+      ]),
+    ) as VolumeStatusJson;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface VolumeStatusJson {
+  readonly role: string;
+  readonly disk: string;
+  readonly conn: string;
+  readonly peerDisk: string;
+}
+
+/**
+ * Seed-003's volume, made as an admin would before handing it to the cluster: a backing file per
+ * node, fresh metadata, both engines up and connected, the first node forced Primary (fresh disks
+ * are Inconsistent and never get a promotion score), the full initial sync, one mkfs.ext4 and the
+ * first page written through the attached device, then Secondary and down on both. The cluster
+ * starts it again through `ocf:linbit:drbd` (halo:volume).
+ */
+async function prepareSeed003Volume(
+  nodes: readonly LabNodeState[],
+  host: ScenarioHost,
+  say: (line: string) => void,
+): Promise<void> {
+  const d = seed003Paths(host);
+  const res = SEED003_VOLUME;
+  const g = (n: LabNodeState) => ['-c', d.drbdConf, '--node', n.name, '--run-dir', d.runDir(n.name)];
+  for (const n of nodes) {
+    mkdirSync(d.runDir(n.name), { recursive: true });
+    const fd = openSync(d.disk(n.name), 'w');
+    closeSync(fd);
+    execFileSync('truncate', ['-s', `${SEED003_DISK_MIB}M`, d.disk(n.name)]);
+    volumeCli([...g(n), 'create-md', res]);
+  }
+  for (const n of nodes) volumeCli([...g(n), 'up', res], n.ns);
+  const first = nodes[0]!;
+  volumeCli([...g(first), 'primary', '--force', res]);
+  const until = Date.now() + VOLUME_SYNC_DEADLINE_MS;
+  for (;;) {
+    const st = JSON.parse(volumeCli([...g(first), '--output', 'json', 'status', res])) as VolumeStatusJson;
+    if (st.disk === 'UpToDate' && (nodes.length < 2 || st.peerDisk === 'UpToDate')) break;
+    if (Date.now() > until)
+      throw new HaloError(
+        'volume-setup-failed',
+        `the initial sync of ${res} did not finish within ${VOLUME_SYNC_DEADLINE_MS} ms: ${st.role} ${st.disk}/${st.peerDisk} ${st.conn}`,
+      );
+    await sleep(200);
+  }
+  say(`volume ${res}: initial sync done (${SEED003_DISK_MIB} MiB per node), making ext4 on ${first.name}`);
+  const mnt = join(dirname(host.scenarioDir), 'mkfs-mnt');
+  volumeCli([...g(first), 'attach', res, '--mount', mnt, '--mkfs', 'ext4']);
+  try {
+    writeFileSync(
+      join(mnt, SEED003_INDEX),
+      `<p>halo lab seed-003: this page lives on the replicated volume ${res}</p>\n`,
+    );
+    mkdirSync(join(mnt, 'files'), { recursive: true });
+    execFileSync('sync', ['-f', join(mnt, SEED003_INDEX)]);
+  } finally {
+    volumeCli([...g(first), 'detach', res]);
+    rmSync(mnt, { recursive: true, force: true });
+  }
+  volumeCli([...g(first), 'secondary', res]);
+  for (const n of nodes) volumeCli([...g(n), 'down', res]);
+}
+
+/**
+ * Loop devices and FUSE mounts a volume left under `dir` when its node was killed (a fenced
+ * node's nbdfuse dies with it, but its loop device is the kernel's and stays). Returns what it freed.
+ */
+export function releaseVolumeLeftovers(dir: string): string[] {
+  const done: string[] = [];
+  const mountsUnder = (): { at: string; fuse: boolean }[] => {
+    let text = '';
+    try {
+      text = readFileSync('/proc/self/mounts', 'utf8');
+    } catch {
+      return [];
+    }
+    return text
+      .split('\n')
+      .map((line) => line.split(' '))
+      .filter((f) => f[1]?.replace(/\\040/g, ' ').startsWith(`${dir}/`))
+      .map((f) => ({ at: f[1]!.replace(/\\040/g, ' '), fuse: (f[2] ?? '').startsWith('fuse') }));
+  };
+  const umount = (at: string) => {
+    try {
+      execFileSync('umount', ['-l', at], { stdio: 'ignore' });
+      done.push(`unmounted ${at}`);
+    } catch {
+      // Gone meanwhile.
+    }
+  };
+  // Filesystems on the volume first, then its loop devices, then the nbdfuse mounts under them.
+  for (const m of mountsUnder()) if (!m.fuse) umount(m.at);
+  let list: { loopdevices?: { name: string; 'back-file'?: string | null }[] } = {};
+  try {
+    list = JSON.parse(execFileSync('losetup', ['-l', '-J'], { encoding: 'utf8' }) || '{}');
+  } catch {
+    // No loop devices at all.
+  }
+  // A loop device whose nbdfuse lived in a node's (now dead) mount namespace shows its backing
+  // file relative to that namespace ("/disk"): the agent's attach record names it.
+  const recorded = new Set(attachRecords(dir));
+  for (const l of list.loopdevices ?? []) {
+    const back = l['back-file'] ?? '';
+    if (!back.startsWith(`${dir}/`) && !(recorded.has(l.name) && back === '/disk')) continue;
+    try {
+      execFileSync('losetup', ['-d', l.name], { stdio: 'ignore' });
+      done.push(`freed loop device ${l.name} (${back})`);
+    } catch {
+      // Busy (still mounted somewhere): the kernel frees it when that goes.
+    }
+  }
+  for (const m of mountsUnder()) umount(m.at);
+  return done;
+}
+
+/** Loop devices named by volume attach records (`<node>/volume/*.attach.json`) under a lab dir. */
+function attachRecords(dir: string): string[] {
+  const out: string[] = [];
+  const volumeDirs = [join(dir, 'volume')];
+  try {
+    for (const e of readdirSync(dir, { withFileTypes: true }))
+      if (e.isDirectory()) volumeDirs.push(join(dir, e.name, 'volume'));
+  } catch {
+    return out;
+  }
+  for (const v of volumeDirs) {
+    let names: string[] = [];
+    try {
+      names = readdirSync(v).filter((f) => f.endsWith('.attach.json'));
+    } catch {
+      continue;
+    }
+    for (const f of names) {
+      try {
+        const loop = (JSON.parse(readFileSync(join(v, f), 'utf8')) as { loop?: unknown }).loop;
+        if (typeof loop === 'string' && loop.startsWith('/dev/loop')) out.push(loop);
+      } catch {
+        // Half-written record: nothing to free.
+      }
+    }
+  }
+  return out;
 }

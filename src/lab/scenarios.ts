@@ -1,3 +1,4 @@
+import { dirname, join } from 'node:path';
 import { parseCrm } from '../cib/crm.ts';
 import { heartbeatToCib } from '../cib/heartbeat.ts';
 import type { Configuration } from '../cib/model.ts';
@@ -9,7 +10,7 @@ import { HaloError } from '../lib/errors.ts';
  * network (198.18.0.0/24, see netns.ts) so the client namespace can reach it.
  */
 export const SCENARIOS = ['web', 'seed-003', 'seed-004'] as const;
-/** What `halo lab up` runs without `--scenario` (seed-003 needs replicated volumes, still being built). */
+/** What `halo lab up` runs without `--scenario`. */
 export const DEFAULT_SCENARIO: ScenarioName = 'web';
 /** The web scenario's HTTP port on the VIP. */
 export const LAB_WEB_PORT = 80;
@@ -60,12 +61,144 @@ process.on('SIGTERM', () => server.close(() => process.exit(0)));
 `;
 }
 
+/** The seed-003 scenario's replicated volume (drbd.conf resource name). */
+export const SEED003_VOLUME = 'r0';
+/** Its replication port on link 0, as in the seed's drbd.conf (7788 + 1: halo's default). */
+export const SEED003_VOLUME_PORT = 7789;
+/** Size of each node's backing disk file (data + internal metadata). */
+export const SEED003_DISK_MIB = 32;
+export const SEED003_SERVER_FILE = 'seed003_www.cjs';
+export const SEED003_VIP_RESOURCE = 'p_ip';
+export const SEED003_SERVER_RESOURCE = 'p_www';
+/** The page `lab up` writes on the fresh filesystem (what the client must still see after failover). */
+export const SEED003_INDEX = 'index.html';
+
+/**
+ * Where seed-003 keeps things, all under the lab directory (the parent of `scenario/`). The mount
+ * point is one path for both nodes: each daemon runs in its own mount namespace (`ip netns exec`
+ * makes one), so the Primary's mount is seen only there. The device link is per lab (not
+ * /dev/halo/r0, which two labs on one host would share).
+ */
+export function seed003Paths(host: ScenarioHost): {
+  drbdConf: string;
+  deviceLink: string;
+  mount: string;
+  disk: (node: string) => string;
+  runDir: (node: string) => string;
+} {
+  const lab = dirname(host.scenarioDir);
+  return {
+    drbdConf: join(host.scenarioDir, 'drbd.conf'),
+    deviceLink: join(lab, 'dev', SEED003_VOLUME),
+    mount: join(lab, 'data'),
+    disk: (node) => join(lab, node, 'volume.img'),
+    runDir: (node) => join(lab, node, 'volume'),
+  };
+}
+
+/** drbd.conf for the lab: one resource, each node's disk file, replication on its link 0 address. */
+export function seed003DrbdConf(nodes: readonly string[], host: ScenarioHost): string {
+  const d = seed003Paths(host);
+  const on = nodes.map((n, i) => {
+    const addr = host.nodeAddrs?.[n] ?? `198.18.0.${i + 1}`;
+    return `  on ${n} {
+    device /dev/drbd0;
+    disk ${d.disk(n)};
+    address ${addr}:${SEED003_VOLUME_PORT};
+    meta-disk internal;
+  }`;
+  });
+  return `# halo lab seed-003: the seed's drbd0, renamed ${SEED003_VOLUME}, on per-node disk files.
+resource ${SEED003_VOLUME} {
+  protocol C;
+  net {
+    after-sb-0pri discard-zero-changes;
+    after-sb-1pri discard-secondary;
+    after-sb-2pri disconnect;
+  }
+${on.join('\n')}
+}
+`;
+}
+
+/**
+ * The seed-003 web server: serves files from the replicated mount (argv[3]). GET / answers with
+ * the node serving it and the mount's index.html; GET /files/NAME returns a file as it is;
+ * PUT /files/NAME stores the body durably (temp file, fsync, rename, fsync the directory) and
+ * answers its sha256, so a client can check after a failover that what it stored survived.
+ */
+export function seed003ServerScript(): string {
+  return `// halo lab seed-003 web server: files on the replicated volume.
+'use strict';
+const http = require('node:http');
+const fs = require('node:fs');
+const path = require('node:path');
+const crypto = require('node:crypto');
+const { execFileSync } = require('node:child_process');
+const prefix = process.argv[2] || '';
+const root = process.argv[3];
+if (!root) { console.error('usage: seed003_www.cjs NETNS_PREFIX DOCROOT'); process.exit(2); }
+let node = 'unknown';
+try {
+  const ns = execFileSync('ip', ['netns', 'identify', String(process.pid)], { encoding: 'utf8' }).trim();
+  node = ns.startsWith(prefix) ? ns.slice(prefix.length) : ns || 'unknown';
+} catch {}
+const MAX_BODY = 1 << 20;
+function fileOf(url) {
+  const m = /^[/]files[/]([A-Za-z0-9_.-]{1,100})$/.exec(url);
+  return m && !m[1].startsWith('.') ? path.join(root, 'files', m[1]) : null;
+}
+function send(res, code, text) {
+  res.statusCode = code;
+  res.setHeader('content-type', 'text/plain');
+  res.setHeader('connection', 'close');
+  res.setHeader('x-served-by', node);
+  res.end(text);
+}
+const server = http.createServer((req, res) => {
+  try {
+    if (req.method === 'GET' && req.url === '/') {
+      const page = fs.readFileSync(path.join(root, '${SEED003_INDEX}'), 'utf8');
+      return send(res, 200, 'halo lab seed-003: served by ' + node + '\\n' + page);
+    }
+    const file = fileOf(req.url || '');
+    if (!file) return send(res, 404, 'not found\\n');
+    if (req.method === 'GET') return send(res, 200, fs.readFileSync(file));
+    if (req.method !== 'PUT') return send(res, 405, 'GET or PUT\\n');
+    const parts = [];
+    let size = 0;
+    req.on('data', (c) => { size += c.length; if (size <= MAX_BODY) parts.push(c); });
+    req.on('end', () => {
+      try {
+        if (size > MAX_BODY) return send(res, 413, 'body over ' + MAX_BODY + ' bytes\\n');
+        const body = Buffer.concat(parts);
+        fs.mkdirSync(path.dirname(file), { recursive: true });
+        const tmp = file + '.tmp';
+        const fd = fs.openSync(tmp, 'w');
+        try { fs.writeSync(fd, body); fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+        fs.renameSync(tmp, file);
+        const dfd = fs.openSync(path.dirname(file), 'r');
+        try { fs.fsyncSync(dfd); } finally { fs.closeSync(dfd); }
+        send(res, 201, crypto.createHash('sha256').update(body).digest('hex') + '\\n');
+      } catch (e) { send(res, 500, String(e && e.message) + '\\n'); }
+    });
+  } catch (e) {
+    send(res, e && e.code === 'ENOENT' ? 404 : 500, String(e && e.message) + '\\n');
+  }
+});
+server.listen(${LAB_WEB_PORT}, '0.0.0.0');
+process.on('SIGTERM', () => server.close(() => process.exit(0)));
+`;
+}
+
 /** Where the lab puts the web scenario's files, for the `halo:process` parameters. */
 export interface ScenarioHost {
   /** The lab's `scenario/` directory (absolute). */
   readonly scenarioDir: string;
   /** Absolute path of the node binary that runs the web server. */
   readonly nodeBin: string;
+  /** Each node's link 0 address (seed-003's drbd.conf); default 198.18.0.<position>. */
+  readonly nodeAddrs?: Readonly<Record<string, string>>;
 }
 
 const DEFAULT_HOST: ScenarioHost = { scenarioDir: '/run/halo-lab/scenario', nodeBin: '/usr/bin/node' };
@@ -101,27 +234,32 @@ rsc_defaults resource-stickiness=100
         },
         next: `curl http://${LAB_VIP}/ from the client namespace`,
       };
-    case 'seed-003':
-      // Seed 003's playground: a replicated volume, its filesystem, the VIP, nginx and a database,
-      // grouped and colocated on the promoted volume, with the seed's properties.
+    case 'seed-003': {
+      // Seed 003's playground: a replicated volume (ms_drbd), its ext4 filesystem, the VIP and a
+      // web server whose files live on the replicated filesystem, grouped and colocated on the
+      // promoted volume, with the seed's properties (but stonith on: halo's two-node rule fences
+      // the peer before taking over). The seed's MySQL is left out (see SEED003 notes below).
+      const d = seed003Paths(host);
       return {
         files: {
           'cib.crm': `${nodeLines(nodes)}
 primitive fence-lab halo:lab-fence params netns_prefix=${netnsPrefix}
-primitive p_drbd ocf:linbit:drbd params drbd_resource=r0 op monitor interval=15s role=Master op monitor interval=30s role=Slave
+primitive p_drbd ocf:linbit:drbd params drbd_resource=${SEED003_VOLUME} config=${d.drbdConf} device_link=${d.deviceLink} link_conf_device=false op monitor interval=15s role=Master op monitor interval=30s role=Slave op start timeout=120s op promote timeout=60s
 ms ms_drbd p_drbd meta master-max=1 master-node-max=1 clone-max=2 clone-node-max=1 notify=true
-primitive p_fs ocf:heartbeat:Filesystem params device=/dev/drbd0 directory=/srv/data fstype=ext4
-primitive p_ip halo:vip params ip=${LAB_VIP} cidr_netmask=24 nic=link0 op monitor interval=2s
-primitive p_nginx ocf:heartbeat:nginx op monitor interval=5s
-primitive p_db ocf:heartbeat:mysql op monitor interval=10s
-group g_all p_fs p_ip p_nginx p_db
-colocation c_all_on_drbd inf: g_all ms_drbd:Master
-order o_drbd_before_all inf: ms_drbd:promote g_all:start
-property stonith-enabled=true no-quorum-policy=stop default-resource-stickiness=100
+primitive p_fs ocf:heartbeat:Filesystem params device=${d.deviceLink} directory=${d.mount} fstype=ext4 run_fsck=force op start timeout=60s op stop timeout=60s op monitor interval=10s timeout=40s
+primitive ${SEED003_VIP_RESOURCE} halo:vip params ip=${LAB_VIP} cidr_netmask=24 nic=link0 op monitor interval=2s
+primitive ${SEED003_SERVER_RESOURCE} halo:process params binfile="${host.nodeBin}" cmdline_options="${host.scenarioDir}/${SEED003_SERVER_FILE} ${netnsPrefix} ${d.mount}" logfile=${host.scenarioDir}/www.log stop_grace_ms=1000 op monitor interval=2s timeout=20s
+group g_all p_fs ${SEED003_VIP_RESOURCE} ${SEED003_SERVER_RESOURCE}
+colocation c_drbd inf: g_all ms_drbd:Master
+order o_afterdrbd inf: ms_drbd:promote g_all:start
+property stonith-enabled=true stonith-action=off no-quorum-policy=stop default-resource-stickiness=100
 `,
+          'drbd.conf': seed003DrbdConf(nodes, host),
+          [SEED003_SERVER_FILE]: seed003ServerScript(),
         },
-        next: `curl http://${LAB_VIP}/ from the client namespace; the database listens on ${LAB_VIP}:3306`,
+        next: `curl http://${LAB_VIP}/ from the client namespace (files on the replicated volume ${SEED003_VOLUME}, mounted at ${d.mount} on the Primary)`,
       };
+    }
     case 'seed-004':
       // Seed 004: Heartbeat v1 files imported as they are.
       return {

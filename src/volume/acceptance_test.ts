@@ -300,10 +300,16 @@ test('two nodes in network namespaces: sync, ext4, failover after kill -9, parti
     for (const pid of pids) killEngine(pid);
     net.destroy();
     for (const n of ['alpha', 'bravo']) {
+      const mountpoint = join(ctx.runDir(n), 'r0.fuse');
       try {
-        execFileSync('fusermount3', ['-u', join(ctx.runDir(n), 'r0.fuse')], { stdio: 'ignore' });
+        execFileSync('fusermount3', ['-u', mountpoint], { stdio: 'ignore' });
       } catch {
-        // Not mounted.
+        // Not mounted, or its nbdfuse died with the engine (a dead mount): detach it lazily.
+        try {
+          execFileSync('fusermount3', ['-u', '-z', mountpoint], { stdio: 'ignore' });
+        } catch {
+          // Not mounted.
+        }
       }
     }
     rmSync(dir, { recursive: true, force: true });

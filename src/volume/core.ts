@@ -6,6 +6,7 @@ import { type Decision, decide, type NodeView } from './handshake.ts';
 import type { HandshakeMsg, PeerMsg } from './messages.ts';
 import {
   type ConnState,
+  claimsMoreInSync,
   type DiskState,
   type Generations,
   newCurrent,
@@ -19,7 +20,8 @@ import {
 /**
  * The volume state machine (pure). The shell feeds it events and carries out its actions, in
  * order: `persist` before anything that follows it depends on the metadata being on disk (the
- * core itself holds back acks and writes until `persisted` arrives), `send` in order on the
+ * core itself holds back acks and writes until `persisted` arrives; a `persist` with
+ * `dataSync` first makes completed data writes durable), `send` in order on the
  * replication stream, disk actions in any order (the core orders conflicting ones itself).
  */
 
@@ -49,7 +51,18 @@ export type CoreAction =
     }
   | { readonly a: 'diskRead'; readonly op: number; readonly offset: number; readonly length: number }
   | { readonly a: 'diskFlush'; readonly op: number }
-  | { readonly a: 'persist'; readonly seq: number; readonly meta: VolumeMetadata }
+  | {
+      readonly a: 'persist';
+      readonly seq: number;
+      readonly meta: VolumeMetadata;
+      /**
+       * The metadata claims more blocks in sync than the last one (bits cleared, activity-log
+       * extents dropped, the disk upgraded): the shell must make every completed data write
+       * durable (fdatasync of the data device) BEFORE it writes this metadata, wherever the
+       * metadata lives.
+       */
+      readonly dataSync: boolean;
+    }
   | { readonly a: 'send'; readonly msg: PeerMsg }
   | { readonly a: 'ack'; readonly id: number; readonly ok: boolean }
   | { readonly a: 'openTransport' }
@@ -86,6 +99,13 @@ const AL_EXTENT_BLOCKS = AL_EXTENT_BYTES / BLOCK_BYTES;
  * everything it ever touched; it costs at most one metadata write per interval.
  */
 export const AL_COOL_MS = 1000;
+/**
+ * A peer's WriteAck means the data reached its page cache, not its disk. While writes the peer
+ * acknowledged are not yet covered by a barrier (which the peer answers only after fdatasync),
+ * the Primary sends one this often, so those writes stop counting as possibly lost (they keep
+ * their activity-log extents hot and are marked out of sync if the connection drops).
+ */
+export const PEER_SYNC_INTERVAL_MS = 250;
 /** How often a resync target persists its shrinking bitmap (resume point after a crash). */
 const RESYNC_PERSIST_INTERVAL_MS = 1000;
 
@@ -112,6 +132,7 @@ interface PeerPending {
   readonly count: number;
   readonly sentMs: number;
   readonly writeId: number;
+  readonly fua: boolean;
 }
 
 interface Flush {
@@ -198,11 +219,20 @@ export class VolumeCore {
   private persistSeq = 0;
   private persistedSeq = 0;
   private persistInFlight = false;
+  /** The metadata of the last `persist` emitted (what the next one is compared against). */
+  private lastPersisted: VolumeMetadata;
 
   private readonly queue = new DiskQueue();
   private readonly writes = new Map<number, AppWrite>();
   private readonly awaitingPersist: AppWrite[] = [];
   private readonly peerPending = new Map<number, PeerPending>();
+  /** Writes the peer acknowledged but has not yet made durable (no barrier acked since). */
+  private readonly peerUnstable = new Map<number, PeerPending>();
+  /** Per barrier in flight: the last data sequence sent before it (what its ack covers). */
+  private readonly barrierCovers = new Map<number, number>();
+  /** The periodic peer-sync barrier in flight (0 = none), and when the last one was sent. */
+  private syncBarrierSeq = 0;
+  private lastSyncBarrierMs = 0;
   private readonly flushes = new Map<number, Flush>();
   private readonly barrierToFlush = new Map<number, number>();
   private sendSeq = 0;
@@ -246,6 +276,7 @@ export class VolumeCore {
     private readonly ports: CorePorts,
   ) {
     this.blocks = Math.ceil(meta.sizeBytes / BLOCK_BYTES);
+    this.lastPersisted = meta;
     this.bitmap = new Bitmap(this.blocks, meta.bitmap);
     this.gen = meta.gen;
     this.disk = meta.disk;
@@ -306,7 +337,13 @@ export class VolumeCore {
 
   private startPersist(): void {
     this.persistInFlight = true;
-    this.emit({ a: 'persist', seq: this.persistSeq, meta: this.metadata() });
+    const meta = this.metadata();
+    // Persist before you ack: metadata saying a block is in sync must not reach disk before
+    // the data it describes (a resync target's cleared bits, a cooled activity-log extent, the
+    // UpToDate at the end of a resync). One data sync covers every block a persist clears.
+    const dataSync = claimsMoreInSync(this.lastPersisted, meta);
+    this.lastPersisted = meta;
+    this.emit({ a: 'persist', seq: this.persistSeq, meta, dataSync });
   }
 
   // ---------------------------------------------------------------- events
@@ -447,7 +484,13 @@ export class VolumeCore {
       this.settling.get(w.id)!.left++;
       w.seq = ++this.sendSeq;
       w.awaitPeer = true;
-      this.peerPending.set(w.seq, { first: w.first, count: w.count, sentMs: this.nowMs, writeId: w.id });
+      this.peerPending.set(w.seq, {
+        first: w.first,
+        count: w.count,
+        sentMs: this.nowMs,
+        writeId: w.id,
+        fua: w.fua,
+      });
       this.counters.pe++;
       this.counters.ns += w.data.length;
       this.emit({ a: 'send', msg: { t: 'Data', seq: w.seq, offset: w.offset, fua: w.fua, data: w.data } });
@@ -515,10 +558,9 @@ export class VolumeCore {
     const f: Flush = { id, localDone: false, barrierSeq: 0, barrierDone: true };
     this.flushes.set(id, f);
     if (this.handshakeDone && this.peerDisk !== 'DUnknown') {
-      f.barrierSeq = ++this.barrierSeq;
+      f.barrierSeq = this.sendBarrier();
       f.barrierDone = false;
       this.barrierToFlush.set(f.barrierSeq, id);
-      this.emit({ a: 'send', msg: { t: 'Barrier', seq: f.barrierSeq } });
     }
     this.queue.add({
       kind: 'flush',
@@ -533,6 +575,34 @@ export class VolumeCore {
       },
     });
     this.pumpAll();
+  }
+
+  /** Sends a barrier; its ack says every write sent before it is durable on the peer. */
+  private sendBarrier(): number {
+    const seq = ++this.barrierSeq;
+    this.barrierCovers.set(seq, this.sendSeq);
+    this.emit({ a: 'send', msg: { t: 'Barrier', seq } });
+    return seq;
+  }
+
+  private onBarrierAck(seq: number): void {
+    const covers = this.barrierCovers.get(seq);
+    this.barrierCovers.delete(seq);
+    if (seq === this.syncBarrierSeq) this.syncBarrierSeq = 0;
+    if (covers !== undefined) {
+      for (const [dataSeq, p] of this.peerUnstable) {
+        if (dataSeq > covers) continue;
+        this.peerUnstable.delete(dataSeq);
+        this.settle(p.writeId);
+      }
+    }
+    const id = this.barrierToFlush.get(seq);
+    this.barrierToFlush.delete(seq);
+    const f = id === undefined ? undefined : this.flushes.get(id);
+    if (f) {
+      f.barrierDone = true;
+      this.maybeAckFlush(f);
+    }
   }
 
   private maybeAckFlush(f: Flush): void {
@@ -697,11 +767,16 @@ export class VolumeCore {
     this.peerDisk = 'DUnknown';
     if (wasUp) this.log('warn', `connection to ${this.cfg.peer.name} lost: ${reason}`);
     // Whatever the peer has not confirmed is out of sync.
-    for (const p of this.peerPending.values()) {
-      this.markBlocks(p.first, p.count);
-      this.settle(p.writeId);
+    // So is whatever it confirmed but did not yet make durable: it may have lost power.
+    for (const pending of [this.peerPending, this.peerUnstable]) {
+      for (const p of pending.values()) {
+        this.markBlocks(p.first, p.count);
+        this.settle(p.writeId);
+      }
+      pending.clear();
     }
-    this.peerPending.clear();
+    this.barrierCovers.clear();
+    this.syncBarrierSeq = 0;
     let seq = this.persistedSeq;
     if (wasUp && this.role === 'Primary' && this.gen.bitmap === 0n) {
       this.gen = newCurrent(this.gen, this.ports.freshUuid(), true);
@@ -861,13 +936,7 @@ export class VolumeCore {
         return;
       }
       case 'BarrierAck': {
-        const id = this.barrierToFlush.get(msg.seq);
-        this.barrierToFlush.delete(msg.seq);
-        const f = id === undefined ? undefined : this.flushes.get(id);
-        if (f) {
-          f.barrierDone = true;
-          this.maybeAckFlush(f);
-        }
+        this.onBarrierAck(msg.seq);
         return;
       }
       case 'ResyncData': {
@@ -953,7 +1022,9 @@ export class VolumeCore {
       this.peerPending.delete(seq);
       this.counters.pe--;
       if (kind === 'NegAck') this.markBlocks(p.first, p.count);
-      this.settle(p.writeId);
+      // A FUA write is durable when acknowledged; any other waits for the next barrier.
+      if (kind === 'WriteAck' && !p.fua) this.peerUnstable.set(seq, p);
+      else this.settle(p.writeId);
       if (w?.seq === seq) w.writeAcked = true;
     }
     if (w) this.maybeAck(w);
@@ -1342,6 +1413,15 @@ export class VolumeCore {
           break; // Oldest first: Map keeps insertion order.
         }
       }
+    }
+    if (
+      this.handshakeDone &&
+      this.peerUnstable.size > 0 &&
+      this.syncBarrierSeq === 0 &&
+      nowMs - this.lastSyncBarrierMs >= PEER_SYNC_INTERVAL_MS
+    ) {
+      this.lastSyncBarrierMs = nowMs;
+      this.syncBarrierSeq = this.sendBarrier();
     }
     this.coolActivityLog();
     if (this.resyncDirty && nowMs - this.lastResyncPersistMs >= RESYNC_PERSIST_INTERVAL_MS) {

@@ -260,8 +260,13 @@ export class VolumeEngine {
         );
         return;
       case 'persist': {
-        const { seq, meta } = a;
+        const { seq, meta, dataSync } = a;
+        // Metadata that clears out-of-sync bits or activity-log extents describes data already
+        // written: that data is made durable first (internal metadata too: the kernel may write
+        // the metadata slot back before the data pages, so one fdatasync after both is not
+        // enough). One fdatasync per metadata write, however many blocks it clears.
         this.persistChain = this.persistChain
+          .then(() => (dataSync ? this.dev.flush() : undefined))
           .then(() => this.store.write(meta))
           .then(
             () => this.step({ e: 'persisted', seq }),
@@ -607,8 +612,13 @@ export class VolumeEngine {
     this.server?.close();
     this.control?.close();
     await this.persistChain.catch(() => {});
-    if (clean) await this.store.write({ ...this.core.metadata(false), activityLog: [] }).catch(() => {});
-    await this.dev?.flush().catch(() => {});
+    // The clean-shutdown record drops the activity log, so the data goes to disk before it.
+    const dataDurable = await this.dev?.flush().then(
+      () => true,
+      () => false,
+    );
+    if (clean && dataDurable)
+      await this.store.write({ ...this.core.metadata(false), activityLog: [] }).catch(() => {});
     await this.dev?.close().catch(() => {});
     await this.store?.close().catch(() => {});
     const path = controlSocketPath(this.paths.runDir, this.cfg.resource);

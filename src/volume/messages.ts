@@ -2,7 +2,8 @@ import type { DiskState, Role } from './metadata.ts';
 
 /**
  * Messages between the two nodes of a volume, and their byte encoding (pure). The replication
- * stream carries them in order; `replication.ts` frames and authenticates them.
+ * stream carries them in order; the engine (`engine.ts`) sends them over a `StreamChannel`
+ * (`src/transport/stream.ts`), which frames and authenticates them.
  */
 
 export interface HandshakeMsg {

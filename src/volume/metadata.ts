@@ -85,3 +85,16 @@ export function withRoleBit(gen: Generations, primary: boolean): Generations {
   if (gen.current === UUID_JUST_CREATED) return gen;
   return { ...gen, current };
 }
+
+/**
+ * True when `next` claims data in sync that `prev` did not: a bitmap bit cleared, an
+ * activity-log extent dropped, or the disk state upgraded to Consistent/UpToDate. Such
+ * metadata may only reach stable storage after the data it describes is durable.
+ */
+export function claimsMoreInSync(prev: VolumeMetadata, next: VolumeMetadata): boolean {
+  if (next.disk !== prev.disk && (next.disk === 'UpToDate' || next.disk === 'Consistent')) return true;
+  for (const ext of prev.activityLog) if (!next.activityLog.includes(ext)) return true;
+  const n = Math.min(prev.bitmap.length, next.bitmap.length);
+  for (let i = 0; i < n; i++) if ((prev.bitmap[i]! & ~next.bitmap[i]!) !== 0) return true;
+  return false;
+}

@@ -4,7 +4,7 @@ import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { initialMetadata } from './metadata.ts';
+import { claimsMoreInSync, initialMetadata } from './metadata.ts';
 import { computeLayout, decodeSlot, encodeSlot, MetadataStore } from './metadata_store.ts';
 
 test('metadata round-trips through a slot, and any flipped byte makes the slot invalid', () => {
@@ -57,4 +57,18 @@ test('a backing file too small for data plus metadata is refused with a clear er
     () => computeLayout({ backingPath: '/x.img', fileBytes: 8192, metaDisk: 'internal' }),
     (e: Error & { code?: string }) => e.code === 'device-too-small' && /x\.img/.test(e.message),
   );
+});
+
+test('only metadata that marks more data in sync asks for the data to be synced first', () => {
+  const base = { ...initialMetadata(1 << 20, 32), activityLog: [1, 2], disk: 'Inconsistent' as const };
+  base.bitmap[3] = 0x81;
+  const setMore = { ...base, bitmap: base.bitmap.slice(), activityLog: [1, 2, 3] };
+  setMore.bitmap[4] = 0x01;
+  assert.equal(claimsMoreInSync(base, setMore), false, 'marking blocks or hot extents needs no data sync');
+  const cleared = { ...base, bitmap: base.bitmap.slice() };
+  cleared.bitmap[3] = 0x80;
+  assert.equal(claimsMoreInSync(base, cleared), true, 'a cleared bit');
+  assert.equal(claimsMoreInSync(base, { ...base, activityLog: [2] }), true, 'a dropped extent');
+  assert.equal(claimsMoreInSync(base, { ...base, disk: 'UpToDate' }), true, 'an upgraded disk');
+  assert.equal(claimsMoreInSync(base, { ...base, disk: 'Outdated' }), false, 'a downgraded disk');
 });

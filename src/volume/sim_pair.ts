@@ -11,6 +11,11 @@ import { initialMetadata, type VolumeMetadata } from './metadata.ts';
  * A deterministic two-node world for the volume core (used by tests and `sim/`): in-memory
  * disks, a network that can be cut, disk and metadata I/O that completes in a random order,
  * and crashes that lose everything not yet completed. Everything is driven by one seeded Rng.
+ *
+ * Each disk models a volatile write cache: a completed write is visible to reads at once but
+ * only survives a power loss once a flush, a FUA write or a `dataSync` persist made it stable.
+ * Metadata is stored apart from the data (external `meta-disk`), so a plain persist makes no
+ * data stable.
  */
 
 export function testConfig(
@@ -57,6 +62,8 @@ interface PendingIo {
 export class SimNode {
   core!: VolumeCore;
   disk: Uint8Array;
+  /** What the disk holds after a power loss: only writes made durable. */
+  stable: Uint8Array;
   persisted: VolumeMetadata;
   pending: PendingIo[] = [];
   epoch = 0;
@@ -73,6 +80,7 @@ export class SimNode {
     private readonly rng: Rng,
   ) {
     this.disk = new Uint8Array(sizeBytes);
+    this.stable = new Uint8Array(sizeBytes);
     this.persisted = initialMetadata(sizeBytes, Math.ceil(sizeBytes / BLOCK_BYTES / 8));
     this.boot();
   }
@@ -93,6 +101,17 @@ export class SimNode {
     this.up = false;
     this.pending = [];
     this.epoch++;
+  }
+
+  /** Power loss: like a crash, and the disk's volatile cache is lost too. */
+  powerLoss(): void {
+    this.crash();
+    this.disk = this.stable.slice();
+  }
+
+  /** Every completed write becomes durable (fdatasync). */
+  syncData(): void {
+    this.stable = this.disk.slice();
   }
 
   bitmapWeight(): number {
@@ -221,6 +240,11 @@ export class SimPair {
     this.cut();
   }
 
+  powerLoss(n: SimNode): void {
+    n.powerLoss();
+    this.cut();
+  }
+
   restart(n: SimNode): void {
     n.boot();
   }
@@ -236,6 +260,7 @@ export class SimPair {
       case 'diskWrite':
         assert(act.offset + act.data.length <= n.disk.length, 'core wrote outside the device');
         n.disk.set(act.data, act.offset);
+        if (act.fua) n.stable.set(act.data, act.offset);
         n.core.step({ e: 'diskDone', op: act.op, ok: true });
         break;
       case 'diskRead':
@@ -248,9 +273,11 @@ export class SimPair {
         });
         break;
       case 'diskFlush':
+        n.syncData();
         n.core.step({ e: 'diskDone', op: act.op, ok: true });
         break;
       case 'persist':
+        if (act.dataSync) n.syncData();
         n.persisted = act.meta;
         n.core.step({ e: 'persisted', seq: act.seq });
         break;

@@ -53,6 +53,8 @@ export const DEVICE_LINK_DIR = '/dev/halo';
 const POLL_MS = 50;
 /** Longest wait for nbdfuse to show its file, and for an engine to exit after `down`. */
 const SETTLE_MS = 15_000;
+/** Pause between promote attempts while the peer is still Primary. */
+const PROMOTE_RETRY_MS = 250;
 
 /**
  * Promotion scores, on ocf:linbit:drbd's scale (its adjust_master_score levels): a Primary or
@@ -524,7 +526,19 @@ async function promote(ctx: BuiltinContext, r: Resolved): Promise<BuiltinOutcome
       exitReason: `halo:volume ${ctx.resource}: not started, cannot promote`,
     };
   if (st.role !== 'Primary') {
-    const why = await engineCommand(r.p, { cmd: 'primary' }, remainingMs(ctx, t0));
+    let why = await engineCommand(r.p, { cmd: 'primary' }, remainingMs(ctx, t0));
+    // Like ocf:linbit:drbd's promote loop: while the peer is still Primary (a lost node not yet
+    // fenced, or a demote on the peer still under way) keep asking until the operation's timeout;
+    // once the peer demotes or is cut off, the promote goes through. Two Primaries never happen:
+    // the engine refuses each try while it sees a Primary peer.
+    while (why !== undefined && !ctx.signal.aborted && remainingMs(ctx, t0) > PROMOTE_RETRY_MS * 2) {
+      const now = await engineStatus(r.p, remainingMs(ctx, t0)).catch(() => undefined);
+      const peerPrimary = now?.peerRole === 'Primary';
+      if (peerPrimary) await sleep(PROMOTE_RETRY_MS);
+      why = await engineCommand(r.p, { cmd: 'primary' }, remainingMs(ctx, t0));
+      // Refused for another reason (the disk, not the peer): retrying will not change it.
+      if (!peerPrimary) break;
+    }
     if (why) return generic(ctx, `promote on ${r.node} refused: ${why}`);
   }
   const s = await attach(ctx, r.p);
