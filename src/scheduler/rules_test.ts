@@ -15,6 +15,10 @@ test('a set scored INFINITY wins over sets with numeric scores, as in Pacemaker'
 });
 
 test('with equal scores the set written first wins, and -INFINITY sorts last', () => {
-  const sets = [set('never', '-INFINITY', 'Stopped'), set('a', undefined, 'Started'), set('b', '0', 'Stopped')];
+  const sets = [
+    set('never', '-INFINITY', 'Stopped'),
+    set('a', undefined, 'Started'),
+    set('b', '0', 'Stopped'),
+  ];
   assert.equal(flattenNvSets(sets, ctx).get('target-role'), 'Started');
 });
