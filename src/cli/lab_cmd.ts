@@ -25,12 +25,12 @@ export function registerLabCommands(program: Command): void {
   lab
     .command('up')
     .description('build namespaces (2 links per node, one client) and start one daemon per node')
-    .option('--nodes <n>', 'number of nodes', '3')
+    .option('--nodes <n>', 'number of nodes (default 3; 2 for --scenario seed-003)')
     .option('--witness', 'add a quorum witness node (w)')
     .addOption(
       new Option(
         '--scenario <name>',
-        `configuration to load into the cluster (default ${DEFAULT_SCENARIO}: a VIP and a web server in a group, fenced by halo:lab-fence; none: a bare cluster)`,
+        `configuration to load into the cluster (default ${DEFAULT_SCENARIO}: a VIP and a web server in a group, fenced by halo:lab-fence; seed-003: two nodes, a replicated volume made and synced at up, ext4 on it, a VIP and a web server serving files from it; none: a bare cluster)`,
       ).choices([...SCENARIOS, 'none']),
     )
     .option(
@@ -40,12 +40,13 @@ export function registerLabCommands(program: Command): void {
     )
     .addOption(dirOption())
     .action(
-      async (o: { nodes: string; witness?: boolean; scenario?: string; profile: string; dir: string }) =>
+      async (o: { nodes?: string; witness?: boolean; scenario?: string; profile: string; dir: string }) =>
         guard(async () => {
-          const nodes = Number(o.nodes);
-          if (!/^\d+$/.test(o.nodes))
-            throw new HaloError('bad-argument', `--nodes must be a whole number, got '${o.nodes}'`);
           const scenario = o.scenario ?? DEFAULT_SCENARIO;
+          const nodesText = o.nodes ?? (scenario === 'seed-003' ? '2' : '3');
+          const nodes = Number(nodesText);
+          if (!/^\d+$/.test(nodesText))
+            throw new HaloError('bad-argument', `--nodes must be a whole number, got '${nodesText}'`);
           if (scenario !== 'none' && !isScenario(scenario))
             throw new HaloError('bad-argument', `unknown scenario '${scenario}'`);
           const say = (l: string): void => void process.stdout.write(`${l}\n`);

@@ -1,6 +1,6 @@
-import { networkInterfaces } from 'node:os';
+import { networkInterfaces, setPriority } from 'node:os';
 import { HaloError } from '../lib/errors.ts';
-import type { LogLevel } from '../lib/ports.ts';
+import type { Logger, LogLevel } from '../lib/ports.ts';
 import { type DaemonConfig, loadConfig } from './config.ts';
 import { Daemon, type DaemonOptions } from './daemon.ts';
 import { jsonLineLogger } from './logger.ts';
@@ -46,6 +46,7 @@ export async function runDaemon(args: RunDaemonArgs): Promise<number> {
   const logger = jsonLineLogger((line) => process.stderr.write(line), { minLevel: args.logLevel ?? 'info' });
   const cfg = loadConfig(args.configFile);
   const node = resolveSelf(cfg, args.node);
+  raiseSchedulingPriority(logger);
   const daemon = new Daemon({
     config: cfg,
     node,
@@ -65,4 +66,24 @@ export async function runDaemon(args: RunDaemonArgs): Promise<number> {
   });
   daemon.stop();
   return 0;
+}
+
+/**
+ * Nice value the daemon asks for. Membership must keep its heartbeat cadence while the node's
+ * own services saturate the CPU (Corosync runs SCHED_RR for the same reason): a 600 s soak with
+ * both cores spinning showed false suspicions at the default priority. Agents the executor
+ * starts are put back to nice 0 (src/executor/process.ts), so services don't inherit it.
+ */
+export const DAEMON_NICE = -10;
+
+function raiseSchedulingPriority(logger: Logger): void {
+  try {
+    setPriority(0, DAEMON_NICE);
+  } catch (err) {
+    logger.log(
+      'warn',
+      `could not raise scheduling priority to nice ${DAEMON_NICE} (needs root or CAP_SYS_NICE): heartbeats may be late when the CPU is saturated`,
+      { error: (err as Error).message },
+    );
+  }
 }

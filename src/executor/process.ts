@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { getPriority, setPriority } from 'node:os';
 
 /**
  * Runs one agent process in its own process group and bounds it: on timeout (or abort) the
@@ -99,6 +100,7 @@ export function runProcess(spec: ProcessSpec): Promise<ProcessOutcome> {
       detached: true, // own process group: setpgid(0, 0) in the child
       stdio: ['pipe', 'pipe', 'pipe'],
     });
+    resetInheritedPriority(child.pid);
     const finish = (spawnError?: { code: string; message: string }): void => {
       if (settled) return;
       settled = true;
@@ -169,4 +171,18 @@ export function runProcess(spec: ProcessSpec): Promise<ProcessOutcome> {
       }, spec.timeoutMs),
     );
   });
+}
+
+/**
+ * `halo daemon` runs at a raised priority (src/daemon/run.ts) so heartbeats keep their cadence
+ * under load. Agents, and the services they start, must not inherit that: put a child with a
+ * negative nice value back to 0 as soon as it exists. Best effort: the child may already be gone.
+ */
+function resetInheritedPriority(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    if (getPriority(pid) < 0) setPriority(pid, 0);
+  } catch {
+    // The child exited already, or we may not change it; either way it runs no service.
+  }
 }

@@ -3,8 +3,15 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { queryControl } from '../daemon/control.ts';
 import type { DaemonStatus } from '../daemon/daemon.ts';
 import { HaloError } from '../lib/errors.ts';
-import { isLabDaemon, type LabState, labChaos, readLabState, vipHolders } from './lab.ts';
-import { LAB_VIP, WEB_SERVER_RESOURCE, WEB_VIP_RESOURCE } from './scenarios.ts';
+import { isLabDaemon, type LabState, labChaos, labVolumeStatus, readLabState, vipHolders } from './lab.ts';
+import {
+  LAB_VIP,
+  type ScenarioName,
+  SEED003_SERVER_RESOURCE,
+  SEED003_VIP_RESOURCE,
+  WEB_SERVER_RESOURCE,
+  WEB_VIP_RESOURCE,
+} from './scenarios.ts';
 
 /**
  * `halo lab bench failover`: on a running lab with the web scenario, inject a fault on the node
@@ -46,6 +53,29 @@ export interface TrialPhases {
   readonly serverUpMs: number | null;
   /** ms until the client got its first answer from the new node. */
   readonly answeringMs: number | null;
+  /** ms until the replicated volume's promote finished on the new node (seed-003 only). */
+  readonly promotedMs?: number | null;
+  /** ms until the filesystem on it was mounted (fsck + mount) on the new node (seed-003 only). */
+  readonly mountedMs?: number | null;
+}
+
+/** Which resources' start times make the phases of a scenario. */
+export interface BenchResources {
+  readonly vip: string;
+  readonly server: string;
+  /** The promotable volume (clone instances `volume:N`). */
+  readonly volume?: string;
+  readonly fs?: string;
+}
+
+export const WEB_BENCH_RESOURCES: BenchResources = { vip: WEB_VIP_RESOURCE, server: WEB_SERVER_RESOURCE };
+
+/** The scenarios the failover bench knows how to measure, with their resources. */
+export function benchResources(s: ScenarioName | null): BenchResources | undefined {
+  if (s === 'web') return WEB_BENCH_RESOURCES;
+  if (s === 'seed-003')
+    return { vip: SEED003_VIP_RESOURCE, server: SEED003_SERVER_RESOURCE, volume: 'p_drbd', fs: 'p_fs' };
+  return undefined;
 }
 
 export interface TrialResult extends TrialPhases {
@@ -223,21 +253,29 @@ export function phasesFromLogs(
   t0: number,
   target: string,
   targetWasDc: boolean,
+  names: BenchResources = WEB_BENCH_RESOURCES,
 ): Omit<TrialPhases, 'answeringMs'> {
   const sorted = lines.filter((l) => l.t >= t0).sort((a, b) => a.t - b.t);
   const first = (f: (l: LogLine) => boolean): number | null => {
     const l = sorted.find(f);
     return l ? l.t - t0 : null;
   };
-  const started = (rsc: string) => (l: LogLine) =>
-    l.event === 'op-done' && l.resource === rsc && l.op === 'start' && l.rc === 0 && l.node !== target;
+  const done = (rsc: string, op: string) => (l: LogLine) =>
+    l.event === 'op-done' &&
+    (l.resource === rsc || l.resource?.replace(/:\d+$/, '') === rsc) &&
+    l.op === op &&
+    l.rc === 0 &&
+    l.node !== target;
+  const started = (rsc: string) => done(rsc, 'start');
   return {
     detectedMs: first((l) => l.event === 'member-state' && l.peer === target && l.to === 'lost'),
     newDcMs: targetWasDc ? first((l) => l.event === 'leader' && !!l.leader && l.leader !== target) : null,
     scheduledMs: first((l) => l.component === 'controller' && /^transition \d+: /.test(l.msg ?? '')),
     fencedMs: first((l) => l.component === 'controller' && (l.msg ?? '').startsWith(`fenced ${target}:`)),
-    vipUpMs: first(started(WEB_VIP_RESOURCE)),
-    serverUpMs: first(started(WEB_SERVER_RESOURCE)),
+    vipUpMs: first(started(names.vip)),
+    serverUpMs: first(started(names.server)),
+    ...(names.volume !== undefined ? { promotedMs: first(done(names.volume, 'promote')) } : {}),
+    ...(names.fs !== undefined ? { mountedMs: first(started(names.fs)) } : {}),
   };
 }
 
@@ -259,7 +297,13 @@ async function allMembers(dir: string): Promise<boolean> {
   return true;
 }
 
-async function oneTrial(dir: string, trial: number, fault: BenchFault, probe: Probe): Promise<TrialResult> {
+async function oneTrial(
+  dir: string,
+  trial: number,
+  fault: BenchFault,
+  probe: Probe,
+  names: BenchResources,
+): Promise<TrialResult> {
   const state = readLabState(dir);
   const notes: string[] = [];
   // The fault hits the node serving the VIP when one does, else the DC.
@@ -279,7 +323,7 @@ async function oneTrial(dir: string, trial: number, fault: BenchFault, probe: Pr
   // Let the logs catch up with what the client already saw.
   await sleep(300);
   const lines = survivors.flatMap((n) => readLogSince(n.logFile, offsets.get(n.name) ?? 0));
-  const phases = phasesFromLogs(lines, t0, target.name, dc === target.name);
+  const phases = phasesFromLogs(lines, t0, target.name, dc === target.name, names);
   const gap = serviceGap(probe.events, t0, target.name);
   if (!back) notes.push(`the service did not come back within ${PHASE_DEADLINE_MS} ms`);
   // Boot the target again (a fenced node is off; a killed daemon is gone) and wait for a settled cluster.
@@ -288,6 +332,16 @@ async function oneTrial(dir: string, trial: number, fault: BenchFault, probe: Pr
   else await labChaos(dir, { fault: 'restart', node: target.name });
   const healed = await until(async () => ((await allMembers(dir)) ? true : undefined), SETTLE_DEADLINE_MS);
   if (!healed) notes.push(`${target.name} did not rejoin within ${SETTLE_DEADLINE_MS} ms`);
+  if (names.volume !== undefined) {
+    // The next fault must find a peer that can take over: the rejoined node resynced.
+    const synced = await until(async () => {
+      const s = readLabState(dir);
+      return s.nodes.filter((n) => !n.witness).every((n) => labVolumeStatus(s, n.name)?.disk === 'UpToDate')
+        ? true
+        : undefined;
+    }, SETTLE_DEADLINE_MS);
+    if (!synced) notes.push(`the volume was not UpToDate on every node within ${SETTLE_DEADLINE_MS} ms`);
+  }
   await until(async () => (probe.upFor(SERVICE_WARMUP_MS) ? true : undefined), SETTLE_DEADLINE_MS);
   return {
     trial,
@@ -319,10 +373,11 @@ export async function benchFailover(o: {
     throw new HaloError('bad-argument', `--trials must be 1..${MAX_TRIALS}, got ${o.trials}`);
   }
   const state = readLabState(o.dir);
-  if (state.scenario !== 'web')
+  const names = benchResources(state.scenario);
+  if (!names)
     throw new HaloError(
       'bad-scenario',
-      `the failover bench needs the web scenario (this lab runs ${state.scenario ?? 'none'}); run 'halo lab down' and 'halo lab up --scenario web'`,
+      `the failover bench needs the web or seed-003 scenario (this lab runs ${state.scenario ?? 'none'}); run 'halo lab down' and 'halo lab up --scenario web'`,
     );
   const url = `http://${LAB_VIP}/`;
   const probe = new Probe(state.client.ns, url);
@@ -340,9 +395,9 @@ export async function benchFailover(o: {
       );
     for (const n of state.nodes) profile ??= (await status(n))?.profile ?? null;
     for (let i = 1; i <= o.trials; i++) {
-      const r = await oneTrial(o.dir, i, o.fault, probe);
+      const r = await oneTrial(o.dir, i, o.fault, probe, names);
       o.say?.(
-        `trial ${i}: ${r.fault} ${r.target}${r.targetWasDc ? ' (DC)' : ''} -> ${r.newNode ?? '-'}: gap ${r.serviceGapMs ?? '-'} ms (detected ${r.detectedMs ?? '-'}, fenced ${r.fencedMs ?? '-'}, vip ${r.vipUpMs ?? '-'}, answering ${r.answeringMs ?? '-'})${r.note ? ` [${r.note}]` : ''}`,
+        `trial ${i}: ${r.fault} ${r.target}${r.targetWasDc ? ' (DC)' : ''} -> ${r.newNode ?? '-'}: gap ${r.serviceGapMs ?? '-'} ms (detected ${r.detectedMs ?? '-'}, fenced ${r.fencedMs ?? '-'}, vip ${r.vipUpMs ?? '-'}${r.promotedMs !== undefined ? `, promoted ${r.promotedMs ?? '-'}, mounted ${r.mountedMs ?? '-'}` : ''}, answering ${r.answeringMs ?? '-'})${r.note ? ` [${r.note}]` : ''}`,
       );
       trials.push(r);
     }
@@ -365,7 +420,7 @@ export function renderBench(r: BenchResult): string {
   const c = (v: number | null, w = 8): string => String(v ?? '-').padStart(w);
   const rows = r.trials.map(
     (t) =>
-      `${String(t.trial).padStart(5)}  ${`${t.target}${t.targetWasDc ? '*' : ''}`.padEnd(6)} ${(t.newNode ?? '-').padEnd(4)}${c(t.detectedMs)}${c(t.newDcMs)}${c(t.scheduledMs, 10)}${c(t.fencedMs)}${c(t.vipUpMs)}${c(t.serverUpMs, 9)}${c(t.answeringMs, 10)}${c(t.serviceGapMs)}  ${t.note}`,
+      `${String(t.trial).padStart(5)}  ${`${t.target}${t.targetWasDc ? '*' : ''}`.padEnd(6)} ${(t.newNode ?? '-').padEnd(4)}${c(t.detectedMs)}${c(t.newDcMs)}${c(t.scheduledMs, 10)}${c(t.fencedMs)}${c(t.vipUpMs)}${c(t.serverUpMs, 9)}${c(t.answeringMs, 10)}${c(t.serviceGapMs)}  ${t.promotedMs !== undefined ? `promoted ${t.promotedMs ?? '-'} mounted ${t.mountedMs ?? '-'} ` : ''}${t.note}`,
   );
   return [
     `failover bench: fault ${r.fault}, profile ${r.profile ?? '?'}, probing ${r.url} every ${PROBE_INTERVAL_MS} ms from the client namespace`,

@@ -242,6 +242,12 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
   if (!Number.isInteger(count) || count < 1 || count > MAX_LAB_NODES) {
     throw new HaloError('bad-argument', `--nodes must be 1..${MAX_LAB_NODES}, got ${count}`);
   }
+  if (opts.scenario === 'seed-003' && (count !== 2 || opts.witness)) {
+    throw new HaloError(
+      'bad-argument',
+      `scenario seed-003 is the seed's two-node cluster (one replicated volume between two nodes): use --nodes 2 without --witness, got ${count} nodes${opts.witness ? ' and a witness' : ''}`,
+    );
+  }
   if (existsSync(join(dir, LAB_STATE_FILE))) {
     throw new HaloError(
       'lab-exists',
@@ -939,11 +945,17 @@ export function releaseVolumeLeftovers(dir: string): string[] {
     }
   }
   for (const m of mountsUnder()) umount(m.at);
+  // The records describe a boot that is over (a reboot empties /run): a later promote must not
+  // "detach" a loop device number that by now belongs to someone else.
+  for (const f of attachRecordFiles(dir)) {
+    rmSync(f, { force: true });
+    done.push(`removed ${f}`);
+  }
   return done;
 }
 
-/** Loop devices named by volume attach records (`<node>/volume/*.attach.json`) under a lab dir. */
-function attachRecords(dir: string): string[] {
+/** Volume attach records (`<node>/volume/*.attach.json`, or `volume/` for a node dir) under `dir`. */
+function attachRecordFiles(dir: string): string[] {
   const out: string[] = [];
   const volumeDirs = [join(dir, 'volume')];
   try {
@@ -959,13 +971,20 @@ function attachRecords(dir: string): string[] {
     } catch {
       continue;
     }
-    for (const f of names) {
-      try {
-        const loop = (JSON.parse(readFileSync(join(v, f), 'utf8')) as { loop?: unknown }).loop;
-        if (typeof loop === 'string' && loop.startsWith('/dev/loop')) out.push(loop);
-      } catch {
-        // Half-written record: nothing to free.
-      }
+    for (const f of names) out.push(join(v, f));
+  }
+  return out;
+}
+
+/** Loop devices named by the volume attach records under a lab dir. */
+function attachRecords(dir: string): string[] {
+  const out: string[] = [];
+  for (const f of attachRecordFiles(dir)) {
+    try {
+      const loop = (JSON.parse(readFileSync(f, 'utf8')) as { loop?: unknown }).loop;
+      if (typeof loop === 'string' && loop.startsWith('/dev/loop')) out.push(loop);
+    } catch {
+      // Half-written record: nothing to free.
     }
   }
   return out;

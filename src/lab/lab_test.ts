@@ -4,13 +4,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Script } from 'node:vm';
+import { parseDrbdConf } from '../cib/drbd_conf.ts';
 import { HaloError } from '../lib/errors.ts';
 import { isLabDaemon, labChaos, labDown, labStatus, labUp, readLabState } from './lab.ts';
 import { hasNetnsSupport } from './netns.ts';
 import {
   DEFAULT_SCENARIO,
+  SEED003_SERVER_FILE,
   scenarioConfiguration,
   scenarioFiles,
+  seed003ServerScript,
   WEB_SERVER_FILE,
   webServerScript,
 } from './scenarios.ts';
@@ -135,4 +138,52 @@ test('the web scenario runs its server through halo:process with a script node c
     ['fence-lab', 'g-web'],
   );
   assert.equal(DEFAULT_SCENARIO, 'web');
+});
+
+test('the seed-003 scenario has the seed’s shape: ms_drbd on halo’s volume agent, g_all colocated with and ordered after its promotion, stonith on', () => {
+  const sc = scenarioFiles('seed-003', ['n1', 'n2'], 'hx-', {
+    scenarioDir: '/lab/scenario',
+    nodeBin: '/usr/bin/node',
+    nodeAddrs: { n1: '198.18.0.1', n2: '198.18.0.2' },
+  });
+  const crm = sc.files['cib.crm']!;
+  assert.match(
+    crm,
+    /primitive p_drbd ocf:linbit:drbd params drbd_resource=r0 config=\/lab\/scenario\/drbd\.conf/,
+  );
+  assert.match(
+    crm,
+    /primitive p_fs ocf:heartbeat:Filesystem params device=\/lab\/dev\/r0 directory=\/lab\/data fstype=ext4/,
+  );
+  assert.match(crm, /colocation c_drbd inf: g_all ms_drbd:Master/);
+  assert.match(crm, /order o_afterdrbd inf: ms_drbd:promote g_all:start/);
+  assert.match(crm, /stonith-enabled=true .*no-quorum-policy=stop default-resource-stickiness=100/);
+  const cfg = scenarioConfiguration(sc);
+  assert.deepEqual(
+    cfg.resources.map((r) => r.id),
+    ['fence-lab', 'ms_drbd', 'g_all'],
+  );
+  const drbd = parseDrbdConf(sc.files['drbd.conf']!, 'scenario/drbd.conf');
+  assert.ok(drbd.ok, JSON.stringify(drbd));
+  assert.match(
+    sc.files['drbd.conf']!,
+    /on n1 \{\n\s+device \/dev\/drbd0;\n\s+disk \/lab\/n1\/volume\.img;\n\s+address 198\.18\.0\.1:7789;/,
+  );
+  assert.equal(sc.files[SEED003_SERVER_FILE], seed003ServerScript());
+  assert.doesNotThrow(() => new Script(seed003ServerScript(), { filename: SEED003_SERVER_FILE }));
+});
+
+test('lab up refuses seed-003 with other than two nodes, before making anything', {
+  skip: !hasNetnsSupport() && 'needs root and ip netns',
+}, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'halo-lab-seed003-'));
+  try {
+    await assert.rejects(
+      labUp({ dir, nodes: 3, scenario: 'seed-003' }),
+      (e: unknown) => e instanceof HaloError && e.code === 'bad-argument' && /two-node/.test(e.message),
+    );
+    assert.ok(!existsSync(join(dir, 'lab.json')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -112,6 +112,9 @@ export function seed003DrbdConf(nodes: readonly string[], host: ScenarioHost): s
 resource ${SEED003_VOLUME} {
   protocol C;
   net {
+    # Notice a vanished peer within ~2 s (the defaults take 6-16 s); a lab link is a veth.
+    timeout 20;
+    ping-int 1;
     after-sb-0pri discard-zero-changes;
     after-sb-1pri discard-secondary;
     after-sb-2pri disconnect;
@@ -238,7 +241,10 @@ rsc_defaults resource-stickiness=100
       // Seed 003's playground: a replicated volume (ms_drbd), its ext4 filesystem, the VIP and a
       // web server whose files live on the replicated filesystem, grouped and colocated on the
       // promoted volume, with the seed's properties (but stonith on: halo's two-node rule fences
-      // the peer before taking over). The seed's MySQL is left out (see SEED003 notes below).
+      // the peer before taking over). The seed's MySQL is left out. start-failure-is-fatal=false
+      // (not in the seed): halo's scheduler does not yet hold g_all's start until the promote has
+      // finished, so p_fs may try the device before it is published; that start fails and is
+      // retried on the same node instead of banning it.
       const d = seed003Paths(host);
       return {
         files: {
@@ -252,7 +258,7 @@ primitive ${SEED003_SERVER_RESOURCE} halo:process params binfile="${host.nodeBin
 group g_all p_fs ${SEED003_VIP_RESOURCE} ${SEED003_SERVER_RESOURCE}
 colocation c_drbd inf: g_all ms_drbd:Master
 order o_afterdrbd inf: ms_drbd:promote g_all:start
-property stonith-enabled=true stonith-action=off no-quorum-policy=stop default-resource-stickiness=100
+property stonith-enabled=true stonith-action=off no-quorum-policy=stop default-resource-stickiness=100 start-failure-is-fatal=false
 `,
           'drbd.conf': seed003DrbdConf(nodes, host),
           [SEED003_SERVER_FILE]: seed003ServerScript(),

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -183,6 +183,12 @@ test('seed 003 in a two-node lab: the service on the replicated volume survives 
     // run_fsck=force: the Filesystem agent ran fsck before mounting; a failing fsck fails the start.
     assert.match(log.slice(fenced), /"p_fs start: rc 0 in \d+ ms"/, 'the survivor mounted after the fence');
   } finally {
+    // HALO_LAB_KEEP_LOGS=DIR keeps the daemons' logs for a look after a failure.
+    const keep = process.env.HALO_LAB_KEEP_LOGS;
+    if (keep)
+      for (const n of ['n1', 'n2'])
+        if (existsSync(join(dir, n, 'daemon.log')))
+          cpSync(join(dir, n, 'daemon.log'), join(keep, `${n}-daemon.log`));
     if (existsSync(join(dir, 'lab.json'))) await labDown(dir).catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   }
