@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import type { Command } from 'commander';
 import { nodeDrbdIo, parseDrbdConf } from '../cib/drbd_conf.ts';
 import { formatDiagnostic, HaloError } from '../lib/errors.ts';
+import { releaseFuseMount } from '../lib/fuse.ts';
 import type { LogFields, Logger, LogLevel } from '../lib/ports.ts';
 import { type VolumeConfig, volumeConfigFromDrbd } from '../volume/config.ts';
 import type { CoreStatus } from '../volume/core.ts';
@@ -212,7 +213,7 @@ async function detachState(s: AttachState): Promise<void> {
   if (s.mount)
     await run('umount', [s.mount]).catch(async () => run('umount', ['-l', s.mount]).catch(() => {}));
   if (s.loop) await run('losetup', ['-d', s.loop]).catch(() => {});
-  await run('fusermount3', ['-u', s.fuseDir]).catch(() => {});
+  await releaseFuseMount(s.fuseDir);
 }
 
 export function registerVolumeCommands(program: Command): void {

@@ -11,7 +11,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Configuration } from '../cib/model.ts';
 import { queryControl } from '../daemon/control.ts';
@@ -78,6 +78,13 @@ export interface LabState {
   readonly scenario: ScenarioName | null;
   /** What happened when the scenario was loaded into the replicated CIB. */
   scenarioLoad?: string;
+  /**
+   * seed-003: each daemon gets a private `dev/` (tmpfs in its own mount namespace) where the
+   * volume agent publishes the Primary's device, so no node ever sees a peer's device. Until a
+   * promote replaces it, `dev/r0` there points at this read-only, empty loop device, on which
+   * fsck fails at once (a Filesystem start that comes too early fails and is retried).
+   */
+  deviceGuard?: { readonly dir: string; readonly link: string; readonly loop: string };
   readonly client: { readonly name: string; readonly ns: string; readonly addr: string };
   readonly nodes: LabNodeState[];
   readonly createdAtMs: number;
@@ -157,7 +164,7 @@ export function isLabDaemon(n: LabNodeState): boolean {
 /** How daemons this process started ended (for start-up errors). */
 const daemonExits = new Map<number, string>();
 
-function spawnDaemon(n: LabNodeState): number {
+function spawnDaemon(n: LabNodeState, guard?: LabState['deviceGuard']): number {
   const cmd = daemonCommand();
   const fd = openSync(n.logFile, 'a');
   try {
@@ -165,6 +172,17 @@ function spawnDaemon(n: LabNodeState): number {
       'netns',
       'exec',
       n.ns,
+      ...(guard
+        ? [
+            'sh',
+            '-c',
+            'mount -t tmpfs -o size=64k,mode=0755 halo-lab-dev "$1" && ln -s "$2" "$1/$3" && shift 3 && exec "$@"',
+            'sh',
+            guard.dir,
+            guard.loop,
+            guard.link,
+          ]
+        : []),
       process.execPath,
       ...cmd.argv,
       '--config',
@@ -305,6 +323,13 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
       mkdirSync(join(dir, 'scenario'), { recursive: true });
       for (const [f, text] of Object.entries(sc.files)) writeFileSync(join(dir, 'scenario', f), text);
       if (opts.scenario === 'seed-003') {
+        const d = seed003Paths(host);
+        mkdirSync(dirname(d.deviceLink), { recursive: true });
+        const img = join(dir, 'device-guard.img');
+        writeFileSync(img, Buffer.alloc(DEVICE_GUARD_BYTES));
+        const loop = execFileSync('losetup', ['-r', '-f', '--show', img], { encoding: 'utf8' }).trim();
+        state.deviceGuard = { dir: dirname(d.deviceLink), link: basename(d.deviceLink), loop };
+        writeLabState(state);
         await prepareSeed003Volume(
           state.nodes.filter((n) => !n.witness),
           host,
@@ -313,7 +338,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
       }
     }
     for (const n of state.nodes) {
-      n.pid = spawnDaemon(n);
+      n.pid = spawnDaemon(n, state.deviceGuard);
       writeLabState(state);
       say(
         `started ${n.name}${n.witness ? ' (witness)' : ''} in ${n.ns}: pid ${n.pid}, ${n.addrs.join(' + ')}`,
@@ -764,7 +789,7 @@ export async function labChaos(dir: string, o: ChaosOptions): Promise<string> {
       if (isLabDaemon(n))
         throw new HaloError('already-running', `the daemon of ${n.name} is running (pid ${n.pid})`);
       const boot = bootNode(state, n);
-      n.pid = spawnDaemon(n);
+      n.pid = spawnDaemon(n, state.deviceGuard);
       n.paused = false;
       n.cutLinks = [];
       what = `restarted ${n.name} as a rebooted machine (${boot}): daemon pid ${n.pid}`;
@@ -777,6 +802,8 @@ export async function labChaos(dir: string, o: ChaosOptions): Promise<string> {
 
 /** Volume CLI steps at `lab up` (engines starting under tsx on a busy host; the initial sync). */
 const VOLUME_STEP_TIMEOUT_MS = 60_000;
+/** Size of the device guard's backing file (zeros: no filesystem on it). */
+const DEVICE_GUARD_BYTES = 1 << 20;
 const VOLUME_SYNC_DEADLINE_MS = 120_000;
 
 /** Runs `halo volume ARGS` (the engine's own entry), inside `ns` when given; returns stdout. */

@@ -252,7 +252,7 @@ rsc_defaults resource-stickiness=100
 primitive fence-lab halo:lab-fence params netns_prefix=${netnsPrefix}
 primitive p_drbd ocf:linbit:drbd params drbd_resource=${SEED003_VOLUME} config=${d.drbdConf} device_link=${d.deviceLink} link_conf_device=false op monitor interval=15s role=Master op monitor interval=30s role=Slave op start timeout=120s op promote timeout=60s
 ms ms_drbd p_drbd meta master-max=1 master-node-max=1 clone-max=2 clone-node-max=1 notify=true
-primitive p_fs ocf:heartbeat:Filesystem params device=${d.deviceLink} directory=${d.mount} fstype=ext4 run_fsck=force op start timeout=60s op stop timeout=60s op monitor interval=10s timeout=40s
+primitive p_fs ocf:heartbeat:Filesystem params device=${d.deviceLink} directory=${d.mount} fstype=ext4 run_fsck=force op start timeout=20s op stop timeout=60s op monitor interval=10s timeout=40s
 primitive ${SEED003_VIP_RESOURCE} halo:vip params ip=${LAB_VIP} cidr_netmask=24 nic=link0 op monitor interval=2s
 primitive ${SEED003_SERVER_RESOURCE} halo:process params binfile="${host.nodeBin}" cmdline_options="${host.scenarioDir}/${SEED003_SERVER_FILE} ${netnsPrefix} ${d.mount}" logfile=${host.scenarioDir}/www.log stop_grace_ms=1000 op monitor interval=2s timeout=20s
 group g_all p_fs ${SEED003_VIP_RESOURCE} ${SEED003_SERVER_RESOURCE}

@@ -129,6 +129,13 @@ test('seed 003 in a two-node lab: the service on the replicated volume survives 
     assert.deepEqual(primaries(state), [first], 'the volume is Primary where the service runs');
     assert.deepEqual(vipHolders(readLabState(dir)), [first]);
 
+    // Replication is what keeps the data: the peer must be connected and UpToDate first (a
+    // Secondary that was cut off while the Primary wrote would be promoted with stale data, as
+    // DRBD without a fencing policy would).
+    await eventually('the volume to replicate to the peer', 60_000, async () => {
+      const st = labVolumeStatus(readLabState(dir), first);
+      return st?.conn === 'Connected' && st.peerDisk === 'UpToDate' ? true : undefined;
+    });
     // Files through the service (fsynced by the server) …
     const files = new Map<string, string>();
     for (let i = 0; i < 4; i++) {

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
+import { releaseFuseMount } from '../lib/fuse.ts';
 import { SeededRng } from '../lib/prng.ts';
 import { FileBlockDevice, MemoryBlockDevice } from './block_device.ts';
 import {
@@ -351,7 +352,7 @@ test('an ext4 filesystem made through nbdfuse and a loop device holds files', {
   } finally {
     if (mounted) await run('umount', ['-l', mnt]).catch(() => {});
     if (loop) await run('losetup', ['-d', loop]).catch(() => {});
-    if (fused) await run('fusermount3', ['-u', fuseDir]).catch(() => {});
+    if (fused) await releaseFuseMount(fuseDir);
     await server.close();
     await dev.close();
     rmSync(dir, { recursive: true, force: true });
