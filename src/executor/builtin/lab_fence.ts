@@ -86,10 +86,12 @@ async function fenceAction(ctx: BuiltinContext, action: string, node: string): P
   if (!ns) return fail(`node is not in netns_map and no netns_prefix is set`);
   switch (action) {
     case 'off': {
-      const down = await setLinks(ctx, ns, 'down');
-      if (down) return fail(down);
+      // Kill first, as a power cut would: the dying processes' sockets close, so peers (a volume
+      // engine's replication link) learn at once instead of after their own timeouts.
       const killed = await killAll(ctx, ns);
       if (typeof killed === 'string') return fail(killed);
+      const down = await setLinks(ctx, ns, 'down');
+      if (down) return fail(down);
       return {
         rc: OCF_RC.OCF_SUCCESS,
         stdout: `Success: Powered OFF (${ns}: killed ${killed} processes, links down)\n`,

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { nodeDrbdIo, parseDrbdConf } from '../../cib/drbd_conf.ts';
 import type { DrbdConfig, DrbdResource } from '../../cib/drbd_model.ts';
 import { formatDiagnostic, HaloError } from '../../lib/errors.ts';
+import { releaseFuseMount } from '../../lib/fuse.ts';
 import { pidAlive } from '../../lib/pid.ts';
 import { volumeConfigFromDrbd } from '../../volume/config.ts';
 import type { CoreStatus } from '../../volume/core.ts';
@@ -412,11 +413,9 @@ async function detachState(ctx: BuiltinContext, s: AttachState & { nbdfusePid?: 
   const opts = { signal: ctx.signal, timeoutMs: HELPER_TIMEOUT_MS };
   if (s.mount) await helper(['umount', s.mount], opts);
   if (s.loop && existsSync(s.loop)) await helper(['losetup', '-d', s.loop], opts);
-  const u = await helper(['fusermount3', '-u', s.fuseDir], opts);
-  if (u.exitCode !== 0 && s.nbdfusePid !== undefined && pidAlive(s.nbdfusePid)) {
-    process.kill(s.nbdfusePid, 'SIGTERM');
-    await helper(['fusermount3', '-uz', s.fuseDir], opts);
-  }
+  // Retries while the detached loop device lets go of the FUSE file, then unmounts lazily.
+  await releaseFuseMount(s.fuseDir);
+  if (s.nbdfusePid !== undefined && pidAlive(s.nbdfusePid)) process.kill(s.nbdfusePid, 'SIGTERM');
 }
 
 /** Unpublishes and detaches; refuses while the device is mounted (stop the Filesystem first). */
