@@ -737,6 +737,8 @@ export function buildGraph(
   for (const n of [...u.fence.keys()].sort(naturalCompare)) fenceIds.set(n, add({ task: 'fence', node: n }));
   const startOf = new Map<string, number>();
   const stopOf = new Map<string, number>();
+  const promoteOf = new Map<string, number>();
+  const demoteOf = new Map<string, number>();
   const probesOn = (r: Res): string[] =>
     u.nodes
       .filter((n) => unavailableReason(n) === undefined && !r.state.known.has(n.name))
@@ -752,12 +754,20 @@ export function buildGraph(
     const moving = cur !== undefined && (next.node !== cur.node || d.restart || next.role === 'Stopped');
     let stopId: number | undefined;
     if (cur && moving && !d.blocked) {
-      if (cur.role === 'Promoted') add({ task: 'demote', node: cur.node, rsc: r.id });
+      const demoteId =
+        cur.role === 'Promoted' ? add({ task: 'demote', node: cur.node, rsc: r.id }) : undefined;
       stopId = add({ task: 'stop', node: cur.node, rsc: r.id });
       stopOf.set(r.id, stopId);
+      if (demoteId !== undefined) {
+        demoteOf.set(r.id, demoteId);
+        orderings.push({ before: demoteId, after: stopId, why: 'demote before stop' });
+      }
       const f = fenceIds.get(cur.node);
-      if (f !== undefined)
+      if (f !== undefined) {
         orderings.push({ before: f, after: stopId, why: `fencing ${cur.node} implies the stop` });
+        if (demoteId !== undefined)
+          orderings.push({ before: f, after: demoteId, why: `fencing ${cur.node} implies the demote` });
+      }
     }
     if (next.node && next.role !== 'Stopped' && (!cur || moving) && !d.blocked) {
       const startId = add({ task: 'start', node: next.node, rsc: r.id });
@@ -772,6 +782,7 @@ export function buildGraph(
       let last = startId;
       if (next.role === 'Promoted' && !d.promoteBlocked) {
         last = add({ task: 'promote', node: next.node, rsc: r.id });
+        promoteOf.set(r.id, last);
         orderings.push({ before: startId, after: last, why: 'start before promote' });
       }
       for (const m of recurringMonitors(r, d.promoteBlocked ? 'Unpromoted' : next.role)) {
@@ -781,6 +792,7 @@ export function buildGraph(
     } else if (cur && next.node === cur.node && cur.role !== next.role) {
       const task = next.role === 'Promoted' ? 'promote' : 'demote';
       const id = add({ task, node: next.node, rsc: r.id });
+      (task === 'promote' ? promoteOf : demoteOf).set(r.id, id);
       for (const m of recurringMonitors(r, next.role)) {
         orderings.push({
           before: id,
@@ -797,16 +809,33 @@ export function buildGraph(
       .map((p) => map.get(p.id))
       .filter((x): x is number => x !== undefined);
   };
+  // Every order becomes edges between the actions it names (`ms_drbd:promote` then
+  // `g_all:start`), and a symmetrical order also gets its inverse (`g_all:stop` then
+  // `ms_drbd:demote`), as Pacemaker's graph has them.
+  const byTask: Readonly<Record<string, Map<string, number>>> = {
+    start: startOf,
+    stop: stopOf,
+    promote: promoteOf,
+    demote: demoteOf,
+  };
+  const inverse: Readonly<Record<string, string>> = {
+    start: 'stop',
+    stop: 'start',
+    promote: 'demote',
+    demote: 'promote',
+  };
+  const link = (first: string, fa: string, then: string, ta: string, why: string): void => {
+    const fm = byTask[fa];
+    const tm = byTask[ta];
+    if (!fm || !tm) return;
+    for (const b of ids(first, fm))
+      for (const a of ids(then, tm)) orderings.push({ before: b, after: a, why });
+  };
   for (const o of orders) {
-    if (o.firstAction === 'start' && o.thenAction === 'start') {
-      for (const b of ids(o.first, startOf))
-        for (const a of ids(o.then, startOf)) orderings.push({ before: b, after: a, why: `order ${o.id}` });
-      if (o.symmetrical) {
-        for (const b of ids(o.then, stopOf))
-          for (const a of ids(o.first, stopOf))
-            orderings.push({ before: b, after: a, why: `order ${o.id} (symmetrical)` });
-      }
-    }
+    link(o.first, o.firstAction, o.then, o.thenAction, `order ${o.id}`);
+    const fi = inverse[o.thenAction];
+    const ti = inverse[o.firstAction];
+    if (o.symmetrical && fi && ti) link(o.then, fi, o.first, ti, `order ${o.id} (symmetrical)`);
   }
   for (const r of u.byId.values()) {
     if (r.kind !== 'group') continue;

@@ -169,6 +169,32 @@ describe('schedule', () => {
     assert.deepEqual(summary(cib), ['* Promote db:0 ( Stopped -> Promoted n2 )', '* Start db:1 ( n1 )']);
   });
 
+  it('starts a group ordered after a promote only once the promote is done (seed 003: volume, then filesystem)', () => {
+    const cib = cluster({
+      nodes: ['n1', 'n2'],
+      resources: [
+        clone('ms', primitive('drbd', { type: 'Stateful' }), { promotable: 'true' }),
+        group('g', [primitive('fs'), primitive('web')]),
+      ],
+      constraints: [
+        colocation('c', 'g', 'ms', 'INFINITY', { withRscRole: 'Promoted' }),
+        order('o', 'ms', 'g', { firstAction: 'promote', thenAction: 'start' }),
+      ],
+      status: [
+        nodeState('n1', { attrs: { 'master-drbd': '10' } }),
+        nodeState('n2', { attrs: { 'master-drbd': '5' } }),
+      ],
+    });
+    const t = run(cib);
+    const promote = t.actions.find((a) => a.task === 'promote')!;
+    const fsStart = t.actions.find((a) => a.task === 'start' && a.rsc === 'fs')!;
+    assert.ok(promote && fsStart, 'the transition promotes the volume and starts the filesystem');
+    assert.ok(
+      t.orderings.some((o) => o.before === promote.id && o.after === fsStart.id),
+      'the filesystem start is ordered after the promote',
+    );
+  });
+
   it('moves resources off a node whose ping attribute fails a location rule', () => {
     const cib = cluster({
       nodes: ['n1', 'n2'],
