@@ -153,28 +153,5 @@ export function createLabCluster(opts: {
   };
 }
 
-/** Polls `check` every `intervalMs` until it returns a value or `deadlineMs` passes (then throws with `what`). */
-export async function waitFor<T>(
-  what: string,
-  deadlineMs: number,
-  check: () => Promise<T | undefined>,
-  intervalMs = 100,
-): Promise<T> {
-  const until = Date.now() + deadlineMs;
-  let lastErr: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (err) {
-      lastErr = err;
-    }
-    if (Date.now() > until) {
-      throw new HaloError(
-        'timeout',
-        `gave up waiting for ${what} after ${deadlineMs} ms${lastErr ? `: ${(lastErr as Error).message}` : ''}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
+/** Polling with a deadline lives in `src/lib/wait.ts`; re-exported for this module's users. */
+export { waitFor } from '../lib/wait.ts';

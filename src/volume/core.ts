@@ -1269,6 +1269,21 @@ export class VolumeCore {
       this.emit({ a: 'send', msg: { t: 'ResyncNeed', first, need: digests.map(() => true) } });
       return;
     }
+    this.readAndCompare(first, digests, (need) => {
+      need.forEach((n, i) => {
+        if (!n) this.bitmap.clear(first + i);
+      });
+      if (this.handshakeDone) this.emit({ a: 'send', msg: { t: 'ResyncNeed', first, need } });
+    });
+  }
+
+  /**
+   * Reads `digests.length` blocks from `first` and tells `then`, per block, whether the local
+   * block's digest differs from the peer's (a failed read counts as different). Shared by
+   * checksum-based resync and online verify.
+   */
+  private readAndCompare(first: number, digests: readonly string[], then: (differ: boolean[]) => void): void {
+    const count = digests.length;
     this.queue.add({
       kind: 'read',
       first,
@@ -1276,16 +1291,13 @@ export class VolumeCore {
       needSeq: 0,
       start: (op) =>
         this.emit({ a: 'diskRead', op, offset: first * BLOCK_BYTES, length: count * BLOCK_BYTES }),
-      done: (ok, data) => {
-        const need = digests.map(
-          (d, i) =>
-            !ok || !data || this.ports.digest(data.subarray(i * BLOCK_BYTES, (i + 1) * BLOCK_BYTES)) !== d,
-        );
-        need.forEach((n, i) => {
-          if (!n) this.bitmap.clear(first + i);
-        });
-        if (this.handshakeDone) this.emit({ a: 'send', msg: { t: 'ResyncNeed', first, need } });
-      },
+      done: (ok, data) =>
+        then(
+          digests.map(
+            (d, i) =>
+              !ok || !data || this.ports.digest(data.subarray(i * BLOCK_BYTES, (i + 1) * BLOCK_BYTES)) !== d,
+          ),
+        ),
     });
   }
 
@@ -1340,24 +1352,12 @@ export class VolumeCore {
       this.emit({ a: 'send', msg: { t: 'VerifyReply', first, differ: digests.map(() => true) } });
       return;
     }
-    this.queue.add({
-      kind: 'read',
-      first,
-      count,
-      needSeq: 0,
-      start: (op) =>
-        this.emit({ a: 'diskRead', op, offset: first * BLOCK_BYTES, length: count * BLOCK_BYTES }),
-      done: (ok, data) => {
-        const differ = digests.map(
-          (d, i) =>
-            !ok || !data || this.ports.digest(data.subarray(i * BLOCK_BYTES, (i + 1) * BLOCK_BYTES)) !== d,
-        );
-        differ.forEach((d, i) => {
-          if (d) this.bitmap.set(first + i);
-        });
-        if (differ.some((d) => d)) this.requestPersist();
-        if (this.handshakeDone) this.emit({ a: 'send', msg: { t: 'VerifyReply', first, differ } });
-      },
+    this.readAndCompare(first, digests, (differ) => {
+      differ.forEach((d, i) => {
+        if (d) this.bitmap.set(first + i);
+      });
+      if (differ.some((d) => d)) this.requestPersist();
+      if (this.handshakeDone) this.emit({ a: 'send', msg: { t: 'VerifyReply', first, differ } });
     });
   }
 
