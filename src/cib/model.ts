@@ -405,6 +405,9 @@ export interface ResourceHistory {
   readonly attrs?: ExtraAttrs;
 }
 
+/** Which agent a history entry is for: what `record-op-result` carries and status stores. */
+export type ResourceRef = Pick<ResourceHistory, 'id' | 'class' | 'provider' | 'type'>;
+
 export interface NodeState {
   readonly id: string;
   readonly uname?: string;

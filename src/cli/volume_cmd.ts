@@ -14,6 +14,7 @@ import type { Command } from 'commander';
 import { nodeDrbdIo, parseDrbdConf } from '../cib/drbd_conf.ts';
 import { formatDiagnostic, HaloError } from '../lib/errors.ts';
 import { releaseFuseMount } from '../lib/fuse.ts';
+import { pidAlive } from '../lib/pid.ts';
 import type { LogFields, Logger, LogLevel } from '../lib/ports.ts';
 import { type VolumeConfig, volumeConfigFromDrbd } from '../volume/config.ts';
 import type { CoreStatus } from '../volume/core.ts';
@@ -367,13 +368,4 @@ export function registerVolumeCommands(program: Command): void {
         rmSync(file, { force: true });
       }),
     );
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }

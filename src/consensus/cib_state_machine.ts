@@ -16,6 +16,7 @@ import type {
   NvSet,
   OpHistory,
   ResourceHistory,
+  ResourceRef,
 } from '../cib/model.ts';
 import { emptyCib } from '../cib/model.ts';
 import type { Entry } from './types.ts';
@@ -44,12 +45,7 @@ export type CibCommand =
   | {
       readonly op: 'record-op-result';
       readonly node: string;
-      readonly resource: {
-        readonly id: string;
-        readonly class?: string;
-        readonly provider?: string;
-        readonly type?: string;
-      };
+      readonly resource: ResourceRef;
       readonly result: OpHistory;
     }
   | {

@@ -1,4 +1,4 @@
-import type { Cib, NodeState, OpHistory } from '../cib/model.ts';
+import type { Cib, NodeState, OpHistory, ResourceRef } from '../cib/model.ts';
 import type { LogLevel } from '../lib/ports.ts';
 import type { ScheduleResult } from '../scheduler/schedule.ts';
 
@@ -143,12 +143,7 @@ export type StatusChange =
   | {
       readonly kind: 'op';
       readonly node: string;
-      readonly resource: {
-        readonly id: string;
-        readonly class?: string;
-        readonly provider?: string;
-        readonly type?: string;
-      };
+      readonly resource: ResourceRef;
       readonly op: OpHistory;
     }
   | { readonly kind: 'op-removed'; readonly node: string; readonly rsc: string; readonly opId: string }

@@ -17,6 +17,7 @@ import type { Configuration } from '../cib/model.ts';
 import { queryControl } from '../daemon/control.ts';
 import type { DaemonStatus } from '../daemon/daemon.ts';
 import { HaloError } from '../lib/errors.ts';
+import { pidAlive } from '../lib/pid.ts';
 import { generateKeyFile } from '../transport/key_file.ts';
 import { createLabNet, isRoot } from './netns.ts';
 import {
@@ -585,15 +586,6 @@ export function renderLabStatus(r: {
     );
   }
   return lines.join('\n');
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**

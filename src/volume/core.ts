@@ -957,10 +957,8 @@ export class VolumeCore {
       }
       case 'ResyncDone':
         this.resyncDoneMsg = { current: msg.current, history: msg.history };
-        {
-          this.maybeFinishTarget();
-          return;
-        }
+        this.maybeFinishTarget();
+        return;
       case 'VerifyReq': {
         this.onVerifyReq(msg.first, msg.digests);
         return;
