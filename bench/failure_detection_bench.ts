@@ -4,7 +4,13 @@
  * prints each daemon's RSS and every loss that no kill caused (false suspicions).
  *
  *   node --import tsx bench/failure_detection_bench.ts [--trials 20] [--profiles lan,fast] [--links 2]
+ *     [--node-flags daemon|none]
  *   (or HALO_BENCH_TRIALS=5 npm run bench -- failure_detection)
+ *
+ * `--node-flags daemon` (the default) starts the daemons with DAEMON_NODE_FLAGS (via
+ * NODE_OPTIONS), as every launcher should. Memory is printed as VmRSS (what `ps` shows; about
+ * 40 MB of it is the node binary, shared), RssAnon (private) and PSS. Run the compiled bench
+ * (dist/bench/…js) to measure daemons as deployed: from source every daemon also carries tsx.
  *
  * Needs root. Times come from the daemons' own log lines (wall ms) minus the wall time just
  * before the kill, so polling does not add to them. Printed, never asserted.
@@ -12,6 +18,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createLabCluster, type LabCluster, waitFor } from '../src/daemon/lab_cluster.ts';
+import { DAEMON_NODE_FLAGS } from '../src/daemon/node_flags.ts';
 import { hasNetnsSupport } from '../src/lab/netns.ts';
 import { isProfileName, PROFILES, type ProfileName } from '../src/membership/profiles.ts';
 
@@ -20,11 +27,24 @@ const MAX_TRIALS = 500;
 const STEP_DEADLINE_MS = 60_000;
 const MAX_FALSE_LOSSES_SHOWN = 5;
 
-function rssMb(pid: number | undefined): number | undefined {
+interface Mem {
+  rss: number;
+  anon: number;
+  pss: number;
+}
+
+/** VmRSS, RssAnon and PSS of a process in MB, or undefined when it is gone. */
+function memMb(pid: number | undefined): Mem | undefined {
   if (pid === undefined) return undefined;
   try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : undefined;
+    const st = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const kb = (re: RegExp, text: string): number => Number(re.exec(text)?.[1] ?? Number.NaN) / 1024;
+    return {
+      rss: kb(/VmRSS:\s+(\d+) kB/, st),
+      anon: kb(/RssAnon:\s+(\d+) kB/, st),
+      pss: kb(/^Pss:\s+(\d+) kB/m, rollup),
+    };
   } catch {
     return undefined;
   }
@@ -57,14 +77,14 @@ async function benchProfile(profile: ProfileName, trials: number, links: number)
     const startedAt = Date.now();
     const first: number[] = [];
     const all: number[] = [];
-    const rss: number[] = [];
+    const mem: Mem[] = [];
     const kills: Array<{ victim: string; at: number }> = [];
     for (let i = 0; i < trials; i++) {
       const victim = NODES[i % NODES.length]!;
       const survivors = NODES.filter((n) => n !== victim);
       for (const n of NODES) {
-        const r = rssMb(c.pid(n));
-        if (r !== undefined) rss.push(r);
+        const m = memMb(c.pid(n));
+        if (m !== undefined) mem.push(m);
       }
       const killedAt = c.kill9(victim);
       kills.push({ victim, at: killedAt });
@@ -96,12 +116,14 @@ async function benchProfile(profile: ProfileName, trials: number, links: number)
     }
     first.sort((a, b) => a - b);
     all.sort((a, b) => a - b);
-    rss.sort((a, b) => a - b);
+    const sorted = (k: keyof Mem): number[] => mem.map((m) => m[k]).sort((a, b) => a - b);
+    const [rss, anon, pss] = [sorted('rss'), sorted('anon'), sorted('pss')];
     const p = PROFILES[profile];
     console.log(
       `${profile.padEnd(5)} keepalive ${p.keepaliveMs} ms, deadtime ${p.deadtimeMs} ms, ${trials} trials, ${links} link(s): ` +
         `all survivors marked lost after median ${pct(all, 50)} ms (p90 ${pct(all, 90)}, min ${all[0]}, max ${all.at(-1)}); ` +
-        `first survivor median ${pct(first, 50)} ms; RSS per daemon median ${pct(rss, 50).toFixed(1)} MB (max ${rss.at(-1)?.toFixed(1)}); ` +
+        `first survivor median ${pct(first, 50)} ms; per daemon median VmRSS ${pct(rss, 50).toFixed(1)} MB (max ${rss.at(-1)?.toFixed(1)}), ` +
+        `RssAnon ${pct(anon, 50).toFixed(1)} MB, PSS ${pct(pss, 50).toFixed(1)} MB; ` +
         `false losses ${falseLosses}`,
     );
   } finally {
@@ -115,8 +137,15 @@ async function main(): Promise<void> {
       trials: { type: 'string', default: process.env.HALO_BENCH_TRIALS ?? '20' },
       profiles: { type: 'string', default: 'lan,fast' },
       links: { type: 'string', default: '2' },
+      'node-flags': { type: 'string', default: 'daemon' },
     },
   });
+  const nodeFlags = values['node-flags'];
+  if (nodeFlags !== 'daemon' && nodeFlags !== 'none') throw new Error('--node-flags must be daemon or none');
+  if (nodeFlags === 'daemon') {
+    // The daemons inherit this; the flags are allowed in NODE_OPTIONS.
+    process.env.NODE_OPTIONS = [process.env.NODE_OPTIONS ?? '', ...DAEMON_NODE_FLAGS].join(' ').trim();
+  }
   const trials = Number(values.trials);
   const links = Number(values.links);
   if (!Number.isInteger(trials) || trials < 1 || trials > MAX_TRIALS)
@@ -129,6 +158,10 @@ async function main(): Promise<void> {
     console.log('failure_detection_bench: skipped (needs root and ip netns)');
     return;
   }
+  const compiled = import.meta.url.endsWith('.js');
+  console.log(
+    `daemons run ${compiled ? 'compiled (plain node)' : 'from source (tsx)'}, node flags: ${nodeFlags === 'daemon' ? DAEMON_NODE_FLAGS.join(' ') : 'none'}`,
+  );
   for (const p of profiles as ProfileName[]) await benchProfile(p, trials, links);
 }
 

@@ -4,15 +4,20 @@
  * often a node was marked suspect or lost although nothing failed. Goal for `lan`: 0 lost.
  *
  *   node --import tsx bench/false_suspicion_soak_bench.ts [--seconds 600] [--profile lan] [--modes idle,busy]
+ *     [--node-flags daemon|none] [--realtime-priority N]   (N 0: nice -10 only, for A/B runs)
  *   (or HALO_SOAK_SECONDS=60 npm run bench -- soak)
  *
- * Needs root. The busy loops are child processes killed by PID when each phase ends (and in
+ * The daemons run as deployed: realtime scheduling from the config's default realtimePriority,
+ * DAEMON_NODE_FLAGS via NODE_OPTIONS (`--node-flags none` leaves them out). Needs root. The busy loops are child processes killed by PID when each phase ends (and in
  * `finally`). Printed, never asserted.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { availableParallelism } from 'node:os';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLabCluster, type LabCluster, waitFor } from '../src/daemon/lab_cluster.ts';
+import { DAEMON_NODE_FLAGS } from '../src/daemon/node_flags.ts';
 import { hasNetnsSupport } from '../src/lab/netns.ts';
 import { isProfileName, type ProfileName } from '../src/membership/profiles.ts';
 
@@ -33,6 +38,16 @@ function count(c: LabCluster, to: string, fromMs: number): number {
   return n;
 }
 
+function rssMb(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function spinners(n: number, seconds: number): ChildProcess[] {
   // Each spinner stops by itself after `seconds` too, so none can outlive the benchmark.
   const code = `const end = Date.now() + ${seconds * 1000}; while (Date.now() < end) {}`;
@@ -45,8 +60,14 @@ async function main(): Promise<void> {
       seconds: { type: 'string', default: process.env.HALO_SOAK_SECONDS ?? '600' },
       profile: { type: 'string', default: 'lan' },
       modes: { type: 'string', default: 'idle,busy' },
+      'node-flags': { type: 'string', default: 'daemon' },
+      'realtime-priority': { type: 'string' },
     },
   });
+  const nodeFlags = values['node-flags'];
+  if (nodeFlags !== 'daemon' && nodeFlags !== 'none') throw new Error('--node-flags must be daemon or none');
+  if (nodeFlags === 'daemon')
+    process.env.NODE_OPTIONS = [process.env.NODE_OPTIONS ?? '', ...DAEMON_NODE_FLAGS].join(' ').trim();
   const seconds = Number(values.seconds);
   if (!Number.isFinite(seconds) || seconds <= 0 || seconds > MAX_SECONDS)
     throw new Error(`--seconds must be in (0, ${MAX_SECONDS}]`);
@@ -59,23 +80,41 @@ async function main(): Promise<void> {
     console.log('false_suspicion_soak_bench: skipped (needs root and ip netns)');
     return;
   }
+  const rt = values['realtime-priority'];
+  if (rt !== undefined && !/^\d{1,2}$/.test(rt)) throw new Error('--realtime-priority must be 0..99');
   const c = createLabCluster({ nodes: NODES, links: 2, profile: profile as ProfileName });
   const spin: ChildProcess[] = [];
   try {
+    if (rt !== undefined) {
+      // A/B runs: the same cluster with another scheduling setting (0: nice only).
+      const file = join(c.dir, 'halo.json');
+      writeFileSync(
+        file,
+        JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), realtimePriority: Number(rt) }),
+      );
+    }
     for (const n of NODES) c.start(n);
     await waitFor('cluster to form', 60_000, () => allMembers(c));
+    const policy = (n: string): string =>
+      /policy: (\S+)/.exec(spawnSync('chrt', ['-p', String(c.pid(n))], { encoding: 'utf8' }).stdout)?.[1] ??
+      '?';
+    console.log(`daemon scheduling: ${NODES.map((n) => `${n} ${policy(n)}`).join(', ')}`);
     for (const mode of modes) {
       const from = Date.now();
+      const loadBefore = loadavg()[0]!.toFixed(1);
       if (mode === 'busy') spin.push(...spinners(availableParallelism(), seconds));
       await new Promise((r) => setTimeout(r, seconds * 1000));
       for (const p of spin.splice(0))
         if (p.pid !== undefined && p.exitCode === null) process.kill(p.pid, 'SIGKILL');
       const sts = await Promise.all(NODES.map((n) => c.status(n)));
       const maxDeadtime = Math.max(...sts.flatMap((s) => s.members.map((m) => m.deadtimeMs ?? 0)));
+      const maxMean = Math.max(...sts.flatMap((s) => s.members.map((m) => m.meanIntervalMs ?? 0)));
+      const rss = NODES.map((n) => rssMb(c.pid(n)) ?? Number.NaN);
       console.log(
         `${profile} ${mode.padEnd(4)} ${seconds} s, 3 nodes, 2 links: false suspect ${count(c, 'suspect', from)}, ` +
           `false lost ${count(c, 'lost', from)}, paused ${NODES.reduce((a, n) => a + c.logLines(n).filter((l) => l.event === 'paused' && (l.t as number) >= from).length, 0)}, ` +
-          `adaptive deadtime at end up to ${maxDeadtime} ms`,
+          `adaptive deadtime at end up to ${maxDeadtime} ms (mean heartbeat interval up to ${maxMean} ms); ` +
+          `VmRSS at end ${rss.map((r) => r.toFixed(1)).join('/')} MB; load average (1 min) ${loadBefore} at start, ${loadavg()[0]!.toFixed(1)} at end`,
       );
     }
   } finally {

@@ -4,18 +4,24 @@
  * pairs; one stonith device; stickiness 1), for initial placement (no history) and for
  * recovery after losing one node (everything running, node n1 lost and fenced).
  *
- * Each case runs in its own child process so peak RSS is per case. When `crm_simulate` is
- * installed, it runs `crm_simulate -R -x` on the same CIB (capped at CRM_TIMEOUT_MS) and the
- * ratio is printed.
+ * Two figures per case, each from its own child process so peak RSS is per figure:
+ * `schedule` builds the CIB model in memory and times schedule() alone (the scheduler's own
+ * cost; its peak RSS includes the model, not the initial placement run that produced the
+ * recovery input, which runs in a process of its own); `-x` times what `halo simulate -x FILE`
+ * does with the same CIB written as XML (read, parse, schedule with text output). When
+ * `crm_simulate` is installed it runs `crm_simulate -R -x` on that file (capped at
+ * CRM_TIMEOUT_MS) and the wall and CPU ratios against `-x` are printed (CPU time is the fairer
+ * figure on a busy machine).
  *
- * Usage: scheduler_bench [--sizes 2x100,16x1000] [--crm-max-resources 1000] [--no-crm] [--json]
+ * Usage: scheduler_bench [--sizes 2x100,16x1000] [--modes initial,recovery] [--no-xml]
+ *        [--crm-max-resources 1000] [--no-crm] [--json]
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { serializeCibXml } from '../src/cib/cib_xml.ts';
+import { parseCibXmlFile, serializeCibXml } from '../src/cib/cib_xml.ts';
 import type { Cib, Constraint, NodeState, Primitive, Resource, ResourceHistory } from '../src/cib/model.ts';
 import { emptyCib } from '../src/cib/model.ts';
 import { SeededRng } from '../src/lib/prng.ts';
@@ -230,23 +236,37 @@ function probedHistory(id: string, cls: string, type: string): ResourceHistory {
   };
 }
 
-/** The cluster after the initial placement has run, with node n1 then lost. */
-export function recoveryCib(initial: Cib): Cib {
+/** Where the initial placement puts each primitive: [resource id, node] pairs. */
+export type Placement = readonly (readonly [string, string])[];
+
+/** Runs the initial placement (in the process that generates inputs, not the one measured). */
+export function initialPlacement(initial: Cib): Placement {
   const r = schedule(initial, NOW_MS, { textOutput: false });
   if (!r.ok) throw new Error(r.message);
-  const byNode = new Map<string, ResourceHistory[]>();
+  const out: [string, string][] = [];
   for (const d of r.stages.decisions) {
-    const node = d.next.node;
-    if (!node || d.next.role === 'Stopped') continue;
-    const def = d.rsc.def!;
+    if (d.next.node && d.next.role !== 'Stopped') out.push([d.rsc.id, d.next.node]);
+  }
+  return out;
+}
+
+/** The cluster after the initial placement has run, with node n1 then lost. */
+export function recoveryCib(initial: Cib, placement: Placement): Cib {
+  const defs = new Map<string, Primitive>();
+  const walk = (r: Resource): void => {
+    if (r.kind === 'primitive') defs.set(r.id, r);
+    else if (r.kind === 'group') for (const m of r.members) walk(m);
+  };
+  for (const r of initial.configuration.resources) walk(r);
+  const byNode = new Map<string, ResourceHistory[]>();
+  for (const [id, node] of placement) {
+    const def = defs.get(id)!;
     const list = byNode.get(node) ?? [];
-    list.push(runningHistory(d.rsc.id, def.class ?? 'ocf', def.type ?? 'Dummy'));
+    list.push(runningHistory(id, def.class ?? 'ocf', def.type ?? 'Dummy'));
     byNode.set(node, list);
   }
   // Every node has probed every resource (as in a cluster that has been up for a while).
-  const probed = r.stages.decisions.map((d) =>
-    probedHistory(d.rsc.id, d.rsc.def?.class ?? 'ocf', d.rsc.def?.type ?? 'Dummy'),
-  );
+  const probed = [...defs.values()].map((d) => probedHistory(d.id, d.class ?? 'ocf', d.type ?? 'Dummy'));
   const status = initial.configuration.nodes.map((n) => {
     const running = byNode.get(n.uname) ?? [];
     const here = new Set(running.map((h) => h.id));
@@ -256,26 +276,51 @@ export function recoveryCib(initial: Cib): Cib {
   return { ...initial, status };
 }
 
-interface CaseResult {
-  nodes: number;
-  resources: number;
-  mode: Mode;
+interface ScheduleFigures {
+  /** Wall time of the schedule() call. */
   haloMs: number;
   /** CPU time of the schedule() call (user + system, all threads incl. GC): robust on a busy machine. */
   haloCpuMs: number;
+  /** Peak RSS of the process that built the model in memory and scheduled it. */
   haloRssMb: number;
   /** RSS with the input CIB built, before scheduling (the scheduler's own share is the difference). */
   inputRssMb: number;
   actions: number;
+}
+
+/** The whole `halo simulate -x` path: read the XML file, parse it, schedule. */
+interface FromXmlFigures {
+  readMs: number;
+  parseMs: number;
+  scheduleMs: number;
+  /** CPU time of read + parse + schedule. */
+  cpuMs: number;
+  rssMb: number;
+  xmlMb: number;
+}
+
+interface CaseResult extends ScheduleFigures {
+  nodes: number;
+  resources: number;
+  mode: Mode;
+  fromXml?: FromXmlFigures;
   crmMs?: number;
+  /** crm_simulate's user + system CPU time (the fair comparison on a busy machine). */
+  crmCpuMs?: number;
   crmRssMb?: number;
   crmNote?: string;
 }
 
-/** Child mode: build one case, schedule it, print JSON on stdout. */
-function runOne(nodes: number, resources: number, mode: Mode, xmlOut?: string): void {
+function buildCase(nodes: number, resources: number, mode: Mode, placementFile?: string): Cib {
   const initial = syntheticConfig(nodes, resources);
-  const cib = mode === 'initial' ? initial : recoveryCib(initial);
+  if (mode === 'initial') return initial;
+  const placement = JSON.parse(readFileSync(placementFile!, 'utf8')) as Placement;
+  return recoveryCib(initial, placement);
+}
+
+/** Child mode: build one case in memory, schedule it, print JSON on stdout. */
+function runOne(nodes: number, resources: number, mode: Mode, placementFile?: string): void {
+  const cib = buildCase(nodes, resources, mode, placementFile);
   if (global.gc) global.gc();
   const inputRssMb = process.memoryUsage().rss / (1024 * 1024);
   const t0 = process.hrtime.bigint();
@@ -286,21 +331,55 @@ function runOne(nodes: number, resources: number, mode: Mode, xmlOut?: string): 
   const cpuMs = (cpu.user + cpu.system) / 1000;
   if (!r.ok) throw new Error(r.message);
   const rssMb = process.resourceUsage().maxRSS / 1024;
-  // Written after measuring: serializing a large CIB costs more memory than scheduling it.
-  if (xmlOut) writeFileSync(xmlOut, serializeCibXml(cib));
-  process.stdout.write(
-    `${JSON.stringify({ haloMs: ms, haloCpuMs: cpuMs, haloRssMb: rssMb, inputRssMb, actions: r.transition.actions.length })}\n`,
-  );
+  const out: ScheduleFigures = {
+    haloMs: ms,
+    haloCpuMs: cpuMs,
+    haloRssMb: rssMb,
+    inputRssMb,
+    actions: r.transition.actions.length,
+  };
+  process.stdout.write(`${JSON.stringify(out)}\n`);
 }
 
-function crmSimulate(xml: string): { ms?: number; rssMb?: number; note?: string } {
+/** Child mode: write the case's CIB as XML (the input of --from-xml and of crm_simulate). */
+function writeXml(nodes: number, resources: number, mode: Mode, out: string, placementFile?: string): void {
+  writeFileSync(out, serializeCibXml(buildCase(nodes, resources, mode, placementFile)));
+}
+
+/** Child mode: what `halo simulate -x FILE` does, timed part by part. */
+function runFromXml(file: string): void {
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  // The file is read in pieces while it is parsed (as `halo simulate -x` reads it): readMs is
+  // only the stat, parseMs includes the reading.
+  const xmlMb = statSync(file).size / (1024 * 1024);
+  const t1 = performance.now();
+  const parsed = parseCibXmlFile(file);
+  const t2 = performance.now();
+  if (!parsed.ok) throw new Error(parsed.diagnostics[0]?.message);
+  const r = schedule(parsed.cib, NOW_MS);
+  const t3 = performance.now();
+  if (!r.ok) throw new Error(r.message);
+  const cpu = process.cpuUsage(cpu0);
+  const out: FromXmlFigures = {
+    readMs: t1 - t0,
+    parseMs: t2 - t1,
+    scheduleMs: t3 - t2,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    rssMb: process.resourceUsage().maxRSS / 1024,
+    xmlMb,
+  };
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+function crmSimulate(xml: string): { ms?: number; cpuMs?: number; rssMb?: number; note?: string } {
   const t0 = process.hrtime.bigint();
   // `timeout` kills crm_simulate itself (killing /usr/bin/time would orphan it); time's %M is
   // the peak RSS of its waited-for descendants, i.e. crm_simulate's.
   const limit = String(Math.ceil(CRM_TIMEOUT_MS / 1000));
   const res = spawnSync(
     '/usr/bin/time',
-    ['-f', '%M', 'timeout', '-s', 'KILL', limit, 'crm_simulate', '-R', '-x', xml],
+    ['-f', '%M %U %S', 'timeout', '-s', 'KILL', limit, 'crm_simulate', '-R', '-x', xml],
     {
       encoding: 'utf8',
       timeout: CRM_TIMEOUT_MS + 30_000,
@@ -312,8 +391,9 @@ function crmSimulate(xml: string): { ms?: number; rssMb?: number; note?: string 
   if (res.error || res.signal || res.status === 137 || res.status === 124) {
     return { note: `timed out after ${CRM_TIMEOUT_MS / 1000} s` };
   }
-  const kb = Number(res.stderr.trim().split('\n').pop());
-  return { ms, rssMb: Number.isFinite(kb) ? kb / 1024 : undefined };
+  const [kb, user, sys] = (res.stderr.trim().split('\n').pop() ?? '').split(' ').map(Number);
+  const cpuMs = Number.isFinite(user) && Number.isFinite(sys) ? (user! + sys!) * 1000 : undefined;
+  return { ms, cpuMs, rssMb: kb !== undefined && Number.isFinite(kb) ? kb / 1024 : undefined };
 }
 
 function hasCrmSimulate(): boolean {
@@ -325,82 +405,139 @@ function hasCrmSimulate(): boolean {
   }
 }
 
+/** Runs this file again as a child (own process, own peak RSS) and returns its last stdout line. */
+function child(args: readonly string[], what: string): string {
+  const self = fileURLToPath(import.meta.url);
+  const res = spawnSync(process.execPath, [...process.execArgv, '--expose-gc', self, ...args], {
+    encoding: 'utf8',
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  if (res.status !== 0) throw new Error(`bench ${what} failed: ${res.stderr}`);
+  return res.stdout.trim().split('\n').pop() ?? '';
+}
+
+function childMode(argv: readonly string[]): boolean {
+  const [flag, a, b, c, d, e] = argv;
+  const mode = c as Mode;
+  if (flag === '--placement')
+    writeFileSync(c!, JSON.stringify(initialPlacement(syntheticConfig(Number(a), Number(b)))));
+  else if (flag === '--one') runOne(Number(a), Number(b), mode, d);
+  else if (flag === '--xml') writeXml(Number(a), Number(b), mode, d!, e);
+  else if (flag === '--from-xml') runFromXml(a!);
+  else return false;
+  return true;
+}
+
+function runCase(nodes: number, resources: number, mode: Mode, o: MainOptions): CaseResult {
+  const what = `case ${nodes}x${resources} ${mode}`;
+  const base = join(o.dir, `${nodes}x${resources}-${mode}`);
+  const placement = mode === 'recovery' ? `${base}.placement.json` : undefined;
+  if (placement) child(['--placement', String(nodes), String(resources), placement], what);
+  const size = [String(nodes), String(resources), mode];
+  const halo = JSON.parse(
+    child(['--one', ...size, ...(placement ? [placement] : [])], what),
+  ) as ScheduleFigures;
+  const row: CaseResult = { nodes, resources, mode, ...halo };
+  const wantCrm = o.useCrm && resources <= o.crmMax;
+  if (o.fromXml || wantCrm) {
+    const xml = `${base}.xml`;
+    child(['--xml', ...size, xml, ...(placement ? [placement] : [])], what);
+    if (o.fromXml) row.fromXml = JSON.parse(child(['--from-xml', xml], what)) as FromXmlFigures;
+    if (wantCrm) {
+      const crm = crmSimulate(xml);
+      if (crm.ms !== undefined) row.crmMs = crm.ms;
+      if (crm.cpuMs !== undefined) row.crmCpuMs = crm.cpuMs;
+      if (crm.rssMb !== undefined) row.crmRssMb = crm.rssMb;
+      if (crm.note) row.crmNote = crm.note;
+    } else if (o.useCrm) {
+      row.crmNote = `skipped (R > ${o.crmMax}; crm_simulate needs minutes here)`;
+    }
+    rmSync(xml, { force: true });
+  }
+  if (placement) rmSync(placement, { force: true });
+  return row;
+}
+
+interface MainOptions {
+  dir: string;
+  useCrm: boolean;
+  crmMax: number;
+  fromXml: boolean;
+}
+
 function main(): void {
   const argv = process.argv.slice(2);
-  if (argv[0] === '--one') {
-    runOne(Number(argv[1]), Number(argv[2]), argv[3] as Mode, argv[4]);
-    return;
-  }
+  if (childMode(argv)) return;
   const opt = (name: string): string | undefined => {
     const i = argv.indexOf(name);
     return i >= 0 ? argv[i + 1] : undefined;
   };
+  if (argv.includes('--help')) {
+    process.stdout.write(
+      'Usage: scheduler_bench [--sizes 2x100,16x1000] [--modes initial,recovery] [--no-xml] [--crm-max-resources 1000] [--no-crm] [--json]\n',
+    );
+    return;
+  }
   const sizes = opt('--sizes')
     ? opt('--sizes')!
         .split(',')
         .map((s) => s.split('x').map(Number) as [number, number])
     : DEFAULT_SIZES;
-  const crmMax = Number(opt('--crm-max-resources') ?? 1000);
-  const useCrm = !argv.includes('--no-crm') && hasCrmSimulate();
+  const modes = (opt('--modes')?.split(',') ?? ['initial', 'recovery']) as Mode[];
   const dir = mkdtempSync(join(tmpdir(), 'halo-bench-'));
-  const self = fileURLToPath(import.meta.url);
+  const o: MainOptions = {
+    dir,
+    useCrm: !argv.includes('--no-crm') && hasCrmSimulate(),
+    crmMax: Number(opt('--crm-max-resources') ?? 1000),
+    fromXml: !argv.includes('--no-xml'),
+  };
+  const json = argv.includes('--json');
   const results: CaseResult[] = [];
+  if (!json)
+    process.stdout.write(
+      `load average at start: ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}\n`,
+    );
   try {
     for (const [nodes, resources] of sizes) {
-      for (const mode of ['initial', 'recovery'] as const) {
-        const xml = join(dir, `${nodes}x${resources}-${mode}.xml`);
-        const wantCrm = useCrm && resources <= crmMax;
-        const child = spawnSync(
-          process.execPath,
-          [
-            ...process.execArgv,
-            '--expose-gc',
-            self,
-            '--one',
-            String(nodes),
-            String(resources),
-            mode,
-            ...(wantCrm ? [xml] : []),
-          ],
-          {
-            encoding: 'utf8',
-            maxBuffer: 16 * 1024 * 1024,
-          },
-        );
-        if (child.status !== 0)
-          throw new Error(`bench case ${nodes}x${resources} ${mode} failed: ${child.stderr}`);
-        const halo = JSON.parse(child.stdout.trim().split('\n').pop()!) as Pick<
-          CaseResult,
-          'haloMs' | 'haloCpuMs' | 'haloRssMb' | 'inputRssMb' | 'actions'
-        >;
-        const row: CaseResult = { nodes, resources, mode, ...halo };
-        if (wantCrm) {
-          const crm = crmSimulate(xml);
-          if (crm.ms !== undefined) row.crmMs = crm.ms;
-          if (crm.rssMb !== undefined) row.crmRssMb = crm.rssMb;
-          if (crm.note) row.crmNote = crm.note;
-          rmSync(xml, { force: true });
-        } else if (useCrm) {
-          row.crmNote = `skipped (R > ${crmMax}; crm_simulate needs minutes here)`;
-        }
+      for (const mode of modes) {
+        const row = runCase(nodes, resources, mode, o);
         results.push(row);
-        printRow(row, argv.includes('--json'));
+        if (!json) printRow(row);
       }
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  if (argv.includes('--json')) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+  if (json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+  else
+    process.stdout.write(
+      `load average at end: ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}\n`,
+    );
 }
 
-function printRow(r: CaseResult, json: boolean): void {
-  if (json) return;
+function printRow(r: CaseResult): void {
+  const perUnitUs = (r.haloCpuMs * 1000) / (r.nodes * r.resources);
+  const x = r.fromXml;
+  const fromXml = x
+    ? `  | -x ${x.xmlMb.toFixed(0).padStart(3)} MB: read ${x.readMs.toFixed(0)} + parse ${x.parseMs.toFixed(0)} + schedule ${x.scheduleMs.toFixed(0)} ms (cpu ${x.cpuMs.toFixed(0)}) peak ${x.rssMb.toFixed(0)} MB`
+    : '';
+  // Both sides read, parse and schedule the same XML file: the ratio compares like with like.
+  const total = x ? x.readMs + x.parseMs + x.scheduleMs : r.haloMs;
+  const totalCpu = x ? x.cpuMs : r.haloCpuMs;
+  const cpuRatio =
+    r.crmCpuMs !== undefined
+      ? `, cpu ${(r.crmCpuMs / 1000).toFixed(2)} s ratio ${(r.crmCpuMs / totalCpu).toFixed(1)}×`
+      : '';
   const crm =
     r.crmMs !== undefined
-      ? `${(r.crmMs / 1000).toFixed(2)} s ${r.crmRssMb?.toFixed(0) ?? '?'} MB  ratio ${(r.crmMs / r.haloMs).toFixed(0)}×`
+      ? `${(r.crmMs / 1000).toFixed(2)} s ${r.crmRssMb?.toFixed(0) ?? '?'} MB  ratio ${(r.crmMs / total).toFixed(1)}×${cpuRatio}${x ? ' (vs -x)' : ''}`
       : (r.crmNote ?? 'not run');
   process.stdout.write(
-    `${`${r.nodes}×${r.resources}`.padEnd(9)} ${r.mode.padEnd(9)} halo ${r.haloMs.toFixed(1).padStart(8)} ms (cpu ${r.haloCpuMs.toFixed(0).padStart(5)} ms) peak ${r.haloRssMb.toFixed(0).padStart(5)} MB (input ${r.inputRssMb.toFixed(0).padStart(4)} MB)  ${String(r.actions).padStart(7)} actions   crm_simulate ${crm}\n`,
+    `${`${r.nodes}×${r.resources}`.padEnd(9)} ${r.mode.padEnd(9)} schedule ${r.haloMs.toFixed(1).padStart(7)} ms (cpu ${r.haloCpuMs.toFixed(0).padStart(5)} ms, ${perUnitUs.toFixed(2)} µs per R·N) peak ${r.haloRssMb.toFixed(0).padStart(4)} MB (input ${r.inputRssMb.toFixed(0).padStart(4)} MB) ${String(r.actions).padStart(6)} actions${fromXml}  crm_simulate ${crm}\n`,
   );
 }
 

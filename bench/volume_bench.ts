@@ -1,13 +1,24 @@
 /**
  * Volume benchmark (printed, never asserted): write throughput and sync-write latency through
  * NBD for protocols C, B and A, each against the same NBD server over an unreplicated local
- * file measured in the same run; then full and partial resync throughput.
+ * file measured in the same run; then full and partial resync throughput against the
+ * physical limits measured in the same run (disk, raw TCP link, sealed stream link).
  *
- *   node --import tsx bench/volume_bench.ts [--size-mib 64] [--protocols C,B,A] [--no-resync] [--rand-only]
+ *   node --import tsx bench/volume_bench.ts [--size-mib 64] [--protocols C,B,A] [--no-resync] [--rand-only] [--lat-only]
  *
  * `--rand-only` adds a longer random-write phase (profiling aid: run with `node --cpu-prof`;
- * the engines inherit the flag). Resync is reported twice: including the reconnect (connect-int)
+ * the engines inherit the flag); `--lat-only` skips the throughput phases (HALO_BENCH_PAUSE=S
+ * waits S seconds before the latency phase and prints the pids to attach a tracer to). Resync is reported twice: including the reconnect (connect-int)
  * and from the moment the target reports SyncTarget.
+ *
+ * Fairness: both sides get the same client, the same NBD server code, the same write pattern
+ * and the same durability points (a FLUSH ends each throughput phase; the latency phase uses
+ * FUA writes), and the baseline is re-measured right before each protocol. Every backing
+ * file, the baseline's included, is fully written and fdatasync'd before anything is
+ * measured, so no side pays for block allocation the other does not.
+ * `cores` is CPU time per wall second of each process during a phase (from /proc), then CPU
+ * time per MiB or per write (USER_HZ resolution: 10 ms per process per phase): on this
+ * 2-core box the unreplicated path runs 2 processes, the replicated one 3, all on one disk.
  *
  * Both engines run as real processes (`halo volume run`) replicating over TCP on 127.0.0.1;
  * the baseline is this file re-run as `--serve FILE SOCK` (our NbdServer on a FileBlockDevice).
@@ -15,7 +26,17 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fdatasyncSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +46,7 @@ import { selfCommand } from '../src/cli/volume_cmd.ts';
 import { FileBlockDevice } from '../src/nbd/block_device.ts';
 import { Cmd, CmdFlag, encodeInfoRequest, encodeOption, encodeRequest, Opt } from '../src/nbd/codec.ts';
 import { NbdServer } from '../src/nbd/server.ts';
+import { StreamChannel, StreamServer } from '../src/transport/stream.ts';
 import type { CoreStatus } from '../src/volume/core.ts';
 import { controlRequest } from '../src/volume/engine.ts';
 
@@ -88,7 +110,11 @@ class Client {
     const handle = this.handle++;
     return new Promise((res) => {
       this.waiters.set(handle, res);
-      this.sock.write(encodeRequest({ type, handle, offset: BigInt(offset), length, flags }, data));
+      // Header and payload leave in one vectored write; the payload is never copied here.
+      this.sock.cork();
+      this.sock.write(encodeRequest({ type, handle, offset: BigInt(offset), length, flags }));
+      if (data.length > 0) this.sock.write(data);
+      this.sock.uncork();
     });
   }
 
@@ -105,41 +131,131 @@ async function pipelined(n: number, depth: number, op: (i: number) => Promise<vo
   await Promise.all(Array.from({ length: depth }, worker));
 }
 
+/** CPU seconds (user + system) a process used so far, from /proc (0 if it is gone). */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in USER_HZ (100 on Linux)
+  } catch {
+    return 0;
+  }
+}
+
+/** Engine and core counters of every engine, flattened as `node.name` (empty for the baseline). */
+type Snap = () => Promise<Record<string, number>>;
+
+/**
+ * Runs `fn` (`ops` operations) and reports, per named process, CPU seconds per wall second
+ * meanwhile and CPU time per operation (which other load on the box hardly changes), and which
+ * counters `snap` sees change.
+ */
+async function withCores(
+  pids: Record<string, number>,
+  snap: Snap,
+  ops: { n: number; unit: 'ms/MiB' | 'us/write' },
+  fn: () => Promise<void>,
+): Promise<{ secs: number; cores: string }> {
+  const all = { client: process.pid, ...pids };
+  const before = Object.fromEntries(Object.entries(all).map(([k, pid]) => [k, cpuSeconds(pid)]));
+  const c0 = await snap();
+  const t = performance.now();
+  await fn();
+  const secs = (performance.now() - t) / 1000;
+  const c1 = await snap();
+  const scale = ops.unit === 'ms/MiB' ? 1e3 : 1e6;
+  const cores = Object.entries(all)
+    .map(([k, pid]) => {
+      const cpu = cpuSeconds(pid) - before[k]!;
+      return `${k} ${(cpu / secs).toFixed(2)} cores ${((cpu * scale) / ops.n).toFixed(ops.unit === 'ms/MiB' ? 2 : 0)} ${ops.unit}`;
+    })
+    .join(', ');
+  const changed = Object.keys(c1)
+    .filter((k) => c1[k] !== c0[k])
+    .map((k) => `${k} +${Math.round(c1[k]! - (c0[k] ?? 0))}`);
+  return { secs, cores: changed.length > 0 ? `${cores}] [${changed.join(', ')}` : cores };
+}
+
+/** Counters worth watching in a write phase, from each engine's status reply. */
+function engineSnap(runDirs: Record<string, string>): Snap {
+  return async () => {
+    const out: Record<string, number> = {};
+    for (const [name, runDir] of Object.entries(runDirs)) {
+      const r = await controlRequest(runDir, 'r0', { cmd: 'status' }).catch(() => undefined);
+      const eng = (r?.engine ?? {}) as Record<string, number>;
+      const st = r?.status as CoreStatus | undefined;
+      for (const k of [
+        'persists',
+        'persistDataSyncs',
+        'persistMs',
+        'persistSlotMs',
+        'persistQueuedMs',
+        'batches',
+        'peerMsgs',
+        'diskFlushes',
+      ])
+        out[`${name}.${k}`] = eng[k] ?? 0;
+      out[`${name}.al`] = st?.counters.al ?? 0;
+    }
+    return out;
+  };
+}
+
 interface Result {
   seqMiBs: number;
   randMiBs: number;
   latP50Us: number;
   latMeanUs: number;
+  seqCores: string;
+  randCores: string;
 }
 
-async function measure(sock: string, sizeBytes: number): Promise<Result> {
+/** Random 4 KiB writes per measurement (64 MiB: long enough to outlast timer-driven work). */
+const RAND_WRITES = 16384;
+const LAT_WRITES = 300;
+
+async function measure(
+  sock: string,
+  sizeBytes: number,
+  pids: Record<string, number>,
+  snap: Snap = async () => ({}),
+): Promise<Result> {
   const c = await Client.connect(sock);
   const mib = randomBytes(1 << 20);
   const seqN = Math.floor(sizeBytes / (1 << 20));
-  let t = performance.now();
-  await pipelined(seqN, 8, (i) => c.request(Cmd.WRITE, i << 20, mib));
-  await c.request(Cmd.FLUSH, 0, new Uint8Array(0));
-  const seqMiBs = seqN / ((performance.now() - t) / 1000);
+  const latOnly = args.includes('--lat-only');
+  const seq = await withCores(pids, snap, { n: seqN, unit: 'ms/MiB' }, async () => {
+    if (latOnly) return;
+    await pipelined(seqN, 8, (i) => c.request(Cmd.WRITE, i << 20, mib));
+    await c.request(Cmd.FLUSH, 0, new Uint8Array(0));
+  });
+  const seqMiBs = latOnly ? Number.NaN : seqN / seq.secs;
+  const four = randomBytes(4096);
+  const blocks = Math.floor(sizeBytes / 4096);
   if (args.includes('--rand-only')) {
     // Profiling aid: a longer random-write phase alone, after the device is written once.
-    const four = randomBytes(4096);
-    const blocks = Math.floor(sizeBytes / 4096);
-    t = performance.now();
-    await pipelined(4 * 4096, 32, (i) => c.request(Cmd.WRITE, ((i * 2654435761) % blocks) * 4096, four));
+    const t = performance.now();
+    await pipelined(4 * RAND_WRITES, 32, (i) =>
+      c.request(Cmd.WRITE, ((i * 2654435761) % blocks) * 4096, four),
+    );
     console.log(
-      `rand-only: ${((4 * 4096 * 4096) / (1 << 20) / ((performance.now() - t) / 1000)).toFixed(1)} MiB/s`,
+      `rand-only: ${((4 * RAND_WRITES * 4096) / (1 << 20) / ((performance.now() - t) / 1000)).toFixed(1)} MiB/s`,
     );
   }
-  const four = randomBytes(4096);
-  const randN = 4096;
-  const blocks = Math.floor(sizeBytes / 4096);
-  const offs = Array.from({ length: randN }, (_v, i) => ((i * 2654435761) % blocks) * 4096);
-  t = performance.now();
-  await pipelined(randN, 32, (i) => c.request(Cmd.WRITE, offs[i]!, four));
-  await c.request(Cmd.FLUSH, 0, new Uint8Array(0));
-  const randMiBs = (randN * 4096) / (1 << 20) / ((performance.now() - t) / 1000);
+  const offs = Array.from({ length: RAND_WRITES }, (_v, i) => ((i * 2654435761) % blocks) * 4096);
+  const rand = await withCores(pids, snap, { n: RAND_WRITES, unit: 'us/write' }, async () => {
+    if (latOnly) return;
+    await pipelined(RAND_WRITES, 32, (i) => c.request(Cmd.WRITE, offs[i]!, four));
+    await c.request(Cmd.FLUSH, 0, new Uint8Array(0));
+  });
+  const randMiBs = latOnly ? Number.NaN : (RAND_WRITES * 4096) / (1 << 20) / rand.secs;
   const lats: number[] = [];
-  for (let i = 0; i < 300; i++) {
+  if (process.env.HALO_BENCH_PAUSE) {
+    // Profiling aid: time to attach strace/perf to the printed pids before the latency phase.
+    console.log(`latency phase in ${process.env.HALO_BENCH_PAUSE} s; pids ${JSON.stringify(pids)}`);
+    await new Promise((r) => setTimeout(r, Number(process.env.HALO_BENCH_PAUSE) * 1000));
+  }
+  for (let i = 0; i < LAT_WRITES; i++) {
     const s = performance.now();
     await c.request(Cmd.WRITE, offs[i]!, four, CmdFlag.FUA);
     lats.push((performance.now() - s) * 1000);
@@ -151,7 +267,119 @@ async function measure(sock: string, sizeBytes: number): Promise<Result> {
     randMiBs,
     latP50Us: lats[Math.floor(lats.length / 2)]!,
     latMeanUs: lats.reduce((a, b) => a + b, 0) / lats.length,
+    seqCores: seq.cores,
+    randCores: rand.cores,
   };
+}
+
+/** Writes every byte of `path` (zeroes) and makes it durable: no side pays for allocation. */
+function fillFile(path: string, bytes: number): void {
+  const fd = openSync(path, 'w');
+  try {
+    const zero = Buffer.alloc(1 << 20);
+    for (let at = 0; at < bytes; at += zero.length)
+      writeSync(fd, zero, 0, Math.min(zero.length, bytes - at), at);
+    fdatasyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Sequential 1 MiB writes over an already written file, then fdatasync: the disk's rate. */
+function diskMiBs(path: string, mib: number): number {
+  fillFile(path, mib << 20);
+  const fd = openSync(path, 'r+');
+  try {
+    const data = randomBytes(1 << 20);
+    const t = performance.now();
+    for (let i = 0; i < mib; i++) writeSync(fd, data, 0, data.length, i << 20);
+    fdatasyncSync(fd);
+    return mib / ((performance.now() - t) / 1000);
+  } finally {
+    closeSync(fd);
+    rmSync(path, { force: true });
+  }
+}
+
+const LINK_KEY = Buffer.alloc(32, 7);
+const LINK_OPTS = { clusterKey: LINK_KEY, clusterId: 1 } as const;
+
+/**
+ * The link between two processes on this box: `mib` MiB in 1 MiB messages to a child process
+ * that answers once it has them all. Raw TCP, or halo's sealed stream (AES-256-GCM framing).
+ */
+async function linkMiBs(kind: 'tcp' | 'stream', mib: number, port: number): Promise<number> {
+  const self = fileURLToPath(import.meta.url);
+  const child = spawn(
+    process.execPath,
+    [...process.execArgv, self, '--sink', kind, String(port), String(mib)],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  try {
+    await new Promise<void>((res) => child.stdout!.once('data', () => res()));
+    const data = randomBytes(1 << 20);
+    if (kind === 'tcp') {
+      const sock = net.connect(port, '127.0.0.1');
+      sock.setNoDelay(true);
+      await new Promise<void>((res) => sock.once('connect', res));
+      const done = new Promise<void>((res) => sock.once('data', () => res()));
+      const t = performance.now();
+      for (let i = 0; i < mib; i++) {
+        if (!sock.write(data)) await new Promise<void>((res) => sock.once('drain', res));
+      }
+      await done;
+      sock.destroy();
+      return mib / ((performance.now() - t) / 1000);
+    }
+    const ch = await StreamChannel.connect(
+      { host: '127.0.0.1', port },
+      { ...LINK_OPTS, self: 1, expectPeer: 2 },
+    );
+    const done = new Promise<void>((res) => ch.once('message', () => res()));
+    const t = performance.now();
+    const inFlight: Promise<void>[] = [];
+    for (let i = 0; i < mib; i++) {
+      inFlight.push(ch.send(data));
+      if (inFlight.length >= 8) await inFlight.shift();
+    }
+    await done;
+    ch.close();
+    return mib / ((performance.now() - t) / 1000);
+  } finally {
+    child.kill('SIGTERM');
+  }
+}
+
+async function sink(kind: string, port: number, mib: number): Promise<void> {
+  const want = mib << 20;
+  let got = 0;
+  if (kind === 'tcp') {
+    const server = net.createServer((sock) => {
+      sock.on('data', (d) => {
+        got += d.length;
+        if (got >= want) sock.write('k');
+      });
+    });
+    await new Promise<void>((res) => server.listen(port, '127.0.0.1', res));
+  } else {
+    await StreamServer.listen(
+      { host: '127.0.0.1', port },
+      {
+        ...LINK_OPTS,
+        self: 2,
+        accept: (p) => p === 1,
+        onChannel: (ch) =>
+          ch.on('message', (m) => {
+            got += m.length;
+            if (got >= want) void ch.send(Buffer.from('k'));
+          }),
+      },
+    );
+  }
+  process.stdout.write('ready\n');
+  process.on('SIGTERM', () => process.exit(0));
 }
 
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 120_000): Promise<T> {
@@ -187,12 +415,17 @@ async function status(runDir: string): Promise<CoreStatus | undefined> {
 
 function cli(conf: string, node: string, runDir: string, argv: string[]): void {
   const { exec, args: pre } = selfCommand();
-  execFileSync(exec, [...pre, 'volume', '-c', conf, '--node', node, '--run-dir', runDir, ...argv], {
-    stdio: 'pipe',
-  });
+  try {
+    execFileSync(exec, [...pre, 'volume', '-c', conf, '--node', node, '--run-dir', runDir, ...argv], {
+      stdio: 'pipe',
+    });
+  } catch (err) {
+    const stderr = (err as { stderr?: Buffer }).stderr?.toString().trim();
+    throw new Error(`bench: volume ${argv.join(' ')} on ${node} failed: ${stderr || (err as Error).message}`);
+  }
 }
 
-async function pair(dir: string, protocol: string, sizeMiB: number, port: number) {
+async function pair(dir: string, protocol: string, sizeMiB: number, port: number, downs: Array<() => void>) {
   const conf = join(dir, `drbd-${protocol}.conf`);
   const img = (n: string) => join(dir, `${protocol}-${n}.img`);
   writeFileSync(
@@ -206,8 +439,18 @@ async function pair(dir: string, protocol: string, sizeMiB: number, port: number
 `,
   );
   const runDir = (n: string) => join(dir, `run-${protocol}-${n}`);
+  // Registered before anything starts, so a failure below still stops both engines.
+  downs.push(() => {
+    for (const n of ['alpha', 'bravo']) {
+      try {
+        cli(conf, n, runDir(n), ['down', 'r0']);
+      } catch {
+        // already down
+      }
+    }
+  });
   for (const n of ['alpha', 'bravo']) {
-    execFileSync('truncate', ['-s', `${sizeMiB + 2}M`, img(n)]);
+    fillFile(img(n), (sizeMiB + 2) << 20);
     cli(conf, n, runDir(n), ['create-md', 'r0']);
     cli(conf, n, runDir(n), ['up', 'r0']);
   }
@@ -216,7 +459,12 @@ async function pair(dir: string, protocol: string, sizeMiB: number, port: number
   const w = await waitResync(runDir('bravo'));
   const fullSyncS = (w.end - t) / 1000;
   const fullResyncS = (w.end - (w.syncStart ?? t)) / 1000;
-  return { conf, runDir, img, fullSyncS, fullResyncS };
+  const pids: Record<string, number> = {};
+  for (const n of ['alpha', 'bravo']) {
+    const r = await controlRequest(runDir(n), 'r0', { cmd: 'status' });
+    pids[n === 'alpha' ? 'primary' : 'secondary'] = Number(r?.pid ?? 0);
+  }
+  return { conf, runDir, img, fullSyncS, fullResyncS, pids };
 }
 
 async function main(): Promise<void> {
@@ -227,7 +475,7 @@ async function main(): Promise<void> {
   const downs: Array<() => void> = [];
   try {
     const base = join(dir, 'plain.img');
-    execFileSync('truncate', ['-s', `${sizeMiB}M`, base]);
+    fillFile(base, sizeMiB << 20);
     const baseSock = join(dir, 'plain.sock');
     const self = fileURLToPath(import.meta.url);
     const server = spawn(process.execPath, [...process.execArgv, self, '--serve', base, baseSock], {
@@ -235,36 +483,40 @@ async function main(): Promise<void> {
     });
     children.push(server);
     await waitFor('baseline server', async () => existsSync(baseSock));
-    const plain = await measure(baseSock, sizeBytes);
+    console.log(`load: ${execFileSync('uptime').toString().trim()}`);
+    const disk = diskMiBs(join(dir, 'disk-probe.img'), sizeMiB);
+    const tcp = await linkMiBs('tcp', 4 * sizeMiB, 17790);
+    const sealed = await linkMiBs('stream', 2 * sizeMiB, 17791);
+    const limit = Math.min(disk, tcp);
     console.log(
-      `volume bench: ${sizeMiB} MiB device, NBD over a unix socket, replication over TCP on 127.0.0.1`,
+      `physical limits    : disk (1 MiB writes + fdatasync) ${disk.toFixed(0)} MiB/s | link (raw TCP, 2 processes) ${tcp.toFixed(0)} MiB/s | sealed stream (AES-GCM, 2 processes) ${sealed.toFixed(0)} MiB/s`,
     );
     console.log(
-      `unreplicated file : seq 1MiB ${plain.seqMiBs.toFixed(1)} MiB/s | rand 4KiB ${plain.randMiBs.toFixed(1)} MiB/s | 4KiB FUA p50 ${plain.latP50Us.toFixed(0)} us mean ${plain.latMeanUs.toFixed(0)} us`,
+      `volume bench: ${sizeMiB} MiB device, NBD over a unix socket, replication over TCP on 127.0.0.1`,
     );
     let port = 17800;
     const pi = args.indexOf('--protocols');
     const protocols = pi >= 0 ? (args[pi + 1] ?? 'C,B,A').split(',') : ['C', 'B', 'A'];
     for (const protocol of protocols) {
-      const p = await pair(dir, protocol, sizeMiB, port);
+      const p = await pair(dir, protocol, sizeMiB, port, downs);
       port += 2;
-      downs.push(() => {
-        for (const n of ['alpha', 'bravo']) {
-          try {
-            cli(p.conf, n, p.runDir(n), ['down', 'r0']);
-          } catch {
-            // already down
-          }
-        }
-      });
-      const r = await measure(join(p.runDir('alpha'), 'r0.nbd'), sizeBytes);
+      // The baseline runs right before each protocol: load on this shared box drifts within
+      // minutes, so each ratio compares two measurements taken seconds apart.
+      const plain = await measure(baseSock, sizeBytes, { server: server.pid! });
+      console.log(
+        `unreplicated file : seq 1MiB ${plain.seqMiBs.toFixed(1)} MiB/s | rand 4KiB ${plain.randMiBs.toFixed(1)} MiB/s | 4KiB FUA p50 ${plain.latP50Us.toFixed(0)} us mean ${plain.latMeanUs.toFixed(0)} us`,
+      );
+      console.log(`  cores: seq [${plain.seqCores}] rand [${plain.randCores}]`);
+      const snap = engineSnap({ primary: p.runDir('alpha'), secondary: p.runDir('bravo') });
+      const r = await measure(join(p.runDir('alpha'), 'r0.nbd'), sizeBytes, p.pids, snap);
       const ratio = (x: number, y: number) => `${((100 * x) / y).toFixed(0)}%`;
       console.log(
         `protocol ${protocol}        : seq 1MiB ${r.seqMiBs.toFixed(1)} MiB/s (${ratio(r.seqMiBs, plain.seqMiBs)}) | rand 4KiB ${r.randMiBs.toFixed(1)} MiB/s (${ratio(r.randMiBs, plain.randMiBs)}) | 4KiB FUA p50 ${r.latP50Us.toFixed(0)} us (${(r.latP50Us / plain.latP50Us).toFixed(2)}x) mean ${r.latMeanUs.toFixed(0)} us`,
       );
+      console.log(`  cores: seq [${r.seqCores}] rand [${r.randCores}]`);
       if (protocol === 'C' && !args.includes('--no-resync')) {
         console.log(
-          `full initial sync  : ${sizeMiB} MiB in ${p.fullSyncS.toFixed(2)} s = ${(sizeMiB / p.fullSyncS).toFixed(1)} MiB/s (includes promotion and reconnect); resync alone ${(sizeMiB / p.fullResyncS).toFixed(1)} MiB/s`,
+          `full initial sync  : ${sizeMiB} MiB in ${p.fullSyncS.toFixed(2)} s = ${(sizeMiB / p.fullSyncS).toFixed(1)} MiB/s (includes promotion and reconnect); resync alone ${(sizeMiB / p.fullResyncS).toFixed(1)} MiB/s = ${ratio(sizeMiB / p.fullResyncS, limit)} of min(disk, link), ${ratio(sizeMiB / p.fullResyncS, sealed)} of the sealed stream`,
         );
         // Partial resync: disconnect, dirty a quarter of the device, reconnect.
         cli(p.conf, 'bravo', p.runDir('bravo'), ['disconnect', 'r0']);
@@ -284,7 +536,7 @@ async function main(): Promise<void> {
         const sent = (await status(p.runDir('alpha')))!.counters.resyncBytesSent - before;
         const mibSent = sent / (1 << 20);
         console.log(
-          `partial resync     : ${dirty} dirty blocks, ${mibSent.toFixed(1)} MiB sent in ${secs.toFixed(2)} s = ${(mibSent / secs).toFixed(1)} MiB/s (includes reconnect); resync alone ${(mibSent / syncSecs).toFixed(1)} MiB/s`,
+          `partial resync     : ${dirty} dirty blocks, ${mibSent.toFixed(1)} MiB sent in ${secs.toFixed(2)} s = ${(mibSent / secs).toFixed(1)} MiB/s (includes reconnect); resync alone ${(mibSent / syncSecs).toFixed(1)} MiB/s = ${ratio(mibSent / syncSecs, limit)} of min(disk, link), ${ratio(mibSent / syncSecs, sealed)} of the sealed stream`,
         );
       }
       downs.pop()!();
@@ -294,6 +546,7 @@ async function main(): Promise<void> {
     for (const c of children) c.kill('SIGTERM');
     rmSync(dir, { recursive: true, force: true });
   }
+  console.log(`load: ${execFileSync('uptime').toString().trim()}`);
 }
 
 if (args[0] === '--serve') {
@@ -301,6 +554,8 @@ if (args[0] === '--serve') {
   const server = new NbdServer([{ name: 'r0', device: dev }]);
   await server.listen({ unixPath: args[2]! });
   process.on('SIGTERM', () => process.exit(0));
+} else if (args[0] === '--sink') {
+  await sink(args[1]!, Number(args[2]), Number(args[3]));
 } else {
   await main();
 }

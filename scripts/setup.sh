@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 machine with Node 20 lacks to build, test and run halo:
 # npm packages, and the Debian packages whose real tools the tests drive (resource and fence
-# agents, Pacemaker's CLI for conformance checks, NBD/FUSE tools for volumes, nginx for agents).
+# agents, Pacemaker's CLI for conformance checks, NBD/FUSE tools for volumes, nginx and Apache
+# for the lab's web services, MariaDB for seed-003's database, curl for the apache agent's monitor).
 # Safe to run again: apt and npm skip what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(
   iproute2 iputils-ping iputils-arping procps psmisc util-linux e2fsprogs kmod
-  resource-agents fence-agents nginx
+  resource-agents fence-agents nginx apache2-bin curl mariadb-server
   pacemaker-cli-utils crmsh
   libnbd-bin nbdkit fuse3 qemu-utils
   dpkg-dev

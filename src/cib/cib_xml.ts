@@ -21,8 +21,9 @@
  * Node ids (and ACL target/group ids) live in their own space and are keyed `node:ID`
  * (`acl_target:ID`, …). Status-section ids are not recorded.
  *
- * Pure: no I/O, no throwing on bad input.
+ * Pure (no I/O, no throwing on bad input), except `parseCibXmlFile`, which reads the file.
  */
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import type { Diagnostic, SourcePos } from '../lib/errors.ts';
 import type {
   Alert,
@@ -56,7 +57,18 @@ import type {
   XmlNode,
 } from './model.ts';
 import type { CibParseResult } from './parse_result.ts';
-import { attr, element, parseXmlTree, serializeXml, type XmlPos } from './xml_tree.ts';
+import {
+  attr,
+  element,
+  MAX_XML_CHARS,
+  parseXmlTree,
+  serializeXml,
+  type XmlParseResult,
+  type XmlPos,
+  XmlStreamScanner,
+  type XmlSubtreeHook,
+  xmlTooLarge,
+} from './xml_tree.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Attribute specs: XML attribute name → model field, in the order the serializer writes them.
@@ -784,7 +796,7 @@ function readList<T>(ctx: Ctx, el: XmlElement, into: T[], read: (c: XmlElement) 
 // ---------------------------------------------------------------------------------------------
 // Status section
 
-function readNodeState(ctx: Ctx, el: XmlElement): NodeState {
+function readNodeState(ctx: Ctx, el: XmlElement, readAhead: ReadonlyMap<XmlElement, ReadAhead>): NodeState {
   const o: Fields = { transientAttributes: [], resources: [], hasLrm: false };
   takeAttrs(el, S.nodeState, o);
   // crm_simulate accepts a node_state without id (it matches by uname); so do we.
@@ -801,13 +813,13 @@ function readNodeState(ctx: Ctx, el: XmlElement): NodeState {
         else unknownChild(ctx, c, s);
       }
     } else if (c.name === 'lrm' && !o.hasLrm) {
-      readLrm(ctx, c, o);
+      readLrm(ctx, c, o, readAhead);
     } else unknownChild(ctx, el, c);
   }
   return o as unknown as NodeState;
 }
 
-function readLrm(ctx: Ctx, el: XmlElement, o: Fields): void {
+function readLrm(ctx: Ctx, el: XmlElement, o: Fields, readAhead: ReadonlyMap<XmlElement, ReadAhead>): void {
   o.hasLrm = true;
   const extra = el.attrs.filter(([k]) => k !== 'id');
   if (extra.length > 0) o.lrmAttrs = Object.fromEntries(extra);
@@ -822,19 +834,44 @@ function readLrm(ctx: Ctx, el: XmlElement, o: Fields): void {
     noAttrs(ctx, c, 'id');
     const rid = attr(c, 'id');
     if (rid !== undefined) o.lrmResourcesId = rid;
+    const ahead = readAhead.get(c);
+    let next = 0;
     for (const r of c.children) {
       if (r.type !== 'element') continue;
-      if (r.name === 'lrm_resource') (o.resources as ResourceHistory[]).push(readLrmResource(ctx, r));
+      if (r === READ_AHEAD && ahead) {
+        const found = ahead.diagnostics.get(next);
+        if (found) {
+          ctx.errors.push(...found.errors);
+          ctx.warnings.push(...found.warnings);
+        }
+        (o.resources as ResourceHistory[]).push(ahead.histories[next++]!);
+      } else if (r.name === 'lrm_resource') (o.resources as ResourceHistory[]).push(readLrmResource(ctx, r));
       else unknownChild(ctx, c, r);
     }
   }
 }
 
 function readLrmResource(ctx: Ctx, el: XmlElement): ResourceHistory {
-  const o: Fields = {};
-  takeAttrs(el, S.lrmResource, o);
-  need(ctx, el, o, 'id');
-  const ops: OpHistory[] = [];
+  // A large status section holds one of these per resource and node, so their size is most of
+  // the model's: the ops array is allocated at its final length (a pushed-to array reserves room
+  // for 16), and the usual attribute set gets one object with all its fields in place.
+  const a = el.attrs;
+  const usual =
+    a.length === 4 &&
+    a[0]![0] === 'id' &&
+    a[1]![0] === 'class' &&
+    a[2]![0] === 'provider' &&
+    a[3]![0] === 'type';
+  let o: Fields | undefined;
+  if (!usual) {
+    o = {};
+    takeAttrs(el, S.lrmResource, o);
+    need(ctx, el, o, 'id');
+  }
+  let count = 0;
+  for (const c of el.children) if (c.type === 'element' && c.name === 'lrm_rsc_op') count++;
+  const ops: OpHistory[] = count === 0 ? [] : new Array<OpHistory>(count);
+  let k = 0;
   for (const c of el.children) {
     if (c.type !== 'element') continue;
     if (c.name !== 'lrm_rsc_op') {
@@ -844,8 +881,10 @@ function readLrmResource(ctx: Ctx, el: XmlElement): ResourceHistory {
     const op: Fields = {};
     takeAttrs(c, S.lrmRscOp, op);
     need(ctx, c, op, 'id', 'operation', 'interval');
-    ops.push(op as unknown as OpHistory);
+    ops[k++] = op as unknown as OpHistory;
   }
+  // The same object takeAttrs would build: the same fields, in the same order.
+  if (!o) return { id: a[0]![1], class: a[1]![1], provider: a[2]![1], type: a[3]![1], ops };
   o.ops = ops;
   return o as unknown as ResourceHistory;
 }
@@ -856,12 +895,71 @@ interface StatusParts {
   statusExtra?: XmlElement[];
 }
 
-function readStatus(ctx: Ctx, el: XmlElement): StatusParts {
+/** The `lrm_resource`s of one `lrm_resources` element read while the XML was being parsed. */
+interface ReadAhead {
+  readonly histories: ResourceHistory[];
+  /** Diagnostics found reading histories[i], by i (most inputs have none). */
+  readonly diagnostics: Map<number, { errors: Diagnostic[]; warnings: Diagnostic[] }>;
+}
+
+/** Stands in the tree for an `lrm_resource` already read (see `statusReader`). */
+const READ_AHEAD: XmlElement = Object.freeze({
+  type: 'element',
+  name: 'lrm_resource',
+  attrs: Object.freeze([]),
+  children: Object.freeze([]),
+});
+
+/**
+ * Reads each `lrm_resource` that `readLrm` would read as soon as it closes, so the status section
+ * (in a large cluster most of the CIB: one per resource and node) never exists as a whole XML
+ * tree beside its model; each leaves READ_AHEAD in the tree. Diagnostics are kept and reported in
+ * document order by `readLrm`, exactly as if it had read the element there.
+ */
+function statusReader(file: string): { hook: XmlSubtreeHook; readAhead: Map<XmlElement, ReadAhead> } {
+  const readAhead = new Map<XmlElement, ReadAhead>();
+  const first = (el: XmlElement, name: string): XmlNode | undefined =>
+    el.children.find((c) => c.type === 'element' && c.name === name);
+  // The path readConfiguration/readStatus/readNodeState/readLrm follow: the first <status> of
+  // <cib>, every node_state, its first <lrm>, every lrm_resources.
+  const wants = (name: string, up: readonly XmlElement[]): boolean =>
+    name === 'lrm_resource' &&
+    up.length === 5 &&
+    up[0]!.name === 'cib' &&
+    up[1] === first(up[0]!, 'status') &&
+    up[2]!.name === 'node_state' &&
+    up[3] === first(up[2]!, 'lrm') &&
+    up[4]!.name === 'lrm_resources';
+  let parent: XmlElement | undefined;
+  const hook: XmlSubtreeHook = {
+    wants: (name, up) => {
+      if (!wants(name, up)) return false;
+      parent = up[4];
+      return true;
+    },
+    take: (el, position) => {
+      const ctx: Ctx = { file, position, errors: [], warnings: [] };
+      let entry = readAhead.get(parent!);
+      if (!entry) {
+        entry = { histories: [], diagnostics: new Map() };
+        readAhead.set(parent!, entry);
+      }
+      entry.histories.push(readLrmResource(ctx, el));
+      if (ctx.errors.length + ctx.warnings.length > 0) {
+        entry.diagnostics.set(entry.histories.length - 1, { errors: ctx.errors, warnings: ctx.warnings });
+      }
+      return READ_AHEAD;
+    },
+  };
+  return { hook, readAhead };
+}
+
+function readStatus(ctx: Ctx, el: XmlElement, readAhead: ReadonlyMap<XmlElement, ReadAhead>): StatusParts {
   noAttrs(ctx, el);
   const parts: StatusParts = { status: [] };
   for (const c of el.children) {
     if (c.type !== 'element') continue;
-    if (c.name === 'node_state') parts.status.push(readNodeState(ctx, c));
+    if (c.name === 'node_state') parts.status.push(readNodeState(ctx, c, readAhead));
     else if (c.name === 'tickets' && parts.tickets === undefined) {
       noAttrs(ctx, c);
       parts.tickets = [];
@@ -956,12 +1054,88 @@ function recordIds(ctx: Ctx, el: XmlElement, out: Map<string, SourcePos>, seen: 
  * back as warnings.
  */
 export function parseCibXml(text: string, file: string): CibParseResult {
-  const tree = parseXmlTree(text, file);
+  const { hook, readAhead } = statusReader(file);
+  return readCibTree(parseXmlTree(text, file, { subtreeHook: hook }), readAhead, file);
+}
+
+/**
+ * Bytes read from a CIB file at a time (see `parseCibXmlFile`). Below 128 KiB each decoded piece
+ * is an ordinary young-generation string; larger ones go to V8's large-object space, which only a
+ * full collection frees, and raised the peak memory of a 85 MB CIB by ~80 MB.
+ */
+export const CIB_FILE_CHUNK_BYTES = 1 << 16;
+
+/**
+ * Reads and parses the CIB XML file at `path` (named `file` in diagnostics) with the same result
+ * as `parseCibXml` on its text, but piece by piece: the text never exists as a whole (a large
+ * cluster's CIB is tens of MB), and the status section is converted as it is read. An input the
+ * fast scanner leaves to saxes (CR line ends, a byte-order mark, any error) is read again whole
+ * and parsed as text, so diagnostics are word for word and position for position the same.
+ * Invalid UTF-8 reads as U+FFFD, as `readFileSync(path, 'utf8')` does. Throws what node:fs throws
+ * when the file cannot be read.
+ */
+export function parseCibXmlFile(
+  path: string,
+  file = path,
+  chunkBytes = CIB_FILE_CHUNK_BYTES,
+): CibParseResult {
+  const { hook, readAhead } = statusReader(file);
+  const scanner = new XmlStreamScanner({ subtreeHook: hook });
+  let chars = 0;
+  const fd = openSync(path, 'r');
+  try {
+    let buffer = Buffer.allocUnsafe(chunkBytes);
+    // Bytes at the start of `buffer` after the last `>` of the previous read.
+    let kept = 0;
+    for (;;) {
+      if (kept === buffer.length) {
+        // No `>` in a whole buffer (a very long text or value): read on into a larger one.
+        const larger = Buffer.allocUnsafe(buffer.length * 2);
+        buffer.copy(larger, 0, 0, kept);
+        buffer = larger;
+      }
+      const got = readSync(fd, buffer, kept, buffer.length - kept, null);
+      const end = kept + got;
+      // Each piece ends just after a `>` byte, which is never part of a longer UTF-8 sequence:
+      // decoded alone it gives the characters (U+FFFD for invalid bytes) the whole file would,
+      // and the scanner mostly gets whole constructs, never a character cut in two.
+      const cut = got === 0 ? end : buffer.lastIndexOf(0x3e, end - 1) + 1;
+      if (cut > 0) {
+        const piece = buffer.toString('utf8', 0, cut);
+        chars += piece.length;
+        // Past the limit the rest is only counted, for the message.
+        if (chars <= MAX_XML_CHARS) scanner.write(piece);
+        buffer.copy(buffer, 0, cut, end);
+        kept = end - cut;
+      } else kept = end;
+      if (got === 0 || (scanner.failed && chars <= MAX_XML_CHARS)) break;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  if (chars > MAX_XML_CHARS) return { ok: false, diagnostics: [xmlTooLarge(chars, file)] };
+  const tree = scanner.end();
+  if (tree) return readCibTree(tree, readAhead, file);
+  return parseCibXml(readFileSync(path, 'utf8'), file);
+}
+
+function readCibTree(
+  tree: XmlParseResult,
+  readAhead: Map<XmlElement, ReadAhead>,
+  file: string,
+): CibParseResult {
   if (!tree.ok) return { ok: false, diagnostics: tree.diagnostics };
   const doc = tree.doc;
   // Comments move out of the tree once, so verbatim subtrees don't carry them twice.
   const root = doc.hasComments ? stripComments(doc.root) : doc.root;
-  const position = doc.hasComments ? remapPositions(doc.root, root, doc.position) : doc.position;
+  const original = copiedFrom(doc.root, root);
+  const position =
+    original.size > 0 ? (el: XmlElement) => doc.position(original.get(el) ?? el) : doc.position;
+  // Entries read ahead are found through the copies too.
+  for (const [copy, from] of original) {
+    const ahead = readAhead.get(from);
+    if (ahead) readAhead.set(copy, ahead);
+  }
   const ctx: Ctx = { file, position, errors: [], warnings: [] };
   if (root.name !== 'cib') {
     report(ctx, root, 'error', 'cib-root', `the root element is <${root.name}>; a CIB starts with <cib>`);
@@ -976,7 +1150,7 @@ export function parseCibXml(text: string, file: string): CibParseResult {
     if (c.name === 'configuration' && configuration === undefined) {
       configuration = readConfiguration(ctx, c);
       recordIds(ctx, c, idPositions, new Map());
-    } else if (c.name === 'status' && statusParts === undefined) statusParts = readStatus(ctx, c);
+    } else if (c.name === 'status' && statusParts === undefined) statusParts = readStatus(ctx, c, readAhead);
     else unknownChild(ctx, root, c);
   }
   if (configuration === undefined) {
@@ -1001,14 +1175,9 @@ export function parseCibXml(text: string, file: string): CibParseResult {
   return { ok: true, cib, positions: idPositions, warnings: ctx.warnings };
 }
 
-/** Carries positions from the original tree over to its comment-free copy. */
-function remapPositions(
-  from: XmlElement,
-  to: XmlElement,
-  position: (el: XmlElement) => XmlPos | undefined,
-): (el: XmlElement) => XmlPos | undefined {
-  if (from === to) return position;
-  // Only elements on a path to a removed comment were copied; map each copy to its original.
+/** Maps each element of the comment-free copy `to` that is not shared with `from` to its original. */
+function copiedFrom(from: XmlElement, to: XmlElement): Map<XmlElement, XmlElement> {
+  // Only elements on a path to a removed comment were copied.
   const original = new Map<XmlElement, XmlElement>();
   const walk = (a: XmlElement, b: XmlElement): void => {
     if (a === b) return;
@@ -1018,7 +1187,7 @@ function remapPositions(
     for (let i = 0; i < ea.length; i++) walk(ea[i]!, eb[i]!);
   };
   walk(from, to);
-  return (el) => position(original.get(el) ?? el);
+  return original;
 }
 
 // ---------------------------------------------------------------------------------------------

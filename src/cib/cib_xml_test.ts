@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Diagnostic } from '../lib/errors.ts';
-import { parseCibXml, serializeCibXml } from './cib_xml.ts';
+import { parseCibXml, parseCibXmlFile, serializeCibXml } from './cib_xml.ts';
 import type { Cib, Clone, Group, LocationConstraint, OrderConstraint, Primitive } from './model.ts';
 import { emptyCib } from './model.ts';
 import type { CibParseResult } from './parse_result.ts';
@@ -296,4 +296,238 @@ test('a fixture with an unclosed <op> is rejected at the close tag that does not
   assert.equal(d[0]?.code, 'xml-syntax');
   assert.deepEqual([d[0]?.pos.line, d[0]?.pos.column], [11, 21]);
   assert.match(d[0]!.message, /<op> opened at 10:11 must be closed first/);
+});
+
+test('errors in the status section name their line and come in document order', () => {
+  const text = [
+    '<cib>',
+    '  <configuration>',
+    '    <crm_config/>',
+    '    <nodes/>',
+    '    <resources>',
+    '      <primitive class="ocf" provider="heartbeat" type="Dummy"/>',
+    '    </resources>',
+    '    <constraints/>',
+    '  </configuration>',
+    '  <status>',
+    '    <node_state id="1" uname="n1">',
+    '      <lrm id="1">',
+    '        <lrm_resources>',
+    '          <lrm_resource class="ocf" type="Dummy">',
+    '            <lrm_rsc_op id="x_start_0" operation="start" interval="0"/>',
+    '          </lrm_resource>',
+    '          <lrm_resource id="ok" class="ocf" type="Dummy"/>',
+    '          <lrm_resource id="y" class="ocf" type="Dummy"><!-- c -->',
+    '            <lrm_rsc_op id="y_start_0" interval="0"/>',
+    '          </lrm_resource>',
+    '          <lrm_resource id="z" class="ocf" type="Dummy">',
+    '            <bogus/>',
+    '          </lrm_resource>',
+    '        </lrm_resources>',
+    '      </lrm>',
+    '    </node_state>',
+    '  </status>',
+    '</cib>',
+  ].join('\n');
+  const r = parseCibXml(text, 'st.xml');
+  assert.equal(r.ok, false);
+  const d = r.ok ? [] : r.diagnostics;
+  assert.deepEqual(
+    d.map((x) => [x.severity, x.code, x.pos.line, x.pos.column]),
+    [
+      ['error', 'missing-attribute', 6, 7],
+      ['error', 'missing-attribute', 14, 11],
+      ['error', 'missing-attribute', 19, 13],
+      ['warning', 'unknown-element', 22, 13],
+    ],
+  );
+});
+
+test('a large status section parses into the same model as a small one, entry by entry', () => {
+  const op = (rsc: string, n: number): string =>
+    `<lrm_rsc_op id="${rsc}_monitor_0" operation="monitor" interval="0" call-id="${n}" rc-code="7" op-status="0"/>`;
+  const resources = (count: number): string =>
+    Array.from(
+      { length: count },
+      (_, i) =>
+        `<lrm_resource id="r${i}" class="ocf" provider="heartbeat" type="Dummy">${op(`r${i}`, i)}</lrm_resource>`,
+    ).join('\n');
+  const text = `<cib><configuration><crm_config/><nodes/><resources/><constraints/></configuration><status><node_state id="1" uname="n1"><lrm id="1"><lrm_resources>\n${resources(2000)}\n</lrm_resources></lrm></node_state></status></cib>`;
+  const cib = parsed(text).cib;
+  const hist = cib.status[0]!.resources;
+  assert.equal(hist.length, 2000);
+  assert.deepEqual(hist[1999], {
+    id: 'r1999',
+    class: 'ocf',
+    provider: 'heartbeat',
+    type: 'Dummy',
+    ops: [
+      {
+        id: 'r1999_monitor_0',
+        operation: 'monitor',
+        interval: '0',
+        callId: '1999',
+        rcCode: '7',
+        opStatus: '0',
+      },
+    ],
+  });
+  // Equal values are shared, not repeated once per entry.
+  assert.equal(hist[0]!.ops[0]!.operation, hist[1999]!.ops[0]!.operation);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Reading a file piece by piece
+
+/** Writes `text` (or bytes) to a temp file, calls `fn` with its path, and removes it. */
+function withFile<T>(content: string | Buffer, fn: (path: string) => T): T {
+  const dir = mkdtempSync(join(tmpdir(), 'halo-cibxml-'));
+  try {
+    const path = join(dir, 'cib.xml');
+    writeFileSync(path, content);
+    return fn(path);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Results compared as JSON (positions is a Map). */
+function asJson(r: CibParseResult): string {
+  return JSON.stringify(r, (_k, v: unknown) => (v instanceof Map ? [...v] : v));
+}
+
+test('a CIB file read in pieces of any size gives the same model, positions and warnings as its text', () => {
+  for (const name of ['full.xml', 'two_node.xml', 'bad_semantics.xml']) {
+    const text = fixture(name);
+    const want = asJson(parseCibXml(text, name));
+    withFile(text, (path) => {
+      for (const chunk of [1, 2, 3, 5, 7, 13, 64, 4096, 1 << 16]) {
+        assert.equal(
+          asJson(parseCibXmlFile(path, name, chunk)),
+          want,
+          `${name} read ${chunk} bytes at a time`,
+        );
+      }
+    });
+  }
+});
+
+/** A valid CIB whose status section holds `count` histories, one per line, with `extra` in the last. */
+function bigCib(count: number, extra = ''): string {
+  const lines = ['<?xml version="1.0" encoding="UTF-8"?>', '<cib epoch="1">', '  <configuration>'];
+  lines.push(
+    '    <crm_config/>',
+    '    <nodes/>',
+    '    <resources/>',
+    '    <constraints/>',
+    '  </configuration>',
+  );
+  lines.push(
+    '  <status>',
+    '    <node_state id="1" uname="n1">',
+    '      <lrm id="1">',
+    '        <lrm_resources>',
+  );
+  for (let i = 0; i < count; i++) {
+    const op = `<lrm_rsc_op id="r${i}_monitor_0" operation="monitor" interval="0" rc-code="7"${i === count - 1 ? extra : ''}/>`;
+    lines.push(`          <lrm_resource id="r${i}" class="ocf" type="Dummy">${op}</lrm_resource>`);
+  }
+  lines.push('        </lrm_resources>', '      </lrm>', '    </node_state>', '  </status>', '</cib>', '');
+  return lines.join('\n');
+}
+
+test('a syntax error far past the first piece is reported at the same file:line:col as from the text', () => {
+  // 500 histories span many 64-byte pieces; the unquoted value is on line 512 (saxes points at
+  // its first character, column 41).
+  const text = bigCib(500).replace(
+    '<lrm_resource id="r499" class="ocf"',
+    '<lrm_resource id="r499" class=ocf',
+  );
+  const fromText = parseCibXml(text, 'big.xml');
+  withFile(text, (path) => {
+    for (const chunk of [64, 4096]) {
+      const r = parseCibXmlFile(path, 'big.xml', chunk);
+      assert.equal(r.ok, false);
+      const d = r.ok ? undefined : r.diagnostics[0];
+      assert.equal(d?.code, 'xml-syntax');
+      assert.deepEqual(d?.pos, { file: 'big.xml', line: 512, column: 41 });
+      assert.match(d!.message, /unquoted/);
+      assert.deepEqual(r, fromText);
+    }
+  });
+});
+
+test('a missing attribute far past the first piece is reported at its own line and column', () => {
+  // The last op lacks 'operation'; it starts on line 312, column 60.
+  const text = bigCib(300).replace('id="r299_monitor_0" operation="monitor"', 'id="r299_monitor_0"');
+  withFile(text, (path) => {
+    const r = parseCibXmlFile(path, 'big.xml', 100);
+    assert.equal(r.ok, false);
+    const d = r.ok ? [] : r.diagnostics;
+    assert.deepEqual(
+      d.map((x) => [x.code, x.pos.line, x.pos.column]),
+      [['missing-attribute', 312, 60]],
+    );
+    assert.deepEqual(r, parseCibXml(text, 'big.xml'));
+  });
+});
+
+test('a multi-byte UTF-8 character cut by the end of a piece reads back whole, and columns count characters', () => {
+  // é is 2 bytes and € is 3: with pieces of 1 to 8 bytes some read ends inside each of them.
+  const text = [
+    '<cib>',
+    '  <configuration>',
+    '    <crm_config><cluster_property_set id="o"><nvpair id="p" name="note" value="café €5 ünïcödé"/></cluster_property_set></crm_config>',
+    '    <nodes/><resources/><constraints/>',
+    '  </configuration>',
+    '  <status><node_state id="1" uname="n1"><lrm id="1"><lrm_resources><lrm_resource id="é€" class="ocf" type="D"><lrm_rsc_op id="€" interval="0"/></lrm_resource></lrm_resources></lrm></node_state></status>',
+    '</cib>',
+  ].join('\n');
+  const want = parseCibXml(text, 'u.xml');
+  assert.equal(want.ok, false);
+  const d = want.ok ? [] : want.diagnostics;
+  // The op lacking 'operation' is at column 111 counted in characters (bytes would say 114).
+  assert.deepEqual(
+    d.map((x) => [x.code, x.pos.line, x.pos.column]),
+    [['missing-attribute', 6, 111]],
+  );
+  withFile(text, (path) => {
+    for (let chunk = 1; chunk <= 8; chunk++) {
+      assert.deepEqual(parseCibXmlFile(path, 'u.xml', chunk), want, `read ${chunk} bytes at a time`);
+    }
+  });
+  const ok = text.replace(
+    '<lrm_rsc_op id="€" interval="0"/>',
+    '<lrm_rsc_op id="€" operation="start" interval="0"/>',
+  );
+  withFile(ok, (path) => {
+    for (let chunk = 1; chunk <= 8; chunk++) {
+      const r = parseCibXmlFile(path, 'u.xml', chunk);
+      assert.ok(r.ok, `read ${chunk} bytes at a time`);
+      const nv = r.cib.configuration.crmConfig[0]!.pairs[0]!;
+      assert.equal(nv.value, 'café €5 ünïcödé');
+      assert.equal(r.cib.status[0]!.resources[0]!.id, 'é€');
+    }
+  });
+});
+
+test('a CIB file with CR LF line ends, or invalid UTF-8, reads as its text would', () => {
+  const crlf = bigCib(50).replace(/\n/g, '\r\n');
+  withFile(crlf, (path) => assert.deepEqual(parseCibXmlFile(path, 'w.xml', 64), parseCibXml(crlf, 'w.xml')));
+  // Bytes that are not UTF-8 (0xFF, and a 3-byte sequence cut short) become U+FFFD.
+  const [head, tail] = bigCib(50).split('id="r7"') as [string, string];
+  const bytes = Buffer.concat([
+    Buffer.from(`${head}id="r7`),
+    Buffer.from([0xff, 0xe2, 0x82]),
+    Buffer.from(`"${tail}`),
+  ]);
+  withFile(bytes, (path) => {
+    const r = parseCibXmlFile(path, 'w.xml', 64);
+    assert.deepEqual(r, parseCibXml(readFileSync(path, 'utf8'), 'w.xml'));
+    assert.equal(r.ok && r.cib.status[0]!.resources[7]!.id, 'r7\uFFFD\uFFFD');
+  });
+});
+
+test('a CIB file that cannot be read throws the file system error', () => {
+  assert.throws(() => parseCibXmlFile('/nonexistent/halo/cib.xml'), { code: 'ENOENT' });
 });

@@ -18,8 +18,11 @@
  *   `ocf:heartbeat:Filesystem`. `drbddisk::r0`, `drbdlinks` and the other scripts Heartbeat
  *   kept in /etc/ha.d/resource.d have no OCF agent, so they stay class `heartbeat` with their
  *   `::` arguments as positional params `1`, `2`, … — Pacemaker's own convention for that class;
- *   the executor runs `/etc/ha.d/resource.d/NAME ARGS… start|stop|status`. Any other name is an
- *   init script: `lsb:NAME`.
+ *   the executor runs `/etc/ha.d/resource.d/NAME ARGS… start|stop|status`, or, where that script
+ *   is absent, the agent src/executor/heartbeat_compat.ts maps it to (drbddisk → halo:volume,
+ *   drbdlinks → halo:links). Named params beside the positional ones (`halo import` adds
+ *   `config=` when drbd.conf or drbdlinks.conf is elsewhere) go to that agent. Any other name is
+ *   an init script: `lsb:NAME`.
  */
 import type { Diagnostic, SourcePos } from '../lib/errors.ts';
 import { parseDuration } from './duration.ts';

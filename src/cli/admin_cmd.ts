@@ -25,7 +25,7 @@
  */
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -39,23 +39,22 @@ import { failCounts, locate } from '../admin/resource_edits.ts';
 import { parseCibXml, serializeCibXml } from '../cib/cib_xml.ts';
 import { crmQuote, parseCrm, serializeCrm, serializeCrmReport } from '../cib/crm.ts';
 import { detectFormat } from '../cib/detect.ts';
+import { parseDuration } from '../cib/duration.ts';
 import type { Cib } from '../cib/model.ts';
 import { nodeName } from '../cib/resources.ts';
 import { validateCib } from '../cib/validate.ts';
 import { type CibCommand, encodeCibCommand, validateCibCommand } from '../consensus/cib_state_machine.ts';
-import { controlSocketPath, loadConfig } from '../daemon/config.ts';
 import { MAX_CONTROL_REQUEST_BYTES, queryControl } from '../daemon/control.ts';
 import { PROPOSE_TIMEOUT_MS } from '../daemon/daemon.ts';
-import { resolveSelf } from '../daemon/run.ts';
 import { writeFileAtomic } from '../lib/atomic_file.ts';
 import { formatDiagnostic } from '../lib/errors.ts';
 import { DEFAULT_CONFIG_FILE } from './cluster_cmd.ts';
+import { LiveClusterError, liveControlSocket, NO_CLUSTER_MESSAGE, readLiveView } from './live_cib.ts';
 
 /** Largest CIB or configuration file read (a 10 000-resource CIB with history is ~40 MB). */
 export const ADMIN_MAX_FILE_BYTES = 256 * 1024 * 1024;
 
-export const NO_CLUSTER_MESSAGE =
-  'no running cluster found (is `halo daemon` running? use --cib FILE to edit a CIB file offline)';
+export { NO_CLUSTER_MESSAGE };
 
 /** Thrown inside a command to stop it with a message and an exit code. */
 class Exit extends Error {
@@ -130,14 +129,14 @@ function cibFile(o: CommonOpts): string | undefined {
 
 /** This node's daemon control socket (from --socket, or the cluster config), or exit 2. */
 function liveSocket(o: CommonOpts): string {
-  if (o.socket) return o.socket;
-  const config = o.config ?? DEFAULT_CONFIG_FILE;
-  if (!existsSync(config)) throw new Exit(2, `halo: ${NO_CLUSTER_MESSAGE}`);
   try {
-    const cfg = loadConfig(config);
-    return controlSocketPath(cfg, resolveSelf(cfg, undefined));
+    return liveControlSocket({
+      ...(o.socket === undefined ? {} : { socket: o.socket }),
+      ...(o.config === undefined ? {} : { config: o.config }),
+    });
   } catch (err) {
-    throw new Exit(2, `halo: ${NO_CLUSTER_MESSAGE}: ${(err as Error).message}`);
+    if (err instanceof LiveClusterError) throw new Exit(err.exitCode, err.message);
+    throw err;
   }
 }
 
@@ -154,7 +153,7 @@ async function guard(io: Io, fn: () => void | Promise<void>): Promise<void> {
   try {
     await fn();
   } catch (err) {
-    if (!(err instanceof Exit)) throw err;
+    if (!(err instanceof Exit) && !(err instanceof LiveClusterError)) throw err;
     io.err(`${err.message}\n`);
     process.exitCode = err.exitCode;
   }
@@ -736,12 +735,15 @@ function registerResource(program: Command, io: Io): void {
     common(
       resource
         .command('restart')
-        .description('stop a resource, wait until it is stopped, start it')
+        .description('stop a resource, wait until it is stopped, start it, wait until it runs')
         .argument('<rsc>'),
       { dryRun: false },
+    ).option(
+      '--timeout <duration>',
+      `how long to wait for the stop and for the start (default ${RESTART_TIMEOUT_MS / 1000}s each)`,
     ),
     'halo resource restart g_all',
-  ).action((rsc: string, o: CommonOpts) =>
+  ).action((rsc: string, o: CommonOpts & { timeout?: string }) =>
     guard(io, () => {
       const file = cibFile(o);
       if (file !== undefined)
@@ -749,15 +751,85 @@ function registerResource(program: Command, io: Io): void {
           2,
           `halo: restart needs a running cluster: it stops '${rsc}', waits until the stop has finished, then starts it again, and a CIB file (${file}) has nobody to wait for; offline, use 'halo resource stop ${rsc}' then 'halo resource start ${rsc}'`,
         );
-      liveSocket(o);
-      throw new Exit(
-        2,
-        `halo: restart on a running cluster is not available yet (it needs the controller to report when '${rsc}' has stopped); use 'halo resource stop ${rsc}', wait for 'halo status' to show it stopped, then 'halo resource start ${rsc}'`,
-      );
+      return restartLive(io, o, rsc);
     }),
   );
   registerPlacement(resource, io);
   registerResourceQueries(resource, io);
+}
+
+/** How long `resource restart` waits for the stop, and then for the start, unless --timeout. */
+export const RESTART_TIMEOUT_MS = 120_000;
+const RESTART_POLL_MS = 250;
+
+/** Where `rsc` is active in the cluster's view now (instances as `id@node`). */
+async function activeOn(socket: string, rsc: string): Promise<string[]> {
+  const view = await readLiveView(socket);
+  const l = locate(view.cib, rsc, Date.now());
+  if (!l.ok) throw new Exit(2, `halo: cannot tell where '${rsc}' runs: ${errorOf(l.error).message}`);
+  return l.active.map((a) => `${a.instance}@${a.node}`);
+}
+
+/** Polls until `done(active)` holds, or throws Exit(2) with `late` after `timeoutMs`. */
+async function waitActive(
+  socket: string,
+  rsc: string,
+  timeoutMs: number,
+  done: (active: readonly string[]) => boolean,
+  late: (active: readonly string[]) => string,
+): Promise<readonly string[]> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const active = await activeOn(socket, rsc);
+    if (done(active)) return active;
+    if (Date.now() > until) throw new Exit(2, late(active));
+    await sleep(RESTART_POLL_MS);
+  }
+}
+
+/**
+ * `resource restart` on a running cluster, as crm does it: target-role=Stopped, wait until the
+ * cluster reports every instance stopped, then target-role=Started and wait until it runs
+ * again. Each step is bounded; a step that does not finish says what state it left.
+ */
+async function restartLive(io: Io, o: CommonOpts & { timeout?: string }, rsc: string): Promise<void> {
+  checkOutput(o);
+  let timeoutMs = RESTART_TIMEOUT_MS;
+  if (o.timeout !== undefined) {
+    const d = parseDuration(o.timeout);
+    if (!d.ok || d.ms <= 0)
+      throw new Exit(2, `halo: --timeout: ${d.ok ? `'${o.timeout}' must be more than 0` : d.reason}`);
+    timeoutMs = d.ms;
+  }
+  const socket = liveSocket(o);
+  const quiet: Io = { out: () => {}, err: (t) => io.err(t) };
+  const t0 = Date.now();
+  await runLiveEdit(quiet, o, { op: 'resource-target-role', rsc, role: 'Stopped' });
+  await waitActive(
+    socket,
+    rsc,
+    timeoutMs,
+    (a) => a.length === 0,
+    (a) =>
+      `halo: '${rsc}' did not stop within ${timeoutMs} ms (still active: ${a.join(', ')}); it is left with target-role=Stopped: see 'halo status', then 'halo resource start ${rsc}'`,
+  );
+  const stoppedMs = Date.now() - t0;
+  await runLiveEdit(quiet, o, { op: 'resource-target-role', rsc, role: 'Started' });
+  const active = await waitActive(
+    socket,
+    rsc,
+    timeoutMs,
+    (a) => a.length > 0,
+    () =>
+      `halo: '${rsc}' was stopped and set to start (target-role=Started), but is not running after ${timeoutMs} ms: see 'halo status' and 'halo explain ${rsc}'`,
+  );
+  const startedMs = Date.now() - t0 - stoppedMs;
+  print(
+    io,
+    o,
+    { ok: true, resource: rsc, stoppedMs, startedMs, active },
+    `restarted ${rsc}: stopped in ${stoppedMs} ms, running again after ${startedMs} ms on ${active.join(', ')}\n`,
+  );
 }
 
 /** `halo resource move|ban|clear|cleanup`: where a resource may run, and forgetting failures. */

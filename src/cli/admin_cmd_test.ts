@@ -13,9 +13,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Command, CommanderError } from 'commander';
+import { locate } from '../admin/resource_edits.ts';
 import { NODE1, NODE2, seed003Cib } from '../admin/testing.ts';
 import { parseCibXml, serializeCibXml } from '../cib/cib_xml.ts';
-import { findResource } from '../cib/resources.ts';
+import { parseCrm } from '../cib/crm.ts';
+import type { Cib } from '../cib/model.ts';
+import { clusterProperty, findResource, metaValue, nodeAttribute } from '../cib/resources.ts';
 import { type CibCommand, CibStateMachine, validateCibCommand } from '../consensus/cib_state_machine.ts';
 import { serveControl } from '../daemon/control.ts';
 import type { DaemonStatus } from '../daemon/daemon.ts';
@@ -292,6 +295,80 @@ describe('halo configure on a CIB file', () => {
   });
 });
 
+describe('every configure, node and resource command succeeds on a CIB file', () => {
+  /** Runs each command in turn on one file; each must exit 0. */
+  async function steps(file: string, commands: readonly (readonly string[])[]): Promise<void> {
+    for (const c of commands) {
+      const r = await halo([...c, '--cib', file]);
+      assert.equal(r.code, 0, `${c.join(' ')}: ${r.err}`);
+      assert.match(r.out, /updated .*cib\.xml|nothing to change/, c.join(' '));
+    }
+  }
+
+  it('rsc_defaults, op_defaults, primitive, group, clone, ms, colocation and order write what they say', async () => {
+    await withCib(async (file) => {
+      await steps(file, [
+        ['configure', 'rsc_defaults', 'resource-stickiness=200'],
+        ['configure', 'op_defaults', 'timeout=90s'],
+        ['configure', 'primitive', 'p_a', 'ocf:heartbeat:Dummy'],
+        ['configure', 'primitive', 'p_b', 'ocf:heartbeat:Dummy'],
+        ['configure', 'group', 'g_ab', 'p_a', 'p_b'],
+        ['configure', 'clone', 'cl_ab', 'g_ab'],
+        ['configure', 'primitive', 'p_c', 'ocf:pacemaker:Stateful'],
+        ['configure', 'ms', 'ms_c', 'p_c', 'meta', 'promoted-max=1'],
+        ['configure', 'colocation', 'c_ab', 'inf:', 'cl_ab', 'ms_c:Master'],
+        ['configure', 'order', 'o_ab', 'Mandatory:', 'ms_c:promote', 'cl_ab:start'],
+      ]);
+      const cib = readCib(file);
+      const show = (await halo(['configure', 'show', '--cib', file])).out;
+      assert.match(show, /^rsc_defaults[\s\\]+resource-stickiness=200$/m);
+      assert.match(show, /^op_defaults[\s\\]+timeout=90s$/m);
+      const g = findResource(cib, 'g_ab');
+      assert.ok(g?.kind === 'group' && g.members.map((m) => m.id).join(' ') === 'p_a p_b');
+      const cl = findResource(cib, 'cl_ab');
+      assert.ok(cl?.kind === 'clone' && cl.child.id === 'g_ab');
+      const ms = findResource(cib, 'ms_c');
+      assert.ok(ms?.kind === 'clone' && ms.child.id === 'p_c' && metaValue(ms, 'promoted-max', cib) === '1');
+      const ids = cib.configuration.constraints.map((c) => `${c.kind}:${c.id}`);
+      assert.ok(ids.includes('rsc_colocation:c_ab') && ids.includes('rsc_order:o_ab'), ids.join(' '));
+    });
+  });
+
+  it('node online, maintenance and ready, and resource start, manage, unmanage, ban and clear write what they say', async () => {
+    await withCib(async (file) => {
+      await steps(file, [
+        ['node', 'standby', NODE2],
+        ['node', 'online', NODE2],
+        ['node', 'maintenance', NODE1],
+      ]);
+      let cib = readCib(file);
+      assert.equal(nodeAttribute(cib, NODE2, 'standby'), 'off');
+      assert.equal(nodeAttribute(cib, NODE1, 'maintenance'), 'on');
+      await steps(file, [
+        ['node', 'ready', NODE1],
+        ['resource', 'stop', 'p_mysql'],
+        ['resource', 'start', 'p_mysql'],
+        ['resource', 'unmanage', 'p_nginx'],
+        ['resource', 'ban', 'g_all', NODE1],
+      ]);
+      cib = readCib(file);
+      assert.equal(nodeAttribute(cib, NODE1, 'maintenance'), 'off');
+      assert.equal(metaValue(findResource(cib, 'p_mysql')!, 'target-role', cib), 'Started');
+      assert.equal(metaValue(findResource(cib, 'p_nginx')!, 'is-managed', cib), 'false');
+      assert.ok(cib.configuration.constraints.some((c) => c.id === `cli-ban-g_all-on-${NODE1}`));
+      await steps(file, [
+        ['resource', 'manage', 'p_nginx'],
+        ['resource', 'clear', 'g_all'],
+        ['configure', 'property', 'maintenance-mode=false'],
+      ]);
+      cib = readCib(file);
+      assert.equal(metaValue(findResource(cib, 'p_nginx')!, 'is-managed', cib), 'true');
+      assert.ok(!cib.configuration.constraints.some((c) => c.id.startsWith('cli-')));
+      assert.equal(clusterProperty(cib, 'maintenance-mode'), 'false');
+    });
+  });
+});
+
 describe('halo configure edit', () => {
   /** Runs `configure edit` with EDITOR set to a non-interactive command. */
   async function edit(editor: string, args: readonly string[]) {
@@ -380,16 +457,11 @@ describe('halo node on a CIB file', () => {
 });
 
 describe('target selection and help', () => {
-  it('without --cib or CIB_file the command exits 2 saying no cluster was found', async () => {
-    const r = await halo([
-      'resource',
-      'stop',
-      'g_all',
-      '--config',
-      join(tmpdir(), 'halo-no-such-dir', 'halo.json'),
-    ]);
+  it('without --cib or CIB_file the command exits 2 saying no cluster was found and which config it read', async () => {
+    const config = join(tmpdir(), 'halo-no-such-dir', 'halo.json');
+    const r = await halo(['resource', 'stop', 'g_all', '--config', config]);
     assert.equal(r.code, 2);
-    assert.equal(r.err, `halo: ${NO_CLUSTER_MESSAGE}\n`);
+    assert.equal(r.err, `halo: ${NO_CLUSTER_MESSAGE}: ${config} does not exist\n`);
   });
 
   it('a CIB file that is not XML exits 2 with file:line:col', async () => {
@@ -678,6 +750,98 @@ describe('halo configure on a real three-node cluster', () => {
       const f = await halo(['configure', 'property', 'stonith-enabled=true', '--socket', sock(follower)]);
       assert.equal(f.code, 2);
       assert.match(f.err, new RegExp(`not-leader.*${dc}`));
+    } finally {
+      lab.destroy();
+    }
+  });
+});
+
+describe('halo resource and node against a real cluster running a resource', () => {
+  it('bad input of every kind is refused with a clear error and the CIB stays as it was; restart stops and starts the resource', {
+    skip: !hasNetnsSupport() && 'needs root and ip netns',
+    timeout: 180_000,
+  }, async () => {
+    const names = ['n1', 'n2', 'n3'];
+    const lab = createLabCluster({ nodes: names });
+    try {
+      for (const n of names) lab.start(n);
+      const dc = await waitFor('the cluster to agree on a DC', LAB_FORM_DEADLINE_MS, async () => {
+        const seen = await Promise.all(
+          names.map((n) =>
+            lab.status(n).then(
+              (st) => st.dc,
+              () => undefined,
+            ),
+          ),
+        );
+        return seen[0] && seen.every((d) => d === seen[0]) ? seen[0] : undefined;
+      });
+      const sock = join(lab.dir, `${dc}.sock`);
+      const crm = parseCrm(
+        `node 1: n1\nnode 2: n2\nnode 3: n3\nprimitive web ocf:heartbeat:Dummy params state=${lab.dir}/web.state op monitor interval=10s\nlocation l_web web 100: n2\nproperty stonith-enabled=false\n`,
+        'restart.crm',
+      );
+      assert.ok(crm.ok);
+      const load = (await lab.command(
+        dc,
+        `cib ${JSON.stringify({ op: 'replace-configuration', configuration: crm.cib.configuration })}`,
+      )) as { ok?: boolean };
+      assert.equal(load.ok, true, JSON.stringify(load));
+      const liveCib = async () => ((await lab.command(dc, 'cib')) as { cib: Cib }).cib;
+      const startCall = (cib: Cib) =>
+        Math.max(
+          -1,
+          ...cib.status
+            .filter((s) => s.uname === 'n2')
+            .flatMap((s) => s.resources.filter((h) => h.id === 'web'))
+            .flatMap((h) => h.ops.filter((op) => op.operation === 'start').map((op) => Number(op.callId))),
+        );
+      await waitFor('web to run on n2', LAB_FORM_DEADLINE_MS, async () => {
+        const l = locate(await liveCib(), 'web', Date.now());
+        return l.ok && l.active.length === 1 && l.active[0]!.node === 'n2' ? true : undefined;
+      });
+
+      const configuration = async () => JSON.stringify((await liveCib()).configuration);
+      const epoch = async () => ((await lab.status(dc)) as DaemonStatus).consensus?.cib?.epoch;
+      const before = { epoch: await epoch(), configuration: await configuration() };
+      const refusals: [string[], number, RegExp][] = [
+        [['resource', 'stop', 'wbe'], 1, /unknown resource 'wbe' \(did you mean 'web'\?\)/],
+        [['resource', 'restart', 'wbe'], 1, /unknown resource 'wbe'/],
+        [['resource', 'move', 'web', 'n9'], 1, /unknown node 'n9'/],
+        [['resource', 'locate', 'wbe'], 1, /unknown resource 'wbe'/],
+        [['resource', 'failcount', 'web', 'show', 'n9'], 1, /unknown node 'n9'/],
+        [
+          ['resource', 'failcount', 'web', 'erase'],
+          2,
+          /failcount action must be show or delete, not 'erase'/,
+        ],
+        [['node', 'standby', 'n9'], 1, /n9/],
+        [['node', 'attribute', 'n9', 'rack'], 1, /n9/],
+        [['configure', 'property', 'no-quorum-policy=sometimes'], 1, /invalid value 'sometimes'/],
+        [['configure', 'property', 'stonith-enabeld=true'], 1, /did you mean 'stonith-enabled'/],
+        [
+          ['configure', 'rsc_defaults', 'resource-stickiness'],
+          2,
+          /expected NAME=VALUE, got 'resource-stickiness'/,
+        ],
+        [['configure', 'delete', 'nothere'], 1, /nothere/],
+        [['configure', 'location', 'l_bad', 'nothere', '100:', 'n1'], 1, /nothere/],
+        [['resource', 'move', 'web', 'n1', '--lifetime', 'soon'], 1, /soon/],
+      ];
+      for (const [args, code, message] of refusals) {
+        const r = await halo([...args, '--socket', sock]);
+        assert.equal(r.code, code, `${args.join(' ')}: ${r.err}`);
+        assert.match(r.err, message, args.join(' '));
+        assert.doesNotMatch(r.err, /\n\s+at /, `${args.join(' ')}: no stack trace`);
+      }
+      assert.equal(await epoch(), before.epoch, 'no refused command reached the cluster');
+      assert.equal(await configuration(), before.configuration);
+
+      const firstStart = startCall(await liveCib());
+      const restart = await halo(['resource', 'restart', 'web', '--socket', sock]);
+      assert.equal(restart.code, 0, restart.err);
+      assert.match(restart.out, /^restarted web: stopped in \d+ ms, running again after \d+ ms on web@n2\n$/);
+      assert.ok(startCall(await liveCib()) > firstStart, 'web was started again');
     } finally {
       lab.destroy();
     }

@@ -1,6 +1,6 @@
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { parseDuration } from '../cib/duration.ts';
-import { parseAgentSpec } from '../executor/agent_spec.ts';
+import { AGENT_CLASSES, parseAgentSpec } from '../executor/agent_spec.ts';
 import { FENCE_ACTIONS, type FenceAction, Fencer } from '../executor/fence.ts';
 import { type AgentMetadata, actionTimeout, validateParams } from '../executor/metadata.ts';
 import { rcName, rcText } from '../executor/rc.ts';
@@ -36,12 +36,12 @@ const DEFAULT_OP_TIMEOUT_MS = 20_000;
 /** Most --param/--meta options accepted on one command line. */
 const MAX_KV_OPTIONS = 256;
 
+/** Commander calls this for each --param/--meta; its errors become "option … is invalid", exit 2. */
 function collectKv(value: string, prev: Record<string, string>): Record<string, string> {
   const eq = value.indexOf('=');
-  if (eq <= 0)
-    throw new HaloError('bad-argument', `'${value}' is not NAME=VALUE (e.g. --param ip=192.0.2.10)`);
+  if (eq <= 0) throw new InvalidArgumentError(`'${value}' is not NAME=VALUE (e.g. --param ip=192.0.2.10)`);
   if (Object.keys(prev).length >= MAX_KV_OPTIONS)
-    throw new HaloError('bad-argument', `more than ${MAX_KV_OPTIONS} NAME=VALUE options`);
+    throw new InvalidArgumentError(`more than ${MAX_KV_OPTIONS} NAME=VALUE options`);
   return { ...prev, [value.slice(0, eq)]: value.slice(eq + 1) };
 }
 
@@ -54,6 +54,13 @@ function timeoutMs(text: string | undefined, meta: AgentMetadata | undefined, ac
     throw new HaloError('bad-argument', `--timeout: ${d.ok ? `'${text}' must be more than 0` : d.reason}`);
   }
   return d.ms;
+}
+
+const outputOption = (): Option =>
+  new Option('--output <format>', 'text or json').choices(['text', 'json']).default('text');
+
+function example(cmd: Command, text: string): Command {
+  return cmd.addHelpText('after', `\nExample:\n  ${text}\n`);
 }
 
 function indent(text: string, prefix: string): string {
@@ -96,35 +103,49 @@ export function registerAgentCommands(
     .command('agent')
     .description('inspect and run resource agents (OCF, LSB, systemd, stonith, halo built-ins)');
 
-  agent
-    .command('list')
-    .argument('[filter]', 'CLASS or CLASS:PROVIDER, e.g. ocf:heartbeat')
-    .option('--output <format>', 'text or json', 'text')
-    .description('list installed agents')
-    .action((filter: string | undefined, opts: { output: string }) => {
-      const list = runner.list(filter);
-      io.out(opts.output === 'json' ? `${JSON.stringify(list)}\n` : list.map((a) => `${a}\n`).join(''));
-      if (list.length === 0 && opts.output !== 'json') io.err(`no agents match '${filter ?? ''}'\n`);
-    });
+  example(
+    agent
+      .command('list')
+      .argument('[filter]', 'CLASS or CLASS:PROVIDER, e.g. ocf:heartbeat')
+      .addOption(outputOption())
+      .description('list installed agents'),
+    'halo agent list ocf:heartbeat',
+  ).action((filter: string | undefined, opts: { output: string }) => {
+    const cls = (filter ?? '').split(':')[0] ?? '';
+    if (cls !== '' && !(AGENT_CLASSES as readonly string[]).includes(cls)) {
+      io.err(
+        `halo agent list: unknown class '${cls}' (expected one of ${AGENT_CLASSES.join(', ')}, e.g. ocf:heartbeat)\n`,
+      );
+      process.exitCode = 2;
+      return;
+    }
+    const list = runner.list(filter);
+    io.out(opts.output === 'json' ? `${JSON.stringify(list)}\n` : list.map((a) => `${a}\n`).join(''));
+    if (list.length === 0 && opts.output !== 'json') io.err(`no agents match '${filter ?? ''}'\n`);
+  });
 
-  agent
-    .command('info')
-    .argument('<agent>', 'e.g. ocf:heartbeat:IPaddr2, lsb:nginx, stonith:fence_ipmilan, halo:vip')
-    .option('--output <format>', 'text or json', 'text')
-    .description("show an agent's parameters, defaults and actions")
-    .action(async (name: string, opts: { output: string }) => {
-      try {
-        const m = await runner.metadata(name);
-        if (opts.output === 'json') io.out(`${JSON.stringify(m, null, 2)}\n`);
-        else printInfo(io, name, m);
-      } catch (err) {
-        io.err(`halo agent info: ${(err as Error).message}\n`);
-        process.exitCode = 5;
-      }
-    });
+  example(
+    agent
+      .command('info')
+      .argument('<agent>', 'e.g. ocf:heartbeat:IPaddr2, lsb:nginx, stonith:fence_ipmilan, halo:vip')
+      .addOption(outputOption())
+      .description("show an agent's parameters, defaults and actions"),
+    'halo agent info ocf:heartbeat:IPaddr2',
+  ).action(async (name: string, opts: { output: string }) => {
+    try {
+      const m = await runner.metadata(name);
+      if (opts.output === 'json') io.out(`${JSON.stringify(m, null, 2)}\n`);
+      else printInfo(io, name, m);
+    } catch (err) {
+      io.err(`halo agent info: ${(err as Error).message}\n`);
+      process.exitCode = 5;
+    }
+  });
 
-  agent
-    .command('run')
+  example(
+    agent.command('run'),
+    'halo agent run ocf:heartbeat:IPaddr2 start --param ip=192.0.2.10 --param cidr_netmask=24',
+  )
     .argument('<agent>', 'e.g. ocf:heartbeat:Dummy')
     .argument('<action>', 'start, stop, monitor, meta-data, validate-all, promote, demote, …')
     .option('--param <k=v>', 'instance parameter (repeatable)', collectKv, {})
@@ -133,16 +154,15 @@ export function registerAgentCommands(
     .option('--interval <duration>', 'monitor interval to announce to the agent', '0')
     .option('--resource <id>', 'resource id (OCF_RESOURCE_INSTANCE)')
     .option('--netns <ns>', 'run inside this network namespace')
-    .option('--output <format>', 'text or json', 'text')
+    .addOption(outputOption())
     .description('run one agent action now and exit with its rc (like crm_resource --force-*)')
     .action((name: string, action: string, opts: AgentRunOptions) =>
       agentRun(io, runner, name, action, opts),
     );
 
   const fence = program.command('fence').description('list and run fence agents');
-  fence
-    .command('list')
-    .option('--output <format>', 'text or json', 'text')
+  example(fence.command('list'), 'halo fence list --output json')
+    .addOption(outputOption())
     .description('list installed fence agents (fence-agents and halo built-ins)')
     .action((opts: { output: string }) => {
       const list = [
@@ -151,8 +171,10 @@ export function registerAgentCommands(
       ];
       io.out(opts.output === 'json' ? `${JSON.stringify(list)}\n` : list.map((a) => `${a}\n`).join(''));
     });
-  fence
-    .command('run')
+  example(
+    fence.command('run'),
+    'halo fence run fence_ipmilan reboot node2 --param ip=10.0.0.12 --param username=admin --param password=secret',
+  )
     .argument('<device>', 'device name; also the agent when --agent is not given (e.g. fence_ipmilan)')
     .argument('<action>', FENCE_ACTIONS.join(', '))
     .argument('[node]', 'target node (passed as port/plug, mapped through pcmk_host_map)')

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { registerAgentCommands } from './agent_cmd.ts';
 
 const hasAgents = existsSync('/usr/lib/ocf/resource.d/heartbeat/Dummy') && process.getuid?.() === 0;
@@ -12,12 +12,18 @@ const hasAgents = existsSync('/usr/lib/ocf/resource.d/heartbeat/Dummy') && proce
 async function halo(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const program = new Command('halo').exitOverride();
+  const program = new Command('halo')
+    .exitOverride()
+    .configureOutput({ writeOut: (t) => (out += t), writeErr: (t) => (err += t) });
   registerAgentCommands(program, { out: (t) => (out += t), err: (t) => (err += t) });
   process.exitCode = undefined;
   try {
     await program.parseAsync(['node', 'halo', ...args]);
     return { code: typeof process.exitCode === 'number' ? process.exitCode : 0, out, err };
+  } catch (e) {
+    // As main.ts's run(): commander's usage errors exit 2.
+    if (e instanceof CommanderError) return { code: e.exitCode === 1 ? 2 : e.exitCode, out, err };
+    throw e;
   } finally {
     process.exitCode = undefined;
   }
@@ -92,10 +98,12 @@ test('halo agent run refuses a missing required parameter and an unknown agent w
     unknown.err,
     /Nope is not installed: \/usr\/lib\/ocf\/resource.d\/heartbeat\/Nope does not exist/,
   );
-  const badKv = await halo('agent', 'run', 'ocf:heartbeat:Dummy', 'start', '--param', 'novalue').catch(
-    (e: Error) => ({ code: -1, out: '', err: e.message }),
+  const badKv = await halo('agent', 'run', 'ocf:heartbeat:Dummy', 'start', '--param', 'novalue');
+  assert.equal(badKv.code, 2);
+  assert.match(
+    badKv.err,
+    /option '--param <k=v>' argument 'novalue' is invalid\. 'novalue' is not NAME=VALUE/,
   );
-  assert.match(badKv.err, /'novalue' is not NAME=VALUE/);
   const badTimeout = await halo('agent', 'run', 'ocf:heartbeat:Dummy', 'monitor', '--timeout', 'soon');
   assert.match(badTimeout.err, /--timeout: 'soon' is not a duration/);
 });
@@ -158,4 +166,28 @@ test('halo fence run drives a fence agent through the stdin protocol and halo fe
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('halo agent and fence refuse an unknown class or output format with exit 2 and say what is allowed', async () => {
+  const cls = await halo('agent', 'list', 'ocff:heartbeat');
+  assert.equal(cls.code, 2);
+  assert.match(
+    cls.err,
+    /unknown class 'ocff' \(expected one of ocf, lsb, systemd, service, heartbeat, stonith, halo/,
+  );
+  assert.equal(cls.out, '');
+  for (const args of [
+    ['agent', 'list', '--output', 'yaml'],
+    ['agent', 'info', 'ocf:heartbeat:Dummy', '--output', 'yaml'],
+    ['agent', 'run', 'ocf:heartbeat:Dummy', 'monitor', '--output', 'yaml'],
+    ['fence', 'list', '--output', 'yaml'],
+  ]) {
+    const r = await halo(...args);
+    assert.equal(r.code, 2, args.join(' '));
+    assert.match(r.err, /argument 'yaml' is invalid\. Allowed choices are text, json/, args.join(' '));
+    assert.equal(r.out, '', args.join(' '));
+  }
+  const badFenceParam = await halo('fence', 'run', 'fence_ipmilan', 'off', 'n1', '--param', 'ip');
+  assert.equal(badFenceParam.code, 2);
+  assert.match(badFenceParam.err, /'ip' is not NAME=VALUE/);
 });

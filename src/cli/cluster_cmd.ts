@@ -1,17 +1,48 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { type Command, Option } from 'commander';
-import { controlSocketPath, loadConfig, parseConfig } from '../daemon/config.ts';
+import { controlSocketPath, DEFAULT_CONFIG_FILE, loadConfig, parseConfig } from '../daemon/config.ts';
 import { queryControl } from '../daemon/control.ts';
-import type { DaemonStatus } from '../daemon/daemon.ts';
+import { type DaemonStatus, MEMBER_CHANGE_TIMEOUT_MS, type MemberChangeOutcome } from '../daemon/daemon.ts';
 import { resolveSelf, runDaemon } from '../daemon/run.ts';
 import { HaloError } from '../lib/errors.ts';
 import type { LogLevel } from '../lib/ports.ts';
 import { PROFILE_NAMES } from '../membership/profiles.ts';
 import { DEFAULT_KEY_FILE, generateKeyFile } from '../transport/key_file.ts';
 
-export const DEFAULT_CONFIG_FILE = '/etc/halo/halo.json';
+export { DEFAULT_CONFIG_FILE };
+
 const DEFAULT_PORT = 5405;
+/** Extra wait for a membership answer beyond the daemon's own commit timeout. */
+const CONTROL_SLACK_MS = 5_000;
+
+interface ConfigDoc {
+  nodes: Array<Record<string, unknown>>;
+  quorum?: Record<string, unknown>;
+}
+
+function readConfigDoc(path: string): ConfigDoc {
+  return JSON.parse(readFileSync(path, 'utf8')) as ConfigDoc;
+}
+
+/** Asks the local daemon; a daemon that does not answer means the cluster is down here. */
+async function askDaemon(path: string, line: string, timeoutMs?: number): Promise<unknown> {
+  try {
+    return await queryControl(path, line, timeoutMs);
+  } catch (err) {
+    if ((err as HaloError).code !== 'daemon-unreachable') throw err;
+    throw new HaloError(
+      'cluster-down',
+      `no daemon answers on ${path}: start the cluster first (halo daemon), or pass --offline to edit only the config`,
+      { cause: err },
+    );
+  }
+}
+
+function memberError(what: string, r: Extract<MemberChangeOutcome, { ok: false }>): HaloError {
+  const leader = r.leader ? ` (leader: ${r.leader})` : '';
+  return new HaloError(r.code, `${what}: ${r.message}${leader}`);
+}
 
 /**
  * `halo keygen`, `halo daemon`, `halo cluster init|join` and `halo status`: making a cluster,
@@ -38,23 +69,29 @@ export function registerClusterCommands(program: Command): void {
     .option('--config <file>', 'cluster config', DEFAULT_CONFIG_FILE)
     .option('--node <name>', 'which configured node this is (default: found by local addresses)')
     .option('--witness', 'run as the quorum witness: votes, runs no resources')
+    .option('--join', 'join a running cluster (after `halo cluster join` on a member) instead of forming one')
     .addOption(
       new Option('--log-level <level>', 'log level')
         .choices(['debug', 'info', 'warn', 'error'])
         .default('info'),
     )
-    .action(async (o: { config: string; node?: string; witness?: boolean; logLevel: LogLevel }) => {
-      await guardAsync(async () => {
-        process.exitCode = await runDaemon({
-          configFile: o.config,
-          ...(o.node === undefined ? {} : { node: o.node }),
-          witness: o.witness === true,
-          logLevel: o.logLevel,
+    .action(
+      async (o: { config: string; node?: string; witness?: boolean; join?: boolean; logLevel: LogLevel }) => {
+        await guardAsync(async () => {
+          process.exitCode = await runDaemon({
+            configFile: o.config,
+            ...(o.node === undefined ? {} : { node: o.node }),
+            witness: o.witness === true,
+            join: o.join === true,
+            logLevel: o.logLevel,
+          });
         });
-      });
-    });
+      },
+    );
 
-  const cluster = program.command('cluster').description('create a cluster and add nodes to it');
+  const cluster = program
+    .command('cluster')
+    .description('create a cluster, add nodes to it and remove them, while it runs');
   cluster
     .command('init')
     .description('write a config and a key for a new cluster')
@@ -93,30 +130,101 @@ export function registerClusterCommands(program: Command): void {
     );
   cluster
     .command('join')
-    .description('add a node to the cluster config (then copy the config to every node)')
+    .description(
+      'add a node to the running cluster (a Raft membership change through this host’s daemon) and to the config file; then copy the config and key to the new node and start it with `halo daemon --join`',
+    )
     .argument('<name>', 'new node name')
     .requiredOption('--addr <addr[,addr…]>', 'the node’s address on each link')
     .option('--id <n>', 'node id (default: next free)')
     .option('--witness', 'the new node is a quorum witness')
     .option('--config <file>', 'config file to change', DEFAULT_CONFIG_FILE)
-    .action((name: string, o: { addr: string; id?: string; witness?: boolean; config: string }) =>
-      guard(() => {
+    .option('--node <name>', 'which configured node this host is (default: found by local addresses)')
+    .option('--socket <path>', 'control socket of the daemon to ask (overrides --node)')
+    .option(
+      '--offline',
+      'only edit the config file, for a cluster that is not running (restart every daemon after)',
+    )
+    .action(
+      async (
+        name: string,
+        o: {
+          addr: string;
+          id?: string;
+          witness?: boolean;
+          config: string;
+          node?: string;
+          socket?: string;
+          offline?: boolean;
+        },
+      ) =>
+        guardAsync(async () => {
+          const cfg = loadConfig(o.config);
+          const doc = readConfigDoc(o.config);
+          let live: { path: string; ids: number[] } | undefined;
+          if (!o.offline) {
+            const path = o.socket ?? controlSocketPath(cfg, resolveSelf(cfg, o.node));
+            const st = (await askDaemon(path, 'status')) as DaemonStatus;
+            live = { path, ids: st.members.map((m) => m.id) };
+          }
+          let id = Math.max(...cfg.nodes.map((n) => n.id), ...(live?.ids ?? [])) + 1;
+          if (o.id !== undefined) {
+            id = Number(o.id);
+            if (!Number.isInteger(id))
+              throw new HaloError('bad-argument', `--id must be an integer, got '${o.id}'`);
+          }
+          const entry = nodeEntry(`${name}=${o.addr}`, id, o.witness === true);
+          doc.nodes.push(entry);
+          if (doc.quorum?.twoNode) {
+            // A third vote (node or witness) gives a real majority; two_node no longer applies.
+            doc.quorum.twoNode = false;
+          }
+          parseConfig(JSON.stringify(doc), o.config); // refuse anything the daemon would refuse
+          if (live) {
+            const r = (await askDaemon(
+              live.path,
+              `member-add ${JSON.stringify(entry)}`,
+              MEMBER_CHANGE_TIMEOUT_MS + CONTROL_SLACK_MS,
+            )) as MemberChangeOutcome;
+            if (!r.ok) throw memberError(`cannot add ${name}`, r);
+          }
+          writeConfig(o.config, doc);
+          process.stdout.write(
+            live
+              ? `added ${o.witness ? 'witness' : 'node'} ${name} (id ${id}) to the running cluster and to ${o.config}; copy it and the key to ${name} and start 'halo daemon --join' there; copy the config to the other nodes too\n`
+              : `added ${o.witness ? 'witness' : 'node'} ${name} (id ${id}) to ${o.config}; copy it to every node and restart their daemons\n`,
+          );
+        }),
+    );
+  cluster
+    .command('leave')
+    .description(
+      'remove a node (default: this one) from the running cluster and from the config file; the removed node’s daemon stops',
+    )
+    .argument('[name]', 'node to remove (default: this host’s node)')
+    .option('--config <file>', 'config file to change', DEFAULT_CONFIG_FILE)
+    .option('--node <name>', 'which configured node this host is (default: found by local addresses)')
+    .option('--socket <path>', 'control socket of the daemon to ask (overrides --node)')
+    .action(async (name: string | undefined, o: { config: string; node?: string; socket?: string }) =>
+      guardAsync(async () => {
         const cfg = loadConfig(o.config);
-        const doc = JSON.parse(readFileSync(o.config, 'utf8')) as {
-          nodes: Array<Record<string, unknown>>;
-          quorum?: Record<string, unknown>;
-        };
-        const id = o.id === undefined ? Math.max(...cfg.nodes.map((n) => n.id)) + 1 : Number(o.id);
-        doc.nodes.push(nodeEntry(`${name}=${o.addr}`, id, o.witness === true));
-        if (doc.quorum?.twoNode) {
-          // A third vote (node or witness) gives a real majority; two_node no longer applies.
-          doc.quorum.twoNode = false;
+        const path = o.socket ?? controlSocketPath(cfg, resolveSelf(cfg, o.node));
+        const target = name ?? ((await askDaemon(path, 'status')) as DaemonStatus).node;
+        const r = (await askDaemon(
+          path,
+          `member-remove ${target}`,
+          MEMBER_CHANGE_TIMEOUT_MS + CONTROL_SLACK_MS,
+        )) as MemberChangeOutcome;
+        if (!r.ok) throw memberError(`cannot remove ${target}`, r);
+        const doc = readConfigDoc(o.config);
+        const rest = doc.nodes.filter((n) => n.name !== target);
+        let note = '';
+        if (rest.length === doc.nodes.length) note = ` (it was not in ${o.config})`;
+        else if (rest.length === 0) note = ` (${o.config} left as it is: it would list no node)`;
+        else {
+          writeConfig(o.config, { ...doc, nodes: rest });
+          note = ` and from ${o.config}; copy it to every node`;
         }
-        parseConfig(JSON.stringify(doc), o.config); // refuse anything the daemon would refuse
-        writeConfig(o.config, doc);
-        process.stdout.write(
-          `added ${o.witness ? 'witness' : 'node'} ${name} (id ${id}) to ${o.config}; copy it to every node and restart their daemons\n`,
-        );
+        process.stdout.write(`removed ${target} (id ${r.id}) from the running cluster${note}\n`);
       }),
     );
 

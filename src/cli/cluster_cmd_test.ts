@@ -48,7 +48,17 @@ test('cluster init writes a config the daemon accepts and a private key; join ad
     // Running init again would silently replace the cluster's key: refused.
     assert.equal(await halo(['cluster', 'init', 'web', '--node', 'alpha=10.0.0.1', ...base]), 1);
     assert.equal(
-      await halo(['cluster', 'join', 'tie', '--addr', '10.0.0.9', '--witness', '--config', config]),
+      await halo([
+        'cluster',
+        'join',
+        'tie',
+        '--addr',
+        '10.0.0.9',
+        '--witness',
+        '--offline',
+        '--config',
+        config,
+      ]),
       0,
     );
     cfg = loadConfig(config);
@@ -63,7 +73,18 @@ test('cluster init writes a config the daemon accepts and a private key; join ad
     });
     // A duplicate name is refused and the file is unchanged.
     const before = readFileSync(config, 'utf8');
-    assert.equal(await halo(['cluster', 'join', 'tie', '--addr', '10.0.0.10', '--config', config]), 1);
+    assert.equal(
+      await halo(['cluster', 'join', 'tie', '--addr', '10.0.0.10', '--offline', '--config', config]),
+      1,
+    );
+    assert.equal(readFileSync(config, 'utf8'), before);
+    // Without --offline, join changes the running cluster: with no daemon it fails, changing nothing.
+    assert.equal(
+      await halo(['cluster', 'join', 'delta', '--addr', '10.0.0.4', '--node', 'alpha', '--config', config]),
+      1,
+    );
+    assert.equal(readFileSync(config, 'utf8'), before);
+    assert.equal(await halo(['cluster', 'leave', 'beta', '--node', 'alpha', '--config', config]), 1);
     assert.equal(readFileSync(config, 'utf8'), before);
   } finally {
     rmSync(dir, { recursive: true, force: true });

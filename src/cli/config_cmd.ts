@@ -53,8 +53,8 @@ function readSource(file: string, failures: string[]): Source | undefined {
     }
     return { file, text: readFileSync(file, 'utf8'), mode: st.mode };
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    failures.push(`${file}: error: cannot read the file (${code}: ${(err as Error).message})`);
+    // Node's message already starts with the errno code ("ENOENT: no such file or directory, …").
+    failures.push(`${file}: error: cannot read the file (${(err as Error).message})`);
     return undefined;
   }
 }

@@ -1,5 +1,5 @@
 import { type Command, Option } from 'commander';
-import { type BenchFault, benchFailover, renderBench } from '../lab/bench.ts';
+import { type BenchFault, benchFailover, DEFAULT_ROWS_PER_TRIAL, renderBench } from '../lab/bench.ts';
 import {
   type ChaosFault,
   DEFAULT_LAB_DIR,
@@ -7,8 +7,10 @@ import {
   labDown,
   labStatus,
   labUp,
+  readLabState,
   renderLabStatus,
 } from '../lab/lab.ts';
+import { seed004NodeBoot, seed004Up } from '../lab/scenario_seed004.ts';
 import { DEFAULT_SCENARIO, isScenario, LAB_VIP, SCENARIOS } from '../lab/scenarios.ts';
 import { HaloError } from '../lib/errors.ts';
 
@@ -43,21 +45,18 @@ export function registerLabCommands(program: Command): void {
       async (o: { nodes?: string; witness?: boolean; scenario?: string; profile: string; dir: string }) =>
         guard(async () => {
           const scenario = o.scenario ?? DEFAULT_SCENARIO;
-          const nodesText = o.nodes ?? (scenario === 'seed-003' ? '2' : '3');
+          const nodesText = o.nodes ?? (scenario === 'seed-003' || scenario === 'seed-004' ? '2' : '3');
           const nodes = Number(nodesText);
           if (!/^\d+$/.test(nodesText))
             throw new HaloError('bad-argument', `--nodes must be a whole number, got '${nodesText}'`);
           if (scenario !== 'none' && !isScenario(scenario))
             throw new HaloError('bad-argument', `unknown scenario '${scenario}'`);
           const say = (l: string): void => void process.stdout.write(`${l}\n`);
-          const state = await labUp({
-            dir: o.dir,
-            nodes,
-            witness: o.witness === true,
-            profile: o.profile,
-            ...(isScenario(scenario) ? { scenario } : {}),
-            say,
-          });
+          const up = { dir: o.dir, nodes, witness: o.witness === true, profile: o.profile, say };
+          const state =
+            scenario === 'seed-004'
+              ? await seed004Up(up)
+              : await labUp({ ...up, ...(isScenario(scenario) ? { scenario } : {}) });
           say(`lab ${state.tag} is up in ${state.dir}`);
           const d = o.dir === DEFAULT_LAB_DIR ? '' : ` --dir ${o.dir}`;
           if (state.scenario) {
@@ -136,12 +135,19 @@ export function registerLabCommands(program: Command): void {
         const linkText = String(o.link ?? '0');
         if (!/^\d+$/.test(linkText))
           throw new HaloError('bad-argument', `--link must be a link number, got '${linkText}'`);
+        const before = fault === 'restart' ? readLabState(String(o.dir)) : undefined;
         const what = await labChaos(String(o.dir), {
           fault,
           link: Number(linkText),
           ...(typeof o.node === 'string' ? { node: o.node } : {}),
         });
         process.stdout.write(`${what}\n`);
+        // A rebooted seed-004 node runs the seed's boot steps (its own root, drbd up) too.
+        if (before?.scenario === 'seed-004') {
+          const after = readLabState(String(o.dir));
+          const booted = after.nodes.find((n) => n.pid !== before.nodes.find((b) => b.name === n.name)?.pid);
+          if (booted) process.stdout.write(`${await seed004NodeBoot(after, booted.name)}\n`);
+        }
       }),
     );
 
@@ -152,20 +158,48 @@ export function registerLabCommands(program: Command): void {
     .description('inject a fault on the DC and measure detection and the service gap seen from the client')
     .option('--trials <n>', 'number of trials', '5')
     .addOption(new Option('--fault <fault>', 'fault to inject').choices(['kill', 'cut-link']).default('kill'))
+    .addOption(
+      new Option('--scenario <name>', 'refuse to run unless the lab runs this scenario').choices([
+        ...SCENARIOS,
+      ]),
+    )
+    .option(
+      '--rows <n>',
+      `seed-003: rows written through the VIP (mariadb client) before each fault and counted after it (default ${DEFAULT_ROWS_PER_TRIAL})`,
+    )
     .addOption(new Option('--output <format>', 'output format').choices(['text', 'json']).default('text'))
     .addOption(dirOption())
-    .action(async (o: { trials: string; fault: string; output: string; dir: string }) =>
-      guard(async () => {
-        if (!/^\d+$/.test(o.trials) || Number(o.trials) < 1)
-          throw new HaloError('bad-argument', `--trials must be a positive whole number, got '${o.trials}'`);
-        const r = await benchFailover({
-          dir: o.dir,
-          trials: Number(o.trials),
-          fault: o.fault as BenchFault,
-          say: (l) => void process.stderr.write(`${l}\n`),
-        });
-        process.stdout.write(o.output === 'json' ? `${JSON.stringify(r, null, 2)}\n` : `${renderBench(r)}\n`);
-      }),
+    .action(
+      async (o: {
+        trials: string;
+        fault: string;
+        scenario?: string;
+        rows?: string;
+        output: string;
+        dir: string;
+      }) =>
+        guard(async () => {
+          if (!/^\d+$/.test(o.trials) || Number(o.trials) < 1)
+            throw new HaloError(
+              'bad-argument',
+              `--trials must be a positive whole number, got '${o.trials}'`,
+            );
+          if (o.rows !== undefined && !/^\d+$/.test(o.rows))
+            throw new HaloError('bad-argument', `--rows must be a whole number, got '${o.rows}'`);
+          const r = await benchFailover({
+            dir: o.dir,
+            trials: Number(o.trials),
+            fault: o.fault as BenchFault,
+            ...(o.scenario !== undefined && isScenario(o.scenario) ? { scenario: o.scenario } : {}),
+            ...(o.rows !== undefined ? { rowsPerTrial: Number(o.rows) } : {}),
+            say: (l) => void process.stderr.write(`${l}\n`),
+          });
+          process.stdout.write(
+            o.output === 'json' ? `${JSON.stringify(r, null, 2)}\n` : `${renderBench(r)}\n`,
+          );
+          // A failed acceptance check (lost rows, two Primaries, no failover, gap) fails the command.
+          if (!r.ok) process.exitCode = 1;
+        }),
     );
 }
 

@@ -1,8 +1,12 @@
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
+import { HaloError } from '../lib/errors.ts';
 import { registerAdminCommands } from './admin_cmd.ts';
 import { registerAgentCommands } from './agent_cmd.ts';
 import { registerClusterCommands } from './cluster_cmd.ts';
 import { registerConfigCommands } from './config_cmd.ts';
+import { registerImportCommands } from './import_cmd.ts';
 import { registerLabCommands } from './lab_cmd.ts';
 import { registerSimulateCommands } from './simulate_cmd.ts';
 import { registerVolumeCommands } from './volume_cmd.ts';
@@ -24,10 +28,19 @@ export function buildProgram(): Command {
   registerVolumeCommands(program);
   registerLabCommands(program);
   registerAdminCommands(program);
+  registerImportCommands(program);
   return program;
 }
 
-/** Runs the CLI with `argv` (as process.argv) and returns the exit code. */
+/** Exit code for an error no command caught: a bug in halo (EX_SOFTWARE, as sysexits.h). */
+export const INTERNAL_ERROR_EXIT = 70;
+
+/**
+ * Runs the CLI with `argv` (as process.argv) and returns the exit code. Errors a command did
+ * not handle never reach the user as a stack trace: a HaloError (an operating error with a
+ * stable code) prints its message and exits 2; anything else is a bug in halo and prints one
+ * line saying so (set HALO_DEBUG=1 for the stack) and exits 70.
+ */
 export async function run(argv: readonly string[]): Promise<number> {
   const program = buildProgram();
   try {
@@ -38,6 +51,37 @@ export async function run(argv: readonly string[]): Promise<number> {
       // --help and --version arrive here too, with exit code 0.
       return err.exitCode === 1 ? 2 : err.exitCode;
     }
-    throw err;
+    if (err instanceof HaloError) {
+      process.stderr.write(`halo: ${err.message} [${err.code}]\n`);
+      return 2;
+    }
+    const e = err instanceof Error ? err : new Error(String(err));
+    process.stderr.write(
+      `halo: internal error: ${e.message} (this is a bug in halo; please report it${process.env.HALO_DEBUG ? '' : ', with the stack trace HALO_DEBUG=1 prints'})\n`,
+    );
+    if (process.env.HALO_DEBUG) process.stderr.write(`${e.stack ?? ''}\n`);
+    return INTERNAL_ERROR_EXIT;
   }
+}
+
+/**
+ * Run from source (`node --import tsx src/cli/main.ts …`) this file is the entry point and runs
+ * the CLI; imported (by bin/halo.js or a test) it only exports.
+ */
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  return script !== undefined && resolve(script) === fileURLToPath(import.meta.url);
+}
+
+if (isEntryPoint()) {
+  // run() catches everything it can; a rejection here would be a bug in the handler itself.
+  run(process.argv).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`halo: internal error: ${String(err)}\n`);
+      process.exitCode = INTERNAL_ERROR_EXIT;
+    },
+  );
 }

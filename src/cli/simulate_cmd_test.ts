@@ -3,44 +3,63 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
+import { locate } from '../admin/resource_edits.ts';
 import { serializeCibXml } from '../cib/cib_xml.ts';
+import { parseCrm } from '../cib/crm.ts';
+import type { Cib } from '../cib/model.ts';
+import type { DaemonStatus } from '../daemon/daemon.ts';
+import { createLabCluster, waitFor } from '../daemon/lab_cluster.ts';
+import { hasNetnsSupport } from '../lab/netns.ts';
 import { cluster, location, nodeState, primitive, started } from '../scheduler/testing.ts';
 import { registerSimulateCommands } from './simulate_cmd.ts';
 
-/** Runs `halo ARGS` with only the simulate commands registered, capturing output and exit code. */
-function halo(args: readonly string[]): { code: number; out: string; err: string } {
-  const program = new Command('halo').exitOverride();
-  registerSimulateCommands(program);
+/**
+ * Runs `halo ARGS` with only the simulate commands registered, capturing output and exit code
+ * in buffers handed to the commands (never by replacing process.stdout, which the test reporter
+ * writes to).
+ */
+async function halo(args: readonly string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const w1 = process.stdout.write.bind(process.stdout);
-  const w2 = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((chunk: string | Uint8Array) => {
-    out += String(chunk);
-    return true;
-  }) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    err += String(chunk);
-    return true;
-  }) as typeof process.stderr.write;
+  const program = new Command('halo').exitOverride().configureOutput({
+    writeOut: (t) => {
+      out += t;
+    },
+    writeErr: (t) => {
+      err += t;
+    },
+  });
+  registerSimulateCommands(program, {
+    out: (t) => {
+      out += t;
+    },
+    err: (t) => {
+      err += t;
+    },
+  });
   const before = process.exitCode;
+  process.exitCode = undefined;
   try {
-    program.parse(['node', 'halo', ...args]);
+    await program.parseAsync(['node', 'halo', ...args]);
     const code = typeof process.exitCode === 'number' ? process.exitCode : 0;
     return { code, out, err };
+  } catch (e) {
+    if (e instanceof CommanderError) return { code: e.exitCode === 1 ? 2 : e.exitCode, out, err };
+    throw e;
   } finally {
-    process.stdout.write = w1;
-    process.stderr.write = w2;
     process.exitCode = before;
   }
 }
 
-function withFiles<T>(files: Readonly<Record<string, string>>, fn: (dir: string) => T): T {
+async function withFiles<T>(
+  files: Readonly<Record<string, string>>,
+  fn: (dir: string) => T | Promise<T>,
+): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'halo-simulate-'));
   try {
     for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
-    return fn(dir);
+    return await fn(dir);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -56,9 +75,9 @@ const CIB = serializeCibXml(
 );
 
 describe('halo simulate', () => {
-  it("prints crm_simulate's sections with the transition summary", () => {
-    withFiles({ 'cib.xml': CIB }, (dir) => {
-      const r = halo(['simulate', '-x', join(dir, 'cib.xml')]);
+  it("prints crm_simulate's sections with the transition summary", async () => {
+    await withFiles({ 'cib.xml': CIB }, async (dir) => {
+      const r = await halo(['simulate', '-x', join(dir, 'cib.xml')]);
       assert.equal(r.code, 0, r.err);
       for (const h of [
         'Current cluster status:',
@@ -72,10 +91,10 @@ describe('halo simulate', () => {
     });
   });
 
-  it('shows allocation scores and saves the graph as JSON', () => {
-    withFiles({ 'cib.xml': CIB }, (dir) => {
+  it('shows allocation scores and saves the graph as JSON', async () => {
+    await withFiles({ 'cib.xml': CIB }, async (dir) => {
       const graph = join(dir, 'graph.json');
-      const r = halo([
+      const r = await halo([
         'simulate',
         '--xml-file',
         join(dir, 'cib.xml'),
@@ -90,7 +109,7 @@ describe('halo simulate', () => {
     });
   });
 
-  it('applies --node-fail and fences the failed node when fencing is enabled', () => {
+  it('applies --node-fail and fences the failed node when fencing is enabled', async () => {
     const cib = serializeCibXml(
       cluster({
         nodes: ['n1', 'n2'],
@@ -99,8 +118,8 @@ describe('halo simulate', () => {
         status: [nodeState('n1', { history: [started('web')] }), nodeState('n2')],
       }),
     );
-    withFiles({ 'cib.xml': cib }, (dir) => {
-      const r = halo(['simulate', '-x', join(dir, 'cib.xml'), '--node-fail', 'n1', '--output', 'json']);
+    await withFiles({ 'cib.xml': cib }, async (dir) => {
+      const r = await halo(['simulate', '-x', join(dir, 'cib.xml'), '--node-fail', 'n1', '--output', 'json']);
       assert.equal(r.code, 0, r.err);
       const j = JSON.parse(r.out) as {
         fencing: { node: string; reason: string }[];
@@ -111,26 +130,57 @@ describe('halo simulate', () => {
     });
   });
 
-  it('recovers a resource after an injected monitor failure', () => {
-    withFiles({ 'cib.xml': CIB }, (dir) => {
-      const r = halo(['simulate', '-x', join(dir, 'cib.xml'), '--op-fail', 'web_monitor_10000@n1=7']);
+  it('recovers a resource after an injected monitor failure', async () => {
+    await withFiles({ 'cib.xml': CIB }, async (dir) => {
+      const r = await halo(['simulate', '-x', join(dir, 'cib.xml'), '--op-fail', 'web_monitor_10000@n1=7']);
       assert.equal(r.code, 0, r.err);
       assert.match(r.out, /\* Recover\s+web\s+\( n1 -> n2 \)/);
     });
   });
 
-  it('rejects an invalid CIB with a positioned error and exit code 2', () => {
-    withFiles({ 'bad.xml': '<cib><configuration>\n<resources>\n' }, (dir) => {
-      const r = halo(['simulate', '-x', join(dir, 'bad.xml')]);
+  it('rejects an invalid CIB with a positioned error and exit code 2', async () => {
+    await withFiles({ 'bad.xml': '<cib><configuration>\n<resources>\n' }, async (dir) => {
+      const r = await halo(['simulate', '-x', join(dir, 'bad.xml')]);
       assert.equal(r.code, 2);
       assert.match(r.err, /bad\.xml:\d+:\d+: error:/);
       assert.equal(r.out, '');
     });
   });
 
-  it('rejects a malformed --op-fail with exit code 2', () => {
-    withFiles({ 'cib.xml': CIB }, (dir) => {
-      const r = halo(['simulate', '-x', join(dir, 'cib.xml'), '--op-fail', 'nonsense']);
+  it('without -x it says an input is required and exits 2', async () => {
+    const r = await halo(['simulate']);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /an input is required: -x\/--xml-file FILE/);
+    assert.equal(r.out, '');
+  });
+
+  it('a file that does not exist, an unknown --output, an unwritable graph file and an unknown node each exit 2 with a clear message', async () => {
+    await withFiles({ 'cib.xml': CIB }, async (dir) => {
+      const missing = await halo(['simulate', '-x', join(dir, 'nope.xml')]);
+      assert.equal(missing.code, 2);
+      assert.match(missing.err, /nope\.xml: error: cannot read the file/);
+      const output = await halo(['simulate', '-x', join(dir, 'cib.xml'), '--output', 'yaml']);
+      assert.equal(output.code, 2);
+      assert.match(output.err, /--output must be text or json, not 'yaml'/);
+      const graph = await halo([
+        'simulate',
+        '-x',
+        join(dir, 'cib.xml'),
+        '--save-graph',
+        join(dir, 'no', 'g.json'),
+      ]);
+      assert.equal(graph.code, 2);
+      assert.match(graph.err, /g\.json: error: cannot write the graph \(ENOENT/);
+      const node = await halo(['simulate', '-x', join(dir, 'cib.xml'), '--node-fail', 'n9']);
+      assert.equal(node.code, 2);
+      assert.match(node.err, /n9/);
+      assert.equal(node.out, '');
+    });
+  });
+
+  it('rejects a malformed --op-fail with exit code 2', async () => {
+    await withFiles({ 'cib.xml': CIB }, async (dir) => {
+      const r = await halo(['simulate', '-x', join(dir, 'cib.xml'), '--op-fail', 'nonsense']);
       assert.equal(r.code, 2);
       assert.match(r.err, /RSC_OP_INTERVAL@NODE=RC/);
     });
@@ -138,19 +188,172 @@ describe('halo simulate', () => {
 });
 
 describe('halo explain', () => {
-  it('explains why a resource runs where it does', () => {
-    withFiles({ 'cib.xml': CIB }, (dir) => {
-      const r = halo(['explain', 'web', '-x', join(dir, 'cib.xml')]);
+  it('explains why a resource runs where it does', async () => {
+    await withFiles({ 'cib.xml': CIB }, async (dir) => {
+      const r = await halo(['explain', 'web', '-x', join(dir, 'cib.xml')]);
       assert.equal(r.code, 0, r.err);
       assert.match(r.out, /^web moves from n1 to n2: location web-n2 prefers n2 \(50, score 50\)/);
     });
   });
 
-  it('says so when the resource does not exist, with exit code 2', () => {
-    withFiles({ 'cib.xml': CIB }, (dir) => {
-      const r = halo(['explain', 'nope', '-x', join(dir, 'cib.xml')]);
+  it('says so when the resource does not exist, with exit code 2', async () => {
+    await withFiles({ 'cib.xml': CIB }, async (dir) => {
+      const r = await halo(['explain', 'nope', '-x', join(dir, 'cib.xml')]);
       assert.equal(r.code, 2);
       assert.match(r.err, /resource 'nope' is not in the configuration/);
     });
+  });
+});
+
+describe('halo explain on a running cluster: bad input', () => {
+  it('a control socket nobody listens on exits 2 naming the socket, and prints no explanation', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'halo-explain-down-'));
+    try {
+      const sock = join(dir, 'n1.sock');
+      const r = await halo(['explain', 'web', '--socket', sock]);
+      assert.equal(r.code, 2);
+      assert.ok(r.err.includes(sock), r.err);
+      assert.match(r.err, /no running cluster found .*use -x FILE to read a CIB file/);
+      assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
+      assert.equal(r.out, '');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('without a cluster config it exits 2 naming the config and suggesting -x FILE', async () => {
+    const config = join(tmpdir(), 'halo-no-such-dir', 'halo.json');
+    const r = await halo(['explain', 'web', '--config', config]);
+    assert.equal(r.code, 2);
+    assert.ok(r.err.includes(config), r.err);
+    assert.match(r.err, /use -x FILE/);
+  });
+
+  it('simulate -L with a socket nobody listens on exits 2 naming it; --socket without -L is refused', async () => {
+    const sock = join(tmpdir(), 'halo-no-such-dir', 'n1.sock');
+    const r = await halo(['simulate', '-L', '--socket', sock]);
+    assert.equal(r.code, 2);
+    assert.ok(r.err.includes(sock), r.err);
+    assert.equal(r.out, '');
+    const noLive = await halo(['simulate', '--socket', sock]);
+    assert.equal(noLive.code, 2);
+    assert.match(noLive.err, /add -L\/--live/);
+    await withFiles({ 'cib.xml': CIB }, async (dir) => {
+      const both = await halo(['simulate', '-L', '-x', join(dir, 'cib.xml')]);
+      assert.equal(both.code, 2);
+      assert.match(both.err, /give one of them/);
+    });
+  });
+
+  it('-x together with --socket is refused with exit 2', async () => {
+    await withFiles({ 'cib.xml': CIB }, async (dir) => {
+      const r = await halo(['explain', 'web', '-x', join(dir, 'cib.xml'), '--socket', join(dir, 's.sock')]);
+      assert.equal(r.code, 2);
+      assert.match(r.err, /give one of them/);
+    });
+  });
+});
+
+/** How long three lab daemons may take to form a cluster, agree on a DC and start a resource. */
+const LIVE_DEADLINE_MS = 60_000;
+
+describe('halo explain on a real three-node cluster', () => {
+  it('explain and simulate -L read the DC, a follower and --node-fail what-ifs; an unknown resource exits 2; nothing changes', {
+    skip: !hasNetnsSupport() && 'needs root and ip netns',
+    timeout: 180_000,
+  }, async () => {
+    const names = ['n1', 'n2', 'n3'];
+    const lab = createLabCluster({ nodes: names });
+    try {
+      for (const n of names) lab.start(n);
+      const dc = await waitFor('the cluster to agree on a DC', LIVE_DEADLINE_MS, async () => {
+        const seen = await Promise.all(
+          names.map((n) =>
+            lab.status(n).then(
+              (st) => st.dc,
+              () => undefined,
+            ),
+          ),
+        );
+        return seen[0] && seen.every((d) => d === seen[0]) ? seen[0] : undefined;
+      });
+      const crm = parseCrm(
+        `node 1: n1
+node 2: n2
+node 3: n3
+primitive web ocf:heartbeat:Dummy params state=${lab.dir}/web.state op monitor interval=10s
+location l_web web 100: n2
+property stonith-enabled=false
+rsc_defaults resource-stickiness=10
+`,
+        'explain.crm',
+      );
+      assert.ok(crm.ok);
+      const load = (await lab.command(
+        dc,
+        `cib ${JSON.stringify({ op: 'replace-configuration', configuration: crm.cib.configuration })}`,
+      )) as { ok?: boolean };
+      assert.equal(load.ok, true, JSON.stringify(load));
+      const sock = (n: string) => join(lab.dir, `${n}.sock`);
+      await waitFor('web to run on n2', LIVE_DEADLINE_MS, async () => {
+        const v = (await lab.command(dc, 'cib')) as { cib: Cib };
+        const l = locate(v.cib, 'web', Date.now());
+        return l.ok && l.active.length === 1 && l.active[0]!.node === 'n2' ? true : undefined;
+      });
+
+      const fromDc = await halo(['explain', 'web', '--socket', sock(dc)]);
+      assert.equal(fromDc.code, 0, fromDc.err);
+      assert.match(fromDc.out, /^web stays on n2: location l_web prefers n2 \(100/);
+      assert.equal(fromDc.err, '', 'the DC explains its own live view without a note');
+
+      const follower = names.find((n) => n !== dc)!;
+      const fromFollower = await halo(['explain', 'web', '--socket', sock(follower), '--output', 'json']);
+      assert.equal(fromFollower.code, 0, fromFollower.err);
+      const j = JSON.parse(fromFollower.out) as {
+        explanation: string[];
+        source: string;
+        node: string;
+        dc: string;
+      };
+      assert.deepEqual([j.source, j.node, j.dc], ['replicated', follower, dc]);
+      assert.match(j.explanation[0]!, /^web stays on n2: location l_web prefers n2/);
+
+      const whatIf = await halo(['explain', 'web', '--socket', sock(dc), '--node-fail', 'n2']);
+      assert.equal(whatIf.code, 0, whatIf.err);
+      assert.match(whatIf.out, /^web (moves from n2 to|starts on) n[13]: n2 is offline/);
+
+      const epoch = async () => ((await lab.status(dc)) as DaemonStatus).consensus?.cib?.epoch;
+      const before = await epoch();
+      const sim = await halo(['simulate', '-L', '--socket', sock(follower)]);
+      assert.equal(sim.code, 0, sim.err);
+      assert.match(sim.err, new RegExp(`note: ${follower} is not the DC.*run it on the DC \\(${dc}\\)`));
+      assert.match(
+        sim.out,
+        /Current cluster status:[\s\S]*web\s.*Started n2[\s\S]*Transition Summary:\n\nExecuting/,
+      );
+      const simFail = await halo([
+        'simulate',
+        '-L',
+        '--node-fail',
+        'n2',
+        '--socket',
+        sock(dc),
+        '--output',
+        'json',
+      ]);
+      assert.equal(simFail.code, 0, simFail.err);
+      const summary = (JSON.parse(simFail.out) as { summary: { rsc?: string; verb: string }[] }).summary;
+      assert.ok(
+        summary.some((l) => /web/.test(JSON.stringify(l))),
+        JSON.stringify(summary),
+      );
+      const unknown = await halo(['explain', 'wbe', '--socket', sock(dc)]);
+      assert.equal(unknown.code, 2);
+      assert.match(unknown.err, /resource 'wbe' is not in the configuration \(known: web\)/);
+      assert.equal(unknown.out, '');
+      assert.equal(await epoch(), before, 'explain changes nothing in the cluster');
+    } finally {
+      lab.destroy();
+    }
   });
 });

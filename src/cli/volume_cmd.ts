@@ -16,7 +16,7 @@ import { formatDiagnostic, HaloError } from '../lib/errors.ts';
 import { releaseFuseMount } from '../lib/fuse.ts';
 import { pidAlive } from '../lib/pid.ts';
 import type { LogFields, Logger, LogLevel } from '../lib/ports.ts';
-import { type VolumeConfig, volumeConfigFromDrbd } from '../volume/config.ts';
+import { parseDrbdSize, type VolumeConfig, volumeConfigFromDrbd } from '../volume/config.ts';
 import type { CoreStatus } from '../volume/core.ts';
 import {
   controlRequest,
@@ -25,6 +25,7 @@ import {
   readMetadata,
   VolumeEngine,
 } from '../volume/engine.ts';
+import { misplacedMetadata, resizeVolume } from '../volume/resize.ts';
 import { formatDrbdadmStatus, formatGi, formatProcDrbd } from '../volume/status_format.ts';
 
 const run = promisify(execFile);
@@ -217,6 +218,63 @@ async function detachState(s: AttachState): Promise<void> {
   await releaseFuseMount(s.fuseDir);
 }
 
+/** The cluster config the fence handlers read to find the daemons' control sockets. */
+const CLUSTER_CONFIG_DEFAULT = '/etc/halo/halo.json';
+
+/**
+ * `fence-peer` / `unfence-peer`: halo's versions of DRBD's crm-fence-peer.sh and
+ * crm-unfence-peer.sh, run by the engine as drbd.conf handlers (with DRBD_RESOURCE and
+ * DRBD_PEER set) or by hand. They exit with the fence-peer codes (4 = peer fenced, 6 = this
+ * node is the stale one, 1 = failed).
+ */
+function registerFenceCommands(vol: Command, g: () => GlobalOpts): void {
+  for (const [verb, action, help] of [
+    ['fence-peer', 'fence', 'let only this node be promoted until the peer has resynced (a CIB constraint)'],
+    ['unfence-peer', 'unfence', 'remove the constraint fence-peer placed (after a resync)'],
+  ] as const) {
+    vol
+      .command(`${verb} [res]`)
+      .description(help)
+      .option('--peer <name>', 'the peer node (default: $DRBD_PEER)')
+      .option(
+        '--socket <path>',
+        "this node's daemon control socket (default: $HALO_CONTROL_SOCKET, else from the cluster config)",
+      )
+      .option(
+        '--cluster-config <file>',
+        'the cluster config (default: $HALO_CLUSTER_CONFIG, else /etc/halo/halo.json)',
+      )
+      .action(
+        async (resArg: string | undefined, o: { peer?: string; socket?: string; clusterConfig?: string }) => {
+          const resource = resArg ?? process.env.DRBD_RESOURCE;
+          const peer = o.peer ?? process.env.DRBD_PEER ?? '';
+          if (!resource || (action === 'fence' && !peer)) {
+            process.stderr.write(
+              `halo volume ${verb}: name the resource and --peer (or set DRBD_RESOURCE and DRBD_PEER)\n`,
+            );
+            process.exitCode = 1;
+            return;
+          }
+          // Loaded here, not at the top: the engine process never needs the cluster code otherwise.
+          const { runClusterFence } = await import('../volume/cluster_fence.ts');
+          const r = await runClusterFence({
+            action,
+            resource,
+            self: g().node ?? hostname(),
+            peer,
+            clusterConfig: o.clusterConfig ?? process.env.HALO_CLUSTER_CONFIG ?? CLUSTER_CONFIG_DEFAULT,
+            ...(process.env.HALO_CLUSTER_NODE ? { clusterNode: process.env.HALO_CLUSTER_NODE } : {}),
+            ...((o.socket ?? process.env.HALO_CONTROL_SOCKET)
+              ? { socket: (o.socket ?? process.env.HALO_CONTROL_SOCKET)! }
+              : {}),
+          });
+          process.stderr.write(`halo volume ${verb} ${resource}: ${r.message}\n`);
+          process.exitCode = r.exitCode;
+        },
+      );
+  }
+}
+
 export function registerVolumeCommands(program: Command): void {
   const vol = program
     .command('volume')
@@ -251,6 +309,12 @@ export function registerVolumeCommands(program: Command): void {
     .action(
       act(async (res: string, o: { force?: boolean }) => {
         const cfg = loadConfig(g(), res);
+        const moved = o.force ? undefined : await misplacedMetadata(cfg);
+        if (moved)
+          throw new HaloError(
+            'metadata-exists',
+            `${cfg.self.disk} grew and still holds halo metadata for ${res} (${moved.sizeBytes} bytes, disk ${moved.disk}); run "halo volume resize ${res}" to keep it, or create-md --force to start over`,
+          );
         const r = await createMetadata(cfg, o.force === true);
         print(g(), `${res}: metadata created on ${cfg.self.disk}; ${r.dataBytes} data bytes\n`, {
           ok: true,
@@ -289,6 +353,11 @@ export function registerVolumeCommands(program: Command): void {
     ['disconnect', 'disconnect', 'drop the replication link and stay StandAlone'],
     ['verify', 'verify', 'start online verify against the peer'],
     ['invalidate', 'invalidate', 'discard local data: full resync from the peer'],
+    [
+      'resume-io',
+      'resume-io',
+      'resume I/O suspended by fencing without fencing the peer (risks lost writes)',
+    ],
   ] as const) {
     vol
       .command(`${verb} <res>`)
@@ -300,6 +369,28 @@ export function registerVolumeCommands(program: Command): void {
         }),
       );
   }
+  registerFenceCommands(vol, g);
+  vol
+    .command('resize <res>')
+    .description('grow the volume after its backing disk grew (run on both nodes, volume down)')
+    .option('--size <size>', 'grow a backing regular file to hold this much data (e.g. 2G)')
+    .action(
+      act(async (res: string, o: { size?: string }) => {
+        const cfg = loadConfig(g(), res);
+        if (await controlRequest(g().runDir, res, { cmd: 'status' }))
+          throw new HaloError(
+            'running',
+            `${res} is running here; resize works with the volume down on this node: halo volume down ${res}, resize on both nodes, then up`,
+          );
+        const sizeBytes = o.size === undefined ? undefined : parseDrbdSize(o.size, '--size', 1);
+        const r = await resizeVolume(cfg, sizeBytes === undefined ? {} : { sizeBytes });
+        const text =
+          r.newBytes === r.oldBytes
+            ? `${res}: ${cfg.self.disk} has not grown; still ${r.oldBytes} bytes (grow it first, or pass --size for a file)\n`
+            : `${res}: grown from ${r.oldBytes} to ${r.newBytes} bytes${r.grewFileBy > 0 ? ` (${cfg.self.disk} extended by ${r.grewFileBy})` : ''}; ${r.newAreaBlocks} new blocks will resync when the nodes connect; resize the peer too\n`;
+        print(g(), text, { ok: true, ...r });
+      }),
+    );
   vol
     .command('primary <res>')
     .description('promote to Primary (serve NBD)')

@@ -8,6 +8,7 @@ import {
   type ConfState,
   type Entry,
   MAX_FENCE_EVIDENCE,
+  MAX_MEMBER_INFO,
   MESSAGE_TYPES,
   type Message,
   type MessageType,
@@ -107,7 +108,12 @@ function confChange(data: string, where: string): void {
     fail(`${where}: membership change is not JSON`);
   }
   const fenced = typeof v === 'object' && v !== null && (v as { type?: unknown }).type === 'fencedRemoveNode';
-  const o = obj(v, where, fenced ? ['type', 'node', 'fencedBy'] : ['type', 'node']);
+  const withMember = typeof v === 'object' && v !== null && 'member' in v;
+  const o = obj(
+    v,
+    where,
+    fenced ? ['type', 'node', 'fencedBy'] : ['type', 'node', ...(withMember ? ['member'] : [])],
+  );
   if (o.type !== 'addNode' && o.type !== 'removeNode' && !fenced)
     fail(`${where}.type: expected "addNode", "removeNode" or "fencedRemoveNode"`);
   nodeId(o.node, `${where}.node`);
@@ -116,6 +122,13 @@ function confChange(data: string, where: string): void {
     (typeof o.fencedBy !== 'string' || o.fencedBy.length === 0 || o.fencedBy.length > MAX_FENCE_EVIDENCE)
   )
     fail(`${where}.fencedBy: expected 1..${MAX_FENCE_EVIDENCE} characters naming the fence evidence`);
+  if (
+    o.member !== undefined &&
+    (o.type !== 'addNode' || typeof o.member !== 'string' || o.member.length > MAX_MEMBER_INFO)
+  )
+    fail(
+      `${where}.member: only an addNode carries a member description, of at most ${MAX_MEMBER_INFO} characters`,
+    );
 }
 
 function confState(v: unknown, where: string): ConfState {

@@ -130,3 +130,22 @@ test('a fenced removal travels with its evidence; one without evidence is reject
     assert.match(bad.ok ? '' : bad.message, /entries\[0\]\.data/);
   }
 });
+
+test('an added node travels with its address; a member description anywhere else is rejected', () => {
+  const add = `{"type":"addNode","node":"n4","member":${JSON.stringify(JSON.stringify({ id: 4, links: ['10.0.0.4:5405'] }))}}`;
+  const m: Message = { ...base, entries: [{ term: Term(3), index: LogIndex(8), type: 'conf', data: add }] };
+  const r = decodeMessage(encodeMessage(m));
+  assert.ok(r.ok, r.ok ? '' : r.message);
+  assert.deepEqual(r.value, m);
+  for (const data of [
+    '{"type":"removeNode","node":"n4","member":"{}"}',
+    '{"type":"addNode","node":"n4","member":7}',
+    `{"type":"addNode","node":"n4","member":"${'x'.repeat(2049)}"}`,
+  ]) {
+    const bad = decodeMessage(
+      encodeMessage({ ...base, entries: [{ term: Term(3), index: LogIndex(8), type: 'conf', data }] }),
+    );
+    assert.equal(bad.ok, false, data);
+    assert.match(bad.ok ? '' : bad.message, /entries\[0\]\.data\.member/);
+  }
+});

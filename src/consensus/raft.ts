@@ -19,6 +19,7 @@ import {
   type Entry,
   type HardState,
   MAX_FENCE_EVIDENCE,
+  MAX_MEMBER_INFO,
   type Message,
   type MessageType,
   type PersistedState,
@@ -126,7 +127,11 @@ export function emptyState(): PersistedState {
 export function encodeConfChange(cc: ConfChange): string {
   if (cc.type === 'fencedRemoveNode')
     return JSON.stringify({ type: cc.type, node: cc.node, fencedBy: cc.fencedBy });
-  return JSON.stringify({ type: cc.type, node: cc.node });
+  return JSON.stringify({
+    type: cc.type,
+    node: cc.node,
+    ...(cc.member === undefined ? {} : { member: cc.member }),
+  });
 }
 
 export function decodeConfChange(data: string): ConfChange {
@@ -135,7 +140,8 @@ export function decodeConfChange(data: string): ConfChange {
     (v.type === 'addNode' ||
       v.type === 'removeNode' ||
       (v.type === 'fencedRemoveNode' && typeof v.fencedBy === 'string')) &&
-      typeof v.node === 'string',
+      typeof v.node === 'string' &&
+      (v.type === 'fencedRemoveNode' || v.member === undefined || typeof v.member === 'string'),
     `bad conf change entry: ${data}`,
   );
   return v;
@@ -316,6 +322,14 @@ export class RaftNode {
         code: 'conf-change-pending',
         leader: this.id,
         message: `a membership change at index ${this.pendingConfIndex} is not committed yet; one change at a time`,
+      };
+    }
+    if (cc.type !== 'fencedRemoveNode' && cc.member !== undefined && cc.member.length > MAX_MEMBER_INFO) {
+      return {
+        ok: false,
+        code: 'conf-change-invalid',
+        leader: this.id,
+        message: `member description of ${cc.node} is longer than ${MAX_MEMBER_INFO} characters`,
       };
     }
     if (cc.type === 'fencedRemoveNode') {

@@ -26,9 +26,20 @@ export interface Entry {
  */
 /** Longest fence evidence text a `fencedRemoveNode` entry may carry (a device and agent name). */
 export const MAX_FENCE_EVIDENCE = 200;
+/** Longest member description an `addNode` entry may carry. */
+export const MAX_MEMBER_INFO = 2048;
 
 export type ConfChange =
-  | { readonly type: 'addNode' | 'removeNode'; readonly node: NodeId }
+  | {
+      readonly type: 'addNode' | 'removeNode';
+      readonly node: NodeId;
+      /**
+       * What the application needs to reach the node (the daemon: its id, link and stream
+       * addresses, as JSON), replicated with the change so every node learns a new member's
+       * address from the log. Opaque to Raft; at most MAX_MEMBER_INFO characters.
+       */
+      readonly member?: string;
+    }
   | { readonly type: 'fencedRemoveNode'; readonly node: NodeId; readonly fencedBy: string };
 
 /** The voters of a configuration, sorted. */

@@ -20,6 +20,7 @@ import {
   clearNode,
   type NodeRecord,
   newNodeRecord,
+  recordSaysStopped,
   toNodeState,
 } from './status.ts';
 import {
@@ -27,11 +28,13 @@ import {
   type ControllerEffect,
   type ControllerEvent,
   type ExecOp,
+  FENCED_EPOCH_ATTRIBUTE,
   type FencingMode,
   MAX_FENCE_ATTEMPTS,
   MAX_TRANSITION_ACTIONS,
   type OpOutcome,
   type ScheduleFn,
+  SHUTDOWN_ATTRIBUTE,
   type StatusChange,
 } from './types.ts';
 
@@ -100,6 +103,8 @@ export interface ControllerView {
     | undefined;
   /** Why scheduling is held back right now, when it is. */
   readonly frozen: string | undefined;
+  /** Something changed that the DC has not computed a transition for yet. */
+  readonly schedulePending: boolean;
 }
 
 export class Controller {
@@ -128,8 +133,22 @@ export class Controller {
   private readonly directFences = new Map<string, string>();
   private readonly localRunning = new Map<string, LocalResource>();
   private quorumLostAtMs: number | undefined;
+  /** The DC acts only while `nowMs < leaseUntilMs` (its Raft leader lease; see the `lease` event). */
+  private leaseUntilMs = Number.NEGATIVE_INFINITY;
+  /** Whether the last event saw the lease held (for one log line per change). */
+  private leaseHeld = false;
   private localStopIssued = false;
   private selfFenceRequested = false;
+  /** Each node's boot epoch as the membership last reported it. */
+  private readonly memberEpochs = new Map<string, number>();
+  /** Fenced nodes the membership lists with no newer epoch: node → epoch last logged. */
+  private readonly ignoredFenced = new Map<string, number | undefined>();
+  /**
+   * Set when this DC began acting while its quorum view said "no quorum" and no quorum event has
+   * come since: that view predates the lease (which a majority just granted), so no-quorum-policy
+   * waits up to `quorumSettleMs` for a fresh one.
+   */
+  private quorumUnconfirmedSinceMs: number | undefined;
   private nowMs = 0;
   private effects: ControllerEffect[] = [];
 
@@ -156,8 +175,12 @@ export class Controller {
       case 'dc':
         this.onDc(ev.isDc);
         break;
+      case 'lease':
+        this.leaseUntilMs = ev.untilMs;
+        break;
       case 'membership':
-        this.onMembership(ev.members, ev.why);
+        this.onMembership(ev.members, ev.why, ev.epochs);
+        if (ev.quorum) this.onQuorum(ev.quorum.quorate, ev.quorum.fenceNeeded, ev.quorum.reason);
         break;
       case 'quorum':
         this.onQuorum(ev.quorate, ev.fenceNeeded, ev.reason);
@@ -176,8 +199,10 @@ export class Controller {
         break;
     }
     this.localSafety();
-    if (this.isDc) {
-      this.twoNodeFencing();
+    if (this.isDc)
+      this.noteLease(ev.type === 'quorum' || (ev.type === 'membership' && ev.quorum !== undefined));
+    if (this.acting()) {
+      if (this.quorumSettling() === undefined) this.twoNodeFencing();
       if (ev.type === 'tick') {
         // Time-driven rules only move on ticks: scanning them on every result would make a
         // transition of n actions cost n² (see the bench in controller_test).
@@ -188,8 +213,8 @@ export class Controller {
       if (this.transition === undefined && nowMs - this.lastScheduleMs >= this.cfg.recheckIntervalMs)
         this.needSchedule = true;
       this.drive();
-      this.flushStatus();
     }
+    if (this.isDc) this.flushStatus();
     if (!this.isDc) {
       // Only the DC writes the status section.
       this.fullDirty.clear();
@@ -217,8 +242,39 @@ export class Controller {
             failed: count('failed'),
           }
         : undefined,
-      frozen: this.frozenReason(),
+      frozen: this.isDc && !this.acting() ? this.leaseLapsedReason() : this.frozenReason(),
+      schedulePending: this.needSchedule,
     };
+  }
+
+  /**
+   * What runs on this node as far as its own results tell: resource ids, sorted. Empty once a
+   * clean shutdown has had everything here stopped.
+   */
+  localActive(): string[] {
+    return [...this.localRunning.keys()].sort();
+  }
+
+  /** Whether this node is the DC and its leader lease holds now, so it may act as DC. */
+  private acting(): boolean {
+    return this.isDc && this.nowMs < this.leaseUntilMs;
+  }
+
+  private leaseLapsedReason(): string {
+    return 'this DC holds no leader lease now (no quorum acknowledged it lately): it acts again once one does, or another node leads';
+  }
+
+  private noteLease(quorumFresh: boolean): void {
+    const held = this.acting();
+    if (held === this.leaseHeld) return;
+    this.leaseHeld = held;
+    this.quorumUnconfirmedSinceMs = held && !this.quorate && !quorumFresh ? this.nowMs : undefined;
+    if (held) this.log('info', `${this.cfg.self} holds the DC lease: acting as DC`);
+    else
+      this.log(
+        'warn',
+        `${this.cfg.self} is DC but its leader lease ran out: dispatching, scheduling and fencing nothing until a quorum acknowledges it again`,
+      );
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -237,6 +293,9 @@ export class Controller {
     this.isDc = isDc;
     if (!isDc) {
       this.transition = undefined;
+      this.leaseUntilMs = Number.NEGATIVE_INFINITY;
+      this.leaseHeld = false;
+      this.quorumUnconfirmedSinceMs = undefined;
       this.log('info', `${this.cfg.self} is no longer the DC`);
       return;
     }
@@ -251,22 +310,77 @@ export class Controller {
     for (const rec of this.nodes.values()) this.fullDirty.add(rec.name);
   }
 
-  private onMembership(members: readonly string[], why: string | undefined): void {
+  private onMembership(
+    members: readonly string[],
+    why: string | undefined,
+    epochs: Readonly<Record<string, number>> | undefined,
+  ): void {
     this.members = new Set(members);
+    for (const [name, epoch] of Object.entries(epochs ?? {}))
+      if (Number.isSafeInteger(epoch)) this.memberEpochs.set(name, epoch);
     let changed = false;
     for (const rec of this.nodes.values())
       changed = this.applyMembership(rec, why ?? 'left the membership') || changed;
     if (changed && this.isDc) this.invalidate('membership changed');
   }
 
+  /**
+   * Whether `rec`'s node counts as a member: listed by the membership and, if this cluster fenced
+   * it, showing a boot epoch newer than the one it had when fenced. Heartbeats it sent before
+   * the fence (in flight, or queued in a socket when the fence returned) carry the old epoch.
+   */
+  private countsAsMember(rec: NodeRecord): boolean {
+    if (!this.members.has(rec.name)) {
+      this.ignoredFenced.delete(rec.name);
+      return false;
+    }
+    const mark = rec.attrs.get(FENCED_EPOCH_ATTRIBUTE);
+    if (mark === undefined) return true;
+    const epoch = this.memberEpochs.get(rec.name);
+    if (epoch !== undefined && epoch > Number(mark)) return true;
+    if (!this.ignoredFenced.has(rec.name) || this.ignoredFenced.get(rec.name) !== epoch) {
+      this.ignoredFenced.set(rec.name, epoch);
+      this.log(
+        'warn',
+        `ignoring ${rec.name} in the membership: it was fenced at boot epoch ${mark} and shows ${epoch === undefined ? 'no epoch' : `epoch ${epoch}`}; it counts again once it has restarted (a newer epoch)`,
+        { node: rec.name },
+      );
+    }
+    return false;
+  }
+
   private applyMembership(rec: NodeRecord, why: string): boolean {
-    const isMember = this.members.has(rec.name);
+    const isMember = this.countsAsMember(rec);
     if (isMember && rec.condition !== 'member') {
-      this.log('info', `${rec.name} joined the cluster`, { node: rec.name });
+      const fencedAt = rec.attrs.get(FENCED_EPOCH_ATTRIBUTE);
+      this.log(
+        'info',
+        `${rec.name} joined the cluster${fencedAt !== undefined ? ` (restarted since it was fenced: epoch ${this.memberEpochs.get(rec.name)} > ${fencedAt})` : ''}`,
+        { node: rec.name },
+      );
+      rec.attrs.delete(FENCED_EPOCH_ATTRIBUTE);
+      this.ignoredFenced.delete(rec.name);
       rec.condition = 'member';
       rec.lostAtMs = undefined;
       rec.lostWhy = undefined;
       this.fullDirty.add(rec.name);
+      return true;
+    }
+    // Also for a node first taken as lost: a new DC adopting a status without membership fields
+    // guesses "lost" for any node with history, and the records say better.
+    if (!isMember && rec.condition !== 'down' && this.leftCleanly(rec)) {
+      // Pacemaker's clean shutdown: the node asked to leave (`shutdown` attribute), the DC moved
+      // everything off it, and only then did it go. Nothing to fence, no lease to wait out; its
+      // history goes, so it is probed afresh when it comes back.
+      this.failRunningOn(rec.name, `${rec.name} shut down`);
+      rec.condition = 'down';
+      rec.lostAtMs = undefined;
+      rec.lostWhy = undefined;
+      clearNode(rec);
+      this.fullDirty.add(rec.name);
+      this.log('info', `${rec.name} left the cluster cleanly (shut down with nothing running)`, {
+        node: rec.name,
+      });
       return true;
     }
     if (!isMember && rec.condition === 'member') {
@@ -274,6 +388,14 @@ export class Controller {
       rec.condition = 'lost';
       rec.lostAtMs = this.nowMs;
       rec.lostWhy = why;
+      if (rec.attrs.has(SHUTDOWN_ATTRIBUTE))
+        this.log(
+          'warn',
+          `${rec.name} had asked to shut down but left with ${this.activeOn(rec).join(', ')} still active`,
+          {
+            node: rec.name,
+          },
+        );
       this.fullDirty.add(rec.name);
       this.log(
         'warn',
@@ -285,8 +407,31 @@ export class Controller {
     return false;
   }
 
+  /**
+   * Whether a node that just left had asked to shut down and, by its own reported results, runs
+   * nothing: each resource's last operation is a successful stop or a probe that found it
+   * stopped. A node that left with anything else still active is lost (fenced, or its lease
+   * waited out), shutdown request or not (Pacemaker's shutdown-escalation ends the same way).
+   */
+  /** Resources whose last record on `rec`'s node says they may be active there. */
+  private activeOn(rec: NodeRecord): string[] {
+    const out: string[] = [];
+    for (const [rsc, ops] of rec.history) {
+      const last = ops.get(`${rsc}_last_0`);
+      if (last && !recordSaysStopped(last)) out.push(rsc);
+    }
+    return out.sort();
+  }
+
+  private leftCleanly(rec: NodeRecord): boolean {
+    const shutdown = rec.attrs.get(SHUTDOWN_ATTRIBUTE);
+    if (shutdown === undefined || shutdown === '0') return false;
+    return this.activeOn(rec).length === 0;
+  }
+
   private onQuorum(quorate: boolean, fenceNeeded: readonly string[], reason: string | undefined): void {
     const changed = quorate !== this.quorate || fenceNeeded.join(',') !== this.fenceNeeded.join(',');
+    this.quorumUnconfirmedSinceMs = undefined;
     this.quorate = quorate;
     this.fenceNeeded = [...fenceNeeded];
     if (!changed) return;
@@ -346,9 +491,15 @@ export class Controller {
       this.fenceRetryAtMs.delete(target);
       const rec = this.nodes.get(target);
       if (rec) {
-        rec.condition = this.members.has(target) ? 'member' : 'down';
+        // Off, whatever the membership says now: heartbeats it sent before the fence may still
+        // arrive. It is a member again only with a newer boot epoch (`countsAsMember`).
+        const epoch = this.memberEpochs.get(target) ?? 0;
+        this.failRunningOn(target, `${target} was fenced`);
+        rec.condition = 'down';
         rec.lostAtMs = undefined;
         clearNode(rec);
+        rec.attrs.set(FENCED_EPOCH_ATTRIBUTE, String(epoch));
+        this.ignoredFenced.delete(target);
         this.fullDirty.add(rec.name);
       }
       this.log('warn', `fenced ${target}: ${reason}`, { node: target });
@@ -557,6 +708,9 @@ export class Controller {
         const rec = newNodeRecord(n.uname, n.id);
         if (this.members.has(n.uname)) rec.condition = 'member';
         this.nodes.set(n.uname, rec);
+        // A node the configuration just gained: its node_state (membership included) is
+        // published whole, so a later DC adopting the status knows who was a member.
+        this.fullDirty.add(n.uname);
       }
     }
   }
@@ -737,7 +891,23 @@ export class Controller {
   // ---------------------------------------------------------------------------------------------
   // The transition graph
 
+  /**
+   * Why no-quorum-policy waits: this DC began acting while its quorum view said "no quorum" and
+   * no quorum event has confirmed that since, within `quorumSettleMs`.
+   */
+  private quorumSettling(): string | undefined {
+    const since = this.quorumUnconfirmedSinceMs;
+    if (since === undefined || this.quorate) return undefined;
+    const policy = (clusterProperty(this.cib, 'no-quorum-policy') ?? 'stop').toLowerCase();
+    if (policy === 'ignore') return undefined;
+    const settle = this.cfg.quorumSettleMs ?? this.cfg.detectionSlackMs;
+    if (this.nowMs >= since + settle) return undefined;
+    return `this DC began acting ${this.nowMs - since} ms ago with a quorum view (no quorum) older than its lease; waiting up to ${settle} ms for membership to confirm it before no-quorum-policy=${policy} applies`;
+  }
+
   private frozenReason(): string | undefined {
+    const settling = this.quorumSettling();
+    if (settling !== undefined) return settling;
     const retrying = [...this.fenceRetryAtMs].filter(
       ([n, at]) => at > this.nowMs && (this.fenceAttempts.get(n) ?? 0) < MAX_FENCE_ATTEMPTS,
     );
@@ -914,7 +1084,18 @@ export class Controller {
       if (!implied) this.log('warn', `cannot run ${a.rsc} ${a.task} on ${a.node}: it is not a member`);
       return;
     }
-    const op = execOpFor(this.cib, a) ?? this.orphanOp(rec, a);
+    const found = execOpFor(this.cib, a) ?? this.orphanOp(rec, a);
+    // A promote learns which nodes the cluster has fenced and that have not come back (like
+    // Pacemaker's notify variables): halo:volume then drops a replication connection to such a
+    // peer at once instead of waiting for its own ping timeout.
+    const fenced = [...this.nodes.values()]
+      .filter((n) => n.condition === 'down' && n.attrs.has(FENCED_EPOCH_ATTRIBUTE))
+      .map((n) => n.name)
+      .sort();
+    const op =
+      found && a.task === 'promote' && fenced.length > 0
+        ? { ...found, meta: { ...found.meta, 'halo-fenced-nodes': fenced.join(' ') } }
+        : found;
     if (!op) {
       ra.state = 'failed';
       this.log('error', `cannot run ${a.rsc} ${a.task}: the resource is not configured and has no history`);

@@ -341,6 +341,7 @@ test('a new transition is computed after a change that arrives while actions are
   sim.send({ type: 'membership', members: ['n1', 'n2', 'n3'] });
   sim.send({ type: 'quorum', quorate: true, fenceNeeded: [] });
   // Become DC but hold the results: only the first effects are produced.
+  sim.ctl.handle({ type: 'lease', untilMs: sim.nowMs + 60_000 }, sim.nowMs);
   const fx = sim.ctl.handle({ type: 'dc', isDc: true }, sim.nowMs);
   assert.ok(
     fx.some((e) => e.type === 'exec'),
@@ -412,6 +413,7 @@ test('a new DC takes over the replicated status and restarts nothing that alread
   ctl2.handle({ type: 'membership', members: ['n1', 'n2', 'n3'] }, sim.nowMs);
   ctl2.handle({ type: 'quorum', quorate: true, fenceNeeded: [] }, sim.nowMs);
   ctl2.handle({ type: 'cib', cib: replicated }, sim.nowMs);
+  ctl2.handle({ type: 'lease', untilMs: sim.nowMs + 60_000 }, sim.nowMs);
   const fx = ctl2.handle({ type: 'dc', isDc: true }, sim.nowMs);
   const execs = fx.filter((e) => e.type === 'exec');
   assert.deepEqual(execs, [], 'nothing to start, stop or probe again');
@@ -443,7 +445,8 @@ test('a node that was fenced and comes back is probed again and gets no resource
   assert.notEqual(node, 'n1');
   sim.alive.add('n1');
   const before = sim.execs.length;
-  sim.send({ type: 'membership', members: ['n1', 'n2', 'n3'] });
+  // It comes back rebooted: a newer boot epoch than the one it was fenced at (none known: 0).
+  sim.send({ type: 'membership', members: ['n1', 'n2', 'n3'], epochs: { n1: 2, n2: 1, n3: 1 } });
   const back = sim.execs.slice(before);
   assert.ok(
     back.some((e) => e.node === 'n1' && e.action === 'monitor' && e.intervalMs === 0),

@@ -22,6 +22,8 @@ import type { ExecOp, OpOutcome, StatusChange } from './types.ts';
 /** A controller message larger than this is not one of ours. */
 export const MAX_WIRE_BYTES = 1 << 20;
 export const CONTROLLER_STREAM_PURPOSE = 'controller';
+/** Longest node attribute name a peer may set through the controller stream. */
+export const MAX_ATTRIBUTE_NAME_CHARS = 128;
 /**
  * The transient attribute a DC commits on a node before fencing it. Committing needs a majority,
  * so a DC cut off from the cluster (which may still believe it leads for a moment, and whose
@@ -49,6 +51,8 @@ export interface DaemonHooks {
   markFenced(nodeId: number): void;
   /** This node must stop now (watchdog reboot on a real machine; the lab kills the daemon). */
   selfFence(reason: string): void;
+  /** Whether this node is the Raft leader and its leader lease holds now (the DC acts only then). */
+  leaseValid(): boolean;
   /**
    * The replicated CIB as applied here. Needed only while the state machine lacks
    * `replace-node-state` / `delete-op-result` (see `statusCommandsCompat`).
@@ -102,6 +106,13 @@ export function decodeWire(bytes: Uint8Array): ControllerWire | string {
     if (!o || !isNum(o.rc) || !isNum(o.opStatus) || !isNum(o.execTimeMs)) return 'result: bad outcome';
     if (o.attributes !== undefined && !isRecordOfStrings(o.attributes)) return 'result: bad attributes';
     return m as ControllerWire;
+  }
+  if (m.kind === 'attribute') {
+    if (!isStr(m.node) || !isStr(m.name) || !(m.value === null || isStr(m.value)))
+      return 'attribute: missing node, name or value';
+    if (m.name.length === 0 || m.name.length > MAX_ATTRIBUTE_NAME_CHARS)
+      return `attribute: name must be 1..${MAX_ATTRIBUTE_NAME_CHARS} characters`;
+    return { kind: 'attribute', node: m.node, name: m.name, value: m.value };
   }
   return `unknown kind ${JSON.stringify(m.kind)?.slice(0, 32)}`;
 }
@@ -234,6 +245,8 @@ export interface AttachedController {
   fenceForTakeover(target: string): Promise<{ ok: boolean; reason: string }>;
   /** Malformed controller messages dropped so far. */
   dropped(): number;
+  /** Status changes handed to Raft that have not been decided yet (committed or refused). */
+  pendingProposals(): number;
   close(): void;
 }
 
@@ -326,6 +339,7 @@ export function attachController(
         if (id !== undefined) h.markFenced(id);
       },
       selfFence: (reason) => h.selfFence(reason),
+      leaseValid: () => h.leaseValid(),
       logger: h.logger,
       wallMs: h.wallMs,
     },
@@ -348,6 +362,7 @@ export function attachController(
     host: attached,
     executor,
     dropped: () => dropped,
+    pendingProposals: () => inFlight,
     fenceForTakeover(target) {
       const c = h.replicatedCib?.() ?? cib;
       const action = clusterProperty(c, 'stonith-action') === 'off' ? 'off' : 'reboot';

@@ -64,6 +64,11 @@ test('malformed controller messages are refused with a reason, never thrown', ()
       /bad outcome/,
     ],
     [Buffer.alloc(MAX_WIRE_BYTES + 1, 32), /exceeds/],
+    [
+      Buffer.from('{"kind":"attribute","node":"n1","name":"shutdown","value":1}'),
+      /missing node, name or value/,
+    ],
+    [Buffer.from('{"kind":"attribute","node":"n1","name":"","value":"1"}'), /name must be 1\.\.128/],
   ];
   for (const [bytes, why] of bad) {
     const r = decodeWire(bytes);
@@ -79,6 +84,8 @@ test('malformed controller messages are refused with a reason, never thrown', ()
     outcome: { rc: 0, opStatus: 0, execTimeMs: 3 },
   } as const;
   assert.deepEqual(decodeWire(encodeWire(ok)), ok);
+  const attr = { kind: 'attribute', node: 'n2', name: 'shutdown', value: null } as const;
+  assert.deepEqual(decodeWire(encodeWire(attr)), attr, 'a deleted attribute travels as null');
 });
 
 test('status changes map onto the replicated CIB commands', () => {
@@ -194,6 +201,8 @@ test('two daemons hosting the controller run an agent on the other node over the
           setImmediate(() => inbox.get(`${to}<-${self}`)?.(Buffer.from(payload)));
         },
         onStreamPurpose: (purpose, handler) => handlers.set(`${self}:${purpose}`, handler),
+        // The DC the test names holds its lease (no Raft here).
+        leaseValid: () => true,
         propose: async (data) => {
           proposed.push(data);
           return { ok: true };

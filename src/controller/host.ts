@@ -35,6 +35,16 @@ export type ControllerWire =
       readonly action: string;
       readonly intervalMs: number;
       readonly outcome: OpOutcome;
+    }
+  /**
+   * A node sets one of its own transient attributes through the DC (Pacemaker's attrd), e.g.
+   * `shutdown` when it wants to leave cleanly. `value` null deletes it.
+   */
+  | {
+      readonly kind: 'attribute';
+      readonly node: string;
+      readonly name: string;
+      readonly value: string | null;
     };
 
 export interface FenceOutcome {
@@ -61,6 +71,11 @@ export interface ControllerHostPorts {
   readonly nodeFenced: (node: string, how: string) => void;
   /** This node could not stop its resources in time after losing quorum. */
   readonly selfFence: (reason: string) => void;
+  /**
+   * Whether this node's Raft leader lease holds right now (asked before every event while this
+   * node is DC). The DC acts only while it does; see the controller's `lease` event.
+   */
+  readonly leaseValid: () => boolean;
   readonly logger: Logger;
   /** Wall clock (ms since the epoch): rules, failure-timeout and `last-rc-change` are wall times. */
   readonly wallMs: () => number;
@@ -68,8 +83,17 @@ export interface ControllerHostPorts {
   readonly netns?: string;
 }
 
+/** Exec requests whose sender is remembered at once; more than this many running is a bug upstream. */
+export const MAX_REMEMBERED_REQUESTS = 10_000;
+
 /** The tick period: leases and timeouts are checked this often. */
 export const CONTROLLER_TICK_MS = 100;
+/**
+ * How far ahead one "the lease holds" answer reaches. The host asks again before every event,
+ * so this only matters when nothing reaches the host at all (a stalled process): then the DC's
+ * lease runs out by itself two ticks later.
+ */
+export const LEASE_HORIZON_MS = 2 * CONTROLLER_TICK_MS;
 
 /** Fence devices configured in the CIB: every `stonith:` or `halo:lab-fence` primitive. */
 export function fenceDevicesFromCib(cib: Cib): FenceDevice[] {
@@ -89,6 +113,12 @@ export class ControllerHost {
   private dcName: string | null = null;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** The lease end last handed to the core (see `feed`). */
+  private fedLeaseUntilMs = Number.NEGATIVE_INFINITY;
+  /** One-shot operations (not recurring monitors) this node's executor is running now. */
+  private localOpsRunning = 0;
+  /** Who sent each exec still running here (token → node), oldest first. */
+  private readonly requesters = new Map<string, string>();
 
   constructor(
     private readonly ports: ControllerHostPorts,
@@ -115,8 +145,22 @@ export class ControllerHost {
 
   // The daemon's inputs -------------------------------------------------------------------------
 
-  membership(members: readonly string[], why?: string): void {
-    this.feed({ type: 'membership', members, ...(why !== undefined ? { why } : {}) });
+  /**
+   * The members now; `extra.epochs` their boot epochs (a fenced node counts again only with a
+   * newer one), `extra.quorum` the quorum computed from these same members, applied together.
+   */
+  membership(
+    members: readonly string[],
+    why?: string,
+    extra: Pick<Extract<ControllerEvent, { type: 'membership' }>, 'epochs' | 'quorum'> = {},
+  ): void {
+    this.feed({
+      type: 'membership',
+      members,
+      ...(why !== undefined ? { why } : {}),
+      ...(extra.epochs !== undefined ? { epochs: extra.epochs } : {}),
+      ...(extra.quorum !== undefined ? { quorum: extra.quorum } : {}),
+    });
   }
 
   quorum(quorate: boolean, fenceNeeded: readonly string[], reason?: string): void {
@@ -126,6 +170,7 @@ export class ControllerHost {
   /** The DC's name (the Raft leader), or null while there is none. */
   dc(name: string | null): void {
     this.dcName = name;
+    this.fedLeaseUntilMs = Number.NEGATIVE_INFINITY;
     this.feed({ type: 'dc', isDc: name === this.ports.config.self });
   }
 
@@ -142,10 +187,40 @@ export class ControllerHost {
     this.feed({ type: 'cleanup', rsc, ...(node !== undefined ? { node } : {}) });
   }
 
+  /**
+   * Sets one of this node's transient attributes through the DC (here if this node is DC).
+   * Returns false when there is no DC to ask; the caller retries.
+   */
+  setOwnAttribute(name: string, value: string | null): boolean {
+    const self = this.ports.config.self;
+    if (this.dcName === null || this.stopped) return false;
+    if (this.dcName === self) this.nodeAttribute(self, name, value ?? undefined);
+    else this.ports.sendToNode(this.dcName, { kind: 'attribute', node: self, name, value });
+    return true;
+  }
+
+  /** Whether this node's executor is running a one-shot operation (start, stop, probe…) now. */
+  localOpsBusy(): boolean {
+    return this.localOpsRunning > 0;
+  }
+
   /** A message from another node's host. */
   receive(from: string, msg: ControllerWire): void {
     if (msg.kind === 'exec') {
+      // The result goes back to the node that asked, whoever this node believes is DC: a node
+      // that just rejoined may not know the leader yet, and the DC waits for exactly this.
+      if (this.requesters.size >= MAX_REMEMBERED_REQUESTS)
+        this.requesters.delete(this.requesters.keys().next().value!);
+      this.requesters.set(msg.token, from);
       this.runLocal(msg.token, msg.op);
+      return;
+    }
+    if (msg.kind === 'attribute') {
+      if (msg.node !== from) {
+        this.log.log('warn', `dropping attribute ${msg.name} for ${msg.node} sent by ${from}`);
+        return;
+      }
+      this.nodeAttribute(msg.node, msg.name, msg.value ?? undefined);
       return;
     }
     if (msg.node !== from) {
@@ -172,14 +247,30 @@ export class ControllerHost {
 
   private feed(ev: ControllerEvent): void {
     if (this.stopped) return;
+    const now = this.ports.wallMs();
+    if (this.dcName === this.ports.config.self || ev.type === 'dc') this.feedLease(now);
     let fx: ControllerEffect[];
     try {
-      fx = this.core.handle(ev, this.ports.wallMs());
+      fx = this.core.handle(ev, now);
     } catch (err) {
       this.log.log('error', `controller failed on ${ev.type}: ${(err as Error).message}`);
       throw err;
     }
     for (const e of fx) this.apply(e);
+  }
+
+  /**
+   * Asks the port whether the leader lease holds and tells the core when that changed, or when
+   * the last answer is half used up, so the core sees a lapse before the event that follows.
+   */
+  private feedLease(now: number): void {
+    const valid = this.dcName === this.ports.config.self && this.ports.leaseValid();
+    const until = valid ? now + LEASE_HORIZON_MS : Number.NEGATIVE_INFINITY;
+    const lapsedNow = !valid && this.fedLeaseUntilMs > now;
+    const renew = valid && until - this.fedLeaseUntilMs >= LEASE_HORIZON_MS / 2;
+    if (!lapsedNow && !renew) return;
+    this.fedLeaseUntilMs = until;
+    for (const e of this.core.handle({ type: 'lease', untilMs: until }, now)) this.apply(e);
   }
 
   private apply(e: ControllerEffect): void {
@@ -225,8 +316,14 @@ export class ControllerHost {
       meta: op.meta,
       ...(this.ports.netns !== undefined ? { netns: this.ports.netns } : {}),
     };
+    const oneShot = op.intervalMs === 0;
+    if (oneShot) this.localOpsRunning++;
+    const done = (): void => {
+      if (oneShot) this.localOpsRunning--;
+    };
     this.ports.executor.submit(req).then(
       (r) => {
+        done();
         if (op.intervalMs === 0 && op.action !== 'monitor')
           this.log.log('info', `${op.rsc} ${op.action}: rc ${r.rc} in ${Math.round(r.execTimeMs)} ms`, {
             event: 'op-done',
@@ -236,7 +333,8 @@ export class ControllerHost {
           });
         this.report(token, r);
       },
-      (err: Error) =>
+      (err: Error) => {
+        done();
         this.report(token, {
           resource: op.rsc,
           action: op.action,
@@ -246,7 +344,8 @@ export class ControllerHost {
           execTimeMs: 0,
           queueTimeMs: 0,
           exitReason: `executor refused: ${err.message}`,
-        }),
+        });
+      },
     );
   }
 
@@ -277,8 +376,12 @@ export class ControllerHost {
       intervalMs: r.intervalMs,
       outcome,
     };
-    // The local core always hears its own results (local safety); the DC hears everyone's.
-    if (this.dcName === self || this.dcName === null) {
+    // The local core always hears its own results (local safety); the DC hears everyone's. An
+    // exec's result goes to the node that sent it; later runs of a monitor to the DC.
+    const requester = token !== undefined ? this.requesters.get(token) : undefined;
+    if (token !== undefined) this.requesters.delete(token);
+    const to = requester ?? this.dcName;
+    if (to === self || to === null) {
       this.receive(self, msg);
     } else {
       this.feed({
@@ -290,7 +393,7 @@ export class ControllerHost {
         outcome,
         ...(token !== undefined ? { token } : {}),
       });
-      this.ports.sendToNode(this.dcName, msg);
+      this.ports.sendToNode(to, msg);
     }
   }
 }

@@ -69,6 +69,8 @@ test('three hosts with real agents start the group, and after the DC node dies a
             recheckIntervalMs: 60_000,
           },
           schedule: (c, now) => schedule(c, now, { textOutput: false }),
+          // The node the test names DC is the one a quorum acknowledges (no Raft here).
+          leaseValid: () => !dead.has(name),
           executor: exec,
           fence: async (target) => {
             fenced.push(target);
@@ -129,16 +131,78 @@ test('three hosts with real agents start the group, and after the DC node dies a
     assert.deepEqual(fenced, ['n1'], 'n1 was fenced exactly once before recovery');
     const node = ['n2', 'n3'].find((n) => existsSync(stateFile(n, 'ip')))!;
     assert.ok(existsSync(stateFile(node, 'web')), 'web is with ip');
-    const st = replicated.status.find((s) => s.uname === node)!;
-    assert.ok(
-      st.resources.some(
+    // The agent makes its state file before it exits; its result reaches the status right after.
+    await eventually('the start to be recorded in the CIB status', 10_000, () =>
+      (replicated.status.find((s) => s.uname === node)?.resources ?? []).some(
         (r) => r.id === 'web' && r.ops.some((o) => o.operation === 'start' && o.rcCode === '0'),
       ),
-      'the start is recorded in the CIB status',
     );
   } finally {
     for (const h of hosts.values()) h.stop();
     for (const e of executors.values()) e.close();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a node that does not know the DC yet (just rejoined) still answers the node that asked it to run an operation', async () => {
+  const sent: { to: string; msg: ControllerWire }[] = [];
+  const attrs: { to: string; msg: ControllerWire }[] = [];
+  const host = new ControllerHost(
+    {
+      config: {
+        self: 'n2',
+        fencing: 'stonith',
+        leaseMs: 2_000,
+        detectionSlackMs: 500,
+        recheckIntervalMs: 60_000,
+      },
+      schedule: (c, now) => schedule(c, now, { textOutput: false }),
+      leaseValid: () => false,
+      executor: {
+        submit: async (req) =>
+          ({
+            resource: req.resource,
+            action: req.action,
+            intervalMs: req.intervalMs,
+            rc: 7,
+            opStatus: 0,
+            execTimeMs: 1,
+            queueTimeMs: 0,
+          }) as Awaited<ReturnType<Executor['submit']>>,
+      },
+      fence: async () => ({ ok: false, reason: 'none' }),
+      sendToNode: (to, msg) => (msg.kind === 'attribute' ? attrs : sent).push({ to, msg }),
+      publishStatus: () => {},
+      nodeFenced: () => {},
+      selfFence: () => {},
+      logger: nullLogger,
+      wallMs: () => 1_700_000_000_000,
+    },
+    crmCib(CONFIG),
+  );
+  const op = {
+    rsc: 'ip',
+    agent: 'ocf:heartbeat:Dummy',
+    action: 'monitor',
+    intervalMs: 0,
+    timeoutMs: 20_000,
+    startDelayMs: 0,
+    params: {},
+    meta: {},
+    expectedRc: 7,
+  };
+  host.receive('n1', { kind: 'exec', token: '3:7', op });
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(
+    sent.map((s) => [s.to, s.msg.kind, s.msg.kind === 'result' ? s.msg.token : '']),
+    [['n1', 'result', '3:7']],
+    'the probe result goes to n1, though n2 has no DC yet',
+  );
+  assert.equal(host.setOwnAttribute('shutdown', '1'), false, 'no DC to ask for a shutdown yet');
+  host.dc('n3');
+  assert.equal(host.setOwnAttribute('shutdown', '1'), true);
+  assert.deepEqual(attrs, [
+    { to: 'n3', msg: { kind: 'attribute', node: 'n2', name: 'shutdown', value: '1' } },
+  ]);
+  host.stop();
 });

@@ -68,6 +68,27 @@ export function adoptNodeState(rec: NodeRecord, s: NodeState): void {
   else rec.condition = rec.history.size > 0 ? 'lost' : 'down';
 }
 
+/**
+ * Whether a resource's last operation record (`RSC_last_0`) says it is not running there: a
+ * successful stop, or a probe or monitor that found it stopped (rc 7). Anything else (a start, a
+ * promote, a failed stop, a running monitor) says it may be active.
+ */
+export function recordSaysStopped(op: Pick<OpHistory, 'operation' | 'rcCode' | 'opStatus'>): boolean {
+  if (op.opStatus !== '0') return false;
+  if (op.operation === 'stop') return op.rcCode === '0' || op.rcCode === '7';
+  return op.operation === 'monitor' && op.rcCode === '7';
+}
+
+/** The resources a node's status section says may be active there (by their last record). */
+export function activeInNodeState(s: NodeState): string[] {
+  const out: string[] = [];
+  for (const r of s.resources) {
+    const last = r.ops.find((o) => o.id === `${r.id}_last_0`);
+    if (last && !recordSaysStopped(last)) out.push(r.id);
+  }
+  return out.sort();
+}
+
 /** Forgets everything a fenced (or cleanly stopped) node was running. */
 export function clearNode(rec: NodeRecord): void {
   rec.history.clear();

@@ -33,6 +33,12 @@ export interface ControllerConfig {
   readonly detectionSlackMs: number;
   /** Re-run the scheduler at least this often while idle (Pacemaker's cluster-recheck-interval). */
   readonly recheckIntervalMs: number;
+  /**
+   * A DC that starts acting (gains its lease) while its quorum view says "no quorum" waits this
+   * long for a fresh quorum event before it applies no-quorum-policy: the Raft lease says a
+   * majority just acknowledged it, so the view is likely stale. Default: `detectionSlackMs`.
+   */
+  readonly quorumSettleMs?: number;
 }
 
 /** The scheduler, injected so tests pass the real one and the core stays free of its imports. */
@@ -59,8 +65,32 @@ export type ControllerEvent =
   | { readonly type: 'cib'; readonly cib: Cib }
   /** This node became (or stopped being) the DC, i.e. the Raft leader. */
   | { readonly type: 'dc'; readonly isDc: boolean }
-  /** Node names that are members right now (this node included). */
-  | { readonly type: 'membership'; readonly members: readonly string[]; readonly why?: string }
+  /**
+   * The DC's Raft leader lease holds while `nowMs < untilMs` (a quorum acknowledged this leader
+   * recently enough that no other node can have been elected). The DC schedules, dispatches and
+   * fences only while it holds; the shell renews it as Raft reports the lease valid. Without a
+   * renewal the lease runs out by itself, so a DC whose shell stalls (a paused process, a
+   * partition it has not noticed yet) stops acting on time.
+   */
+  | { readonly type: 'lease'; readonly untilMs: number }
+  /**
+   * Node names that are members right now (this node included). `epochs`: each member's boot
+   * epoch as its heartbeats say; a node fenced at epoch E counts as a member again only once it
+   * shows a newer one (a heartbeat sent before the fence and read after it says nothing).
+   * `quorum`: the quorum view computed from this same membership, applied in the same step so the
+   * DC never schedules from new members and an old quorum (or the reverse).
+   */
+  | {
+      readonly type: 'membership';
+      readonly members: readonly string[];
+      readonly why?: string;
+      readonly epochs?: Readonly<Record<string, number>>;
+      readonly quorum?: {
+        readonly quorate: boolean;
+        readonly fenceNeeded: readonly string[];
+        readonly reason?: string;
+      };
+    }
   /** The quorum state; `fenceNeeded` lists peers the two-node rule says must be fenced first. */
   | {
       readonly type: 'quorum';
@@ -149,6 +179,18 @@ export type StatusChange =
   | { readonly kind: 'op-removed'; readonly node: string; readonly rsc: string; readonly opId: string }
   | { readonly kind: 'attr'; readonly node: string; readonly name: string; readonly value: string | null };
 
+/**
+ * The transient node attribute a node sets (through the DC) when it wants to leave cleanly, as
+ * Pacemaker's controller does on shutdown: the scheduler then runs nothing there and moves what
+ * runs there elsewhere. Its value is the request time (seconds since the epoch).
+ */
+export const SHUTDOWN_ATTRIBUTE = 'shutdown';
+/**
+ * The transient attribute the DC sets on a node it fenced: the node's boot epoch at the fence.
+ * Until membership shows that node with a newer epoch it is not a member (whatever stale
+ * heartbeats say), so nothing is placed on it; a new DC reads it from the replicated status.
+ */
+export const FENCED_EPOCH_ATTRIBUTE = 'halo-fenced-epoch';
 /** Pacemaker's stonith-max-attempts default: fencing a node is not retried more than this. */
 export const MAX_FENCE_ATTEMPTS = 10;
 /** Most actions one transition may hold; a larger graph is a scheduler bug. */

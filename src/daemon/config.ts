@@ -26,6 +26,7 @@ import { type Endpoint, parseEndpoint, type SendMode } from '../transport/udp_tr
  *   "sendMode": "best",                  // best | all (copy every message on every link)
  *   "stateDir": "/var/lib/halo",         // boot epoch and Raft state, per node
  *   "controlSocket": "/run/halo/{node}.sock",
+ *   "realtimePriority": 40,              // SCHED_RR priority of the daemon; 0 = plain nice -10
  *   "quorum": { "twoNode": false, "autoTieBreaker": false, "waitForAll": false, "expectedVotes": 3 },
  *   "nodes": [
  *     { "id": 1, "name": "alpha", "links": ["10.0.0.1:5405", "10.0.1.1:5405"], "stream": "10.0.0.1:5406" },
@@ -58,8 +59,25 @@ export interface DaemonConfig {
   readonly controlSocket: string;
   readonly quorum: QuorumOptions;
   readonly nodes: readonly NodeConfig[];
+  /**
+   * SCHED_RR priority the daemon asks for at start (1..99), or 0 for none (then only nice).
+   * See run.ts: heartbeats must go out on time while services saturate the CPU.
+   */
+  readonly realtimePriority: number;
 }
 
+/**
+ * Default SCHED_RR priority. Any RR priority preempts every ordinary (SCHED_OTHER) process,
+ * which is what keeps heartbeats on time; the number only ranks us among realtime tasks. 40
+ * stays below threaded interrupt handlers (50 on PREEMPT_RT kernels), which must run for our
+ * heartbeats to be received at all, and below the kernel's own per-CPU threads (99).
+ */
+export const DEFAULT_REALTIME_PRIORITY = 40;
+/** Linux SCHED_RR priorities are 1..99. */
+export const MAX_REALTIME_PRIORITY = 99;
+
+/** Where `halo daemon` and the CLI look for the cluster config. */
+export const DEFAULT_CONFIG_FILE = '/etc/halo/halo.json';
 export const DEFAULT_STATE_DIR = '/var/lib/halo';
 export const DEFAULT_CONTROL_SOCKET = '/run/halo/{node}.sock';
 /** A config file larger than this is not a halo config. */
@@ -98,7 +116,18 @@ export function parseConfig(text: string, file: string): DaemonConfig {
   const o = obj(raw, 'top level', bad);
   known(
     o,
-    ['cluster', 'keyFile', 'profile', 'timing', 'sendMode', 'stateDir', 'controlSocket', 'quorum', 'nodes'],
+    [
+      'cluster',
+      'keyFile',
+      'profile',
+      'timing',
+      'sendMode',
+      'stateDir',
+      'controlSocket',
+      'realtimePriority',
+      'quorum',
+      'nodes',
+    ],
     'top level',
     bad,
   );
@@ -123,6 +152,15 @@ export function parseConfig(text: string, file: string): DaemonConfig {
   };
   const problem = checkQuorumOptions(quorum);
   if (problem) bad('quorum', problem);
+  const realtimePriority =
+    o.realtimePriority === undefined
+      ? DEFAULT_REALTIME_PRIORITY
+      : num(o.realtimePriority, 'realtimePriority', bad);
+  if (!Number.isInteger(realtimePriority) || realtimePriority < 0 || realtimePriority > MAX_REALTIME_PRIORITY)
+    bad(
+      'realtimePriority',
+      `must be an integer 0..${MAX_REALTIME_PRIORITY} (0: no realtime scheduling), got ${realtimePriority}`,
+    );
   return {
     file,
     cluster,
@@ -135,6 +173,7 @@ export function parseConfig(text: string, file: string): DaemonConfig {
       o.controlSocket === undefined ? DEFAULT_CONTROL_SOCKET : str(o.controlSocket, 'controlSocket', bad),
     quorum,
     nodes,
+    realtimePriority,
   };
 }
 
@@ -156,28 +195,13 @@ function parseTiming(raw: unknown, base: TimingProfile, bad: Bad): TimingProfile
 function parseNodes(raw: unknown, bad: Bad): NodeConfig[] {
   if (!Array.isArray(raw) || raw.length === 0) return bad('nodes', 'must be a non-empty array of nodes');
   if (raw.length > MAX_NODES) bad('nodes', `at most ${MAX_NODES} nodes, got ${raw.length}`);
-  const nodes = raw.map((r, i): NodeConfig => {
-    const where = `nodes[${i}]`;
-    const n = obj(r, where, bad);
-    known(n, ['id', 'name', 'links', 'stream', 'votes', 'witness'], where, bad);
-    const id = num(n.id, `${where}.id`, bad);
-    if (!Number.isInteger(id) || id < 1 || id > MAX_NODE_ID)
-      bad(`${where}.id`, `must be an integer 1..${MAX_NODE_ID}, got ${id}`);
-    const name = str(n.name, `${where}.name`, bad);
-    if (!NAME_RE.test(name)) bad(`${where}.name`, `'${name}' must be 1-63 of [A-Za-z0-9._-]`);
-    if (!Array.isArray(n.links) || n.links.length < 1 || n.links.length > MAX_LINKS) {
-      bad(`${where}.links`, `must list 1..${MAX_LINKS} "host:port" addresses`);
-    }
-    const links = (n.links as unknown[]).map((l, j) => endpoint(l, `${where}.links[${j}]`, bad));
-    const stream =
-      n.stream === undefined
-        ? { host: links[0]!.host, port: links[0]!.port + 1 }
-        : endpoint(n.stream, `${where}.stream`, bad);
-    if (stream.port > 65535)
-      bad(`${where}.stream`, 'default port (link 0 port + 1) is out of range; set stream');
-    const votes = n.votes === undefined ? 1 : num(n.votes, `${where}.votes`, bad);
-    return { id, name, links, stream, votes, witness: bool(n.witness, `${where}.witness`, bad) ?? false };
-  });
+  const nodes = raw.map((r, i) => parseNode(r, `nodes[${i}]`, bad));
+  checkDistinct(nodes, bad);
+  return nodes;
+}
+
+/** Refuses two nodes with the same id, name or link address. */
+function checkDistinct(nodes: readonly NodeConfig[], bad: Bad): void {
   const seen = new Map<string, string>();
   nodes.forEach((n, i) => {
     for (const key of [
@@ -190,7 +214,76 @@ function parseNodes(raw: unknown, bad: Bad): NodeConfig[] {
       seen.set(key, `nodes[${i}]`);
     }
   });
-  return nodes;
+}
+
+/** A node entry as written in the config file (links and stream as "host:port" text). */
+export interface NodeJson {
+  readonly id: number;
+  readonly name: string;
+  readonly links: readonly string[];
+  readonly stream?: string;
+  readonly votes?: number;
+  readonly witness?: boolean;
+}
+
+/** The config-file form of a node: what a membership change carries to every daemon. */
+export function nodeToJson(n: NodeConfig): NodeJson {
+  const text = (e: Endpoint): string =>
+    e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
+  return {
+    id: n.id,
+    name: n.name,
+    links: n.links.map(text),
+    stream: text(n.stream),
+    votes: n.votes,
+    witness: n.witness,
+  };
+}
+
+/**
+ * Parses one node entry (config-file form) on its own, e.g. from a membership change; throws
+ * `bad-member` naming `where` and the field.
+ */
+export function parseNodeJson(raw: unknown, where: string): NodeConfig {
+  return parseNode(raw, where, (field, msg) => {
+    throw new HaloError('bad-member', `${field}: ${msg}`);
+  });
+}
+
+/**
+ * The configured nodes plus `added`, as one validated list (ids, names and addresses distinct);
+ * throws `bad-member` naming the clash.
+ */
+export function withNodes(nodes: readonly NodeConfig[], added: readonly NodeConfig[]): NodeConfig[] {
+  const all = [...nodes, ...added];
+  if (all.length > MAX_NODES) throw new HaloError('bad-member', `at most ${MAX_NODES} nodes`);
+  checkDistinct(all, (_field, msg) => {
+    throw new HaloError('bad-member', msg);
+  });
+  return all;
+}
+
+function parseNode(r: unknown, where: string, bad: Bad): NodeConfig {
+  const n = obj(r, where, bad);
+  known(n, ['id', 'name', 'links', 'stream', 'votes', 'witness'], where, bad);
+  const id = num(n.id, `${where}.id`, bad);
+  if (!Number.isInteger(id) || id < 1 || id > MAX_NODE_ID)
+    bad(`${where}.id`, `must be an integer 1..${MAX_NODE_ID}, got ${id}`);
+  const name = str(n.name, `${where}.name`, bad);
+  if (!NAME_RE.test(name)) bad(`${where}.name`, `'${name}' must be 1-63 of [A-Za-z0-9._-]`);
+  if (!Array.isArray(n.links) || n.links.length < 1 || n.links.length > MAX_LINKS) {
+    bad(`${where}.links`, `must list 1..${MAX_LINKS} "host:port" addresses`);
+  }
+  const links = (n.links as unknown[]).map((l, j) => endpoint(l, `${where}.links[${j}]`, bad));
+  const stream =
+    n.stream === undefined
+      ? { host: links[0]!.host, port: links[0]!.port + 1 }
+      : endpoint(n.stream, `${where}.stream`, bad);
+  if (stream.port > 65535)
+    bad(`${where}.stream`, 'default port (link 0 port + 1) is out of range; set stream');
+  const votes = n.votes === undefined ? 1 : num(n.votes, `${where}.votes`, bad);
+  if (!Number.isInteger(votes) || votes < 0) bad(`${where}.votes`, `must be an integer ≥ 0, got ${votes}`);
+  return { id, name, links, stream, votes, witness: bool(n.witness, `${where}.witness`, bad) ?? false };
 }
 
 function endpoint(v: unknown, where: string, bad: Bad): Endpoint {

@@ -52,3 +52,18 @@ test('config errors name the file and the field, and invalid JSON names line and
     },
   );
 });
+
+test('realtimePriority defaults to 40 and refuses values outside 0..99 naming the field', () => {
+  assert.equal(parseConfig(JSON.stringify(good), 'halo.json').realtimePriority, 40);
+  assert.equal(
+    parseConfig(JSON.stringify({ ...good, realtimePriority: 0 }), 'halo.json').realtimePriority,
+    0,
+  );
+  for (const v of [-1, 100, 2.5, '40']) {
+    assert.throws(
+      () => parseConfig(JSON.stringify({ ...good, realtimePriority: v }), 'h.json'),
+      (e: Error & { code?: string }) =>
+        e.code === 'bad-config' && /h\.json: realtimePriority: /.test(e.message),
+    );
+  }
+});

@@ -1,11 +1,16 @@
 import { createHash } from 'node:crypto';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import type { Server } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { durationMsOr } from '../cib/duration.ts';
 import { type Cib, emptyCib, type NodeState } from '../cib/model.ts';
+import { clusterProperty } from '../cib/resources.ts';
 import { validateCibCommand } from '../consensus/cib_state_machine.ts';
+import type { ConfChange } from '../consensus/types.ts';
 import { renderStatus } from '../controller/crm_mon.ts';
 import { type AttachedController, attachController } from '../controller/daemon_glue.ts';
-import { cibForScheduling } from '../controller/status.ts';
+import { activeInNodeState, cibForScheduling } from '../controller/status.ts';
+import { SHUTDOWN_ATTRIBUTE } from '../controller/types.ts';
 import { HaloError } from '../lib/errors.ts';
 import type { Logger } from '../lib/ports.ts';
 import { type DetectorEvent, FailureDetector, type PeerState } from '../membership/failure_detector.ts';
@@ -19,7 +24,14 @@ import { Channel, clusterIdFromDigest, type PacketCounters, type PacketHeader } 
 import { StreamChannel, StreamServer } from '../transport/stream.ts';
 import { UdpTransport } from '../transport/udp_transport.ts';
 import { nextBootEpoch } from './boot_epoch.ts';
-import { controlSocketPath, type DaemonConfig, type NodeConfig } from './config.ts';
+import {
+  controlSocketPath,
+  type DaemonConfig,
+  type NodeConfig,
+  nodeToJson,
+  parseNodeJson,
+  withNodes,
+} from './config.ts';
 import { serveControl } from './control.ts';
 
 /**
@@ -50,6 +62,14 @@ export interface ConsensusPart {
   forceSoloAfterFence?(peer: string, fencedBy: string): { ok: boolean; message?: string };
   /** On the leader: propose adding `peer` back as a voter (after a forced solo). */
   addVoter?(peer: string): { ok: boolean; message?: string };
+  /**
+   * On the leader: adds or removes one voter (Raft single-server change); resolves once the
+   * change is applied here. `member` is the new node's description (memberInfo JSON).
+   */
+  changeMembership?(
+    cc: { type: 'addNode' | 'removeNode'; node: string; member?: string },
+    timeoutMs: number,
+  ): Promise<ProposeOutcome>;
 }
 
 export type ProposeOutcome =
@@ -73,6 +93,11 @@ export interface ConsensusStatus {
   readonly applied: number;
   /** Version of the replicated CIB on this node (Pacemaker's epoch / num_updates). */
   readonly cib?: { readonly epoch: number; readonly numUpdates: number; readonly adminEpoch: number };
+  /**
+   * On the leader: whether its Raft leader lease holds now. The controller acts as DC only
+   * while it does; a part that does not say is taken as holding no lease.
+   */
+  readonly leaseValid?: boolean;
 }
 
 export interface ConsensusContext {
@@ -88,6 +113,13 @@ export interface ConsensusContext {
   readonly sendLarge: (to: number, payload: Uint8Array) => void;
   readonly logger: Logger;
   readonly nowMs: () => number;
+  /** `halo daemon --join`: a fresh node joins a running cluster instead of bootstrapping one. */
+  readonly join?: boolean;
+  /** Transport id of a node by name and back, including members added while running. */
+  readonly idOf?: (name: string) => number | undefined;
+  readonly nameOf?: (id: number) => string | undefined;
+  /** A membership entry reached the log (`committed` false) or was applied (true). */
+  readonly onConfChange?: (cc: ConfChange, committed: boolean) => void;
 }
 
 export interface DaemonOptions {
@@ -107,6 +139,10 @@ export interface DaemonOptions {
   readonly controller?: boolean;
   /** What the controller does to fence this node itself (default: SIGKILL this process). */
   readonly selfFence?: (reason: string) => void;
+  /** `--join`: this fresh node joins a running cluster (see ConsensusContext.join). */
+  readonly join?: boolean;
+  /** Called once this node's removal from the cluster (`halo cluster leave`) is committed. */
+  readonly onRemoved?: () => void;
 }
 
 export interface LinkStatus {
@@ -152,14 +188,95 @@ export interface DaemonStatus {
     readonly streamDrops: number;
     /** Heartbeats that did not echo this node's boot epoch (startup, or replayed traffic). */
     readonly unconfirmed: number;
+    /** Heartbeats from a fenced peer's fenced boot (sent before it died): dropped, no proof of life. */
+    readonly staleAfterFence?: number;
+    /** Heartbeats the failure detector ignored: an older boot epoch or a beat already counted. */
+    readonly staleHeartbeats?: number;
   };
+}
+
+/** How long a clean shutdown waits for resources to move away (`shutdown-escalation` overrides it). */
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 60_000;
+/** How often a shutting-down node checks whether it may leave. */
+const SHUTDOWN_POLL_MS = 100;
+/** How often it repeats its shutdown request to the DC. */
+const SHUTDOWN_REQUEST_EVERY_MS = 1_000;
+
+export interface ShutdownOutcome {
+  /** True when everything here was stopped and recorded before the daemon stopped. */
+  readonly clean: boolean;
+  readonly reason: string;
+  readonly waitedMs: number;
+}
+
+/**
+ * Serves until SIGTERM or SIGINT, then leaves cleanly (`Daemon.shutdown`); a second signal ends
+ * the wait at once. Resolves once the daemon has stopped. `proc` is `process` outside tests.
+ */
+export async function shutdownOnSignals(
+  daemon: Pick<Daemon, 'shutdown'>,
+  proc: Pick<NodeJS.Process, 'on' | 'off'> = process,
+  timeoutMs?: number,
+): Promise<ShutdownOutcome> {
+  const force = new AbortController();
+  let signals = 0;
+  let first: () => void = () => {};
+  const firstSignal = new Promise<void>((resolve) => {
+    first = resolve;
+  });
+  const onSignal = (): void => {
+    signals++;
+    if (signals === 1) first();
+    else force.abort();
+  };
+  proc.on('SIGTERM', onSignal);
+  proc.on('SIGINT', onSignal);
+  try {
+    await firstSignal;
+    return await daemon.shutdown({
+      signal: force.signal,
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+    });
+  } finally {
+    proc.off('SIGTERM', onSignal);
+    proc.off('SIGINT', onSignal);
+  }
 }
 
 /** Two-node takeover: pause between attempts (fence refused or failed, re-adding a voter). */
 export const TAKEOVER_RETRY_MS = 1_000;
+/**
+ * A fenced peer's queued heartbeats are logged on the first drop and then every this many
+ * (≈ 5 s of one peer's beats at `lan` over 2 links): visible, without a line per packet.
+ */
+const STALE_AFTER_FENCE_LOG_EVERY = 200;
 
 /** Messages waiting for a stream to connect, per peer and purpose. */
 export const MAX_QUEUED_STREAM_MESSAGES = 16;
+
+/** Stream purpose on which a follower forwards a membership request to the leader. */
+export const MEMBER_PURPOSE = 'member';
+/** What a member sends a node whose removal it applied. */
+const REMOVED_NOTICE = 'removed';
+/** How long a membership change (join/leave) may take to commit, forwarding included. */
+export const MEMBER_CHANGE_TIMEOUT_MS = 10_000;
+/** A membership request longer than this is not one. */
+const MAX_MEMBER_REQUEST_BYTES = 4096;
+
+/** What `halo cluster join|leave` gets back from the daemon. */
+export type MemberChangeOutcome =
+  | { readonly ok: true; readonly node: string; readonly id: number; readonly index: number }
+  | { readonly ok: false; readonly code: string; readonly message: string; readonly leader?: string | null };
+
+/**
+ * Members added or removed while running (live `halo cluster join|leave`), persisted by every
+ * daemon when it learns them from the Raft log, so a restart reaches them even if the config
+ * file was not updated (`stateDir/<node>.members.json`).
+ */
+interface LearnedMembers {
+  added: ReturnType<typeof nodeToJson>[];
+  removed: string[];
+}
 
 /** The tick period: a few per keepalive so detection is late by at most a fraction of a beat. */
 export function tickPeriodMs(keepaliveMs: number): number {
@@ -171,9 +288,11 @@ export function tickPeriodMs(keepaliveMs: number): number {
  * sockets and timers. Owns every timer and socket it makes; `stop()` releases all of them.
  */
 export class Daemon {
-  private readonly cfg: DaemonConfig;
+  private cfg: DaemonConfig;
   private readonly self: NodeConfig;
-  private readonly peers: NodeConfig[];
+  private peers: NodeConfig[];
+  private learned: LearnedMembers = { added: [], removed: [] };
+  private removedSelf = false;
   private readonly log: Logger;
   private readonly nowMs: () => number;
   private readonly wallMs: () => number;
@@ -191,9 +310,19 @@ export class Daemon {
   /** Outgoing stream per (peer, purpose), opened on first use and reopened after a failure. */
   private readonly outStreams = new Map<string, { ch: StreamChannel | undefined; queue: Uint8Array[] }>();
   private streamDrops = 0;
+  /** Streams peers opened to this node, closed by `stop()` (their handlers own them until then). */
+  private readonly inStreams = new Set<StreamChannel>();
   private timers: NodeJS.Timeout[] = [];
   private readonly witnessVotes = new Map<number, number | null>();
   private readonly fenced = new Set<number>();
+  /**
+   * Each fenced peer's newest boot epoch seen when the fence returned: heartbeats of that epoch or
+   * older come from the incarnation the fence killed (still in flight, or queued in a socket) and
+   * are dropped; the peer counts again only with a newer epoch, i.e. after it restarted.
+   */
+  private readonly fencedEpochs = new Map<number, number>();
+  /** Heartbeats dropped because they came from a fenced peer's fenced boot epoch. */
+  private staleAfterFence = 0;
   private readonly fenceRequested = new Set<number>();
   private quorumState: QuorumState | undefined;
   private epoch = 0;
@@ -212,6 +341,10 @@ export class Daemon {
   private fedDc: string | null | undefined;
   private fedMembers = '';
   private fedQuorum = '';
+  /** The members' boot epochs the controller was last told (JSON). */
+  private fedEpochs = '';
+  /** Set while feedController computes the quorum it hands over with the membership. */
+  private quorumWithMembership = false;
   private takeoverRetryAtMs = 0;
   private readdRetryAtMs = 0;
 
@@ -249,6 +382,7 @@ export class Daemon {
   private async startParts(): Promise<void> {
     const key = loadKeyFile(this.cfg.keyFile);
     this.key = key;
+    this.loadLearnedMembers();
     this.epoch = nextBootEpoch(this.cfg.stateDir, this.self.name, this.wallMs());
     const clusterId = clusterIdFromDigest(createHash('sha256').update(this.cfg.cluster).digest());
     this.clusterId = clusterId;
@@ -290,16 +424,20 @@ export class Daemon {
         sendLarge: (to, payload) => this.sendOnStream(to, 'raft', payload),
         logger: this.log.child({ component: 'consensus' }),
         nowMs: this.nowMs,
+        join: this.opts.join === true,
+        idOf: (name) => this.cfg.nodes.find((n) => n.name === name)?.id,
+        nameOf: (id) => this.cfg.nodes.find((n) => n.id === id)?.name,
+        onConfChange: (cc, committed) => this.onConfChange(cc, committed),
       });
       const part = this.consensus;
       this.onStreamPurpose('raft', (ch) => ch.on('message', (m) => part.receive(ch.peer, m)));
     }
-    const peerIds = new Set(this.peers.map((p) => p.id));
+    this.onStreamPurpose(MEMBER_PURPOSE, (ch) => this.serveForwardedMemberRequest(ch));
     this.streams = await StreamServer.listen(this.self.stream, {
       clusterKey: key,
       clusterId,
       self: this.self.id,
-      accept: (peer) => peerIds.has(peer),
+      accept: (peer) => this.peers.some((p) => p.id === peer),
       onChannel: (ch) => this.onStream(ch),
       onRefused: (err) =>
         this.log.log('warn', `refused a stream connection: ${err.message}`, { event: 'stream-refused' }),
@@ -349,7 +487,7 @@ export class Daemon {
           return r.applied ? { ok: true } : { ok: false, message: r.message ?? 'rejected by the CIB' };
         },
         markFenced: (id) => {
-          this.fenced.add(id);
+          this.markPeerFenced(id);
           this.updateQuorum();
         },
         selfFence: (reason) => {
@@ -358,6 +496,15 @@ export class Daemon {
           else process.kill(process.pid, 'SIGKILL');
         },
         replicatedCib: replicated,
+        leaseValid: () => {
+          const c = this.consensus;
+          if (!c || this.stopped) return false;
+          // Deliver the Raft ticks due by now first: after a pause the timer may not have run
+          // yet, and a lease read before them would be stale.
+          c.tick();
+          const st = c.status();
+          return st.leader === this.self.name && st.leaseValid === true;
+        },
       },
       replicated(),
       this.cfg.timing,
@@ -381,9 +528,36 @@ export class Daemon {
     const ids = this.memberIds();
     const members = this.cfg.nodes.filter((n) => !n.witness && ids.has(n.id)).map((n) => n.name);
     const key = members.join(',');
-    if (key !== this.fedMembers) {
+    // Each member's boot epoch (heartbeats carry it): the controller takes a node it fenced back
+    // only once it shows a newer one.
+    const peerEpochs = new Map(this.detector?.view().map((v) => [v.peer, v.epoch]) ?? []);
+    const epochs: Record<string, number> = {};
+    for (const n of this.cfg.nodes) {
+      const e = n.id === this.self.id ? this.epoch : peerEpochs.get(n.id);
+      if (members.includes(n.name) && e !== undefined) epochs[n.name] = e;
+    }
+    const epochKey = JSON.stringify(epochs);
+    if (key !== this.fedMembers || epochKey !== this.fedEpochs) {
+      const before = new Set(this.fedMembers.split(','));
+      for (const n of this.peers)
+        if (!n.witness && before.has(n.name) !== members.includes(n.name)) this.closeStreamsTo(n.id);
       this.fedMembers = key;
-      host.membership(members);
+      this.fedEpochs = epochKey;
+      // The quorum of these same members goes with them, in one event: a DC told of members
+      // before quorum (or the reverse) would schedule from a view that never existed.
+      this.quorumWithMembership = true;
+      let q: QuorumState;
+      try {
+        q = this.updateQuorum();
+      } finally {
+        this.quorumWithMembership = false;
+      }
+      const fenceNeeded = q.fenceNeeded.map((id) => this.nameOf(id));
+      this.fedQuorum = `${q.quorate}|${fenceNeeded.join(',')}`;
+      host.membership(members, undefined, {
+        epochs,
+        quorum: { quorate: q.quorate, fenceNeeded, reason: q.reason },
+      });
     }
     this.feedQuorum(this.quorumState ?? this.updateQuorum());
     const dc = this.consensus?.status().leader ?? null;
@@ -393,8 +567,23 @@ export class Daemon {
     }
   }
 
+  /**
+   * Closes this node's open streams to `peer` when it leaves or (re)joins the membership. A
+   * peer that was cut off and then killed (a fence device downs its links first) never sends
+   * the FIN or RST that would close our end, so without this the next messages (the DC's
+   * probes of the rebooted node, in a lab run) go into a dead connection until TCP gives up,
+   * minutes later, and the rejoined node looks hung. The next send connects afresh.
+   */
+  private closeStreamsTo(peer: number): void {
+    for (const [key, out] of [...this.outStreams]) {
+      // Closing an open channel removes its entry at once (its close handler); one still
+      // connecting is left to finish or fail on its own.
+      if (key.startsWith(`${peer}/`) && out.ch?.isOpen) out.ch.close();
+    }
+  }
+
   private feedQuorum(state: QuorumState): void {
-    if (!this.ctl) return;
+    if (!this.ctl || this.quorumWithMembership) return;
     const fence = state.fenceNeeded.map((id) => this.nameOf(id));
     const key = `${state.quorate}|${fence.join(',')}`;
     if (key === this.fedQuorum) return;
@@ -458,8 +647,133 @@ export class Daemon {
     this.streams?.close();
     for (const out of this.outStreams.values()) out.ch?.close();
     this.outStreams.clear();
+    for (const ch of this.inStreams) ch.close();
+    this.inStreams.clear();
     this.control?.close();
     this.log.log('info', `node ${this.self.name} stopped`, { event: 'stopped' });
+  }
+
+  /**
+   * A clean leave, as Pacemaker does it on `systemctl stop`: ask the DC to put this node in the
+   * shutdown state (the `shutdown` transient attribute), so the scheduler stops what runs here
+   * and starts it elsewhere; wait until that is done and recorded in the replicated CIB; then
+   * `stop()`. Bounded by `timeoutMs` (default: the CIB's `shutdown-escalation`, else
+   * DEFAULT_SHUTDOWN_TIMEOUT_MS); `signal` (a second SIGTERM) ends the wait at once. Either way
+   * the daemon stops, with an error log naming what was still running: the other nodes then
+   * treat this node as lost and fence it (or wait out its lease) before recovering that.
+   */
+  async shutdown(
+    opts: { readonly timeoutMs?: number; readonly signal?: AbortSignal } = {},
+  ): Promise<ShutdownOutcome> {
+    const started = this.nowMs();
+    const timeoutMs = opts.timeoutMs ?? this.shutdownTimeoutMs();
+    let askedAt = Number.NEGATIVE_INFINITY;
+    let waitingFor = '';
+    for (;;) {
+      const progress = this.shutdownProgress();
+      const waitedMs = Math.round(this.nowMs() - started);
+      if (progress.done || this.stopped) {
+        await this.shareCommitBeforeLeaving();
+        this.log.log('info', `shutting down cleanly after ${waitedMs} ms: ${progress.why}`, {
+          event: 'shutdown',
+          clean: true,
+          waitedMs,
+        });
+        this.stop();
+        return { clean: true, reason: progress.why, waitedMs };
+      }
+      const forced = opts.signal?.aborted === true;
+      if (forced || waitedMs >= timeoutMs) {
+        const reason = `${forced ? 'asked again to stop' : `shutdown timeout of ${timeoutMs} ms reached`} while waiting for ${progress.why}`;
+        this.log.log(
+          'error',
+          `SHUTDOWN NOT CLEAN: exiting after ${waitedMs} ms, ${reason}; still running here: ${this.ctl?.host.controller.localActive().join(', ') || 'nothing known'}. The cluster will treat this node as lost (fence it, or wait out its lease) before recovering those.`,
+          { event: 'shutdown', clean: false, waitedMs },
+        );
+        this.stop();
+        return { clean: false, reason, waitedMs };
+      }
+      if (progress.why !== waitingFor) {
+        waitingFor = progress.why;
+        this.log.log('info', `shutting down: waiting for ${progress.why}`, { event: 'shutdown-wait' });
+      }
+      if (this.nowMs() - askedAt >= SHUTDOWN_REQUEST_EVERY_MS) {
+        askedAt = this.nowMs();
+        // Repeated: the DC may change, or the request may be lost with a connection.
+        this.ctl?.host.setOwnAttribute(SHUTDOWN_ATTRIBUTE, String(Math.floor(this.wallMs() / 1000)));
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, SHUTDOWN_POLL_MS);
+        opts.signal?.addEventListener('abort', () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /**
+   * On the Raft leader: commits one more (idempotent) entry before leaving. Followers learn the
+   * commit index only with the next append, so without this the node elected next could take
+   * over before it has applied the records that say this node stopped everything, and treat it
+   * as lost. Once this entry is committed, a majority holds it, so whoever wins the next
+   * election holds it too and has applied everything before it.
+   */
+  private async shareCommitBeforeLeaving(): Promise<void> {
+    const c = this.consensus;
+    if (!c?.propose || this.stopped || c.status().leader !== this.self.name) return;
+    const mine = c.cib?.().status.find((x) => x.uname === this.self.name);
+    const value = mine?.transientAttributes
+      .flatMap((set) => set.pairs)
+      .find((p) => p.name === SHUTDOWN_ATTRIBUTE)?.value;
+    if (value === undefined) return;
+    const cmd = {
+      op: 'set-node-attribute',
+      node: this.self.name,
+      name: SHUTDOWN_ATTRIBUTE,
+      value,
+      lifetime: 'reboot',
+    };
+    const r = await c.propose(JSON.stringify(cmd), PROPOSE_TIMEOUT_MS);
+    if (!r.ok)
+      this.log.log('warn', `could not share the last commit before leaving: ${r.message}`, {
+        event: 'shutdown',
+      });
+  }
+
+  private shutdownTimeoutMs(): number {
+    const v = clusterProperty(this.consensus?.cib?.() ?? emptyCib(), 'shutdown-escalation');
+    return durationMsOr(v, DEFAULT_SHUTDOWN_TIMEOUT_MS);
+  }
+
+  /** Whether this node may leave now, or what it still waits for. */
+  private shutdownProgress(): { done: boolean; why: string } {
+    const ctl = this.ctl;
+    if (!ctl) return { done: true, why: 'no resources are managed on this node' };
+    const core = ctl.host.controller;
+    const local = core.localActive();
+    const busy = ctl.host.localOpsBusy();
+    if (!(this.quorumState?.quorate ?? false)) {
+      // No DC can move anything; without quorum no-quorum-policy decides what runs here.
+      if (local.length === 0 && !busy) return { done: true, why: 'no quorum and nothing running here' };
+      return { done: false, why: `${local.join(', ')} to stop (no quorum: no-quorum-policy applies)` };
+    }
+    const mine = this.consensus
+      ?.cib?.()
+      .status.find((x) => x.uname === this.self.name || x.id === String(this.self.id));
+    const asked = mine?.transientAttributes.some((set) =>
+      set.pairs.some((p) => p.name === SHUTDOWN_ATTRIBUTE && p.value !== undefined && p.value !== '0'),
+    );
+    if (!asked) return { done: false, why: 'the DC to record the shutdown request' };
+    if (local.length > 0 || busy)
+      return { done: false, why: `${local.join(', ') || 'running operations'} to stop here` };
+    const recorded = mine ? activeInNodeState(mine) : [];
+    if (recorded.length > 0)
+      return { done: false, why: `the cluster to record ${recorded.join(', ')} as stopped here` };
+    const view = core.view();
+    if (view.isDc && (view.transition !== undefined || view.schedulePending || ctl.pendingProposals() > 0))
+      return { done: false, why: 'this DC to finish moving resources to the other nodes' };
+    return { done: true, why: 'everything here is stopped and recorded' };
   }
 
   status(): DaemonStatus {
@@ -502,6 +816,8 @@ export class Daemon {
         badPayload: this.badPayload,
         streamDrops: this.streamDrops,
         unconfirmed: this.unconfirmed,
+        staleAfterFence: this.staleAfterFence,
+        staleHeartbeats: [...views.values()].reduce((sum, v) => sum + v.staleHeartbeats, 0),
       },
     };
   }
@@ -572,6 +888,8 @@ export class Daemon {
 
   private onStream(ch: StreamChannel): void {
     const peer = this.nameOf(ch.peer);
+    this.inStreams.add(ch);
+    ch.on('close', () => this.inStreams.delete(ch));
     ch.once('message', (first) => {
       const purpose = first.toString('utf8');
       const handler = this.streamHandlers.get(purpose);
@@ -611,6 +929,7 @@ export class Daemon {
     if (line === 'cib') return this.viewCib();
     const sp = line.indexOf(' ');
     const [cmd, arg] = sp < 0 ? [line, ''] : [line.slice(0, sp), line.slice(sp + 1)];
+    if (cmd === 'member-add' || cmd === 'member-remove') return this.memberCommand(line, false);
     if (cmd === 'cib') {
       if (!this.consensus?.propose) return { error: 'consensus is not running on this node' };
       let v: unknown;
@@ -623,7 +942,9 @@ export class Daemon {
       if (problem) return { error: `cib: ${problem}` };
       return this.consensus.propose(JSON.stringify(v), PROPOSE_TIMEOUT_MS);
     }
-    return { error: `unknown command '${cmd.slice(0, 40)}' (known: status, crm_mon, cib, cib JSON)` };
+    return {
+      error: `unknown command '${cmd.slice(0, 40)}' (known: status, crm_mon, cib, cib JSON, member-add JSON, member-remove NAME)`,
+    };
   }
 
   private sendHeartbeats(): void {
@@ -651,6 +972,22 @@ export class Daemon {
       if (typeof hb === 'string') {
         this.badPayload++;
         this.log.log('debug', 'dropped heartbeat', { from: h.sender, reason: hb });
+        return;
+      }
+      const fencedAt = this.fencedEpochs.get(h.sender);
+      if (fencedAt !== undefined && h.epoch <= fencedAt) {
+        // Sent by the incarnation the fence killed: no proof of life, no witness vote.
+        if (this.staleAfterFence++ === 0 || this.staleAfterFence % STALE_AFTER_FENCE_LOG_EVERY === 0)
+          this.log.log(
+            'info',
+            `ignoring heartbeats of ${this.nameOf(h.sender)} from boot epoch ${h.epoch}: it was fenced at epoch ${fencedAt} and counts again once it restarts (${this.staleAfterFence} dropped)`,
+            {
+              event: 'stale-after-fence',
+              peer: this.nameOf(h.sender),
+              epoch: h.epoch,
+              fencedEpoch: fencedAt,
+            },
+          );
         return;
       }
       this.peerEpochs.set(h.sender, Math.max(this.peerEpochs.get(h.sender) ?? 0, h.epoch));
@@ -765,7 +1102,7 @@ export class Daemon {
         });
         return;
       }
-      this.fenced.add(peer);
+      this.markPeerFenced(peer);
       const solo = c.forceSoloAfterFence!(name, `${r.reason}; requested by ${this.self.name}`.slice(0, 200));
       this.log.log(
         solo.ok ? 'warn' : 'error',
@@ -803,6 +1140,18 @@ export class Daemon {
     }
   }
 
+  /**
+   * Records that `peer` is off: the two-node rule may count it as fenced, and every heartbeat of
+   * the newest boot epoch seen from it so far (or older) is stale from now on. Any epoch seen
+   * before the fence returned belongs to an incarnation the fence ended.
+   */
+  private markPeerFenced(peer: number): void {
+    const seen = this.detector?.view().find((v) => v.peer === peer)?.epoch ?? 0;
+    const epoch = Math.max(seen, this.peerEpochs.get(peer) ?? 0, this.fencedEpochs.get(peer) ?? 0);
+    this.fenced.add(peer);
+    this.fencedEpochs.set(peer, epoch);
+  }
+
   private requestFence(peer: number): void {
     if (this.fenceRequested.has(peer)) return;
     this.fenceRequested.add(peer);
@@ -814,7 +1163,7 @@ export class Daemon {
     );
     this.fencer.fence(peer, 'peer lost in a two-node cluster').then(
       (ok) => {
-        if (ok && this.detector?.state(peer) === 'lost') this.fenced.add(peer);
+        if (ok && this.detector?.state(peer) === 'lost') this.markPeerFenced(peer);
         this.log.log(
           ok ? 'info' : 'error',
           `fencing ${name} ${ok ? 'succeeded' : 'did not confirm the node is off'}`,
@@ -836,7 +1185,9 @@ export class Daemon {
         case 'state': {
           const name = this.nameOf(ev.peer);
           if (ev.to === 'member') {
+            // Only a heartbeat newer than the fenced boot gets here (onMessage drops the rest).
             this.fenced.delete(ev.peer);
+            this.fencedEpochs.delete(ev.peer);
             this.fenceRequested.delete(ev.peer);
           }
           const links = this.transport?.links(ev.peer).length ?? 0;
@@ -905,9 +1256,352 @@ export class Daemon {
     );
   }
 
+  /**
+   * `member-add {"name":…,"links":[…],…}` and `member-remove NAME` (from `halo cluster
+   * join|leave`, or forwarded by a follower): the leader checks the request against the
+   * current membership and proposes one Raft single-server change, answering once it is
+   * applied; a follower forwards the request to the leader over the stream channel.
+   */
+  private async memberCommand(line: string, forwarded: boolean): Promise<MemberChangeOutcome> {
+    const fail = (code: string, message: string, leader?: string | null): MemberChangeOutcome => ({
+      ok: false,
+      code,
+      message,
+      ...(leader === undefined ? {} : { leader }),
+    });
+    const c = this.consensus;
+    if (!c?.changeMembership || this.stopped)
+      return fail('no-consensus', 'consensus is not running on this node');
+    if (line.length > MAX_MEMBER_REQUEST_BYTES)
+      return fail('bad-member', `request longer than ${MAX_MEMBER_REQUEST_BYTES} bytes`);
+    const sp = line.indexOf(' ');
+    const cmd = sp < 0 ? line : line.slice(0, sp);
+    const arg = sp < 0 ? '' : line.slice(sp + 1);
+    if (cmd !== 'member-add' && cmd !== 'member-remove')
+      return fail('bad-member', `unknown membership command '${cmd.slice(0, 40)}'`);
+    const leader = c.status().leader;
+    if (leader !== this.self.name) {
+      if (forwarded) return fail('not-leader', `${this.self.name} is not the leader`, leader);
+      if (!leader)
+        return fail('no-leader', 'the cluster has no leader (DC) now; is a majority of nodes up?', null);
+      return this.forwardMemberRequest(leader, line);
+    }
+    let change: { type: 'addNode' | 'removeNode'; node: string; member?: string };
+    let id: number;
+    if (cmd === 'member-add') {
+      let raw: unknown;
+      try {
+        raw = JSON.parse(arg);
+      } catch {
+        return fail('bad-member', 'member-add: argument is not JSON');
+      }
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+        return fail('bad-member', 'member-add: argument must be a JSON object (a node entry of the config)');
+      const o = raw as Record<string, unknown>;
+      try {
+        const n = parseNodeJson(
+          { ...o, id: o.id ?? Math.max(0, ...this.cfg.nodes.map((x) => x.id)) + 1 },
+          'member-add',
+        );
+        withNodes(this.cfg.nodes, [n]);
+        change = { type: 'addNode', node: n.name, member: JSON.stringify(nodeToJson(n)) };
+        id = n.id;
+      } catch (err) {
+        return fail((err as HaloError).code ?? 'bad-member', (err as Error).message);
+      }
+    } else {
+      const n = this.cfg.nodes.find((x) => x.name === arg);
+      if (!n) {
+        const names = this.cfg.nodes.map((x) => x.name).join(', ');
+        return fail('unknown-node', `no member named '${arg.slice(0, 64)}' (members: ${names})`);
+      }
+      change = { type: 'removeNode', node: n.name };
+      id = n.id;
+    }
+    const r = await c.changeMembership(change, MEMBER_CHANGE_TIMEOUT_MS);
+    if (!r.ok) return fail(r.code, r.message, r.leader);
+    return { ok: true, node: change.node, id, index: r.index };
+  }
+
+  /** Sends a membership request to the leader over an authenticated stream; resolves with its answer. */
+  private async forwardMemberRequest(leader: string, line: string): Promise<MemberChangeOutcome> {
+    let ch: StreamChannel;
+    try {
+      ch = await this.openStream(leader, MEMBER_PURPOSE);
+    } catch (err) {
+      return {
+        ok: false,
+        code: 'leader-unreachable',
+        message: `cannot reach the leader ${leader}: ${(err as Error).message}`,
+        leader,
+      };
+    }
+    try {
+      const answer = new Promise<MemberChangeOutcome>((resolve) => {
+        const timer = setTimeout(
+          () =>
+            resolve({
+              ok: false,
+              code: 'timeout',
+              message: `no answer from the leader ${leader} within ${MEMBER_CHANGE_TIMEOUT_MS} ms`,
+              leader,
+            }),
+          MEMBER_CHANGE_TIMEOUT_MS + TAKEOVER_RETRY_MS,
+        );
+        timer.unref();
+        ch.once('message', (m) => {
+          clearTimeout(timer);
+          resolve(parseMemberAnswer(m));
+        });
+        ch.once('close', (err) => {
+          clearTimeout(timer);
+          resolve({
+            ok: false,
+            code: 'leader-unreachable',
+            message: `the leader ${leader} closed the connection${err ? `: ${err.message}` : ''}`,
+            leader,
+          });
+        });
+      });
+      await ch.send(Buffer.from(line));
+      return await answer;
+    } catch (err) {
+      return { ok: false, code: 'leader-unreachable', message: (err as Error).message, leader };
+    } finally {
+      ch.close();
+    }
+  }
+
+  /** The leader's side of a forwarded membership request: one request, one answer. */
+  private serveForwardedMemberRequest(ch: StreamChannel): void {
+    ch.once('message', (m) => {
+      const line = m.toString('utf8');
+      if (line === REMOVED_NOTICE) {
+        // A member (authenticated by the cluster key) applied our removal. The leader stops
+        // replicating to a node as soon as its removal is appended, so neither the entry nor
+        // its commit may ever reach us: this notice is how a removed node learns it.
+        this.selfRemoved(`told by ${this.nameOf(ch.peer)}`);
+        ch.close();
+        return;
+      }
+      void this.memberCommand(line, true)
+        .then((r) => ch.send(Buffer.from(JSON.stringify(r))))
+        .catch(() => undefined)
+        .finally(() => ch.close());
+    });
+  }
+
+  /**
+   * A membership entry from the Raft log. An added node is reached as soon as its entry is in
+   * the log (the leader replicates to it from then on); a removal takes effect once committed.
+   * Fenced removals (two-node rule) keep the peer: it comes back as a voter.
+   */
+  private onConfChange(cc: ConfChange, committed: boolean): void {
+    if (cc.type === 'addNode') {
+      if (this.cfg.nodes.some((n) => n.name === cc.node)) return;
+      if (cc.member === undefined) {
+        this.log.log('warn', `node ${cc.node} joined Raft without an address; add it to ${this.cfg.file}`, {
+          event: 'member-unknown',
+          peer: cc.node,
+        });
+        return;
+      }
+      let n: NodeConfig;
+      try {
+        n = parseNodeJson(JSON.parse(cc.member), `member ${cc.node}`);
+        if (n.name !== cc.node) throw new HaloError('bad-member', `entry names ${n.name}, not ${cc.node}`);
+        withNodes(this.cfg.nodes, [n]);
+      } catch (err) {
+        this.log.log('error', `cannot add member ${cc.node}: ${(err as Error).message}`, {
+          event: 'member-refused',
+          peer: cc.node,
+        });
+        return;
+      }
+      this.addMember(n);
+      return;
+    }
+    if (cc.type === 'fencedRemoveNode') return;
+    if (cc.node === this.self.name) {
+      if (committed) this.selfRemoved('the removal committed');
+      return;
+    }
+    if (!committed) return;
+    const gone = this.cfg.nodes.find((n) => n.name === cc.node);
+    this.removeMember(cc.node);
+    if (gone) this.tellRemoved(gone);
+  }
+
+  private selfRemoved(how: string): void {
+    if (this.removedSelf) return;
+    this.removedSelf = true;
+    this.learned.removed = [...new Set([...this.learned.removed, this.self.name])];
+    this.saveLearnedMembers();
+    this.log.log('warn', `this node (${this.self.name}) was removed from the cluster (${how}); stopping`, {
+      event: 'member-removed',
+      peer: this.self.name,
+    });
+    this.opts.onRemoved?.();
+  }
+
+  /** Tells a removed node its removal committed (best effort: it may be down already). */
+  private tellRemoved(n: NodeConfig): void {
+    if (!this.key || this.stopped) return;
+    StreamChannel.connect(n.stream, {
+      clusterKey: this.key,
+      clusterId: this.clusterId,
+      self: this.self.id,
+      expectPeer: n.id,
+    }).then(
+      async (ch) => {
+        try {
+          await ch.send(Buffer.from(MEMBER_PURPOSE));
+          await ch.send(Buffer.from(REMOVED_NOTICE));
+        } catch {
+          // It went away meanwhile.
+        } finally {
+          ch.close();
+        }
+      },
+      () => undefined,
+    );
+  }
+
+  private addMember(n: NodeConfig): void {
+    this.setNodes([...this.cfg.nodes, n]);
+    this.transport?.addPeer({ id: n.id, links: n.links });
+    this.detector?.addPeer(n.id, this.nowMs());
+    this.learned.removed = this.learned.removed.filter((x) => x !== n.name);
+    this.learned.added = this.learned.added.filter((x) => x.name !== n.name);
+    const inFile = this.opts.config.nodes.find((x) => x.name === n.name);
+    if (!inFile || JSON.stringify(nodeToJson(inFile)) !== JSON.stringify(nodeToJson(n)))
+      this.learned.added.push(nodeToJson(n));
+    this.saveLearnedMembers();
+    this.log.log(
+      'info',
+      `member ${n.name} (id ${n.id}) added to the cluster: links ${n.links.map((l) => endpointText(l)).join(', ')}`,
+      { event: 'member-added', peer: n.name, peerId: n.id },
+    );
+  }
+
+  private removeMember(name: string): void {
+    const n = this.cfg.nodes.find((x) => x.name === name);
+    if (!n) return;
+    this.setNodes(this.cfg.nodes.filter((x) => x !== n));
+    this.transport?.removePeer(n.id);
+    this.detector?.removePeer(n.id);
+    this.witnessVotes.delete(n.id);
+    this.peerEpochs.delete(n.id);
+    this.fenced.delete(n.id);
+    this.fencedEpochs.delete(n.id);
+    this.fenceRequested.delete(n.id);
+    for (const [key, out] of this.outStreams) {
+      if (!key.startsWith(`${n.id}/`)) continue;
+      out.ch?.close();
+      this.outStreams.delete(key);
+    }
+    this.learned.added = this.learned.added.filter((x) => x.name !== name);
+    if (this.opts.config.nodes.some((x) => x.name === name) && !this.learned.removed.includes(name))
+      this.learned.removed.push(name);
+    this.saveLearnedMembers();
+    this.log.log('info', `member ${name} (id ${n.id}) removed from the cluster`, {
+      event: 'member-removed',
+      peer: name,
+      peerId: n.id,
+    });
+  }
+
+  /** The effective member list changed: peers, quorum (two_node, expected votes), witness ballot. */
+  private setNodes(nodes: NodeConfig[]): void {
+    const qNodes = nodes.map((n) => ({ id: n.id, votes: n.votes, witness: n.witness }));
+    const tracker = (this.quorum ?? new QuorumTracker(this.cfg.quorum, this.self.id)).withNodes(qNodes);
+    if (this.quorum) this.quorum = tracker;
+    this.cfg = { ...this.cfg, nodes, quorum: tracker.options };
+    this.peers = nodes.filter((n) => n.name !== this.self.name);
+    if (this.ballot) this.ballot.votingNodeIds = nodes.filter((n) => !n.witness).map((n) => n.id);
+  }
+
+  private learnedFile(): string {
+    return join(this.cfg.stateDir, `${this.self.name}.members.json`);
+  }
+
+  /** Applies the members learned in earlier runs (see LearnedMembers) on top of the config file. */
+  private loadLearnedMembers(): void {
+    const file = this.learnedFile();
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw new HaloError('state-unreadable', `cannot read ${file}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    let v: LearnedMembers;
+    let added: NodeConfig[];
+    try {
+      v = JSON.parse(text) as LearnedMembers;
+      if (
+        !Array.isArray(v.added) ||
+        !Array.isArray(v.removed) ||
+        v.removed.some((x) => typeof x !== 'string')
+      )
+        throw new Error('expected {"added": [nodes], "removed": [names]}');
+      added = v.added.map((a, i) => parseNodeJson(a, `added[${i}]`)).filter((a) => a.name !== this.self.name);
+    } catch (err) {
+      throw new HaloError(
+        'bad-state',
+        `${file}: not a members file (${(err as Error).message}); remove it to use the config's nodes`,
+      );
+    }
+    if (v.removed.includes(this.self.name)) {
+      throw new HaloError(
+        'node-removed',
+        `${file}: node ${this.self.name} left the cluster (halo cluster leave); to bring it back run 'halo cluster join' on a member, remove ${join(this.cfg.stateDir, this.self.name)}.* here and start it with --join`,
+      );
+    }
+    const replaced = new Set([...v.removed, ...added.map((a) => a.name)]);
+    const nodes = withNodes(
+      this.opts.config.nodes.filter((n) => !replaced.has(n.name)),
+      added,
+    );
+    this.learned = { added: added.map(nodeToJson), removed: v.removed };
+    this.setNodes(nodes);
+  }
+
+  private saveLearnedMembers(): void {
+    const file = this.learnedFile();
+    try {
+      mkdirSync(dirname(file), { recursive: true });
+      const tmp = `${file}.tmp`;
+      const fd = openSync(tmp, 'w', 0o644);
+      try {
+        writeSync(fd, `${JSON.stringify(this.learned, null, 2)}\n`);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, file);
+    } catch (err) {
+      this.log.log('error', `cannot save the member list to ${file}: ${(err as Error).message}`, {
+        event: 'members-save-failed',
+      });
+    }
+  }
+
   private nameOf(id: number): string {
     return this.cfg.nodes.find((n) => n.id === id)?.name ?? `#${id}`;
   }
+}
+
+function parseMemberAnswer(m: Buffer): MemberChangeOutcome {
+  try {
+    const v = JSON.parse(m.toString('utf8')) as MemberChangeOutcome;
+    if (typeof v === 'object' && v !== null && typeof v.ok === 'boolean') return v;
+  } catch {
+    // Fall through.
+  }
+  return { ok: false, code: 'bad-answer', message: 'the leader sent an invalid answer' };
 }
 
 function endpointText(ep: { host: string; port: number } | undefined): string {

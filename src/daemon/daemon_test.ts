@@ -1,19 +1,29 @@
 import assert from 'node:assert/strict';
 import { createHash, randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
+import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { nullLogger } from '../lib/ports.ts';
+import { parseCrm } from '../cib/crm.ts';
+import { type Logger, nullLogger } from '../lib/ports.ts';
 import type { Fencer } from '../membership/fencer.ts';
 import { encodeHeartbeat } from '../membership/heartbeat_codec.ts';
 import { generateKeyFile, loadKeyFile } from '../transport/key_file.ts';
 import { Channel, clusterIdFromDigest, PacketSealer } from '../transport/packet.ts';
 import { type DaemonConfig, parseConfig } from './config.ts';
 import { queryControl } from './control.ts';
-import { type ConsensusContext, type ConsensusPart, Daemon, type DaemonStatus } from './daemon.ts';
+import {
+  type ConsensusContext,
+  type ConsensusPart,
+  Daemon,
+  type DaemonStatus,
+  type ShutdownOutcome,
+  shutdownOnSignals,
+} from './daemon.ts';
 import { waitFor } from './lab_cluster.ts';
+import { raftConsensus } from './raft_driver.ts';
 
 /** Daemons on loopback addresses 127.0.0.N (no namespaces needed), lab timing. */
 function setup(
@@ -85,7 +95,8 @@ test('daemons on loopback see each other, answer status on the control socket an
     );
     assert.equal(st.members[1]!.links[0]!.state, 'up');
     assert.deepEqual(await queryControl(join(dir, 'a.sock'), 'frobnicate'), {
-      error: "unknown command 'frobnicate' (known: status, crm_mon, cib, cib JSON)",
+      error:
+        "unknown command 'frobnicate' (known: status, crm_mon, cib, cib JSON, member-add JSON, member-remove NAME)",
     });
     assert.deepEqual(await queryControl(join(dir, 'a.sock'), 'cib {"op":"set-property"}'), {
       error: 'consensus is not running on this node',
@@ -289,4 +300,272 @@ test('authentic heartbeats that do not echo the receiver’s current boot (repla
     a.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a fenced peer does not rejoin on heartbeats its fenced boot sent, only once it has restarted', {
+  timeout: 60_000,
+}, async () => {
+  const { dir, cfg } = setup(['a', 'b'], { twoNode: true });
+  const fenced: number[] = [];
+  const fencer: Fencer = {
+    fence: async (node) => {
+      fenced.push(node);
+      return true;
+    },
+  };
+  const lines: string[] = [];
+  const a = new Daemon({
+    config: cfg,
+    node: 'a',
+    witness: false,
+    logger: capturingLogger(lines, 'a'),
+    fencer,
+  });
+  const sock = createSocket('udp4');
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await a.start();
+    // Play node b with the real key: boot epoch 100, heartbeats every 50 ms.
+    const b = cfg.nodes[1]!;
+    await new Promise<void>((resolve) => sock.bind(b.links[0]!.port, b.links[0]!.host, resolve));
+    const clusterId = clusterIdFromDigest(createHash('sha256').update(cfg.cluster).digest());
+    const key = loadKeyFile(cfg.keyFile);
+    let sealer = new PacketSealer(key, clusterId, b.id, 100);
+    const target = cfg.nodes[0]!.links[0]!;
+    let beat = 0;
+    const send = (): void => {
+      const hb = encodeHeartbeat({ beat: beat++, wallMs: Date.now(), echo: a.status().epoch });
+      sock.send(sealer.seal(Channel.heartbeat, 1, hb), target.port, target.host);
+    };
+    timer = setInterval(send, 50);
+    await waitFor('b to join', 20_000, async () => (state(a.status(), 'b') === 'member' ? true : undefined));
+    // b dies: silence until a declares it lost, fences it and continues alone.
+    clearInterval(timer);
+    await waitFor('a continues alone after fencing b', 20_000, async () =>
+      a.status().quorum.quorate && state(a.status(), 'b') === 'lost' ? true : undefined,
+    );
+    assert.deepEqual(fenced, [2]);
+    // Heartbeats of b's fenced boot (epoch 100) surface late, with beat numbers a has not seen:
+    // the failure detector alone would take them as proof of life.
+    timer = setInterval(send, 20);
+    await waitFor('a to drop them', 20_000, async () =>
+      (a.status().packets.staleAfterFence ?? 0) >= 10 ? true : undefined,
+    );
+    assert.equal(state(a.status(), 'b'), 'lost');
+    assert.equal(a.status().quorum.quorate, true, 'a still counts b as fenced');
+    assert.ok(
+      !lines.some((l) => /node b rejoined/.test(l)),
+      'no "rejoined" on the fenced boot\'s heartbeats',
+    );
+    assert.ok(
+      lines.some((l) => /ignoring heartbeats of b from boot epoch 100: it was fenced at epoch 100/.test(l)),
+    );
+    // b restarts (a newer boot epoch): that is proof of life, and it rejoins.
+    clearInterval(timer);
+    sealer = new PacketSealer(key, clusterId, b.id, 101);
+    beat = 0;
+    timer = setInterval(send, 50);
+    await waitFor('b to rejoin after its restart', 20_000, async () =>
+      state(a.status(), 'b') === 'member' ? true : undefined,
+    );
+    assert.ok(lines.some((l) => /node b rejoined/.test(l)));
+    assert.deepEqual(fenced, [2]);
+  } finally {
+    clearInterval(timer);
+    sock.close();
+    a.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Collects every log line (with its fields) of the daemons it is given to. */
+function capturingLogger(lines: string[], node = ''): Logger {
+  return {
+    log: (level, msg) => {
+      if (level !== 'debug') lines.push(`${node} ${level} ${msg}`);
+    },
+    child: (f) => capturingLogger(lines, typeof f.node === 'string' ? f.node : node),
+  };
+}
+
+const SHUTDOWN_CRM = `node 1: a
+node 2: b
+node 3: c
+primitive d ocf:heartbeat:Dummy op monitor interval=2s
+rsc_defaults resource-stickiness=100
+property stonith-enabled=false
+`;
+
+test('a daemon asked to shut down moves its resource to another node first, leaves without being fenced, and on restart is probed with nothing running twice', {
+  skip: !existsSync('/usr/lib/ocf/resource.d/heartbeat/Dummy') && 'needs resource-agents',
+  timeout: 120_000,
+}, async (t) => {
+  const names = ['a', 'b', 'c'];
+  const { dir, cfg } = setup(names);
+  const lines: string[] = [];
+  const ds = new Map<string, Daemon>();
+  const boot = async (n: string): Promise<void> => {
+    const d = new Daemon({
+      config: cfg,
+      node: n,
+      witness: false,
+      logger: capturingLogger(lines),
+      consensus: raftConsensus,
+    });
+    await d.start();
+    ds.set(n, d);
+  };
+  const runs = (n: string): boolean => existsSync(join(cfg.stateDir, n, 'rsctmp', 'Dummy-d.state'));
+  const runningOn = (): string[] => names.filter(runs);
+  try {
+    for (const n of names) await boot(n);
+    const dc = await waitFor('a DC', 30_000, async () => ds.get('a')!.status().dc ?? undefined);
+    const parsed = parseCrm(SHUTDOWN_CRM, 'shutdown.crm');
+    assert.ok(parsed.ok);
+    const load = (await queryControl(
+      join(dir, `${dc}.sock`),
+      `cib ${JSON.stringify({ op: 'replace-configuration', configuration: parsed.cib.configuration })}`,
+      10_000,
+    )) as { ok?: boolean };
+    assert.equal(load.ok, true, JSON.stringify(load));
+    const first = await waitFor('d to run on one node', 45_000, async () =>
+      runningOn().length === 1 ? runningOn()[0] : undefined,
+    );
+
+    const out = await ds.get(first)!.shutdown({ timeoutMs: 45_000 });
+    ds.delete(first);
+    assert.equal(out.clean, true, out.reason);
+    t.diagnostic(`${first} (DC: ${dc}) left cleanly after ${out.waitedMs} ms`);
+    // The DC starts it elsewhere (already done if the node that left was the DC).
+    const moved = await waitFor('d to run on another node', 30_000, async () => {
+      const on = runningOn();
+      return on.length === 1 && on[0] !== first ? on : undefined;
+    });
+    await waitFor('the DC to see it leave', 20_000, async () =>
+      lines.some((l) => l.includes(`${first} left the cluster cleanly`)) ? true : undefined,
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}\n${lines.slice(-60).join('\n')}`);
+    });
+
+    await boot(first);
+    await waitFor(`${first} probed again`, 30_000, async () =>
+      lines.some((l) => l.includes(`${first} joined the cluster`)) &&
+      ds
+        .get(first)!
+        .status()
+        .members.every((m) => m.state === 'self' || m.state === 'member')
+        ? true
+        : undefined,
+    );
+    await new Promise((r) => setTimeout(r, 3_000));
+    assert.deepEqual(runningOn(), moved, 'still once, where it moved to');
+
+    // The DC leaves cleanly too: the next DC takes over its records and fences nobody.
+    const dcNow = await waitFor('a DC', 30_000, async () => ds.get(first)!.status().dc ?? undefined);
+    const out2 = await ds.get(dcNow)!.shutdown({ timeoutMs: 45_000 });
+    ds.delete(dcNow);
+    assert.equal(out2.clean, true, out2.reason);
+    t.diagnostic(`the DC ${dcNow} left cleanly after ${out2.waitedMs} ms`);
+    const last = await waitFor('d to run once on a node still up', 30_000, async () => {
+      const on = runningOn();
+      return on.length === 1 && ds.has(on[0]!) ? on : undefined;
+    });
+    await waitFor('the next DC to see the old one leave cleanly', 20_000, async () =>
+      lines.filter((l) => l.includes(`${dcNow} left the cluster cleanly`)).length > 0 ? true : undefined,
+    ).catch(async (e: Error) => {
+      const views: string[] = [];
+      for (const n of ds.keys()) {
+        const v = (await queryControl(join(dir, `${n}.sock`), 'cib')) as {
+          source: string;
+          cib: { status: { uname: string }[] };
+        };
+        views.push(`${n} (${v.source}): ${JSON.stringify(v.cib.status.find((x) => x.uname === dcNow))}`);
+      }
+      throw new Error(
+        `${e.message}\n${views.join('\n')}\n${lines
+          .filter((l) => l.includes(dcNow) && !l.includes(' debug '))
+          .slice(-25)
+          .join('\n')}`,
+      );
+    });
+    assert.equal(last.length, 1);
+    assert.ok(!lines.some((l) => /\bfenc/i.test(l) && !l.includes('stonith')), 'nobody fenced anyone');
+    assert.ok(!lines.some((l) => l.includes('SHUTDOWN NOT CLEAN')));
+  } finally {
+    for (const d of ds.values()) d.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('shutdown waits no longer than its timeout, and says loudly what it left running', {
+  skip: !existsSync('/usr/lib/ocf/resource.d/heartbeat/Dummy') && 'needs resource-agents',
+  timeout: 120_000,
+}, async () => {
+  const names = ['a', 'b', 'c'];
+  const { dir, cfg } = setup(names);
+  const lines: string[] = [];
+  const ds = new Map<string, Daemon>();
+  try {
+    for (const n of names) {
+      const d = new Daemon({
+        config: cfg,
+        node: n,
+        witness: false,
+        logger: capturingLogger(lines),
+        consensus: raftConsensus,
+      });
+      await d.start();
+      ds.set(n, d);
+    }
+    const dc = await waitFor('a DC', 30_000, async () => ds.get('a')!.status().dc ?? undefined);
+    const parsed = parseCrm(SHUTDOWN_CRM, 'shutdown.crm');
+    assert.ok(parsed.ok);
+    await queryControl(
+      join(dir, `${dc}.sock`),
+      `cib ${JSON.stringify({ op: 'replace-configuration', configuration: parsed.cib.configuration })}`,
+      10_000,
+    );
+    const first = await waitFor('d to run', 45_000, async () =>
+      names.find((n) => existsSync(join(cfg.stateDir, n, 'rsctmp', 'Dummy-d.state'))),
+    );
+    await waitFor('the start recorded', 20_000, async () =>
+      ds.get(first)!.status().consensus !== null && lines.some((l) => l.includes('d start: rc 0'))
+        ? true
+        : undefined,
+    );
+    const out = await ds.get(first)!.shutdown({ timeoutMs: 0 });
+    ds.delete(first);
+    assert.equal(out.clean, false);
+    assert.match(out.reason, /shutdown timeout of 0 ms reached/);
+    assert.ok(lines.some((l) => l.includes('SHUTDOWN NOT CLEAN') && l.includes('still running here: d')));
+  } finally {
+    for (const d of ds.values()) d.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the first SIGTERM starts a clean shutdown and a second one cuts its wait short', async () => {
+  const proc = new EventEmitter();
+  const got: { signal?: AbortSignal } = {};
+  let finish: (o: ShutdownOutcome) => void = () => {};
+  const daemon = {
+    shutdown: (o: { signal?: AbortSignal } = {}) => {
+      got.signal = o.signal;
+      return new Promise<ShutdownOutcome>((resolve) => {
+        finish = resolve;
+      });
+    },
+  };
+  const done = shutdownOnSignals(daemon, proc as unknown as NodeJS.Process);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(got.signal?.aborted, undefined, 'nothing happens before a signal');
+  proc.emit('SIGTERM');
+  await new Promise((r) => setImmediate(r));
+  assert.ok(got.signal, 'shutdown started');
+  assert.equal(got.signal.aborted, false);
+  proc.emit('SIGTERM');
+  assert.equal(got.signal.aborted, true, 'the second SIGTERM forces it');
+  finish({ clean: false, reason: 'asked again to stop', waitedMs: 5 });
+  assert.equal((await done).clean, false);
+  assert.equal(proc.listenerCount('SIGTERM'), 0, 'handlers removed');
 });

@@ -9,6 +9,7 @@ import type { ProfileName } from '../membership/profiles.ts';
 import { generateKeyFile } from '../transport/key_file.ts';
 import { queryControl } from './control.ts';
 import type { DaemonStatus } from './daemon.ts';
+import { DAEMON_NODE_FLAGS } from './node_flags.ts';
 
 /** Daemon log bytes kept per node for diagnostics (the tail is what matters). */
 const MAX_LOG_BYTES = 256 * 1024;
@@ -16,7 +17,7 @@ export const DAEMON_PORT = 5405;
 /** Run compiled (dist/…/main.js, plain node) when this file is compiled, else from source with tsx. */
 const COMPILED = import.meta.url.endsWith('.js');
 const MAIN = fileURLToPath(new URL(COMPILED ? './main.js' : './main.ts', import.meta.url));
-const NODE_ARGS = COMPILED ? [MAIN] : ['--import', 'tsx', MAIN];
+const NODE_ARGS = [...DAEMON_NODE_FLAGS, ...(COMPILED ? [MAIN] : ['--import', 'tsx', MAIN])];
 
 /**
  * A real cluster for tests and benchmarks: one network namespace and one `halo daemon` process

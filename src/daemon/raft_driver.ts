@@ -3,9 +3,10 @@ import { join } from 'node:path';
 import { CibStateMachine } from '../consensus/cib_state_machine.ts';
 import { decodeMessage, encodeMessage } from '../consensus/codec.ts';
 import { FileStore } from '../consensus/file_store.ts';
-import { bootstrapState, RAFT_DEFAULTS, RaftNode } from '../consensus/raft.ts';
-import type { PersistedState, Ready } from '../consensus/types.ts';
+import { bootstrapState, decodeConfChange, RAFT_DEFAULTS, RaftNode } from '../consensus/raft.ts';
+import type { ConfChange, Entry, PersistedState, Ready } from '../consensus/types.ts';
 import { LogIndex, NodeId } from '../lib/brand.ts';
+import { HaloError } from '../lib/errors.ts';
 import { SeededRng } from '../lib/prng.ts';
 import { MAX_DATAGRAM_PAYLOAD_BYTES } from '../transport/packet.ts';
 import type { ConsensusContext, ConsensusPart, ConsensusStatus, ProposeOutcome } from './daemon.ts';
@@ -46,8 +47,13 @@ export function raftConsensus(ctx: ConsensusContext): ConsensusPart {
   const store = FileStore.open(join(config.stateDir, `${self.name}.raft`));
   const loaded = store.load();
   const fresh = loaded.hardState.term === 0 && loaded.snapshot === null && loaded.entries.length === 0;
-  // Every node bootstraps the same initial configuration from the shared config file.
-  const state: PersistedState = fresh ? bootstrapState(config.nodes.map((n) => NodeId(n.name))) : loaded;
+  // Every node bootstraps the same initial configuration from the shared config file. A node
+  // joining a running cluster (`--join`) bootstraps without itself: it is no voter, so it never
+  // campaigns, until the leader's log (the addNode entry for it) reaches it.
+  const initial = ctx.join ? config.nodes.filter((n) => n.name !== self.name) : config.nodes;
+  if (fresh && initial.length === 0)
+    throw new HaloError('bad-config', `${config.file}: --join needs at least one other node in the config`);
+  const state: PersistedState = fresh ? bootstrapState(initial.map((n) => NodeId(n.name))) : loaded;
   if (fresh) {
     // The bootstrap snapshot must be on disk before the first entry is appended after it.
     store.persist({ hardState: state.hardState, entries: [], snapshot: state.snapshot, compaction: null });
@@ -72,8 +78,20 @@ export function raftConsensus(ctx: ConsensusContext): ConsensusPart {
   // The replicated CIB: restored from the snapshot, then every committed entry in order.
   const cib = new CibStateMachine();
   if (state.snapshot) cib.restore(state.snapshot.data);
-  const idByName = new Map(config.nodes.map((n) => [n.name, n.id]));
-  const nameById = new Map(config.nodes.map((n) => [n.id, n.name]));
+  // Names ↔ transport ids come from the daemon: members added while running are known there.
+  const idOf = ctx.idOf ?? ((name: string) => config.nodes.find((n) => n.name === name)?.id);
+  const nameOf = ctx.nameOf ?? ((id: number) => config.nodes.find((n) => n.id === id)?.name);
+  /** Tells the daemon about a membership entry: on append (to reach a new node) and on commit. */
+  const confEntry = (e: Entry, committed: boolean): void => {
+    if (e.type !== 'conf' || !ctx.onConfChange) return;
+    let cc: ConfChange;
+    try {
+      cc = decodeConfChange(e.data);
+    } catch {
+      return; // Not ours to judge here: the Raft core validated it when it was appended.
+    }
+    ctx.onConfChange(cc, committed);
+  };
   let lastTickAt = ctx.nowMs();
   let leader: string | null = null;
   let decodeErrors = 0;
@@ -96,7 +114,7 @@ export function raftConsensus(ctx: ConsensusContext): ConsensusPart {
 
   const send = (rd: Ready): void => {
     for (const m of rd.messages) {
-      const to = idByName.get(m.to);
+      const to = idOf(m.to);
       if (to === undefined) continue;
       const bytes = encodeMessage(m);
       if (bytes.length > MAX_DATAGRAM_PAYLOAD_BYTES) {
@@ -112,6 +130,7 @@ export function raftConsensus(ctx: ConsensusContext): ConsensusPart {
   const apply = (rd: Ready): void => {
     if (rd.snapshot) cib.restore(rd.snapshot.data);
     for (const e of rd.committedEntries) {
+      confEntry(e, true);
       const r = cib.apply(e);
       if (!r.ok) {
         // Rejected identically on every replica; the log keeps it, the CIB does not change.
@@ -157,6 +176,9 @@ export function raftConsensus(ctx: ConsensusContext): ConsensusPart {
         });
         throw err;
       }
+      // A new member's address is needed as soon as its entry is in the log: the leader
+      // replicates to it from then on (single-server changes take effect on append).
+      for (const e of rd.entries) confEntry(e, false);
       send(rd);
       apply(rd);
       if (rd.softState.leader !== leader) {
@@ -192,6 +214,42 @@ export function raftConsensus(ctx: ConsensusContext): ConsensusPart {
     for (let i = 0; i < n; i++) node.tick();
     handleReady();
   };
+  /** Proposes (a command or a membership change) and resolves once it is applied here. */
+  const proposeAndWait = (
+    proposeNow: () => ReturnType<RaftNode['propose']>,
+    timeoutMs: number,
+  ): Promise<ProposeOutcome> => {
+    if (stopped)
+      return Promise.resolve({ ok: false, code: 'stopped', message: 'daemon is stopping', leader: null });
+    if (pending.size >= MAX_PENDING_PROPOSALS) {
+      return Promise.resolve({
+        ok: false,
+        code: 'busy',
+        message: `${pending.size} proposals await commit; retry`,
+        leader,
+      });
+    }
+    catchUp();
+    const r = proposeNow();
+    if (!r.ok) return Promise.resolve({ ok: false, code: r.code, message: r.message, leader: r.leader });
+    const index: number = r.index;
+    const promise = new Promise<ProposeOutcome>((resolve) => {
+      const timer = setTimeout(
+        () =>
+          settle(index, {
+            ok: false,
+            code: 'timeout',
+            message: `entry ${index} not committed within ${timeoutMs} ms`,
+            leader,
+          }),
+        timeoutMs,
+      );
+      pending.set(index, { term: r.term, resolve, timer });
+    });
+    handleReady();
+    return promise;
+  };
+
   handleReady();
 
   return {
@@ -207,7 +265,7 @@ export function raftConsensus(ctx: ConsensusContext): ConsensusPart {
         return;
       }
       // The packet header's sender is authenticated; a message claiming another origin is dropped.
-      if (r.value.from !== nameById.get(from) || r.value.to !== self.name) {
+      if (r.value.from !== nameOf(from) || r.value.to !== self.name) {
         decodeErrors++;
         return;
       }
@@ -256,35 +314,18 @@ export function raftConsensus(ctx: ConsensusContext): ConsensusPart {
       return r.ok ? { ok: true } : { ok: false, message: `${r.code}: ${r.message}` };
     },
     propose(data, timeoutMs) {
-      if (stopped)
-        return Promise.resolve({ ok: false, code: 'stopped', message: 'daemon is stopping', leader: null });
-      if (pending.size >= MAX_PENDING_PROPOSALS) {
-        return Promise.resolve({
-          ok: false,
-          code: 'busy',
-          message: `${pending.size} proposals await commit; retry`,
-          leader,
-        });
-      }
-      catchUp();
-      const r = node.propose(data);
-      if (!r.ok) return Promise.resolve({ ok: false, code: r.code, message: r.message, leader: r.leader });
-      const index: number = r.index;
-      const promise = new Promise<ProposeOutcome>((resolve) => {
-        const timer = setTimeout(
-          () =>
-            settle(index, {
-              ok: false,
-              code: 'timeout',
-              message: `entry ${index} not committed within ${timeoutMs} ms`,
-              leader,
-            }),
-          timeoutMs,
-        );
-        pending.set(index, { term: r.term, resolve, timer });
-      });
-      handleReady();
-      return promise;
+      return proposeAndWait(() => node.propose(data), timeoutMs);
+    },
+    changeMembership(cc, timeoutMs) {
+      return proposeAndWait(
+        () =>
+          node.proposeConfChange({
+            type: cc.type,
+            node: NodeId(cc.node),
+            ...(cc.member === undefined ? {} : { member: cc.member }),
+          }),
+        timeoutMs,
+      );
     },
     stop() {
       for (const index of [...pending.keys()]) {

@@ -1,8 +1,9 @@
+import { spawnSync } from 'node:child_process';
 import { networkInterfaces, setPriority } from 'node:os';
 import { HaloError } from '../lib/errors.ts';
 import type { Logger, LogLevel } from '../lib/ports.ts';
 import { type DaemonConfig, loadConfig } from './config.ts';
-import { Daemon, type DaemonOptions } from './daemon.ts';
+import { Daemon, type DaemonOptions, shutdownOnSignals } from './daemon.ts';
 import { jsonLineLogger } from './logger.ts';
 import { raftConsensus } from './raft_driver.ts';
 
@@ -10,6 +11,8 @@ export interface RunDaemonArgs {
   readonly configFile: string;
   readonly node?: string;
   readonly witness: boolean;
+  /** A fresh node joining a running cluster (after `halo cluster join` on a member). */
+  readonly join?: boolean;
   readonly logLevel?: LogLevel;
   /** Defaults to Raft (raft_driver.ts); tests may pass another. */
   readonly consensus?: DaemonOptions['consensus'];
@@ -39,51 +42,111 @@ export function resolveSelf(cfg: DaemonConfig, node: string | undefined): string
 }
 
 /**
- * Runs a daemon until SIGTERM or SIGINT. Resolves with the exit code. Logs go to stderr as
- * JSON lines.
+ * After this node's removal committed, it stops this much later: answers in flight (the
+ * `halo cluster leave` that removed it, forwarded through this node) still go out.
+ */
+export const REMOVED_STOP_DELAY_MS = 1_000;
+
+/**
+ * Runs a daemon until SIGTERM or SIGINT (then shuts down cleanly, see `Daemon.shutdown`), or until
+ * this node is removed from the cluster. Resolves with the exit code: 0, or 1 when the shutdown
+ * was not clean. Logs go to stderr as JSON lines.
  */
 export async function runDaemon(args: RunDaemonArgs): Promise<number> {
   const logger = jsonLineLogger((line) => process.stderr.write(line), { minLevel: args.logLevel ?? 'info' });
   const cfg = loadConfig(args.configFile);
   const node = resolveSelf(cfg, args.node);
-  raiseSchedulingPriority(logger);
+  raiseSchedulingPriority(logger, cfg.realtimePriority);
+  let removed = (): void => {};
   const daemon = new Daemon({
     config: cfg,
     node,
     witness: args.witness,
     logger,
     consensus: args.consensus ?? raftConsensus,
+    join: args.join === true,
+    // `halo cluster leave` committed: this node is no member any more; stop like on SIGTERM.
+    onRemoved: () => setTimeout(() => removed(), REMOVED_STOP_DELAY_MS),
   });
   await daemon.start();
-  await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      resolve();
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
+  const wasRemoved = new Promise<'removed'>((resolve) => {
+    removed = () => resolve('removed');
   });
-  daemon.stop();
-  return 0;
+  // SIGTERM/SIGINT: a clean shutdown moves this node's resources away first (bounded by
+  // shutdown-escalation; a second signal exits at once). A node removed by `halo cluster leave`
+  // runs nothing any more and just stops.
+  const outcome = await Promise.race([shutdownOnSignals(daemon), wasRemoved]);
+  if (outcome === 'removed') {
+    daemon.stop();
+    return 0;
+  }
+  return outcome.clean ? 0 : 1;
 }
 
 /**
- * Nice value the daemon asks for. Membership must keep its heartbeat cadence while the node's
- * own services saturate the CPU (Corosync runs SCHED_RR for the same reason): a 600 s soak with
- * both cores spinning showed false suspicions at the default priority. Agents the executor
- * starts are put back to nice 0 (src/executor/process.ts), so services don't inherit it.
+ * Nice value the daemon asks for when realtime scheduling is off or refused. Membership must
+ * keep its heartbeat cadence while the node's own services saturate the CPU: a 600 s soak with
+ * both cores spinning showed false suspicions at the default priority.
  */
 export const DAEMON_NICE = -10;
 
-function raiseSchedulingPriority(logger: Logger): void {
+/** Longest wait for `chrt` to answer. */
+const CHRT_TIMEOUT_MS = 5_000;
+
+export type SchedulingOutcome =
+  | { readonly policy: 'rr'; readonly priority: number }
+  | { readonly policy: 'nice'; readonly nice: number; readonly why: string }
+  | { readonly policy: 'default'; readonly why: string };
+
+/**
+ * Raises this process's scheduling like Corosync does (SCHED_RR): with `realtimePriority` > 0,
+ * every thread of the daemon runs SCHED_RR at that priority, so a busy loop in any ordinary
+ * process cannot delay a heartbeat by more than the kernel's scheduling latency. The
+ * reset-on-fork flag makes every process the daemon starts (resource agents, fence agents,
+ * their children) begin as SCHED_OTHER with nice 0: services never inherit realtime priority
+ * or a negative nice. Threads created later (libuv's pool) start SCHED_OTHER for the same
+ * reason; the ones that time heartbeats (main thread, V8's GC helpers) exist already.
+ *
+ * Needs root or CAP_SYS_NICE; without it, or with `realtimePriority` 0, falls back to nice
+ * DAEMON_NICE, and without that too logs a warning and runs at the default priority.
+ */
+export function raiseSchedulingPriority(
+  logger: Logger,
+  realtimePriority: number,
+  pid: number = process.pid,
+): SchedulingOutcome {
+  let rrWhy = 'realtimePriority is 0 in the config';
+  if (realtimePriority > 0) {
+    const r = spawnSync(
+      'chrt',
+      ['--all-tasks', '--reset-on-fork', '--rr', '--pid', String(realtimePriority), String(pid)],
+      { encoding: 'utf8', timeout: CHRT_TIMEOUT_MS },
+    );
+    if (r.status === 0) {
+      logger.log('info', `scheduling: SCHED_RR priority ${realtimePriority} (reset on fork)`, {
+        event: 'scheduling',
+        policy: 'rr',
+        priority: realtimePriority,
+      });
+      return { policy: 'rr', priority: realtimePriority };
+    }
+    rrWhy = (r.error?.message ?? r.stderr.trim()) || `chrt exited with ${r.status}`;
+    logger.log(
+      'warn',
+      `could not switch to realtime scheduling (SCHED_RR ${realtimePriority}; needs root or CAP_SYS_NICE): ${rrWhy}; heartbeats may be late when the CPU is saturated`,
+      { event: 'scheduling', policy: 'rr-refused' },
+    );
+  }
   try {
-    setPriority(0, DAEMON_NICE);
+    setPriority(pid, DAEMON_NICE);
+    return { policy: 'nice', nice: DAEMON_NICE, why: rrWhy };
   } catch (err) {
+    const why = (err as Error).message;
     logger.log(
       'warn',
       `could not raise scheduling priority to nice ${DAEMON_NICE} (needs root or CAP_SYS_NICE): heartbeats may be late when the CPU is saturated`,
-      { error: (err as Error).message },
+      { event: 'scheduling', policy: 'default', error: why },
     );
+    return { policy: 'default', why };
   }
 }

@@ -18,10 +18,33 @@ export function positionalArgs(params: Readonly<Record<string, string>>): string
 }
 
 /**
- * The OCF equivalent of a Heartbeat v1 resource script, or undefined when there is none (the
- * script itself, or an LSB script of that name, must then exist).
+ * The named (non-positional) parameters of a heartbeat-class request. haresources cannot write
+ * them, but a CIB can carry them beside `1`, `2`, … (Pacemaker ignores them for this class):
+ * `halo import FILE… drbd.conf` adds `config` to `drbddisk` when drbd.conf is not at its default
+ * place, and `halo lab` points every path at the lab's own files. They pass through to the
+ * mapped agent, where they override what the mapping derived from the positional arguments.
  */
-export function heartbeatToOcf(type: string, args: readonly string[]): MappedAgent | undefined {
+export function namedParams(params: Readonly<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(params)) if (!/^\d+$/.test(k)) out[k] = v;
+  return out;
+}
+
+/**
+ * The OCF equivalent of a Heartbeat v1 resource script, or undefined when there is none (the
+ * script itself, or an LSB script of that name, must then exist). `named` are the request's
+ * non-positional parameters (see `namedParams`); they are added to the mapped agent's.
+ */
+export function heartbeatToOcf(
+  type: string,
+  args: readonly string[],
+  named: Readonly<Record<string, string>> = {},
+): MappedAgent | undefined {
+  const m = mapHeartbeat(type, args);
+  return m && Object.keys(named).length > 0 ? { agent: m.agent, params: { ...m.params, ...named } } : m;
+}
+
+function mapHeartbeat(type: string, args: readonly string[]): MappedAgent | undefined {
   const set = (pairs: [string, string | undefined][]): Record<string, string> => {
     const out: Record<string, string> = {};
     for (const [k, v] of pairs) if (v !== undefined && v !== '') out[k] = v;

@@ -1,5 +1,5 @@
-import { SaxesParser } from 'saxes';
 import { HaloError } from '../lib/errors.ts';
+import { SaxesParser } from '../lib/saxes.ts';
 
 /**
  * Resource- and fence-agent meta-data (OCF 1.1 `<resource-agent>`): parameters with

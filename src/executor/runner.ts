@@ -5,7 +5,7 @@ import { HaloError } from '../lib/errors.ts';
 import { type AgentSpec, formatAgentSpec, parseAgentSpec } from './agent_spec.ts';
 import { builtinAgents } from './builtin/mod.ts';
 import type { BuiltinAgent } from './builtin/types.ts';
-import { heartbeatToOcf, ocfToBuiltin, positionalArgs } from './heartbeat_compat.ts';
+import { heartbeatToOcf, namedParams, ocfToBuiltin, positionalArgs } from './heartbeat_compat.ts';
 import { type AgentMetadata, parseMetadata } from './metadata.ts';
 import type { RawOpOutcome } from './ops.ts';
 import { type ProcessOutcome, runProcess } from './process.ts';
@@ -297,7 +297,7 @@ export class ShellAgentRunner implements AgentRunner {
     const args = positionalArgs(req.params);
     const script = join(this.heartbeatDir, spec.type);
     if (existsSync(script)) return this.runScript(spec, req, script, 'heartbeat', args);
-    const mapped = heartbeatToOcf(spec.type, args);
+    const mapped = heartbeatToOcf(spec.type, args, namedParams(req.params));
     if (mapped) return this.run({ ...req, agent: mapped.agent, params: mapped.params });
     return this.runScript(spec, req, join(this.lsbDir, spec.type), 'heartbeat', args);
   }

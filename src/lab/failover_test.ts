@@ -50,7 +50,10 @@ function processesMentioning(text: string): number[] {
   return out;
 }
 
-/** lab up web → answers at the VIP → kill the node running it → answers from another → down leaves nothing. */
+/**
+ * lab up web → answers at the VIP → kill the node running it → answers from another → the
+ * killed node boots again and rejoins without taking anything back → down leaves nothing.
+ */
 async function killTheServingNode(nodes: number): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'halo-failover-'));
   let namespaces: readonly string[] = [];
@@ -96,6 +99,24 @@ async function killTheServingNode(nodes: number): Promise<void> {
     assert.match(after.resources?.text ?? '', new RegExp(`OFFLINE: \\[ ${first} \\]`));
     const dcLog = readFileSync(join(dir, after.resources!.dc!, 'daemon.log'), 'utf8');
     assert.match(dcLog, new RegExp(`fenced ${first}: off of ${first} succeeded via fence-lab`));
+
+    // The killed node boots again: it rejoins, the DC probes it (its answers must reach the DC
+    // even though the DC's old connection to it died without a FIN), and nothing runs twice.
+    await labChaos(dir, { fault: 'restart', node: first });
+    const dc = after.resources!.dc!;
+    await eventually(`${first} to rejoin and its probes to be answered`, 60_000, async () => {
+      const log = readFileSync(join(dir, dc, 'daemon.log'), 'utf8');
+      const at = log.lastIndexOf(`${first} joined the cluster`);
+      return at >= 0 && /transition \d+ complete/.test(log.slice(at)) ? true : undefined;
+    }).catch((e: Error) => {
+      const msgs = readFileSync(join(dir, dc, 'daemon.log'), 'utf8')
+        .split('\n')
+        .slice(-40)
+        .map((l) => /"msg":"([^"]*)"/.exec(l)?.[1] ?? l);
+      throw new Error(`${e.message}; the DC's last log lines:\n${msgs.join('\n')}`);
+    });
+    assert.deepEqual(vipHolders(readLabState(dir)), [second], 'the VIP stays where it went, only there');
+    assert.equal(servedBy(await getFromClient(state.client.ns)), second);
 
     const lines = await labDown(dir);
     assert.ok(lines.some((l) => l.startsWith(`removed ${dir}`)));

@@ -8,7 +8,9 @@ import {
   readdirSync,
   readFileSync,
   renameSync,
+  rmdirSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -16,7 +18,9 @@ import { fileURLToPath } from 'node:url';
 import type { Configuration } from '../cib/model.ts';
 import { queryControl } from '../daemon/control.ts';
 import type { DaemonStatus } from '../daemon/daemon.ts';
+import { DAEMON_NODE_FLAGS } from '../daemon/node_flags.ts';
 import { HaloError } from '../lib/errors.ts';
+import { abortFuseConnection } from '../lib/fuse.ts';
 import { pidAlive } from '../lib/pid.ts';
 import { generateKeyFile } from '../transport/key_file.ts';
 import { createLabNet, isRoot } from './netns.ts';
@@ -31,6 +35,7 @@ import {
   scenarioFiles,
   seed003Paths,
 } from './scenarios.ts';
+import { prepareSeed003Filesystem } from './seed003_data.ts';
 
 /**
  * `halo lab`: a whole cluster on this machine. One network namespace per node with two links
@@ -46,8 +51,18 @@ export const LAB_LINKS = 2;
 export const MAX_LAB_NODES = 16;
 /** How long `up` waits for every daemon's control socket (tsx start-up on a busy 2-core host). */
 export const DAEMON_START_DEADLINE_MS = 60_000;
-/** How long `down` waits after SIGTERM before SIGKILL. */
-export const STOP_GRACE_MS = 3_000;
+/**
+ * How long `down` waits after SIGTERM before SIGKILL. A daemon's SIGTERM is a clean shutdown
+ * (its resources are stopped first, the volume demoted and detached), which takes seconds on a
+ * busy host; what is left after this is killed and cleaned up by `down` itself.
+ */
+export const STOP_GRACE_MS = 30_000;
+/**
+ * How long `down` lets the clean shutdowns run before a second SIGTERM cuts their wait short.
+ * All nodes leave at once, so the last ones lose quorum and could not finish cleanly anyway; the
+ * lab removes what they ran itself.
+ */
+export const CLEAN_STOP_MS = 10_000;
 const DAEMON_PORT = 5405;
 const POLL_MS = 100;
 const STATUS_TIMEOUT_MS = 1_500;
@@ -86,6 +101,8 @@ export interface LabState {
    * fsck fails at once (a Filesystem start that comes too early fails and is retried).
    */
   deviceGuard?: { readonly dir: string; readonly link: string; readonly loop: string };
+  /** Mount points for the nodes' private /etc/halo and /var/lib/halo that `up` had to create. */
+  madeMountPoints?: readonly string[];
   readonly client: { readonly name: string; readonly ns: string; readonly addr: string };
   readonly nodes: LabNodeState[];
   readonly createdAtMs: number;
@@ -141,25 +158,123 @@ function daemonCommand(): { argv: string[]; cwd: string } {
   const here = fileURLToPath(import.meta.url);
   if (here.endsWith('.ts')) {
     return {
-      argv: ['--import', 'tsx', fileURLToPath(new URL('../daemon/main.ts', import.meta.url))],
+      argv: [
+        ...DAEMON_NODE_FLAGS,
+        '--import',
+        'tsx',
+        fileURLToPath(new URL('../daemon/main.ts', import.meta.url)),
+      ],
       cwd: resolve(dirname(here), '../..'),
     };
   }
   return {
-    argv: [fileURLToPath(new URL('../daemon/main.js', import.meta.url))],
+    argv: [...DAEMON_NODE_FLAGS, fileURLToPath(new URL('../daemon/main.js', import.meta.url))],
     cwd: resolve(dirname(here), '../../..'),
   };
 }
 
-/** Whether `pid` is still the daemon this lab started (not a reused PID). */
+/**
+ * Where a lab daemon finds its config and keeps its state: the same paths as on a real machine.
+ * Each daemon runs in its own mount namespace (the one `ip netns exec` makes) where its node's
+ * `etc/` and `lib/` directories are bind-mounted on these, so no node can read another's key,
+ * Raft log or volume metadata, and nothing of the lab shows in the host's own /etc/halo.
+ */
+export const LAB_NODE_ETC = '/etc/halo';
+export const LAB_NODE_STATE = '/var/lib/halo';
+const LAB_NODE_CONFIG = `${LAB_NODE_ETC}/halo.json`;
+
+/** Whether `pid` is still the daemon this lab started (not a reused PID, not another lab's). */
 export function isLabDaemon(n: LabNodeState): boolean {
   if (n.pid === null) return false;
   try {
-    const cmdline = readFileSync(`/proc/${n.pid}/cmdline`, 'utf8');
-    return cmdline.includes(n.configFile);
+    const argv = readFileSync(`/proc/${n.pid}/cmdline`, 'utf8').split('\0');
+    const at = argv.indexOf('--node');
+    if (at < 0 || argv[at + 1] !== n.name) return false;
+    if (!argv.includes(n.configFile) && !argv.includes(LAB_NODE_CONFIG)) return false;
+    // Still `ip netns exec NS …` (for a moment after the spawn), or a process that lives in this
+    // node's network namespace (nsfs inodes match).
+    if (argv[0]?.endsWith('ip') && argv[1] === 'netns' && argv[3] === n.ns) return true;
+    return statSync(`/proc/${n.pid}/ns/net`).ino === statSync(`/run/netns/${n.ns}`).ino;
   } catch {
     return false;
   }
+}
+
+/**
+ * Makes the mount points for the nodes' private /etc/halo and /var/lib/halo where the host has
+ * none. Returns the directories it created (`lab down` removes them once no namespace uses them).
+ */
+function ensureNodeMountPoints(): string[] {
+  const made: string[] = [];
+  for (const d of [LAB_NODE_ETC, LAB_NODE_STATE]) {
+    if (existsSync(d)) continue;
+    mkdirSync(d, { recursive: true, mode: 0o755 });
+    made.push(d);
+  }
+  return made;
+}
+
+/** Whether any process on this host (any mount namespace) has something mounted on `path`. */
+function mountedAnywhere(path: string): boolean {
+  let pids: string[] = [];
+  try {
+    pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p));
+  } catch {
+    return true;
+  }
+  for (const pid of pids) {
+    let text = '';
+    try {
+      text = readFileSync(`/proc/${pid}/mountinfo`, 'utf8');
+    } catch {
+      continue;
+    }
+    // Field 5 of mountinfo is the mount point (as that namespace sees it).
+    if (text.split('\n').some((l) => l.split(' ')[4] === path)) return true;
+  }
+  return false;
+}
+
+/** Removes the mount points `up` created, unless a lab daemon elsewhere still mounts on them. */
+function removeNodeMountPoints(made: readonly string[] | undefined): string[] {
+  const done: string[] = [];
+  for (const d of made ?? []) {
+    if (mountedAnywhere(d)) continue;
+    try {
+      rmdirSync(d);
+      done.push(`removed ${d}`);
+    } catch {
+      // Not empty (something else put files there) or gone: leave it.
+    }
+  }
+  return done;
+}
+
+/**
+ * The shell prologue run inside the node's new mount namespace before the daemon: private
+ * /etc/halo and /var/lib/halo, and for seed-003 the private `dev/` tmpfs with the device guard.
+ * `ip netns exec` has already made mounts there private to the namespace.
+ */
+function namespacePrologue(n: LabNodeState, guard: LabState['deviceGuard'] | undefined): string[] {
+  const script = [
+    'set -e',
+    // Another lab's `down` may have just removed an empty mount point it had made.
+    `mkdir -p ${LAB_NODE_ETC} ${LAB_NODE_STATE}`,
+    `mount --bind "$1" ${LAB_NODE_ETC}`,
+    `mount --bind "$2" ${LAB_NODE_STATE}`,
+    ...(guard ? ['mount -t tmpfs -o size=64k,mode=0755 halo-lab-dev "$3"', 'ln -s "$4" "$3/$5"'] : []),
+    `shift ${guard ? 5 : 2}`,
+    'exec "$@"',
+  ].join('\n');
+  return [
+    'sh',
+    '-c',
+    script,
+    'sh',
+    join(n.dir, 'etc'),
+    join(n.dir, 'lib'),
+    ...(guard ? [guard.dir, guard.loop, guard.link] : []),
+  ];
 }
 
 /** How daemons this process started ended (for start-up errors). */
@@ -173,21 +288,11 @@ function spawnDaemon(n: LabNodeState, guard?: LabState['deviceGuard']): number {
       'netns',
       'exec',
       n.ns,
-      ...(guard
-        ? [
-            'sh',
-            '-c',
-            'mount -t tmpfs -o size=64k,mode=0755 halo-lab-dev "$1" && ln -s "$2" "$1/$3" && shift 3 && exec "$@"',
-            'sh',
-            guard.dir,
-            guard.loop,
-            guard.link,
-          ]
-        : []),
+      ...namespacePrologue(n, guard),
       process.execPath,
       ...cmd.argv,
       '--config',
-      n.configFile,
+      LAB_NODE_CONFIG,
       '--node',
       n.name,
     ];
@@ -222,7 +327,9 @@ async function waitForDaemons(s: LabState, deadlineMs: number): Promise<void> {
   while (pending.size > 0) {
     for (const n of s.nodes) {
       if (!pending.has(n.name)) continue;
-      if (!isLabDaemon(n))
+      // Only the child's exit event counts: reading /proc while `ip netns exec` execs node has
+      // been seen to report a live daemon as gone.
+      if (n.pid === null || daemonExits.has(n.pid))
         throw new HaloError(
           'daemon-died',
           `the daemon of ${n.name} ${daemonExits.get(n.pid ?? -1) ?? 'exited'} during start-up; its log: ${n.logFile}\n${tail(n.logFile)}`,
@@ -314,6 +421,8 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
   };
   writeLabState(state);
   try {
+    state.madeMountPoints = ensureNodeMountPoints();
+    writeLabState(state);
     writeNodeFiles(state, opts.profile ?? 'lan');
     const host: ScenarioHost = {
       ...scenarioHost(dir),
@@ -425,10 +534,11 @@ function writeNodeFiles(s: LabState, profile: string): void {
     copyFileSync(key, join(n.dir, 'etc', 'authkey'));
     const cfg = {
       cluster: `lab-${s.tag}`,
-      keyFile: join(n.dir, 'etc', 'authkey'),
+      // As the daemon sees them in its own mount namespace (namespacePrologue).
+      keyFile: `${LAB_NODE_ETC}/authkey`,
       profile,
       sendMode: 'best',
-      stateDir: join(n.dir, 'lib'),
+      stateDir: LAB_NODE_STATE,
       controlSocket: n.controlSocket,
       quorum: { twoNode: voters === 2 && !s.nodes.some((x) => x.witness) },
       nodes,
@@ -602,6 +712,15 @@ export async function labDown(dir = DEFAULT_LAB_DIR): Promise<string[]> {
     if (n.paused) process.kill(n.pid!, 'SIGCONT');
   }
   const until = Date.now() + STOP_GRACE_MS;
+  const cleanUntil = Date.now() + CLEAN_STOP_MS;
+  while (ours.some((n) => pidAlive(n.pid!)) && Date.now() < cleanUntil) await sleep(POLL_MS);
+  for (const n of ours) {
+    if (!pidAlive(n.pid!)) continue;
+    process.kill(n.pid!, 'SIGTERM');
+    done.push(
+      `asked ${n.name} (pid ${n.pid}) again to stop: its clean shutdown took over ${CLEAN_STOP_MS} ms`,
+    );
+  }
   while (ours.some((n) => pidAlive(n.pid!)) && Date.now() < until) await sleep(POLL_MS);
   for (const n of ours) {
     if (pidAlive(n.pid!)) {
@@ -617,6 +736,7 @@ export async function labDown(dir = DEFAULT_LAB_DIR): Promise<string[]> {
     if (k) done.push(`killed ${k} processes left in ${ns}`);
   }
   done.push(...releaseVolumeLeftovers(resolve(dir)));
+  done.push(...removeNodeMountPoints(state.madeMountPoints));
   for (const ns of [...state.namespaces].reverse()) {
     try {
       execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
@@ -906,6 +1026,7 @@ async function prepareSeed003Volume(
       `<p>halo lab seed-003: this page lives on the replicated volume ${res}</p>\n`,
     );
     mkdirSync(join(mnt, 'files'), { recursive: true });
+    prepareSeed003Filesystem(mnt, host, say);
     execFileSync('sync', ['-f', join(mnt, SEED003_INDEX)]);
   } finally {
     volumeCli([...g(first), 'detach', res]);
@@ -942,6 +1063,10 @@ export function releaseVolumeLeftovers(dir: string): string[] {
       // Gone meanwhile.
     }
   };
+  // The nbdfuse daemons are dead (or stopped) by now: abort their FUSE connections first, so
+  // I/O of the filesystems and loop devices on them fails at once instead of waiting forever.
+  for (const m of mountsUnder())
+    if (m.fuse && abortFuseConnection(m.at)) done.push(`aborted the FUSE connection of ${m.at}`);
   // Filesystems on the volume first, then its loop devices, then the nbdfuse mounts under them.
   for (const m of mountsUnder()) if (!m.fuse) umount(m.at);
   let list: { loopdevices?: { name: string; 'back-file'?: string | null }[] } = {};

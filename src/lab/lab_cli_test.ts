@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Command, CommanderError } from 'commander';
 import { registerLabCommands } from '../cli/lab_cmd.ts';
+import { commandOnPath } from '../lib/command_on_path.ts';
+import { isRoot } from './netns.ts';
 
 /** The `halo` program with only the lab commands (as cli/main.ts builds it, exit codes included). */
 async function run(argv: readonly string[]): Promise<number> {
@@ -72,5 +75,44 @@ test('halo lab status, chaos and down against a lab that is not up exit 1 and sa
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('without root, halo lab up and down say they need root and what to run instead, and make nothing', {
+  skip: (!isRoot() || !commandOnPath('setpriv')) && 'needs root (to drop to nobody) and setpriv',
+  timeout: 120_000,
+}, () => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'halo-labcli-')), 'lab');
+  try {
+    // Compiled (npm test runs dist/) or from source with tsx.
+    const compiled = import.meta.url.endsWith('.js');
+    const main = new URL(compiled ? '../cli/main.js' : '../cli/main.ts', import.meta.url).pathname;
+    const loader = compiled ? [] : ['--import', 'tsx'];
+    for (const verb of ['up', 'down']) {
+      // The real CLI as user nobody (uid 65534): the check must not depend on this test's uid.
+      const r = spawnSync(
+        'setpriv',
+        [
+          '--reuid=65534',
+          '--regid=65534',
+          '--clear-groups',
+          process.execPath,
+          ...loader,
+          main,
+          'lab',
+          verb,
+          '--dir',
+          dir,
+        ],
+        { encoding: 'utf8', timeout: 90_000, env: { ...process.env, HOME: tmpdir() } },
+      );
+      assert.equal(r.status, 1, `lab ${verb}: ${r.stderr}`);
+      assert.match(r.stderr, /halo lab needs root \(CAP_NET_ADMIN and CAP_SYS_ADMIN\).*run it with sudo/);
+      assert.match(r.stderr, /Without root, run one `halo daemon --config FILE --node NAME` per node/);
+      assert.match(r.stderr, /\[needs-root\]/);
+    }
+    assert.ok(!existsSync(dir), 'nothing made');
+  } finally {
+    rmSync(join(dir, '..'), { recursive: true, force: true });
   }
 });

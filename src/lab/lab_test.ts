@@ -6,14 +6,21 @@ import { test } from 'node:test';
 import { Script } from 'node:vm';
 import { parseDrbdConf } from '../cib/drbd_conf.ts';
 import { HaloError } from '../lib/errors.ts';
-import { isLabDaemon, labChaos, labDown, labStatus, labUp, readLabState } from './lab.ts';
+import {
+  isLabDaemon,
+  LAB_NODE_ETC,
+  LAB_NODE_STATE,
+  labChaos,
+  labDown,
+  labStatus,
+  labUp,
+  readLabState,
+} from './lab.ts';
 import { hasNetnsSupport } from './netns.ts';
 import {
   DEFAULT_SCENARIO,
-  SEED003_SERVER_FILE,
   scenarioConfiguration,
   scenarioFiles,
-  seed003ServerScript,
   WEB_SERVER_FILE,
   webServerScript,
 } from './scenarios.ts';
@@ -51,6 +58,27 @@ test('lab up builds a 3-node cluster that status reports; chaos --kill is seen b
         (n) => n.status?.members.filter((m) => m.state === 'member' || m.state === 'self').length === 3,
       );
     });
+    // Each daemon has its own /etc/halo and /var/lib/halo (its mount namespace, seen through
+    // /proc/PID/root); none of it shows on the host's paths.
+    for (const n of state.nodes) {
+      const root = `/proc/${n.pid}/root`;
+      assert.equal(
+        readFileSync(`${root}${LAB_NODE_ETC}/halo.json`, 'utf8'),
+        readFileSync(n.configFile, 'utf8'),
+        `${n.name} reads its own config from /etc/halo`,
+      );
+      assert.equal(JSON.parse(readFileSync(n.configFile, 'utf8')).stateDir, LAB_NODE_STATE);
+      assert.ok(
+        existsSync(`${root}${LAB_NODE_STATE}/${n.name}.raft`),
+        `${n.name}'s Raft log in /var/lib/halo`,
+      );
+      for (const other of state.nodes.filter((o) => o !== n))
+        assert.ok(
+          !existsSync(`${root}${LAB_NODE_STATE}/${other.name}.raft`),
+          `${n.name} cannot see ${other.name}'s`,
+        );
+      assert.ok(!existsSync(`${LAB_NODE_STATE}/${n.name}.raft`), 'nothing on the host path');
+    }
     const what = await labChaos(dir, { fault: 'kill', node: 'n3' });
     assert.match(what, /killed the daemon of n3/);
     assert.equal(
@@ -169,8 +197,15 @@ test('the seed-003 scenario has the seed’s shape: ms_drbd on halo’s volume a
     sc.files['drbd.conf']!,
     /on n1 \{\n\s+device \/dev\/drbd0;\n\s+disk \/lab\/n1\/volume\.img;\n\s+address 198\.18\.0\.1:7789;/,
   );
-  assert.equal(sc.files[SEED003_SERVER_FILE], seed003ServerScript());
-  assert.doesNotThrow(() => new Script(seed003ServerScript(), { filename: SEED003_SERVER_FILE }));
+  // nginx and MariaDB (the seed's MySQL) with their data on the volume and per-node pid/socket paths.
+  assert.match(crm, /group g_all p_fs p_sip p_nginx p_mysql\n/);
+  assert.match(crm, /primitive p_nginx ocf:heartbeat:nginx params configfile=\/lab\/scenario\/nginx\.conf/);
+  assert.match(
+    crm,
+    /primitive p_mysql ocf:heartbeat:mysql .*datadir=\/lab\/data\/mysql socket=\/lab\/dev\/mysqld\//,
+  );
+  assert.match(sc.files['nginx.conf']!, /pid \/lab\/dev\/nginx\.pid;/);
+  assert.match(sc.files['my.cnf']!, /datadir = \/lab\/data\/mysql\n/);
 });
 
 test('lab up refuses seed-003 with other than two nodes, before making anything', {

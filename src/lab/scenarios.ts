@@ -3,6 +3,7 @@ import { parseCrm } from '../cib/crm.ts';
 import { heartbeatToCib } from '../cib/heartbeat.ts';
 import type { Configuration } from '../cib/model.ts';
 import { HaloError } from '../lib/errors.ts';
+import { seed004Files } from './scenario_seed004.ts';
 
 /**
  * The configurations `halo lab up --scenario …` writes into the lab. Each is what an admin
@@ -65,19 +66,47 @@ process.on('SIGTERM', () => server.close(() => process.exit(0)));
 export const SEED003_VOLUME = 'r0';
 /** Its replication port on link 0, as in the seed's drbd.conf (7788 + 1: halo's default). */
 export const SEED003_VOLUME_PORT = 7789;
-/** Size of each node's backing disk file (data + internal metadata). */
-export const SEED003_DISK_MIB = 32;
-export const SEED003_SERVER_FILE = 'seed003_www.cjs';
-export const SEED003_VIP_RESOURCE = 'p_ip';
-export const SEED003_SERVER_RESOURCE = 'p_www';
+/**
+ * Size of each node's backing disk file (data + internal metadata): ext4 with the MariaDB data
+ * directory (about 20 MiB with the small InnoDB files of SEED003_MY_CNF), the web root and the logs.
+ */
+export const SEED003_DISK_MIB = 64;
+/** The seed's resource names (its fs_drbd is p_fs here, and inside g_all; see scenarioFiles). */
+export const SEED003_VIP_RESOURCE = 'p_sip';
+export const SEED003_SERVER_RESOURCE = 'p_nginx';
+export const SEED003_DB_RESOURCE = 'p_mysql';
+export const SEED003_FS_RESOURCE = 'p_fs';
+export const SEED003_VOLUME_RESOURCE = 'p_drbd';
 /** The page `lab up` writes on the fresh filesystem (what the client must still see after failover). */
 export const SEED003_INDEX = 'index.html';
+/** Scenario files: nginx's site, its start wrapper, MariaDB's option file and first-boot SQL. */
+export const SEED003_NGINX_CONF = 'nginx.conf';
+export const SEED003_NGINX_WRAPPER = 'nginx_node.sh';
+export const SEED003_MY_CNF = 'my.cnf';
+export const SEED003_DB_INIT_SQL = 'mysql_init.sql';
+/**
+ * The database the lab's clients use over TCP on the VIP (`mysql -h VIP -u halo -p…`): a lab
+ * account with a lab password (the lab is a private network of namespaces on one machine).
+ */
+export const SEED003_DB = {
+  port: 3306,
+  name: 'halo_bench',
+  user: 'halo',
+  password: 'halo-lab-not-a-secret',
+  /** Rows the failover bench writes before each fault and counts after it. */
+  table: 'bench_rows',
+} as const;
 
 /**
  * Where seed-003 keeps things, all under the lab directory (the parent of `scenario/`). The mount
  * point is one path for both nodes: each daemon runs in its own mount namespace (`ip netns exec`
  * makes one), so the Primary's mount is seen only there. The device link is per lab (not
  * /dev/halo/r0, which two labs on one host would share).
+ *
+ * `nodeRun` is each node's own runtime directory, like a machine's /run: the lab mounts a small
+ * tmpfs there in every daemon's mount namespace (the `dev/` directory of lab.ts's device guard),
+ * so the services' pid files and sockets never collide between nodes (which otherwise share this
+ * host's file system and PID space) and vanish when the node "reboots".
  */
 export function seed003Paths(host: ScenarioHost): {
   drbdConf: string;
@@ -85,14 +114,25 @@ export function seed003Paths(host: ScenarioHost): {
   mount: string;
   disk: (node: string) => string;
   runDir: (node: string) => string;
+  nodeRun: string;
+  datadir: string;
+  docroot: string;
+  logDir: string;
 } {
   const lab = dirname(host.scenarioDir);
+  const mount = join(lab, 'data');
+  const deviceLink = join(lab, 'dev', SEED003_VOLUME);
   return {
     drbdConf: join(host.scenarioDir, 'drbd.conf'),
-    deviceLink: join(lab, 'dev', SEED003_VOLUME),
-    mount: join(lab, 'data'),
+    deviceLink,
+    mount,
     disk: (node) => join(lab, node, 'volume.img'),
     runDir: (node) => join(lab, node, 'volume'),
+    nodeRun: dirname(deviceLink),
+    // As in the seed: MySQL's data in /var/drbd/mysql, the docroot in /var/drbd/www/html, logs in /var/drbd/log.
+    datadir: join(mount, 'mysql'),
+    docroot: join(mount, 'www', 'html'),
+    logDir: join(mount, 'log'),
   };
 }
 
@@ -112,12 +152,26 @@ export function seed003DrbdConf(nodes: readonly string[], host: ScenarioHost): s
 resource ${SEED003_VOLUME} {
   protocol C;
   net {
-    # Notice a vanished peer within ~2 s (the defaults take 6-16 s); a lab link is a veth.
-    timeout 20;
+    # Notice a vanished peer within ~2 s (ping-int + timeout; the defaults take 16 s) and try to
+    # reconnect every second (default 10 s): a rebooted peer is Connected and resyncing at once,
+    # which shortens the time a Secondary misses writes. A lab link is a veth.
+    timeout 9;
     ping-int 1;
+    connect-int 1;
     after-sb-0pri discard-zero-changes;
     after-sb-1pri discard-secondary;
     after-sb-2pri disconnect;
+  }
+  # The seed's resource fencing: a Primary that loses its peer holds writes until the handler
+  # has put a constraint in the CIB that keeps the peer from being promoted (its data is now
+  # stale); the constraint goes away once the peer has resynced. Without it, a Secondary that
+  # missed writes while disconnected could be promoted after the Primary dies.
+  disk {
+    fencing resource-and-stonith;
+  }
+  handlers {
+    fence-peer "/usr/lib/drbd/crm-fence-peer.sh";
+    after-resync-target "/usr/lib/drbd/crm-unfence-peer.sh";
   }
 ${on.join('\n')}
 }
@@ -125,75 +179,100 @@ ${on.join('\n')}
 }
 
 /**
- * The seed-003 web server: serves files from the replicated mount (argv[3]). GET / answers with
- * the node serving it and the mount's index.html; GET /files/NAME returns a file as it is;
- * PUT /files/NAME stores the body durably (temp file, fsync, rename, fsync the directory) and
- * answers its sha256, so a client can check after a failover that what it stored survived.
+ * The seed's nginx site (docroot and logs on the replicated volume), run by ocf:heartbeat:nginx.
+ * The pid file is in the node's own run directory: the agent decides "running" from it, and a
+ * shared one would make each node see the other's nginx. Every answer names the node that served
+ * it (`X-Served-By: $hostname`, see seed003NginxWrapper), so a client sees the failover.
  */
-export function seed003ServerScript(): string {
-  return `// halo lab seed-003 web server: files on the replicated volume.
-'use strict';
-const http = require('node:http');
-const fs = require('node:fs');
-const path = require('node:path');
-const crypto = require('node:crypto');
-const { execFileSync } = require('node:child_process');
-const prefix = process.argv[2] || '';
-const root = process.argv[3];
-if (!root) { console.error('usage: seed003_www.cjs NETNS_PREFIX DOCROOT'); process.exit(2); }
-let node = 'unknown';
-try {
-  const ns = execFileSync('ip', ['netns', 'identify', String(process.pid)], { encoding: 'utf8' }).trim();
-  node = ns.startsWith(prefix) ? ns.slice(prefix.length) : ns || 'unknown';
-} catch {}
-const MAX_BODY = 1 << 20;
-function fileOf(url) {
-  const m = /^[/]files[/]([A-Za-z0-9_.-]{1,100})$/.exec(url);
-  return m && !m[1].startsWith('.') ? path.join(root, 'files', m[1]) : null;
+export function seed003NginxConf(host: ScenarioHost): string {
+  const d = seed003Paths(host);
+  return `# halo lab seed-003: the seed's nginx site, on the replicated volume.
+worker_processes 1;
+pid ${d.nodeRun}/nginx.pid;
+error_log ${d.logDir}/nginx_error.log;
+events {
+  worker_connections 256;
 }
-function send(res, code, text) {
-  res.statusCode = code;
-  res.setHeader('content-type', 'text/plain');
-  res.setHeader('connection', 'close');
-  res.setHeader('x-served-by', node);
-  res.end(text);
-}
-const server = http.createServer((req, res) => {
-  try {
-    if (req.method === 'GET' && req.url === '/') {
-      const page = fs.readFileSync(path.join(root, '${SEED003_INDEX}'), 'utf8');
-      return send(res, 200, 'halo lab seed-003: served by ' + node + '\\n' + page);
+http {
+  include /etc/nginx/mime.types;
+  default_type text/plain;
+  # The bench probes every 10 ms: buffer the access log instead of a write per request.
+  access_log ${d.logDir}/nginx_access.log combined buffer=32k flush=5s;
+  server {
+    listen *:${LAB_WEB_PORT};
+    server_name foobar.example.com;
+    add_header X-Served-By $hostname always;
+    location / {
+      root ${d.docroot}/;
     }
-    const file = fileOf(req.url || '');
-    if (!file) return send(res, 404, 'not found\\n');
-    if (req.method === 'GET') return send(res, 200, fs.readFileSync(file));
-    if (req.method !== 'PUT') return send(res, 405, 'GET or PUT\\n');
-    const parts = [];
-    let size = 0;
-    req.on('data', (c) => { size += c.length; if (size <= MAX_BODY) parts.push(c); });
-    req.on('end', () => {
-      try {
-        if (size > MAX_BODY) return send(res, 413, 'body over ' + MAX_BODY + ' bytes\\n');
-        const body = Buffer.concat(parts);
-        fs.mkdirSync(path.dirname(file), { recursive: true });
-        const tmp = file + '.tmp';
-        const fd = fs.openSync(tmp, 'w');
-        try { fs.writeSync(fd, body); fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
-        fs.renameSync(tmp, file);
-        const dfd = fs.openSync(path.dirname(file), 'r');
-        try { fs.fsyncSync(dfd); } finally { fs.closeSync(dfd); }
-        send(res, 201, crypto.createHash('sha256').update(body).digest('hex') + '\\n');
-      } catch (e) { send(res, 500, String(e && e.message) + '\\n'); }
-    });
-  } catch (e) {
-    send(res, e && e.code === 'ENOENT' ? 404 : 500, String(e && e.message) + '\\n');
   }
-});
-server.listen(${LAB_WEB_PORT}, '0.0.0.0');
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+}
 `;
 }
 
+/**
+ * ocf:heartbeat:nginx's `httpd`: nginx itself, started in a UTS namespace of its own whose
+ * hostname is the lab node's name (found from the network namespace it runs in), as it would be
+ * on a machine of its own; the lab's nodes otherwise share this host's hostname.
+ */
+export function seed003NginxWrapper(netnsPrefix: string): string {
+  return `#!/bin/sh
+# halo lab seed-003: run nginx with the lab node's name as its hostname.
+case " $* " in
+  # Version and config checks need no hostname: spare them the namespace work.
+  *" -t "*|*" -v "*|*" -V "*) exec /usr/sbin/nginx "$@" ;;
+esac
+node=$(ip netns identify $$ 2>/dev/null)
+node=\${node#${netnsPrefix}}
+[ -n "$node" ] || exec /usr/sbin/nginx "$@"
+exec unshare --uts /bin/sh -c 'hostname "$0" && exec /usr/sbin/nginx "$@"' "$node" "$@"
+`;
+}
+
+/**
+ * MariaDB's option file (the seed's my.cnf with datadir on the volume): listens on every address
+ * of the node (the VIP comes and goes with the group), and keeps InnoDB's files small enough for
+ * the lab's volume. Commits are durable: every commit's log write is flushed (the default
+ * innodb_flush_log_at_trx_commit=1, spelled out), which with protocol C means on both nodes.
+ */
+export function seed003MyCnf(host: ScenarioHost): string {
+  const d = seed003Paths(host);
+  return `# halo lab seed-003: MariaDB with its data on the replicated volume.
+[mysqld]
+datadir = ${d.datadir}
+bind-address = 0.0.0.0
+port = ${SEED003_DB.port}
+skip-name-resolve
+innodb_flush_log_at_trx_commit = 1
+innodb_buffer_pool_size = 16M
+innodb_log_file_size = 4M
+innodb_data_file_path = ibdata1:10M:autoextend
+innodb_autoextend_increment = 1
+performance_schema = OFF
+`;
+}
+
+/**
+ * SQL run once when the data directory is made (`mariadb-install-db --extra-file`): the lab's
+ * client account (any host: clients come through the VIP) and the bench's table. No anonymous
+ * accounts, so the lab account is the one a client gets.
+ */
+export function seed003DbInitSql(): string {
+  const db = SEED003_DB;
+  return `-- halo lab seed-003: the lab's database and client account.
+FLUSH PRIVILEGES;
+DELETE FROM mysql.global_priv WHERE User = '';
+FLUSH PRIVILEGES;
+CREATE DATABASE ${db.name};
+CREATE USER '${db.user}'@'%' IDENTIFIED BY '${db.password}';
+GRANT ALL ON ${db.name}.* TO '${db.user}'@'%';
+CREATE TABLE ${db.name}.${db.table} (
+  id BIGINT NOT NULL PRIMARY KEY,
+  trial INT NOT NULL,
+  note VARCHAR(100) NOT NULL
+) ENGINE = InnoDB;
+`;
+}
 /** Where the lab puts the web scenario's files, for the `halo:process` parameters. */
 export interface ScenarioHost {
   /** The lab's `scenario/` directory (absolute). */
@@ -238,52 +317,45 @@ rsc_defaults resource-stickiness=100
         next: `curl http://${LAB_VIP}/ from the client namespace`,
       };
     case 'seed-003': {
-      // Seed 003's playground: a replicated volume (ms_drbd), its ext4 filesystem, the VIP and a
-      // web server whose files live on the replicated filesystem, grouped and colocated on the
-      // promoted volume, with the seed's properties (but stonith on: halo's two-node rule fences
-      // the peer before taking over). The seed's MySQL is left out. start-failure-is-fatal=false
-      // (not in the seed): halo's scheduler does not yet hold g_all's start until the promote has
-      // finished, so p_fs may try the device before it is published; that start fails and is
-      // retried on the same node instead of banning it.
+      // Seed 003's playground: a replicated volume (ms_drbd), its ext4 filesystem, the VIP, nginx
+      // and MariaDB (the seed's MySQL) with their data on the replicated filesystem, grouped and
+      // colocated on the promoted volume, with the seed's properties (but stonith on: halo's
+      // two-node rule fences the peer before taking over). Unlike the seed, the filesystem is in
+      // g_all (the seed leaves fs_drbd outside, unconstrained), and the seed's ping clone is left
+      // out (its targets are on the internet; the lab has none). ocf:heartbeat:mysql and nginx
+      // get per-node pid and socket paths (nodeRun) and their data on the volume. The Secondary's
+      // monitor runs every 2 s: it publishes the promotion score, which a resync clears and only a
+      // monitor restores; with the seed's 30 s a failover right after a resync waited for it.
       const d = seed003Paths(host);
+      const db = SEED003_DB;
+      const s = host.scenarioDir;
       return {
         files: {
           'cib.crm': `${nodeLines(nodes)}
 primitive fence-lab halo:lab-fence params netns_prefix=${netnsPrefix}
-primitive p_drbd ocf:linbit:drbd params drbd_resource=${SEED003_VOLUME} config=${d.drbdConf} device_link=${d.deviceLink} link_conf_device=false op monitor interval=15s role=Master op monitor interval=30s role=Slave op start timeout=120s op promote timeout=60s
-ms ms_drbd p_drbd meta master-max=1 master-node-max=1 clone-max=2 clone-node-max=1 notify=true
-primitive p_fs ocf:heartbeat:Filesystem params device=${d.deviceLink} directory=${d.mount} fstype=ext4 run_fsck=force op start timeout=20s op stop timeout=60s op monitor interval=10s timeout=40s
+primitive ${SEED003_VOLUME_RESOURCE} ocf:linbit:drbd params drbd_resource=${SEED003_VOLUME} config=${d.drbdConf} device_link=${d.deviceLink} link_conf_device=false op monitor interval=10s role=Master op monitor interval=2s role=Slave op start timeout=120s op promote timeout=60s
+ms ms_drbd ${SEED003_VOLUME_RESOURCE} meta master-max=1 master-node-max=1 clone-max=2 clone-node-max=1 notify=true
+primitive ${SEED003_FS_RESOURCE} ocf:heartbeat:Filesystem params device=${d.deviceLink} directory=${d.mount} fstype=ext4 run_fsck=force op start timeout=20s op stop timeout=60s op monitor interval=10s timeout=40s
 primitive ${SEED003_VIP_RESOURCE} halo:vip params ip=${LAB_VIP} cidr_netmask=24 nic=link0 op monitor interval=2s
-primitive ${SEED003_SERVER_RESOURCE} halo:process params binfile="${host.nodeBin}" cmdline_options="${host.scenarioDir}/${SEED003_SERVER_FILE} ${netnsPrefix} ${d.mount}" logfile=${host.scenarioDir}/www.log stop_grace_ms=1000 op monitor interval=2s timeout=20s
-group g_all p_fs ${SEED003_VIP_RESOURCE} ${SEED003_SERVER_RESOURCE}
+primitive ${SEED003_SERVER_RESOURCE} ocf:heartbeat:nginx params configfile=${s}/${SEED003_NGINX_CONF} httpd=${s}/${SEED003_NGINX_WRAPPER} op monitor interval=10s timeout=60s op start timeout=30s op stop timeout=20s
+primitive ${SEED003_DB_RESOURCE} ocf:heartbeat:mysql params binary=/usr/sbin/mariadbd client_binary=/usr/bin/mariadb config=${s}/${SEED003_MY_CNF} datadir=${d.datadir} socket=${d.nodeRun}/mysqld/mysqld.sock pid=${d.nodeRun}/mysqld/mysqld.pid log=${d.logDir}/mysql_error.log user=mysql group=mysql test_user=${db.user} test_passwd=${db.password} test_table=${db.name}.${db.table} op monitor interval=10s timeout=60s op start timeout=60s op stop timeout=30s
+group g_all ${SEED003_FS_RESOURCE} ${SEED003_VIP_RESOURCE} ${SEED003_SERVER_RESOURCE} ${SEED003_DB_RESOURCE}
 colocation c_drbd inf: g_all ms_drbd:Master
 order o_afterdrbd inf: ms_drbd:promote g_all:start
-property stonith-enabled=true stonith-action=off no-quorum-policy=stop default-resource-stickiness=100 start-failure-is-fatal=false
+property stonith-enabled=true stonith-action=off no-quorum-policy=stop default-resource-stickiness=100
 `,
           'drbd.conf': seed003DrbdConf(nodes, host),
-          [SEED003_SERVER_FILE]: seed003ServerScript(),
+          [SEED003_NGINX_CONF]: seed003NginxConf(host),
+          [SEED003_NGINX_WRAPPER]: seed003NginxWrapper(netnsPrefix),
+          [SEED003_MY_CNF]: seed003MyCnf(host),
+          [SEED003_DB_INIT_SQL]: seed003DbInitSql(),
         },
-        next: `curl http://${LAB_VIP}/ from the client namespace (files on the replicated volume ${SEED003_VOLUME}, mounted at ${d.mount} on the Primary)`,
+        next: `curl http://${LAB_VIP}/ and mariadb -h ${LAB_VIP} -u ${db.user} -p${db.password} ${db.name} from the client namespace (data on the replicated volume ${SEED003_VOLUME}, mounted at ${d.mount} on the Primary)`,
       };
     }
     case 'seed-004':
-      // Seed 004: Heartbeat v1 files imported as they are.
-      return {
-        files: {
-          'ha.cf': `keepalive 200ms
-deadtime 1
-warntime 500ms
-initdead 10
-udpport 694
-bcast link0 link1
-auto_failback off
-${nodes.map((n) => `node ${n}`).join('\n')}
-`,
-          haresources: `${nodes[0]} IPaddr::${LAB_VIP}/24/link0 drbddisk::r0 Filesystem::/dev/drbd0::/srv/www::ext4 drbdlinks apache2\n`,
-          authkeys: 'auth 1\n1 sha1 halo-lab-not-a-secret\n',
-        },
-        next: `curl http://${LAB_VIP}/ from the client namespace`,
-      };
+      // Seed 004's Heartbeat files in the seed's shape; `halo lab up` runs them through seed004Up.
+      return seed004Files(nodes, host);
   }
 }
 

@@ -1,29 +1,23 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import {
-  type LabState,
-  labChaos,
-  labDown,
-  labStatus,
-  labUp,
-  labVolumeStatus,
-  readLabState,
-  vipHolders,
-} from './lab.ts';
+import { abortDeadNodeFuse, labVolumeState, primariesNow, runSql, seed003SqlTarget } from './bench.ts';
+import { isLabDaemon, labChaos, labDown, labStatus, labUp, readLabState, vipHolders } from './lab.ts';
 import { hasNetnsSupport } from './netns.ts';
-import { LAB_VIP } from './scenarios.ts';
+import { LAB_VIP, SEED003_DB } from './scenarios.ts';
+import { missingSeed003Tool } from './seed003_data.ts';
 
 /**
- * Seed 003 end to end on real daemons: the replicated volume made and synced at `lab up`, the
- * group (ext4 on the volume, VIP, web server) on the Primary, data written through the service
- * and straight into the mount, then the serving node killed: it is fenced, the survivor promotes
- * its copy, fscks and mounts it, and serves the same content. At no poll is the volume Primary
- * on two nodes.
+ * Seed 003 end to end on real daemons: the replicated volume made and synced at `lab up` with a
+ * MariaDB data directory on it, the group (ext4 on the volume, VIP, nginx, MariaDB through
+ * ocf:heartbeat:mysql) on the Primary, rows written with the real SQL client through the VIP and
+ * a file straight into the mount, then the serving node killed: it is fenced, the survivor
+ * promotes its copy, fscks and mounts it, and serves the same page and every acknowledged row.
+ * At no poll is the volume Primary on two nodes.
  */
 
 function missingTools(): string | undefined {
@@ -37,36 +31,23 @@ function missingTools(): string | undefined {
     }
   if (!existsSync('/usr/lib/ocf/resource.d/heartbeat/Filesystem'))
     return 'needs resource-agents (ocf:heartbeat:Filesystem)';
+  const db = missingSeed003Tool();
+  if (db) return `needs ${db} (apt-get install --no-install-recommends mariadb-server nginx)`;
   return undefined;
 }
 
-interface Reply {
-  readonly status: number;
-  readonly body: string;
-}
-
-/** One HTTP request to the VIP from the client namespace; null when it failed. */
-function request(ns: string, method: 'GET' | 'PUT', path: string, body = ''): Promise<Reply | null> {
-  const script = `const r=require('node:http').request(process.argv[1],{method:process.argv[2],timeout:2000},(res)=>{let b='';res.setEncoding('utf8');res.on('data',(d)=>{b+=d;});res.on('end',()=>{process.stdout.write(JSON.stringify({status:res.statusCode,body:b}));});});r.on('timeout',()=>r.destroy());r.on('error',()=>process.exit(1));r.end(Buffer.from(process.argv[3],'base64'));`;
+/** One HTTP GET of the VIP from the client namespace: status, who served it, body; null when it failed. */
+function get(ns: string, path: string): Promise<{ status: number; by: string; body: string } | null> {
+  const script = `require('node:http').get(process.argv[1],{timeout:2000},(res)=>{let b='';res.setEncoding('utf8');res.on('data',(d)=>{b+=d;});res.on('end',()=>{process.stdout.write(JSON.stringify({status:res.statusCode,by:res.headers['x-served-by']||'',body:b}));});}).on('timeout',function(){this.destroy();}).on('error',()=>process.exit(1));`;
   return new Promise((resolve) => {
     execFile(
       'ip',
-      [
-        'netns',
-        'exec',
-        ns,
-        process.execPath,
-        '-e',
-        script,
-        `http://${LAB_VIP}${path}`,
-        method,
-        Buffer.from(body).toString('base64'),
-      ],
+      ['netns', 'exec', ns, process.execPath, '-e', script, `http://${LAB_VIP}${path}`],
       { timeout: 6_000, encoding: 'utf8' },
       (err, stdout) => {
         if (err) return resolve(null);
         try {
-          resolve(JSON.parse(stdout) as Reply);
+          resolve(JSON.parse(stdout) as { status: number; by: string; body: string });
         } catch {
           resolve(null);
         }
@@ -85,13 +66,11 @@ async function eventually<T>(what: string, ms: number, check: () => Promise<T | 
   }
 }
 
-const sha = (s: string | Buffer): string => createHash('sha256').update(s).digest('hex');
-const servedBy = (r: Reply | null): string | undefined =>
-  r?.status === 200 ? /served by (\S+)/.exec(r.body)?.[1] : undefined;
-
-/** Nodes whose engine says Primary; asserts there is never more than one. */
-function primaries(state: LabState): string[] {
-  const p = state.nodes.filter((n) => labVolumeStatus(state, n.name)?.role === 'Primary').map((n) => n.name);
+/** Nodes whose volume engine says Primary (asked over its control socket); asserts never more than one. */
+async function primaries(dir: string): Promise<string[]> {
+  const state = readLabState(dir);
+  const ask = labVolumeState(state);
+  const p = await primariesNow(async (n) => (await ask(n))?.role, ['n1', 'n2']);
   assert.ok(p.length <= 1, `the volume is Primary on ${p.join(' and ')} at once`);
   return p;
 }
@@ -106,11 +85,26 @@ function attachedLoops(dir: string): string[] {
   return out;
 }
 
-const skip = missingTools();
+/** mariadbd processes whose data directory is under `dir` (the lab's, on its mount). */
+function labDatabases(dir: string): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      if (cmd.startsWith('/usr/sbin/mariadbd') && cmd.includes(`--datadir=${dir}/`)) out.push(Number(p));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return out;
+}
 
-test('seed 003 in a two-node lab: the service on the replicated volume survives a kill of its node with every file written before it', {
+const skip = missingTools();
+const ROWS = 60;
+
+test('seed 003 in a two-node lab: nginx and MariaDB on the replicated volume survive a kill of their node with every acknowledged row and file', {
   skip: skip ?? false,
-  timeout: 420_000,
+  timeout: 480_000,
 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'halo-seed003-'));
   let namespaces: readonly string[] = [];
@@ -120,33 +114,38 @@ test('seed 003 in a two-node lab: the service on the replicated volume survives 
     namespaces = state.namespaces;
     assert.match(state.scenarioLoad ?? '', /committed to the replicated CIB/);
     const ns = state.client.ns;
+    const sql = seed003SqlTarget(ns);
 
-    const first = await eventually('the service to answer at the VIP', 120_000, async () =>
-      servedBy(await request(ns, 'GET', '/')),
-    );
-    const page = (await request(ns, 'GET', '/'))!.body;
-    assert.match(page, /this page lives on the replicated volume r0/, 'the page comes from the volume');
-    assert.deepEqual(primaries(state), [first], 'the volume is Primary where the service runs');
-    assert.deepEqual(vipHolders(readLabState(dir)), [first]);
-
-    // Replication is what keeps the data: the peer must be connected and UpToDate first (a
-    // Secondary that was cut off while the Primary wrote would be promoted with stale data, as
-    // DRBD without a fencing policy would).
-    await eventually('the volume to replicate to the peer', 60_000, async () => {
-      const st = labVolumeStatus(readLabState(dir), first);
-      return st?.conn === 'Connected' && st.peerDisk === 'UpToDate' ? true : undefined;
+    const first = await eventually('nginx to answer at the VIP', 120_000, async () => {
+      const r = await get(ns, '/');
+      return r?.status === 200 && r.by ? r.by : undefined;
     });
-    // Files through the service (fsynced by the server) …
-    const files = new Map<string, string>();
-    for (let i = 0; i < 4; i++) {
-      const name = `f${i}.txt`;
-      const body = `${randomBytes(2048 * (i + 1)).toString('base64')}\n`;
-      const r = await request(ns, 'PUT', `/files/${name}`, body);
-      assert.equal(r?.status, 201, `PUT ${name}: ${r?.body}`);
-      assert.equal(r.body.trim(), sha(body), `the server stored ${name} as sent`);
-      files.set(name, body);
-    }
-    // … and one written straight into the mount on the Primary (its daemon's mount namespace).
+    assert.match(
+      (await get(ns, '/'))!.body,
+      /this page lives on the replicated volume r0/,
+      'the page is on the volume',
+    );
+    assert.deepEqual(await primaries(dir), [first], 'the volume is Primary where the service runs');
+    assert.deepEqual(vipHolders(readLabState(dir)), [first]);
+    await eventually('MariaDB to answer SQL at the VIP', 120_000, async () =>
+      (await runSql(sql, 'SELECT 1', 5_000)).ok ? true : undefined,
+    );
+    assert.equal(labDatabases(dir).length, 1, 'one MariaDB runs, on the Primary');
+
+    // Replication is what keeps the data: the peer must be connected and UpToDate first.
+    await eventually('the volume to replicate to the peer', 60_000, async () => {
+      const s = readLabState(dir);
+      const [a, b] = await Promise.all(['n1', 'n2'].map((n) => labVolumeState(s)(n)));
+      return a?.disk === 'UpToDate' && b?.disk === 'UpToDate' ? true : undefined;
+    });
+    // Rows through the VIP with the real client, each INSERT its own durable commit …
+    const values = Array.from(
+      { length: ROWS },
+      (_, i) => `INSERT INTO ${SEED003_DB.table} VALUES (${i + 1}, 0, 'r${i + 1}');`,
+    );
+    const ins = await runSql(sql, values.join('\n'));
+    assert.ok(ins.ok, `INSERTs: ${ins.err}`);
+    // … and one file written straight into the web root on the Primary (its daemon's mount namespace).
     const direct = `written into the mount on ${first}: ${randomBytes(16).toString('hex')}\n`;
     const pid = readLabState(dir).nodes.find((n) => n.name === first)!.pid!;
     execFileSync(
@@ -160,35 +159,52 @@ test('seed 003 in a two-node lab: the service on the replicated volume survives 
         `printf '%s' "$1" > "$2" && sync "$2"`,
         'sh',
         direct,
-        join(dir, 'data', 'files', 'direct.txt'),
+        join(dir, 'data', 'www', 'html', 'direct.txt'),
       ],
       { timeout: 10_000 },
     );
-    files.set('direct.txt', direct);
 
     await labChaos(dir, { fault: 'kill', node: first });
 
-    const second = await eventually('the service to answer from the survivor', 120_000, async () => {
-      primaries(readLabState(dir));
-      const by = servedBy(await request(ns, 'GET', '/'));
-      return by !== undefined && by !== first ? by : undefined;
+    const second = await eventually('nginx to answer from the survivor', 120_000, async () => {
+      await primaries(dir);
+      const r = await get(ns, '/');
+      return r?.status === 200 && r.by && r.by !== first ? r.by : undefined;
     });
     loops = attachedLoops(dir);
-    assert.deepEqual(primaries(readLabState(dir)), [second], 'only the survivor is Primary');
-    assert.equal(labVolumeStatus(readLabState(dir), first), undefined, 'the fenced node runs no engine');
-    assert.match((await request(ns, 'GET', '/'))!.body, /this page lives on the replicated volume r0/);
-    for (const [name, body] of files) {
-      const r = await request(ns, 'GET', `/files/${name}`);
-      assert.equal(r?.status, 200, `GET ${name} after failover`);
-      assert.equal(sha(r.body), sha(body), `${name} is intact after failover`);
-    }
-    const after = await labStatus(dir);
-    assert.match(after.resources?.text ?? '', /p_fs\s+\(ocf:heartbeat:Filesystem\):\s+Started/);
+    assert.deepEqual(await primaries(dir), [second], 'only the survivor is Primary');
+    assert.equal(await labVolumeState(readLabState(dir))(first), undefined, 'the fenced node runs no engine');
+    assert.match((await get(ns, '/'))!.body, /this page lives on the replicated volume r0/);
+    assert.equal((await get(ns, '/direct.txt'))?.body, direct, 'the file written into the mount is intact');
+    const count = await eventually('MariaDB to answer SQL from the survivor', 120_000, async () => {
+      await primaries(dir);
+      const r = await runSql(sql, `SELECT COUNT(*), COALESCE(SUM(id), 0) FROM ${SEED003_DB.table}`, 5_000);
+      return r.ok ? r.out.trim() : undefined;
+    });
+    assert.equal(
+      count,
+      `${ROWS}\t${(ROWS * (ROWS + 1)) / 2}`,
+      'every acknowledged row is there after failover',
+    );
+    assert.equal(labDatabases(dir).length, 1, 'one MariaDB runs, on the survivor');
+    // The agent's start returns a little after MariaDB answers (it polls every 2 s).
+    await eventually('the DC to report p_mysql started on the survivor', 60_000, async () =>
+      new RegExp(`p_mysql\\s+\\(ocf:heartbeat:mysql\\):\\s+Started ${second}`).test(
+        (await labStatus(dir)).resources?.text ?? '',
+      )
+        ? true
+        : undefined,
+    );
     const log = readFileSync(join(dir, second, 'daemon.log'), 'utf8');
     const fenced = log.search(new RegExp(`fenced ${first}: off of ${first} succeeded via fence-lab`));
     assert.ok(fenced >= 0, `${second} fenced ${first}`);
     // run_fsck=force: the Filesystem agent ran fsck before mounting; a failing fsck fails the start.
     assert.match(log.slice(fenced), /"p_fs start: rc 0 in \d+ ms"/, 'the survivor mounted after the fence');
+    assert.match(
+      log.slice(fenced),
+      /"p_mysql start: rc 0 in \d+ ms"/,
+      'the survivor started MariaDB after the fence',
+    );
   } finally {
     // HALO_LAB_KEEP_LOGS=DIR keeps the daemons' logs for a look after a failure.
     const keep = process.env.HALO_LAB_KEEP_LOGS;
@@ -196,10 +212,16 @@ test('seed 003 in a two-node lab: the service on the replicated volume survives 
       for (const n of ['n1', 'n2'])
         if (existsSync(join(dir, n, 'daemon.log')))
           cpSync(join(dir, n, 'daemon.log'), join(keep, `${n}-daemon.log`));
-    if (existsSync(join(dir, 'lab.json'))) await labDown(dir).catch(() => {});
+    if (existsSync(join(dir, 'lab.json'))) {
+      // The killed node's nbdfuse still runs; `lab down` kills it, and its mount namespace's
+      // teardown would then wait forever on its own FUSE file (see abortDeadNodeFuse).
+      for (const n of readLabState(dir).nodes) if (!isLabDaemon(n)) abortDeadNodeFuse(n.ns, dir);
+      await labDown(dir).catch(() => {});
+    }
     rmSync(dir, { recursive: true, force: true });
   }
   for (const ns of namespaces) assert.ok(!existsSync(`/run/netns/${ns}`), `namespace ${ns} left behind`);
+  assert.deepEqual(labDatabases(dir), [], 'no MariaDB left running');
   const left = JSON.parse(execFileSync('losetup', ['-l', '-J'], { encoding: 'utf8' }) || '{}') as {
     loopdevices?: { name: string; 'back-file'?: string }[];
   };

@@ -1,13 +1,25 @@
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 
 const execFileP = promisify(execFile);
 
-/** How long to retry a busy FUSE unmount before falling back to a lazy one. */
+/** How long to retry a busy FUSE unmount before aborting the connection and unmounting lazily. */
 export const FUSE_RELEASE_WAIT_MS = 5000;
+/**
+ * Longest wait for one `fusermount3`/`umount` run: on a FUSE mount whose daemon hangs they can
+ * block themselves, and the caller (a resource agent's stop) has a timeout of its own.
+ */
+export const FUSE_COMMAND_TIMEOUT_MS = 2000;
 const FUSE_RETRY_MS = 50;
+/** Where the kernel lists FUSE connections (the fusectl filesystem), one directory per minor. */
+export const FUSE_CONNECTIONS_DIR = '/sys/fs/fuse/connections';
+
+/** Decodes the octal escapes (`\040`) of /proc mount tables. */
+function unescapeMountPath(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
+}
 
 /** Whether `dir` is a mount point now (from /proc/self/mounts; octal escapes decoded). */
 export function isMountPoint(dir: string): boolean {
@@ -20,30 +32,86 @@ export function isMountPoint(dir: string): boolean {
   for (const line of text.split('\n')) {
     const field = line.split(' ')[1];
     if (field === undefined) continue;
-    const path = field.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
-    if (path === dir) return true;
+    if (unescapeMountPath(field) === dir) return true;
   }
   return false;
 }
 
 /**
+ * The fusectl connection number of the FUSE filesystem mounted on `dir` (the minor of its
+ * anonymous device, from /proc/self/mountinfo: never stat()s the mount, which would hang with
+ * its daemon), or undefined when `dir` holds no FUSE mount.
+ */
+export function fuseConnectionOf(dir: string): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return undefined;
+  }
+  let found: number | undefined;
+  for (const line of text.split('\n')) {
+    const [pre, post] = line.split(' - ');
+    if (!pre || !post) continue;
+    const f = pre.split(' ');
+    if (f[4] === undefined || unescapeMountPath(f[4]) !== dir || !post.startsWith('fuse')) continue;
+    const m = /^0:(\d+)$/.exec(f[2] ?? '');
+    // The last one listed is the one on top (the one a path lookup reaches).
+    if (m) found = Number(m[1]);
+  }
+  return found;
+}
+
+/**
+ * Aborts the FUSE connection behind `dir`, as `echo 1 > /sys/fs/fuse/connections/N/abort`
+ * does: every request waiting on the daemon fails at once with ENOTCONN. This is how a loop
+ * device on an nbdfuse file is freed when nbdfuse died or hangs (its I/O would otherwise wait
+ * forever and `losetup -d` or an unmount with it). Returns whether the abort was written.
+ */
+export function abortFuseConnection(dir: string): boolean {
+  const n = fuseConnectionOf(dir);
+  if (n === undefined) return false;
+  try {
+    writeFileSync(`${FUSE_CONNECTIONS_DIR}/${n}/abort`, '1');
+    return true;
+  } catch {
+    // Already gone with its mount, or fusectl is not mounted.
+    return false;
+  }
+}
+
+async function run(cmd: string, args: readonly string[]): Promise<boolean> {
+  try {
+    await execFileP(cmd, args, { timeout: FUSE_COMMAND_TIMEOUT_MS, killSignal: 'SIGKILL' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Unmounts a FUSE mount point (an nbdfuse export). `losetup -d` drops the loop device's
  * reference to the FUSE file asynchronously, so an unmount right after it can fail with EBUSY:
- * retry for up to `waitMs`, then unmount lazily so the mount point is gone from the namespace
- * either way. Returns whether the mount point is gone.
+ * retry for up to `waitMs`, then abort the FUSE connection (so nothing can wait on a dead or
+ * hung daemon any more) and unmount lazily, so the mount point is gone from the namespace
+ * either way. `daemonGone`: the FUSE daemon is known dead or stuck, so abort first. Every
+ * command run is bounded by FUSE_COMMAND_TIMEOUT_MS. Returns whether the mount point is gone.
  */
-export async function releaseFuseMount(dir: string, waitMs = FUSE_RELEASE_WAIT_MS): Promise<boolean> {
+export async function releaseFuseMount(
+  dir: string,
+  waitMs = FUSE_RELEASE_WAIT_MS,
+  opts: { readonly daemonGone?: boolean } = {},
+): Promise<boolean> {
+  if (opts.daemonGone) abortFuseConnection(dir);
   const deadline = performance.now() + waitMs;
   while (isMountPoint(dir)) {
-    try {
-      await execFileP('fusermount3', ['-u', dir]);
-    } catch {
-      if (performance.now() >= deadline) {
-        await execFileP('fusermount3', ['-u', '-z', dir]).catch(() => {});
-        break;
-      }
-      await sleep(FUSE_RETRY_MS);
+    if (await run('fusermount3', ['-u', dir])) continue;
+    if (performance.now() >= deadline) {
+      abortFuseConnection(dir);
+      if (!(await run('fusermount3', ['-u', '-z', dir]))) await run('umount', ['-l', dir]);
+      break;
     }
+    await sleep(FUSE_RETRY_MS);
   }
   return !isMountPoint(dir);
 }

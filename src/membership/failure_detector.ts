@@ -7,8 +7,15 @@ import type { TimingProfile } from './profiles.ts';
  * events to act on. No clock, no timers: time arrives as arguments.
  *
  * A peer starts `unknown`; the first heartbeat makes it a `member`. Silence longer than the
- * (adaptive) warntime makes it `suspect`, longer than the (adaptive) deadtime `lost`; any
+ * (adaptive) warntime makes it `suspect`, longer than the (adaptive) deadtime `lost`; a fresh
  * heartbeat makes it a `member` again. A peer never heard from becomes `lost` after initdead.
+ *
+ * Only a fresh heartbeat is proof of life: one from a newer boot epoch than any seen from that
+ * peer, or from the same epoch with a higher beat number than any seen. A beat from an older
+ * epoch (a previous incarnation's packets still in flight or queued in a socket), or a copy of
+ * a beat already seen (its twin on another link, a late duplicate), says nothing about whether
+ * the peer is alive now: it is counted (`staleHeartbeats`) and changes nothing — in particular
+ * a lost peer does not come back on it.
  *
  * The adaptive margin follows the measured inter-arrival times of the last samples: deadtime is
  * the largest of the profile's deadtime, mean + jitterK·stddev, and the profile's number of
@@ -61,6 +68,8 @@ export interface PeerView<K> {
   readonly deadtimeMs: number;
   readonly warntimeMs: number;
   readonly clockSkewMs: number | undefined;
+  /** Heartbeats ignored as stale: an older boot epoch, or a beat number already seen. */
+  readonly staleHeartbeats: number;
 }
 
 interface PeerRecord {
@@ -75,24 +84,27 @@ interface PeerRecord {
   skewWarned: boolean;
   /** Which threshold the last tick found the silence over (confirmation needs two ticks). */
   over: 'none' | 'warntime' | 'deadtime';
+  /** When the peer was added: initdead counts from here (a member added while running). */
+  addedMs: number;
+  /** Heartbeats that were not proof of life (see the class comment). */
+  stale: number;
 }
 
 export class FailureDetector<K> {
   private readonly peers = new Map<K, PeerRecord>();
   private lastTickMs: number;
-  private readonly startMs: number;
 
   constructor(
     readonly profile: TimingProfile,
     peers: Iterable<K>,
     startMs: number,
   ) {
-    this.startMs = startMs;
     this.lastTickMs = startMs;
-    for (const p of peers) this.addPeer(p);
+    for (const p of peers) this.addPeer(p, startMs);
   }
 
-  addPeer(peer: K): void {
+  /** Adds a peer; one never heard from is lost `initdeadMs` after `nowMs`. */
+  addPeer(peer: K, nowMs: number): void {
     if (this.peers.has(peer)) return;
     this.peers.set(peer, {
       state: 'unknown',
@@ -105,6 +117,8 @@ export class FailureDetector<K> {
       skewMs: undefined,
       skewWarned: false,
       over: 'none',
+      addedMs: nowMs,
+      stale: 0,
     });
   }
 
@@ -119,21 +133,24 @@ export class FailureDetector<K> {
   heartbeat(peer: K, nowMs: number, info: HeartbeatInfo): DetectorEvent<K>[] {
     const r = this.peers.get(peer);
     if (!r) return [];
+    const known = r.epoch;
+    if (known !== undefined && (info.epoch < known || (info.epoch === known && info.beat <= r.beat))) {
+      // Not proof of life (see the class comment): a lost peer must not come back on the beats
+      // it sent before it died, nor a suspect one on a late copy of a beat already counted.
+      r.stale++;
+      return [];
+    }
     const events: DetectorEvent<K>[] = [];
-    if (r.epoch !== undefined && info.epoch > r.epoch) {
+    if (known !== undefined && info.epoch > known) {
       events.push({ kind: 'peer-restarted', peer, epoch: info.epoch });
       r.beat = -1;
       r.lastBeatMs = undefined;
     }
-    if (r.epoch === undefined || info.epoch >= r.epoch) {
-      r.epoch = info.epoch;
-      if (info.beat > r.beat) {
-        // Only the first copy of a beat (it is sent on every link) measures the interval.
-        if (r.lastBeatMs !== undefined && info.beat === r.beat + 1) this.addSample(r, nowMs - r.lastBeatMs);
-        r.beat = info.beat;
-        r.lastBeatMs = nowMs;
-      }
-    }
+    r.epoch = info.epoch;
+    // Only the first copy of a beat (it is sent on every link) gets here and measures the interval.
+    if (r.lastBeatMs !== undefined && info.beat === r.beat + 1) this.addSample(r, nowMs - r.lastBeatMs);
+    r.beat = info.beat;
+    r.lastBeatMs = nowMs;
     r.lastHeardMs = Math.max(r.lastHeardMs ?? nowMs, nowMs);
     r.over = 'none';
     if (r.state !== 'member') {
@@ -182,15 +199,16 @@ export class FailureDetector<K> {
         deadtimeMs,
         warntimeMs,
         clockSkewMs: r.skewMs,
+        staleHeartbeats: r.stale,
       };
     });
   }
 
   private evaluate(peer: K, r: PeerRecord, nowMs: number, events: DetectorEvent<K>[]): void {
     if (r.lastHeardMs === undefined) {
-      if (r.state === 'unknown' && nowMs - this.startMs >= this.profile.initdeadMs) {
+      if (r.state === 'unknown' && nowMs - r.addedMs >= this.profile.initdeadMs) {
         r.state = 'lost';
-        const silentMs = nowMs - this.startMs;
+        const silentMs = nowMs - r.addedMs;
         events.push({
           kind: 'state',
           peer,

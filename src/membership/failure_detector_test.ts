@@ -192,3 +192,85 @@ test('the fast profile detects a silent peer within about 50 ms', () => {
   // Two consecutive ticks over deadtime confirm the loss: one tick (1 ms here) after deadtime.
   assert.equal(lost.at - 1000, PROFILES.fast.deadtimeMs + 1);
 });
+
+test('a peer added while running gets its own initdead grace before it is declared lost', () => {
+  const d = new FailureDetector<string>(PROFILES.lan, ['b'], 0);
+  d.tick(10_000);
+  d.addPeer('new', 10_000);
+  const during: string[] = [];
+  for (let t = 10_010; t < 10_000 + PROFILES.lan.initdeadMs; t += 10)
+    for (const ev of d.tick(t)) if (ev.kind === 'state' && ev.peer === 'new') during.push(ev.to);
+  assert.deepEqual(during, []);
+  assert.equal(d.state('new'), 'unknown');
+  const after = d.tick(10_000 + PROFILES.lan.initdeadMs);
+  assert.ok(after.some((ev) => ev.kind === 'state' && ev.peer === 'new' && ev.to === 'lost'));
+});
+
+/** Beats 0..20 every 50 ms at `epoch`, then silence until the peer is lost; returns the detector. */
+function lostAfterBeats(epochs: readonly number[]): { fd: FailureDetector<number>; at: number } {
+  const fd = new FailureDetector<number>(lan, [2], 0);
+  let t = 0;
+  for (const epoch of epochs)
+    for (let b = 0; b <= 20; b++, t += 50) {
+      fd.heartbeat(2, t, { epoch, beat: b });
+      fd.tick(t);
+    }
+  const silentFrom = t;
+  for (; t <= silentFrom + lan.deadtimeMaxMs + 100; t += 10) fd.tick(t);
+  assert.equal(fd.state(2), 'lost');
+  return { fd, at: t };
+}
+
+test('a lost peer does not come back on a heartbeat from its previous boot still in flight', () => {
+  // The peer ran as epoch 1, restarted as epoch 2, then died (fenced "off").
+  const { fd, at } = lostAfterBeats([1, 2]);
+  // A beat of the dead epoch-1 incarnation (a high beat number) surfaces late from a socket.
+  const ev = fd.heartbeat(2, at, { epoch: 1, beat: 500 });
+  assert.deepEqual(ev, []);
+  assert.equal(fd.state(2), 'lost');
+  fd.tick(at + 10);
+  assert.equal(fd.state(2), 'lost');
+  assert.equal(fd.view()[0]!.epoch, 2);
+  assert.equal(fd.view()[0]!.staleHeartbeats, 1);
+});
+
+test('a lost peer does not come back on a late copy of a beat it sent before it was lost', () => {
+  const { fd, at } = lostAfterBeats([1]);
+  // Beat 20 was already counted on link 1; its copy on link 2 arrives after the loss.
+  assert.deepEqual(fd.heartbeat(2, at, { epoch: 1, beat: 20 }), []);
+  assert.deepEqual(fd.heartbeat(2, at + 1, { epoch: 1, beat: 3 }), []);
+  assert.equal(fd.state(2), 'lost');
+  assert.equal(fd.view()[0]!.staleHeartbeats, 2);
+  // A beat it had not sent before (the partition healed) is fresh evidence: it rejoins.
+  const back = fd.heartbeat(2, at + 50, { epoch: 1, beat: 21 });
+  assert.deepEqual(back, [
+    { kind: 'state', peer: 2, from: 'lost', to: 'member', silentMs: 0, thresholdMs: 0 },
+  ]);
+});
+
+test('a lost peer that rebooted rejoins on its first heartbeat of the new epoch', () => {
+  const { fd, at } = lostAfterBeats([1]);
+  const ev = fd.heartbeat(2, at, { epoch: 2, beat: 0 });
+  assert.deepEqual(ev, [
+    { kind: 'peer-restarted', peer: 2, epoch: 2 },
+    { kind: 'state', peer: 2, from: 'lost', to: 'member', silentMs: 0, thresholdMs: 0 },
+  ]);
+  // And from then on the old incarnation's beats are ignored.
+  assert.deepEqual(fd.heartbeat(2, at + 1, { epoch: 1, beat: 21 }), []);
+  assert.equal(fd.view()[0]!.epoch, 2);
+});
+
+test('a late copy of an old beat does not keep a silent peer from becoming suspect and lost', () => {
+  const fd = new FailureDetector<number>(lan, [2], 0);
+  for (let b = 0; b <= 20; b++) {
+    fd.heartbeat(2, b * 50, { epoch: 1, beat: b });
+    fd.tick(b * 50);
+  }
+  const states: string[] = [];
+  for (let t = 1010; t <= 1000 + lan.deadtimeMaxMs + 100; t += 10) {
+    // Every 50 ms a copy of beat 20 (a duplicating link) arrives: no proof of life.
+    if (t % 50 === 0) fd.heartbeat(2, t, { epoch: 1, beat: 20 });
+    for (const e of fd.tick(t)) if (e.kind === 'state') states.push(e.to);
+  }
+  assert.deepEqual(states, ['suspect', 'lost']);
+});

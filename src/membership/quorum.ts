@@ -94,6 +94,20 @@ export class QuorumTracker {
     this.waitForAll = options.twoNode || (options.waitForAll ?? false);
   }
 
+  /**
+   * The tracker for a membership changed while running (a node joined or left). two_node no
+   * longer applies once a third vote or a witness exists; an explicit expected_votes stays.
+   * wait_for_all, once satisfied, stays satisfied: a node that was never up must not take
+   * quorum away from a running cluster.
+   */
+  withNodes(nodes: readonly QuorumNode[]): QuorumTracker {
+    const voters = nodes.filter((n) => !n.witness);
+    const twoNode = this.options.twoNode && voters.length === 2 && voters.length === nodes.length;
+    const next = new QuorumTracker({ ...this.options, nodes, twoNode }, this.self);
+    next.allSeen = this.allSeen;
+    return next;
+  }
+
   update(input: QuorumInput): QuorumState {
     const o = this.options;
     if (o.nodes.every((n) => input.members.has(n.id))) this.allSeen = true;
@@ -213,7 +227,7 @@ export class WitnessBallot {
   private releasedAtMs: number | undefined;
 
   constructor(
-    readonly votingNodeIds: readonly number[],
+    public votingNodeIds: readonly number[],
     readonly holdMs: number,
   ) {}
 

@@ -140,3 +140,28 @@ test('bad quorum options are refused with a reason', () => {
   );
   assert.equal(noFenced.size, 0);
 });
+
+test('a node joining a running two_node cluster turns two_node off and keeps quorum where it was', () => {
+  const t = new QuorumTracker(
+    {
+      nodes: [
+        { id: 1, votes: 1, witness: false },
+        { id: 2, votes: 1, witness: false },
+      ],
+      twoNode: true,
+      autoTieBreaker: false,
+    },
+    1,
+  );
+  const none = { witnessVotes: new Map(), fenced: new Set<number>() };
+  assert.equal(t.update({ ...none, members: new Set([1, 2]) }).quorate, true);
+  const three = t.withNodes([...t.options.nodes, { id: 3, votes: 1, witness: false }]);
+  assert.equal(three.options.twoNode, false);
+  assert.equal(three.expectedVotes, 3);
+  // Not seen yet, but wait_for_all was satisfied before the join: 2 of 3 is a majority.
+  const st = three.update({ ...none, members: new Set([1, 2]) });
+  assert.deepEqual([st.quorate, st.votes, st.quorumVotes], [true, 2, 2]);
+  // Losing the second old node leaves 1 of 3: no quorum, and no two_node fencing either.
+  const lost = three.update({ ...none, members: new Set([1]) });
+  assert.deepEqual([lost.quorate, lost.fenceNeeded], [false, []]);
+});

@@ -118,13 +118,15 @@ export class FileBlockDevice implements BlockDevice {
 
   async read(offset: number, length: number): Promise<Uint8Array> {
     checkRange(this, offset, length);
-    const out = Buffer.alloc(length);
+    // Not zero-filled first: every byte is either read or (past EOF) zeroed below.
+    const out = Buffer.allocUnsafeSlow(length);
     let done = 0;
     while (done < length) {
       const { bytesRead } = await this.fh.read(out, done, length - done, this.base + offset + done);
-      if (bytesRead === 0) break; // Past EOF of a sparse file: zeroes, which Buffer.alloc gave us.
+      if (bytesRead === 0) break;
       done += bytesRead;
     }
+    if (done < length) out.fill(0, done); // Past EOF of a sparse file: zeroes.
     return out;
   }
 

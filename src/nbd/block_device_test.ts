@@ -48,3 +48,22 @@ test('a write to a closed file device fails instead of claiming success', async 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('reading a device region past the end of its backing file returns zeroes, not old memory', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'halo-bdev-'));
+  try {
+    const file = join(dir, 'disk.img');
+    writeFileSync(file, Buffer.alloc(1 << 20, 0x77));
+    const dev = await FileBlockDevice.open(file, { sizeBytes: 1 << 20, base: 0 });
+    // The file shrinks under the open device: reads past its new end must come back as zeroes.
+    writeFileSync(file, Buffer.alloc(8192, 0x5a));
+    for (let round = 0; round < 8; round++) {
+      const got = await dev.read(4096, 64 * 1024);
+      assert.ok(got.subarray(0, 4096).every((b) => b === 0x5a));
+      assert.ok(got.subarray(4096).every((b) => b === 0));
+    }
+    await dev.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -105,7 +105,12 @@ export function decide(
   for (const top of a.order) {
     for (const p of primitivesOf(top)) {
       const next = a.placements.get(p.id) ?? { node: undefined, role: 'Stopped' as Role, fixed: false };
-      let current = p.state.active[0];
+      // A copy of a multiply active resource on a node being fenced goes with the fencing: the
+      // resource is judged by where else it runs.
+      const surviving =
+        p.state.active.length > 1 ? p.state.active.filter((a) => !u.fence.has(a.node)) : p.state.active;
+      const actives = surviving.length > 0 ? surviving : p.state.active;
+      let current = actives[0];
       // A blocked failure on a node that is fenced is resolved by the fencing, not recovered.
       if (current?.failed && p.state.blockedOn.includes(current.node) && u.fence.has(current.node)) {
         current = { ...current, failed: false };
@@ -115,7 +120,7 @@ export function decide(
         rsc: p,
         current,
         next,
-        restart: !next.fixed && sameNode && (current?.failed === true || p.state.active.length > 1),
+        restart: !next.fixed && sameNode && (current?.failed === true || actives.length > 1),
         reason: undefined,
         blocked: next.fixed,
         migrate: false,
@@ -635,6 +640,11 @@ export function summaryLine(d: Decision): SummaryLine | undefined {
     return line('Start', next.node);
   }
   if (!next.node || next.role === 'Stopped') {
+    return line('Stop', roleDetail(rsc, cur.role) ? `${cur.role} ${cur.node}` : cur.node);
+  }
+  // A move whose actions can't run is summarised by the stop it would begin with (crm_simulate
+  // never prints a blocked Move, Recover or Migrate).
+  if (cur.node !== next.node && d.blocked) {
     return line('Stop', roleDetail(rsc, cur.role) ? `${cur.role} ${cur.node}` : cur.node);
   }
   if (cur.node !== next.node) {

@@ -6,7 +6,7 @@ import type { ColocationEntry } from './colocation.ts';
 import { describeLocation, type LocationEntry } from './location.ts';
 import { naturalCompare, unavailableReason } from './nodes.ts';
 import { cloneAncestor, primitivesOf, type Res } from './resource_tree.ts';
-import { ScoreTable } from './score_table.ts';
+import { NodeIndex, ScoreTable } from './score_table.ts';
 import type { NodeInfo, Role } from './types.ts';
 import type { Unpacked } from './unpack.ts';
 
@@ -91,12 +91,27 @@ export class Assigner {
   private readonly done = new Set<string>();
   private readonly inProgress = new Set<string>();
   private readonly sortedNodes: readonly NodeInfo[];
+  private readonly nodeIndex: NodeIndex;
+  /** unavailableReason of each of sortedNodes. */
+  private readonly unavailable: readonly (string | undefined)[];
+  private readonly availableNames: ReadonlySet<string>;
 
   constructor(private readonly input: AssignInput) {
     const u = input.u;
     // Under no-quorum-policy=freeze, running resources may still move (actions.ts blocks only
     // starts of resources not active anywhere), so placement ignores quorum.
     this.sortedNodes = [...u.nodes].sort((x, y) => naturalCompare(x.name, y.name));
+    this.nodeIndex = new NodeIndex(this.sortedNodes.map((n) => n.name));
+    // Nodes do not change while resources are assigned: why each can't host, worked out once.
+    this.unavailable = this.sortedNodes.map(unavailableReason);
+    this.availableNames = new Set(
+      this.sortedNodes.filter((_, i) => this.unavailable[i] === undefined).map((n) => n.name),
+    );
+  }
+
+  /** An empty score table over this cluster's nodes. */
+  newTable(): ScoreTable {
+    return new ScoreTable(this.nodeIndex);
   }
 
   note(id: string, text: string): void {
@@ -114,10 +129,11 @@ export class Assigner {
   /** Location, availability, stickiness and failures for one primitive. */
   primitiveTable(r: Res, withStickiness = true): ScoreTable {
     const u = this.input.u;
-    const t = new ScoreTable();
+    const t = this.newTable();
     const chain: Res[] = [];
     for (let p: Res | undefined = r; p; p = p.parent) chain.push(p);
-    if (u.options.symmetric) for (const n of this.sortedNodes) t.allow(n.name);
+    // Node i of sortedNodes is node i of the table (see newTable).
+    if (u.options.symmetric) for (let i = 0; i < this.sortedNodes.length; i++) t.allowAt(i);
     const exclusive = new Set<string>();
     let hasExclusive = false;
     for (const p of chain) {
@@ -132,19 +148,20 @@ export class Assigner {
       }
     }
     const allowUnhealthy = isTrue(r.meta.get('allow-unhealthy-nodes'));
-    for (const n of this.sortedNodes) {
+    for (let i = 0; i < this.sortedNodes.length; i++) {
+      const n = this.sortedNodes[i]!;
       if (n.health !== 0 && !allowUnhealthy)
-        t.add(n.name, n.health, 'health', `${n.name} has node health ${formatScore(n.health)}`);
-      const why = unavailableReason(n);
-      if (why !== undefined) t.add(n.name, MINUS_INFINITY, 'node', why);
+        t.addAt(i, n.name, n.health, 'health', `${n.name} has node health ${formatScore(n.health)}`);
+      const why = this.unavailable[i];
+      if (why !== undefined) t.addAt(i, n.name, MINUS_INFINITY, 'node', why);
       else if (hasExclusive && !exclusive.has(n.name))
-        t.add(n.name, MINUS_INFINITY, 'discovery', `${n.name} is not in an exclusive discovery set`);
+        t.addAt(i, n.name, MINUS_INFINITY, 'discovery', `${n.name} is not in an exclusive discovery set`);
     }
     const st = r.state;
     const active = st.active;
     if (withStickiness && active.length === 1 && r.managed && r.stickiness !== 0) {
       const cur = active[0]!.node;
-      if (t.allowed.has(cur) || u.options.symmetric) {
+      if (t.isAllowed(cur) || u.options.symmetric) {
         t.allow(cur);
         t.add(cur, r.stickiness, 'stickiness', `stickiness ${r.stickiness} keeps it on ${cur}`);
       }
@@ -157,6 +174,17 @@ export class Assigner {
           'fail-limit',
           `${node} reached migration-threshold ${formatScore(r.migrationThreshold)} (${formatScore(count)} failures)`,
         );
+      }
+    }
+    if (st.shutdownLock !== undefined) {
+      for (const n of this.sortedNodes) {
+        if (n.name !== st.shutdownLock)
+          t.add(
+            n.name,
+            MINUS_INFINITY,
+            'shutdown-lock',
+            `${r.id} is locked to ${st.shutdownLock} (shutdown-lock)`,
+          );
       }
     }
     for (const node of st.hardBans)
@@ -319,8 +347,7 @@ export class Assigner {
           );
       }
       if (this.sortedNodes.some((n) => work.canRun(n.name) && this.available(n.name))) {
-        t.scores.clear();
-        for (const [k, v] of work.scores) t.scores.set(k, v);
+        t.setScoresFrom(work);
         t.reasons.length = 0;
         t.reasons.push(...work.reasons);
       }
@@ -332,7 +359,7 @@ export class Assigner {
    * node-attribute colocation the best score among nodes sharing `n`'s attribute value.
    */
   private dependentScore(dt: ScoreTable, n: NodeInfo, attr: string): number {
-    const own = (m: NodeInfo): number => (dt.allowed.has(m.name) ? dt.get(m.name) : MINUS_INFINITY);
+    const own = (m: NodeInfo): number => (dt.isAllowed(m.name) ? dt.get(m.name) : MINUS_INFINITY);
     if (attr === '#uname') return own(n);
     const value = n.attrs.get(attr);
     let best = MINUS_INFINITY;
@@ -341,8 +368,7 @@ export class Assigner {
   }
 
   available(node: string): boolean {
-    const n = this.input.u.nodeByName.get(node);
-    return n !== undefined && unavailableReason(n) === undefined;
+    return this.availableNames.has(node);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -352,28 +378,28 @@ export class Assigner {
   choose(t: ScoreTable, current: string | undefined, opts: ChooseOpts = {}): string | undefined {
     let best: string | undefined;
     let bestScore = MINUS_INFINITY;
-    let bestKey: readonly number[] = [];
+    // Two arrays per call, not one per node: this runs for every resource on every node.
+    let key: number[] = [];
+    let bestKey: number[] = [];
     const strategy = this.input.u.options.placementStrategy;
-    for (const n of this.sortedNodes) {
-      const name = n.name;
-      if (!t.allowed.has(name) || !this.available(name)) continue;
-      const s = t.get(name);
+    for (let i = 0; i < this.sortedNodes.length; i++) {
+      const name = this.sortedNodes[i]!.name;
+      if (!t.isAllowedAt(i) || this.unavailable[i] !== undefined) continue;
+      const s = t.getAt(i);
       if (s < 0) continue;
       if (opts.exclude?.(name)) continue;
       if (opts.utilization && strategy !== 'default' && !this.fits(name, opts.utilization)) continue;
-      const key = [
-        s,
-        opts.secondary?.(name) ?? 0,
-        opts.preferCurrent && name === current ? 1 : 0,
-        strategy === 'minimal' ? 0 : -(this.load.get(name) ?? 0),
-        strategy === 'balanced' || strategy === 'utilization' ? this.freeCapacity(name) : 0,
-        // Pacemaker prefers the current node only when it is as good as the best in every respect.
-        name === current ? 1 : 0,
-      ];
+      key[0] = s;
+      key[1] = opts.secondary?.(name) ?? 0;
+      key[2] = opts.preferCurrent && name === current ? 1 : 0;
+      key[3] = strategy === 'minimal' ? 0 : -(this.load.get(name) ?? 0);
+      key[4] = strategy === 'balanced' || strategy === 'utilization' ? this.freeCapacity(name) : 0;
+      // Pacemaker prefers the current node only when it is as good as the best in every respect.
+      key[5] = name === current ? 1 : 0;
       if (best === undefined || lexGreater(key, bestKey)) {
         best = name;
         bestScore = s;
-        bestKey = key;
+        [bestKey, key] = [key, bestKey];
       }
     }
     void bestScore;
@@ -460,18 +486,17 @@ export class Assigner {
 
   /** Merges member tables in order; a member that would leave no node is not merged. */
   mergeMembers(tables: readonly ScoreTable[]): ScoreTable {
-    const merged = ScoreTable.copy(tables[0] ?? new ScoreTable());
+    const merged = ScoreTable.copy(tables[0] ?? this.newTable());
     for (let i = 1; i < tables.length; i++) {
       const cand = ScoreTable.copy(merged);
       const mt = tables[i]!;
-      for (const [node, s] of mt.scores) {
-        if (!cand.allowed.has(node)) continue;
-        cand.scores.set(node, addScoresSafe(cand.get(node), mt.allowed.has(node) ? s : MINUS_INFINITY));
+      for (const [node, s] of mt.entries()) {
+        if (!cand.isAllowed(node)) continue;
+        cand.set(node, addScoresSafe(cand.get(node), mt.isAllowed(node) ? s : MINUS_INFINITY));
       }
       for (const reason of mt.reasons) cand.reasons.push(reason);
       if (!this.sortedNodes.some((n) => cand.canRun(n.name) && this.available(n.name))) break;
-      merged.scores.clear();
-      for (const [k, v] of cand.scores) merged.scores.set(k, v);
+      merged.setScoresFrom(cand);
       merged.reasons.length = 0;
       merged.reasons.push(...cand.reasons);
     }
@@ -528,7 +553,7 @@ export class Assigner {
 
   assignClone(c: Res): void {
     const cs = c.clone!;
-    const cloneAdds = new ScoreTable();
+    const cloneAdds = this.newTable();
     for (const n of this.sortedNodes) cloneAdds.allow(n.name);
     this.applyColocations(c.baseId, cloneAdds, true);
     const instTables = new Map<string, { table: ScoreTable; members: ScoreTable[] }>();
@@ -538,8 +563,8 @@ export class Assigner {
           ? inst.children.map((m) => this.primitiveTable(m))
           : [this.primitiveTable(inst)];
       const table = inst.kind === 'group' ? this.mergeMembers(members) : ScoreTable.copy(members[0]!);
-      for (const [node, s] of cloneAdds.scores)
-        if (s !== 0) table.scores.set(node, addScoresSafe(table.get(node), s));
+      for (const [node, s] of cloneAdds.entries())
+        if (s !== 0) table.set(node, addScoresSafe(table.get(node), s));
       table.reasons.push(...cloneAdds.reasons);
       instTables.set(inst.id, { table, members });
       this.tables.set(inst.id, table);
@@ -651,7 +676,7 @@ export class Assigner {
 
   /** The clone's own node weights (Pacemaker's clone-level allocation scores). */
   private cloneWeights(c: Res): ScoreTable {
-    const t = new ScoreTable();
+    const t = this.newTable();
     for (const n of this.sortedNodes) t.allow(n.name);
     for (const e of this.input.locations.get(c.baseId) ?? []) {
       if (e.role === 'Promoted') continue;
@@ -729,7 +754,7 @@ export class Assigner {
         const dep = u.byConfiguredId.get(col.dependent);
         if (!dep || dep.kind === 'clone') continue;
         const dt = this.primitiveTable(primitivesOf(dep)[0]!);
-        const ds = dt.allowed.has(node) ? dt.get(node) : 0;
+        const ds = dt.isAllowed(node) ? dt.get(node) : 0;
         if (ds === 0) continue;
         const factor = col.score / INFINITY;
         const add = Math.abs(ds) >= INFINITY ? Math.sign(factor * ds) * INFINITY : Math.trunc(factor * ds);
@@ -793,16 +818,16 @@ export class Assigner {
     if (this.input.u.options.placementStrategy === 'default') return [r.priority];
     const prims = primitivesOf(r);
     const first = prims[0];
-    const t = first ? this.primitiveTable(first, r.kind !== 'clone') : new ScoreTable();
+    const t = first ? this.primitiveTable(first, r.kind !== 'clone') : this.newTable();
     if (r.kind === 'group') {
       const merged = this.mergeMembers(prims.map((p) => this.primitiveTable(p)));
-      for (const [k, v] of merged.scores) t.scores.set(k, v);
+      for (const [k, v] of merged.entries()) t.set(k, v);
     }
     const running = r.kind === 'clone' ? prims.find((p) => p.state.active.length > 0) : first;
     const cur = running && running.state.active.length > 0 ? running.state.active[0]!.node : undefined;
-    const curScore = cur !== undefined && t.allowed.has(cur) ? t.get(cur) : MINUS_INFINITY;
+    const curScore = cur !== undefined && t.isAllowed(cur) ? t.get(cur) : MINUS_INFINITY;
     const key = [r.priority, curScore];
-    for (const n of this.sortedNodes) key.push(t.allowed.has(n.name) ? t.get(n.name) : MINUS_INFINITY);
+    for (const n of this.sortedNodes) key.push(t.isAllowed(n.name) ? t.get(n.name) : MINUS_INFINITY);
     return key;
   }
 }

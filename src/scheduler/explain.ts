@@ -53,9 +53,10 @@ function describeBan(t: ScoreTable, node: string): string {
 }
 
 function describeWin(t: ScoreTable, node: string): string {
-  const pos = reasonsOn(t, node, 1).slice(0, 2);
-  if (pos.length === 0) return `${node} scores ${formatScore(t.get(node))}`;
-  return pos.map((x) => x.text).join(' and ');
+  // A group's members inherit the same reason once per member: say each distinct one once.
+  const texts = [...new Set(reasonsOn(t, node, 1).map((x) => x.text))].slice(0, 2);
+  if (texts.length === 0) return `${node} scores ${formatScore(t.get(node))}`;
+  return texts.join(' and ');
 }
 
 function explainOne(stages: Stages, p: Res, d: Decision): string {

@@ -134,6 +134,20 @@ describe('explain', () => {
     assert.match(lines[1]!, /^svc starts on n2/);
   });
 
+  it('names a reason a group member inherits once, not once per member', () => {
+    const cib = cluster({
+      nodes: ['n1', 'n2'],
+      rscDefaults: { 'resource-stickiness': '100' },
+      resources: [group('g', [primitive('ip'), primitive('svc'), primitive('db')])],
+      constraints: [location('g-n1', 'g', 'n1', '50')],
+      status: [nodeState('n2', { history: [started('ip'), started('svc'), started('db')] })],
+    });
+    const lines = why(cib, 'g').split('\n');
+    assert.match(lines[0]!, /^ip stays on n2: stickiness 100 keeps it on n2/);
+    for (const line of lines)
+      assert.equal(line.split('stickiness 100').length, 2, `the stickiness reason repeats in: ${line}`);
+  });
+
   it('explains the promoted instance of a promotable clone by its promotion score', () => {
     const cib = cluster({
       nodes: ['n1', 'n2'],

@@ -65,8 +65,17 @@ function expectedRc(op: OpHistory): number | undefined {
   const b = a < 0 ? -1 : key.indexOf(':', a + 1);
   const c = b < 0 ? -1 : key.indexOf(':', b + 1);
   if (c < 0) return undefined;
-  const n = Number(key.slice(b + 1, c));
-  return Number.isInteger(n) ? n : undefined;
+  // Plain digits (all a controller writes) are read in place: this runs for every history entry.
+  let n = 0;
+  for (let i = b + 1; i < c; i++) {
+    const d = key.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9 || c - b > 10) {
+      const v = Number(key.slice(b + 1, c));
+      return Number.isInteger(v) ? v : undefined;
+    }
+    n = n * 10 + d;
+  }
+  return n;
 }
 
 /** A single probe that found the resource stopped: by far the most common history entry. */
@@ -204,7 +213,10 @@ function replayOps(r: Res, node: string, ops: readonly OpHistory[], options: Clu
       lastChangeSec * 1000 + r.failureTimeoutMs <= options.nowMs &&
       rc !== RC.notConfigured;
     const onFail = configuredOnFail(r, op, options);
-    if ((rc === RC.notInstalled || status === 7) && !expired) {
+    // Status 7: the executor could not find the agent at all; no on-fail setting ignores that.
+    // A "not installed" result from the agent itself follows on-fail like any other failure.
+    const agentMissing = status === 7;
+    if ((agentMissing || (rc === RC.notInstalled && onFail !== 'ignore')) && !expired) {
       out.hardBan = true;
       if (name === 'monitor' && intervalMs === 0) {
         out.role = 'Stopped';
@@ -222,7 +234,7 @@ function replayOps(r: Res, node: string, ops: readonly OpHistory[], options: Clu
       out.failures.push({ node, op: name, intervalMs, rc, onFail });
       continue;
     }
-    if (onFail === 'ignore') {
+    if (onFail === 'ignore' && !agentMissing) {
       applySuccess(out, name, intervalMs, RC.ok, promotable);
       out.failureIgnored = true;
       continue;
@@ -507,7 +519,14 @@ export function applyHistory(input: HistoryInput): void {
         if (replay0.role === 'Stopped' && !replay0.failed) continue;
         r = input.byId.get(hist.id) ?? input.newOrphan(hist.id, hist);
       }
-      const rep = replayOps(r, info.name, hist.ops, options);
+      if (options.shutdownLock) readShutdownLock(r, info.name, hist, options);
+      const replayed = replayOps(r, info.name, hist.ops, options);
+      // On a node that is already unclean Pacemaker ignores on-fail (process_rsc_state) and does
+      // not treat the resource as failed: the node is fenced (a move, not a recovery), or what
+      // runs there stays stuck until it can be, whatever the failure asked.
+      const rep = info.unclean
+        ? { ...replayed, failed: false, blocked: false, stopRequested: false, demoteRequested: false }
+        : replayed;
       if (rep.migratedTo !== undefined) migrations.push({ r, source: info.name, target: rep.migratedTo });
       applyReplay(input, r, info, rep, bound);
       if (r.parent && (rep.role !== 'Stopped' || rep.failed)) r.state.historyName ??= hist.id;
@@ -556,6 +575,42 @@ export function applyHistory(input: HistoryInput): void {
     }
   }
   applyFailCounts(input);
+  if (options.shutdownLock) for (const r of input.resources) lockForShutdown(r, input.nodeByName);
+}
+
+/**
+ * A lock recorded in the history of a node shut down with shutdown-lock (lrm_resource's
+ * `shutdown-lock` attribute, the shutdown time) holds until shutdown-lock-limit passes
+ * (Pacemaker's unpack_shutdown_lock).
+ */
+function readShutdownLock(r: MutableRes, node: string, hist: ResourceHistory, options: ClusterOptions): void {
+  for (let p = r.parent; p; p = p.parent) if (p.kind === 'clone') return;
+  const since = Number(hist.attrs?.['shutdown-lock'] ?? '0');
+  if (!Number.isFinite(since) || since === 0) return;
+  if (options.shutdownLockLimitMs > 0 && options.nowMs > since * 1000 + options.shutdownLockLimitMs) return;
+  r.state.shutdownLock = node;
+}
+
+/**
+ * Which resources shutdown-lock keeps with their node (Pacemaker's apply_shutdown_lock):
+ * primitives, alone or in groups but not in clones, other than fencing devices; one active on
+ * just a node that is shutting down cleanly is locked to it; a lock from history is dropped if
+ * the resource runs somewhere after all.
+ */
+function lockForShutdown(r: MutableRes, nodes: ReadonlyMap<string, NodeInfo>): void {
+  if (r.kind === 'group') {
+    for (const m of r.children) lockForShutdown(m, nodes);
+    return;
+  }
+  if (r.kind !== 'primitive' || r.def?.class === 'stonith') return;
+  const st = r.state;
+  if (st.shutdownLock !== undefined) {
+    if (st.active.length > 0) delete st.shutdownLock;
+    return;
+  }
+  if (st.active.length !== 1) return;
+  const host = nodes.get(st.active[0]!.node);
+  if (host?.shuttingDown && !host.unclean) st.shutdownLock = host.name;
 }
 
 /** A node lost uncleanly whose controller is down: its history is read after the others. */
@@ -594,8 +649,15 @@ function applyReplay(input: HistoryInput, r: MutableRes, info: NodeInfo, rep: Re
     (info as { unclean: boolean }).unclean = true;
   }
   if (rep.role === 'Stopped' && !rep.failed) return;
-  // An active resource on a node that is cleanly down means the node must be fenced first.
-  if (!info.online && !info.unclean && !info.pending) {
+  // An active resource on a node that is cleanly down means the node must be fenced first,
+  // unless the node is in maintenance: then what its history says runs there is taken as
+  // running, left alone, and nothing is fenced (Pacemaker's process_rsc_state).
+  const cleanlyDown = !info.online && !info.unclean && !info.pending;
+  if (cleanlyDown && info.maintenance) {
+    recordActive(r, info, rep, bound);
+    return;
+  }
+  if (cleanlyDown) {
     // Only a managed resource makes the node need fencing; an unmanaged one is just noted.
     if (!input.options.stonithEnabled || !r.managed) return;
     if (!input.fence.has(info.name)) {
@@ -608,7 +670,13 @@ function applyReplay(input: HistoryInput, r: MutableRes, info: NodeInfo, rep: Re
     (info as { unclean: boolean }).unclean = true;
   }
   if (info.unclean && !input.options.stonithEnabled) return;
+  // (Fencing the node above made it unclean: what ran there is then active until the fence.)
   if (!info.online && !info.unclean && !info.pending) return;
+  recordActive(r, info, rep, bound);
+}
+
+function recordActive(r: MutableRes, info: NodeInfo, rep: Replay, bound: Bindings): void {
+  const st = r.state;
   st.active = [
     ...st.active,
     { node: info.name, role: rep.role === 'Stopped' ? 'Started' : rep.role, failed: rep.failed },

@@ -72,6 +72,8 @@ export interface PrimitiveState {
   readonly historyName?: string;
   /** Per node where it is active: the history since its last start, to detect definition changes. */
   readonly configOps: ReadonlyMap<string, ActiveHistory>;
+  /** shutdown-lock: the node this resource must stay with (it may run nowhere else). */
+  readonly shutdownLock?: string;
 }
 
 /** What a node's history says about a running resource: its agent and the ops since its start. */

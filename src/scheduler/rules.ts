@@ -204,9 +204,11 @@ export function flattenNvSets(
   ctx: RuleContext,
   into: Map<string, string> = new Map(),
 ): Map<string, string> {
-  const ordered = sets
-    .map((s, i) => ({ s, i, score: setScore(s) }))
-    .sort((a, b) => b.score - a.score || a.i - b.i);
+  // Most resources have no set or one: nothing to order (this runs several times per resource).
+  const ordered =
+    sets.length <= 1
+      ? sets.map((s) => ({ s }))
+      : sets.map((s, i) => ({ s, i, score: setScore(s) })).sort((a, b) => b.score - a.score || a.i - b.i);
   for (const { s } of ordered) {
     if (s.rule && !evaluateRule(s.rule, ctx)) continue;
     for (const p of s.pairs) {

@@ -118,7 +118,7 @@ function scoreLines(s: Stages): ScoreLine[] {
         stage,
         rsc: id,
         node: n,
-        score: t.allowed.has(n) ? t.get(n) : -1_000_000,
+        score: t.isAllowed(n) ? t.get(n) : -1_000_000,
         kind: 'allocation',
       });
     }
@@ -145,8 +145,14 @@ function toTransition(s: Stages, opts: ScheduleOptions): Transition {
   for (const [id, t] of s.assignment.tables) reasons.set(id, t.reasons);
   const text = opts.textOutput !== false;
   const actions = topoSort(s.graph);
+  // One line per resource and node (320 000 in a 32 × 10 000 cluster), wanted only with
+  // --show-scores: built on first use.
+  let scores: ScoreLine[] | undefined;
   return {
-    scores: text ? scoreLines(s) : [],
+    get scores(): readonly ScoreLine[] {
+      scores ??= text ? scoreLines(s) : [];
+      return scores;
+    },
     actions,
     orderings: s.graph.orderings,
     summary,

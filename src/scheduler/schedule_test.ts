@@ -279,4 +279,99 @@ describe('schedule', () => {
     assert.equal(monitor.node, start.node);
     assert.ok(t.actions.indexOf(start) < t.actions.indexOf(monitor));
   });
+  it('fences every node of a partition that lost quorum under no-quorum-policy suicide', () => {
+    const base = cluster({
+      nodes: ['n1', 'n2'],
+      props: { 'stonith-enabled': 'true', 'no-quorum-policy': 'suicide' },
+      quorum: false,
+      resources: [primitive('fencing', { cls: 'stonith', type: 'fence_dummy' })],
+    });
+    const lost = { ...base, attrs: [...base.attrs, ['no-quorum-panic', '1'] as const] };
+    assert.deepEqual(summary(lost), [
+      "* Fence (reboot) n2 'cluster does not have quorum'",
+      "* Fence (reboot) n1 'cluster does not have quorum'",
+    ]);
+    // A partition that never had quorum waits instead.
+    assert.deepEqual(summary(base), ['* Start fencing ( n1 ) due to no quorum (blocked)']);
+  });
+
+  it('moves, not recovers, a resource whose failure was recorded on a node being fenced', () => {
+    const cib = cluster({
+      nodes: ['n1', 'n2'],
+      props: { 'stonith-enabled': 'true' },
+      resources: [primitive('a')],
+      status: [
+        nodeState('n1', { lost: true, history: [started('a', { monitorFailed: true })] }),
+        nodeState('n2'),
+      ],
+    });
+    assert.deepEqual(summary(cib), [
+      "* Fence (reboot) n1 'peer is no longer part of the cluster'",
+      '* Move a ( n1 -> n2 )',
+    ]);
+  });
+
+  it('leaves resources on a down node in maintenance alone and does not fence it', () => {
+    const cib = cluster({
+      nodes: [{ name: 'n1', attrs: { maintenance: 'on' } }, 'n2'],
+      props: { 'stonith-enabled': 'true' },
+      resources: [primitive('a')],
+      status: [nodeState('n1', { online: false, history: [started('a')] }), nodeState('n2')],
+    });
+    assert.deepEqual(summary(cib), []);
+  });
+
+  it('shows a move that cannot happen as a blocked stop, as crm_simulate does', () => {
+    const cib = cluster({
+      nodes: ['n1', 'n2'],
+      props: { 'stonith-enabled': 'true', 'no-quorum-policy': 'freeze' },
+      quorum: false,
+      resources: [primitive('a')],
+      status: [nodeState('n1', { lost: true, history: [started('a')] }), nodeState('n2')],
+    });
+    assert.deepEqual(summary(cib), ['* Stop a ( n1 ) blocked']);
+  });
+  it('keeps a resource with its node under shutdown-lock until the lock expires', () => {
+    // What a clean shutdown leaves in the history: started, then stopped.
+    const stoppedAfterRunning = (rsc: string) => {
+      const h = started(rsc);
+      const stop = { ...h.ops[1]!, id: `${rsc}_stop_0`, operation: 'stop', callId: '3' };
+      return { ...h, ops: [...h.ops, stop] };
+    };
+    const locked = (limit: string | undefined, since: number) =>
+      cluster({
+        nodes: ['n1', 'n2'],
+        props: {
+          'stonith-enabled': 'true',
+          'shutdown-lock': 'true',
+          ...(limit ? { 'shutdown-lock-limit': limit } : {}),
+        },
+        resources: [primitive('a')],
+        status: [
+          nodeState('n1', {
+            online: false,
+            history: [{ ...stoppedAfterRunning('a'), attrs: { 'shutdown-lock': String(since) } }],
+          }),
+          nodeState('n2'),
+        ],
+      });
+    // Locked to n1, which is down: a stays stopped rather than starting on n2.
+    assert.deepEqual(summary(locked(undefined, NOW / 1000 - 3600)), []);
+    // A lock older than shutdown-lock-limit no longer holds.
+    assert.deepEqual(summary(locked('5m', NOW / 1000 - 3600)), ['* Start a ( n2 )']);
+    assert.deepEqual(summary(locked('2h', NOW / 1000 - 3600)), []);
+  });
+
+  it('stops, rather than moves, what runs on a node shutting down under shutdown-lock', () => {
+    const cib = cluster({
+      nodes: ['n1', 'n2'],
+      props: { 'shutdown-lock': 'true' },
+      resources: [primitive('a')],
+      status: [
+        nodeState('n1', { attrs: { shutdown: '1767225600' }, history: [started('a')] }),
+        nodeState('n2'),
+      ],
+    });
+    assert.deepEqual(summary(cib), ['* Stop a ( n1 ) due to node availability']);
+  });
 });

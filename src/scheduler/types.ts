@@ -46,6 +46,10 @@ export interface ClusterOptions {
   /** Milliseconds since the epoch that rules and failure-timeout are evaluated at. */
   readonly nowMs: number;
   readonly concurrentFencing: boolean;
+  /** shutdown-lock: resources of a node shut down cleanly stay with it instead of moving. */
+  readonly shutdownLock: boolean;
+  /** shutdown-lock-limit: how long a lock holds (0: until the node comes back). */
+  readonly shutdownLockLimitMs: number;
 }
 
 /** A failed operation found in a resource's history. */

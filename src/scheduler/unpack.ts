@@ -125,6 +125,8 @@ export function unpackOptions(
       props.get('stonith-action') === 'off' || props.get('stonith-action') === 'poweroff' ? 'off' : 'reboot',
     nowMs: now,
     concurrentFencing: isTrue(props.get('concurrent-fencing'), false),
+    shutdownLock: isTrue(props.get('shutdown-lock'), false),
+    shutdownLockLimitMs: durationMsOr(props.get('shutdown-lock-limit'), 0),
   };
   return { options, props };
 }
@@ -520,6 +522,8 @@ export function unpack(cib: Cib, nowMs: number): Unpacked {
       const r = newRes(id, id, 'primitive', undefined, new Map(), ctx, def);
       r.orphan = true;
       r.targetRole = 'Stopped';
+      // stop-orphan-resources=false leaves what is no longer configured running, unmanaged.
+      if (!isTrue(props.get('stop-orphan-resources'), true)) r.managed = false;
       resources.push(r);
       byConfiguredId.set(id, r);
       return r;
@@ -542,6 +546,20 @@ export function unpack(cib: Cib, nowMs: number): Unpacked {
         n.info.unclean = true;
         if (!fence.has(a.node)) fence.set(a.node, 'deadman ticket was lost');
       }
+    }
+  }
+  // no-quorum-policy=suicide: a partition that had quorum and lost it (the controller then sets
+  // no-quorum-panic) fences every node in it; one that never had quorum just waits.
+  if (
+    !options.haveQuorum &&
+    options.noQuorumPolicy === 'suicide' &&
+    options.stonithEnabled &&
+    isTrue(cibAttr(cib, 'no-quorum-panic'), false)
+  ) {
+    for (const b of nodeBuilds) {
+      if (!b.info.online || b.info.unclean) continue;
+      b.info.unclean = true;
+      b.info.uncleanReason = 'cluster does not have quorum';
     }
   }
   for (const b of nodeBuilds) {

@@ -61,6 +61,10 @@ export class LinkTable {
     );
   }
 
+  removePeer(peer: number): void {
+    this.peers.delete(peer);
+  }
+
   /** An authenticated packet from `peer` arrived on `link`. Returns the link's transition, if any. */
   heard(peer: number, link: number, nowMs: number): LinkEvent | undefined {
     const r = this.peers.get(peer)?.[link];

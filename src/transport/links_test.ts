@@ -28,3 +28,14 @@ test('packets from unknown peers or links are ignored', () => {
     [0],
   );
 });
+
+test('a removed peer has no links: nothing is sent to it and its packets change nothing', () => {
+  const t = new LinkTable(100);
+  t.addPeer(2, 1);
+  t.heard(2, 0, 0);
+  t.removePeer(2);
+  assert.equal(t.linkCount(2), 0);
+  assert.equal(t.best(2), undefined);
+  assert.equal(t.heard(2, 0, 10), undefined);
+  assert.deepEqual(t.tick(500), []);
+});

@@ -52,15 +52,33 @@ export class UdpTransport {
   private readonly opener: PacketOpener;
   private readonly table: LinkTable;
   private readonly peers: Map<number, TransportPeer>;
+  /** Who may send to us: the opener drops any other sender id before any crypto. */
+  private readonly known: Set<number>;
   private closed = false;
 
   constructor(private readonly o: UdpTransportOptions) {
     assert(o.links.length >= 1 && o.links.length <= MAX_LINKS, `UdpTransport: 1..${MAX_LINKS} links`);
     this.sealer = new PacketSealer(o.clusterKey, o.clusterId, o.self, o.epoch);
-    this.opener = new PacketOpener(o.clusterKey, o.clusterId, o.self, new Set(o.peers.map((p) => p.id)));
+    this.known = new Set(o.peers.map((p) => p.id));
+    this.opener = new PacketOpener(o.clusterKey, o.clusterId, o.self, this.known);
     this.table = new LinkTable(o.linkDownAfterMs);
     this.peers = new Map(o.peers.map((p) => [p.id, p]));
     for (const p of o.peers) this.table.addPeer(p.id, Math.min(p.links.length, o.links.length));
+  }
+
+  /** A member added while running (a live `halo cluster join`): send to it and accept from it. */
+  addPeer(p: TransportPeer): void {
+    if (this.peers.has(p.id)) return;
+    this.peers.set(p.id, p);
+    this.known.add(p.id);
+    this.table.addPeer(p.id, Math.min(p.links.length, this.o.links.length));
+  }
+
+  /** A member removed while running: its packets are foreign from now on. */
+  removePeer(id: number): void {
+    this.peers.delete(id);
+    this.known.delete(id);
+    this.table.removePeer(id);
   }
 
   get counters(): Readonly<PacketCounters> {

@@ -2,6 +2,7 @@ import type { DrbdConfig, DrbdHost, DrbdResource } from '../cib/drbd_model.ts';
 import { drbdOption, drbdProtocol } from '../cib/drbd_model.ts';
 import { HaloError } from '../lib/errors.ts';
 import type { AfterSb0, AfterSb1, AfterSb2 } from './handshake.ts';
+import { DYNAMIC_RESYNC_DEFAULTS, type DynamicResyncRate } from './resync_rate.ts';
 
 export type Protocol = 'A' | 'B' | 'C';
 export type Fencing = 'dont-care' | 'resource-only' | 'resource-and-stonith';
@@ -34,8 +35,10 @@ export interface VolumeConfig {
     readonly verifyAlg?: string;
   };
   readonly fencing: Fencing;
-  /** 0 = unlimited. */
+  /** 0 = unlimited. With `resyncDynamic`, only the first guess. */
   readonly resyncRateBytesPerSec: number;
+  /** The dynamic resync-rate controller (c-plan-ahead > 0), or absent for a fixed rate. */
+  readonly resyncDynamic?: DynamicResyncRate;
   readonly alExtents: number;
   readonly handlers: Readonly<Record<string, string>>;
 }
@@ -67,6 +70,28 @@ const AFTER1: readonly AfterSb1[] = [
 ];
 const AFTER2: readonly AfterSb2[] = ['disconnect', 'violently-as0p', 'call-pri-lost-after-sb'];
 
+/**
+ * drbd.conf handler scripts of DRBD's Pacemaker integration, and the halo built-in each maps to
+ * (`halo volume fence-peer|unfence-peer`, which edit halo's CIB as those scripts edit
+ * Pacemaker's). `halo:fence-peer` / `halo:unfence-peer` name the built-ins directly.
+ */
+const BUILTIN_HANDLERS: Readonly<Record<string, BuiltinHandler>> = {
+  'crm-fence-peer.sh': 'fence-peer',
+  'crm-fence-peer.9.sh': 'fence-peer',
+  'crm-unfence-peer.sh': 'unfence-peer',
+  'crm-unfence-peer.9.sh': 'unfence-peer',
+  'halo:fence-peer': 'fence-peer',
+  'halo:unfence-peer': 'unfence-peer',
+};
+
+export type BuiltinHandler = 'fence-peer' | 'unfence-peer';
+
+/** The halo built-in a handler command stands for, if any (by the script's file name). */
+export function builtinHandler(cmd: string): BuiltinHandler | undefined {
+  const first = cmd.trim().split(/\s+/)[0] ?? '';
+  return BUILTIN_HANDLERS[first.slice(first.lastIndexOf('/') + 1)];
+}
+
 /** Parses a DRBD size like `33M`, `250K`, `1G` or `500` (KiB when no unit, as drbd.conf rates). */
 export function parseDrbdSize(value: string, what: string, unitless = 1024): number {
   const m = /^(\d+(?:\.\d+)?)([kKmMgG]?)(?:[bB]|iB)?$/.exec(value.trim());
@@ -88,6 +113,56 @@ function num(value: string | undefined, dflt: number, scale: number, what: strin
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0) throw new HaloError('bad-config', `${what} "${value}" is not a number`);
   return n * scale;
+}
+
+/**
+ * The dynamic resync controller's settings, when it is on: `c-plan-ahead` > 0, or (without
+ * c-plan-ahead) any other c-* option. halo keeps a plain `resync-rate`/`rate` fixed unless
+ * asked, where DRBD 8.4 turned the controller on by default. Units as drbd.conf: tenths of a
+ * second (c-plan-ahead, c-delay-target), sectors (c-fill-target), KiB/s (c-max-rate,
+ * c-min-rate), each with an optional K/M/G suffix where it is a size.
+ */
+function dynamicRate(
+  res: DrbdResource,
+  name: string,
+  get: (key: string) => string | undefined,
+): DynamicResyncRate | undefined {
+  const plan = get('c-plan-ahead');
+  const others = ['c-fill-target', 'c-delay-target', 'c-max-rate', 'c-min-rate'].some(
+    (k) => get(k) !== undefined,
+  );
+  const what = (k: string) => `${where(res)}resource ${name} ${k}`;
+  const tenths = (k: string, dflt: number): number => {
+    const v = get(k);
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0 || n > 300)
+      throw new HaloError('bad-config', `${what(k)} "${v}" must be 0..300 (tenths of a second)`);
+    return n;
+  };
+  const planSteps = tenths(
+    'c-plan-ahead',
+    plan === undefined && others ? DYNAMIC_RESYNC_DEFAULTS.planAheadSteps : 0,
+  );
+  if (planSteps === 0) return undefined;
+  const size = (k: string, dflt: number, unitless: number): number => {
+    const v = get(k);
+    return v === undefined ? dflt : parseDrbdSize(v, what(k), unitless);
+  };
+  const d = DYNAMIC_RESYNC_DEFAULTS;
+  const cfg: DynamicResyncRate = {
+    planAheadSteps: planSteps,
+    fillTargetBytes: size('c-fill-target', d.fillTargetBytes, 512),
+    delayTargetMs: tenths('c-delay-target', d.delayTargetMs / 100) * 100,
+    maxRateBytesPerSec: size('c-max-rate', d.maxRateBytesPerSec, 1024),
+    minRateBytesPerSec: size('c-min-rate', d.minRateBytesPerSec, 1024),
+    initialRateBytesPerSec: d.initialRateBytesPerSec,
+  };
+  if (cfg.maxRateBytesPerSec <= 0)
+    throw new HaloError('bad-config', `${what('c-max-rate')} must be more than 0`);
+  if (cfg.fillTargetBytes === 0 && cfg.delayTargetMs === 0)
+    throw new HaloError('bad-config', `${what('c-delay-target')}: 0 needs a c-fill-target`);
+  return cfg;
 }
 
 function where(res: DrbdResource): string {
@@ -134,13 +209,29 @@ export function volumeConfigFromDrbd(conf: DrbdConfig, name: string, selfName: s
       `${where(res)}resource ${name}: protocol "${protocol}" must be A, B or C`,
     );
   }
-  const rate = opt('syncer', 'rate') ?? opt('disk', 'resync-rate') ?? opt('disk', 'c-max-rate');
+  const resyncDynamic = dynamicRate(res, name, (k) => opt('disk', k) ?? opt('syncer', k) ?? opt('net', k));
+  const rate =
+    opt('syncer', 'rate') ??
+    opt('disk', 'resync-rate') ??
+    (resyncDynamic ? undefined : opt('disk', 'c-max-rate'));
   const handlers: Record<string, string> = {};
   for (const s of [...conf.common.sections, ...res.sections]) {
     if (s.name !== 'handlers') continue;
     for (const [k, v] of s.options) handlers[k] = v;
   }
-  const fencing = opt('disk', 'fencing') ?? opt('net', 'fencing');
+  const fencing = pick(
+    opt('disk', 'fencing') ?? opt('net', 'fencing'),
+    ['dont-care', 'resource-only', 'resource-and-stonith'] as const,
+    'dont-care',
+    'fencing',
+  );
+  if (fencing === 'resource-and-stonith' && !handlers['fence-peer']) {
+    // Without a handler nothing could ever report the peer fenced: I/O would stay suspended.
+    throw new HaloError(
+      'bad-config',
+      `${where(res)}resource ${name}: fencing resource-and-stonith needs a fence-peer handler (e.g. handlers { fence-peer "/usr/lib/drbd/crm-fence-peer.sh"; }, which halo runs as its own cluster fence-peer)`,
+    );
+  }
   return {
     resource: name,
     self: {
@@ -166,13 +257,18 @@ export function volumeConfigFromDrbd(conf: DrbdConfig, name: string, selfName: s
       csumsAlg: opt('net', 'csums-alg') ?? opt('syncer', 'csums-alg'),
       verifyAlg: opt('net', 'verify-alg') ?? opt('syncer', 'verify-alg'),
     },
-    fencing: pick(
-      fencing,
-      ['dont-care', 'resource-only', 'resource-and-stonith'] as const,
-      'dont-care',
-      'fencing',
-    ),
+    fencing,
     resyncRateBytesPerSec: rate ? parseDrbdSize(rate, `resource ${name} resync rate`) : 0,
+    ...(resyncDynamic
+      ? {
+          resyncDynamic: {
+            ...resyncDynamic,
+            initialRateBytesPerSec: rate
+              ? parseDrbdSize(rate, `resource ${name} resync rate`)
+              : resyncDynamic.initialRateBytesPerSec,
+          },
+        }
+      : {}),
     alExtents: num(
       opt('disk', 'al-extents') ?? opt('syncer', 'al-extents'),
       DEFAULTS.alExtents,

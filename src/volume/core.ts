@@ -3,7 +3,7 @@ import { Bitmap, BLOCK_BYTES, blocksOf } from './bitmap.ts';
 import type { Protocol, VolumeConfig } from './config.ts';
 import { DiskQueue, MAX_DISK_OPS } from './disk_queue.ts';
 import { type Decision, decide, type NodeView } from './handshake.ts';
-import type { HandshakeMsg, PeerMsg } from './messages.ts';
+import { type HandshakeMsg, type PeerMsg, WIRE_VERSION } from './messages.ts';
 import {
   type ConnState,
   claimsMoreInSync,
@@ -16,6 +16,7 @@ import {
   type VolumeMetadata,
   withRoleBit,
 } from './metadata.ts';
+import { RESYNC_STEP_MS, ResyncRateController } from './resync_rate.ts';
 
 /**
  * The volume state machine (pure). The shell feeds it events and carries out its actions, in
@@ -39,7 +40,12 @@ export type CoreEvent =
   | { readonly e: 'transportUp' }
   | { readonly e: 'transportDown'; readonly reason: string }
   | { readonly e: 'peer'; readonly msg: PeerMsg }
-  | { readonly e: 'tick'; readonly nowMs: number };
+  | { readonly e: 'tick'; readonly nowMs: number }
+  /**
+   * A handler the core asked for (`handler` action) has exited: `exitCode` is its exit status,
+   * null when it could not run or was killed. Only fence-peer's result changes state.
+   */
+  | { readonly e: 'handlerDone'; readonly name: string; readonly exitCode: number | null };
 
 export type CoreAction =
   | {
@@ -86,19 +92,31 @@ export interface CorePorts {
 export const MAX_RUN_BLOCKS = 32;
 /** Blocks per plain resync request (1 MiB): fewer, larger messages keep resync disk-bound. */
 export const RESYNC_RUN_BLOCKS = 256;
-/** Resync requests in flight (8 MiB with 1 MiB runs). */
+/** Resync requests in flight (8 MiB with 1 MiB runs; 32 in flight measured no faster here). */
 export const MAX_RESYNC_INFLIGHT = 8;
 export const MAX_VERIFY_INFLIGHT = 16;
 /** Activity-log extent: 4 MiB as in DRBD. */
 export const AL_EXTENT_BYTES = 4 * 1024 * 1024;
 const AL_EXTENT_BLOCKS = AL_EXTENT_BYTES / BLOCK_BYTES;
 /**
- * An activity-log extent with no write in flight for this long leaves the log (in the next
- * metadata write, together with the bitmap bits of anything the peer did not confirm). This
- * keeps the log to the truly hot extents, so a crashed Primary resyncs seconds of writes, not
- * everything it ever touched; it costs at most one metadata write per interval.
+ * The activity log works as DRBD's: an extent stays in the log until the log holds `al-extents`
+ * extents and a new one needs room; then the least recently used extent with no write in
+ * flight leaves (in the same metadata write that adds the new one; the data is made durable
+ * first unless a flush already did). Extents idle for this long also leave: at any time if a
+ * flush already made their writes durable (a metadata write with no data sync, which stalls
+ * nothing), otherwise only once the volume has had no write for this long (nothing waits on
+ * that data sync). So a busy volume never pays a data sync for cooling, and a crashed Primary
+ * resyncs the extents written since the last flush plus the truly hot ones.
  */
 export const AL_COOL_MS = 1000;
+/**
+ * A sequential stream that is about to need a new extent gets it (and the following ones, up
+ * to this many ahead of the write) in one metadata write issued ahead of time, which the
+ * stream's writes do not wait for until they reach those extents.
+ */
+export const AL_AHEAD_EXTENTS = 4;
+/** A write starting within this many blocks of where the previous one ended is sequential. */
+const SEQ_SLACK_BLOCKS = 256;
 /**
  * A peer's WriteAck means the data reached its page cache, not its disk. While writes the peer
  * acknowledged are not yet covered by a barrier (which the peer answers only after fdatasync),
@@ -106,6 +124,8 @@ export const AL_COOL_MS = 1000;
  * their activity-log extents hot and are marked out of sync if the connection drops).
  */
 export const PEER_SYNC_INTERVAL_MS = 250;
+/** Controller steps run in one tick at most (a tick that comes very late does not burst). */
+const MAX_RATE_STEPS_PER_TICK = 20;
 /** How often a resync target persists its shrinking bitmap (resume point after a crash). */
 const RESYNC_PERSIST_INTERVAL_MS = 1000;
 
@@ -130,6 +150,9 @@ interface AppWrite {
 interface PeerPending {
   readonly first: number;
   readonly count: number;
+  /** Byte range (allow-two-primaries conflict detection). */
+  readonly offset: number;
+  readonly length: number;
   readonly sentMs: number;
   readonly writeId: number;
   readonly fua: boolean;
@@ -188,6 +211,14 @@ export interface CoreStatus {
   >;
   readonly nowMs: number;
   readonly lastDecision: string;
+  /** A fence-peer handler is running (its result is awaited). */
+  readonly fencing: boolean;
+  /** I/O is suspended (resource-and-stonith): no write or flush is acknowledged. */
+  readonly ioSuspended: boolean;
+  /** The peer is known to be outdated (fenced) by this node. */
+  readonly peerOutdated: boolean;
+  /** allow-two-primaries: concurrent writes to the same bytes detected (and resolved). */
+  readonly writeConflicts: number;
 }
 
 export class VolumeCore {
@@ -196,10 +227,26 @@ export class VolumeCore {
   private role: Role = 'Secondary';
   private disk: DiskState;
   private readonly bitmap: Bitmap;
+  /** Activity-log extents, least recently used first. */
   private al: number[];
-  /** Per AL extent: writes not yet settled (local write done and peer confirmed or marked). */
+  /** Per AL extent: the persist seq whose metadata first holds it (a write into it waits for that). */
+  private readonly alSince = new Map<number, number>();
+  /** Per AL extent: writes not yet settled (arrived, and not yet both written locally and confirmed
+   * by the peer or marked out of sync). Only an extent with none may leave the log. */
   private readonly extBusy = new Map<number, number>();
   private readonly extLastUseMs = new Map<number, number>();
+  /**
+   * Local durability, to drop extents without a data sync: every local application write that
+   * completes gets the next number; per extent the number of its last one; and the number up
+   * to which a completed flush (or data-syncing persist) made the writes durable.
+   */
+  private localDone = 0;
+  private readonly extLocalDone = new Map<number, number>();
+  private durableUpTo = 0;
+  /** What the data sync of the persist in flight makes durable (0: it syncs nothing). */
+  private persistDurableMark = 0;
+  /** Extents that left the log, since the last persist, with all their writes already durable. */
+  private readonly droppedDurable = new Set<number>();
   /** Per write id: what must still happen before its extents may cool. */
   private readonly settling = new Map<number, { exts: number[]; left: number }>();
   private syncSourceUuid: bigint;
@@ -239,9 +286,18 @@ export class VolumeCore {
   private barrierSeq = 0;
 
   private nowMs = 0;
+  /** When the last application write arrived, and the block after its end (sequential detection). */
+  private lastAppWriteMs = 0;
+  private lastWriteEnd = -1;
   private lastHeardMs = 0;
   private lastPingMs = 0;
   private rateBudget = 0;
+  /** The dynamic resync-rate controller (c-plan-ahead), when configured. */
+  private readonly rateCtl: ResyncRateController | undefined;
+  private lastRateStepMs = 0;
+  /** Resync bytes the peer acknowledged since the controller's last step. */
+  private resyncAckedSinceStep = 0;
+  private apAtLastStep = 0;
 
   private resync: ResyncProgress | undefined;
   private resyncCursor = 0;
@@ -253,6 +309,19 @@ export class VolumeCore {
   private resyncDirty = false;
   /** The metadata write that records this node as Inconsistent resync target. */
   private resyncTargetSeq = 0;
+
+  /** A fence-peer handler is running. */
+  private fencing = false;
+  /** allow-two-primaries: peer writes received while Primary, until their WriteAck is sent. */
+  private readonly peerInProgress = new Map<number, { offset: number; data: Uint8Array; fua: boolean }>();
+  /** allow-two-primaries: concurrent writes to the same bytes seen on both Primaries. */
+  private writeConflicts = 0;
+  /**
+   * I/O suspended until the peer is fenced (DRBD's `susp-fen`): writes still go to the local
+   * disk, but neither they nor flushes are acknowledged, so no write the peer lacks is ever
+   * reported done before the cluster knows the peer must not be promoted.
+   */
+  private ioFrozen = false;
 
   private verify:
     | { cursor: number; inflight: number; done: number; oos: number; running: boolean }
@@ -276,6 +345,7 @@ export class VolumeCore {
     private readonly ports: CorePorts,
   ) {
     this.blocks = Math.ceil(meta.sizeBytes / BLOCK_BYTES);
+    this.rateCtl = cfg.resyncDynamic ? new ResyncRateController(cfg.resyncDynamic) : undefined;
     this.lastPersisted = meta;
     this.bitmap = new Bitmap(this.blocks, meta.bitmap);
     this.gen = meta.gen;
@@ -341,7 +411,17 @@ export class VolumeCore {
     // Persist before you ack: metadata saying a block is in sync must not reach disk before
     // the data it describes (a resync target's cleared bits, a cooled activity-log extent, the
     // UpToDate at the end of a resync). One data sync covers every block a persist clears.
-    const dataSync = claimsMoreInSync(this.lastPersisted, meta);
+    // Extents whose writes a flush already made durable leave the log without one.
+    const prev =
+      this.droppedDurable.size === 0
+        ? this.lastPersisted
+        : {
+            ...this.lastPersisted,
+            activityLog: this.lastPersisted.activityLog.filter((e) => !this.droppedDurable.has(e)),
+          };
+    this.droppedDurable.clear();
+    const dataSync = claimsMoreInSync(prev, meta);
+    this.persistDurableMark = dataSync ? this.localDone : 0;
     this.lastPersisted = meta;
     this.emit({ a: 'persist', seq: this.persistSeq, meta, dataSync });
   }
@@ -387,6 +467,10 @@ export class VolumeCore {
         this.onTick(ev.nowMs);
         return;
       }
+      case 'handlerDone': {
+        this.onHandlerDone(ev.name, ev.exitCode);
+        return;
+      }
     }
   }
 
@@ -400,6 +484,8 @@ export class VolumeCore {
     assert(seq <= this.persistSeq, `persisted seq ${seq} was never requested`);
     this.persistedSeq = Math.max(this.persistedSeq, seq);
     this.persistInFlight = false;
+    this.durableUpTo = Math.max(this.durableUpTo, this.persistDurableMark);
+    this.persistDurableMark = 0;
     if (this.persistSeq > this.persistedSeq) this.startPersist();
     while (this.awaitingPersist.length > 0 && this.awaitingPersist[0]!.needSeq <= this.persistedSeq) {
       this.releaseWrite(this.awaitingPersist.shift()!);
@@ -434,7 +520,17 @@ export class VolumeCore {
     };
     this.writes.set(id, w);
     this.counters.ap++;
-    if (this.touchActivityLog(first, count)) w.needSeq = this.requestPersist();
+    // The write holds its extents from now on: none of them may leave the log before it settles.
+    const exts = extentsOf(first, count);
+    for (const e of exts) {
+      this.extBusy.set(e, (this.extBusy.get(e) ?? 0) + 1);
+      this.extLastUseMs.set(e, this.nowMs);
+    }
+    this.settling.set(id, { exts, left: 1 });
+    const sequential = this.lastWriteEnd >= 0 && Math.abs(first - this.lastWriteEnd) <= SEQ_SLACK_BLOCKS;
+    this.lastWriteEnd = first + count;
+    this.lastAppWriteMs = this.nowMs;
+    w.needSeq = this.touchActivityLog(exts, sequential);
     // A write waits behind earlier ones so that the stream carries writes in submission order.
     if (w.needSeq > this.persistedSeq || this.awaitingPersist.length > 0) {
       w.needSeq = Math.max(w.needSeq, this.awaitingPersist.at(-1)?.needSeq ?? 0);
@@ -445,41 +541,81 @@ export class VolumeCore {
     this.pumpAll();
   }
 
-  /** Puts the write's extents into the activity log; true if the log changed (must persist). */
-  private touchActivityLog(first: number, count: number): boolean {
-    let changed = false;
-    const firstExt = Math.floor(first / AL_EXTENT_BLOCKS);
-    const lastExt = Math.floor((first + count - 1) / AL_EXTENT_BLOCKS);
-    for (let ext = firstExt; ext <= lastExt; ext++) {
+  /**
+   * Puts a write's extents into the activity log (and, for a sequential stream, the extents
+   * ahead of it); returns the persist seq whose metadata must be on disk before the write may
+   * be released (0 if it already is).
+   */
+  private touchActivityLog(exts: readonly number[], sequential: boolean): number {
+    const added: number[] = [];
+    let need = 0;
+    for (const ext of exts) {
       const i = this.al.indexOf(ext);
       if (i >= 0) {
         this.al.splice(i, 1);
         this.al.push(ext);
+        need = Math.max(need, this.alSince.get(ext) ?? 0);
         continue;
       }
       this.al.push(ext);
-      this.counters.al++;
-      changed = true;
-      if (this.al.length > this.cfg.alExtents) this.evictExtent();
+      this.droppedDurable.delete(ext);
+      added.push(ext);
     }
-    return changed;
+    const next = (exts.at(-1) ?? Number.POSITIVE_INFINITY) + 1;
+    const extents = Math.ceil(this.blocks / AL_EXTENT_BLOCKS);
+    // A small log spends at most a quarter of itself on extents nobody wrote yet.
+    const ahead = Math.min(AL_AHEAD_EXTENTS, Math.floor(this.cfg.alExtents / 4));
+    if (sequential && ahead > 0 && next < extents && !this.al.includes(next)) {
+      for (let e = next; e < Math.min(extents, next + ahead); e++) {
+        if (this.al.includes(e)) continue;
+        this.al.push(e);
+        this.droppedDurable.delete(e);
+        this.extLastUseMs.set(e, this.nowMs); // idle from now, not since the epoch
+        added.push(e);
+      }
+    }
+    if (added.length === 0) return need > this.persistedSeq ? need : 0;
+    this.counters.al += added.length;
+    this.evictOverflow(added);
+    const seq = this.requestPersist();
+    for (const e of added) this.alSince.set(e, seq);
+    // The write needs its own extents on disk, not the ones activated ahead of it.
+    return exts.some((e) => added.includes(e)) ? seq : need > this.persistedSeq ? need : 0;
   }
 
-  private evictExtent(): void {
-    // Evict the least recently used extent with no write still in flight; the bitmap in the
-    // same persisted slot keeps any block of it that the peer has not confirmed.
-    const i = this.al.findIndex((ext) => (this.extBusy.get(ext) ?? 0) === 0);
-    if (i >= 0) this.al.splice(i, 1);
+  /**
+   * While the log holds more than `al-extents`, the least recently used extent with no write
+   * in flight leaves it (never one in `keep`). The caller persists: the same metadata write
+   * makes the data durable first, and the bitmap in it keeps any block the peer lacks.
+   * With every extent busy the log stays over its size until writes settle (tick retries).
+   */
+  private evictOverflow(keep: readonly number[] = []): boolean {
+    let evicted = false;
+    while (this.al.length > this.cfg.alExtents) {
+      const i = this.al.findIndex((e) => (this.extBusy.get(e) ?? 0) === 0 && !keep.includes(e));
+      if (i < 0) break;
+      this.dropExtent(this.al[i]!);
+      this.al.splice(i, 1);
+      evicted = true;
+    }
+    return evicted;
+  }
+
+  /** Every write into the extent completed locally and a flush made it durable since. */
+  private extDurable(e: number): boolean {
+    return (this.extBusy.get(e) ?? 0) === 0 && (this.extLocalDone.get(e) ?? 0) <= this.durableUpTo;
+  }
+
+  private dropExtent(e: number): void {
+    if (this.extDurable(e)) this.droppedDurable.add(e);
+    this.extLocalDone.delete(e);
+    this.alSince.delete(e);
+    this.extBusy.delete(e);
+    this.extLastUseMs.delete(e);
   }
 
   private releaseWrite(w: AppWrite): void {
     w.released = true;
-    const exts = extentsOf(w.first, w.count);
-    for (const e of exts) {
-      this.extBusy.set(e, (this.extBusy.get(e) ?? 0) + 1);
-      this.extLastUseMs.set(e, this.nowMs);
-    }
-    this.settling.set(w.id, { exts, left: 1 });
     if (this.handshakeDone && this.peerDisk !== 'DUnknown') {
       this.settling.get(w.id)!.left++;
       w.seq = ++this.sendSeq;
@@ -487,6 +623,8 @@ export class VolumeCore {
       this.peerPending.set(w.seq, {
         first: w.first,
         count: w.count,
+        offset: w.offset,
+        length: w.data.length,
         sentMs: this.nowMs,
         writeId: w.id,
         fua: w.fua,
@@ -507,11 +645,15 @@ export class VolumeCore {
       done: (ok) => {
         w.localDone = true;
         w.localOk = ok;
+        this.localDone++;
+        for (let e = Math.floor(w.first / AL_EXTENT_BLOCKS); e * AL_EXTENT_BLOCKS < w.first + w.count; e++)
+          this.extLocalDone.set(e, this.localDone);
         this.settle(w.id);
         this.counters.dw += w.data.length;
         this.maybeAck(w);
       },
     });
+    if (this.peerInProgress.size > 0) this.reapplyPeerWritesOver(w);
   }
 
   /** One of a write's settle conditions happened; at zero its extents may cool. */
@@ -527,17 +669,26 @@ export class VolumeCore {
     }
   }
 
+  /**
+   * Evicts over-full extents that settled, and cools extents idle for AL_COOL_MS: at any time
+   * those whose writes a flush already made durable (a metadata write without a data sync,
+   * which stalls nothing), the others only once the volume has had no write for AL_COOL_MS.
+   */
   private coolActivityLog(): void {
+    let changed = this.evictOverflow();
+    const quiet = this.nowMs - this.lastAppWriteMs >= AL_COOL_MS;
     const cold = this.al.filter(
-      (e) => (this.extBusy.get(e) ?? 0) === 0 && this.nowMs - (this.extLastUseMs.get(e) ?? 0) >= AL_COOL_MS,
+      (e) =>
+        (this.extBusy.get(e) ?? 0) === 0 &&
+        this.nowMs - (this.extLastUseMs.get(e) ?? 0) >= AL_COOL_MS &&
+        (quiet || this.extDurable(e)),
     );
-    if (cold.length === 0) return;
-    this.al = this.al.filter((e) => !cold.includes(e));
-    for (const e of cold) {
-      this.extBusy.delete(e);
-      this.extLastUseMs.delete(e);
+    if (cold.length > 0) {
+      this.al = this.al.filter((e) => !cold.includes(e));
+      for (const e of cold) this.dropExtent(e);
+      changed = true;
     }
-    this.requestPersist();
+    if (changed) this.requestPersist();
   }
 
   private peerSatisfied(w: AppWrite): boolean {
@@ -549,6 +700,7 @@ export class VolumeCore {
   }
 
   private maybeAck(w: AppWrite): void {
+    if (this.ioFrozen) return;
     if (!w.localDone || w.needSeq > this.persistedSeq || !this.peerSatisfied(w)) return;
     this.writes.delete(w.id);
     this.emit({ a: 'ack', id: w.id, ok: w.localOk });
@@ -556,6 +708,7 @@ export class VolumeCore {
 
   private onFlush(id: number): void {
     const f: Flush = { id, localDone: false, barrierSeq: 0, barrierDone: true };
+    let mark = 0;
     this.flushes.set(id, f);
     if (this.handshakeDone && this.peerDisk !== 'DUnknown') {
       f.barrierSeq = this.sendBarrier();
@@ -567,9 +720,14 @@ export class VolumeCore {
       first: 0,
       count: this.blocks,
       needSeq: 0,
-      start: (op) => this.emit({ a: 'diskFlush', op }),
+      start: (op) => {
+        // The disk queue starts a flush after every write queued before it finished.
+        mark = this.localDone;
+        this.emit({ a: 'diskFlush', op });
+      },
       done: (ok) => {
         f.localDone = true;
+        if (ok) this.durableUpTo = Math.max(this.durableUpTo, mark);
         if (!ok) this.log('error', 'local flush failed');
         this.maybeAckFlush(f);
       },
@@ -606,6 +764,7 @@ export class VolumeCore {
   }
 
   private maybeAckFlush(f: Flush): void {
+    if (this.ioFrozen) return;
     if (!f.localDone || !f.barrierDone) return;
     this.flushes.delete(f.id);
     this.emit({ a: 'ack', id: f.id, ok: true });
@@ -639,15 +798,15 @@ export class VolumeCore {
       this.role = 'Primary';
       this.requestPersist();
       this.emit({ a: 'role', role: 'Primary' });
-      if (this.handshakeDone) this.dropConnection('forced promotion: reconnecting to start a full sync');
+      if (this.handshakeDone)
+        this.dropConnection('forced promotion: reconnecting to start a full sync', { fence: false });
       return { ok: true };
     }
     this.role = 'Primary';
     if (!this.handshakeDone || this.peerDisk === 'DUnknown') {
       if (this.gen.bitmap === 0n) this.gen = newCurrent(this.gen, this.ports.freshUuid(), true);
       else this.gen = withRoleBit(this.gen, true);
-      if (this.cfg.fencing !== 'dont-care' && !this.peerOutdated)
-        this.emit({ a: 'handler', name: 'fence-peer' });
+      this.startFencing('promoted without a connected peer');
     } else {
       this.gen = withRoleBit(this.gen, true);
       this.sendState();
@@ -662,6 +821,8 @@ export class VolumeCore {
     if (this.writes.size > 0 || this.flushes.size > 0)
       return fail('busy', 'writes are still in flight; retry');
     this.role = 'Secondary';
+    // Nothing is in flight (checked above) and a Secondary takes no writes: nothing to hold.
+    this.ioFrozen = false;
     this.gen = withRoleBit(this.gen, false);
     this.requestPersist();
     this.emit({ a: 'role', role: 'Secondary' });
@@ -712,6 +873,93 @@ export class VolumeCore {
     return { ok: true };
   }
 
+  /**
+   * `resume-io`: the administrator resumes suspended I/O without the peer being fenced (DRBD's
+   * `drbdadm resume-io`). Writes acknowledged from now on may be missing on the peer.
+   */
+  resumeIo(): AdminResult {
+    if (!this.ioFrozen) return { ok: true };
+    this.log('warn', `I/O resumed by the administrator; ${this.cfg.peer.name} was not fenced`);
+    this.fencing = false;
+    this.thaw('resume-io');
+    return { ok: true };
+  }
+
+  // ---------------------------------------------------------------- resource fencing
+
+  /**
+   * Runs the fence-peer handler when the policy asks for it (`fencing resource-only` or
+   * `resource-and-stonith`) and the peer is not already known to be outdated. With
+   * resource-and-stonith, I/O is suspended until the handler reports the peer fenced.
+   */
+  private startFencing(why: string): void {
+    if (this.cfg.fencing === 'dont-care' || this.peerOutdated) return;
+    if (this.cfg.fencing === 'resource-and-stonith') this.ioFrozen = true;
+    if (this.fencing) return;
+    this.fencing = true;
+    this.log(
+      'warn',
+      `${why}: running fence-peer for ${this.cfg.peer.name}${this.ioFrozen ? ' (I/O suspended until it returns)' : ''}`,
+    );
+    this.emit({ a: 'handler', name: 'fence-peer' });
+  }
+
+  /** fence-peer's exit code, as DRBD defines it (3..7); anything else means it failed. */
+  private onHandlerDone(name: string, code: number | null): void {
+    if (name !== 'fence-peer' || !this.fencing) return;
+    this.fencing = false;
+    const peer = this.cfg.peer.name;
+    switch (code) {
+      case 3:
+        this.peerFenced('Inconsistent', `${peer}'s disk is inconsistent or worse`);
+        return;
+      case 4:
+        this.peerFenced('Outdated', `${peer} was fenced (outdated)`);
+        return;
+      case 7:
+        this.peerFenced('Outdated', `${peer} was stonithed`);
+        return;
+      case 5:
+        if (this.disk === 'UpToDate') {
+          this.peerFenced('Outdated', `${peer} is unreachable, assumed to be dead`);
+          return;
+        }
+        this.log('error', `fence-peer: ${peer} is unreachable and this disk is ${this.disk}; nothing done`);
+        return;
+      case 6:
+        // The peer is Primary: this node is the one that must not serve (DRBD outdates itself).
+        this.outdateSelf(`fence-peer: ${peer} is Primary`);
+        if (this.role === 'Primary') this.ioFrozen = true;
+        this.log(
+          'error',
+          `fence-peer: ${peer} is Primary; this disk is now Outdated and I/O stays suspended: demote this node`,
+        );
+        return;
+      default:
+        this.log(
+          'error',
+          `fence-peer handler failed (exit ${code ?? 'none'}); ${peer} is not fenced${this.ioFrozen ? '; I/O stays suspended until it is (or: halo volume resume-io)' : ''}`,
+        );
+    }
+  }
+
+  private peerFenced(disk: DiskState, why: string): void {
+    this.peerOutdated = true;
+    if (!this.handshakeDone) this.peerDisk = disk;
+    this.requestPersist();
+    this.log('info', `fence-peer: ${why}`);
+    this.thaw(why);
+  }
+
+  /** Resumes suspended I/O: everything held back is acknowledged as it completes. */
+  private thaw(why: string): void {
+    if (!this.ioFrozen) return;
+    this.ioFrozen = false;
+    this.log('info', `I/O resumed: ${why}`);
+    for (const w of this.writes.values()) this.maybeAck(w);
+    for (const f of this.flushes.values()) this.maybeAckFlush(f);
+  }
+
   private outdateSelf(reason: string): void {
     if (this.disk !== 'UpToDate' && this.disk !== 'Consistent') return;
     this.disk = 'Outdated';
@@ -739,6 +987,7 @@ export class VolumeCore {
   private handshakeMsg(): HandshakeMsg {
     return {
       t: 'Handshake',
+      version: WIRE_VERSION,
       node: this.cfg.self.name,
       protocol: this.cfg.protocol,
       sizeBytes: this.sizeBytes,
@@ -754,12 +1003,13 @@ export class VolumeCore {
     };
   }
 
-  private dropConnection(reason: string): void {
+  /** `fence: false` for a drop this node makes only to reconnect at once (no peer is lost). */
+  private dropConnection(reason: string, opts: { fence: boolean } = { fence: true }): void {
     this.emit({ a: 'closeTransport', reason });
-    this.onTransportDown(reason);
+    this.onTransportDown(reason, opts.fence);
   }
 
-  private onTransportDown(reason: string): void {
+  private onTransportDown(reason: string, fence = true): void {
     const wasUp = this.handshakeDone;
     this.transportOpen = false;
     this.handshakeDone = false;
@@ -780,7 +1030,7 @@ export class VolumeCore {
     let seq = this.persistedSeq;
     if (wasUp && this.role === 'Primary' && this.gen.bitmap === 0n) {
       this.gen = newCurrent(this.gen, this.ports.freshUuid(), true);
-      if (this.cfg.fencing !== 'dont-care') this.emit({ a: 'handler', name: 'fence-peer' });
+      if (fence) this.startFencing(`lost ${this.cfg.peer.name} while Primary`);
     }
     if (wasUp) seq = this.requestPersist();
     for (const w of this.writes.values()) {
@@ -818,12 +1068,21 @@ export class VolumeCore {
   }
 
   private onHandshake(m: HandshakeMsg): void {
+    const version = m.version ?? 1;
+    if (version !== WIRE_VERSION) {
+      this.refuse(
+        `wire format version mismatch: halo-${WIRE_VERSION} here, halo-${version} on ${m.node}; run the same halo version on both nodes`,
+      );
+      return;
+    }
     if (m.protocol !== this.cfg.protocol) {
       this.refuse(`protocol mismatch: ${this.cfg.protocol} here, ${m.protocol} on ${m.node}`);
       return;
     }
     if (m.sizeBytes !== this.sizeBytes) {
-      this.refuse(`size mismatch: ${this.sizeBytes} here, ${m.sizeBytes} on ${m.node}`);
+      this.refuse(
+        `size mismatch: ${this.sizeBytes} here, ${m.sizeBytes} on ${m.node}; grow both backing disks and run halo volume resize ${this.cfg.resource} on each node`,
+      );
       return;
     }
     if (m.node !== this.cfg.peer.name) {
@@ -857,6 +1116,12 @@ export class VolumeCore {
     this.peerRole = m.role;
     this.peerDisk = m.disk;
     this.discardMyData = false;
+    if (d.kind === 'in-sync' || d.kind === 'source' || d.kind === 'target') {
+      // The peer is back and will receive every write (or resync them): nothing it lacks can
+      // be promoted any more, so suspended I/O resumes, as DRBD does on reconnect.
+      this.fencing = false;
+      this.thaw(`${m.node} reconnected`);
+    }
     switch (d.kind) {
       case 'unrelated':
       case 'refuse': {
@@ -996,6 +1261,10 @@ export class VolumeCore {
     }
     if (this.cfg.protocol === 'B') this.emit({ a: 'send', msg: { t: 'RecvAck', seq } });
     this.counters.nr += data.length;
+    if (this.role === 'Primary') {
+      this.onDualPrimaryData(seq, offset, fua, data);
+      return;
+    }
     const { first, count } = blocksOf(offset, data.length);
     this.queue.add({
       kind: 'write',
@@ -1008,6 +1277,88 @@ export class VolumeCore {
         if (this.handshakeDone) this.emit({ a: 'send', msg: { t: ok ? 'WriteAck' : 'NegAck', seq } });
       },
     });
+  }
+
+  // ---------------------------------------------------------------- allow-two-primaries
+
+  /**
+   * Concurrent writes to the same bytes from both Primaries must end the same on both disks.
+   * The node whose name sorts first wins every conflict: there, a peer write is applied only
+   * outside the bytes of its own unfinished writes; on the other node the winner's write is
+   * applied after its own (and applied again after an own write released later while the
+   * winner's is still in progress). Each conflict is reported.
+   */
+  private onDualPrimaryData(seq: number, offset: number, fua: boolean, data: Uint8Array): void {
+    // Own writes the peer has not applied yet: not yet sent, or sent and not yet WriteAcked.
+    // (One the peer already applied came before this peer write there too: plain order.)
+    const mine: Array<{ offset: number; length: number }> = [];
+    for (const w of this.writes.values())
+      if (!w.released && overlap(w.offset, w.data.length, offset, data.length))
+        mine.push({ offset: w.offset, length: w.data.length });
+    for (const p of this.peerPending.values())
+      if (overlap(p.offset, p.length, offset, data.length)) mine.push({ offset: p.offset, length: p.length });
+    const wins = this.cfg.self.name < this.cfg.peer.name;
+    if (mine.length > 0)
+      this.reportConflict(offset, data.length, wins ? this.cfg.self.name : this.cfg.peer.name);
+    const pieces = wins && mine.length > 0 ? subtractRanges(offset, data, mine) : [{ offset, data }];
+    const entry = { offset, data, fua };
+    this.peerInProgress.set(seq, entry);
+    let left = pieces.length;
+    let allOk = true;
+    const finish = () => {
+      this.peerInProgress.delete(seq);
+      if (this.handshakeDone) this.emit({ a: 'send', msg: { t: allOk ? 'WriteAck' : 'NegAck', seq } });
+    };
+    if (left === 0) {
+      finish();
+      return;
+    }
+    for (const piece of pieces) {
+      this.queuePeerWrite(piece.offset, piece.data, fua, (ok) => {
+        allOk &&= ok;
+        if (--left === 0) finish();
+      });
+    }
+  }
+
+  private queuePeerWrite(offset: number, data: Uint8Array, fua: boolean, done: (ok: boolean) => void): void {
+    const { first, count } = blocksOf(offset, data.length);
+    this.queue.add({
+      kind: 'write',
+      first,
+      count,
+      needSeq: 0,
+      start: (op) => this.emit({ a: 'diskWrite', op, offset, data, fua }),
+      done: (ok) => {
+        this.counters.dw += data.length;
+        done(ok);
+      },
+    });
+  }
+
+  /** On the node that loses conflicts: a local write released over a winner's write in progress. */
+  private reapplyPeerWritesOver(w: AppWrite): void {
+    if (!this.cfg.net.allowTwoPrimaries || this.cfg.self.name < this.cfg.peer.name) return;
+    // In the order they arrived, each in-progress peer write again, but only where it meets
+    // this write: later peer writes still win over earlier ones, and bytes outside this write
+    // keep whatever the peer wrote last.
+    let reported = false;
+    for (const p of this.peerInProgress.values()) {
+      const from = Math.max(p.offset, w.offset);
+      const to = Math.min(p.offset + p.data.length, w.offset + w.data.length);
+      if (from >= to) continue;
+      if (!reported) this.reportConflict(w.offset, w.data.length, this.cfg.peer.name);
+      reported = true;
+      this.queuePeerWrite(from, p.data.subarray(from - p.offset, to - p.offset), p.fua, () => {});
+    }
+  }
+
+  private reportConflict(offset: number, length: number, winner: string): void {
+    this.writeConflicts++;
+    this.log(
+      'warn',
+      `allow-two-primaries: concurrent writes to bytes ${offset}..${offset + length - 1} on both Primaries; ${winner}'s data wins on both disks`,
+    );
   }
 
   private onPeerAck(kind: 'RecvAck' | 'WriteAck' | 'NegAck', seq: number): void {
@@ -1100,7 +1451,7 @@ export class VolumeCore {
   private pumpResync(): void {
     const rs = this.resync;
     if (rs?.role !== 'source' || !this.handshakeDone) return;
-    const limited = this.cfg.resyncRateBytesPerSec > 0;
+    const limited = this.cfg.resyncRateBytesPerSec > 0 || this.rateCtl !== undefined;
     let wrapped = false;
     const maxRun = this.cfg.net.csumsAlg ? MAX_RUN_BLOCKS : RESYNC_RUN_BLOCKS;
     while (this.resyncRuns.size < MAX_RESYNC_INFLIGHT && (!limited || this.rateBudget > 0)) {
@@ -1192,6 +1543,7 @@ export class VolumeCore {
       } else {
         this.bitmap.clear(first + i);
         this.resync!.doneBlocks++;
+        this.resyncAckedSinceStep += BLOCK_BYTES;
       }
     }
     if (run.acksLeft === 0) this.endRun(run);
@@ -1204,6 +1556,7 @@ export class VolumeCore {
     if (ok) {
       for (let b = first; b < first + count && b < run.first + run.count; b++) this.bitmap.clear(b);
       this.resync.doneBlocks += count;
+      this.resyncAckedSinceStep += count * BLOCK_BYTES;
     }
     run.acksLeft--;
     if (run.acksLeft <= 0) this.endRun(run);
@@ -1215,6 +1568,7 @@ export class VolumeCore {
     this.resync = undefined;
     this.conn = 'Connected';
     this.peerDisk = 'UpToDate';
+    this.peerOutdated = false;
     this.requestPersist();
     this.emit({ a: 'send', msg: { t: 'ResyncDone', current: this.gen.current, history: this.gen.history } });
     this.log(
@@ -1390,7 +1744,8 @@ export class VolumeCore {
     const dt = Math.max(0, nowMs - this.nowMs);
     this.nowMs = nowMs;
     const rate = this.cfg.resyncRateBytesPerSec;
-    if (rate > 0) this.rateBudget = Math.min(rate, this.rateBudget + (rate * dt) / 1000);
+    if (this.rateCtl) this.stepRateController(this.rateCtl);
+    else if (rate > 0) this.rateBudget = Math.min(rate, this.rateBudget + (rate * dt) / 1000);
     if (this.handshakeDone) {
       const silentMs = nowMs - this.lastHeardMs;
       if (silentMs > this.cfg.net.pingIntervalMs + this.cfg.net.timeoutMs) {
@@ -1430,6 +1785,31 @@ export class VolumeCore {
     this.pumpAll();
   }
 
+  /** Runs the dynamic resync controller once per RESYNC_STEP_MS of time that passed. */
+  private stepRateController(ctl: ResyncRateController): void {
+    const max = this.cfg.resyncDynamic!.maxRateBytesPerSec;
+    // Catch up after a long gap by at most one plan's worth of steps (ticks may come late).
+    for (let n = 0; this.nowMs - this.lastRateStepMs >= RESYNC_STEP_MS && n < MAX_RATE_STEPS_PER_TICK; n++) {
+      this.lastRateStepMs += RESYNC_STEP_MS;
+      if (this.resync?.role !== 'source') {
+        this.rateBudget = 0;
+        continue;
+      }
+      let inFlight = 0;
+      for (const r of this.resyncRuns.values()) inFlight += r.count * BLOCK_BYTES;
+      const req = ctl.step({
+        ackedBytes: this.resyncAckedSinceStep,
+        inFlightBytes: inFlight,
+        appIo: this.counters.ap !== this.apAtLastStep,
+      });
+      this.resyncAckedSinceStep = 0;
+      this.apAtLastStep = this.counters.ap;
+      // Unused allowance carries over for at most a second at c-max-rate.
+      this.rateBudget = Math.min(max, this.rateBudget + req);
+    }
+    if (this.nowMs - this.lastRateStepMs >= RESYNC_STEP_MS) this.lastRateStepMs = this.nowMs;
+  }
+
   // ---------------------------------------------------------------- status
 
   status(): CoreStatus {
@@ -1457,6 +1837,10 @@ export class VolumeCore {
       counters: { ...this.counters, ua: this.writes.size },
       nowMs: this.nowMs,
       lastDecision: this.lastDecision,
+      fencing: this.fencing,
+      ioSuspended: this.ioFrozen,
+      peerOutdated: this.peerOutdated,
+      writeConflicts: this.writeConflicts,
     };
   }
 
@@ -1471,6 +1855,32 @@ function extentsOf(first: number, count: number): number[] {
   const last = Math.floor((first + count - 1) / AL_EXTENT_BLOCKS);
   for (let e = Math.floor(first / AL_EXTENT_BLOCKS); e <= last; e++) out.push(e);
   return out;
+}
+
+function overlap(a: number, aLen: number, b: number, bLen: number): boolean {
+  return a < b + bLen && b < a + aLen;
+}
+
+/** The parts of [offset, offset+data.length) outside every range in `holes`, with their bytes. */
+function subtractRanges(
+  offset: number,
+  data: Uint8Array,
+  holes: readonly { offset: number; length: number }[],
+): Array<{ offset: number; data: Uint8Array }> {
+  let parts = [{ from: offset, to: offset + data.length }];
+  for (const h of holes) {
+    const next: typeof parts = [];
+    for (const p of parts) {
+      if (!overlap(p.from, p.to - p.from, h.offset, h.length)) {
+        next.push(p);
+        continue;
+      }
+      if (p.from < h.offset) next.push({ from: p.from, to: h.offset });
+      if (h.offset + h.length < p.to) next.push({ from: h.offset + h.length, to: p.to });
+    }
+    parts = next;
+  }
+  return parts.map((p) => ({ offset: p.from, data: data.subarray(p.from - offset, p.to - offset) }));
 }
 
 function fail(code: string, message: string): AdminResult {

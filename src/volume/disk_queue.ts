@@ -3,8 +3,12 @@ import { assert } from '../lib/assert.ts';
 /**
  * Orders disk operations (pure): an operation starts only when (a) the metadata it depends on
  * is persisted and (b) no earlier operation on an overlapping block range is still queued or
- * running (reads may overlap reads). A flush overlaps everything, so it waits for all writes
- * before it: that is what makes a replicated barrier hold on the peer.
+ * running (reads may overlap reads). A flush waits for every operation before it, so the
+ * fdatasync covers every write queued ahead of it: that is what makes a replicated barrier
+ * hold on the peer. Operations queued after a flush do NOT wait for it: a flush promises
+ * nothing about later writes (an initiator that needs a write ordered after a flush issues it
+ * only once the flush is acknowledged), and holding them back would stall the whole write
+ * stream behind every fdatasync.
  */
 export type DiskOpKind = 'read' | 'write' | 'flush';
 
@@ -27,10 +31,12 @@ interface Entry extends DiskOp {
   running: boolean;
 }
 
-function conflicts(a: Entry, b: Entry): boolean {
-  if (a.kind === 'read' && b.kind === 'read') return false;
-  if (a.kind === 'flush' || b.kind === 'flush') return true;
-  return a.first < b.first + b.count && b.first < a.first + a.count;
+/** Whether `later` must wait for `earlier` (queued before it) to finish. */
+function mustWait(earlier: Entry, later: Entry): boolean {
+  if (later.kind === 'flush') return true;
+  if (earlier.kind === 'flush') return false;
+  if (earlier.kind === 'read' && later.kind === 'read') return false;
+  return earlier.first < later.first + later.count && later.first < earlier.first + earlier.count;
 }
 
 export class DiskQueue {
@@ -54,7 +60,7 @@ export class DiskQueue {
       const e = this.entries[i]!;
       if (e.running || e.needSeq > persistedSeq) continue;
       let blocked = false;
-      for (let j = 0; j < i && !blocked; j++) blocked = conflicts(this.entries[j]!, e);
+      for (let j = 0; j < i && !blocked; j++) blocked = mustWait(this.entries[j]!, e);
       if (blocked) continue;
       e.running = true;
       e.start(e.id);

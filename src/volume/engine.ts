@@ -13,6 +13,7 @@ import { NbdServer } from '../nbd/server.ts';
 import { StreamChannel, StreamServer } from '../transport/stream.ts';
 import type { VolumeConfig } from './config.ts';
 import { type AdminResult, type CoreAction, type CoreStatus, VolumeCore } from './core.ts';
+import { handlerArgv } from './handlers.ts';
 import { decodePeerMsg, encodePeerMsgParts } from './messages.ts';
 import { initialMetadata, type VolumeMetadata } from './metadata.ts';
 import { computeLayout, MetadataStore } from './metadata_store.ts';
@@ -22,11 +23,13 @@ const TICK_MS = 50;
 /** Largest write handed to the core as one replicated write (the stream carries ≤ 16 MiB). */
 const MAX_WRITE_CHUNK = 4 * 1024 * 1024;
 /**
- * Peer messages produced in one turn of the event loop go out as one stream message (fewer
- * syscalls and seals: replication of small writes is syscall-bound otherwise). Bounded well
- * below the stream's 16 MiB message limit.
+ * Peer messages produced in one turn of the event loop go out together as one stream message
+ * (fewer syscalls and seals: replication of small writes is syscall-bound otherwise), up to
+ * this size. A frame is authenticated as a whole, so the peer can open none of it before the
+ * last byte arrived: small frames let it decrypt and write the first megabyte while this side
+ * still seals the next (the two processes work in parallel instead of taking turns).
  */
-const MAX_BATCH_BYTES = 8 * 1024 * 1024;
+const MAX_BATCH_BYTES = 256 * 1024;
 /** Control requests larger than this are refused. */
 const MAX_CONTROL_BYTES = 64 * 1024;
 /** First reconnect attempt after a loss comes quickly; later ones every connect-int. */
@@ -49,7 +52,7 @@ function splitAddress(addr: string): { host: string; port: number } {
   return { host: m[1]!, port: Number(m[2]) };
 }
 
-async function fileBytes(path: string): Promise<number> {
+export async function fileBytes(path: string): Promise<number> {
   try {
     const st = await stat(path);
     if (st.isFile()) return st.size;
@@ -129,6 +132,22 @@ function streamKey(cfg: VolumeConfig): Buffer {
 
 type Pending = { resolve: () => void; reject: (e: Error) => void };
 
+/** What the shell did, for `status` replies and the bench (cumulative since start). */
+export interface EngineCounters {
+  /** Metadata writes, and how many of them first made the data durable. */
+  persists: number;
+  persistDataSyncs: number;
+  /** Milliseconds spent in metadata writes (including their data syncs), in the slot write
+   * alone, and waiting behind the previous metadata write. */
+  persistMs: number;
+  persistSlotMs: number;
+  persistQueuedMs: number;
+  /** Stream messages sent (each a batch of peer messages) and the peer messages in them. */
+  batches: number;
+  peerMsgs: number;
+  diskFlushes: number;
+}
+
 /**
  * Runs one volume on this node: the core, the backing file, the metadata store, the
  * replication stream to the peer, the NBD export while Primary, and the control socket.
@@ -146,12 +165,26 @@ export class VolumeEngine {
   private wantTransport = false;
   private connecting = false;
   private persistChain: Promise<void> = Promise.resolve();
+  /** Metadata writes started or chained and not yet settled. */
+  private persistsPending = 0;
   private readonly pending = new Map<number, Pending>();
   private outbox: Uint8Array[] = [];
   private outboxBytes = 0;
-  private flushScheduled = false;
+  private endOfTurnScheduled = false;
+  /** Local writes held until this turn's messages to the peer are sent (protocols B, C). */
+  private deferredWrites: CoreAction[] = [];
   private nextId = 1;
   private stopped = false;
+  readonly counters: EngineCounters = {
+    persists: 0,
+    persistDataSyncs: 0,
+    persistMs: 0,
+    persistSlotMs: 0,
+    persistQueuedMs: 0,
+    batches: 0,
+    peerMsgs: 0,
+    diskFlushes: 0,
+  };
   private readonly selfId: number;
   private readonly peerId: number;
   private exitResolve!: () => void;
@@ -170,14 +203,17 @@ export class VolumeEngine {
 
   async start(): Promise<void> {
     const layout = await openLayout(this.cfg);
-    this.store = await MetadataStore.open(layout);
+    this.store = await MetadataStore.open(layout, { dsync: true });
     const meta = await this.store.load();
     if (!meta)
-      throw new HaloError('no-metadata', `no halo metadata on ${this.cfg.self.disk}; run create-md first`);
+      throw new HaloError(
+        'no-metadata',
+        `no halo metadata on ${this.cfg.self.disk}; run create-md first (or, if the disk grew, halo volume resize ${this.cfg.resource})`,
+      );
     if (meta.sizeBytes !== layout.dataBytes) {
       throw new HaloError(
         'size-mismatch',
-        `metadata says ${meta.sizeBytes} bytes but the disk holds ${layout.dataBytes}`,
+        `metadata says ${meta.sizeBytes} bytes but the disk holds ${layout.dataBytes}; if the disk grew, run halo volume resize ${this.cfg.resource}`,
       );
     }
     this.dev = await FileBlockDevice.open(this.cfg.self.disk, { sizeBytes: layout.dataBytes, base: 0 });
@@ -236,7 +272,35 @@ export class VolumeEngine {
       for (const a of actions) if (a.a !== 'diskWrite') this.apply(a);
       return;
     }
-    for (const a of actions) this.apply(a);
+    // Protocols B and C wait for the peer, so the peer's copy is the critical path: this
+    // turn's writes are sent before any of them is written here (see endOfTurn).
+    for (const a of actions) {
+      if (a.a === 'diskWrite') {
+        this.deferredWrites.push(a);
+        this.scheduleEndOfTurn();
+      } else this.apply(a);
+    }
+  }
+
+  /**
+   * Runs once the current event (an NBD read holding many requests, a stream message holding
+   * many peer messages, a batch of completions) has been handled, as a microtask: everything
+   * queued for the peer leaves as one batch, then the deferred local writes start. A
+   * microtask rather than setImmediate: an acknowledgement produced after an fdatasync leaves
+   * in the same turn instead of one event-loop iteration later.
+   */
+  private scheduleEndOfTurn(): void {
+    if (this.endOfTurnScheduled) return;
+    this.endOfTurnScheduled = true;
+    queueMicrotask(() => this.endOfTurn());
+  }
+
+  private endOfTurn(): void {
+    this.endOfTurnScheduled = false;
+    this.flushOutbox();
+    const writes = this.deferredWrites;
+    this.deferredWrites = [];
+    for (const a of writes) this.apply(a);
   }
 
   private apply(a: CoreAction): void {
@@ -254,6 +318,7 @@ export class VolumeEngine {
         );
         return;
       case 'diskFlush':
+        this.counters.diskFlushes++;
         this.dev.flush().then(
           () => this.step({ e: 'diskDone', op: a.op, ok: true }),
           (err: Error) => this.diskError(a.op, err),
@@ -265,13 +330,38 @@ export class VolumeEngine {
         // written: that data is made durable first (internal metadata too: the kernel may write
         // the metadata slot back before the data pages, so one fdatasync after both is not
         // enough). One fdatasync per metadata write, however many blocks it clears.
-        this.persistChain = this.persistChain
-          .then(() => (dataSync ? this.dev.flush() : undefined))
-          .then(() => this.store.write(meta))
-          .then(
-            () => this.step({ e: 'persisted', seq }),
-            (err: Error) => this.fatal(`cannot write metadata: ${err.message}`),
-          );
+        const c = this.counters;
+        const queued = performance.now();
+        let t0 = 0;
+        let t1 = 0;
+        const run = async (): Promise<void> => {
+          t0 = performance.now();
+          c.persistQueuedMs += t0 - queued;
+          c.persists++;
+          if (dataSync) {
+            c.persistDataSyncs++;
+            await this.dev.flush();
+          }
+          t1 = performance.now();
+          await this.store.write(meta);
+        };
+        // The core keeps one persist in flight, so this one normally starts at once (its I/O
+        // is submitted before this turn's sealing and sending); the chain only guards order.
+        const started = this.persistsPending > 0 ? this.persistChain.then(run) : run();
+        this.persistsPending++;
+        this.persistChain = started.then(
+          () => {
+            const t2 = performance.now();
+            c.persistMs += t2 - t0;
+            c.persistSlotMs += t2 - t1;
+            this.persistsPending--;
+            this.step({ e: 'persisted', seq });
+          },
+          (err: Error) => {
+            this.persistsPending--;
+            this.fatal(`cannot write metadata: ${err.message}`);
+          },
+        );
         return;
       }
       case 'send':
@@ -336,18 +426,16 @@ export class VolumeEngine {
     len.writeUInt32BE(n, 0);
     this.outbox.push(len, ...parts);
     this.outboxBytes += n + 4;
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flushOutbox());
-    }
+    this.counters.peerMsgs++;
+    this.scheduleEndOfTurn();
   }
 
   private flushOutbox(): void {
-    this.flushScheduled = false;
     if (this.outbox.length === 0) return;
     const batch = this.outbox;
     this.outbox = [];
     this.outboxBytes = 0;
+    this.counters.batches++;
     if (this.channel?.isOpen) this.channel.sendParts(batch).catch(() => {});
   }
 
@@ -434,7 +522,11 @@ export class VolumeEngine {
 
   private runHandler(name: string): void {
     const cmd = this.cfg.handlers[name];
-    if (!cmd) return;
+    if (!cmd) {
+      // No handler configured: report it as failed (the core decides what that means).
+      setImmediate(() => this.step({ e: 'handlerDone', name, exitCode: null }));
+      return;
+    }
     const env = {
       ...process.env,
       DRBD_RESOURCE: this.cfg.resource,
@@ -450,13 +542,16 @@ export class VolumeEngine {
       HALO_HANDLER: name,
     };
     this.log.log('info', `running ${name} handler: ${cmd}`, { component: 'volume' });
-    const child = spawn('/bin/sh', ['-c', cmd], { env, stdio: ['ignore', 'inherit', 'inherit'] });
-    child.on('error', (err) =>
-      this.log.log('error', `${name} handler failed to start: ${err.message}`, { component: 'volume' }),
-    );
-    child.on('exit', (code) =>
-      this.log.log('info', `${name} handler exited with ${code}`, { component: 'volume' }),
-    );
+    const [file, ...args] = handlerArgv(cmd, this.cfg);
+    const child = spawn(file!, args, { env, stdio: ['ignore', 'inherit', 'inherit'] });
+    child.on('error', (err) => {
+      this.log.log('error', `${name} handler failed to start: ${err.message}`, { component: 'volume' });
+      this.step({ e: 'handlerDone', name, exitCode: null });
+    });
+    child.on('exit', (code) => {
+      this.log.log('info', `${name} handler exited with ${code}`, { component: 'volume' });
+      this.step({ e: 'handlerDone', name, exitCode: code });
+    });
   }
 
   // ---------------------------------------------------------------- NBD export
@@ -562,6 +657,7 @@ export class VolumeEngine {
           ok: true,
           status: this.core.status(),
           pid: process.pid,
+          engine: this.counters,
           nbd: this.nbd ? nbdSocketPath(this.paths.runDir, this.cfg.resource) : null,
         };
       case 'primary': {
@@ -584,6 +680,8 @@ export class VolumeEngine {
         return done(this.core.startVerify());
       case 'invalidate':
         return done(this.core.invalidate());
+      case 'resume-io':
+        return done(this.core.resumeIo());
       case 'down':
         setImmediate(() => void this.stop(true));
         return { ok: true };

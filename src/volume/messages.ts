@@ -6,8 +6,17 @@ import type { DiskState, Role } from './metadata.ts';
  * (`src/transport/stream.ts`), which frames and authenticates them.
  */
 
+/**
+ * The replication wire format's version, sent in every Handshake. Both nodes must speak the
+ * same one (a change to any message's encoding bumps it); a Handshake without the field is
+ * from version 1, before the field existed.
+ */
+export const WIRE_VERSION = 2;
+
 export interface HandshakeMsg {
   readonly t: 'Handshake';
+  /** WIRE_VERSION of the sender (absent: 1). */
+  readonly version?: number;
   readonly node: string;
   readonly protocol: string;
   readonly sizeBytes: number;
@@ -284,6 +293,7 @@ function validate(m: Record<string, unknown>): string | undefined {
     case 'Handshake':
       return need(
         typeof m.node === 'string' &&
+          (m.version === undefined || isNat(m.version)) &&
           isNat(m.sizeBytes) &&
           typeof m.current === 'bigint' &&
           typeof m.bitmapUuid === 'bigint' &&

@@ -98,3 +98,22 @@ export function claimsMoreInSync(prev: VolumeMetadata, next: VolumeMetadata): bo
   for (let i = 0; i < n; i++) if ((prev.bitmap[i]! & ~next.bitmap[i]!) !== 0) return true;
   return false;
 }
+
+/** Block size of the bitmap (metadata.ts stays free of bitmap.ts, whose class asserts). */
+const GROW_BLOCK_BYTES = 4096;
+
+/**
+ * The metadata of a volume grown from `meta.sizeBytes` to `newSizeBytes` (`halo volume resize`):
+ * the bitmap gets bits for the new blocks, all set, so the new area is resynced (its contents
+ * differ between the nodes: whatever the grown disks held, old metadata slots included); the
+ * generation identifiers and disk state stay, as the old area is as good as it was.
+ */
+export function grownMetadata(meta: VolumeMetadata, newSizeBytes: number): VolumeMetadata {
+  const oldBlocks = Math.ceil(meta.sizeBytes / GROW_BLOCK_BYTES);
+  const newBlocks = Math.ceil(newSizeBytes / GROW_BLOCK_BYTES);
+  if (newBlocks < oldBlocks) throw new RangeError(`cannot shrink ${meta.sizeBytes} to ${newSizeBytes}`);
+  const bitmap = new Uint8Array(Math.ceil(newBlocks / 8));
+  bitmap.set(meta.bitmap.subarray(0, Math.min(meta.bitmap.length, bitmap.length)));
+  for (let b = oldBlocks; b < newBlocks; b++) bitmap[b >> 3]! |= 1 << (b & 7);
+  return { ...meta, sizeBytes: newSizeBytes, bitmap };
+}

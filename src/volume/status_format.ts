@@ -1,5 +1,6 @@
 import { BLOCK_BYTES } from './bitmap.ts';
 import type { CoreStatus } from './core.ts';
+import { WIRE_VERSION } from './messages.ts';
 
 /**
  * Human output for `halo volume status` (like `drbdadm status`) and `status --proc` (like
@@ -21,7 +22,9 @@ function percentDone(s: CoreStatus): number | undefined {
 }
 
 export function formatDrbdadmStatus(s: CoreStatus): string {
-  const lines = [`${s.resource} role:${s.role}`, `  disk:${s.disk}`];
+  // Like drbdadm: `suspended:fencing` while writes wait for the fence-peer handler.
+  const suspended = s.ioSuspended ? ' suspended:fencing' : '';
+  const lines = [`${s.resource} role:${s.role}${suspended}`, `  disk:${s.disk}`];
   const peerRole =
     s.conn === 'StandAlone' || s.conn === 'Connecting' ? `connection:${s.conn}` : `role:${s.peerRole}`;
   lines.push(`  ${s.peer} ${peerRole}`);
@@ -55,8 +58,8 @@ export function formatProcDrbd(s: CoreStatus): string {
   const kib = (n: number) => Math.floor(n / 1024);
   const peerRole = s.peerRole === 'Unknown' ? 'Unknown' : s.peerRole;
   const lines = [
-    'version: halo 0.1.0 (userspace, protocol halo-1)',
-    ` 0: cs:${s.conn === 'Connecting' ? 'WFConnection' : s.conn} ro:${s.role}/${peerRole} ds:${s.disk}/${s.peerDisk} ${s.protocol} r-----`,
+    `version: halo 0.1.0 (userspace, protocol halo-${WIRE_VERSION})`,
+    ` 0: cs:${s.conn === 'Connecting' ? 'WFConnection' : s.conn} ro:${s.role}/${peerRole} ds:${s.disk}/${s.peerDisk} ${s.protocol} ${s.ioSuspended ? 's' : 'r'}-----`,
     `    ns:${kib(c.ns)} nr:${kib(c.nr)} dw:${kib(c.dw)} dr:${kib(c.dr)} al:${c.al} bm:0 lo:0 pe:${c.pe} ua:${c.ua} ap:${c.ap} ep:1 wo:f oos:${(s.outOfSyncBlocks * BLOCK_BYTES) / 1024}`,
   ];
   const r = s.resync;

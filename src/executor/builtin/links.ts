@@ -29,18 +29,32 @@ export interface LinkPair {
   readonly target: string;
 }
 
-/** Parses drbdlinks.conf text: `link('/etc/apache2', '/drbd/etc/apache2')` per line. */
+/**
+ * Parses drbdlinks.conf text: `link('/etc/apache2', '/drbd/etc/apache2')` per line, or, as
+ * drbdlinks allows, `link('/etc/apache2')` after `mountpoint('/drbd')`, which links to the same
+ * path under the mount point (`/drbd/etc/apache2`). drbdlinks' other settings (restartSyslog,
+ * restartxinetd, cleanthisconfig, selinux) are accepted and ignored.
+ */
 export function parseDrbdlinksConf(text: string, file: string): LinkPair[] {
   const out: LinkPair[] = [];
+  let mountpoint: string | undefined;
   text.split('\n').forEach((raw, i) => {
     const line = raw.trim();
     if (line === '' || line.startsWith('#')) return;
+    const mp = /^mountpoint\(\s*(['"])(.+?)\1\s*\)\s*$/.exec(line);
+    if (mp) {
+      mountpoint = mp[2]!.replace(/\/+$/, '');
+      return;
+    }
     const m = /^link\(\s*(['"])(.+?)\1\s*(?:,\s*(['"])(.+?)\3\s*)?\)\s*$/.exec(line);
     if (m) {
-      // drbdlinks: with one argument the target is the mountpoint + local path; we need both.
-      if (m[4] === undefined) throw new Error(`${file}:${i + 1}:1: link('${m[2]}') needs a target path too`);
-      out.push({ local: m[2]!, target: m[4] });
-    } else if (!/^(mountpoint|restartSyslog|restartxinetd|cleanthisconfig|selinux)\b/.test(line)) {
+      if (m[4] !== undefined) out.push({ local: m[2]!, target: m[4] });
+      else if (mountpoint !== undefined) out.push({ local: m[2]!, target: mountpoint + m[2]! });
+      else
+        throw new Error(
+          `${file}:${i + 1}:1: link('${m[2]}') needs a target path too, or a mountpoint('DIR') line before it`,
+        );
+    } else if (!/^(restartSyslog|restartxinetd|cleanthisconfig|selinux)\b/.test(line)) {
       throw new Error(`${file}:${i + 1}:1: expected link('LOCAL', 'TARGET'), got: ${line}`);
     }
   });
@@ -78,7 +92,19 @@ function linkState(p: LinkPair): 'linked' | 'original' | 'absent' {
   }
 }
 
+/**
+ * A link serves only while its target exists here: a link left behind by a node that died
+ * (the lab's nodes share one file system) points into a mount this node does not have, and
+ * must not make this node look like it runs the resource.
+ */
+function linkServes(p: LinkPair): boolean {
+  return linkState(p) === 'linked' && existsSync(p.target);
+}
+
 function startLinks(pairs: LinkPair[]): string | undefined {
+  // Checked before anything moves, so a start against an unmounted filesystem changes nothing.
+  const missing = pairs.find((p) => !existsSync(p.target));
+  if (missing) return `${missing.target} does not exist (is the replicated filesystem mounted?)`;
   for (const p of pairs) {
     const state = linkState(p);
     if (state === 'linked') continue;
@@ -157,12 +183,12 @@ export function linksAgent(): BuiltinAgent {
             return { rc: OCF_RC.OCF_SUCCESS };
           case 'monitor':
           case 'status': {
-            const linked = pairs.filter((p) => linkState(p) === 'linked').length;
+            const linked = pairs.filter(linkServes).length;
             if (linked === pairs.length) return { rc: OCF_RC.OCF_SUCCESS };
             if (linked === 0) return { rc: OCF_RC.OCF_NOT_RUNNING };
             return {
               rc: OCF_RC.OCF_ERR_GENERIC,
-              exitReason: `halo:links ${ctx.resource}: only ${linked} of ${pairs.length} links in place`,
+              exitReason: `halo:links ${ctx.resource}: only ${linked} of ${pairs.length} links in place with their target present`,
             };
           }
           case 'validate-all':

@@ -10,13 +10,13 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname, extname, join } from 'node:path';
+import { dirname, extname, join, resolve as resolvePath } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { nodeDrbdIo, parseDrbdConf } from '../../cib/drbd_conf.ts';
 import type { DrbdConfig, DrbdResource } from '../../cib/drbd_model.ts';
 import { formatDiagnostic, HaloError } from '../../lib/errors.ts';
-import { releaseFuseMount } from '../../lib/fuse.ts';
+import { abortFuseConnection, FUSE_RELEASE_WAIT_MS, releaseFuseMount } from '../../lib/fuse.ts';
 import { pidAlive } from '../../lib/pid.ts';
 import { volumeConfigFromDrbd } from '../../volume/config.ts';
 import type { CoreStatus } from '../../volume/core.ts';
@@ -56,6 +56,13 @@ const POLL_MS = 50;
 const SETTLE_MS = 15_000;
 /** Pause between promote attempts while the peer is still Primary. */
 const PROMOTE_RETRY_MS = 250;
+/**
+ * Meta attribute the controller puts on promote actions: the nodes the cluster has fenced
+ * successfully and that have not rejoined since (space-separated), like Pacemaker's notify
+ * variables. A peer named there is off, so its replication connection is dead even while the
+ * engine has not noticed yet (it would only after its ping timeout).
+ */
+export const FENCED_NODES_META = 'halo-fenced-nodes';
 
 /**
  * Promotion scores, on ocf:linbit:drbd's scale (its adjust_master_score levels): a Primary or
@@ -94,6 +101,8 @@ interface Resolved {
   readonly disk?: string;
   /** The drbd.conf `device` of this node (e.g. /dev/drbd0), if any. */
   readonly confDevice?: string;
+  /** Replication addresses (`ADDR:PORT`) of this node and its peer, from drbd.conf. */
+  readonly link?: { readonly self: string; readonly peer: string; readonly peerName: string };
 }
 
 /** What promote left behind, in the CLI's attach.json format (so `halo volume detach` undoes it). */
@@ -225,15 +234,18 @@ async function resolve(ctx: BuiltinContext, p: VolumeParams): Promise<Resolved |
   const node = await chooseNode(ctx, p, res);
   if (typeof node !== 'string') return node;
   let disk: string;
+  let link: Resolved['link'];
   try {
-    disk = volumeConfigFromDrbd(conf, p.resource, node).self.disk; // checks addresses, disks, options
+    const vc = volumeConfigFromDrbd(conf, p.resource, node); // checks addresses, disks, options
+    disk = vc.self.disk;
+    link = { self: vc.self.address, peer: vc.peer.address, peerName: vc.peer.name };
   } catch (err) {
     if (err instanceof HaloError) return configured(ctx, err.message);
     throw err;
   }
   // `device /dev/drbd0 minor 0;` names a path; `device minor 0;` names none.
   const device = (res.hosts.find((h) => h.name === node)?.device ?? res.device)?.split(/\s+/)[0];
-  return { p, node, disk, ...(device?.startsWith('/') ? { confDevice: device } : {}) };
+  return { p, node, disk, link, ...(device?.startsWith('/') ? { confDevice: device } : {}) };
 }
 
 type EngineStatus = (CoreStatus & { pid: number; nbd: string | null }) | undefined;
@@ -411,11 +423,22 @@ async function attach(ctx: BuiltinContext, p: VolumeParams): Promise<AttachState
 /** Undoes attach (and a CLI attach's mount); the caller checks nothing else still uses it. */
 async function detachState(ctx: BuiltinContext, s: AttachState & { nbdfusePid?: number }): Promise<void> {
   const opts = { signal: ctx.signal, timeoutMs: HELPER_TIMEOUT_MS };
-  if (s.mount) await helper(['umount', s.mount], opts);
+  // With nbdfuse dead, every I/O on its file (the filesystem's sync at unmount, the loop
+  // device's flush at detach) would wait forever in D state: abort the FUSE connection first
+  // so it fails at once.
+  const daemonGone = nbdfuseGone(s.nbdfusePid);
+  if (daemonGone) abortFuseConnection(s.fuseDir);
+  if (s.mount && (await helper(['umount', s.mount], opts)).exitCode !== 0)
+    await helper(['umount', '-l', s.mount], opts);
   if (s.loop && existsSync(s.loop)) await helper(['losetup', '-d', s.loop], opts);
   // Retries while the detached loop device lets go of the FUSE file, then unmounts lazily.
-  await releaseFuseMount(s.fuseDir);
+  await releaseFuseMount(s.fuseDir, FUSE_RELEASE_WAIT_MS, { daemonGone });
   if (s.nbdfusePid !== undefined && pidAlive(s.nbdfusePid)) process.kill(s.nbdfusePid, 'SIGTERM');
+}
+
+/** Whether the recorded nbdfuse is gone (exited, or a zombie); false when no pid was recorded. */
+function nbdfuseGone(pid: number | undefined): boolean {
+  return pid !== undefined && !pidAlive(pid);
 }
 
 /** Unpublishes and detaches; refuses while the device is mounted (stop the Filesystem first). */
@@ -475,7 +498,8 @@ async function start(
     ];
     const up = await runProcess({
       argv: [engine.exec, ...argv],
-      env: { PATH: SYSTEM_PATH, LC_ALL: 'C' },
+      // The engine's fence-peer/unfence-peer handlers find this node's daemon through these.
+      env: { PATH: SYSTEM_PATH, LC_ALL: 'C', ...clusterEnv() },
       // From the package root, so a loader in execArgv (`--import tsx`) resolves as it did here.
       cwd: fileURLToPath(new URL('../../../', import.meta.url)),
       timeoutMs: remainingMs(ctx, t0),
@@ -524,6 +548,8 @@ async function promote(ctx: BuiltinContext, r: Resolved): Promise<BuiltinOutcome
       rc: OCF_RC.OCF_NOT_RUNNING,
       exitReason: `halo:volume ${ctx.resource}: not started, cannot promote`,
     };
+  let dropped: string | undefined;
+  let fencing: Promise<BuiltinOutcome | undefined> = Promise.resolve(undefined);
   if (st.role !== 'Primary') {
     let why = await engineCommand(r.p, { cmd: 'primary' }, remainingMs(ctx, t0));
     // Like ocf:linbit:drbd's promote loop: while the peer is still Primary (a lost node not yet
@@ -533,25 +559,121 @@ async function promote(ctx: BuiltinContext, r: Resolved): Promise<BuiltinOutcome
     while (why !== undefined && !ctx.signal.aborted && remainingMs(ctx, t0) > PROMOTE_RETRY_MS * 2) {
       const now = await engineStatus(r.p, remainingMs(ctx, t0)).catch(() => undefined);
       const peerPrimary = now?.peerRole === 'Primary';
-      if (peerPrimary) await sleep(PROMOTE_RETRY_MS);
+      // The cluster fenced the peer (it is off): its connection is dead though the engine has
+      // not noticed yet. Dropping it now saves the wait for the engine's ping timeout; the
+      // engine reconnects on its own, so the peer resyncs from this node when it returns.
+      if (peerPrimary && dropped === undefined && peerFencedByCluster(ctx, r))
+        dropped = await dropFencedPeer(ctx, r);
+      if (peerPrimary) await sleep(dropped === undefined ? PROMOTE_RETRY_MS : POLL_MS);
       why = await engineCommand(r.p, { cmd: 'primary' }, remainingMs(ctx, t0));
       // Refused for another reason (the disk, not the peer): retrying will not change it.
       if (!peerPrimary) break;
     }
     if (why) return generic(ctx, `promote on ${r.node} refused: ${why}`);
+    fencing = fenceOutcome(ctx, r, t0);
   }
-  const s = await attach(ctx, r.p);
+  // The block device is attached while fence-peer runs (as DRBD's promote returns with I/O
+  // frozen): reads work, and writes are acknowledged only once the peer is fenced. Should the
+  // handler say this node is the stale one, the device is detached again and the promote fails.
+  const [fenced, s] = await Promise.all([fencing, attach(ctx, r.p)]);
+  if (fenced) {
+    if (typeof s !== 'string') await detach(ctx, r);
+    return fenced;
+  }
   if (typeof s === 'string') return generic(ctx, `promoted, but attaching the block device failed: ${s}`);
   const bad = publish(r, s.loop);
   if (bad) return generic(ctx, bad);
   const now = await engineStatus(r.p, remainingMs(ctx, t0));
   return {
     rc: OCF_RC.OCF_SUCCESS,
-    stdout: `${r.p.resource} Primary on ${r.node}: ${s.loop} published at ${linksOf(r)
+    stdout: `${dropped ? `${dropped}\n` : ''}${r.p.resource} Primary on ${r.node}: ${s.loop} published at ${linksOf(
+      r,
+    )
       .map((l) => l.path)
       .join(', ')}\n`,
     attributes: scoreAttribute(ctx, now),
   };
+}
+
+/** Whether the promote action says the cluster has fenced this volume's peer (FENCED_NODES_META). */
+export function peerFencedByCluster(ctx: Pick<BuiltinContext, 'meta'>, r: Pick<Resolved, 'link'>): boolean {
+  const fenced = (ctx.meta[FENCED_NODES_META] ?? '').split(/[\s,]+/).filter((n) => n !== '');
+  return r.link !== undefined && fenced.includes(r.link.peerName);
+}
+
+/** The `ss` filter for the replication connections between `self` and `peer` (drbd.conf `ADDR:PORT`). */
+export function replicationSocketFilter(self: string, peer: string): string[] {
+  const port = (a: string) => /:(\d+)$/.exec(a)?.[1];
+  const peerAddr = addressOnly(peer);
+  const [selfPort, peerPort] = [port(self), port(peer)];
+  if (selfPort === undefined || peerPort === undefined)
+    throw new HaloError('bad-address', `replication addresses need a port: ${self}, ${peer}`);
+  return [
+    'dst',
+    peerAddr.includes(':') ? `[${peerAddr}]` : peerAddr,
+    'and',
+    '(',
+    'dport',
+    '=',
+    `:${peerPort}`,
+    'or',
+    'sport',
+    '=',
+    `:${selfPort}`,
+    ')',
+  ];
+}
+
+/**
+ * Destroys this node's TCP sockets to the fenced peer's replication address (`ss -K`, in the
+ * node's namespace): the engine sees its connection fail as if the link had died, and continues
+ * alone. Returns a line saying what it did (also when nothing matched or `ss` failed: the
+ * promote loop then falls back to waiting for the engine's own ping timeout).
+ */
+async function dropFencedPeer(ctx: BuiltinContext, r: Resolved): Promise<string> {
+  const link = r.link!;
+  const argv = ['ss', '-t', '-n', '-K', ...replicationSocketFilter(link.self, link.peer)];
+  const out = await helper(argv, { netns: ctx.netns, signal: ctx.signal });
+  if (out.exitCode !== 0)
+    return `could not drop the connection to fenced ${link.peerName}: ${describeFailure(argv, out)}`;
+  const n = out.stdout.split('\n').filter((l) => /^\S+\s+\d+\s+\d+\s/.test(l)).length;
+  return `${link.peerName} was fenced by the cluster: dropped ${n} replication connection(s) to ${link.peer}`;
+}
+
+/**
+ * After promoting without a peer, the engine runs fence-peer (drbd.conf `fencing`). Waits
+ * (bounded by the operation's timeout) for its result: when the peer turned out to have fenced
+ * this node first (the cluster says this node's data is stale), the engine outdated its disk:
+ * it is demoted again and the promote fails; when fencing failed, I/O stays suspended and the
+ * promote fails saying so. Undefined when the promote stands.
+ */
+async function fenceOutcome(
+  ctx: BuiltinContext,
+  r: Resolved,
+  t0: number,
+): Promise<BuiltinOutcome | undefined> {
+  let st = await engineStatus(r.p, remainingMs(ctx, t0));
+  while (st?.fencing && !ctx.signal.aborted && remainingMs(ctx, t0) > POLL_MS * 2) {
+    await sleep(POLL_MS);
+    st = await engineStatus(r.p, remainingMs(ctx, t0));
+  }
+  if (st?.role !== 'Primary') return undefined;
+  if (st.disk === 'Outdated') {
+    await engineCommand(r.p, { cmd: 'secondary' }, remainingMs(ctx, t0));
+    return {
+      ...generic(
+        ctx,
+        `promote on ${r.node} refused: ${st.peer} fenced this node (its data is stale); it stays Secondary with an Outdated disk until it resyncs from ${st.peer}`,
+      ),
+      attributes: scoreAttribute(ctx, await engineStatus(r.p, remainingMs(ctx, t0)).catch(() => undefined)),
+    };
+  }
+  if (st.ioSuspended)
+    return generic(
+      ctx,
+      `Primary on ${r.node}, but I/O is suspended: fence-peer has not fenced ${st.peer}${st.fencing ? ' yet' : ' (it failed; see the engine log)'}; 'halo volume resume-io ${r.p.resource}' overrides`,
+    );
+  return undefined;
 }
 
 async function demote(ctx: BuiltinContext, r: Resolved): Promise<BuiltinOutcome> {
@@ -688,6 +810,31 @@ async function runDrbddisk(
         exitReason: `halo:volume (drbddisk) has no action '${ctx.action}'`,
       };
   }
+}
+
+/**
+ * Where this node's daemon listens, for the engine's fence-peer handler (`halo volume
+ * fence-peer`): HALO_CONTROL_SOCKET / HALO_CLUSTER_CONFIG / HALO_CLUSTER_NODE when the daemon
+ * running this executor exported them, else its own command line (`--config FILE.json
+ * --node NAME`), so a daemon started with a config outside /etc/halo (the lab) is found too.
+ */
+function clusterEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of ['HALO_CONTROL_SOCKET', 'HALO_CLUSTER_CONFIG', 'HALO_CLUSTER_NODE']) {
+    const v = process.env[k];
+    if (v) out[k] = v;
+  }
+  const flag = (name: string): string | undefined => {
+    const i = process.argv.indexOf(name);
+    return i >= 0 ? process.argv[i + 1] : undefined;
+  };
+  const config = flag('--config');
+  if (!out.HALO_CLUSTER_CONFIG && config?.endsWith('.json')) {
+    out.HALO_CLUSTER_CONFIG = resolvePath(config);
+    const node = flag('--node');
+    if (!out.HALO_CLUSTER_NODE && node) out.HALO_CLUSTER_NODE = node;
+  }
+  return out;
 }
 
 /** A stop or probe of a node without a usable config still finds an engine by name and run dir. */

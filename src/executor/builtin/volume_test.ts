@@ -24,7 +24,14 @@ import type { OpResult } from '../ops.ts';
 import { OCF_RC } from '../rc.ts';
 import { ShellAgentRunner } from '../runner.ts';
 import { builtinAgents } from './mod.ts';
-import { PROMOTION_SCORE, promotionScore, volumeAgent } from './volume.ts';
+import {
+  FENCED_NODES_META,
+  PROMOTION_SCORE,
+  peerFencedByCluster,
+  promotionScore,
+  replicationSocketFilter,
+  volumeAgent,
+} from './volume.ts';
 
 /** Bound on every wait for a real process or a real resync (never a protocol sleep). */
 const WAIT_MS = 60_000;
@@ -40,7 +47,13 @@ function submit(
   ex: Executor,
   action: string,
   params: Record<string, string>,
-  opts: { netns?: string; agent?: string; resource?: string; timeoutMs?: number } = {},
+  opts: {
+    netns?: string;
+    agent?: string;
+    resource?: string;
+    timeoutMs?: number;
+    meta?: Record<string, string>;
+  } = {},
 ): Promise<OpResult> {
   return ex.submit({
     resource: opts.resource ?? 'p_drbd:0',
@@ -49,6 +62,7 @@ function submit(
     intervalMs: 0,
     timeoutMs: opts.timeoutMs ?? 60_000,
     params,
+    ...(opts.meta !== undefined ? { meta: opts.meta } : {}),
     ...(opts.netns !== undefined ? { netns: opts.netns } : {}),
   });
 }
@@ -416,6 +430,103 @@ test('two nodes run halo:volume through the executor: start, score, promote, Fil
     } catch {
       // Not mounted.
     }
+    for (const n of ['n1', 'n2']) cleanupNode(lab, n, enginePids);
+    net.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a promote drops the replication connection only to a peer the cluster says it fenced', () => {
+  const r = { link: { self: '10.0.0.2:7789', peer: '10.0.0.1:7790', peerName: 'n1' } };
+  assert.equal(peerFencedByCluster({ meta: { [FENCED_NODES_META]: 'n1 n3' } }, r), true);
+  assert.equal(peerFencedByCluster({ meta: { [FENCED_NODES_META]: 'n3,n1' } }, r), true);
+  assert.equal(peerFencedByCluster({ meta: { [FENCED_NODES_META]: 'n10 n2' } }, r), false, 'n10 is not n1');
+  assert.equal(peerFencedByCluster({ meta: {} }, r), false, 'nothing fenced: wait for the engine');
+  assert.equal(peerFencedByCluster({ meta: { [FENCED_NODES_META]: 'n1' } }, {}), false);
+  assert.deepEqual(
+    replicationSocketFilter('10.0.0.2:7789', '10.0.0.1:7790').join(' '),
+    'dst 10.0.0.1 and ( dport = :7790 or sport = :7789 )',
+  );
+  assert.equal(replicationSocketFilter('[fd00::2]:7789', '[fd00::1]:7789')[1], '[fd00::1]');
+  assert.throws(() => replicationSocketFilter('10.0.0.2', '10.0.0.1:7789'), /need a port/);
+});
+
+test('a promote told that the cluster fenced the Primary peer takes over at once, without waiting for the ping timeout', {
+  skip: !usable && 'needs root, ip netns, nbdfuse, losetup and mkfs.ext4',
+  timeout: 180_000,
+}, async () => {
+  const dir = tempDir();
+  const net = createLabNet({ nodes: ['n1', 'n2'] });
+  const lab: Lab = { net, dir, conf: join(dir, 'drbd.conf'), runDir: (n) => join(dir, `run-${n}`) };
+  const [a1, a2] = [net.node('n1').addrs[0]!, net.node('n2').addrs[0]!];
+  // The engine notices a silent peer only after ping-int + timeout = 70 s here.
+  writeFileSync(
+    lab.conf,
+    `resource r0 {
+  protocol C;
+  net { ping-int 60; timeout 100; connect-int 1; }
+  on n1 { device ${dir}/drbd0; disk ${dir}/n1.img; address ${a1}:7789; meta-disk internal; }
+  on n2 { device ${dir}/drbd0; disk ${dir}/n2.img; address ${a2}:7789; meta-disk internal; }
+}
+`,
+  );
+  const params = (n: string) => ({
+    drbd_resource: 'r0',
+    config: lab.conf,
+    run_dir: lab.runDir(n),
+    device_link: join(dir, 'dev', `r0-${n}`),
+    link_conf_device: 'false',
+  });
+  const ex = new Executor({ runner: new ShellAgentRunner({ stateDir: join(dir, 'rsctmp') }) });
+  const vol = (n: string, action: string, o: { timeoutMs?: number; meta?: Record<string, string> } = {}) =>
+    submit(ex, action, params(n), { netns: net.node(n).ns, ...o });
+  const enginePids = new Set<number>();
+  const status = async (n: string) =>
+    (await controlRequest(lab.runDir(n), 'r0', { cmd: 'status' }).catch(() => undefined)) as
+      | { ok: boolean; pid: number; status: { role: string; conn: string; peerRole: string } }
+      | undefined;
+  try {
+    for (const n of ['n1', 'n2']) {
+      execFileSync('truncate', ['-s', '16M', join(dir, `${n}.img`)]);
+      cli(lab, n, ['create-md', 'r0']);
+      const r = await vol(n, 'start');
+      assert.equal(r.rc, OCF_RC.OCF_SUCCESS, `start on ${n}: ${r.exitReason}`);
+      enginePids.add(Number((await status(n))!.pid));
+    }
+    cli(lab, 'n1', ['primary', '--force', 'r0']);
+    await waitFor('n2 to be UpToDate and connected', WAIT_MS, async () => {
+      const r = await vol('n2', 'monitor');
+      return r.attributes?.['master-p_drbd'] === String(PROMOTION_SCORE.upToDateKnownPeer) || undefined;
+    });
+    // "Fence" n1 the way halo:lab-fence does (links down) and kill its engine: nothing reaches n2.
+    net.cutLink('n1', 0);
+    process.kill(Number((await status('n1'))!.pid), 'SIGKILL');
+    assert.equal((await status('n2'))?.status.peerRole, 'Primary', 'n2 has not noticed yet');
+
+    const blind = await vol('n2', 'promote', { timeoutMs: 3_000 });
+    // It keeps retrying while it sees a Primary peer, until the operation's timeout.
+    assert.notEqual(blind.rc, OCF_RC.OCF_SUCCESS, 'without word of the fence, n2 must not promote');
+    assert.match(blind.exitReason ?? '', /Primary|timed out/);
+    const other = await vol('n2', 'promote', { timeoutMs: 3_000, meta: { [FENCED_NODES_META]: 'n3' } });
+    assert.notEqual(other.rc, OCF_RC.OCF_SUCCESS, 'a fence of another node changes nothing');
+    assert.equal((await status('n2'))?.status.role, 'Secondary');
+
+    const told = await vol('n2', 'promote', { meta: { [FENCED_NODES_META]: 'n1' } });
+    assert.equal(told.rc, OCF_RC.OCF_SUCCESS, told.exitReason);
+    assert.match(told.stdoutTail, /n1 was fenced by the cluster: dropped [1-9]\d* replication connection/);
+    const after = (await status('n2'))!.status;
+    assert.equal(after.role, 'Primary');
+    assert.notEqual(
+      after.conn,
+      'StandAlone',
+      'the engine keeps trying to reconnect, so n1 can resync when back',
+    );
+    assert.equal((await vol('n2', 'monitor')).rc, OCF_RC.OCF_RUNNING_PROMOTED);
+    const stop = await vol('n2', 'stop');
+    assert.equal(stop.rc, OCF_RC.OCF_SUCCESS, stop.exitReason);
+    assert.equal(existsSync(join(lab.runDir('n2'), 'r0.attach.json')), false);
+  } finally {
+    ex.close();
     for (const n of ['n1', 'n2']) cleanupNode(lab, n, enginePids);
     net.destroy();
     rmSync(dir, { recursive: true, force: true });
