@@ -106,15 +106,8 @@ const CRM_TEXT_COMMANDS = new Set([
   'configure order',
 ]);
 
-/**
- * Known exit codes that differ from the contract, with the owner asked to fix them: `status`
- * and `cluster join|leave` end every HaloError with exit 1 (src/cli/cluster_cmd.ts `report`),
- * although README's exit codes say 2 for bad input or no cluster.
- */
+/** Exit codes that differ from the contract on purpose. */
 const DOWN_CLUSTER_EXIT: Readonly<Record<string, number>> = {
-  status: 1,
-  'cluster join': 1,
-  'cluster leave': 1,
   // DRBD's fence-peer handler protocol: 1 means "could not fence" (4 fenced, 6 outdated).
   'volume fence-peer': 1,
   'volume unfence-peer': 1,

@@ -305,7 +305,7 @@ export function formatStatus(st: DaemonStatus): string {
   const p = st.packets;
   lines.push(
     '',
-    `Packets: accepted ${p.accepted}, malformed ${p.malformed}, foreign ${p.foreign}, forged ${p.forged}, replayed ${p.replayed}, bad payload ${p.badPayload}, unconfirmed heartbeats ${p.unconfirmed}`,
+    `Packets: accepted ${p.accepted}, malformed ${p.malformed}, foreign ${p.foreign}, forged ${p.forged}, replayed ${p.replayed}, bad payload ${p.badPayload}, unconfirmed heartbeats ${p.unconfirmed}, stale heartbeats ${p.staleHeartbeats ?? 0}, stale after fence ${p.staleAfterFence ?? 0}`,
   );
   return `${lines.join('\n')}\n`;
 }
@@ -353,10 +353,24 @@ function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
 }
 
+/**
+ * Errors that mean "no cluster to ask" or "bad input" exit 2, as README's exit codes say; what
+ * remains is a refusal (the cluster, or an existing file, said no) and exits 1.
+ */
+const EXIT_2_CODES: ReadonlySet<string> = new Set([
+  'daemon-unreachable',
+  'cluster-down',
+  'control-timeout',
+  'config-unreadable',
+  'bad-argument',
+  'bad-config',
+  'bad-answer',
+]);
+
 function report(err: unknown): void {
   if (err instanceof HaloError) {
     process.stderr.write(`halo: ${err.message} [${err.code}]\n`);
-    process.exitCode = 1;
+    process.exitCode = EXIT_2_CODES.has(err.code) ? 2 : 1;
     return;
   }
   throw err;

@@ -71,20 +71,20 @@ test('cluster init writes a config the daemon accepts and a private key; join ad
       votes: 1,
       witness: true,
     });
-    // A duplicate name is refused and the file is unchanged.
+    // A duplicate name is bad input (exit 2) and the file is unchanged.
     const before = readFileSync(config, 'utf8');
     assert.equal(
       await halo(['cluster', 'join', 'tie', '--addr', '10.0.0.10', '--offline', '--config', config]),
-      1,
+      2,
     );
     assert.equal(readFileSync(config, 'utf8'), before);
     // Without --offline, join changes the running cluster: with no daemon it fails, changing nothing.
     assert.equal(
       await halo(['cluster', 'join', 'delta', '--addr', '10.0.0.4', '--node', 'alpha', '--config', config]),
-      1,
+      2,
     );
     assert.equal(readFileSync(config, 'utf8'), before);
-    assert.equal(await halo(['cluster', 'leave', 'beta', '--node', 'alpha', '--config', config]), 1);
+    assert.equal(await halo(['cluster', 'leave', 'beta', '--node', 'alpha', '--config', config]), 2);
     assert.equal(readFileSync(config, 'utf8'), before);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -96,7 +96,7 @@ test('keygen writes a key and status without a daemon says how to start one', as
   try {
     assert.equal(await halo(['keygen', '--file', join(dir, 'k')]), 0);
     assert.equal(await halo(['keygen', '--file', join(dir, 'k')]), 1);
-    assert.equal(await halo(['status', '--socket', join(dir, 'none.sock')]), 1);
+    assert.equal(await halo(['status', '--socket', join(dir, 'none.sock')]), 2);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

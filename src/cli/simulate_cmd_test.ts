@@ -9,7 +9,7 @@ import { serializeCibXml } from '../cib/cib_xml.ts';
 import { parseCrm } from '../cib/crm.ts';
 import type { Cib } from '../cib/model.ts';
 import type { DaemonStatus } from '../daemon/daemon.ts';
-import { createLabCluster, waitFor } from '../daemon/lab_cluster.ts';
+import { agreedDc, createLabCluster, waitFor } from '../daemon/lab_cluster.ts';
 import { hasNetnsSupport } from '../lab/netns.ts';
 import { cluster, location, nodeState, primitive, started } from '../scheduler/testing.ts';
 import { registerSimulateCommands } from './simulate_cmd.ts';
@@ -266,17 +266,7 @@ describe('halo explain on a real three-node cluster', () => {
     const lab = createLabCluster({ nodes: names });
     try {
       for (const n of names) lab.start(n);
-      const dc = await waitFor('the cluster to agree on a DC', LIVE_DEADLINE_MS, async () => {
-        const seen = await Promise.all(
-          names.map((n) =>
-            lab.status(n).then(
-              (st) => st.dc,
-              () => undefined,
-            ),
-          ),
-        );
-        return seen[0] && seen.every((d) => d === seen[0]) ? seen[0] : undefined;
-      });
+      const dc = await agreedDc(lab, names, LIVE_DEADLINE_MS);
       const crm = parseCrm(
         `node 1: n1
 node 2: n2

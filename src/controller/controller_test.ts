@@ -487,3 +487,64 @@ test('a node attribute an agent reports (halo:ping pingd) moves resources throug
   assert.notDeepEqual(sim.where('ip'), ['n1'], 'n1 lost its uplink: the group leaves');
   assert.equal(sim.where('web').length, 1);
 });
+
+const PROMOTABLE = `node 1: n1
+node 2: n2
+node 3: n3
+primitive fence-lab stonith:fence_dummy
+primitive vol ocf:pacemaker:Stateful op monitor interval=10s role=Master op monitor interval=11s role=Slave
+ms ms_vol vol meta promoted-max=1 promoted-node-max=1 clone-max=3 clone-node-max=1
+location l-prom-n1 ms_vol rule $role=Master 100: #uname eq n1
+location l-prom-n2 ms_vol rule $role=Master 50: #uname eq n2
+property stonith-enabled=true
+`;
+
+test('a promote after a fence names the fenced node, and stops naming it once the node is back with a newer boot epoch', () => {
+  const promotes = (sim: ClusterSim, from: number) =>
+    sim.effects.slice(from).flatMap((e) => (e.type === 'exec' && e.op.action === 'promote' ? [e] : []));
+  const sim = startCluster(PROMOTABLE, ['n1', 'n2', 'n3']);
+  sim.send({ type: 'membership', members: ['n1', 'n2', 'n3'], epochs: { n1: 1, n2: 1, n3: 1 } });
+  const first = promotes(sim, 0);
+  assert.deepEqual(
+    first.map((e) => e.node),
+    ['n1'],
+    'promoted on its preferred node',
+  );
+  assert.equal(first[0]!.op.meta['halo-fenced-nodes'], undefined, 'nothing fenced yet');
+
+  let mark = sim.effects.length;
+  sim.crash('n1');
+  sim.send({ type: 'membership', members: ['n2', 'n3'], epochs: { n2: 1, n3: 1 } });
+  assert.deepEqual(
+    sim.fences.map((f) => f.target),
+    ['n1'],
+  );
+  const afterFence = promotes(sim, mark);
+  assert.deepEqual(
+    afterFence.map((e) => e.node),
+    ['n2'],
+  );
+  assert.equal(afterFence[0]!.op.meta['halo-fenced-nodes'], 'n1');
+
+  // Heartbeats of the incarnation that was fenced do not bring it back: still named.
+  mark = sim.effects.length;
+  sim.send({ type: 'membership', members: ['n1', 'n2', 'n3'], epochs: { n1: 1, n2: 1, n3: 1 } });
+  assert.ok(
+    !sim.effects.slice(mark).some((e) => e.type === 'exec' && e.node === 'n1'),
+    'the fenced incarnation gets nothing',
+  );
+
+  // It restarts (a newer boot epoch) and rejoins: it is no longer fenced, and the promote that
+  // moves the volume back to it names nobody.
+  sim.alive.add('n1');
+  mark = sim.effects.length;
+  sim.send({ type: 'membership', members: ['n1', 'n2', 'n3'], epochs: { n1: 2, n2: 1, n3: 1 } });
+  const afterRejoin = promotes(sim, mark);
+  assert.deepEqual(
+    afterRejoin.map((e) => e.node),
+    ['n1'],
+    'promoted back on its preferred node',
+  );
+  assert.equal(afterRejoin[0]!.op.meta['halo-fenced-nodes'], undefined);
+  assert.deepEqual([...sim.running.get('n1')!.values()], ['Promoted'], 'n1 runs the volume promoted');
+});

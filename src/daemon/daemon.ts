@@ -256,6 +256,26 @@ export const MAX_QUEUED_STREAM_MESSAGES = 16;
 
 /** Stream purpose on which a follower forwards a membership request to the leader. */
 export const MEMBER_PURPOSE = 'member';
+/**
+ * Stream purpose on which a follower forwards a CIB proposal (`cib JSON` on its control socket)
+ * to the leader; the leader answers with its ProposeOutcome and never forwards further.
+ */
+export const PROPOSE_PURPOSE = 'propose';
+/**
+ * How long a follower waits for the leader to connect and answer a forwarded proposal: the
+ * leader's own commit timeout plus a connect. Below the CLI's wait (PROPOSE_TIMEOUT_MS + 2 s).
+ */
+export const PROPOSE_FORWARD_TIMEOUT_MS = PROPOSE_TIMEOUT_MS + 1_000;
+/**
+ * After the leader answered that a forwarded change committed, how long the follower waits to
+ * apply it too, so its next `cib` view shows the change (it answers anyway after this).
+ */
+export const PROPOSE_LOCAL_APPLY_WAIT_MS = 500;
+/** Poll period of that wait. */
+const LOCAL_APPLY_POLL_MS = 10;
+/** What a CIB proposal answers on the control socket. */
+export type ProposeReply = ProposeOutcome | { readonly error: string };
+
 /** What a member sends a node whose removal it applied. */
 const REMOVED_NOTICE = 'removed';
 /** How long a membership change (join/leave) may take to commit, forwarding included. */
@@ -433,6 +453,7 @@ export class Daemon {
       this.onStreamPurpose('raft', (ch) => ch.on('message', (m) => part.receive(ch.peer, m)));
     }
     this.onStreamPurpose(MEMBER_PURPOSE, (ch) => this.serveForwardedMemberRequest(ch));
+    this.onStreamPurpose(PROPOSE_PURPOSE, (ch) => this.serveForwardedProposal(ch));
     this.streams = await StreamServer.listen(this.self.stream, {
       clusterKey: key,
       clusterId,
@@ -921,7 +942,8 @@ export class Daemon {
 
   /**
    * Control commands: `status`; `cib JSON` proposes one CIB command (validated first) and
-   * answers once it is committed and applied here.
+   * answers once it is committed and applied here. On a follower the proposal is forwarded to
+   * the leader (see `proposeCib`).
    */
   private command(line: string): unknown {
     if (line === 'status') return this.status();
@@ -930,18 +952,7 @@ export class Daemon {
     const sp = line.indexOf(' ');
     const [cmd, arg] = sp < 0 ? [line, ''] : [line.slice(0, sp), line.slice(sp + 1)];
     if (cmd === 'member-add' || cmd === 'member-remove') return this.memberCommand(line, false);
-    if (cmd === 'cib') {
-      if (!this.consensus?.propose) return { error: 'consensus is not running on this node' };
-      let v: unknown;
-      try {
-        v = JSON.parse(arg);
-      } catch {
-        return { error: 'cib: argument is not JSON' };
-      }
-      const problem = validateCibCommand(v);
-      if (problem) return { error: `cib: ${problem}` };
-      return this.consensus.propose(JSON.stringify(v), PROPOSE_TIMEOUT_MS);
-    }
+    if (cmd === 'cib') return this.proposeCib(arg, false);
     return {
       error: `unknown command '${cmd.slice(0, 40)}' (known: status, crm_mon, cib, cib JSON, member-add JSON, member-remove NAME)`,
     };
@@ -1372,6 +1383,121 @@ export class Daemon {
     }
   }
 
+  /**
+   * One CIB command (JSON) from the control socket, or forwarded by a follower (`forwarded`).
+   * Malformed or invalid commands are refused here, before anything is sent. The leader
+   * proposes it; a follower forwards it to the leader it knows and relays the answer, after
+   * waiting (briefly) to apply the change itself. A forwarded command never travels further:
+   * if this node is not the leader any more, it answers not-leader.
+   */
+  private async proposeCib(arg: string, forwarded: boolean): Promise<ProposeReply> {
+    const c = this.consensus;
+    if (!c?.propose || this.stopped) return { error: 'consensus is not running on this node' };
+    let v: unknown;
+    try {
+      v = JSON.parse(arg);
+    } catch {
+      return { error: 'cib: argument is not JSON' };
+    }
+    const problem = validateCibCommand(v);
+    if (problem) return { error: `cib: ${problem}` };
+    const data = JSON.stringify(v);
+    const leader = c.status().leader;
+    if (leader === this.self.name) return c.propose(data, PROPOSE_TIMEOUT_MS);
+    if (forwarded)
+      return {
+        ok: false,
+        code: 'not-leader',
+        message: `${this.self.name} is not the leader (DC) any more; nothing was changed`,
+        leader,
+      };
+    if (!leader)
+      return {
+        ok: false,
+        code: 'no-leader',
+        message: 'the cluster has no leader (DC) now, so nothing was changed; is a majority of nodes up?',
+        leader: null,
+      };
+    const r = await this.forwardProposal(leader, data);
+    if ('ok' in r && r.ok) await this.waitApplied(r.index, PROPOSE_LOCAL_APPLY_WAIT_MS);
+    return r;
+  }
+
+  /** Resolves once this node's consensus applied `index`, or after `waitMs` (bounded poll). */
+  private async waitApplied(index: number, waitMs: number): Promise<void> {
+    const until = this.nowMs() + waitMs;
+    while (!this.stopped && (this.consensus?.status().applied ?? index) < index && this.nowMs() < until)
+      await new Promise((resolve) => setTimeout(resolve, LOCAL_APPLY_POLL_MS).unref());
+  }
+
+  /**
+   * Sends a validated CIB command to the leader over an authenticated stream and resolves with
+   * its answer, or with why there is none within PROPOSE_FORWARD_TIMEOUT_MS.
+   */
+  private async forwardProposal(leader: string, data: string): Promise<ProposeReply> {
+    const fail = (code: string, message: string): ProposeReply => ({ ok: false, code, message, leader });
+    let ch: StreamChannel | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<ProposeReply>((resolve) => {
+      timer = setTimeout(
+        () =>
+          resolve(
+            fail(
+              'timeout',
+              `no answer from the leader ${leader} within ${PROPOSE_FORWARD_TIMEOUT_MS} ms; the change may still commit: check with 'halo configure show'`,
+            ),
+          ),
+        PROPOSE_FORWARD_TIMEOUT_MS,
+      );
+      timer.unref();
+    });
+    let done = false;
+    const exchange = async (): Promise<ProposeReply> => {
+      let open: StreamChannel;
+      try {
+        open = await this.openStream(leader, PROPOSE_PURPOSE);
+      } catch (err) {
+        return fail('leader-unreachable', `cannot reach the leader ${leader}: ${(err as Error).message}`);
+      }
+      ch = open;
+      // Connected only after the deadline: nobody waits for this answer any more.
+      if (done) open.close();
+      const answer = new Promise<ProposeReply>((resolve) => {
+        open.once('message', (m) => resolve(parseProposeAnswer(m, leader)));
+        open.once('close', (err) =>
+          resolve(
+            fail(
+              'leader-unreachable',
+              `the leader ${leader} closed the connection${err ? `: ${err.message}` : ''} before answering`,
+            ),
+          ),
+        );
+      });
+      await open.send(Buffer.from(data));
+      return answer;
+    };
+    try {
+      return await Promise.race([
+        exchange().catch((err: Error) => fail('leader-unreachable', err.message)),
+        late,
+      ]);
+    } finally {
+      done = true;
+      clearTimeout(timer);
+      ch?.close();
+    }
+  }
+
+  /** The leader's side of a forwarded CIB proposal: one command, one answer. */
+  private serveForwardedProposal(ch: StreamChannel): void {
+    ch.once('message', (m) => {
+      void this.proposeCib(m.toString('utf8'), true)
+        .then((r) => ch.send(Buffer.from(JSON.stringify(r))))
+        .catch(() => undefined)
+        .finally(() => ch.close());
+    });
+  }
+
   /** The leader's side of a forwarded membership request: one request, one answer. */
   private serveForwardedMemberRequest(ch: StreamChannel): void {
     ch.once('message', (m) => {
@@ -1602,6 +1728,23 @@ function parseMemberAnswer(m: Buffer): MemberChangeOutcome {
     // Fall through.
   }
   return { ok: false, code: 'bad-answer', message: 'the leader sent an invalid answer' };
+}
+
+/** The leader's answer to a forwarded proposal: a ProposeOutcome or `{error}`, else bad-answer. */
+function parseProposeAnswer(m: Buffer, leader: string): ProposeReply {
+  try {
+    const v = JSON.parse(m.toString('utf8')) as Record<string, unknown> | null;
+    if (typeof v === 'object' && v !== null) {
+      if (typeof v.error === 'string') return { error: v.error };
+      if (v.ok === true && typeof v.index === 'number' && typeof v.applied === 'boolean')
+        return v as unknown as ProposeOutcome;
+      if (v.ok === false && typeof v.code === 'string' && typeof v.message === 'string')
+        return v as unknown as ProposeOutcome;
+    }
+  } catch {
+    // Fall through.
+  }
+  return { ok: false, code: 'bad-answer', message: `the leader ${leader} sent an invalid answer`, leader };
 }
 
 function endpointText(ep: { host: string; port: number } | undefined): string {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLabNet, type LabNet } from '../lab/netns.ts';
 import { HaloError } from '../lib/errors.ts';
+import { waitFor } from '../lib/wait.ts';
 import type { ProfileName } from '../membership/profiles.ts';
 import { generateKeyFile } from '../transport/key_file.ts';
 import { queryControl } from './control.ts';
@@ -156,3 +157,25 @@ export function createLabCluster(opts: {
 
 /** Polling with a deadline lives in `src/lib/wait.ts`; re-exported for this module's users. */
 export { waitFor } from '../lib/wait.ts';
+
+/** How long three lab daemons may take to form a cluster and agree on a DC (busy 2-core host). */
+export const LAB_FORM_DEADLINE_MS = 30_000;
+
+/** Waits until every named daemon reports the same DC, and returns it. */
+export function agreedDc(
+  lab: Pick<LabCluster, 'status'>,
+  names: readonly string[],
+  deadlineMs = LAB_FORM_DEADLINE_MS,
+): Promise<string> {
+  return waitFor('the cluster to agree on a DC', deadlineMs, async () => {
+    const seen = await Promise.all(
+      names.map((n) =>
+        lab.status(n).then(
+          (s) => s.dc,
+          () => undefined,
+        ),
+      ),
+    );
+    return seen[0] && seen.every((d) => d === seen[0]) ? seen[0] : undefined;
+  });
+}

@@ -1,8 +1,9 @@
 import { spawnSync } from 'node:child_process';
 import { networkInterfaces, setPriority } from 'node:os';
+import { resolve as resolvePath } from 'node:path';
 import { HaloError } from '../lib/errors.ts';
 import type { Logger, LogLevel } from '../lib/ports.ts';
-import { type DaemonConfig, loadConfig } from './config.ts';
+import { controlSocketPath, type DaemonConfig, loadConfig } from './config.ts';
 import { Daemon, type DaemonOptions, shutdownOnSignals } from './daemon.ts';
 import { jsonLineLogger } from './logger.ts';
 import { raftConsensus } from './raft_driver.ts';
@@ -57,6 +58,7 @@ export async function runDaemon(args: RunDaemonArgs): Promise<number> {
   const cfg = loadConfig(args.configFile);
   const node = resolveSelf(cfg, args.node);
   raiseSchedulingPriority(logger, cfg.realtimePriority);
+  exportAgentEnvironment(cfg, node, args.configFile);
   let removed = (): void => {};
   const daemon = new Daemon({
     config: cfg,
@@ -81,6 +83,22 @@ export async function runDaemon(args: RunDaemonArgs): Promise<number> {
     return 0;
   }
   return outcome.clean ? 0 : 1;
+}
+
+/**
+ * Tells every process the daemon starts (resource and fence agents, e.g. `halo:volume`'s
+ * fence-peer handler calling back into the cluster) which daemon it runs under: this node's
+ * control socket, the absolute config file and the node name.
+ */
+export function exportAgentEnvironment(
+  cfg: DaemonConfig,
+  node: string,
+  configFile: string,
+  env: NodeJS.ProcessEnv = process.env,
+): void {
+  env.HALO_CONTROL_SOCKET = resolvePath(controlSocketPath(cfg, node));
+  env.HALO_CLUSTER_CONFIG = resolvePath(configFile);
+  env.HALO_CLUSTER_NODE = node;
 }
 
 /**

@@ -1,9 +1,9 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { queryControl } from '../daemon/control.ts';
 import type { DaemonStatus } from '../daemon/daemon.ts';
 import { HaloError } from '../lib/errors.ts';
-import { FUSE_CONNECTIONS_DIR } from '../lib/fuse.ts';
+import { abortDeadNodeFuse } from '../lib/fuse.ts';
 import { controlRequest } from '../volume/engine.ts';
 import { isLabDaemon, type LabState, labChaos, readLabState, scenarioHost, vipHolders } from './lab.ts';
 import {
@@ -819,66 +819,6 @@ async function settle(
     `a node was fenced again after ${MAX_REBOOTS} reboots (${target === null ? 'before the fault' : `while ${target} rejoined`})`,
   );
   return false;
-}
-
-/**
- * The fusectl connection numbers of FUSE mounts under `dir` in process `pid`'s mount namespace
- * (from its mountinfo: `0:N` is connection N). Pure over the mountinfo text.
- */
-export function fuseConnectionsIn(mountinfo: string, dir: string): number[] {
-  const out: number[] = [];
-  for (const line of mountinfo.split('\n')) {
-    const [pre, post] = line.split(' - ');
-    if (!pre || !post?.startsWith('fuse')) continue;
-    const f = pre.split(' ');
-    const at = (f[4] ?? '').replace(/\\([0-7]{3})/g, (_, o: string) =>
-      String.fromCharCode(Number.parseInt(o, 8)),
-    );
-    const m = /^0:(\d+)$/.exec(f[2] ?? '');
-    if (m && at.startsWith(`${dir}/`) && !out.includes(Number(m[1]))) out.push(Number(m[1]));
-  }
-  return out;
-}
-
-/**
- * A killed (fenced) lab node's nbdfuse still runs in its namespace; when the lab kills it at boot
- * or `down`, the node's mount namespace goes with it, and unmounting the ext4 there syncs through
- * the loop device into the FUSE file that nobody serves any more: the process hangs in D state
- * and its loop device stays. Aborting its FUSE connections first (what a power-off does to a
- * kernel) makes that I/O fail at once. Only for the node's nbdfuse processes, only for FUSE
- * mounts under the lab dir. Returns the connections aborted.
- */
-export function abortDeadNodeFuse(ns: string, dir: string): number[] {
-  let pids: string[] = [];
-  try {
-    pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p));
-  } catch {
-    return [];
-  }
-  let nsInode: string | undefined;
-  try {
-    nsInode = String(statSync(`/run/netns/${ns}`).ino);
-  } catch {
-    return [];
-  }
-  const aborted: number[] = [];
-  for (const pid of pids) {
-    try {
-      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'nbdfuse') continue;
-      if (String(statSync(`/proc/${pid}/ns/net`).ino) !== nsInode) continue;
-      for (const n of fuseConnectionsIn(readFileSync(`/proc/${pid}/mountinfo`, 'utf8'), dir)) {
-        try {
-          writeFileSync(`${FUSE_CONNECTIONS_DIR}/${n}/abort`, '1');
-          aborted.push(n);
-        } catch {
-          // Gone meanwhile.
-        }
-      }
-    } catch {
-      // The process exited meanwhile.
-    }
-  }
-  return aborted;
 }
 
 /** A trial whose fault was not injected: the cluster was not settled (see settle()). */

@@ -6,12 +6,12 @@ import { test } from 'node:test';
 import { Command, CommanderError } from 'commander';
 import { registerLabCommands } from '../cli/lab_cmd.ts';
 import { HaloError } from '../lib/errors.ts';
+import { fuseConnectionsIn } from '../lib/fuse.ts';
 import {
   type BenchCheck,
   benchChecks,
   benchFailover,
   dbGap,
-  fuseConnectionsIn,
   insertRowsSql,
   median,
   phasesFromLogs,

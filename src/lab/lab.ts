@@ -20,7 +20,7 @@ import { queryControl } from '../daemon/control.ts';
 import type { DaemonStatus } from '../daemon/daemon.ts';
 import { DAEMON_NODE_FLAGS } from '../daemon/node_flags.ts';
 import { HaloError } from '../lib/errors.ts';
-import { abortFuseConnection } from '../lib/fuse.ts';
+import { abortDeadNodeFuse, abortFuseConnection } from '../lib/fuse.ts';
 import { pidAlive } from '../lib/pid.ts';
 import { generateKeyFile } from '../transport/key_file.ts';
 import { createLabNet, isRoot } from './netns.ts';
@@ -183,11 +183,24 @@ export const LAB_NODE_ETC = '/etc/halo';
 export const LAB_NODE_STATE = '/var/lib/halo';
 const LAB_NODE_CONFIG = `${LAB_NODE_ETC}/halo.json`;
 
+/** How often and how long to look again at a command line caught in the middle of an exec. */
+const CMDLINE_RETRIES = 5;
+const CMDLINE_RETRY_MS = 20;
+
+/** /proc/PID/cmdline; read empty while the process is between `ip netns exec` and node's exec. */
+function cmdlineOf(pid: number): string[] {
+  for (let i = 0; ; i++) {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    if (argv[0] || i >= CMDLINE_RETRIES) return argv;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, CMDLINE_RETRY_MS);
+  }
+}
+
 /** Whether `pid` is still the daemon this lab started (not a reused PID, not another lab's). */
 export function isLabDaemon(n: LabNodeState): boolean {
   if (n.pid === null) return false;
   try {
-    const argv = readFileSync(`/proc/${n.pid}/cmdline`, 'utf8').split('\0');
+    const argv = cmdlineOf(n.pid);
     const at = argv.indexOf('--node');
     if (at < 0 || argv[at + 1] !== n.name) return false;
     if (!argv.includes(n.configFile) && !argv.includes(LAB_NODE_CONFIG)) return false;
@@ -732,6 +745,10 @@ export async function labDown(dir = DEFAULT_LAB_DIR): Promise<string[]> {
   }
   // Whatever the cluster started inside the nodes (web server…) goes with them.
   for (const ns of state.namespaces) {
+    // First fail the I/O of nbdfuse processes whose node is gone: killing them with their ext4
+    // still mounted would leave them in D state and their loop devices attached.
+    const aborted = abortDeadNodeFuse(ns, resolve(dir));
+    if (aborted.length) done.push(`aborted FUSE connection(s) ${aborted.join(', ')} in ${ns}`);
     const k = killNamespaceProcesses(ns);
     if (k) done.push(`killed ${k} processes left in ${ns}`);
   }
@@ -824,6 +841,8 @@ export function killNamespaceProcesses(ns: string): number {
  */
 function bootNode(state: LabState, n: LabNodeState): string {
   const did: string[] = [];
+  const aborted = abortDeadNodeFuse(n.ns, resolve(state.dir));
+  if (aborted.length) did.push(`aborted FUSE connection(s) ${aborted.join(', ')} of the old boot`);
   const killed = killNamespaceProcesses(n.ns);
   if (killed) did.push(`killed ${killed} leftover processes`);
   did.push(...releaseVolumeLeftovers(resolve(n.dir)));

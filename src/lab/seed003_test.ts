@@ -5,7 +5,8 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { abortDeadNodeFuse, labVolumeState, primariesNow, runSql, seed003SqlTarget } from './bench.ts';
+import { abortDeadNodeFuse } from '../lib/fuse.ts';
+import { labVolumeState, primariesNow, runSql, seed003SqlTarget } from './bench.ts';
 import { isLabDaemon, labChaos, labDown, labStatus, labUp, readLabState, vipHolders } from './lab.ts';
 import { hasNetnsSupport } from './netns.ts';
 import { LAB_VIP, SEED003_DB } from './scenarios.ts';

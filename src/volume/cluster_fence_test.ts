@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import type { Cib, Primitive } from '../cib/model.ts';
 import { encodeCibCommand } from '../consensus/cib_state_machine.ts';
 import type { DaemonStatus } from '../daemon/daemon.ts';
-import { createLabCluster, waitFor } from '../daemon/lab_cluster.ts';
+import { agreedDc, createLabCluster, waitFor } from '../daemon/lab_cluster.ts';
 import { hasNetnsSupport } from '../lab/netns.ts';
 import { clone, cluster, primitive } from '../scheduler/testing.ts';
 import { findDcSocket, runClusterFence } from './cluster_fence.ts';
@@ -21,17 +21,7 @@ test('fence-peer on a follower commits the constraint through the DC; the peer t
   const lab = createLabCluster({ nodes: names });
   try {
     for (const n of names) lab.start(n);
-    const dc = await waitFor('the cluster to agree on a DC', FORM_DEADLINE_MS, async () => {
-      const seen = await Promise.all(
-        names.map((n) =>
-          lab.status(n).then(
-            (s) => s.dc,
-            () => undefined,
-          ),
-        ),
-      );
-      return seen[0] && seen.every((d) => d === seen[0]) ? seen[0] : undefined;
-    });
+    const dc = await agreedDc(lab, names, FORM_DEADLINE_MS);
     const [self, peer] = names.filter((n) => n !== dc) as [string, string];
     // ms_drbd for volume r0 (stopped: this test is about the CIB, not the engines).
     const p: Primitive = {
