@@ -142,7 +142,7 @@ test('a node joins a running three-node cluster through a follower, then leaves 
     await waitFor('the restarted member to reach j4 again', FORM_DEADLINE_MS, () => settled(c, all));
     writeFileSync(config, joined);
 
-    // A second join of the same name is refused (the config already has it) and changes nothing.
+    // A second join of the same name is bad input (the config already has it): exit 2, no change.
     assert.equal(
       await halo([
         'cluster',
@@ -157,7 +157,7 @@ test('a node joins a running three-node cluster through a follower, then leaves 
         '--socket',
         sock(leader),
       ]),
-      1,
+      2,
     );
 
     // j4 leaves (asked on the leader): the others drop it, and j4's daemon stops by itself.

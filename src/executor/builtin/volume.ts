@@ -577,7 +577,21 @@ async function promote(ctx: BuiltinContext, r: Resolved): Promise<BuiltinOutcome
   // handler say this node is the stale one, the device is detached again and the promote fails.
   const [fenced, s] = await Promise.all([fencing, attach(ctx, r.p)]);
   if (fenced) {
-    if (typeof s !== 'string') await detach(ctx, r);
+    if (typeof s !== 'string') {
+      await detach(ctx, r);
+      // fenceOutcome's demote of a stale (Outdated) disk is refused while writes the attach
+      // made are held by the suspended I/O: release them (they only reach this stale disk, which
+      // the resync from the peer overwrites) and demote it for good.
+      const after = await engineStatus(r.p, remainingMs(ctx, t0)).catch(() => undefined);
+      if (after?.role === 'Primary' && after.disk === 'Outdated') {
+        if (after.ioSuspended) await engineCommand(r.p, { cmd: 'resume-io' }, remainingMs(ctx, t0));
+        for (let i = 0; i < STALE_DEMOTE_TRIES; i++) {
+          const why = await engineCommand(r.p, { cmd: 'secondary' }, remainingMs(ctx, t0));
+          if (why === undefined) break;
+          await sleep(POLL_MS);
+        }
+      }
+    }
     return fenced;
   }
   if (typeof s === 'string') return generic(ctx, `promoted, but attaching the block device failed: ${s}`);
@@ -594,6 +608,9 @@ async function promote(ctx: BuiltinContext, r: Resolved): Promise<BuiltinOutcome
     attributes: scoreAttribute(ctx, now),
   };
 }
+
+/** Demote attempts of a stale disk whose held writes are draining (POLL_MS apart). */
+const STALE_DEMOTE_TRIES = 20;
 
 /** Whether the promote action says the cluster has fenced this volume's peer (FENCED_NODES_META). */
 export function peerFencedByCluster(ctx: Pick<BuiltinContext, 'meta'>, r: Pick<Resolved, 'link'>): boolean {
