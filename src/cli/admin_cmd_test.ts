@@ -12,7 +12,6 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { Command, CommanderError } from 'commander';
 import { locate } from '../admin/resource_edits.ts';
 import { NODE1, NODE2, seed003Cib } from '../admin/testing.ts';
 import { parseCibXml, serializeCibXml } from '../cib/cib_xml.ts';
@@ -27,6 +26,7 @@ import { hasNetnsSupport } from '../lab/netns.ts';
 import { repoRoot } from '../lib/repo_root.ts';
 import { waitFor } from '../lib/wait.ts';
 import { NO_CLUSTER_MESSAGE, registerAdminCommands } from './admin_cmd.ts';
+import { type CliRun, runCli } from './testing.ts';
 
 const SEED_XML = serializeCibXml(seed003Cib());
 
@@ -37,41 +37,15 @@ const SEED_XML = serializeCibXml(seed003Cib());
 async function halo(
   args: readonly string[],
   env: Readonly<Record<string, string | undefined>> = {},
-): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const program = new Command('halo').exitOverride().configureOutput({
-    writeOut: (t) => {
-      out += t;
-    },
-    writeErr: (t) => {
-      err += t;
-    },
-  });
-  registerAdminCommands(program, {
-    out: (t) => {
-      out += t;
-    },
-    err: (t) => {
-      err += t;
-    },
-  });
-  const before = process.exitCode;
+): Promise<CliRun> {
   const savedEnv = process.env.CIB_file;
   if ('CIB_file' in env) {
     if (env.CIB_file === undefined) delete process.env.CIB_file;
     else process.env.CIB_file = env.CIB_file;
   } else delete process.env.CIB_file;
-  process.exitCode = undefined;
   try {
-    await program.parseAsync(['node', 'halo', ...args]);
-    const code = typeof process.exitCode === 'number' ? process.exitCode : 0;
-    return { code, out, err };
-  } catch (e) {
-    if (e instanceof CommanderError) return { code: e.exitCode === 1 ? 2 : e.exitCode, out, err };
-    throw e;
+    return await runCli(registerAdminCommands, args);
   } finally {
-    process.exitCode = before;
     if (savedEnv === undefined) delete process.env.CIB_file;
     else process.env.CIB_file = savedEnv;
   }

@@ -3,7 +3,6 @@ import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { Command, CommanderError } from 'commander';
 import { parseCrm } from '../cib/crm.ts';
 import type { Cib, Group, Primitive } from '../cib/model.ts';
 import { emptyCib } from '../cib/model.ts';
@@ -15,6 +14,7 @@ import { hasNetnsSupport } from '../lab/netns.ts';
 import { repoRoot } from '../lib/repo_root.ts';
 import { waitFor } from '../lib/wait.ts';
 import { registerImportCommands } from './import_cmd.ts';
+import { type CliRun, runCli } from './testing.ts';
 
 /**
  * `halo import` against a control socket that answers as a daemon does (`status`, `cib`, and
@@ -24,36 +24,8 @@ import { registerImportCommands } from './import_cmd.ts';
 
 const FIXTURES = join(repoRoot(), 'src/cib/fixtures');
 
-async function halo(args: readonly string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const program = new Command('halo').exitOverride().configureOutput({
-    writeOut: (t) => {
-      out += t;
-    },
-    writeErr: (t) => {
-      err += t;
-    },
-  });
-  registerImportCommands(program, {
-    out: (t) => {
-      out += t;
-    },
-    err: (t) => {
-      err += t;
-    },
-  });
-  const before = process.exitCode;
-  process.exitCode = undefined;
-  try {
-    await program.parseAsync(['node', 'halo', ...args]);
-    return { code: typeof process.exitCode === 'number' ? process.exitCode : 0, out, err };
-  } catch (e) {
-    if (e instanceof CommanderError) return { code: e.exitCode === 1 ? 2 : e.exitCode, out, err };
-    throw e;
-  } finally {
-    process.exitCode = before;
-  }
+function halo(args: readonly string[]): Promise<CliRun> {
+  return runCli(registerImportCommands, args);
 }
 
 /** A running "cluster" of node01 (id 1) and node02 (id 2) whose CIB starts as `initial`. */

@@ -3,7 +3,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { Command, CommanderError } from 'commander';
 import { locate } from '../admin/resource_edits.ts';
 import { serializeCibXml } from '../cib/cib_xml.ts';
 import { parseCrm } from '../cib/crm.ts';
@@ -13,43 +12,15 @@ import { agreedDc, createLabCluster, waitFor } from '../daemon/lab_cluster.ts';
 import { hasNetnsSupport } from '../lab/netns.ts';
 import { cluster, location, nodeState, primitive, started } from '../scheduler/testing.ts';
 import { registerSimulateCommands } from './simulate_cmd.ts';
+import { type CliRun, runCli } from './testing.ts';
 
 /**
  * Runs `halo ARGS` with only the simulate commands registered, capturing output and exit code
  * in buffers handed to the commands (never by replacing process.stdout, which the test reporter
  * writes to).
  */
-async function halo(args: readonly string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const program = new Command('halo').exitOverride().configureOutput({
-    writeOut: (t) => {
-      out += t;
-    },
-    writeErr: (t) => {
-      err += t;
-    },
-  });
-  registerSimulateCommands(program, {
-    out: (t) => {
-      out += t;
-    },
-    err: (t) => {
-      err += t;
-    },
-  });
-  const before = process.exitCode;
-  process.exitCode = undefined;
-  try {
-    await program.parseAsync(['node', 'halo', ...args]);
-    const code = typeof process.exitCode === 'number' ? process.exitCode : 0;
-    return { code, out, err };
-  } catch (e) {
-    if (e instanceof CommanderError) return { code: e.exitCode === 1 ? 2 : e.exitCode, out, err };
-    throw e;
-  } finally {
-    process.exitCode = before;
-  }
+function halo(args: readonly string[]): Promise<CliRun> {
+  return runCli(registerSimulateCommands, args);
 }
 
 async function withFiles<T>(

@@ -4,10 +4,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
 import { describe, it } from 'node:test';
-import { Command, CommanderError } from 'commander';
 import type { Cib } from '../cib/model.ts';
 import { clusterProperty } from '../cib/resources.ts';
 import { registerAdminCommands } from '../cli/admin_cmd.ts';
+import { type CliRun, runCli } from '../cli/testing.ts';
 import { hasNetnsSupport } from '../lab/netns.ts';
 import { nullLogger } from '../lib/ports.ts';
 import { waitFor } from '../lib/wait.ts';
@@ -25,30 +25,8 @@ const REPLICATE_DEADLINE_MS = 10_000;
 const NAMES = ['n1', 'n2', 'n3'];
 
 /** Runs `halo ARGS` (the admin commands, in this process) and collects its output and exit code. */
-async function halo(args: readonly string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io = {
-    out: (t: string) => {
-      out += t;
-    },
-    err: (t: string) => {
-      err += t;
-    },
-  };
-  const program = new Command('halo').exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err });
-  registerAdminCommands(program, io);
-  const before = process.exitCode;
-  process.exitCode = undefined;
-  try {
-    await program.parseAsync(['node', 'halo', ...args]);
-    return { code: typeof process.exitCode === 'number' ? process.exitCode : 0, out, err };
-  } catch (e) {
-    if (e instanceof CommanderError) return { code: e.exitCode === 1 ? 2 : e.exitCode, out, err };
-    throw e;
-  } finally {
-    process.exitCode = before;
-  }
+function halo(args: readonly string[]): Promise<CliRun> {
+  return runCli(registerAdminCommands, args);
 }
 
 async function agreedDc(lab: LabCluster): Promise<string> {
