@@ -938,7 +938,7 @@ const DEVICE_GUARD_BYTES = 1 << 20;
 const VOLUME_SYNC_DEADLINE_MS = 120_000;
 
 /** Runs `halo volume ARGS` (the engine's own entry), inside `ns` when given; returns stdout. */
-function volumeCli(args: readonly string[], ns?: string): string {
+export function volumeCli(args: readonly string[], ns?: string): string {
   const here = fileURLToPath(import.meta.url);
   const entry = fileURLToPath(
     new URL(`../volume/engine_main${here.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url),
@@ -960,6 +960,47 @@ function volumeCli(args: readonly string[], ns?: string): string {
       'volume-setup-failed',
       `halo volume ${args.join(' ')}${ns ? ` (in ${ns})` : ''} failed: ${(e.stderr ?? '').trim() || e.message}`,
     );
+  }
+}
+
+/** Where a scenario keeps a replicated volume's config, per-node run dirs and disk files. */
+export interface LabVolumePaths {
+  readonly drbdConf: string;
+  runDir(node: string): string;
+  disk(node: string): string;
+}
+
+/**
+ * A fresh replicated volume on the lab's nodes: a zeroed disk file of `diskMib` MiB per node,
+ * fresh metadata, both engines up and connected, the first node forced Primary and the full
+ * initial sync waited for (bounded). Leaves the first node Primary.
+ */
+export async function createSyncedVolume(
+  nodes: readonly LabNodeState[],
+  res: string,
+  diskMib: number,
+  d: LabVolumePaths,
+): Promise<void> {
+  const g = (n: LabNodeState) => ['-c', d.drbdConf, '--node', n.name, '--run-dir', d.runDir(n.name)];
+  for (const n of nodes) {
+    mkdirSync(d.runDir(n.name), { recursive: true });
+    closeSync(openSync(d.disk(n.name), 'w'));
+    execFileSync('truncate', ['-s', `${diskMib}M`, d.disk(n.name)]);
+    volumeCli([...g(n), 'create-md', res]);
+  }
+  for (const n of nodes) volumeCli([...g(n), 'up', res], n.ns);
+  const first = nodes[0]!;
+  volumeCli([...g(first), 'primary', '--force', res]);
+  const until = Date.now() + VOLUME_SYNC_DEADLINE_MS;
+  for (;;) {
+    const st = JSON.parse(volumeCli([...g(first), '--output', 'json', 'status', res])) as VolumeStatusJson;
+    if (st.disk === 'UpToDate' && (nodes.length < 2 || st.peerDisk === 'UpToDate')) return;
+    if (Date.now() > until)
+      throw new HaloError(
+        'volume-setup-failed',
+        `the initial sync of ${res} did not finish within ${VOLUME_SYNC_DEADLINE_MS} ms: ${st.role} ${st.disk}/${st.peerDisk} ${st.conn}`,
+      );
+    await sleep(200);
   }
 }
 
@@ -1015,27 +1056,8 @@ async function prepareSeed003Volume(
   const d = seed003Paths(host);
   const res = SEED003_VOLUME;
   const g = (n: LabNodeState) => ['-c', d.drbdConf, '--node', n.name, '--run-dir', d.runDir(n.name)];
-  for (const n of nodes) {
-    mkdirSync(d.runDir(n.name), { recursive: true });
-    const fd = openSync(d.disk(n.name), 'w');
-    closeSync(fd);
-    execFileSync('truncate', ['-s', `${SEED003_DISK_MIB}M`, d.disk(n.name)]);
-    volumeCli([...g(n), 'create-md', res]);
-  }
-  for (const n of nodes) volumeCli([...g(n), 'up', res], n.ns);
+  await createSyncedVolume(nodes, res, SEED003_DISK_MIB, d);
   const first = nodes[0]!;
-  volumeCli([...g(first), 'primary', '--force', res]);
-  const until = Date.now() + VOLUME_SYNC_DEADLINE_MS;
-  for (;;) {
-    const st = JSON.parse(volumeCli([...g(first), '--output', 'json', 'status', res])) as VolumeStatusJson;
-    if (st.disk === 'UpToDate' && (nodes.length < 2 || st.peerDisk === 'UpToDate')) break;
-    if (Date.now() > until)
-      throw new HaloError(
-        'volume-setup-failed',
-        `the initial sync of ${res} did not finish within ${VOLUME_SYNC_DEADLINE_MS} ms: ${st.role} ${st.disk}/${st.peerDisk} ${st.conn}`,
-      );
-    await sleep(200);
-  }
   say(`volume ${res}: initial sync done (${SEED003_DISK_MIB} MiB per node), making ext4 on ${first.name}`);
   const mnt = join(dirname(host.scenarioDir), 'mkfs-mnt');
   volumeCli([...g(first), 'attach', res, '--mount', mnt, '--mkfs', 'ext4']);

@@ -32,19 +32,9 @@
  * promotes and demotes.
  */
 import { execFileSync } from 'node:child_process';
-import {
-  chmodSync,
-  closeSync,
-  mkdirSync,
-  openSync,
-  readlinkSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, mkdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import type { Configuration, NvSet, Primitive, Resource } from '../cib/model.ts';
 import {
   convertImport,
@@ -57,6 +47,7 @@ import { queryControl } from '../daemon/control.ts';
 import type { DaemonStatus } from '../daemon/daemon.ts';
 import { HaloError } from '../lib/errors.ts';
 import {
+  createSyncedVolume,
   DEFAULT_LAB_DIR,
   LAB_STATE_FILE,
   type LabNodeState,
@@ -64,7 +55,7 @@ import {
   labDown,
   labUp,
   scenarioHost,
-  type VolumeStatusJson,
+  volumeCli,
 } from './lab.ts';
 import { LAB_VIP, type ScenarioFiles, type ScenarioHost } from './scenarios.ts';
 
@@ -85,8 +76,8 @@ const APACHE_MODULES = '/usr/lib/apache2/modules';
 const APACHE_BIN = '/usr/sbin/apache2';
 /** Size of each node's own root (links, pid file, Apache's error log). */
 const NODE_ROOT_TMPFS = 'size=4m,mode=0755';
-const VOLUME_STEP_TIMEOUT_MS = 60_000;
-const VOLUME_SYNC_DEADLINE_MS = 120_000;
+const _VOLUME_STEP_TIMEOUT_MS = 60_000;
+const _VOLUME_SYNC_DEADLINE_MS = 120_000;
 const SCENARIO_LOAD_DEADLINE_MS = 30_000;
 const STATUS_TIMEOUT_MS = 1_500;
 const POLL_MS = 200;
@@ -421,7 +412,7 @@ export async function seed004NodeBoot(state: LabState, name: string): Promise<st
     await sleep(POLL_MS);
   }
   makeNodeRoot(n, d.root);
-  volume(['-c', d.drbdConf, '--node', n.name, '--run-dir', d.runDir(n.name), 'up', SEED004_VOLUME], n.ns);
+  volumeCli(['-c', d.drbdConf, '--node', n.name, '--run-dir', d.runDir(n.name), 'up', SEED004_VOLUME], n.ns);
   return `${name}: own root mounted at ${d.root}, volume ${SEED004_VOLUME} up (Secondary, connecting)`;
 }
 
@@ -430,31 +421,6 @@ function readlinkSafe(path: string): string | undefined {
     return readlinkSync(path);
   } catch {
     return undefined;
-  }
-}
-
-/** Runs `halo volume ARGS` (the engine's entry), inside `ns` when given; returns stdout. */
-function volume(args: readonly string[], ns?: string): string {
-  const here = fileURLToPath(import.meta.url);
-  const ts = here.endsWith('.ts');
-  const entry = fileURLToPath(new URL(`../volume/engine_main${ts ? '.ts' : '.js'}`, import.meta.url));
-  const node = [...(ts ? ['--import', 'tsx'] : []), entry, 'volume', ...args];
-  const [cmd, argv] = ns
-    ? ['ip', ['netns', 'exec', ns, process.execPath, ...node]]
-    : [process.execPath, node];
-  try {
-    return execFileSync(cmd, argv, {
-      encoding: 'utf8',
-      timeout: VOLUME_STEP_TIMEOUT_MS,
-      cwd: join(dirname(here), ts ? '../..' : '../../..'),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new HaloError(
-      'volume-setup-failed',
-      `halo volume ${args.join(' ')}${ns ? ` (in ${ns})` : ''} failed: ${(e.stderr ?? '').trim() || e.message}`,
-    );
   }
 }
 
@@ -467,40 +433,22 @@ async function prepareVolume(nodes: readonly LabNodeState[], host: ScenarioHost,
   const d = seed004Paths(host);
   const res = SEED004_VOLUME;
   const g = (n: LabNodeState) => ['-c', d.drbdConf, '--node', n.name, '--run-dir', d.runDir(n.name)];
-  for (const n of nodes) {
-    mkdirSync(d.runDir(n.name), { recursive: true });
-    closeSync(openSync(d.disk(n.name), 'w'));
-    execFileSync('truncate', ['-s', `${SEED004_DISK_MIB}M`, d.disk(n.name)]);
-    volume([...g(n), 'create-md', res]);
-  }
-  for (const n of nodes) volume([...g(n), 'up', res], n.ns);
+  await createSyncedVolume(nodes, res, SEED004_DISK_MIB, d);
   const first = nodes[0]!;
-  volume([...g(first), 'primary', '--force', res]);
-  const until = Date.now() + VOLUME_SYNC_DEADLINE_MS;
-  for (;;) {
-    const st = JSON.parse(volume([...g(first), '--output', 'json', 'status', res])) as VolumeStatusJson;
-    if (st.disk === 'UpToDate' && (nodes.length < 2 || st.peerDisk === 'UpToDate')) break;
-    if (Date.now() > until)
-      throw new HaloError(
-        'volume-setup-failed',
-        `the initial sync of ${res} did not finish within ${VOLUME_SYNC_DEADLINE_MS} ms: ${st.role} ${st.disk}/${st.peerDisk} ${st.conn}`,
-      );
-    await sleep(POLL_MS);
-  }
   say(`volume ${res}: initial sync done (${SEED004_DISK_MIB} MiB per node); mkfs.ext3 on ${first.name}`);
   const mnt = join(d.lab, 'mkfs-mnt');
   const token = `${Date.now().toString(36)}-${process.pid}`;
-  volume([...g(first), 'attach', res, '--mount', mnt, '--mkfs', 'ext3']);
+  volumeCli([...g(first), 'attach', res, '--mount', mnt, '--mkfs', 'ext3']);
   try {
     for (const p of SEED004_LINKED_PATHS) mkdirSync(join(mnt, p), { recursive: true, mode: 0o755 });
     writeFileSync(join(mnt, 'etc/apache2/apache2.conf'), seed004ApacheConf(host));
     writeFileSync(join(mnt, 'var/www/index.html'), seed004Page(token));
     execFileSync('sync', ['-f', join(mnt, 'var/www/index.html')]);
   } finally {
-    volume([...g(first), 'detach', res]);
+    volumeCli([...g(first), 'detach', res]);
     rmSync(mnt, { recursive: true, force: true });
   }
-  volume([...g(first), 'secondary', res]);
+  volumeCli([...g(first), 'secondary', res]);
   return token;
 }
 

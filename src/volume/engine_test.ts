@@ -8,25 +8,8 @@ import { test } from 'node:test';
 import { nullLogger } from '../lib/ports.ts';
 import type { VolumeConfig } from './config.ts';
 import { createMetadata, VolumeEngine } from './engine.ts';
+import { connectAndSync, createEnginePair, freePort, waitUntil } from './engine_testing.ts';
 import { testConfig } from './sim_pair.ts';
-
-const WAIT_MS = 30_000;
-
-async function waitFor(what: string, fn: () => boolean): Promise<void> {
-  const end = Date.now() + WAIT_MS;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** A TCP proxy that can flip one byte of the alpha→bravo direction on demand. */
 async function tamperingProxy(
@@ -86,19 +69,9 @@ test('two engines replicate over an authenticated stream, and a tampered stream 
   // alpha dials (its name sorts first) through the proxy; bravo listens on pb.
   const ca = cfgFor(dir, 'alpha', 'bravo', pa, proxy.port);
   const cb = cfgFor(dir, 'bravo', 'alpha', pb, pa);
-  for (const c of [ca, cb]) writeFileSync(c.self.disk, Buffer.alloc(8 << 20));
-  await createMetadata(ca, false);
-  await createMetadata(cb, false);
-  const a = new VolumeEngine(ca, { runDir: join(dir, 'ra') }, nullLogger);
-  const b = new VolumeEngine(cb, { runDir: join(dir, 'rb') }, nullLogger);
+  const { a, b } = await createEnginePair(ca, cb, dir, 8 << 20);
   try {
-    await a.start();
-    await b.start();
-    await a.command({ cmd: 'connect' });
-    await b.command({ cmd: 'connect' });
-    await waitFor('connection', () => a.status().conn === 'Connected');
-    assert.deepEqual(await a.command({ cmd: 'primary', force: true }), { ok: true });
-    await waitFor('initial sync', () => b.status().disk === 'UpToDate' && a.status().conn === 'Connected');
+    assert.deepEqual(await connectAndSync(a, b), { ok: true });
     const dev = a.blockDevice();
     const data = randomBytes(256 * 1024);
     await dev.write(4096, data, true);
@@ -106,11 +79,11 @@ test('two engines replicate over an authenticated stream, and a tampered stream 
     // Tamper with the next bytes alpha sends: bravo must drop the stream, not apply them.
     proxy.tamper();
     await dev.write(1 << 20, randomBytes(64 * 1024), false);
-    await waitFor(
+    await waitUntil(
       'the tampered stream to be dropped',
       () => b.status().conn !== 'Connected' || a.status().conn !== 'Connected',
     );
-    await waitFor(
+    await waitUntil(
       'reconnect and resync',
       () => a.status().conn === 'Connected' && b.status().conn === 'Connected',
     );

@@ -5,9 +5,8 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { nullLogger } from '../lib/ports.ts';
 import type { VolumeConfig } from './config.ts';
-import { createMetadata, VolumeEngine } from './engine.ts';
+import { connectAndSync, createEnginePair, freePort, waitUntil } from './engine_testing.ts';
 import { testConfig } from './sim_pair.ts';
 
 /**
@@ -15,24 +14,6 @@ import { testConfig } from './sim_pair.ts';
  * `fencing resource-and-stonith`; its fence-peer handler (a real process, with DRBD's
  * environment) runs, and no write is acknowledged until the handler reports the peer fenced.
  */
-
-const WAIT_MS = 30_000;
-
-async function waitFor(what: string, fn: () => boolean): Promise<void> {
-  const end = Date.now() + WAIT_MS;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** A TCP proxy whose link can be cut: open connections drop and new ones are refused. */
 async function cuttableProxy(target: number): Promise<{ port: number; cut: () => void; close: () => void }> {
@@ -93,25 +74,15 @@ test('resource-and-stonith on real engines: writes after a link loss are held un
   const proxy = await cuttableProxy(pb);
   const ca = cfgFor(dir, 'alpha', 'bravo', pa, proxy.port);
   const cb = cfgFor(dir, 'bravo', 'alpha', pb, pa);
-  for (const c of [ca, cb]) writeFileSync(c.self.disk, Buffer.alloc(4 << 20));
-  await createMetadata(ca, false);
-  await createMetadata(cb, false);
-  const a = new VolumeEngine(ca, { runDir: join(dir, 'ra') }, nullLogger);
-  const b = new VolumeEngine(cb, { runDir: join(dir, 'rb') }, nullLogger);
+  const { a, b } = await createEnginePair(ca, cb, dir, 4 << 20);
   try {
-    await a.start();
-    await b.start();
-    await a.command({ cmd: 'connect' });
-    await b.command({ cmd: 'connect' });
-    await waitFor('connection', () => a.status().conn === 'Connected');
-    assert.deepEqual(await a.command({ cmd: 'primary', force: true }), { ok: true });
-    await waitFor('initial sync', () => b.status().disk === 'UpToDate' && a.status().conn === 'Connected');
+    assert.deepEqual(await connectAndSync(a, b), { ok: true });
     const dev = a.blockDevice();
     await dev.write(0, randomBytes(4096), true); // replicated, acknowledged at once
     assert.equal(existsSync(join(dir, 'alpha.fence-env')), false, 'no fencing while connected');
 
     proxy.cut();
-    await waitFor('alpha to notice the loss and run fence-peer', () =>
+    await waitUntil('alpha to notice the loss and run fence-peer', () =>
       existsSync(join(dir, 'alpha.fence-env')),
     );
     assert.equal(a.status().ioSuspended, true);
@@ -123,7 +94,7 @@ test('resource-and-stonith on real engines: writes after a link loss are held un
     const w = dev.write(65536, data, true).then(() => {
       acked = true;
     });
-    await waitFor('the write to reach alpha’s disk', () =>
+    await waitUntil('the write to reach alpha’s disk', () =>
       readFileSync(ca.self.disk)
         .subarray(65536, 65536 + data.length)
         .equals(data),
