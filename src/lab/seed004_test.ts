@@ -221,11 +221,14 @@ test('seed 004 in a two-node lab: Apache on the replicated volume serves the sam
     assert.equal(labVolumeStatus(readLabState(dir), first), undefined, 'the fenced node runs no engine');
     const n2 = readLabState(dir).nodes.find((n) => n.name === second)!;
     assert.equal(nodeRootLink(n2, d.root, 'var/www'), join(d.mount, 'var/www'));
-    const st = await labStatus(dir);
-    assert.match(
-      st.resources?.text ?? '',
-      new RegExp(`apache2\\s+\\(ocf:heartbeat:apache\\):\\s+Started ${second}`),
-    );
+    // Apache can answer before its agent's start (which polls the server) has returned and been
+    // recorded: wait for the record, then check it.
+    const apacheStarted = new RegExp(`apache2\\s+\\(ocf:heartbeat:apache\\):\\s+Started ${second}`);
+    const st = await eventually('the start of apache2 to be recorded', 60_000, async () => {
+      const s = await labStatus(dir);
+      return apacheStarted.test(s.resources?.text ?? '') ? s : undefined;
+    }).catch(() => labStatus(dir));
+    assert.match(st.resources?.text ?? '', apacheStarted);
     const log = readFileSync(join(dir, second, 'daemon.log'), 'utf8');
     assert.match(log, new RegExp(`fenced ${first}: off of ${first} succeeded via fence-lab`));
     t.diagnostic(`lab up, serve, kill, failover, checks: ${Date.now() - started} ms`);
