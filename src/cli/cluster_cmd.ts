@@ -49,222 +49,258 @@ function memberError(what: string, r: Extract<MemberChangeOutcome, { ok: false }
  * running a node, and looking at it.
  */
 export function registerClusterCommands(program: Command): void {
-  program
-    .command('keygen')
-    .description('write a new random 32-byte cluster key (mode 0600); copy it to every node')
-    .option('--file <path>', 'key file', DEFAULT_KEY_FILE)
-    .option('--force', 'replace an existing key (cuts this node off until every node has the new key)')
-    .action((o: { file: string; force?: boolean }) =>
-      guard(() => {
-        generateKeyFile(o.file, { force: o.force === true });
-        process.stdout.write(
-          `wrote cluster key ${o.file} (mode 0600); copy it to every node of the cluster\n`,
-        );
-      }),
-    );
+  example(
+    program
+      .command('keygen')
+      .description('write a new random 32-byte cluster key (mode 0600); copy it to every node')
+      .option('--file <path>', 'key file', DEFAULT_KEY_FILE)
+      .option(
+        '--force',
+        'replace an existing key (a daemon started with it cannot talk to nodes still on the old one)',
+      ),
+    'halo keygen   # /etc/halo/authkey; refuses to replace an existing key',
+    'halo keygen --file /etc/halo/authkey --force   # replace it; daemons read it when they start',
+  ).action((o: { file: string; force?: boolean }) =>
+    guard(() => {
+      generateKeyFile(o.file, { force: o.force === true });
+      process.stdout.write(`wrote cluster key ${o.file} (mode 0600); copy it to every node of the cluster\n`);
+    }),
+  );
 
-  program
-    .command('daemon')
-    .description('run this node: transport, membership, quorum and consensus')
-    .option('--config <file>', 'cluster config', DEFAULT_CONFIG_FILE)
-    .option('--node <name>', 'which configured node this is (default: found by local addresses)')
-    .option('--witness', 'run as the quorum witness: votes, runs no resources')
-    .option('--join', 'join a running cluster (after `halo cluster join` on a member) instead of forming one')
-    .addOption(
-      new Option('--log-level <level>', 'log level')
-        .choices(['debug', 'info', 'warn', 'error'])
-        .default('info'),
-    )
-    .action(
-      async (o: { config: string; node?: string; witness?: boolean; join?: boolean; logLevel: LogLevel }) => {
-        await guardAsync(async () => {
-          process.exitCode = await runDaemon({
-            configFile: o.config,
-            ...(o.node === undefined ? {} : { node: o.node }),
-            witness: o.witness === true,
-            join: o.join === true,
-            logLevel: o.logLevel,
-          });
+  example(
+    program
+      .command('daemon')
+      .description(
+        'run this node in the foreground until SIGTERM (JSON logs on stderr): links, membership, quorum, the Raft DC and the resource manager',
+      )
+      .option('--config <file>', 'cluster config', DEFAULT_CONFIG_FILE)
+      .option('--node <name>', 'which configured node this is (default: found by local addresses)')
+      .option('--witness', 'run as the quorum witness: votes, runs no resources')
+      .option(
+        '--join',
+        'join a running cluster (after `halo cluster join` on a member) instead of forming one',
+      )
+      .addOption(
+        new Option('--log-level <level>', 'log level')
+          .choices(['debug', 'info', 'warn', 'error'])
+          .default('info'),
+      ),
+    'halo daemon --config /etc/halo/halo.json --node node01',
+    "halo daemon --join   # a new node, after 'halo cluster join' for it on a member",
+    'halo daemon --witness   # on the witness host (configured with "witness": true)',
+  ).action(
+    async (o: { config: string; node?: string; witness?: boolean; join?: boolean; logLevel: LogLevel }) => {
+      await guardAsync(async () => {
+        process.exitCode = await runDaemon({
+          configFile: o.config,
+          ...(o.node === undefined ? {} : { node: o.node }),
+          witness: o.witness === true,
+          join: o.join === true,
+          logLevel: o.logLevel,
         });
-      },
-    );
+      });
+    },
+  );
 
   const cluster = program
     .command('cluster')
     .description('create a cluster, add nodes to it and remove them, while it runs');
-  cluster
-    .command('init')
-    .description('write a config and a key for a new cluster')
-    .argument('<name>', 'cluster name')
-    .requiredOption('--node <name=addr[,addr…]>', 'a node and its address on each link (repeat)', collect, [])
-    .option('--witness <name=addr>', 'a quorum witness (votes, runs no resources)')
-    .addOption(new Option('--profile <profile>', 'timing profile').choices([...PROFILE_NAMES]).default('lan'))
-    .option('--config <file>', 'config file to write', DEFAULT_CONFIG_FILE)
-    .option('--key-file <file>', 'key file to write', DEFAULT_KEY_FILE)
-    .option('--force', 'overwrite an existing config and key')
-    .action(
-      (
-        name: string,
-        o: {
-          node: string[];
-          witness?: string;
-          profile: string;
-          config: string;
-          keyFile: string;
-          force?: boolean;
-        },
-      ) =>
-        guard(() => {
-          const nodes = o.node.map((spec, i) => nodeEntry(spec, i + 1, false));
-          if (o.witness) nodes.push(nodeEntry(o.witness, nodes.length + 1, true));
-          const twoNode = nodes.filter((n) => !n.witness).length === 2 && !o.witness;
-          const doc = { cluster: name, keyFile: o.keyFile, profile: o.profile, quorum: { twoNode }, nodes };
-          if (!o.force && exists(o.config))
-            throw new HaloError('config-exists', `${o.config} already exists; pass --force to replace it`);
-          writeConfig(o.config, doc);
-          generateKeyFile(o.keyFile, { force: o.force === true });
-          process.stdout.write(
-            `wrote ${o.config} and ${o.keyFile}; copy both to every node and start 'halo daemon' on each${twoNode ? '\nnote: two nodes without a witness: a survivor continues alone only after fencing its peer' : ''}\n`,
-          );
-        }),
-    );
-  cluster
-    .command('join')
-    .description(
-      'add a node to the running cluster (a Raft membership change through this host’s daemon) and to the config file; then copy the config and key to the new node and start it with `halo daemon --join`',
-    )
-    .argument('<name>', 'new node name')
-    .requiredOption('--addr <addr[,addr…]>', 'the node’s address on each link')
-    .option('--id <n>', 'node id (default: next free)')
-    .option('--witness', 'the new node is a quorum witness')
-    .option('--config <file>', 'config file to change', DEFAULT_CONFIG_FILE)
-    .option('--node <name>', 'which configured node this host is (default: found by local addresses)')
-    .option('--socket <path>', 'control socket of the daemon to ask (overrides --node)')
-    .option(
-      '--offline',
-      'only edit the config file, for a cluster that is not running (restart every daemon after)',
-    )
-    .action(
-      async (
-        name: string,
-        o: {
-          addr: string;
-          id?: string;
-          witness?: boolean;
-          config: string;
-          node?: string;
-          socket?: string;
-          offline?: boolean;
-        },
-      ) =>
-        guardAsync(async () => {
-          const cfg = loadConfig(o.config);
-          const doc = readConfigDoc(o.config);
-          let live: { path: string; ids: number[] } | undefined;
-          if (!o.offline) {
-            const path = o.socket ?? controlSocketPath(cfg, resolveSelf(cfg, o.node));
-            const st = (await askDaemon(path, 'status')) as DaemonStatus;
-            live = { path, ids: st.members.map((m) => m.id) };
-          }
-          let id = Math.max(...cfg.nodes.map((n) => n.id), ...(live?.ids ?? [])) + 1;
-          if (o.id !== undefined) {
-            id = Number(o.id);
-            if (!Number.isInteger(id))
-              throw new HaloError('bad-argument', `--id must be an integer, got '${o.id}'`);
-          }
-          const entry = nodeEntry(`${name}=${o.addr}`, id, o.witness === true);
-          doc.nodes.push(entry);
-          if (doc.quorum?.twoNode) {
-            // A third vote (node or witness) gives a real majority; two_node no longer applies.
-            doc.quorum.twoNode = false;
-          }
-          parseConfig(JSON.stringify(doc), o.config); // refuse anything the daemon would refuse
-          if (live) {
-            const r = (await askDaemon(
-              live.path,
-              `member-add ${JSON.stringify(entry)}`,
-              MEMBER_CHANGE_TIMEOUT_MS + CONTROL_SLACK_MS,
-            )) as MemberChangeOutcome;
-            if (!r.ok) throw memberError(`cannot add ${name}`, r);
-          }
-          writeConfig(o.config, doc);
-          process.stdout.write(
-            live
-              ? `added ${o.witness ? 'witness' : 'node'} ${name} (id ${id}) to the running cluster and to ${o.config}; copy it and the key to ${name} and start 'halo daemon --join' there; copy the config to the other nodes too\n`
-              : `added ${o.witness ? 'witness' : 'node'} ${name} (id ${id}) to ${o.config}; copy it to every node and restart their daemons\n`,
-          );
-        }),
-    );
-  cluster
-    .command('leave')
-    .description(
-      'remove a node (default: this one) from the running cluster and from the config file; the removed node’s daemon stops',
-    )
-    .argument('[name]', 'node to remove (default: this host’s node)')
-    .option('--config <file>', 'config file to change', DEFAULT_CONFIG_FILE)
-    .option('--node <name>', 'which configured node this host is (default: found by local addresses)')
-    .option('--socket <path>', 'control socket of the daemon to ask (overrides --node)')
-    .action(async (name: string | undefined, o: { config: string; node?: string; socket?: string }) =>
+  example(
+    cluster
+      .command('init')
+      .description(
+        'write the config and a new key for a new cluster; copy both to every node, then start `halo daemon` on each',
+      )
+      .argument('<name>', 'cluster name')
+      .requiredOption(
+        '--node <name=addr[,addr…]>',
+        'a node and its address on each link (repeat)',
+        collect,
+        [],
+      )
+      .option('--witness <name=addr>', 'a quorum witness (votes, runs no resources)')
+      .addOption(
+        new Option('--profile <profile>', 'timing profile').choices([...PROFILE_NAMES]).default('lan'),
+      )
+      .option('--config <file>', 'config file to write', DEFAULT_CONFIG_FILE)
+      .option('--key-file <file>', 'key file to write', DEFAULT_KEY_FILE)
+      .option('--force', 'overwrite an existing config and key'),
+    'halo cluster init web --node node01=10.0.0.2,192.168.1.2 --node node02=10.0.0.3,192.168.1.3',
+    'halo cluster init db --node alpha=10.0.0.1 --node beta=10.0.0.2 --witness tie=10.0.0.9',
+  ).action(
+    (
+      name: string,
+      o: {
+        node: string[];
+        witness?: string;
+        profile: string;
+        config: string;
+        keyFile: string;
+        force?: boolean;
+      },
+    ) =>
+      guard(() => {
+        const nodes = o.node.map((spec, i) => nodeEntry(spec, i + 1, false));
+        if (o.witness) nodes.push(nodeEntry(o.witness, nodes.length + 1, true));
+        const twoNode = nodes.filter((n) => !n.witness).length === 2 && !o.witness;
+        const doc = { cluster: name, keyFile: o.keyFile, profile: o.profile, quorum: { twoNode }, nodes };
+        if (!o.force && exists(o.config))
+          throw new HaloError('config-exists', `${o.config} already exists; pass --force to replace it`);
+        writeConfig(o.config, doc);
+        generateKeyFile(o.keyFile, { force: o.force === true });
+        process.stdout.write(
+          `wrote ${o.config} and ${o.keyFile}; copy both to every node and start 'halo daemon' on each${twoNode ? '\nnote: two nodes without a witness: a survivor continues alone only after fencing its peer' : ''}\n`,
+        );
+      }),
+  );
+  example(
+    cluster
+      .command('join')
+      .description(
+        'add a node to the running cluster (a Raft membership change through this host’s daemon) and to the config file; then copy the config and key to the new node and start it with `halo daemon --join`',
+      )
+      .argument('<name>', 'new node name')
+      .requiredOption('--addr <addr[,addr…]>', 'the node’s address on each link')
+      .option('--id <n>', 'node id (default: next free)')
+      .option('--witness', 'the new node is a quorum witness')
+      .option('--config <file>', 'config file to change', DEFAULT_CONFIG_FILE)
+      .option('--node <name>', 'which configured node this host is (default: found by local addresses)')
+      .option('--socket <path>', 'control socket of the daemon to ask (overrides --node)')
+      .option(
+        '--offline',
+        'only edit the config file, for a cluster that is not running (restart every daemon after)',
+      ),
+    "halo cluster join node03 --addr 10.0.0.4,192.168.1.4   # then 'halo daemon --join' on node03",
+    'halo cluster join tie --addr 10.0.0.9 --witness',
+    'halo cluster join node03 --addr 10.0.0.4 --offline   # cluster stopped: edit the config only',
+  ).action(
+    async (
+      name: string,
+      o: {
+        addr: string;
+        id?: string;
+        witness?: boolean;
+        config: string;
+        node?: string;
+        socket?: string;
+        offline?: boolean;
+      },
+    ) =>
       guardAsync(async () => {
         const cfg = loadConfig(o.config);
-        const path = o.socket ?? controlSocketPath(cfg, resolveSelf(cfg, o.node));
-        const target = name ?? ((await askDaemon(path, 'status')) as DaemonStatus).node;
-        const r = (await askDaemon(
-          path,
-          `member-remove ${target}`,
-          MEMBER_CHANGE_TIMEOUT_MS + CONTROL_SLACK_MS,
-        )) as MemberChangeOutcome;
-        if (!r.ok) throw memberError(`cannot remove ${target}`, r);
         const doc = readConfigDoc(o.config);
-        const rest = doc.nodes.filter((n) => n.name !== target);
-        let note = '';
-        if (rest.length === doc.nodes.length) note = ` (it was not in ${o.config})`;
-        else if (rest.length === 0) note = ` (${o.config} left as it is: it would list no node)`;
-        else {
-          writeConfig(o.config, { ...doc, nodes: rest });
-          note = ` and from ${o.config}; copy it to every node`;
+        let live: { path: string; ids: number[] } | undefined;
+        if (!o.offline) {
+          const path = o.socket ?? controlSocketPath(cfg, resolveSelf(cfg, o.node));
+          const st = (await askDaemon(path, 'status')) as DaemonStatus;
+          live = { path, ids: st.members.map((m) => m.id) };
         }
-        process.stdout.write(`removed ${target} (id ${r.id}) from the running cluster${note}\n`);
+        let id = Math.max(...cfg.nodes.map((n) => n.id), ...(live?.ids ?? [])) + 1;
+        if (o.id !== undefined) {
+          id = Number(o.id);
+          if (!Number.isInteger(id))
+            throw new HaloError('bad-argument', `--id must be an integer, got '${o.id}'`);
+        }
+        const entry = nodeEntry(`${name}=${o.addr}`, id, o.witness === true);
+        doc.nodes.push(entry);
+        if (doc.quorum?.twoNode) {
+          // A third vote (node or witness) gives a real majority; two_node no longer applies.
+          doc.quorum.twoNode = false;
+        }
+        parseConfig(JSON.stringify(doc), o.config); // refuse anything the daemon would refuse
+        if (live) {
+          const r = (await askDaemon(
+            live.path,
+            `member-add ${JSON.stringify(entry)}`,
+            MEMBER_CHANGE_TIMEOUT_MS + CONTROL_SLACK_MS,
+          )) as MemberChangeOutcome;
+          if (!r.ok) throw memberError(`cannot add ${name}`, r);
+        }
+        writeConfig(o.config, doc);
+        process.stdout.write(
+          live
+            ? `added ${o.witness ? 'witness' : 'node'} ${name} (id ${id}) to the running cluster and to ${o.config}; copy it and the key to ${name} and start 'halo daemon --join' there; copy the config to the other nodes too\n`
+            : `added ${o.witness ? 'witness' : 'node'} ${name} (id ${id}) to ${o.config}; copy it to every node and restart their daemons\n`,
+        );
       }),
-    );
+  );
+  example(
+    cluster
+      .command('leave')
+      .description(
+        'remove a node (default: this one) from the running cluster and from the config file; the removed node’s daemon stops',
+      )
+      .argument('[name]', 'node to remove (default: this host’s node)')
+      .option('--config <file>', 'config file to change', DEFAULT_CONFIG_FILE)
+      .option('--node <name>', 'which configured node this host is (default: found by local addresses)')
+      .option('--socket <path>', 'control socket of the daemon to ask (overrides --node)'),
+    "halo cluster leave   # this host's node",
+    'halo cluster leave node03   # from any member',
+  ).action(async (name: string | undefined, o: { config: string; node?: string; socket?: string }) =>
+    guardAsync(async () => {
+      const cfg = loadConfig(o.config);
+      const path = o.socket ?? controlSocketPath(cfg, resolveSelf(cfg, o.node));
+      const target = name ?? ((await askDaemon(path, 'status')) as DaemonStatus).node;
+      const r = (await askDaemon(
+        path,
+        `member-remove ${target}`,
+        MEMBER_CHANGE_TIMEOUT_MS + CONTROL_SLACK_MS,
+      )) as MemberChangeOutcome;
+      if (!r.ok) throw memberError(`cannot remove ${target}`, r);
+      const doc = readConfigDoc(o.config);
+      const rest = doc.nodes.filter((n) => n.name !== target);
+      let note = '';
+      if (rest.length === doc.nodes.length) note = ` (it was not in ${o.config})`;
+      else if (rest.length === 0) note = ` (${o.config} left as it is: it would list no node)`;
+      else {
+        writeConfig(o.config, { ...doc, nodes: rest });
+        note = ` and from ${o.config}; copy it to every node`;
+      }
+      process.stdout.write(`removed ${target} (id ${r.id}) from the running cluster${note}\n`);
+    }),
+  );
 
-  program
-    .command('status')
-    .description('members, links per member, quorum, DC (Raft leader) and term, as seen by this node')
-    .option('--config <file>', 'cluster config', DEFAULT_CONFIG_FILE)
-    .option('--node <name>', 'ask this node’s daemon (default: found by local addresses)')
-    .option('--socket <path>', 'control socket path (overrides --config/--node)')
-    .addOption(new Option('--output <format>', 'output format').choices(['text', 'json']).default('text'))
-    .action(async (o: { config: string; node?: string; socket?: string; output: string }) => {
-      await guardAsync(async () => {
-        let path = o.socket;
-        if (!path) {
-          const cfg = loadConfig(o.config);
-          path = controlSocketPath(cfg, resolveSelf(cfg, o.node));
-        }
-        const st = (await queryControl(path, 'status')) as DaemonStatus;
-        // Where the resources run (crm_mon -1), from this node's controller: the DC's live view
-        // when this node is the DC, else the replicated CIB. Older daemons do not answer it.
-        const mon = (await queryControl(path, 'crm_mon').catch(() => undefined)) as
-          | { text?: string; source?: string }
-          | undefined;
-        const resources = typeof mon?.text === 'string' ? mon : undefined;
-        if (o.output === 'json') {
-          process.stdout.write(
-            `${JSON.stringify({ ...st, ...(resources ? { resources } : {}) }, null, 2)}\n`,
-          );
-          return;
-        }
-        process.stdout.write(formatStatus(st));
-        if (resources) {
-          const from =
-            resources.source === 'dc'
-              ? 'this node is the DC'
-              : `from the replicated CIB; run halo status on the DC (${st.dc ?? 'none'}) for its live view`;
-          process.stdout.write(`\nResources (${from}):\n${resources.text}`);
-        }
-      });
+  example(
+    program
+      .command('status')
+      .description(
+        "what this node's daemon sees: members and their links, quorum, the DC (Raft leader) and term, and where the resources run (like crm_mon -1)",
+      )
+      .option('--config <file>', 'cluster config', DEFAULT_CONFIG_FILE)
+      .option('--node <name>', 'ask this node’s daemon (default: found by local addresses)')
+      .option('--socket <path>', 'control socket path (overrides --config/--node)')
+      .addOption(new Option('--output <format>', 'output format').choices(['text', 'json']).default('text')),
+    'halo status',
+    'halo status --output json',
+    'halo status --socket /run/halo-lab/n1/halo.sock   # node n1 of `halo lab up`',
+  ).action(async (o: { config: string; node?: string; socket?: string; output: string }) => {
+    await guardAsync(async () => {
+      let path = o.socket;
+      if (!path) {
+        const cfg = loadConfig(o.config);
+        path = controlSocketPath(cfg, resolveSelf(cfg, o.node));
+      }
+      const st = (await queryControl(path, 'status')) as DaemonStatus;
+      // Where the resources run (crm_mon -1), from this node's controller: the DC's live view
+      // when this node is the DC, else the replicated CIB. Older daemons do not answer it.
+      const mon = (await queryControl(path, 'crm_mon').catch(() => undefined)) as
+        | { text?: string; source?: string }
+        | undefined;
+      const resources = typeof mon?.text === 'string' ? mon : undefined;
+      if (o.output === 'json') {
+        process.stdout.write(`${JSON.stringify({ ...st, ...(resources ? { resources } : {}) }, null, 2)}\n`);
+        return;
+      }
+      process.stdout.write(formatStatus(st));
+      if (resources) {
+        const from =
+          resources.source === 'dc'
+            ? 'this node is the DC'
+            : `from the replicated CIB; run halo status on the DC (${st.dc ?? 'none'}) for its live view`;
+        process.stdout.write(`\nResources (${from}):\n${resources.text}`);
+      }
     });
+  });
 }
 
 /** Renders status like `crm_mon -1`: one header block, then one line per member and link. */
@@ -347,6 +383,26 @@ function exists(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Adds `Example:` (or `Examples:`) to a command's --help, one command line per example, the way
+ * every halo command shows them (cli_contract_test.ts checks it). A ` # ` in a line starts a
+ * note; notes are aligned, and a copied line stays a valid shell command.
+ */
+function example(cmd: Command, ...lines: readonly string[]): Command {
+  const split = lines.map((l) => {
+    const i = l.indexOf(' # ');
+    return i < 0 ? { line: l, note: '' } : { line: l.slice(0, i).trimEnd(), note: l.slice(i + 3).trim() };
+  });
+  const width = Math.max(...split.filter((x) => x.note).map((x) => x.line.length), 0);
+  const text = split
+    .map(
+      (x) => `  ${x.note ? `${x.line.padEnd(width)}  # ${x.note}` : x.line}
+`,
+    )
+    .join('');
+  return cmd.addHelpText('after', `\nExample${lines.length > 1 ? 's' : ''}:\n${text}`);
 }
 
 function collect(v: string, prev: string[]): string[] {

@@ -218,6 +218,21 @@ async function detachState(s: AttachState): Promise<void> {
   await releaseFuseMount(s.fuseDir);
 }
 
+/**
+ * Adds `Example:` (or `Examples:`) to a command's --help, one command line per example, the way
+ * every halo command shows them (cli_contract_test.ts checks it). A ` # ` in a line starts a
+ * note; notes are aligned, and a copied line stays a valid shell command.
+ */
+function example(cmd: Command, ...lines: readonly string[]): Command {
+  const split = lines.map((l) => {
+    const i = l.indexOf(' # ');
+    return i < 0 ? { line: l, note: '' } : { line: l.slice(0, i).trimEnd(), note: l.slice(i + 3).trim() };
+  });
+  const width = Math.max(...split.filter((x) => x.note).map((x) => x.line.length), 0);
+  const text = split.map((x) => `  ${x.note ? `${x.line.padEnd(width)}  # ${x.note}` : x.line}\n`).join('');
+  return cmd.addHelpText('after', `\nExample${lines.length > 1 ? 's' : ''}:\n${text}`);
+}
+
 /** The cluster config the fence handlers read to find the daemons' control sockets. */
 const CLUSTER_CONFIG_DEFAULT = '/etc/halo/halo.json';
 
@@ -228,50 +243,65 @@ const CLUSTER_CONFIG_DEFAULT = '/etc/halo/halo.json';
  * node is the stale one, 1 = failed).
  */
 function registerFenceCommands(vol: Command, g: () => GlobalOpts): void {
-  for (const [verb, action, help] of [
-    ['fence-peer', 'fence', 'let only this node be promoted until the peer has resynced (a CIB constraint)'],
-    ['unfence-peer', 'unfence', 'remove the constraint fence-peer placed (after a resync)'],
+  for (const [verb, action, help, examples] of [
+    [
+      'fence-peer',
+      'fence',
+      'let only this node be promoted until the peer has resynced (a CIB constraint)',
+      [
+        'halo volume fence-peer r0 --peer node02   # by hand; exit 4 = peer fenced',
+        'DRBD_RESOURCE=r0 DRBD_PEER=node02 halo volume fence-peer   # as in a DRBD handler',
+      ],
+    ],
+    [
+      'unfence-peer',
+      'unfence',
+      'remove the constraint fence-peer placed (after a resync)',
+      ['halo volume unfence-peer r0   # after the resync (drbd.conf: after-resync-target)'],
+    ],
   ] as const) {
-    vol
-      .command(`${verb} [res]`)
-      .description(help)
-      .option('--peer <name>', 'the peer node (default: $DRBD_PEER)')
-      .option(
-        '--socket <path>',
-        "this node's daemon control socket (default: $HALO_CONTROL_SOCKET, else from the cluster config)",
-      )
-      .option(
-        '--cluster-config <file>',
-        'the cluster config (default: $HALO_CLUSTER_CONFIG, else /etc/halo/halo.json)',
-      )
-      .action(
-        async (resArg: string | undefined, o: { peer?: string; socket?: string; clusterConfig?: string }) => {
-          const resource = resArg ?? process.env.DRBD_RESOURCE;
-          const peer = o.peer ?? process.env.DRBD_PEER ?? '';
-          if (!resource || (action === 'fence' && !peer)) {
-            process.stderr.write(
-              `halo volume ${verb}: name the resource and --peer (or set DRBD_RESOURCE and DRBD_PEER)\n`,
-            );
-            process.exitCode = 1;
-            return;
-          }
-          // Loaded here, not at the top: the engine process never needs the cluster code otherwise.
-          const { runClusterFence } = await import('../volume/cluster_fence.ts');
-          const r = await runClusterFence({
-            action,
-            resource,
-            self: g().node ?? hostname(),
-            peer,
-            clusterConfig: o.clusterConfig ?? process.env.HALO_CLUSTER_CONFIG ?? CLUSTER_CONFIG_DEFAULT,
-            ...(process.env.HALO_CLUSTER_NODE ? { clusterNode: process.env.HALO_CLUSTER_NODE } : {}),
-            ...((o.socket ?? process.env.HALO_CONTROL_SOCKET)
-              ? { socket: (o.socket ?? process.env.HALO_CONTROL_SOCKET)! }
-              : {}),
-          });
-          process.stderr.write(`halo volume ${verb} ${resource}: ${r.message}\n`);
-          process.exitCode = r.exitCode;
-        },
-      );
+    example(
+      vol
+        .command(`${verb} [res]`)
+        .description(help)
+        .option('--peer <name>', 'the peer node (default: $DRBD_PEER)')
+        .option(
+          '--socket <path>',
+          "this node's daemon control socket (default: $HALO_CONTROL_SOCKET, else from the cluster config)",
+        )
+        .option(
+          '--cluster-config <file>',
+          'the cluster config (default: $HALO_CLUSTER_CONFIG, else /etc/halo/halo.json)',
+        ),
+      ...examples,
+    ).action(
+      async (resArg: string | undefined, o: { peer?: string; socket?: string; clusterConfig?: string }) => {
+        const resource = resArg ?? process.env.DRBD_RESOURCE;
+        const peer = o.peer ?? process.env.DRBD_PEER ?? '';
+        if (!resource || (action === 'fence' && !peer)) {
+          process.stderr.write(
+            `halo volume ${verb}: name the resource and --peer (or set DRBD_RESOURCE and DRBD_PEER)\n`,
+          );
+          process.exitCode = 1;
+          return;
+        }
+        // Loaded here, not at the top: the engine process never needs the cluster code otherwise.
+        const { runClusterFence } = await import('../volume/cluster_fence.ts');
+        const r = await runClusterFence({
+          action,
+          resource,
+          self: g().node ?? hostname(),
+          peer,
+          clusterConfig: o.clusterConfig ?? process.env.HALO_CLUSTER_CONFIG ?? CLUSTER_CONFIG_DEFAULT,
+          ...(process.env.HALO_CLUSTER_NODE ? { clusterNode: process.env.HALO_CLUSTER_NODE } : {}),
+          ...((o.socket ?? process.env.HALO_CONTROL_SOCKET)
+            ? { socket: (o.socket ?? process.env.HALO_CONTROL_SOCKET)! }
+            : {}),
+        });
+        process.stderr.write(`halo volume ${verb} ${resource}: ${r.message}\n`);
+        process.exitCode = r.exitCode;
+      },
+    );
   }
 }
 
@@ -286,7 +316,17 @@ export function registerVolumeCommands(program: Command): void {
       'where engines keep sockets and logs',
       process.env.HALO_VOLUME_RUN_DIR ?? DEFAULT_RUN_DIR,
     )
-    .option('--output <format>', 'text or json', 'text');
+    .option('--output <format>', 'text or json', 'text')
+    // Every verb's --help lists these too: they go before or after the verb.
+    .configureHelp({ showGlobalOptions: true });
+  example(
+    vol,
+    'halo volume create-md r0   # both nodes: a new volume r0 from /etc/drbd.conf',
+    'halo volume up r0   # both nodes',
+    'halo volume primary --force r0   # one node: its data becomes the sync source',
+    'halo volume status --proc r0   # the initial sync',
+    'halo volume attach r0 --mount /srv/data --mkfs ext4',
+  );
   const g = (): GlobalOpts => vol.opts() as GlobalOpts;
   // biome-ignore lint/suspicious/noExplicitAny: commander passes (arg, opts, cmd) per command.
   const act = (fn: (res: string, opts: any) => Promise<void>) => async (res: string, opts: unknown) => {
@@ -302,161 +342,216 @@ export function registerVolumeCommands(program: Command): void {
     }
   };
 
-  vol
-    .command('create-md <res>')
-    .description('write fresh metadata (generation ids, bitmap) to the backing disk')
-    .option('--force', 'overwrite existing metadata')
-    .action(
-      act(async (res: string, o: { force?: boolean }) => {
-        const cfg = loadConfig(g(), res);
-        const moved = o.force ? undefined : await misplacedMetadata(cfg);
-        if (moved)
-          throw new HaloError(
-            'metadata-exists',
-            `${cfg.self.disk} grew and still holds halo metadata for ${res} (${moved.sizeBytes} bytes, disk ${moved.disk}); run "halo volume resize ${res}" to keep it, or create-md --force to start over`,
-          );
-        const r = await createMetadata(cfg, o.force === true);
-        print(g(), `${res}: metadata created on ${cfg.self.disk}; ${r.dataBytes} data bytes\n`, {
-          ok: true,
-          ...r,
-        });
-      }),
-    );
-  vol
-    .command('up <res>')
-    .description('start the engine in the background (if needed) and connect')
-    .action(
-      act(async (res: string) => {
-        const cfg = loadConfig(g(), res);
-        await up(g(), res, cfg);
-        print(g(), '', { ok: true });
-      }),
-    );
-  vol
-    .command('run <res>')
-    .description('run the engine in the foreground until SIGTERM')
-    .action(act(async (res: string) => runForeground(g(), loadConfig(g(), res))));
-  vol
-    .command('down <res>')
-    .description('demote, disconnect and stop the engine')
-    .action(
-      act(async (res: string) => {
-        const st = await controlRequest(g().runDir, res, { cmd: 'status' });
-        if (!st) return;
-        const pid = Number(st.pid);
-        await admin(g(), res, { cmd: 'down' });
-        for (let waited = 0; waited < UP_TIMEOUT_MS && pidAlive(pid); waited += POLL_MS) await sleep(POLL_MS);
-      }),
-    );
-  for (const [verb, cmd, help] of [
-    ['secondary', 'secondary', 'demote to Secondary'],
-    ['disconnect', 'disconnect', 'drop the replication link and stay StandAlone'],
-    ['verify', 'verify', 'start online verify against the peer'],
-    ['invalidate', 'invalidate', 'discard local data: full resync from the peer'],
+  example(
+    vol
+      .command('create-md <res>')
+      .description('write fresh metadata (generation ids, bitmap) to the backing disk')
+      .option('--force', 'overwrite existing metadata'),
+    'halo volume create-md r0   # on each node, before its first up',
+    'halo volume -c /etc/drbd.conf --node node01 create-md r0',
+  ).action(
+    act(async (res: string, o: { force?: boolean }) => {
+      const cfg = loadConfig(g(), res);
+      const moved = o.force ? undefined : await misplacedMetadata(cfg);
+      if (moved)
+        throw new HaloError(
+          'metadata-exists',
+          `${cfg.self.disk} grew and still holds halo metadata for ${res} (${moved.sizeBytes} bytes, disk ${moved.disk}); run "halo volume resize ${res}" to keep it, or create-md --force to start over`,
+        );
+      const r = await createMetadata(cfg, o.force === true);
+      print(g(), `${res}: metadata created on ${cfg.self.disk}; ${r.dataBytes} data bytes\n`, {
+        ok: true,
+        ...r,
+      });
+    }),
+  );
+  example(
+    vol
+      .command('up <res>')
+      .description('start the engine in the background (if needed; its log is RUN_DIR/RES.log) and connect'),
+    'halo volume up r0   # on both nodes',
+    'halo volume -c /etc/drbd.conf --node node01 up r0',
+  ).action(
+    act(async (res: string) => {
+      const cfg = loadConfig(g(), res);
+      await up(g(), res, cfg);
+      print(g(), '', { ok: true });
+    }),
+  );
+  example(
+    vol
+      .command('run <res>')
+      .description(
+        'run the engine in the foreground until SIGTERM, logging to stderr (what `up` starts in the background)',
+      ),
+    "halo volume run r0   # in the foreground, e.g. a systemd unit's ExecStart",
+    'halo volume -c /etc/drbd.conf --node node02 run r0',
+  ).action(act(async (res: string) => runForeground(g(), loadConfig(g(), res))));
+  example(
+    vol.command('down <res>').description('demote, disconnect and stop the engine'),
+    'halo volume down r0',
+  ).action(
+    act(async (res: string) => {
+      const st = await controlRequest(g().runDir, res, { cmd: 'status' });
+      if (!st) return;
+      const pid = Number(st.pid);
+      await admin(g(), res, { cmd: 'down' });
+      for (let waited = 0; waited < UP_TIMEOUT_MS && pidAlive(pid); waited += POLL_MS) await sleep(POLL_MS);
+    }),
+  );
+  for (const [verb, cmd, help, examples] of [
+    [
+      'secondary',
+      'secondary',
+      'demote to Secondary (stops serving NBD)',
+      ["halo volume secondary r0   # after 'halo volume detach r0'"],
+    ],
+    [
+      'disconnect',
+      'disconnect',
+      'drop the replication link and stay StandAlone (a Primary outdates its peer)',
+      ["halo volume disconnect r0   # StandAlone until 'halo volume connect r0'"],
+    ],
+    [
+      'verify',
+      'verify',
+      "compare every block with the connected peer (online verify); progress and out-of-sync KiB show in 'halo volume status'",
+      [
+        'halo volume verify r0',
+        'halo volume status r0   # verify:running done:… out-of-sync:…KiB',
+        'halo volume disconnect r0 && halo volume connect r0   # resync what verify found',
+      ],
+    ],
+    [
+      'invalidate',
+      'invalidate',
+      'discard local data: full resync from the peer',
+      ['halo volume invalidate r0   # on the Secondary whose data to throw away'],
+    ],
     [
       'resume-io',
       'resume-io',
       'resume I/O suspended by fencing without fencing the peer (risks lost writes)',
+      ['halo volume resume-io r0   # status shows suspended:fencing and the peer cannot be fenced'],
     ],
   ] as const) {
-    vol
-      .command(`${verb} <res>`)
-      .description(help)
-      .action(
-        act(async (res: string) => {
-          await admin(g(), res, { cmd });
-          print(g(), '', { ok: true });
-        }),
-      );
+    example(vol.command(`${verb} <res>`).description(help), ...examples).action(
+      act(async (res: string) => {
+        await admin(g(), res, { cmd });
+        print(g(), '', { ok: true });
+      }),
+    );
   }
   registerFenceCommands(vol, g);
-  vol
-    .command('resize <res>')
-    .description('grow the volume after its backing disk grew (run on both nodes, volume down)')
-    .option('--size <size>', 'grow a backing regular file to hold this much data (e.g. 2G)')
-    .action(
-      act(async (res: string, o: { size?: string }) => {
-        const cfg = loadConfig(g(), res);
-        if (await controlRequest(g().runDir, res, { cmd: 'status' }))
-          throw new HaloError(
-            'running',
-            `${res} is running here; resize works with the volume down on this node: halo volume down ${res}, resize on both nodes, then up`,
-          );
-        const sizeBytes = o.size === undefined ? undefined : parseDrbdSize(o.size, '--size', 1);
-        const r = await resizeVolume(cfg, sizeBytes === undefined ? {} : { sizeBytes });
-        const text =
-          r.newBytes === r.oldBytes
-            ? `${res}: ${cfg.self.disk} has not grown; still ${r.oldBytes} bytes (grow it first, or pass --size for a file)\n`
-            : `${res}: grown from ${r.oldBytes} to ${r.newBytes} bytes${r.grewFileBy > 0 ? ` (${cfg.self.disk} extended by ${r.grewFileBy})` : ''}; ${r.newAreaBlocks} new blocks will resync when the nodes connect; resize the peer too\n`;
-        print(g(), text, { ok: true, ...r });
-      }),
-    );
-  vol
-    .command('primary <res>')
-    .description('promote to Primary (serve NBD)')
-    .option('--force', 'promote even an Inconsistent or Outdated disk')
-    .action(
-      act(async (res: string, o: { force?: boolean }) => {
-        await admin(g(), res, { cmd: 'primary', force: o.force === true });
-        print(g(), '', { ok: true });
-      }),
-    );
-  vol
-    .command('connect <res>')
-    .description('connect to the peer')
-    .option('--discard-my-data', 'resolve a split brain by throwing away this node’s changes')
-    .action(
-      act(async (res: string, o: { discardMyData?: boolean }) => {
-        await admin(g(), res, { cmd: 'connect', discardMyData: o.discardMyData === true });
-        print(g(), '', { ok: true });
-      }),
-    );
-  vol
-    .command('status <res>')
-    .description('show state like drbdadm status')
-    .option('--proc', 'show it like /proc/drbd, with sync progress')
-    .action(
-      act(async (res: string, o: { proc?: boolean }) => {
-        const reply = await admin(g(), res, { cmd: 'status' });
+  example(
+    vol
+      .command('resize <res>')
+      .description('grow the volume after its backing disk grew (run on both nodes, volume down)')
+      .option('--size <size>', 'grow a backing regular file to hold this much data (e.g. 2G)'),
+    'halo volume resize r0   # volume down, backing disk grown; then on the peer',
+    'halo volume resize r0 --size 2G   # a backing file: grow it to hold 2 GiB of data',
+  ).action(
+    act(async (res: string, o: { size?: string }) => {
+      const cfg = loadConfig(g(), res);
+      if (await controlRequest(g().runDir, res, { cmd: 'status' }))
+        throw new HaloError(
+          'running',
+          `${res} is running here; resize works with the volume down on this node: halo volume down ${res}, resize on both nodes, then up`,
+        );
+      const sizeBytes = o.size === undefined ? undefined : parseDrbdSize(o.size, '--size', 1);
+      const r = await resizeVolume(cfg, sizeBytes === undefined ? {} : { sizeBytes });
+      const text =
+        r.newBytes === r.oldBytes
+          ? `${res}: ${cfg.self.disk} has not grown; still ${r.oldBytes} bytes (grow it first, or pass --size for a file)\n`
+          : `${res}: grown from ${r.oldBytes} to ${r.newBytes} bytes${r.grewFileBy > 0 ? ` (${cfg.self.disk} extended by ${r.grewFileBy})` : ''}; ${r.newAreaBlocks} new blocks will resync when the nodes connect; resize the peer too\n`;
+      print(g(), text, { ok: true, ...r });
+    }),
+  );
+  example(
+    vol
+      .command('primary <res>')
+      .description('promote to Primary and serve the data over NBD (RUN_DIR/RES.nbd), which attach mounts')
+      .option('--force', 'promote even an Inconsistent or Outdated disk'),
+    'halo volume primary r0',
+    'halo volume primary --force r0   # first time, on one node: its data becomes the sync source',
+  ).action(
+    act(async (res: string, o: { force?: boolean }) => {
+      await admin(g(), res, { cmd: 'primary', force: o.force === true });
+      print(g(), '', { ok: true });
+    }),
+  );
+  example(
+    vol
+      .command('connect <res>')
+      .description(
+        'connect to the peer again (after disconnect, or a split brain that left this node StandAlone)',
+      )
+      .option('--discard-my-data', 'resolve a split brain by throwing away this node’s changes'),
+    'halo volume connect r0',
+    'halo volume connect --discard-my-data r0   # split brain: on the node whose changes to drop',
+  ).action(
+    act(async (res: string, o: { discardMyData?: boolean }) => {
+      await admin(g(), res, { cmd: 'connect', discardMyData: o.discardMyData === true });
+      print(g(), '', { ok: true });
+    }),
+  );
+  example(
+    vol
+      .command('status <res>')
+      .description('show state like drbdadm status')
+      .option('--proc', 'show it like /proc/drbd, with sync progress'),
+    'halo volume status r0',
+    'halo volume status --proc r0   # like cat /proc/drbd, with sync progress',
+    'halo volume --output json status r0',
+  ).action(
+    act(async (res: string, o: { proc?: boolean }) => {
+      const reply = await admin(g(), res, { cmd: 'status' });
+      const s = reply.status as CoreStatus;
+      print(g(), o.proc ? formatProcDrbd(s) : formatDrbdadmStatus(s), s);
+    }),
+  );
+  example(
+    vol
+      .command('show-gi <res>')
+      .description('print the generation identifiers (current:bitmap:history…), like drbdadm show-gi'),
+    'halo volume show-gi r0   # from the running engine, else from the metadata on disk',
+  ).action(
+    act(async (res: string) => {
+      const reply = await controlRequest(g().runDir, res, { cmd: 'status' });
+      if (reply?.ok) {
         const s = reply.status as CoreStatus;
-        print(g(), o.proc ? formatProcDrbd(s) : formatDrbdadmStatus(s), s);
-      }),
-    );
-  vol
-    .command('show-gi <res>')
-    .description('print the generation identifiers')
-    .action(
-      act(async (res: string) => {
-        const reply = await controlRequest(g().runDir, res, { cmd: 'status' });
-        if (reply?.ok) {
-          const s = reply.status as CoreStatus;
-          print(g(), formatGi(s.gen, s.disk), s.gen);
-          return;
-        }
-        const meta = await readMetadata(loadConfig(g(), res));
-        print(g(), formatGi(meta.gen, meta.disk), meta.gen);
-      }),
-    );
-  vol
-    .command('attach <res>')
-    .description('mount the volume: nbdfuse + loop device (+ mkfs)')
-    .requiredOption('--mount <dir>', 'mount point')
-    .option('--mkfs <type>', 'make a filesystem first (e.g. ext4)')
-    .action(
-      act(async (res: string, o: { mount: string; mkfs?: string }) => {
-        const s = await attach(g(), res, o.mount, o.mkfs);
-        print(g(), `${res}: mounted ${s.loop} at ${s.mount}\n`, s);
-      }),
-    );
-  vol
-    .command('detach <res>')
-    .description('undo attach: umount, free the loop device, unmount nbdfuse')
-    .action(
-      act(async (res: string) => {
-        const file = join(g().runDir, `${res}.attach.json`);
-        if (!existsSync(file)) throw new HaloError('not-attached', `${res} is not attached`);
-        await detachState(JSON.parse(readFileSync(file, 'utf8')) as AttachState);
-        rmSync(file, { force: true });
-      }),
-    );
+        print(g(), formatGi(s.gen, s.disk), s.gen);
+        return;
+      }
+      const meta = await readMetadata(loadConfig(g(), res));
+      print(g(), formatGi(meta.gen, meta.disk), meta.gen);
+    }),
+  );
+  example(
+    vol
+      .command('attach <res>')
+      .description(
+        "mount the Primary's volume here: nbdfuse of its NBD export, a loop device, optionally mkfs, then mount",
+      )
+      .requiredOption('--mount <dir>', 'mount point')
+      .option('--mkfs <type>', 'make a filesystem first (e.g. ext4)'),
+    'halo volume attach r0 --mount /srv/data --mkfs ext4   # first time, on the Primary',
+    'halo volume attach r0 --mount /srv/data',
+  ).action(
+    act(async (res: string, o: { mount: string; mkfs?: string }) => {
+      const s = await attach(g(), res, o.mount, o.mkfs);
+      print(g(), `${res}: mounted ${s.loop} at ${s.mount}\n`, s);
+    }),
+  );
+  example(
+    vol.command('detach <res>').description('undo attach: umount, free the loop device, unmount nbdfuse'),
+    "halo volume detach r0   # before 'halo volume secondary r0'",
+  ).action(
+    act(async (res: string) => {
+      const file = join(g().runDir, `${res}.attach.json`);
+      if (!existsSync(file)) throw new HaloError('not-attached', `${res} is not attached`);
+      await detachState(JSON.parse(readFileSync(file, 'utf8')) as AttachState);
+      rmSync(file, { force: true });
+    }),
+  );
 }
