@@ -2,11 +2,11 @@
  * Volume benchmark (printed, never asserted): write throughput and sync-write latency through
  * NBD for protocols C, B and A, each against the same NBD server over an unreplicated local
  * file measured in the same run; then full and partial resync throughput against the
- * physical limits measured in the same run (disk, raw TCP link, sealed stream link).
+ * physical limits measured in the same run (disk, raw TCP link, halo's stream link).
  *
- *   node --import tsx bench/volume_bench.ts [--size-mib 64] [--protocols C,B,A] [--no-resync] [--rand-only] [--lat-only]
+ *   node --import tsx bench/volume_bench.ts [--size-mib 64] [--protocols C,B,A] [--no-resync] [--resync-only] [--rand-only] [--lat-only]
  *
- * `--rand-only` adds a longer random-write phase (profiling aid: run with `node --cpu-prof`;
+ * `--resync-only` skips the write phases. `--rand-only` adds a longer random-write phase (profiling aid: run with `node --cpu-prof`;
  * the engines inherit the flag); `--lat-only` skips the throughput phases (HALO_BENCH_PAUSE=S
  * waits S seconds before the latency phase and prints the pids to attach a tracer to). Resync is reported twice: including the reconnect (connect-int)
  * and from the moment the target reports SyncTarget.
@@ -142,6 +142,17 @@ function cpuSeconds(pid: number): number {
   }
 }
 
+function cpuOf(pids: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
+}
+
+/** CPU seconds per wall second of each process since `before` (10 ms resolution). */
+function coresSince(before: Record<string, number>, pids: Record<string, number>, secs: number): string {
+  return Object.entries(pids)
+    .map(([k, pid]) => `${k} ${((cpuSeconds(pid) - before[k]!) / secs).toFixed(2)} cores`)
+    .join(', ');
+}
+
 /** Engine and core counters of every engine, flattened as `node.name` (empty for the baseline). */
 type Snap = () => Promise<Record<string, number>>;
 
@@ -226,7 +237,7 @@ async function measure(
   const latOnly = args.includes('--lat-only');
   const seq = await withCores(pids, snap, { n: seqN, unit: 'ms/MiB' }, async () => {
     if (latOnly) return;
-    await pipelined(seqN, 8, (i) => c.request(Cmd.WRITE, i << 20, mib));
+    await pipelined(seqN, 8, (i) => c.request(Cmd.WRITE, i * 2 ** 20, mib));
     await c.request(Cmd.FLUSH, 0, new Uint8Array(0));
   });
   const seqMiBs = latOnly ? Number.NaN : seqN / seq.secs;
@@ -287,12 +298,12 @@ function fillFile(path: string, bytes: number): void {
 
 /** Sequential 1 MiB writes over an already written file, then fdatasync: the disk's rate. */
 function diskMiBs(path: string, mib: number): number {
-  fillFile(path, mib << 20);
+  fillFile(path, mib * 2 ** 20);
   const fd = openSync(path, 'r+');
   try {
     const data = randomBytes(1 << 20);
     const t = performance.now();
-    for (let i = 0; i < mib; i++) writeSync(fd, data, 0, data.length, i << 20);
+    for (let i = 0; i < mib; i++) writeSync(fd, data, 0, data.length, i * 2 ** 20);
     fdatasyncSync(fd);
     return mib / ((performance.now() - t) / 1000);
   } finally {
@@ -306,9 +317,9 @@ const LINK_OPTS = { clusterKey: LINK_KEY, clusterId: 1 } as const;
 
 /**
  * The link between two processes on this box: `mib` MiB in 1 MiB messages to a child process
- * that answers once it has them all. Raw TCP, or halo's sealed stream (AES-256-GCM framing).
+ * that answers once it has them all. Raw TCP, or halo's stream: sealed (AES-256-GCM) or signed (GMAC).
  */
-async function linkMiBs(kind: 'tcp' | 'stream', mib: number, port: number): Promise<number> {
+async function linkMiBs(kind: 'tcp' | 'sealed' | 'signed', mib: number, port: number): Promise<number> {
   const self = fileURLToPath(import.meta.url);
   const child = spawn(
     process.execPath,
@@ -335,7 +346,7 @@ async function linkMiBs(kind: 'tcp' | 'stream', mib: number, port: number): Prom
     }
     const ch = await StreamChannel.connect(
       { host: '127.0.0.1', port },
-      { ...LINK_OPTS, self: 1, expectPeer: 2 },
+      { ...LINK_OPTS, self: 1, expectPeer: 2, mode: kind },
     );
     const done = new Promise<void>((res) => ch.once('message', () => res()));
     const t = performance.now();
@@ -353,13 +364,15 @@ async function linkMiBs(kind: 'tcp' | 'stream', mib: number, port: number): Prom
 }
 
 async function sink(kind: string, port: number, mib: number): Promise<void> {
-  const want = mib << 20;
+  const want = mib * 2 ** 20; // not `<<`: 2 GiB would overflow 32 bits
   let got = 0;
   if (kind === 'tcp') {
     const server = net.createServer((sock) => {
+      sock.on('error', () => {});
       sock.on('data', (d) => {
+        const before = got;
         got += d.length;
-        if (got >= want) sock.write('k');
+        if (got >= want && before < want) sock.write('k');
       });
     });
     await new Promise<void>((res) => server.listen(port, '127.0.0.1', res));
@@ -369,11 +382,13 @@ async function sink(kind: string, port: number, mib: number): Promise<void> {
       {
         ...LINK_OPTS,
         self: 2,
+        mode: kind === 'signed' ? 'signed' : 'sealed',
         accept: (p) => p === 1,
         onChannel: (ch) =>
           ch.on('message', (m) => {
+            const before = got;
             got += m.length;
-            if (got >= want) void ch.send(Buffer.from('k'));
+            if (got >= want && before < want) ch.send(Buffer.from('k')).catch(() => {});
           }),
       },
     );
@@ -450,32 +465,34 @@ async function pair(dir: string, protocol: string, sizeMiB: number, port: number
     }
   });
   for (const n of ['alpha', 'bravo']) {
-    fillFile(img(n), (sizeMiB + 2) << 20);
+    fillFile(img(n), (sizeMiB + 2) * 2 ** 20);
     cli(conf, n, runDir(n), ['create-md', 'r0']);
     cli(conf, n, runDir(n), ['up', 'r0']);
   }
-  const t = performance.now();
-  cli(conf, 'alpha', runDir('alpha'), ['primary', '--force', 'r0']);
-  const w = await waitResync(runDir('bravo'));
-  const fullSyncS = (w.end - t) / 1000;
-  const fullResyncS = (w.end - (w.syncStart ?? t)) / 1000;
   const pids: Record<string, number> = {};
   for (const n of ['alpha', 'bravo']) {
     const r = await controlRequest(runDir(n), 'r0', { cmd: 'status' });
     pids[n === 'alpha' ? 'primary' : 'secondary'] = Number(r?.pid ?? 0);
   }
-  return { conf, runDir, img, fullSyncS, fullResyncS, pids };
+  const cpu0 = cpuOf(pids);
+  const t = performance.now();
+  cli(conf, 'alpha', runDir('alpha'), ['primary', '--force', 'r0']);
+  const w = await waitResync(runDir('bravo'));
+  const fullSyncS = (w.end - t) / 1000;
+  const fullResyncS = (w.end - (w.syncStart ?? t)) / 1000;
+  const fullCores = coresSince(cpu0, pids, fullSyncS);
+  return { conf, runDir, img, fullSyncS, fullResyncS, fullCores, pids };
 }
 
 async function main(): Promise<void> {
   const sizeMiB = Number(args[args.indexOf('--size-mib') + 1] ?? 64) || 64;
-  const sizeBytes = sizeMiB << 20;
+  const sizeBytes = sizeMiB * 2 ** 20;
   const dir = mkdtempSync(join(tmpdir(), 'halo-vbench-'));
   const children: ChildProcess[] = [];
   const downs: Array<() => void> = [];
   try {
     const base = join(dir, 'plain.img');
-    fillFile(base, sizeMiB << 20);
+    fillFile(base, sizeMiB * 2 ** 20);
     const baseSock = join(dir, 'plain.sock');
     const self = fileURLToPath(import.meta.url);
     const server = spawn(process.execPath, [...process.execArgv, self, '--serve', base, baseSock], {
@@ -485,16 +502,18 @@ async function main(): Promise<void> {
     await waitFor('baseline server', async () => existsSync(baseSock));
     console.log(`load: ${execFileSync('uptime').toString().trim()}`);
     const disk = diskMiBs(join(dir, 'disk-probe.img'), sizeMiB);
-    const tcp = await linkMiBs('tcp', 4 * sizeMiB, 17790);
-    const sealed = await linkMiBs('stream', 2 * sizeMiB, 17791);
+    // Ports from a random base, so two benches on one box (or a stale engine) do not collide.
+    let port = 20000 + 10 * Math.floor(Math.random() * 3000);
+    const tcp = await linkMiBs('tcp', 4 * sizeMiB, port++);
+    const sealed = await linkMiBs('sealed', 2 * sizeMiB, port++);
+    const signed = await linkMiBs('signed', 4 * sizeMiB, port++);
     const limit = Math.min(disk, tcp);
     console.log(
-      `physical limits    : disk (1 MiB writes + fdatasync) ${disk.toFixed(0)} MiB/s | link (raw TCP, 2 processes) ${tcp.toFixed(0)} MiB/s | sealed stream (AES-GCM, 2 processes) ${sealed.toFixed(0)} MiB/s`,
+      `physical limits    : disk (1 MiB writes + fdatasync) ${disk.toFixed(0)} MiB/s | link (raw TCP, 2 processes) ${tcp.toFixed(0)} MiB/s | sealed stream (AES-GCM, tls yes) ${sealed.toFixed(0)} MiB/s | signed stream (GMAC, the default) ${signed.toFixed(0)} MiB/s`,
     );
     console.log(
       `volume bench: ${sizeMiB} MiB device, NBD over a unix socket, replication over TCP on 127.0.0.1`,
     );
-    let port = 17800;
     const pi = args.indexOf('--protocols');
     const protocols = pi >= 0 ? (args[pi + 1] ?? 'C,B,A').split(',') : ['C', 'B', 'A'];
     for (const protocol of protocols) {
@@ -502,22 +521,25 @@ async function main(): Promise<void> {
       port += 2;
       // The baseline runs right before each protocol: load on this shared box drifts within
       // minutes, so each ratio compares two measurements taken seconds apart.
-      const plain = await measure(baseSock, sizeBytes, { server: server.pid! });
-      console.log(
-        `unreplicated file : seq 1MiB ${plain.seqMiBs.toFixed(1)} MiB/s | rand 4KiB ${plain.randMiBs.toFixed(1)} MiB/s | 4KiB FUA p50 ${plain.latP50Us.toFixed(0)} us mean ${plain.latMeanUs.toFixed(0)} us`,
-      );
-      console.log(`  cores: seq [${plain.seqCores}] rand [${plain.randCores}]`);
-      const snap = engineSnap({ primary: p.runDir('alpha'), secondary: p.runDir('bravo') });
-      const r = await measure(join(p.runDir('alpha'), 'r0.nbd'), sizeBytes, p.pids, snap);
       const ratio = (x: number, y: number) => `${((100 * x) / y).toFixed(0)}%`;
-      console.log(
-        `protocol ${protocol}        : seq 1MiB ${r.seqMiBs.toFixed(1)} MiB/s (${ratio(r.seqMiBs, plain.seqMiBs)}) | rand 4KiB ${r.randMiBs.toFixed(1)} MiB/s (${ratio(r.randMiBs, plain.randMiBs)}) | 4KiB FUA p50 ${r.latP50Us.toFixed(0)} us (${(r.latP50Us / plain.latP50Us).toFixed(2)}x) mean ${r.latMeanUs.toFixed(0)} us`,
-      );
-      console.log(`  cores: seq [${r.seqCores}] rand [${r.randCores}]`);
+      if (!args.includes('--resync-only')) {
+        const plain = await measure(baseSock, sizeBytes, { server: server.pid! });
+        console.log(
+          `unreplicated file : seq 1MiB ${plain.seqMiBs.toFixed(1)} MiB/s | rand 4KiB ${plain.randMiBs.toFixed(1)} MiB/s | 4KiB FUA p50 ${plain.latP50Us.toFixed(0)} us mean ${plain.latMeanUs.toFixed(0)} us`,
+        );
+        console.log(`  cores: seq [${plain.seqCores}] rand [${plain.randCores}]`);
+        const snap = engineSnap({ primary: p.runDir('alpha'), secondary: p.runDir('bravo') });
+        const r = await measure(join(p.runDir('alpha'), 'r0.nbd'), sizeBytes, p.pids, snap);
+        console.log(
+          `protocol ${protocol}        : seq 1MiB ${r.seqMiBs.toFixed(1)} MiB/s (${ratio(r.seqMiBs, plain.seqMiBs)}) | rand 4KiB ${r.randMiBs.toFixed(1)} MiB/s (${ratio(r.randMiBs, plain.randMiBs)}) | 4KiB FUA p50 ${r.latP50Us.toFixed(0)} us (${(r.latP50Us / plain.latP50Us).toFixed(2)}x) mean ${r.latMeanUs.toFixed(0)} us`,
+        );
+        console.log(`  cores: seq [${r.seqCores}] rand [${r.randCores}]`);
+      }
       if (protocol === 'C' && !args.includes('--no-resync')) {
         console.log(
-          `full initial sync  : ${sizeMiB} MiB in ${p.fullSyncS.toFixed(2)} s = ${(sizeMiB / p.fullSyncS).toFixed(1)} MiB/s (includes promotion and reconnect); resync alone ${(sizeMiB / p.fullResyncS).toFixed(1)} MiB/s = ${ratio(sizeMiB / p.fullResyncS, limit)} of min(disk, link), ${ratio(sizeMiB / p.fullResyncS, sealed)} of the sealed stream`,
+          `full initial sync  : ${sizeMiB} MiB in ${p.fullSyncS.toFixed(2)} s = ${(sizeMiB / p.fullSyncS).toFixed(1)} MiB/s (includes promotion and reconnect); resync alone ${(sizeMiB / p.fullResyncS).toFixed(1)} MiB/s = ${ratio(sizeMiB / p.fullResyncS, limit)} of min(disk, link), ${ratio(sizeMiB / p.fullResyncS, signed)} of the signed stream`,
         );
+        console.log(`  cores: [${p.fullCores}] (source = primary)`);
         // Partial resync: disconnect, dirty a quarter of the device, reconnect.
         cli(p.conf, 'bravo', p.runDir('bravo'), ['disconnect', 'r0']);
         await waitFor('disconnect', async () => (await status(p.runDir('alpha')))?.conn !== 'Connected');
@@ -528,6 +550,7 @@ async function main(): Promise<void> {
         c.close();
         const dirty = (await status(p.runDir('alpha')))!.outOfSyncBlocks;
         const before = (await status(p.runDir('alpha')))!.counters.resyncBytesSent;
+        const cpu0 = cpuOf(p.pids);
         const t = performance.now();
         cli(p.conf, 'bravo', p.runDir('bravo'), ['connect', 'r0']);
         const w = await waitResync(p.runDir('bravo'));
@@ -535,9 +558,11 @@ async function main(): Promise<void> {
         const syncSecs = (w.end - (w.syncStart ?? t)) / 1000;
         const sent = (await status(p.runDir('alpha')))!.counters.resyncBytesSent - before;
         const mibSent = sent / (1 << 20);
+        const partialCores = coresSince(cpu0, p.pids, secs);
         console.log(
-          `partial resync     : ${dirty} dirty blocks, ${mibSent.toFixed(1)} MiB sent in ${secs.toFixed(2)} s = ${(mibSent / secs).toFixed(1)} MiB/s (includes reconnect); resync alone ${(mibSent / syncSecs).toFixed(1)} MiB/s = ${ratio(mibSent / syncSecs, limit)} of min(disk, link), ${ratio(mibSent / syncSecs, sealed)} of the sealed stream`,
+          `partial resync     : ${dirty} dirty blocks, ${mibSent.toFixed(1)} MiB sent in ${secs.toFixed(2)} s = ${(mibSent / secs).toFixed(1)} MiB/s (includes reconnect); resync alone ${(mibSent / syncSecs).toFixed(1)} MiB/s = ${ratio(mibSent / syncSecs, limit)} of min(disk, link), ${ratio(mibSent / syncSecs, signed)} of the signed stream`,
         );
+        console.log(`  cores: [${partialCores}]`);
       }
       downs.pop()!();
     }

@@ -9,6 +9,7 @@ import {
   FrameOpener,
   FrameSealer,
   HELLO_BYTES,
+  type StreamMode,
   type StreamRole,
 } from './stream_frames.ts';
 import type { Endpoint } from './udp_transport.ts';
@@ -19,6 +20,9 @@ export { MAX_STREAM_MESSAGE_BYTES } from './stream_frames.ts';
 export const STREAM_HANDSHAKE_TIMEOUT_MS = 5_000;
 /** Messages held for a channel nobody listens to yet (between handshake and `on('message')`). */
 export const MAX_BACKLOG_MESSAGES = 1024;
+/** What a mode mismatch means to an admin (volume replication is the only signed user). */
+const MODE_HINT =
+  'sealed = encrypted, signed = authenticated only; for a volume, set the same "tls" in both nodes\' net sections';
 /** Bound on connections a server keeps in handshake at once (each is cheap, but not free). */
 export const MAX_PENDING_HANDSHAKES = 64;
 
@@ -28,6 +32,11 @@ export interface StreamOptions {
   /** Our node id, sent in the Hello and bound into the session keys. */
   readonly self: number;
   readonly handshakeTimeoutMs?: number;
+  /**
+   * `sealed` (default) encrypts and authenticates; `signed` only authenticates (bulk data on a
+   * trusted link: volume replication without `tls yes`). Both ends must use the same mode.
+   */
+  readonly mode?: StreamMode;
 }
 
 type Phase = 'hello' | 'finished' | 'open' | 'closed';
@@ -66,6 +75,7 @@ export class StreamChannel extends EventEmitter<{
     super();
     this.myHello = encodeHello({
       role,
+      mode: opts.mode ?? 'sealed',
       clusterId: opts.clusterId,
       nodeId: opts.self,
       nonce: randomBytes(32),
@@ -231,13 +241,22 @@ export class StreamChannel extends EventEmitter<{
     if (typeof h === 'string') problem = h;
     else if (h.role !== expectRole) problem = `peer speaks as ${h.role}, expected ${expectRole}`;
     else if (h.clusterId !== this.opts.clusterId) problem = `peer is in another cluster (id ${h.clusterId})`;
+    else if ((h.mode ?? 'sealed') !== (this.opts.mode ?? 'sealed'))
+      problem = `peer wants a ${h.mode} stream, this side a ${this.opts.mode ?? 'sealed'} one (${MODE_HINT})`;
     else if (h.nodeId === this.opts.self) problem = 'peer claims our own node id';
     else if (this.opts.expectPeer !== undefined && h.nodeId !== this.opts.expectPeer)
       problem = `expected node ${this.opts.expectPeer}, peer says ${h.nodeId}`;
     else if (this.opts.accept && !this.opts.accept(h.nodeId))
       problem = `node ${h.nodeId} is not accepted here`;
     if (problem !== undefined || typeof h === 'string') {
-      this.fail(new HaloError('stream-handshake', `stream handshake refused: ${problem}`));
+      const err = new HaloError('stream-handshake', `stream handshake refused: ${problem}`);
+      if (this.role === 'server' && typeof h !== 'string' && h.mode !== (this.opts.mode ?? 'sealed')) {
+        // A mode mismatch is a config mistake on one side: our Hello lets the client name it too.
+        this.finish(err);
+        this.socket.end(this.myHello);
+        return false;
+      }
+      this.fail(err);
       return false;
     }
     this.peerId = h.nodeId;
@@ -245,8 +264,9 @@ export class StreamChannel extends EventEmitter<{
     const clientHello = this.role === 'client' ? this.myHello : bytes;
     const serverHello = this.role === 'client' ? bytes : this.myHello;
     const keys = deriveSessionKeys(this.opts.clusterKey, clientHello, serverHello);
-    this.sealer = new FrameSealer(this.role === 'client' ? keys.c2s : keys.s2c);
-    this.opener = new FrameOpener(this.role === 'client' ? keys.s2c : keys.c2s);
+    const mode = this.opts.mode ?? 'sealed';
+    this.sealer = new FrameSealer(this.role === 'client' ? keys.c2s : keys.s2c, mode);
+    this.opener = new FrameOpener(this.role === 'client' ? keys.s2c : keys.c2s, mode);
     this.socket.write(this.sealer.finished(this.role));
     this.phase = 'finished';
     return true;

@@ -185,3 +185,84 @@ test('messages sent right after the handshake are not lost before the receiver l
     }
   });
 });
+
+test('a signed frame carries the message in the clear, and any changed byte, replay or mode mix fails', () => {
+  const helloC = encodeHello({
+    role: 'client',
+    mode: 'signed',
+    clusterId: 1,
+    nodeId: 2,
+    nonce: randomBytes(32),
+  });
+  const decoded = decodeHello(helloC);
+  assert.ok(typeof decoded === 'object' && decoded.mode === 'signed' && decoded.role === 'client');
+  const helloS = encodeHello({
+    role: 'server',
+    mode: 'signed',
+    clusterId: 1,
+    nodeId: 1,
+    nonce: randomBytes(32),
+  });
+  const k = deriveSessionKeys(key, helloC, helloS);
+  const sealer = new FrameSealer(k.c2s, 'signed');
+  const body = randomBytes(70_000);
+  const f1 = Buffer.concat(sealer.sealParts([Buffer.from('head'), body]));
+  const f2 = sealer.seal(Buffer.from('second'));
+  // In the clear: the frame is length, message, tag.
+  assert.equal(f1.length, 4 + 4 + body.length + 16);
+  assert.ok(f1.subarray(8, 8 + body.length).equals(body));
+  const opener = new FrameOpener(k.c2s, 'signed');
+  const r = opener.push(Buffer.concat([f1, f2]));
+  assert.ok(r.ok);
+  assert.ok(r.messages[0]!.equals(Buffer.concat([Buffer.from('head'), body])));
+  assert.equal(r.messages[1]!.toString(), 'second');
+  assert.equal(opener.push(f1).ok, false, 'a replayed frame must not open');
+  for (const at of [2, 5, 8 + 1000, f1.length - 1]) {
+    const t = Buffer.from(f1);
+    t[at]! ^= 0x40;
+    const bad = new FrameOpener(k.c2s, 'signed').push(t);
+    // A changed length either fails or waits for bytes that never come; nothing is delivered.
+    assert.ok(!bad.ok || bad.messages.length === 0, `byte ${at} changed`);
+  }
+  // A sealed opener cannot take a signed frame, nor a signed opener a sealed one.
+  assert.equal(new FrameOpener(k.c2s, 'sealed').push(f1).ok, false);
+  assert.equal(new FrameOpener(k.c2s, 'signed').push(new FrameSealer(k.c2s).seal(body)).ok, false);
+});
+
+test('a signed stream delivers messages; a sealed peer is refused with a reason naming the mode', async () => {
+  const { StreamChannel } = await import('./stream.ts');
+  const channels: StreamChannel[] = [];
+  const refused: Error[] = [];
+  const server = await StreamServer.listen(LOOPBACK, {
+    clusterKey: key,
+    clusterId: CLUSTER,
+    self: 1,
+    mode: 'signed',
+    onChannel: (ch) => channels.push(ch),
+    onRefused: (e) => refused.push(e),
+  });
+  try {
+    const client = await StreamChannel.connect(
+      { host: '127.0.0.1', port: server.port },
+      { clusterKey: key, clusterId: CLUSTER, self: 2, expectPeer: 1, mode: 'signed' },
+    );
+    const serverSide = await waitForChannel(channels);
+    const got = nextMessage(serverSide);
+    const big = randomBytes(3 * 1024 * 1024);
+    await client.sendParts([Buffer.from('x'), big]);
+    assert.ok((await got).equals(Buffer.concat([Buffer.from('x'), big])));
+    client.close();
+    await assert.rejects(
+      StreamChannel.connect(
+        { host: '127.0.0.1', port: server.port },
+        { clusterKey: key, clusterId: CLUSTER, self: 2, expectPeer: 1 },
+      ),
+      (e: Error & { code?: string }) => e.code === 'stream-handshake' && /signed stream/.test(e.message),
+    );
+    await waitUntil(() => refused.length > 0);
+    assert.match(refused[0]!.message, /peer wants a sealed stream, this side a signed one/);
+  } finally {
+    for (const ch of channels) ch.close();
+    server.close();
+  }
+});

@@ -33,6 +33,11 @@ export interface VolumeConfig {
     readonly sharedSecret?: string;
     readonly csumsAlg?: string;
     readonly verifyAlg?: string;
+    /**
+     * `tls yes`: the replication stream is encrypted (AES-256-GCM). Default no: authenticated
+     * and replay-protected but in the clear, as DRBD sends data, at a tenth of the CPU.
+     */
+    readonly tls?: boolean;
   };
   readonly fencing: Fencing;
   /** 0 = unlimited. With `resyncDynamic`, only the first guess. */
@@ -256,6 +261,7 @@ export function volumeConfigFromDrbd(conf: DrbdConfig, name: string, selfName: s
       sharedSecret: opt('net', 'shared-secret'),
       csumsAlg: opt('net', 'csums-alg') ?? opt('syncer', 'csums-alg'),
       verifyAlg: opt('net', 'verify-alg') ?? opt('syncer', 'verify-alg'),
+      tls: pick(opt('net', 'tls'), ['yes', 'no'] as const, 'no', 'net tls') === 'yes',
     },
     fencing,
     resyncRateBytesPerSec: rate ? parseDrbdSize(rate, `resource ${name} resync rate`) : 0,
