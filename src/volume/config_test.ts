@@ -45,6 +45,22 @@ test("a seed's drbd.conf becomes a volume config for each of its hosts", () => {
   assert.equal(c.resyncRateBytesPerSec, 33 * 1024 * 1024);
   assert.equal(c.handlers['split-brain'], '/usr/lib/drbd/notify.sh root');
   assert.equal(c.handlers['after-resync-target'], '/usr/lib/drbd/crm-unfence-peer.sh');
+  assert.equal(c.net.tls, false, 'replication is signed, not encrypted, unless tls yes');
+  const tls = parseDrbdConf(
+    SEED_003.replace('after-sb-2pri disconnect;', 'after-sb-2pri disconnect; tls yes;'),
+    'x',
+  );
+  assert.ok(tls.ok);
+  assert.equal(volumeConfigFromDrbd(tls.config, 'drbd0', 'thelibrary-node1').net.tls, true);
+  const badTls = parseDrbdConf(
+    SEED_003.replace('after-sb-2pri disconnect;', 'after-sb-2pri disconnect; tls maybe;'),
+    'x',
+  );
+  assert.ok(badTls.ok);
+  assert.throws(
+    () => volumeConfigFromDrbd(badTls.config, 'drbd0', 'thelibrary-node1'),
+    /net tls "maybe" is not one of: yes, no/,
+  );
 });
 
 test('an unknown resource, an unknown host or a bad policy is a clear error', () => {
