@@ -37,6 +37,7 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
+import { open } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -312,6 +313,76 @@ function diskMiBs(path: string, mib: number): number {
   }
 }
 
+/**
+ * 4 KiB write + fdatasync latencies (µs, sorted) of `n` writes in a child process per file,
+ * all children starting together: what FUA costs when one disk serves one node, or (two
+ * files) both nodes of the pair, as it does when the bench runs both engines on one box.
+ */
+async function fsyncLatencies(files: string[], n: number): Promise<number[][]> {
+  const self = fileURLToPath(import.meta.url);
+  const start = Date.now() + 300;
+  const runs = files.map(
+    (f) =>
+      new Promise<number[]>((resolve, reject) => {
+        const child = spawn(
+          process.execPath,
+          [...process.execArgv, self, '--fsync-probe', f, String(start), String(n)],
+          {
+            stdio: ['ignore', 'pipe', 'inherit'],
+          },
+        );
+        let out = '';
+        child.stdout!.on('data', (d) => {
+          out += d;
+        });
+        child.on('exit', (code) =>
+          code === 0
+            ? resolve(JSON.parse(out) as number[])
+            : reject(new Error(`fsync probe exited with ${code}`)),
+        );
+      }),
+  );
+  return Promise.all(runs);
+}
+
+function fsyncProbe(path: string, startMs: number, n: number): void {
+  const fd = openSync(path, 'w');
+  const blocks = 256;
+  for (let i = 0; i < blocks; i++) writeSync(fd, Buffer.alloc(4096), 0, 4096, i * 4096);
+  fdatasyncSync(fd);
+  const b = randomBytes(4096);
+  while (Date.now() < startMs) {
+    // spin until the common start
+  }
+  const lats: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    writeSync(fd, b, 0, 4096, ((i * 37) % blocks) * 4096);
+    fdatasyncSync(fd);
+    lats.push((performance.now() - t) * 1000);
+  }
+  closeSync(fd);
+  rmSync(path, { force: true });
+  process.stdout.write(JSON.stringify(lats.sort((x, y) => x - y)));
+}
+
+/** Two files written at once (1 MiB writes, interleaved) and then both fdatasync'd at once. */
+async function diskPairMiBs(dir: string, mib: number): Promise<number> {
+  const paths = [join(dir, 'pair-a.img'), join(dir, 'pair-b.img')];
+  for (const p of paths) fillFile(p, mib * 2 ** 20);
+  const handles = await Promise.all(paths.map((p) => open(p, 'r+')));
+  try {
+    const data = randomBytes(1 << 20);
+    const t = performance.now();
+    for (let i = 0; i < mib; i++) for (const h of handles) writeSync(h.fd, data, 0, data.length, i * 2 ** 20);
+    await Promise.all(handles.map((h) => h.datasync()));
+    return mib / ((performance.now() - t) / 1000);
+  } finally {
+    for (const h of handles) await h.close();
+    for (const p of paths) rmSync(p, { force: true });
+  }
+}
+
 const LINK_KEY = Buffer.alloc(32, 7);
 const LINK_OPTS = { clusterKey: LINK_KEY, clusterId: 1 } as const;
 
@@ -507,9 +578,16 @@ async function main(): Promise<void> {
     const tcp = await linkMiBs('tcp', 4 * sizeMiB, port++);
     const sealed = await linkMiBs('sealed', 2 * sizeMiB, port++);
     const signed = await linkMiBs('signed', 4 * sizeMiB, port++);
+    const disk2 = await diskPairMiBs(dir, sizeMiB);
+    const [alone] = await fsyncLatencies([join(dir, 'fsync-a')], LAT_WRITES);
+    const both = await fsyncLatencies([join(dir, 'fsync-a'), join(dir, 'fsync-b')], LAT_WRITES);
+    const p50 = (l: number[]) => l[Math.floor(l.length / 2)]!;
     const limit = Math.min(disk, tcp);
     console.log(
       `physical limits    : disk (1 MiB writes + fdatasync) ${disk.toFixed(0)} MiB/s | link (raw TCP, 2 processes) ${tcp.toFixed(0)} MiB/s | sealed stream (AES-GCM, tls yes) ${sealed.toFixed(0)} MiB/s | signed stream (GMAC, the default) ${signed.toFixed(0)} MiB/s`,
+    );
+    console.log(
+      `one disk, two nodes: 1 MiB writes + fdatasync to two files at once ${disk2.toFixed(0)} MiB/s each (${((100 * disk2) / disk).toFixed(0)}% of one) | 4 KiB write + fdatasync p50 alone ${p50(alone!).toFixed(0)} us, two at once ${p50(both[0]!).toFixed(0)}/${p50(both[1]!).toFixed(0)} us (${(p50(both[0]!) / p50(alone!)).toFixed(2)}x): the floor for replication when both nodes share this disk`,
     );
     console.log(
       `volume bench: ${sizeMiB} MiB device, NBD over a unix socket, replication over TCP on 127.0.0.1`,
@@ -579,6 +657,8 @@ if (args[0] === '--serve') {
   const server = new NbdServer([{ name: 'r0', device: dev }]);
   await server.listen({ unixPath: args[2]! });
   process.on('SIGTERM', () => process.exit(0));
+} else if (args[0] === '--fsync-probe') {
+  fsyncProbe(args[1]!, Number(args[2]), Number(args[3]));
 } else if (args[0] === '--sink') {
   await sink(args[1]!, Number(args[2]), Number(args[3]));
 } else {
