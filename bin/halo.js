@@ -8,5 +8,8 @@ if (!existsSync(fileURLToPath(main))) {
   console.error('halo: not built yet; run `npm run build` in', fileURLToPath(new URL('..', import.meta.url)));
   process.exit(2);
 }
-const { run } = await import(main.href);
+const { run, exitQuietlyWhenReaderGone } = await import(main.href);
+// `halo … | head`: the reader going away ends halo quietly, not with an EPIPE stack trace. (The
+// `?.`: a dist/ built before this function existed still runs.)
+exitQuietlyWhenReaderGone?.();
 process.exitCode = await run(process.argv);

@@ -65,6 +65,29 @@ export async function run(argv: readonly string[]): Promise<number> {
 }
 
 /**
+ * Makes the process end quietly when whoever reads its standard output has gone (`halo volume
+ * --help | head`): writing to a pipe nobody reads fails with EPIPE, which Node reports as an
+ * 'error' event on the stream and, unhandled, as a stack trace. A C program would die of SIGPIPE
+ * here (Node ignores that signal); halo exits likewise at once, but quietly and with the exit
+ * code its command set so far, 0 if none (help and version output). Other write errors stay
+ * fatal. Only stdout: `halo daemon` runs in this process and logs to stderr, and a daemon must
+ * not stop because its log reader went away (src/daemon/run.ts drops its lines instead).
+ * For the entry points only (bin/halo.js and this file run directly): it may end the process.
+ */
+export function exitQuietlyWhenReaderGone(
+  proc: {
+    readonly stdout: { on(event: 'error', listener: (err: NodeJS.ErrnoException) => void): unknown };
+    readonly exitCode?: number | string | undefined;
+    exit(code: number): void;
+  } = process,
+): void {
+  proc.stdout.on('error', (err) => {
+    if (err.code !== 'EPIPE') throw err;
+    proc.exit(typeof proc.exitCode === 'number' ? proc.exitCode : 0);
+  });
+}
+
+/**
  * Run from source (`node --import tsx src/cli/main.ts …`) this file is the entry point and runs
  * the CLI; imported (by bin/halo.js or a test) it only exports.
  */
@@ -74,6 +97,7 @@ function isEntryPoint(): boolean {
 }
 
 if (isEntryPoint()) {
+  exitQuietlyWhenReaderGone();
   // run() catches everything it can; a rejection here would be a bug in the handler itself.
   run(process.argv).then(
     (code) => {

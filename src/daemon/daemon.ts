@@ -210,6 +210,25 @@ export interface ShutdownOutcome {
 }
 
 /**
+ * Waits `ms`, or less if `signal` aborts first. The listener it adds to `signal` is removed when
+ * the wait ends either way: a clean shutdown polls every SHUTDOWN_POLL_MS on one long-lived
+ * signal (the second SIGTERM's), and a listener left behind per poll made Node warn
+ * "MaxListenersExceededWarning: 11 abort listeners" after a second of waiting.
+ */
+export function pauseUnlessAborted(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
  * Serves until SIGTERM or SIGINT, then leaves cleanly (`Daemon.shutdown`); a second signal ends
  * the wait at once. Resolves once the daemon has stopped. `proc` is `process` outside tests.
  */
@@ -723,13 +742,7 @@ export class Daemon {
         // Repeated: the DC may change, or the request may be lost with a connection.
         this.ctl?.host.setOwnAttribute(SHUTDOWN_ATTRIBUTE, String(Math.floor(this.wallMs() / 1000)));
       }
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, SHUTDOWN_POLL_MS);
-        opts.signal?.addEventListener('abort', () => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
+      await pauseUnlessAborted(SHUTDOWN_POLL_MS, opts.signal);
     }
   }
 
@@ -779,16 +792,28 @@ export class Daemon {
       if (local.length === 0 && !busy) return { done: true, why: 'no quorum and nothing running here' };
       return { done: false, why: `${local.join(', ')} to stop (no quorum: no-quorum-policy applies)` };
     }
-    const mine = this.consensus
-      ?.cib?.()
-      .status.find((x) => x.uname === this.self.name || x.id === String(this.self.id));
+    const cib = this.consensus?.cib?.() ?? emptyCib();
+    const isSelf = (x: { readonly uname?: string; readonly id: string }): boolean =>
+      x.uname === this.self.name || x.id === String(this.self.id);
+    const mine = cib.status.find(isSelf);
+    const recorded = mine ? activeInNodeState(mine) : [];
+    if (!cib.configuration.nodes.some(isSelf) && local.length === 0 && !busy && recorded.length === 0) {
+      // The scheduler places resources only on the configuration's nodes, and the DC keeps
+      // transient attributes only for nodes it knows, so it refuses this node's shutdown request
+      // ("ignoring attribute shutdown for unknown node", e.g. in a cluster whose CIB is still
+      // empty) and waiting for it would last until shutdown-escalation. Nothing runs here,
+      // nothing is recorded as active here and nothing can be placed here: nothing has to move.
+      return {
+        done: true,
+        why: `${this.self.name} is not among the CIB's nodes and runs nothing, so nothing has to move`,
+      };
+    }
     const asked = mine?.transientAttributes.some((set) =>
       set.pairs.some((p) => p.name === SHUTDOWN_ATTRIBUTE && p.value !== undefined && p.value !== '0'),
     );
     if (!asked) return { done: false, why: 'the DC to record the shutdown request' };
     if (local.length > 0 || busy)
       return { done: false, why: `${local.join(', ') || 'running operations'} to stop here` };
-    const recorded = mine ? activeInNodeState(mine) : [];
     if (recorded.length > 0)
       return { done: false, why: `the cluster to record ${recorded.join(', ')} as stopped here` };
     const view = core.view();

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { createHash, randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { EventEmitter } from 'node:events';
+import { EventEmitter, getEventListeners } from 'node:events';
 import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseCrm } from '../cib/crm.ts';
+import { type Cib, emptyCib } from '../cib/model.ts';
 import { type Logger, nullLogger } from '../lib/ports.ts';
 import type { Fencer } from '../membership/fencer.ts';
 import { encodeHeartbeat } from '../membership/heartbeat_codec.ts';
@@ -19,6 +20,7 @@ import {
   type ConsensusPart,
   Daemon,
   type DaemonStatus,
+  pauseUnlessAborted,
   type ShutdownOutcome,
   shutdownOnSignals,
 } from './daemon.ts';
@@ -568,4 +570,107 @@ test('the first SIGTERM starts a clean shutdown and a second one cuts its wait s
   finish({ clean: false, reason: 'asked again to stop', waitedMs: 5 });
   assert.equal((await done).clean, false);
   assert.equal(proc.listenerCount('SIGTERM'), 0, 'handlers removed');
+});
+
+/**
+ * Consensus that names `self` leader and keeps `cib` as its replicated CIB; every proposal is
+ * refused, so nothing the controller asks for is ever recorded.
+ */
+function fixedCibConsensus(cib: Cib): (ctx: ConsensusContext) => ConsensusPart {
+  return (ctx) => ({
+    tick: () => {},
+    receive: () => {},
+    stop: () => {},
+    status: () => ({
+      role: 'leader',
+      term: 1,
+      leader: ctx.self.name,
+      commit: 0,
+      applied: 0,
+      leaseValid: true,
+    }),
+    cib: () => cib,
+    propose: async () => ({ ok: false, code: 'test', message: 'this test records nothing', leader: null }),
+  });
+}
+
+/** One daemon `a` alone in its cluster (so quorate), over `consensus`. */
+async function soloDaemon(
+  consensus: (ctx: ConsensusContext) => ConsensusPart,
+  lines: string[],
+): Promise<{ dir: string; d: Daemon }> {
+  const { dir, cfg } = setup(['a']);
+  const d = new Daemon({ config: cfg, node: 'a', witness: false, logger: capturingLogger(lines), consensus });
+  await d.start();
+  await waitFor('a quorate DC', 10_000, async () => {
+    const st = d.status();
+    return st.dc === 'a' && st.quorum?.quorate ? true : undefined;
+  });
+  return { dir, d };
+}
+
+test('a daemon whose CIB does not list it yet (an empty cluster) shuts down at once instead of asking a DC that cannot record it', {
+  timeout: 60_000,
+}, async () => {
+  const lines: string[] = [];
+  const { dir, d } = await soloDaemon(fixedCibConsensus(emptyCib()), lines);
+  try {
+    // Generous: without the fix the wait ends only at this timeout, unclean.
+    const out = await d.shutdown({ timeoutMs: 20_000 });
+    assert.equal(out.clean, true, out.reason);
+    assert.match(out.reason, /a is not among the CIB's nodes and runs nothing/);
+    assert.ok(!lines.some((l) => l.includes('ignoring attribute shutdown')), lines.join('\n'));
+  } finally {
+    d.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a node the CIB lists still waits for its shutdown request to be recorded, and the wait leaves no abort listeners behind', {
+  timeout: 60_000,
+}, async () => {
+  const parsed = parseCrm('node 1: a\n', 'a.crm');
+  assert.ok(parsed.ok);
+  const lines: string[] = [];
+  const { dir, d } = await soloDaemon(
+    fixedCibConsensus({ ...emptyCib(), configuration: parsed.cib.configuration }),
+    lines,
+  );
+  const warnings: string[] = [];
+  const onWarning = (w: Error): void => {
+    warnings.push(`${w.name}: ${w.message}`);
+  };
+  process.on('warning', onWarning);
+  try {
+    const force = new AbortController();
+    // Two seconds of polling every 100 ms on one signal: a listener per poll would be 20.
+    const out = await d.shutdown({ timeoutMs: 2_000, signal: force.signal });
+    assert.equal(out.clean, false);
+    assert.match(
+      out.reason,
+      /shutdown timeout of 2000 ms reached while waiting for the DC to record the shutdown request/,
+    );
+    assert.equal(getEventListeners(force.signal, 'abort').length, 0, 'no listener left on the signal');
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(
+      warnings.filter((w) => w.includes('MaxListenersExceeded')),
+      [],
+    );
+  } finally {
+    process.off('warning', onWarning);
+    d.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a pause ends at its time or at the abort, whichever comes first, and removes its listener either way', async () => {
+  const ac = new AbortController();
+  for (let i = 0; i < 20; i++) await pauseUnlessAborted(1, ac.signal);
+  assert.equal(getEventListeners(ac.signal, 'abort').length, 0);
+  const long = pauseUnlessAborted(60_000, ac.signal);
+  assert.equal(getEventListeners(ac.signal, 'abort').length, 1);
+  ac.abort();
+  await long;
+  assert.equal(getEventListeners(ac.signal, 'abort').length, 0);
+  await pauseUnlessAborted(60_000, ac.signal); // already aborted: returns at once
 });

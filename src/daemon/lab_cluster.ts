@@ -35,6 +35,12 @@ export interface LabCluster {
   start(name: string): void;
   /** SIGKILL (kill -9) of one daemon; returns the wall time just before the signal. */
   kill9(name: string): number;
+  /**
+   * Sends one SIGTERM (a clean shutdown) to a daemon and resolves with its exit code once it
+   * has exited; rejects if it is still running after `deadlineMs` (it is left running: `destroy`
+   * kills it).
+   */
+  terminate(name: string, deadlineMs: number): Promise<number | null>;
   status(name: string): Promise<DaemonStatus>;
   /** Sends one control command line (e.g. `cib {...}`) to a daemon and returns its answer. */
   command(name: string, line: string): Promise<unknown>;
@@ -116,6 +122,25 @@ export function createLabCluster(opts: {
       process.kill(p.pid, 'SIGKILL');
       procs.delete(name);
       return t;
+    },
+    terminate(name, deadlineMs) {
+      const p = procs.get(name);
+      if (!p?.pid || p.exitCode !== null || p.signalCode !== null)
+        return Promise.reject(new HaloError('not-running', `daemon ${name} is not running`));
+      const pid = p.pid;
+      return new Promise<number | null>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          p.off('exit', onExit);
+          reject(new Error(`daemon ${name} still runs ${deadlineMs} ms after one SIGTERM`));
+        }, deadlineMs);
+        const onExit = (code: number | null): void => {
+          clearTimeout(timer);
+          procs.delete(name);
+          resolve(code);
+        };
+        p.once('exit', onExit);
+        process.kill(pid, 'SIGTERM');
+      });
     },
     command(name, line) {
       return queryControl(join(dir, `${name}.sock`), line, 10_000);

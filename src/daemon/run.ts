@@ -49,12 +49,33 @@ export function resolveSelf(cfg: DaemonConfig, node: string | undefined): string
 export const REMOVED_STOP_DELAY_MS = 1_000;
 
 /**
+ * Where the daemon's log lines go: stderr, while anyone reads it. Once the reader has gone
+ * (`halo daemon … 2>&1 | tee log` and tee is killed, a log collector restarted), every write
+ * fails with EPIPE, which unhandled would end the daemon, and a node whose daemon dies is
+ * fenced. Lines from then on are dropped and the daemon serves on; other write errors stay fatal.
+ */
+export function stderrUntilReaderGone(
+  stream: Pick<NodeJS.WriteStream, 'write'> & {
+    on(event: 'error', listener: (err: NodeJS.ErrnoException) => void): unknown;
+  } = process.stderr,
+): (line: string) => void {
+  let readerGone = false;
+  stream.on('error', (err) => {
+    if (err.code !== 'EPIPE') throw err;
+    readerGone = true;
+  });
+  return (line) => {
+    if (!readerGone) stream.write(line);
+  };
+}
+
+/**
  * Runs a daemon until SIGTERM or SIGINT (then shuts down cleanly, see `Daemon.shutdown`), or until
  * this node is removed from the cluster. Resolves with the exit code: 0, or 1 when the shutdown
  * was not clean. Logs go to stderr as JSON lines.
  */
 export async function runDaemon(args: RunDaemonArgs): Promise<number> {
-  const logger = jsonLineLogger((line) => process.stderr.write(line), { minLevel: args.logLevel ?? 'info' });
+  const logger = jsonLineLogger(stderrUntilReaderGone(), { minLevel: args.logLevel ?? 'info' });
   const cfg = loadConfig(args.configFile);
   const node = resolveSelf(cfg, args.node);
   raiseSchedulingPriority(logger, cfg.realtimePriority);

@@ -1,8 +1,16 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { randomInt } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Logger, LogLevel } from '../lib/ports.ts';
+import { waitFor } from '../lib/wait.ts';
+import { generateKeyFile } from '../transport/key_file.ts';
+import { queryControl } from './control.ts';
+import { DAEMON_NODE_FLAGS } from './node_flags.ts';
 import { raiseSchedulingPriority } from './run.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -73,3 +81,65 @@ test('with realtimePriority 0 the daemon only asks for a lower nice value', () =
   assert.equal(outcome.policy, 'default');
   assert.equal(lines.filter((l) => /realtime/.test(l.msg)).length, 0);
 });
+
+/** Both ways to run a daemon: its own entry point, and `halo daemon` inside the CLI's process. */
+const DAEMON_ENTRIES: ReadonlyArray<readonly [string, readonly string[]]> = [
+  ['src/daemon/main', [fileURLToPath(new URL(COMPILED ? './main.js' : './main.ts', import.meta.url))]],
+  [
+    'halo daemon',
+    [fileURLToPath(new URL(COMPILED ? '../cli/main.js' : '../cli/main.ts', import.meta.url)), 'daemon'],
+  ],
+];
+
+for (const [entry, argv] of DAEMON_ENTRIES) {
+  test(`a daemon (${entry}) whose output readers have gone keeps serving, and still stops cleanly on SIGTERM`, {
+    timeout: 120_000,
+  }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'halo-run-'));
+    generateKeyFile(join(dir, 'authkey'));
+    const config = {
+      cluster: 'unit',
+      keyFile: join(dir, 'authkey'),
+      profile: 'lab',
+      stateDir: join(dir, 'state'),
+      controlSocket: join(dir, '{node}.sock'),
+      realtimePriority: 0,
+      nodes: [{ id: 1, name: 'a', links: [`127.0.0.1:${20_000 + randomInt(20_000)}`] }],
+    };
+    writeFileSync(join(dir, 'halo.json'), JSON.stringify(config));
+    const loader = COMPILED ? [] : ['--import', 'tsx'];
+    // stdout and stderr are pipes whose reading ends are closed before the daemon writes a byte
+    // (`halo daemon 2>&1 | tee log`, and tee killed): every log line it writes fails with EPIPE.
+    const child = spawn(
+      process.execPath,
+      [...DAEMON_NODE_FLAGS, ...loader, ...argv, '--config', join(dir, 'halo.json'), '--node', 'a'],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    child.stdout!.destroy();
+    child.stderr!.destroy();
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    let exitCode: number | null | undefined;
+    void exited.then((c) => {
+      exitCode = c;
+    });
+    try {
+      const serving = await waitFor('the daemon to answer on its control socket', 60_000, async () => {
+        if (exitCode !== undefined) return `exited with ${exitCode}`;
+        const st = (await queryControl(join(dir, 'a.sock'), 'status', 2_000).catch(() => undefined)) as
+          | { node?: string; quorum?: { quorate?: boolean } }
+          | undefined;
+        return st?.node === 'a' && st.quorum?.quorate ? 'serving' : undefined;
+      });
+      assert.equal(serving, 'serving');
+      child.kill('SIGTERM');
+      const code = await Promise.race([
+        exited,
+        new Promise<'running'>((r) => setTimeout(() => r('running'), 30_000).unref()),
+      ]);
+      assert.equal(code, 0, 'a clean shutdown after one SIGTERM');
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
