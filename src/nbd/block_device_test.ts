@@ -3,7 +3,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { FileBlockDevice, INLINE_SYNC_DIRTY_BYTES, INLINE_WRITE_BYTES } from './block_device.ts';
+import {
+  FileBlockDevice,
+  INLINE_SYNC_DIRTY_BYTES,
+  INLINE_WRITE_BYTES,
+  WRITEBACK_BYTES,
+} from './block_device.ts';
 
 test('small, large and concurrent FUA writes to a file device all land at their offsets', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'halo-bdev-'));
@@ -63,6 +68,31 @@ test('reading a device region past the end of its backing file returns zeroes, n
       assert.ok(got.subarray(4096).every((b) => b === 0));
     }
     await dev.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a long stream of plain writes starts writing back in the background, and loses nothing', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'halo-bdev-'));
+  try {
+    const file = join(dir, 'disk.img');
+    const size = 2 * WRITEBACK_BYTES + (4 << 20);
+    writeFileSync(file, Buffer.alloc(size));
+    const dev = await FileBlockDevice.open(file);
+    const mib = 1 << 20;
+    // Just under the threshold: nothing is written back yet.
+    for (let at = 0; at + mib < WRITEBACK_BYTES; at += mib)
+      await dev.write(at, Buffer.alloc(mib, at / mib + 1), false);
+    assert.equal(dev.writebacks, 0);
+    for (let at = WRITEBACK_BYTES - mib; at < size; at += mib)
+      await dev.write(at, Buffer.alloc(mib, (at / mib + 1) % 256), false);
+    assert.ok(dev.writebacks >= 1, 'past WRITEBACK_BYTES a background fdatasync starts');
+    await dev.flush();
+    await dev.close();
+    const disk = readFileSync(file);
+    for (let at = 0; at < size; at += mib)
+      assert.equal(disk[at + 777], (at / mib + 1) % 256, `MiB ${at / mib}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
