@@ -62,46 +62,48 @@ function cfgFor(dir: string, self: string, peer: string, selfPort: number, peerP
   };
 }
 
-test('two engines replicate over an authenticated stream, and a tampered stream is dropped and healed', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'halo-engine-'));
-  const [pa, pb] = [await freePort(), await freePort()];
-  const proxy = await tamperingProxy(pb);
-  // alpha dials (its name sorts first) through the proxy; bravo listens on pb.
-  const ca = cfgFor(dir, 'alpha', 'bravo', pa, proxy.port);
-  const cb = cfgFor(dir, 'bravo', 'alpha', pb, pa);
-  const { a, b } = await createEnginePair(ca, cb, dir, 8 << 20);
-  try {
-    assert.deepEqual(await connectAndSync(a, b), { ok: true });
-    const dev = a.blockDevice();
-    const data = randomBytes(256 * 1024);
-    await dev.write(4096, data, true);
-    await dev.flush();
-    // Tamper with the next bytes alpha sends: bravo must drop the stream, not apply them.
-    proxy.tamper();
-    await dev.write(1 << 20, randomBytes(64 * 1024), false);
-    await waitUntil(
-      'the tampered stream to be dropped',
-      () => b.status().conn !== 'Connected' || a.status().conn !== 'Connected',
-    );
-    await waitUntil(
-      'reconnect and resync',
-      () => a.status().conn === 'Connected' && b.status().conn === 'Connected',
-    );
-    await dev.flush();
-    await a.stop(true);
-    await b.stop(true);
-    const size = dev.sizeBytes;
-    const ia = readFileSync(ca.self.disk).subarray(0, size);
-    const ib = readFileSync(cb.self.disk).subarray(0, size);
-    assert.ok(ia.equals(ib), 'both backing files hold the same data');
-    assert.ok(ia.subarray(4096, 4096 + data.length).equals(data));
-  } finally {
-    await a.stop(false).catch(() => {});
-    await b.stop(false).catch(() => {});
-    proxy.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+for (const tls of [false, true])
+  test(`two engines replicate over a ${tls ? 'sealed (tls yes)' : 'signed'} stream, and a tampered stream is dropped and healed`, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'halo-engine-'));
+    const [pa, pb] = [await freePort(), await freePort()];
+    const proxy = await tamperingProxy(pb);
+    // alpha dials (its name sorts first) through the proxy; bravo listens on pb.
+    const withTls = (c: VolumeConfig): VolumeConfig => ({ ...c, net: { ...c.net, tls } });
+    const ca = withTls(cfgFor(dir, 'alpha', 'bravo', pa, proxy.port));
+    const cb = withTls(cfgFor(dir, 'bravo', 'alpha', pb, pa));
+    const { a, b } = await createEnginePair(ca, cb, dir, 8 << 20);
+    try {
+      assert.deepEqual(await connectAndSync(a, b), { ok: true });
+      const dev = a.blockDevice();
+      const data = randomBytes(256 * 1024);
+      await dev.write(4096, data, true);
+      await dev.flush();
+      // Tamper with the next bytes alpha sends: bravo must drop the stream, not apply them.
+      proxy.tamper();
+      await dev.write(1 << 20, randomBytes(64 * 1024), false);
+      await waitUntil(
+        'the tampered stream to be dropped',
+        () => b.status().conn !== 'Connected' || a.status().conn !== 'Connected',
+      );
+      await waitUntil(
+        'reconnect and resync',
+        () => a.status().conn === 'Connected' && b.status().conn === 'Connected',
+      );
+      await dev.flush();
+      await a.stop(true);
+      await b.stop(true);
+      const size = dev.sizeBytes;
+      const ia = readFileSync(ca.self.disk).subarray(0, size);
+      const ib = readFileSync(cb.self.disk).subarray(0, size);
+      assert.ok(ia.equals(ib), 'both backing files hold the same data');
+      assert.ok(ia.subarray(4096, 4096 + data.length).equals(data));
+    } finally {
+      await a.stop(false).catch(() => {});
+      await b.stop(false).catch(() => {});
+      proxy.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
 test('a connection from a node without the shared secret is refused', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'halo-engine-'));
