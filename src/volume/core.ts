@@ -1,7 +1,7 @@
 import { assert } from '../lib/assert.ts';
 import { Bitmap, BLOCK_BYTES, blocksOf } from './bitmap.ts';
 import type { Protocol, VolumeConfig } from './config.ts';
-import { DiskQueue, MAX_DISK_OPS } from './disk_queue.ts';
+import { type DiskOp, DiskQueue, MAX_DISK_OPS } from './disk_queue.ts';
 import { type Decision, decide, type NodeView } from './handshake.ts';
 import { type HandshakeMsg, type PeerMsg, WIRE_VERSION } from './messages.ts';
 import {
@@ -129,8 +129,19 @@ const MAX_RATE_STEPS_PER_TICK = 20;
 /** How often a resync target persists its shrinking bitmap (resume point after a crash). */
 const RESYNC_PERSIST_INTERVAL_MS = 1000;
 
+/**
+ * What must still happen before an application write's extents may cool: its local write, and
+ * (when it was sent) the peer making it durable or the blocks being marked out of sync. The
+ * write and its peer record both point at it, so settling needs no lookup.
+ */
+interface SettleState {
+  readonly exts: readonly number[];
+  left: number;
+}
+
 interface AppWrite {
   readonly id: number;
+  readonly settle: SettleState;
   readonly offset: number;
   readonly data: Uint8Array;
   readonly fua: boolean;
@@ -156,6 +167,7 @@ interface PeerPending {
   readonly sentMs: number;
   readonly writeId: number;
   readonly fua: boolean;
+  readonly settle: SettleState;
 }
 
 interface Flush {
@@ -227,8 +239,11 @@ export class VolumeCore {
   private role: Role = 'Secondary';
   private disk: DiskState;
   private readonly bitmap: Bitmap;
-  /** Activity-log extents, least recently used first. */
-  private al: number[];
+  /**
+   * Activity-log extents, least recently used first: a Set keeps insertion order, so a touch is
+   * a delete and an add (constant time on every write, however large al-extents is).
+   */
+  private readonly al = new Set<number>();
   /** Per AL extent: the persist seq whose metadata first holds it (a write into it waits for that). */
   private readonly alSince = new Map<number, number>();
   /** Per AL extent: writes not yet settled (arrived, and not yet both written locally and confirmed
@@ -247,8 +262,6 @@ export class VolumeCore {
   private persistDurableMark = 0;
   /** Extents that left the log, since the last persist, with all their writes already durable. */
   private readonly droppedDurable = new Set<number>();
-  /** Per write id: what must still happen before its extents may cool. */
-  private readonly settling = new Map<number, { exts: number[]; left: number }>();
   private syncSourceUuid: bigint;
   private crashedPrimary: boolean;
   private peerOutdated: boolean;
@@ -339,6 +352,13 @@ export class VolumeCore {
     resyncBytesReceived: 0,
   };
 
+  /** What the write path's disk ops call back into (made once: no closures per write). */
+  private readonly opSink: DiskOpSink = {
+    emit: (a) => this.emit(a),
+    localWriteDone: (w, ok) => this.onLocalWriteDone(w, ok),
+    peerWriteDone: (op, ok) => this.onPeerWriteDone(op, ok),
+  };
+
   constructor(
     private readonly cfg: VolumeConfig,
     meta: VolumeMetadata,
@@ -353,14 +373,15 @@ export class VolumeCore {
     this.syncSourceUuid = meta.syncSourceUuid;
     this.peerOutdated = meta.peerOutdated;
     this.crashedPrimary = meta.crashedPrimary;
-    this.al = [...meta.activityLog];
     if (meta.running) {
       // We crashed: anything in a hot extent may differ from the peer.
-      for (const ext of this.al) this.markBlocks(ext * AL_EXTENT_BLOCKS, AL_EXTENT_BLOCKS);
+      for (const ext of meta.activityLog) this.markBlocks(ext * AL_EXTENT_BLOCKS, AL_EXTENT_BLOCKS);
       if (meta.role === 'Primary') this.crashedPrimary = true;
-      this.log('warn', `recovering from a crash: ${this.al.length} activity-log extents marked out of sync`);
+      this.log(
+        'warn',
+        `recovering from a crash: ${meta.activityLog.length} activity-log extents marked out of sync`,
+      );
     }
-    this.al = [];
     this.gen = withRoleBit(this.gen, false);
     this.requestPersist();
   }
@@ -502,8 +523,10 @@ export class VolumeCore {
       return;
     }
     const { first, count } = blocksOf(offset, data.length);
+    const exts = extentsOf(first, count);
     const w: AppWrite = {
       id,
+      settle: { exts, left: 1 },
       offset,
       data,
       fua,
@@ -521,12 +544,10 @@ export class VolumeCore {
     this.writes.set(id, w);
     this.counters.ap++;
     // The write holds its extents from now on: none of them may leave the log before it settles.
-    const exts = extentsOf(first, count);
     for (const e of exts) {
       this.extBusy.set(e, (this.extBusy.get(e) ?? 0) + 1);
       this.extLastUseMs.set(e, this.nowMs);
     }
-    this.settling.set(id, { exts, left: 1 });
     const sequential = this.lastWriteEnd >= 0 && Math.abs(first - this.lastWriteEnd) <= SEQ_SLACK_BLOCKS;
     this.lastWriteEnd = first + count;
     this.lastAppWriteMs = this.nowMs;
@@ -550,14 +571,13 @@ export class VolumeCore {
     const added: number[] = [];
     let need = 0;
     for (const ext of exts) {
-      const i = this.al.indexOf(ext);
-      if (i >= 0) {
-        this.al.splice(i, 1);
-        this.al.push(ext);
+      if (this.al.has(ext)) {
+        this.al.delete(ext);
+        this.al.add(ext);
         need = Math.max(need, this.alSince.get(ext) ?? 0);
         continue;
       }
-      this.al.push(ext);
+      this.al.add(ext);
       this.droppedDurable.delete(ext);
       added.push(ext);
     }
@@ -565,10 +585,10 @@ export class VolumeCore {
     const extents = Math.ceil(this.blocks / AL_EXTENT_BLOCKS);
     // A small log spends at most a quarter of itself on extents nobody wrote yet.
     const ahead = Math.min(AL_AHEAD_EXTENTS, Math.floor(this.cfg.alExtents / 4));
-    if (sequential && ahead > 0 && next < extents && !this.al.includes(next)) {
+    if (sequential && ahead > 0 && next < extents && !this.al.has(next)) {
       for (let e = next; e < Math.min(extents, next + ahead); e++) {
-        if (this.al.includes(e)) continue;
-        this.al.push(e);
+        if (this.al.has(e)) continue;
+        this.al.add(e);
         this.droppedDurable.delete(e);
         this.extLastUseMs.set(e, this.nowMs); // idle from now, not since the epoch
         added.push(e);
@@ -591,11 +611,17 @@ export class VolumeCore {
    */
   private evictOverflow(keep: readonly number[] = []): boolean {
     let evicted = false;
-    while (this.al.length > this.cfg.alExtents) {
-      const i = this.al.findIndex((e) => (this.extBusy.get(e) ?? 0) === 0 && !keep.includes(e));
-      if (i < 0) break;
-      this.dropExtent(this.al[i]!);
-      this.al.splice(i, 1);
+    while (this.al.size > this.cfg.alExtents) {
+      let victim: number | undefined;
+      for (const e of this.al) {
+        if ((this.extBusy.get(e) ?? 0) === 0 && !keep.includes(e)) {
+          victim = e;
+          break;
+        }
+      }
+      if (victim === undefined) break;
+      this.dropExtent(victim);
+      this.al.delete(victim);
       evicted = true;
     }
     return evicted;
@@ -617,7 +643,7 @@ export class VolumeCore {
   private releaseWrite(w: AppWrite): void {
     w.released = true;
     if (this.handshakeDone && this.peerDisk !== 'DUnknown') {
-      this.settling.get(w.id)!.left++;
+      w.settle.left++;
       w.seq = ++this.sendSeq;
       w.awaitPeer = true;
       this.peerPending.set(w.seq, {
@@ -628,6 +654,7 @@ export class VolumeCore {
         sentMs: this.nowMs,
         writeId: w.id,
         fua: w.fua,
+        settle: w.settle,
       });
       this.counters.pe++;
       this.counters.ns += w.data.length;
@@ -636,33 +663,28 @@ export class VolumeCore {
       this.markBlocks(w.first, w.count);
     }
     if (this.resync?.role === 'source') this.touchResync(w.first, w.count);
-    this.queue.add({
-      kind: 'write',
-      first: w.first,
-      count: w.count,
-      needSeq: 0,
-      start: (op) => this.emit({ a: 'diskWrite', op, offset: w.offset, data: w.data, fua: w.fua }),
-      done: (ok) => {
-        w.localDone = true;
-        w.localOk = ok;
-        this.localDone++;
-        for (let e = Math.floor(w.first / AL_EXTENT_BLOCKS); e * AL_EXTENT_BLOCKS < w.first + w.count; e++)
-          this.extLocalDone.set(e, this.localDone);
-        this.settle(w.id);
-        this.counters.dw += w.data.length;
-        this.maybeAck(w);
-      },
-    });
+    this.queue.add(new LocalWriteOp(this.opSink, w));
     if (this.peerInProgress.size > 0) this.reapplyPeerWritesOver(w);
   }
 
+  /** An application write's local disk write completed. */
+  private onLocalWriteDone(w: AppWrite, ok: boolean): void {
+    w.localDone = true;
+    w.localOk = ok;
+    this.localDone++;
+    for (let e = Math.floor(w.first / AL_EXTENT_BLOCKS); e * AL_EXTENT_BLOCKS < w.first + w.count; e++)
+      this.extLocalDone.set(e, this.localDone);
+    this.settle(w.settle);
+    this.counters.dw += w.data.length;
+    this.maybeAck(w);
+  }
+
   /** One of a write's settle conditions happened; at zero its extents may cool. */
-  private settle(writeId: number): void {
-    const st = this.settling.get(writeId);
-    if (!st) return;
+  private settle(st: SettleState): void {
+    // Each condition settles once; a write already settled stays so.
+    if (st.left <= 0) return;
     st.left--;
     if (st.left > 0) return;
-    this.settling.delete(writeId);
     for (const e of st.exts) {
       this.extBusy.set(e, (this.extBusy.get(e) ?? 1) - 1);
       this.extLastUseMs.set(e, this.nowMs);
@@ -677,15 +699,20 @@ export class VolumeCore {
   private coolActivityLog(): void {
     let changed = this.evictOverflow();
     const quiet = this.nowMs - this.lastAppWriteMs >= AL_COOL_MS;
-    const cold = this.al.filter(
-      (e) =>
+    const cold: number[] = [];
+    for (const e of this.al) {
+      if (
         (this.extBusy.get(e) ?? 0) === 0 &&
         this.nowMs - (this.extLastUseMs.get(e) ?? 0) >= AL_COOL_MS &&
-        (quiet || this.extDurable(e)),
-    );
+        (quiet || this.extDurable(e))
+      )
+        cold.push(e);
+    }
     if (cold.length > 0) {
-      this.al = this.al.filter((e) => !cold.includes(e));
-      for (const e of cold) this.dropExtent(e);
+      for (const e of cold) {
+        this.al.delete(e);
+        this.dropExtent(e);
+      }
       changed = true;
     }
     if (changed) this.requestPersist();
@@ -751,7 +778,7 @@ export class VolumeCore {
       for (const [dataSeq, p] of this.peerUnstable) {
         if (dataSeq > covers) continue;
         this.peerUnstable.delete(dataSeq);
-        this.settle(p.writeId);
+        this.settle(p.settle);
       }
     }
     const id = this.barrierToFlush.get(seq);
@@ -1021,7 +1048,7 @@ export class VolumeCore {
     for (const pending of [this.peerPending, this.peerUnstable]) {
       for (const p of pending.values()) {
         this.markBlocks(p.first, p.count);
-        this.settle(p.writeId);
+        this.settle(p.settle);
       }
       pending.clear();
     }
@@ -1265,18 +1292,13 @@ export class VolumeCore {
       this.onDualPrimaryData(seq, offset, fua, data);
       return;
     }
-    const { first, count } = blocksOf(offset, data.length);
-    this.queue.add({
-      kind: 'write',
-      first,
-      count,
-      needSeq: 0,
-      start: (op) => this.emit({ a: 'diskWrite', op, offset, data, fua }),
-      done: (ok) => {
-        this.counters.dw += data.length;
-        if (this.handshakeDone) this.emit({ a: 'send', msg: { t: ok ? 'WriteAck' : 'NegAck', seq } });
-      },
-    });
+    this.queue.add(new PeerWriteOp(this.opSink, seq, offset, data, fua));
+  }
+
+  /** A peer write (this node Secondary) reached the disk: the peer learns it. */
+  private onPeerWriteDone(op: PeerWriteOp, ok: boolean): void {
+    this.counters.dw += op.data.length;
+    if (this.handshakeDone) this.emit({ a: 'send', msg: { t: ok ? 'WriteAck' : 'NegAck', seq: op.seq } });
   }
 
   // ---------------------------------------------------------------- allow-two-primaries
@@ -1373,7 +1395,7 @@ export class VolumeCore {
       if (kind === 'NegAck') this.markBlocks(p.first, p.count);
       // A FUA write is durable when acknowledged; any other waits for the next barrier.
       if (kind === 'WriteAck' && !p.fua) this.peerUnstable.set(seq, p);
-      else this.settle(p.writeId);
+      else this.settle(p.settle);
       if (w?.seq === seq) w.writeAcked = true;
     }
     if (w) this.maybeAck(w);
@@ -1847,6 +1869,69 @@ export class VolumeCore {
   /** For tests and the simulator: is block `b` marked out of sync? */
   isMarked(b: number): boolean {
     return this.bitmap.get(b);
+  }
+}
+
+/** The core's side of the write path's disk ops (see `opSink`). */
+interface DiskOpSink {
+  emit(a: CoreAction): void;
+  localWriteDone(w: AppWrite, ok: boolean): void;
+  peerWriteDone(op: PeerWriteOp, ok: boolean): void;
+}
+
+/**
+ * The disk op of an application write (Primary). A class rather than an object of closures:
+ * one is made per replicated write, and its methods cost nothing to create.
+ */
+class LocalWriteOp implements DiskOp {
+  readonly kind = 'write';
+  readonly needSeq = 0;
+  readonly first: number;
+  readonly count: number;
+
+  constructor(
+    private readonly sink: DiskOpSink,
+    private readonly w: AppWrite,
+  ) {
+    this.first = w.first;
+    this.count = w.count;
+  }
+
+  start(op: number): void {
+    const w = this.w;
+    this.sink.emit({ a: 'diskWrite', op, offset: w.offset, data: w.data, fua: w.fua });
+  }
+
+  done(ok: boolean): void {
+    this.sink.localWriteDone(this.w, ok);
+  }
+}
+
+/** The disk op of a write the peer replicated to this Secondary (see LocalWriteOp). */
+class PeerWriteOp implements DiskOp {
+  readonly kind = 'write';
+  readonly needSeq = 0;
+  readonly first: number;
+  readonly count: number;
+
+  constructor(
+    private readonly sink: DiskOpSink,
+    readonly seq: number,
+    readonly offset: number,
+    readonly data: Uint8Array,
+    readonly fua: boolean,
+  ) {
+    const { first, count } = blocksOf(offset, data.length);
+    this.first = first;
+    this.count = count;
+  }
+
+  start(op: number): void {
+    this.sink.emit({ a: 'diskWrite', op, offset: this.offset, data: this.data, fua: this.fua });
+  }
+
+  done(ok: boolean): void {
+    this.sink.peerWriteDone(this, ok);
   }
 }
 

@@ -124,6 +124,25 @@ test('with al-extents full, a new extent evicts the least recently used one that
   assert.deepEqual([...n.acked].sort(), [1, 2, 3, 4, 5, 6, 7]);
 });
 
+test('a write into an extent already in the log makes it the most recently used one', () => {
+  const cfg: VolumeConfig = { ...testConfig('alpha', 'bravo'), alExtents: 2 };
+  const n = new LonePrimary(cfg, 12 * EXT);
+  n.core.step({ e: 'write', id: 1, offset: 0, data: block(1), fua: false });
+  n.drive();
+  n.core.step({ e: 'write', id: 2, offset: 2 * EXT, data: block(2), fua: false });
+  n.drive();
+  const before = n.persists.length;
+  // Extent 0 again: no metadata write, but it is now used more recently than extent 2...
+  n.core.step({ e: 'write', id: 3, offset: BLOCK_BYTES, data: block(3), fua: false });
+  n.drive();
+  assert.equal(n.persists.length, before, 'a write into a hot extent needs no metadata write');
+  // ...so when extent 4 needs room, extent 2 leaves.
+  n.core.step({ e: 'write', id: 4, offset: 4 * EXT, data: block(4), fua: false });
+  n.drive();
+  assert.deepEqual(sorted(n.persisted.activityLog), [0, 4]);
+  assert.deepEqual([...n.acked].sort(), [1, 2, 3, 4]);
+});
+
 test('a sequential stream activates the extents ahead of it in one metadata write it does not wait for', () => {
   const cfg: VolumeConfig = { ...testConfig('alpha', 'bravo'), alExtents: 64 };
   const n = new LonePrimary(cfg, 32 * EXT);

@@ -14,7 +14,7 @@ import { StreamChannel, StreamServer } from '../transport/stream.ts';
 import type { VolumeConfig } from './config.ts';
 import { type AdminResult, type CoreAction, type CoreStatus, VolumeCore } from './core.ts';
 import { handlerArgv } from './handlers.ts';
-import { decodePeerMsg, encodePeerMsgParts } from './messages.ts';
+import { decodePeerMsg, encodeLengthPrefixedPeerMsgParts } from './messages.ts';
 import { initialMetadata, type VolumeMetadata } from './metadata.ts';
 import { computeLayout, MetadataStore } from './metadata_store.ts';
 
@@ -233,6 +233,7 @@ export class VolumeEngine {
         clusterKey: streamKey(this.cfg),
         clusterId: crc32(this.cfg.resource),
         self: this.selfId,
+        mode: this.cfg.net.tls ? 'sealed' : 'signed',
         accept: (peer) => peer === this.peerId,
         onChannel: (ch) => this.adopt(ch),
         onRefused: (err) =>
@@ -365,7 +366,7 @@ export class VolumeEngine {
         return;
       }
       case 'send':
-        if (this.channel?.isOpen) this.queueSend(encodePeerMsgParts(a.msg));
+        if (this.channel?.isOpen) this.queueSend(encodeLengthPrefixedPeerMsgParts(a.msg));
         return;
       case 'ack': {
         const p = this.pending.get(a.id);
@@ -417,15 +418,16 @@ export class VolumeEngine {
 
   // ---------------------------------------------------------------- replication stream
 
-  /** Queues one encoded message (its pieces are framed as one, never copied together). */
+  /**
+   * Queues one encoded message, its length already in front (its pieces are framed as one,
+   * never copied together).
+   */
   private queueSend(parts: readonly Uint8Array[]): void {
     let n = 0;
     for (const p of parts) n += p.length;
-    if (this.outboxBytes + n + 4 > MAX_BATCH_BYTES) this.flushOutbox();
-    const len = Buffer.allocUnsafe(4);
-    len.writeUInt32BE(n, 0);
-    this.outbox.push(len, ...parts);
-    this.outboxBytes += n + 4;
+    if (this.outboxBytes + n > MAX_BATCH_BYTES) this.flushOutbox();
+    for (const p of parts) this.outbox.push(p);
+    this.outboxBytes += n;
     this.counters.peerMsgs++;
     this.scheduleEndOfTurn();
   }
@@ -470,6 +472,7 @@ export class VolumeEngine {
         clusterKey: streamKey(this.cfg),
         clusterId: crc32(this.cfg.resource),
         self: this.selfId,
+        mode: this.cfg.net.tls ? 'sealed' : 'signed',
         expectPeer: this.peerId,
         handshakeTimeoutMs: this.cfg.net.timeoutMs,
         localAddress: splitAddress(this.cfg.self.address).host,
@@ -565,12 +568,14 @@ export class VolumeEngine {
         this.step({ e: 'write', id, offset, data, fua });
       });
     };
-    const write = async (offset: number, data: Uint8Array, fua: boolean): Promise<void> => {
+    const write = (offset: number, data: Uint8Array, fua: boolean): Promise<void> => {
+      // Nearly every write is one chunk: its own promise, no async wrapper or Promise.all.
+      if (data.length <= MAX_WRITE_CHUNK) return submit(offset, data, fua);
       const parts: Promise<void>[] = [];
       for (let at = 0; at < data.length; at += MAX_WRITE_CHUNK) {
         parts.push(submit(offset + at, data.subarray(at, Math.min(data.length, at + MAX_WRITE_CHUNK)), fua));
       }
-      await Promise.all(parts);
+      return Promise.all(parts).then(() => undefined);
     };
     const flush = (): Promise<void> => {
       const id = this.nextId++;

@@ -112,47 +112,89 @@ const BINARY_BYTES: Partial<Record<PeerMsgType, number>> = {
   PingAck: 0,
 };
 
+/** Bytes of the length in front of each message of a batch. */
+export const LENGTH_PREFIX_BYTES = 4;
+
+/** Each type's code on the wire (its index in TYPES), looked up once per message sent. */
+const TYPE_CODES = new Map<PeerMsgType, number>(TYPES.map((t, i) => [t, i]));
+
+function fitsU48(v: number): boolean {
+  return Number.isSafeInteger(v) && v >= 0 && v < U48;
+}
+
 function putU48(b: Buffer, at: number, v: number): void {
   b.writeUIntBE(v, at, 6);
 }
 
 /** The message as pieces to send back to back: a header and (for block data) the payload itself, uncopied. */
 export function encodePeerMsgParts(m: PeerMsg): Uint8Array[] {
-  const bin = BINARY_BYTES[m.t];
-  const fits = (...vs: number[]) => vs.every((v) => Number.isSafeInteger(v) && v >= 0 && v < U48);
-  if (bin !== undefined) {
-    const h = Buffer.allocUnsafe(1 + bin);
-    h.writeUInt8(TYPES.indexOf(m.t) | BINARY_FLAG, 0);
-    switch (m.t) {
-      case 'Data':
-        if (!fits(m.seq, m.offset)) break;
-        putU48(h, 1, m.seq);
-        putU48(h, 7, m.offset);
-        h.writeUInt8(m.fua ? 1 : 0, 13);
-        return [h, m.data];
-      case 'RecvAck':
-      case 'WriteAck':
-      case 'NegAck':
-      case 'Barrier':
-      case 'BarrierAck':
-        if (!fits(m.seq)) break;
-        putU48(h, 1, m.seq);
-        return [h];
-      case 'ResyncData':
-        if (!fits(m.first)) break;
-        putU48(h, 1, m.first);
-        return [h, m.data];
-      case 'ResyncAck':
-        if (!fits(m.first, m.count)) break;
-        putU48(h, 1, m.first);
-        putU48(h, 7, m.count);
-        h.writeUInt8(m.ok ? 1 : 0, 13);
-        return [h];
-      default:
-        return [h];
+  return encodeParts(m, 0);
+}
+
+/**
+ * As `encodePeerMsgParts`, preceded by the message's length (u32 big-endian) in the same first
+ * piece: how the engine packs several messages into one stream message. One small buffer per
+ * message instead of two: replicated writes send one Data message each, and their peers one
+ * ack each.
+ */
+export function encodeLengthPrefixedPeerMsgParts(m: PeerMsg): Uint8Array[] {
+  return encodeParts(m, LENGTH_PREFIX_BYTES);
+}
+
+function encodeParts(m: PeerMsg, pre: number): Uint8Array[] {
+  switch (m.t) {
+    case 'Data': {
+      if (!fitsU48(m.seq) || !fitsU48(m.offset)) break;
+      const h = binaryHeader(m.t, pre, m.data.length);
+      putU48(h, pre + 1, m.seq);
+      putU48(h, pre + 7, m.offset);
+      h[pre + 13] = m.fua ? 1 : 0;
+      return [h, m.data];
     }
+    case 'RecvAck':
+    case 'WriteAck':
+    case 'NegAck':
+    case 'Barrier':
+    case 'BarrierAck': {
+      if (!fitsU48(m.seq)) break;
+      const h = binaryHeader(m.t, pre, 0);
+      putU48(h, pre + 1, m.seq);
+      return [h];
+    }
+    case 'ResyncData': {
+      if (!fitsU48(m.first)) break;
+      const h = binaryHeader(m.t, pre, m.data.length);
+      putU48(h, pre + 1, m.first);
+      return [h, m.data];
+    }
+    case 'ResyncAck': {
+      if (!fitsU48(m.first) || !fitsU48(m.count)) break;
+      const h = binaryHeader(m.t, pre, 0);
+      putU48(h, pre + 1, m.first);
+      putU48(h, pre + 7, m.count);
+      h[pre + 13] = m.ok ? 1 : 0;
+      return [h];
+    }
+    case 'Ping':
+    case 'PingAck':
+      return [binaryHeader(m.t, pre, 0)];
+    default:
+      break;
   }
-  return [encodeJsonMsg(m)];
+  const whole = encodeJsonMsg(m);
+  if (pre === 0) return [whole];
+  const len = Buffer.allocUnsafe(pre);
+  len.writeUInt32BE(whole.length, 0);
+  return [len, whole];
+}
+
+/** A binary message's header (after `pre` bytes holding the message length when `pre` is 4), type byte written. */
+function binaryHeader(t: PeerMsgType, pre: number, payloadBytes: number): Buffer {
+  const bin = BINARY_BYTES[t]!;
+  const h = Buffer.allocUnsafe(pre + 1 + bin);
+  if (pre > 0) h.writeUInt32BE(1 + bin + payloadBytes, 0);
+  h[pre] = TYPE_CODES.get(t)! | BINARY_FLAG;
+  return h;
 }
 
 export function encodePeerMsg(m: PeerMsg): Buffer {
@@ -165,7 +207,7 @@ function encodeJsonMsg(m: PeerMsg): Buffer {
     JSON.stringify(header, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v)),
   );
   const out = Buffer.allocUnsafe(5 + h.length + payload.length);
-  out.writeUInt8(TYPES.indexOf(t), 0);
+  out.writeUInt8(TYPE_CODES.get(t)!, 0);
   out.writeUInt32BE(h.length, 1);
   h.copy(out, 5);
   out.set(payload, 5 + h.length);
@@ -194,7 +236,8 @@ const BIGINT_FIELDS = new Set(['current', 'bitmapUuid', 'syncSourceUuid']);
 /** Decodes one message; returns a reason string for anything malformed. */
 export function decodePeerMsg(b: Uint8Array): PeerMsg | string {
   if (b.length < 1) return 'empty message';
-  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  // The engine hands over Buffers (views of the stream message): no second view for those.
+  const buf = Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
   if ((buf.readUInt8(0) & BINARY_FLAG) !== 0) return decodeBinary(buf);
   if (b.length < 5) return 'message shorter than its header';
   const t = TYPES[buf.readUInt8(0)];
@@ -224,42 +267,49 @@ export function decodePeerMsg(b: Uint8Array): PeerMsg | string {
   return validate(msg) ?? (msg as unknown as PeerMsg);
 }
 
+function unexpectedPayload(t: PeerMsgType, extra: number): string {
+  return `${t}: unexpected ${extra} payload bytes`;
+}
+
+/** A flag byte of a binary header: 0 or 1, anything else is malformed. */
+function flagAt(buf: Buffer, at: number): boolean | undefined {
+  const v = buf[at];
+  return v === 0 ? false : v === 1 ? true : undefined;
+}
+
 function decodeBinary(buf: Buffer): PeerMsg | string {
-  const t = TYPES[buf.readUInt8(0) & ~BINARY_FLAG];
+  const t = TYPES[buf[0]! & ~BINARY_FLAG];
   const bin = t === undefined ? undefined : BINARY_BYTES[t];
-  if (t === undefined || bin === undefined) return `unknown binary message type ${buf.readUInt8(0)}`;
+  if (t === undefined || bin === undefined) return `unknown binary message type ${buf[0]}`;
   if (buf.length < 1 + bin) return `${t}: message shorter than its header`;
-  const flag = (at: number): boolean | undefined => {
-    const v = buf.readUInt8(at);
-    return v === 0 ? false : v === 1 ? true : undefined;
-  };
-  const payload = buf.subarray(1 + bin);
-  const noPayload = (msg: PeerMsg): PeerMsg | string =>
-    payload.length === 0 ? msg : `${t}: unexpected ${payload.length} payload bytes`;
+  // Only Data and ResyncData carry a payload; the others must end with their header.
+  const extra = buf.length - 1 - bin;
   switch (t) {
     case 'Data': {
-      const fua = flag(13);
+      const fua = flagAt(buf, 13);
       if (fua === undefined) return 'Data: bad fields';
-      return { t, seq: buf.readUIntBE(1, 6), offset: buf.readUIntBE(7, 6), fua, data: payload };
+      return { t, seq: buf.readUIntBE(1, 6), offset: buf.readUIntBE(7, 6), fua, data: buf.subarray(1 + bin) };
     }
     case 'RecvAck':
     case 'WriteAck':
     case 'NegAck':
     case 'Barrier':
     case 'BarrierAck':
-      return noPayload({ t, seq: buf.readUIntBE(1, 6) });
+      return extra === 0 ? { t, seq: buf.readUIntBE(1, 6) } : unexpectedPayload(t, extra);
     case 'ResyncData':
-      return { t, first: buf.readUIntBE(1, 6), data: payload };
+      return { t, first: buf.readUIntBE(1, 6), data: buf.subarray(1 + bin) };
     case 'ResyncAck': {
-      const ok = flag(13);
+      const ok = flagAt(buf, 13);
       if (ok === undefined) return 'ResyncAck: bad fields';
-      return noPayload({ t, first: buf.readUIntBE(1, 6), count: buf.readUIntBE(7, 6), ok });
+      return extra === 0
+        ? { t, first: buf.readUIntBE(1, 6), count: buf.readUIntBE(7, 6), ok }
+        : unexpectedPayload(t, extra);
     }
     case 'Ping':
     case 'PingAck':
-      return noPayload({ t });
+      return extra === 0 ? { t } : unexpectedPayload(t, extra);
     default:
-      return `unknown binary message type ${buf.readUInt8(0)}`;
+      return `unknown binary message type ${buf[0]}`;
   }
 }
 

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodePeerMsg, encodePeerMsg, encodePeerMsgParts, type PeerMsg } from './messages.ts';
+import {
+  decodePeerMsg,
+  encodeLengthPrefixedPeerMsgParts,
+  encodePeerMsg,
+  encodePeerMsgParts,
+  type PeerMsg,
+} from './messages.ts';
 
 const block = new Uint8Array(4096).map((_v, i) => i % 251);
 
@@ -65,4 +71,24 @@ test('truncated or garbled binary messages are refused with a reason, never deco
   assert.match(String(decodePeerMsg(Buffer.from([0xff]))), /unknown binary message type/);
   assert.match(String(decodePeerMsg(new Uint8Array(0))), /empty message/);
   assert.match(String(decodePeerMsg(Buffer.from([1, 0, 0]))), /shorter than its header/);
+});
+
+test('a message packed for a batch carries its length in front and its block data uncopied', () => {
+  for (const m of samples) {
+    const parts = encodeLengthPrefixedPeerMsgParts(m);
+    const whole = Buffer.concat(parts);
+    assert.equal(whole.readUInt32BE(0), whole.length - 4, m.t);
+    same(decodePeerMsg(whole.subarray(4)), m);
+    assert.deepEqual(whole.subarray(4), encodePeerMsg(m), m.t);
+  }
+  const parts = encodeLengthPrefixedPeerMsgParts({ t: 'Data', seq: 1, offset: 0, fua: false, data: block });
+  assert.equal(parts.length, 2);
+  assert.equal(parts[1], block);
+});
+
+test('a message decodes the same from a plain Uint8Array as from a Buffer', () => {
+  const wire = encodePeerMsg({ t: 'Data', seq: 3, offset: 8192, fua: false, data: block });
+  const plain = new Uint8Array(wire.length + 8).subarray(8);
+  plain.set(wire);
+  same(decodePeerMsg(plain), decodePeerMsg(wire));
 });
