@@ -8,7 +8,8 @@
  *
  * `--resync-only` skips the write phases. `--rand-only` adds a longer random-write phase (profiling aid: run with `node --cpu-prof`;
  * the engines inherit the flag); `--lat-only` skips the throughput phases (HALO_BENCH_PAUSE=S
- * waits S seconds before the latency phase and prints the pids to attach a tracer to). Resync is reported twice: including the reconnect (connect-int)
+ * waits S seconds before the latency phase and prints the pids to attach a tracer to;
+ * HALO_BENCH_KEEP=1 keeps the work folder with the engines' logs). Resync is reported twice: including the reconnect (connect-int)
  * and from the moment the target reports SyncTarget.
  *
  * Fairness: both sides get the same client, the same NBD server code, the same write pattern
@@ -647,7 +648,8 @@ async function main(): Promise<void> {
   } finally {
     for (const d of downs) d();
     for (const c of children) c.kill('SIGTERM');
-    rmSync(dir, { recursive: true, force: true });
+    if (process.env.HALO_BENCH_KEEP) console.log(`kept ${dir} (engine logs: run-*/r0.log)`);
+    else rmSync(dir, { recursive: true, force: true });
   }
   console.log(`load: ${execFileSync('uptime').toString().trim()}`);
 }
