@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, hkdfSync } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, type KeyObject } from 'node:crypto';
 import { assert } from '../lib/assert.ts';
 import { CLUSTER_KEY_BYTES, GCM_TAG_BYTES, MAX_NODE_ID } from './packet.ts';
 
@@ -97,9 +97,13 @@ export function deriveSessionKeys(
 export class FrameSealer {
   private counter = 0n;
   constructor(
-    private readonly key: Buffer,
+    key: Buffer,
     private readonly mode: StreamMode = 'sealed',
-  ) {}
+  ) {
+    // A key object is imported once; a raw key is imported again by every cipher (~2 µs).
+    this.key = createSecretKey(key);
+  }
+  private readonly key: KeyObject;
 
   seal(msg: Uint8Array): Buffer {
     return Buffer.concat(this.sealParts([msg]));
@@ -170,9 +174,13 @@ export class FrameOpener {
   private failed = false;
 
   constructor(
-    private readonly key: Buffer,
+    key: Buffer,
     private readonly mode: StreamMode = 'sealed',
-  ) {}
+  ) {
+    // A key object is imported once; a raw key is imported again by every cipher (~2 µs).
+    this.key = createSecretKey(key);
+  }
+  private readonly key: KeyObject;
 
   /** With `owned`, the caller hands `data` over (never modifies it again) and it is not copied. */
   push(data: Uint8Array, owned = false): FrameResult {
