@@ -9,7 +9,8 @@
  * `--resync-only` skips the write phases. `--rand-only` adds a longer random-write phase (profiling aid: run with `node --cpu-prof`;
  * the engines inherit the flag); `--lat-only` skips the throughput phases (HALO_BENCH_PAUSE=S
  * waits S seconds before the latency phase and prints the pids to attach a tracer to;
- * HALO_BENCH_KEEP=1 keeps the work folder with the engines' logs). Resync is reported twice: including the reconnect (connect-int)
+ * HALO_BENCH_KEEP=1 keeps the work folder with the engines' logs; HALO_BENCH_LAT_WRITES=N sets the
+ * latency phase's write count, 300 by default). Resync is reported twice: including the reconnect (connect-int)
  * and from the moment the target reports SyncTarget.
  *
  * Fairness: both sides get the same client, the same NBD server code, the same write pattern
@@ -225,7 +226,7 @@ interface Result {
 
 /** Random 4 KiB writes per measurement (64 MiB: long enough to outlast timer-driven work). */
 const RAND_WRITES = 16384;
-const LAT_WRITES = 300;
+const LAT_WRITES = Number(process.env.HALO_BENCH_LAT_WRITES ?? 300);
 
 async function measure(
   sock: string,
@@ -435,10 +436,44 @@ async function linkMiBs(kind: 'tcp' | 'sealed' | 'signed', mib: number, port: nu
   }
 }
 
+/** Round trips of one byte over TCP on 127.0.0.1 to a child process that echoes it (µs, sorted). */
+async function tcpRoundTrips(port: number, n: number): Promise<number[]> {
+  const self = fileURLToPath(import.meta.url);
+  const child = spawn(process.execPath, [...process.execArgv, self, '--sink', 'echo', String(port), '0'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    await new Promise<void>((res) => child.stdout!.once('data', () => res()));
+    const sock = net.connect(port, '127.0.0.1');
+    sock.setNoDelay(true);
+    await new Promise<void>((res) => sock.once('connect', res));
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const t = performance.now();
+      await new Promise<void>((res) => {
+        sock.once('data', () => res());
+        sock.write('x');
+      });
+      out.push((performance.now() - t) * 1000);
+    }
+    sock.destroy();
+    return out.sort((a, b) => a - b);
+  } finally {
+    child.kill('SIGTERM');
+  }
+}
+
 async function sink(kind: string, port: number, mib: number): Promise<void> {
   const want = mib * 2 ** 20; // not `<<`: 2 GiB would overflow 32 bits
   let got = 0;
-  if (kind === 'tcp') {
+  if (kind === 'echo') {
+    const server = net.createServer((sock) => {
+      sock.setNoDelay(true);
+      sock.on('error', () => {});
+      sock.on('data', (d) => sock.write(d));
+    });
+    await new Promise<void>((res) => server.listen(port, '127.0.0.1', res));
+  } else if (kind === 'tcp') {
     const server = net.createServer((sock) => {
       sock.on('error', () => {});
       sock.on('data', (d) => {
@@ -579,6 +614,7 @@ async function main(): Promise<void> {
     const tcp = await linkMiBs('tcp', 4 * sizeMiB, port++);
     const sealed = await linkMiBs('sealed', 2 * sizeMiB, port++);
     const signed = await linkMiBs('signed', 4 * sizeMiB, port++);
+    const rtt = await tcpRoundTrips(port++, 1000);
     const disk2 = await diskPairMiBs(dir, sizeMiB);
     const [alone] = await fsyncLatencies([join(dir, 'fsync-a')], LAT_WRITES);
     const both = await fsyncLatencies([join(dir, 'fsync-a'), join(dir, 'fsync-b')], LAT_WRITES);
@@ -588,7 +624,7 @@ async function main(): Promise<void> {
       `physical limits    : disk (1 MiB writes + fdatasync) ${disk.toFixed(0)} MiB/s | link (raw TCP, 2 processes) ${tcp.toFixed(0)} MiB/s | sealed stream (AES-GCM, tls yes) ${sealed.toFixed(0)} MiB/s | signed stream (GMAC, the default) ${signed.toFixed(0)} MiB/s`,
     );
     console.log(
-      `one disk, two nodes: 1 MiB writes + fdatasync to two files at once ${disk2.toFixed(0)} MiB/s each (${((100 * disk2) / disk).toFixed(0)}% of one) | 4 KiB write + fdatasync p50 alone ${p50(alone!).toFixed(0)} us, two at once ${p50(both[0]!).toFixed(0)}/${p50(both[1]!).toFixed(0)} us (${(p50(both[0]!) / p50(alone!)).toFixed(2)}x): the floor for replication when both nodes share this disk`,
+      `one box, two nodes: 1 MiB writes + fdatasync to two files at once ${disk2.toFixed(0)} MiB/s each (${((100 * disk2) / disk).toFixed(0)}% of one) | 4 KiB write + fdatasync p50 alone ${p50(alone!).toFixed(0)} us, two at once ${p50(both[0]!).toFixed(0)}/${p50(both[1]!).toFixed(0)} us (${(p50(both[0]!) / p50(alone!)).toFixed(2)}x) | TCP round trip between two processes p50 ${p50(rtt).toFixed(0)} us (the baseline's FUA write crosses one, a replicated one two)`,
     );
     console.log(
       `volume bench: ${sizeMiB} MiB device, NBD over a unix socket, replication over TCP on 127.0.0.1`,
