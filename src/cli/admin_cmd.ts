@@ -49,6 +49,7 @@ import { PROPOSE_TIMEOUT_MS } from '../daemon/daemon.ts';
 import { writeFileAtomic } from '../lib/atomic_file.ts';
 import { formatDiagnostic } from '../lib/errors.ts';
 import { DEFAULT_CONFIG_FILE } from './cluster_cmd.ts';
+import { example } from './help.ts';
 import { LiveClusterError, liveControlSocket, NO_CLUSTER_MESSAGE, readLiveView } from './live_cib.ts';
 
 /** Largest CIB or configuration file read (a 10 000-resource CIB with history is ~40 MB). */
@@ -378,10 +379,6 @@ const lifetimeOption = (): Option =>
   new Option('--lifetime <lifetime>', 'forever (in the configuration) or reboot (transient, in the status)')
     .choices([...LIFETIMES])
     .default('forever');
-
-function example(cmd: Command, text: string): Command {
-  return cmd.addHelpText('after', `\nExample:\n  ${text}\n`);
-}
 
 // ---------------------------------------------------------------------------------------------
 // halo configure

@@ -6,6 +6,7 @@ import { type AgentMetadata, actionTimeout, validateParams } from '../executor/m
 import { rcName, rcText } from '../executor/rc.ts';
 import { ShellAgentRunner } from '../executor/runner.ts';
 import { HaloError } from '../lib/errors.ts';
+import { example } from './help.ts';
 
 /**
  * `halo agent …` and `halo fence …`: inspect and run resource and fence agents by hand, the way
@@ -58,10 +59,6 @@ function timeoutMs(text: string | undefined, meta: AgentMetadata | undefined, ac
 
 const outputOption = (): Option =>
   new Option('--output <format>', 'text or json').choices(['text', 'json']).default('text');
-
-function example(cmd: Command, text: string): Command {
-  return cmd.addHelpText('after', `\nExample:\n  ${text}\n`);
-}
 
 function indent(text: string, prefix: string): string {
   return text

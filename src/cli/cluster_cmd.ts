@@ -9,6 +9,7 @@ import { HaloError } from '../lib/errors.ts';
 import type { LogLevel } from '../lib/ports.ts';
 import { PROFILE_NAMES } from '../membership/profiles.ts';
 import { DEFAULT_KEY_FILE, generateKeyFile } from '../transport/key_file.ts';
+import { example } from './help.ts';
 
 export { DEFAULT_CONFIG_FILE };
 
@@ -383,26 +384,6 @@ function exists(path: string): boolean {
   } catch {
     return false;
   }
-}
-
-/**
- * Adds `Example:` (or `Examples:`) to a command's --help, one command line per example, the way
- * every halo command shows them (cli_contract_test.ts checks it). A ` # ` in a line starts a
- * note; notes are aligned, and a copied line stays a valid shell command.
- */
-function example(cmd: Command, ...lines: readonly string[]): Command {
-  const split = lines.map((l) => {
-    const i = l.indexOf(' # ');
-    return i < 0 ? { line: l, note: '' } : { line: l.slice(0, i).trimEnd(), note: l.slice(i + 3).trim() };
-  });
-  const width = Math.max(...split.filter((x) => x.note).map((x) => x.line.length), 0);
-  const text = split
-    .map(
-      (x) => `  ${x.note ? `${x.line.padEnd(width)}  # ${x.note}` : x.line}
-`,
-    )
-    .join('');
-  return cmd.addHelpText('after', `\nExample${lines.length > 1 ? 's' : ''}:\n${text}`);
 }
 
 function collect(v: string, prev: string[]): string[] {

@@ -13,6 +13,7 @@ import {
 import { seed004NodeBoot, seed004Up } from '../lab/scenario_seed004.ts';
 import { DEFAULT_SCENARIO, isScenario, LAB_VIP, SCENARIOS } from '../lab/scenarios.ts';
 import { HaloError } from '../lib/errors.ts';
+import { example } from './help.ts';
 
 /**
  * `halo lab up|status|down|chaos|bench`: a whole cluster on this machine in network namespaces
@@ -225,21 +226,6 @@ export function registerLabCommands(program: Command): void {
         if (!r.ok) process.exitCode = 1;
       }),
   );
-}
-
-/**
- * Adds `Example:` (or `Examples:`) to a command's --help, one command line per example, the way
- * every halo command shows them (cli_contract_test.ts checks it). A ` # ` in a line starts a
- * note; notes are aligned, and a copied line stays a valid shell command.
- */
-function example(cmd: Command, ...lines: readonly string[]): Command {
-  const split = lines.map((l) => {
-    const i = l.indexOf(' # ');
-    return i < 0 ? { line: l, note: '' } : { line: l.slice(0, i).trimEnd(), note: l.slice(i + 3).trim() };
-  });
-  const width = Math.max(...split.filter((x) => x.note).map((x) => x.line.length), 0);
-  const text = split.map((x) => `  ${x.note ? `${x.line.padEnd(width)}  # ${x.note}` : x.line}\n`).join('');
-  return cmd.addHelpText('after', `\nExample${lines.length > 1 ? 's' : ''}:\n${text}`);
 }
 
 async function guard(fn: () => Promise<void>): Promise<void> {

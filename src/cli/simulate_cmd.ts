@@ -16,6 +16,7 @@ import { explain } from '../scheduler/explain.ts';
 import { type Injection, inject, parseOpFail } from '../scheduler/inject.ts';
 import { formatScoreLine, renderSimulation, schedule } from '../scheduler/schedule.ts';
 import { DEFAULT_CONFIG_FILE } from './cluster_cmd.ts';
+import { example } from './help.ts';
 import { type LiveCibView, LiveClusterError, liveControlSocket, readLiveView } from './live_cib.ts';
 
 /** Largest CIB read (a 32-node × 10 000-resource CIB with history is ~40 MB). */
@@ -235,10 +236,6 @@ async function runExplain(io: Io, rsc: string, o: ExplainOpts): Promise<number> 
     io.err(note);
   }
   return 0;
-}
-
-function example(cmd: Command, text: string): Command {
-  return cmd.addHelpText('after', `\nExample:\n  ${text}\n`);
 }
 
 function commonOptions(cmd: Command): Command {

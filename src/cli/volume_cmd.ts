@@ -27,6 +27,7 @@ import {
 } from '../volume/engine.ts';
 import { misplacedMetadata, resizeVolume } from '../volume/resize.ts';
 import { formatDrbdadmStatus, formatGi, formatProcDrbd } from '../volume/status_format.ts';
+import { example } from './help.ts';
 
 const run = promisify(execFile);
 
@@ -216,21 +217,6 @@ async function detachState(s: AttachState): Promise<void> {
     await run('umount', [s.mount]).catch(async () => run('umount', ['-l', s.mount]).catch(() => {}));
   if (s.loop) await run('losetup', ['-d', s.loop]).catch(() => {});
   await releaseFuseMount(s.fuseDir);
-}
-
-/**
- * Adds `Example:` (or `Examples:`) to a command's --help, one command line per example, the way
- * every halo command shows them (cli_contract_test.ts checks it). A ` # ` in a line starts a
- * note; notes are aligned, and a copied line stays a valid shell command.
- */
-function example(cmd: Command, ...lines: readonly string[]): Command {
-  const split = lines.map((l) => {
-    const i = l.indexOf(' # ');
-    return i < 0 ? { line: l, note: '' } : { line: l.slice(0, i).trimEnd(), note: l.slice(i + 3).trim() };
-  });
-  const width = Math.max(...split.filter((x) => x.note).map((x) => x.line.length), 0);
-  const text = split.map((x) => `  ${x.note ? `${x.line.padEnd(width)}  # ${x.note}` : x.line}\n`).join('');
-  return cmd.addHelpText('after', `\nExample${lines.length > 1 ? 's' : ''}:\n${text}`);
 }
 
 /** The cluster config the fence handlers read to find the daemons' control sockets. */
