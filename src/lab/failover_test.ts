@@ -75,8 +75,13 @@ async function killTheServingNode(nodes: number): Promise<void> {
       [first],
       'the VIP is on the node that answers, only there',
     );
-    const before = await labStatus(dir);
-    assert.match(before.resources?.text ?? '', new RegExp(`www\\s+\\(halo:process\\):\\s+Started ${first}`));
+    // The web server can answer before its agent's start has returned and been recorded.
+    const startedHere = new RegExp(`www\\s+\\(halo:process\\):\\s+Started ${first}`);
+    const before = await eventually('status to show www started where it answers', 30_000, async () => {
+      const r = await labStatus(dir);
+      return startedHere.test(r.resources?.text ?? '') ? r : undefined;
+    });
+    assert.match(before.resources?.text ?? '', startedHere);
 
     await labChaos(dir, { fault: 'kill', node: first });
 
