@@ -26,15 +26,20 @@ function readConfigDoc(path: string): ConfigDoc {
   return JSON.parse(readFileSync(path, 'utf8')) as ConfigDoc;
 }
 
+/** What `join` and `leave` can do instead when no daemon answers. */
+const JOIN_WHEN_DOWN = 'or pass --offline to edit only the config';
+const LEAVE_WHEN_DOWN =
+  "or, with the whole cluster stopped, remove the node from the config's nodes on every node";
+
 /** Asks the local daemon; a daemon that does not answer means the cluster is down here. */
-async function askDaemon(path: string, line: string, timeoutMs?: number): Promise<unknown> {
+async function askDaemon(path: string, line: string, whenDown: string, timeoutMs?: number): Promise<unknown> {
   try {
     return await queryControl(path, line, timeoutMs);
   } catch (err) {
     if ((err as HaloError).code !== 'daemon-unreachable') throw err;
     throw new HaloError(
       'cluster-down',
-      `no daemon answers on ${path}: start the cluster first (halo daemon), or pass --offline to edit only the config`,
+      `no daemon answers on ${path}: start the cluster first (halo daemon), ${whenDown}`,
       { cause: err },
     );
   }
@@ -193,7 +198,7 @@ export function registerClusterCommands(program: Command): void {
         let live: { path: string; ids: number[] } | undefined;
         if (!o.offline) {
           const path = o.socket ?? controlSocketPath(cfg, resolveSelf(cfg, o.node));
-          const st = (await askDaemon(path, 'status')) as DaemonStatus;
+          const st = (await askDaemon(path, 'status', JOIN_WHEN_DOWN)) as DaemonStatus;
           live = { path, ids: st.members.map((m) => m.id) };
         }
         let id = Math.max(...cfg.nodes.map((n) => n.id), ...(live?.ids ?? [])) + 1;
@@ -213,6 +218,7 @@ export function registerClusterCommands(program: Command): void {
           const r = (await askDaemon(
             live.path,
             `member-add ${JSON.stringify(entry)}`,
+            JOIN_WHEN_DOWN,
             MEMBER_CHANGE_TIMEOUT_MS + CONTROL_SLACK_MS,
           )) as MemberChangeOutcome;
           if (!r.ok) throw memberError(`cannot add ${name}`, r);
@@ -241,10 +247,11 @@ export function registerClusterCommands(program: Command): void {
     guardAsync(async () => {
       const cfg = loadConfig(o.config);
       const path = o.socket ?? controlSocketPath(cfg, resolveSelf(cfg, o.node));
-      const target = name ?? ((await askDaemon(path, 'status')) as DaemonStatus).node;
+      const target = name ?? ((await askDaemon(path, 'status', LEAVE_WHEN_DOWN)) as DaemonStatus).node;
       const r = (await askDaemon(
         path,
         `member-remove ${target}`,
+        LEAVE_WHEN_DOWN,
         MEMBER_CHANGE_TIMEOUT_MS + CONTROL_SLACK_MS,
       )) as MemberChangeOutcome;
       if (!r.ok) throw memberError(`cannot remove ${target}`, r);

@@ -19,6 +19,21 @@ async function halo(args: string[]): Promise<number> {
   return code;
 }
 
+/** Runs `fn` with process.stderr captured (the commands report errors there). */
+async function withStderr<T>(fn: () => Promise<T>): Promise<{ value: T; err: string }> {
+  const write = process.stderr.write.bind(process.stderr);
+  let err = '';
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    err += chunk.toString();
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    return { value: await fn(), err };
+  } finally {
+    process.stderr.write = write;
+  }
+}
+
 test('cluster init writes a config the daemon accepts and a private key; join adds a node', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'halo-cli-'));
   try {
@@ -84,7 +99,13 @@ test('cluster init writes a config the daemon accepts and a private key; join ad
       2,
     );
     assert.equal(readFileSync(config, 'utf8'), before);
-    assert.equal(await halo(['cluster', 'leave', 'beta', '--node', 'alpha', '--config', config]), 2);
+    const leave = await withStderr(() =>
+      halo(['cluster', 'leave', 'beta', '--node', 'alpha', '--config', config]),
+    );
+    assert.equal(leave.value, 2);
+    // leave has no --offline: the hint must not offer one.
+    assert.match(leave.err, /no daemon answers .*remove the node from the config's nodes/);
+    assert.doesNotMatch(leave.err, /--offline/);
     assert.equal(readFileSync(config, 'utf8'), before);
   } finally {
     rmSync(dir, { recursive: true, force: true });
