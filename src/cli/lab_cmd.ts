@@ -126,7 +126,9 @@ export function registerLabCommands(program: Command): void {
   example(
     lab
       .command('chaos')
-      .description('inject one fault into a node (default: the DC), or undo one with --heal or --restart')
+      .description(
+        'inject one fault into a node (default: the DC), or undo one with --heal (default: a node that was cut or paused) or --restart (default: a node whose daemon is down)',
+      )
       .option('--kill', 'kill -9 the node’s daemon')
       .option('--cut-link', 'take one link of the node down (see --link)')
       .option('--partition', 'cut every link of the node')

@@ -868,11 +868,30 @@ function bootNode(state: LabState, n: LabNodeState): string {
   return did.join(', ');
 }
 
+/**
+ * The node a fault without --node goes to: restart boots a node whose daemon is down, heal
+ * repairs a node that was cut or paused, every other fault hits the default target.
+ */
+async function chaosTarget(state: LabState, fault: ChaosFault): Promise<LabNodeState | undefined> {
+  if (fault === 'restart') {
+    const down = state.nodes.find((x) => !isLabDaemon(x));
+    if (!down)
+      throw new HaloError('already-running', "every lab node's daemon is running: nothing to restart");
+    return down;
+  }
+  if (fault === 'heal') {
+    const hurt = state.nodes.find((x) => x.cutLinks.length > 0 || x.paused);
+    if (hurt) return hurt;
+  }
+  return defaultTarget(state);
+}
+
 /** Injects one fault (or heals) and returns a sentence saying what was done. */
 export async function labChaos(dir: string, o: ChaosOptions): Promise<string> {
   needRoot();
   const state = readLabState(dir);
-  const n = o.node !== undefined ? state.nodes.find((x) => x.name === o.node) : await defaultTarget(state);
+  const n =
+    o.node !== undefined ? state.nodes.find((x) => x.name === o.node) : await chaosTarget(state, o.fault);
   if (!n)
     throw new HaloError(
       'unknown-node',

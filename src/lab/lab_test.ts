@@ -97,6 +97,10 @@ test('lab up builds a 3-node cluster that status reports; chaos --kill is seen b
     assert.equal(r.nodes.find((n) => n.name === 'n3')!.running, false);
     const cut = await labChaos(dir, { fault: 'cut-link', node: 'n1', link: 1 });
     assert.match(cut, /cut link 1 of n1/);
+    // Without --node, restart boots the node that is down and heal repairs the one that was cut.
+    assert.match(await labChaos(dir, { fault: 'restart' }), /restarted n3 as a rebooted machine/);
+    assert.match(await labChaos(dir, { fault: 'heal' }), /healed n1: links 1 restored/);
+    await assert.rejects(labChaos(dir, { fault: 'restart' }), /every lab node's daemon is running/);
     const lines = await labDown(dir);
     assert.ok(lines.some((l) => l.startsWith('stopped n1')));
   } finally {
