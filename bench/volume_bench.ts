@@ -4,9 +4,11 @@
  * file measured in the same run; then full and partial resync throughput against the
  * physical limits measured in the same run (disk, raw TCP link, halo's stream link).
  *
- *   node --import tsx bench/volume_bench.ts [--size-mib 64] [--protocols C,B,A] [--no-resync] [--resync-only] [--rand-only] [--lat-only]
+ *   node --import tsx bench/volume_bench.ts [--size-mib 64] [--protocols C,B,A] [--repeat N] [--no-resync] [--resync-only] [--rand-only] [--lat-only]
  *
- * `--resync-only` skips the write phases. `--rand-only` adds a longer random-write phase (profiling aid: run with `node --cpu-prof`;
+ * `--repeat N` measures baseline and replicated N times in turn and prints the median ratios
+ * with their range (single ratios on a shared 2-core box swing widely). `--resync-only` skips
+ * the write phases. `--rand-only` adds a longer random-write phase (profiling aid: run with `node --cpu-prof`;
  * the engines inherit the flag); `--lat-only` skips the throughput phases (HALO_BENCH_PAUSE=S
  * waits S seconds before the latency phase and prints the pids to attach a tracer to;
  * HALO_BENCH_KEEP=1 keeps the work folder with the engines' logs; HALO_BENCH_LAT_WRITES=N sets the
@@ -284,6 +286,12 @@ async function measure(
     seqCores: seq.cores,
     randCores: rand.cores,
   };
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 /** Writes every byte of `path` (zeroes) and makes it durable: no side pays for allocation. */
@@ -630,6 +638,10 @@ async function main(): Promise<void> {
       `volume bench: ${sizeMiB} MiB device, NBD over a unix socket, replication over TCP on 127.0.0.1`,
     );
     const pi = args.indexOf('--protocols');
+    const ri = args.indexOf('--repeat');
+    const repeat = ri >= 0 ? Number(args[ri + 1]) : 1;
+    if (!Number.isInteger(repeat) || repeat < 1 || repeat > 20)
+      throw new Error(`bench: --repeat must be a whole number 1..20, got ${args[ri + 1]}`);
     const protocols = pi >= 0 ? (args[pi + 1] ?? 'C,B,A').split(',') : ['C', 'B', 'A'];
     for (const protocol of protocols) {
       const p = await pair(dir, protocol, sizeMiB, port, downs);
@@ -638,17 +650,32 @@ async function main(): Promise<void> {
       // minutes, so each ratio compares two measurements taken seconds apart.
       const ratio = (x: number, y: number) => `${((100 * x) / y).toFixed(0)}%`;
       if (!args.includes('--resync-only')) {
-        const plain = await measure(baseSock, sizeBytes, { server: server.pid! });
-        console.log(
-          `unreplicated file : seq 1MiB ${plain.seqMiBs.toFixed(1)} MiB/s | rand 4KiB ${plain.randMiBs.toFixed(1)} MiB/s | 4KiB FUA p50 ${plain.latP50Us.toFixed(0)} us mean ${plain.latMeanUs.toFixed(0)} us`,
-        );
-        console.log(`  cores: seq [${plain.seqCores}] rand [${plain.randCores}]`);
-        const snap = engineSnap({ primary: p.runDir('alpha'), secondary: p.runDir('bravo') });
-        const r = await measure(join(p.runDir('alpha'), 'r0.nbd'), sizeBytes, p.pids, snap);
-        console.log(
-          `protocol ${protocol}        : seq 1MiB ${r.seqMiBs.toFixed(1)} MiB/s (${ratio(r.seqMiBs, plain.seqMiBs)}) | rand 4KiB ${r.randMiBs.toFixed(1)} MiB/s (${ratio(r.randMiBs, plain.randMiBs)}) | 4KiB FUA p50 ${r.latP50Us.toFixed(0)} us (${(r.latP50Us / plain.latP50Us).toFixed(2)}x) mean ${r.latMeanUs.toFixed(0)} us`,
-        );
-        console.log(`  cores: seq [${r.seqCores}] rand [${r.randCores}]`);
+        const ratios: { seq: number[]; rand: number[]; fua: number[] } = { seq: [], rand: [], fua: [] };
+        for (let round = 0; round < repeat; round++) {
+          const plain = await measure(baseSock, sizeBytes, { server: server.pid! });
+          console.log(
+            `unreplicated file : seq 1MiB ${plain.seqMiBs.toFixed(1)} MiB/s | rand 4KiB ${plain.randMiBs.toFixed(1)} MiB/s | 4KiB FUA p50 ${plain.latP50Us.toFixed(0)} us mean ${plain.latMeanUs.toFixed(0)} us`,
+          );
+          console.log(`  cores: seq [${plain.seqCores}] rand [${plain.randCores}]`);
+          const snap = engineSnap({ primary: p.runDir('alpha'), secondary: p.runDir('bravo') });
+          const r = await measure(join(p.runDir('alpha'), 'r0.nbd'), sizeBytes, p.pids, snap);
+          console.log(
+            `protocol ${protocol}        : seq 1MiB ${r.seqMiBs.toFixed(1)} MiB/s (${ratio(r.seqMiBs, plain.seqMiBs)}) | rand 4KiB ${r.randMiBs.toFixed(1)} MiB/s (${ratio(r.randMiBs, plain.randMiBs)}) | 4KiB FUA p50 ${r.latP50Us.toFixed(0)} us (${(r.latP50Us / plain.latP50Us).toFixed(2)}x) mean ${r.latMeanUs.toFixed(0)} us`,
+          );
+          console.log(`  cores: seq [${r.seqCores}] rand [${r.randCores}]`);
+          ratios.seq.push(r.seqMiBs / plain.seqMiBs);
+          ratios.rand.push(r.randMiBs / plain.randMiBs);
+          ratios.fua.push(r.latP50Us / plain.latP50Us);
+        }
+        if (repeat > 1) {
+          const pct = (xs: number[]) =>
+            `${(100 * median(xs)).toFixed(0)}% (${(100 * Math.min(...xs)).toFixed(0)}–${(100 * Math.max(...xs)).toFixed(0)})`;
+          const times = (xs: number[]) =>
+            `${median(xs).toFixed(2)}x (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
+          console.log(
+            `protocol ${protocol}, median of ${repeat} alternations (range): seq ${pct(ratios.seq)} | rand 4KiB ${pct(ratios.rand)} | 4KiB FUA p50 ${times(ratios.fua)}`,
+          );
+        }
       }
       if (protocol === 'C' && !args.includes('--no-resync')) {
         console.log(
