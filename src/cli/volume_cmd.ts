@@ -493,7 +493,8 @@ export function registerVolumeCommands(program: Command): void {
     act(async (res: string, o: { proc?: boolean }) => {
       const reply = await admin(g(), res, { cmd: 'status' });
       const s = reply.status as CoreStatus;
-      print(g(), o.proc ? formatProcDrbd(s) : formatDrbdadmStatus(s), s);
+      // JSON also says how replication travels: signed (integrity only) or sealed (tls yes).
+      print(g(), o.proc ? formatProcDrbd(s) : formatDrbdadmStatus(s), { ...s, stream: reply.stream });
     }),
   );
   example(

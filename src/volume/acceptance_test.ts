@@ -138,6 +138,15 @@ test('two nodes in network namespaces: sync, ext4, failover after kill -9, parti
     await settledPair(ctx);
     const proc = cli(ctx, 'alpha', ['status', '--proc', 'r0']);
     assert.match(proc, /cs:Connected ro:Primary\/Secondary ds:UpToDate\/UpToDate C/);
+    const json = JSON.parse(cli(ctx, 'bravo', ['--output', 'json', 'status', 'r0'])) as {
+      role: string;
+      stream: string;
+    };
+    assert.deepEqual(
+      [json.role, json.stream],
+      ['Secondary', 'signed'],
+      'replication is signed without tls yes',
+    );
 
     // attach with ext4, write files and record checksums (each fsync'ed = acknowledged)
     cli(ctx, 'alpha', ['attach', 'r0', '--mount', mnt('alpha'), '--mkfs', 'ext4']);

@@ -664,6 +664,7 @@ export class VolumeEngine {
           pid: process.pid,
           engine: this.counters,
           nbd: this.nbd ? nbdSocketPath(this.paths.runDir, this.cfg.resource) : null,
+          stream: this.cfg.net.tls ? 'sealed' : 'signed',
         };
       case 'primary': {
         const r = done(this.core.promote(req.force === true));
