@@ -315,7 +315,8 @@ export class VolumeCore {
   private resync: ResyncProgress | undefined;
   private resyncCursor = 0;
   private readonly resyncRuns = new Map<number, ResyncRun>();
-  private readonly resyncBlockRun = new Map<number, number>();
+  /** Blocks covered by resyncRuns (at most MAX_RESYNC_INFLIGHT runs: found by a scan, not a per-block map). */
+  private resyncBlocksInFlight = 0;
   private resyncTargetPending = 0;
   private resyncDoneMsg: { current: bigint; history: readonly [bigint, bigint] } | undefined;
   private lastResyncPersistMs = 0;
@@ -1455,19 +1456,27 @@ export class VolumeCore {
     this.log('warn', `resync interrupted with ${this.bitmap.weight} blocks left`);
     this.resync = undefined;
     this.resyncRuns.clear();
-    this.resyncBlockRun.clear();
+    this.resyncBlocksInFlight = 0;
     this.resyncDoneMsg = undefined;
     this.requestPersist();
   }
 
   private touchResync(first: number, count: number): void {
-    for (let b = first; b < first + count; b++) {
-      const r = this.resyncBlockRun.get(b);
-      if (r !== undefined) {
-        const run = this.resyncRuns.get(r);
-        if (run) run.touched = true;
-      }
-    }
+    for (const run of this.resyncRuns.values())
+      if (run.first < first + count && first < run.first + run.count) run.touched = true;
+  }
+
+  /** The resync run in flight that covers block `b`, if any. */
+  private runAt(b: number): ResyncRun | undefined {
+    for (const run of this.resyncRuns.values()) if (b >= run.first && b < run.first + run.count) return run;
+    return undefined;
+  }
+
+  /** Where the first run in flight that starts after block `b` starts (or the device's end). */
+  private nextRunStart(b: number): number {
+    let next = this.blocks;
+    for (const run of this.resyncRuns.values()) if (run.first > b && run.first < next) next = run.first;
+    return next;
   }
 
   private pumpResync(): void {
@@ -1482,9 +1491,10 @@ export class VolumeCore {
         ? Math.max(1, Math.min(maxRun, Math.floor(this.rateBudget / BLOCK_BYTES)))
         : maxRun;
       let b = this.bitmap.nextSet(this.resyncCursor);
-      while (b >= 0 && this.resyncBlockRun.has(b)) b = this.bitmap.nextSet(b + 1);
+      for (let r = b >= 0 ? this.runAt(b) : undefined; r; r = b >= 0 ? this.runAt(b) : undefined)
+        b = this.bitmap.nextSet(r.first + r.count);
       if (b < 0) {
-        if (!wrapped && this.resyncCursor > 0 && this.bitmap.weight > this.resyncBlockRun.size) {
+        if (!wrapped && this.resyncCursor > 0 && this.bitmap.weight > this.resyncBlocksInFlight) {
           this.resyncCursor = 0;
           wrapped = true;
           continue;
@@ -1493,14 +1503,8 @@ export class VolumeCore {
         return;
       }
       let count = 1;
-      while (
-        count < runLimit &&
-        b + count < this.blocks &&
-        this.bitmap.get(b + count) &&
-        !this.resyncBlockRun.has(b + count)
-      ) {
-        count++;
-      }
+      const end = Math.min(b + runLimit, this.nextRunStart(b));
+      while (b + count < end && this.bitmap.get(b + count)) count++;
       this.resyncCursor = b + count;
       if (limited) this.rateBudget -= count * BLOCK_BYTES;
       this.startResyncRun(b, count);
@@ -1510,7 +1514,7 @@ export class VolumeCore {
   private startResyncRun(first: number, count: number): void {
     const run: ResyncRun = { first, count, touched: false, data: undefined, acksLeft: 0 };
     this.resyncRuns.set(first, run);
-    for (let b = first; b < first + count; b++) this.resyncBlockRun.set(b, first);
+    this.resyncBlocksInFlight += count;
     this.queue.add({
       kind: 'read',
       first,
@@ -1523,8 +1527,10 @@ export class VolumeCore {
   }
 
   private endRun(run: ResyncRun): void {
-    this.resyncRuns.delete(run.first);
-    for (let b = run.first; b < run.first + run.count; b++) this.resyncBlockRun.delete(b);
+    if (this.resyncRuns.get(run.first) === run) {
+      this.resyncRuns.delete(run.first);
+      this.resyncBlocksInFlight -= run.count;
+    }
   }
 
   private onResyncRead(run: ResyncRun, ok: boolean, data: Uint8Array | undefined): void {
@@ -1572,8 +1578,7 @@ export class VolumeCore {
   }
 
   private onResyncAck(first: number, count: number, ok: boolean): void {
-    const owner = this.resyncBlockRun.get(first);
-    const run = owner === undefined ? undefined : this.resyncRuns.get(owner);
+    const run = this.runAt(first);
     if (!run || !this.resync) return;
     if (ok) {
       for (let b = first; b < first + count && b < run.first + run.count; b++) this.bitmap.clear(b);
