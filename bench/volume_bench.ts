@@ -4,10 +4,12 @@
  * file measured in the same run; then full and partial resync throughput against the
  * physical limits measured in the same run (disk, raw TCP link, halo's stream link).
  *
- *   node --import tsx bench/volume_bench.ts [--size-mib 64] [--protocols C,B,A] [--repeat N] [--no-resync] [--resync-only] [--rand-only] [--lat-only]
+ *   node --import tsx bench/volume_bench.ts [--size-mib 64] [--protocols C,B,A] [--repeat N] [--no-warmup] [--no-resync] [--resync-only] [--rand-only] [--lat-only]
  *
  * `--repeat N` measures baseline and replicated N times in turn and prints the median ratios
- * with their range (single ratios on a shared 2-core box swing widely). `--resync-only` skips
+ * with their range (single ratios on a shared 2-core box swing widely). Before the first
+ * measurement of each protocol, one unreported pass warms both servers (the engines are new for
+ * each protocol, the baseline server is not); `--no-warmup` skips it. `--resync-only` skips
  * the write phases. `--rand-only` adds a longer random-write phase (profiling aid: run with `node --cpu-prof`;
  * the engines inherit the flag); `--lat-only` skips the throughput phases (HALO_BENCH_PAUSE=S
  * waits S seconds before the latency phase and prints the pids to attach a tracer to;
@@ -651,6 +653,12 @@ async function main(): Promise<void> {
       const ratio = (x: number, y: number) => `${((100 * x) / y).toFixed(0)}%`;
       if (!args.includes('--resync-only')) {
         const ratios: { seq: number[]; rand: number[]; fua: number[] } = { seq: [], rand: [], fua: [] };
+        if (!args.includes('--no-warmup')) {
+          // Each protocol gets a fresh engine pair while the baseline server has run before:
+          // one unreported pass through every phase warms both (JIT, page cache) alike.
+          await measure(baseSock, sizeBytes, { server: server.pid! });
+          await measure(join(p.runDir('alpha'), 'r0.nbd'), sizeBytes, p.pids);
+        }
         for (let round = 0; round < repeat; round++) {
           const plain = await measure(baseSock, sizeBytes, { server: server.pid! });
           console.log(
