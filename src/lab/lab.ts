@@ -181,6 +181,13 @@ function daemonCommand(): { argv: string[]; cwd: string } {
  */
 export const LAB_NODE_ETC = '/etc/halo';
 export const LAB_NODE_STATE = '/var/lib/halo';
+/**
+ * Host-wide record of the mount points above that some lab created (one empty file per path),
+ * shared by every lab on the host: when labs overlap, the one that made a directory may go down
+ * while another still has it mounted, so whichever lab goes down last removes it.
+ */
+const LAB_MADE_MOUNT_POINTS = '/run/halo-lab-made-mount-points';
+const madeMarker = (d: string): string => join(LAB_MADE_MOUNT_POINTS, d.replaceAll('/', '_'));
 const LAB_NODE_CONFIG = `${LAB_NODE_ETC}/halo.json`;
 
 /** How often and how long to look again at a command line caught in the middle of an exec. */
@@ -222,6 +229,8 @@ function ensureNodeMountPoints(): string[] {
   for (const d of [LAB_NODE_ETC, LAB_NODE_STATE]) {
     if (existsSync(d)) continue;
     mkdirSync(d, { recursive: true, mode: 0o755 });
+    mkdirSync(LAB_MADE_MOUNT_POINTS, { recursive: true, mode: 0o755 });
+    writeFileSync(madeMarker(d), '');
     made.push(d);
   }
   return made;
@@ -251,14 +260,23 @@ function mountedAnywhere(path: string): boolean {
 /** Removes the mount points `up` created, unless a lab daemon elsewhere still mounts on them. */
 function removeNodeMountPoints(made: readonly string[] | undefined): string[] {
   const done: string[] = [];
-  for (const d of made ?? []) {
+  const candidates = new Set(made ?? []);
+  for (const d of [LAB_NODE_ETC, LAB_NODE_STATE]) if (existsSync(madeMarker(d))) candidates.add(d);
+  for (const d of candidates) {
+    // Still mounted in another lab's namespace: that lab's `down` removes it (the marker stays).
     if (mountedAnywhere(d)) continue;
     try {
       rmdirSync(d);
       done.push(`removed ${d}`);
     } catch {
-      // Not empty (something else put files there) or gone: leave it.
+      // Not empty (something else put files there, so it is no longer the lab's) or gone.
     }
+    rmSync(madeMarker(d), { force: true });
+  }
+  try {
+    rmdirSync(LAB_MADE_MOUNT_POINTS);
+  } catch {
+    // Absent, or another lab's mount point is still recorded.
   }
   return done;
 }
@@ -271,8 +289,11 @@ function removeNodeMountPoints(made: readonly string[] | undefined): string[] {
 function namespacePrologue(n: LabNodeState, guard: LabState['deviceGuard'] | undefined): string[] {
   const script = [
     'set -e',
-    // Another lab's `down` may have just removed an empty mount point it had made.
-    `mkdir -p ${LAB_NODE_ETC} ${LAB_NODE_STATE}`,
+    // Another lab's `down` may have just removed an empty mount point it had made: make it
+    // again, recorded like the ones `up` makes, so the last lab down removes it.
+    ...[LAB_NODE_ETC, LAB_NODE_STATE].map(
+      (d) => `[ -d ${d} ] || { mkdir -p ${d} ${LAB_MADE_MOUNT_POINTS} && : > ${madeMarker(d)}; }`,
+    ),
     `mount --bind "$1" ${LAB_NODE_ETC}`,
     `mount --bind "$2" ${LAB_NODE_STATE}`,
     ...(guard ? ['mount -t tmpfs -o size=64k,mode=0755 halo-lab-dev "$3"', 'ln -s "$4" "$3/$5"'] : []),

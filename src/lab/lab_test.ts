@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -114,6 +114,52 @@ test('lab up builds a 3-node cluster that status reports; chaos --kill is seen b
       `daemon ${pid} left running`,
     );
   assert.ok(!existsSync(dir));
+});
+
+/** Whether any process on this host has something mounted on `path` (another lab running). */
+function mountedSomewhere(path: string): boolean {
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      if (
+        readFileSync(`/proc/${pid}/mountinfo`, 'utf8')
+          .split('\n')
+          .some((l) => l.split(' ')[4] === path)
+      )
+        return true;
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return false;
+}
+
+test('two labs that overlap leave no mount point behind on the host, whichever goes down first', {
+  skip: !hasNetnsSupport() && 'needs root and ip netns',
+  timeout: 150_000,
+}, async () => {
+  const hostHad = [LAB_NODE_ETC, LAB_NODE_STATE].filter((d) => existsSync(d));
+  const dirs = [mkdtempSync(join(tmpdir(), 'halo-labtest-')), mkdtempSync(join(tmpdir(), 'halo-labtest-'))];
+  try {
+    // The first lab makes the mount points; the second finds them there and still uses them
+    // when the first goes down.
+    await labUp({ dir: dirs[0]!, nodes: 2, profile: 'lab' });
+    await labUp({ dir: dirs[1]!, nodes: 2, profile: 'lab' });
+    await labDown(dirs[0]!);
+    for (const d of [LAB_NODE_ETC, LAB_NODE_STATE])
+      assert.ok(existsSync(d), `${d} is still used by the second lab`);
+    await labDown(dirs[1]!);
+  } finally {
+    for (const dir of dirs) {
+      if (existsSync(join(dir, 'lab.json'))) await labDown(dir).catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  for (const d of [LAB_NODE_ETC, LAB_NODE_STATE]) {
+    // Tests run two files at once: a lab of the other file may still have it mounted, and
+    // then removes it when it goes down itself.
+    if (hostHad.includes(d) || mountedSomewhere(d)) continue;
+    assert.ok(!existsSync(d), `${d} left behind on the host`);
+  }
 });
 
 test('lab commands against a lab that is not up say so and change nothing', {
