@@ -21,7 +21,7 @@ import { clusterProperty, findResource, metaValue, nodeAttribute } from '../cib/
 import { type CibCommand, CibStateMachine, validateCibCommand } from '../consensus/cib_state_machine.ts';
 import { serveControl } from '../daemon/control.ts';
 import type { DaemonStatus } from '../daemon/daemon.ts';
-import { agreedDc, createLabCluster } from '../daemon/lab_cluster.ts';
+import { createLabCluster, LAB_FORM_DEADLINE_MS, startAndAgree } from '../daemon/lab_cluster.ts';
 import { hasNetnsSupport } from '../lab/netns.ts';
 import { repoRoot } from '../lib/repo_root.ts';
 import { waitFor } from '../lib/wait.ts';
@@ -680,9 +680,6 @@ describe('halo node and configure property on a running cluster', () => {
   });
 });
 
-/** How long three lab daemons may take to form a cluster and agree on a DC. */
-const LAB_FORM_DEADLINE_MS = 30_000;
-
 describe('halo configure on a real three-node cluster', () => {
   it('properties and resources commit on the DC, bad values send nothing, a change sent to a follower commits via the DC', {
     skip: !hasNetnsSupport() && 'needs root and ip netns',
@@ -691,8 +688,7 @@ describe('halo configure on a real three-node cluster', () => {
     const names = ['n1', 'n2', 'n3'];
     const lab = createLabCluster({ nodes: names });
     try {
-      for (const n of names) lab.start(n);
-      const dc = await agreedDc(lab, names, LAB_FORM_DEADLINE_MS);
+      const dc = await startAndAgree(lab, names);
       const sock = (n: string) => join(lab.dir, `${n}.sock`);
       const epoch = async () => ((await lab.status(dc)) as DaemonStatus).consensus?.cib?.epoch;
       const ok = async (args: string[]) => {
@@ -729,8 +725,7 @@ describe('halo resource and node against a real cluster running a resource', () 
     const names = ['n1', 'n2', 'n3'];
     const lab = createLabCluster({ nodes: names });
     try {
-      for (const n of names) lab.start(n);
-      const dc = await agreedDc(lab, names, LAB_FORM_DEADLINE_MS);
+      const dc = await startAndAgree(lab, names);
       const sock = join(lab.dir, `${dc}.sock`);
       const crm = parseCrm(
         `node 1: n1\nnode 2: n2\nnode 3: n3\nprimitive web ocf:heartbeat:Dummy params state=${lab.dir}/web.state op monitor interval=10s\nlocation l_web web 100: n2\nproperty stonith-enabled=false\n`,

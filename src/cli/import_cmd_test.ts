@@ -9,7 +9,7 @@ import { emptyCib } from '../cib/model.ts';
 import { type CibCommand, CibStateMachine, validateCibCommand } from '../consensus/cib_state_machine.ts';
 import { serveControl } from '../daemon/control.ts';
 import type { DaemonStatus } from '../daemon/daemon.ts';
-import { agreedDc, createLabCluster } from '../daemon/lab_cluster.ts';
+import { createLabCluster, startAndAgree } from '../daemon/lab_cluster.ts';
 import { hasNetnsSupport } from '../lab/netns.ts';
 import { repoRoot } from '../lib/repo_root.ts';
 import { waitFor } from '../lib/wait.ts';
@@ -312,9 +312,6 @@ describe('halo import refuses bad files and changes nothing', () => {
   });
 });
 
-/** How long three lab daemons may take to form a cluster and agree on a DC. */
-const LAB_FORM_DEADLINE_MS = 30_000;
-
 describe('halo import on a real three-node cluster', () => {
   it('a Heartbeat haresources line imported through a follower commits via the DC and becomes a running group', {
     skip: !hasNetnsSupport() && 'needs root and ip netns',
@@ -323,8 +320,7 @@ describe('halo import on a real three-node cluster', () => {
     const names = ['n1', 'n2', 'n3'];
     const lab = createLabCluster({ nodes: names });
     try {
-      for (const n of names) lab.start(n);
-      const dc = await agreedDc(lab, names, LAB_FORM_DEADLINE_MS);
+      const dc = await startAndAgree(lab, names);
       const follower = names.find((n) => n !== dc)!;
       const sock = (n: string) => join(lab.dir, `${n}.sock`);
       const epoch = async () => ((await lab.status(dc)) as DaemonStatus).consensus?.cib?.epoch;

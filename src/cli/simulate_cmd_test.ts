@@ -8,7 +8,7 @@ import { serializeCibXml } from '../cib/cib_xml.ts';
 import { parseCrm } from '../cib/crm.ts';
 import type { Cib } from '../cib/model.ts';
 import type { DaemonStatus } from '../daemon/daemon.ts';
-import { agreedDc, createLabCluster, waitFor } from '../daemon/lab_cluster.ts';
+import { createLabCluster, startAndAgree, waitFor } from '../daemon/lab_cluster.ts';
 import { hasNetnsSupport } from '../lab/netns.ts';
 import { cluster, location, nodeState, primitive, started } from '../scheduler/testing.ts';
 import { registerSimulateCommands } from './simulate_cmd.ts';
@@ -236,8 +236,7 @@ describe('halo explain on a real three-node cluster', () => {
     const names = ['n1', 'n2', 'n3'];
     const lab = createLabCluster({ nodes: names });
     try {
-      for (const n of names) lab.start(n);
-      const dc = await agreedDc(lab, names, LIVE_DEADLINE_MS);
+      const dc = await startAndAgree(lab, names, LIVE_DEADLINE_MS);
       const crm = parseCrm(
         `node 1: n1
 node 2: n2

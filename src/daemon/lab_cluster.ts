@@ -204,3 +204,13 @@ export function agreedDc(
     return seen[0] && seen.every((d) => d === seen[0]) ? seen[0] : undefined;
   });
 }
+
+/** Starts every named daemon of `lab` and waits until they agree on a DC, which it returns. */
+export function startAndAgree(
+  lab: Pick<LabCluster, 'start' | 'status'>,
+  names: readonly string[],
+  deadlineMs = LAB_FORM_DEADLINE_MS,
+): Promise<string> {
+  for (const n of names) lab.start(n);
+  return agreedDc(lab, names, deadlineMs);
+}

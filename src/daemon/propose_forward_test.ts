@@ -15,11 +15,9 @@ import { generateKeyFile } from '../transport/key_file.ts';
 import { parseConfig } from './config.ts';
 import { queryControl } from './control.ts';
 import { type ConsensusContext, type ConsensusPart, Daemon, type DaemonStatus } from './daemon.ts';
-import { createLabCluster, type LabCluster } from './lab_cluster.ts';
+import { createLabCluster, LAB_FORM_DEADLINE_MS, type LabCluster, startAndAgree } from './lab_cluster.ts';
 import { exportAgentEnvironment } from './run.ts';
 
-/** How long three lab daemons may take to form a cluster and agree on a DC. */
-const LAB_FORM_DEADLINE_MS = 30_000;
 /** How long a committed change may take to reach every node's replicated CIB. */
 const REPLICATE_DEADLINE_MS = 10_000;
 const NAMES = ['n1', 'n2', 'n3'];
@@ -27,20 +25,6 @@ const NAMES = ['n1', 'n2', 'n3'];
 /** Runs `halo ARGS` (the admin commands, in this process) and collects its output and exit code. */
 function halo(args: readonly string[]): Promise<CliRun> {
   return runCli(registerAdminCommands, args);
-}
-
-async function agreedDc(lab: LabCluster): Promise<string> {
-  return waitFor('the cluster to agree on a DC', LAB_FORM_DEADLINE_MS, async () => {
-    const seen = await Promise.all(
-      NAMES.map((n) =>
-        lab.status(n).then(
-          (st) => st.dc,
-          () => undefined,
-        ),
-      ),
-    );
-    return seen[0] && seen.every((d) => d === seen[0]) ? seen[0] : undefined;
-  });
 }
 
 async function replicatedCib(lab: LabCluster, node: string): Promise<Cib> {
@@ -58,8 +42,7 @@ describe('CIB changes sent to a follower on a real three-node cluster', () => {
   }, async () => {
     const lab = createLabCluster({ nodes: NAMES });
     try {
-      for (const n of NAMES) lab.start(n);
-      const dc = await agreedDc(lab);
+      const dc = await startAndAgree(lab, NAMES);
       const follower = NAMES.find((n) => n !== dc)!;
       const sock = join(lab.dir, `${follower}.sock`);
 

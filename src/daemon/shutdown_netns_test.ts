@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { hasNetnsSupport } from '../lab/netns.ts';
-import { agreedDc, createLabCluster } from './lab_cluster.ts';
+import { createLabCluster, startAndAgree } from './lab_cluster.ts';
 
 /**
  * Generous: the default shutdown-escalation is 60 s, so a daemon still waiting for a shutdown
@@ -16,8 +16,7 @@ test('with nothing loaded into the CIB, one SIGTERM stops a follower and then th
   const names = ['n1', 'n2', 'n3'];
   const c = createLabCluster({ nodes: names, profile: 'lab' });
   try {
-    for (const n of names) c.start(n);
-    const dc = await agreedDc(c, names, 60_000);
+    const dc = await startAndAgree(c, names, 60_000);
     const follower = names.find((n) => n !== dc)!;
     for (const n of [follower, dc]) {
       const code = await c.terminate(n, EXIT_DEADLINE_MS).catch((e: Error) => {

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import type { Cib, Primitive } from '../cib/model.ts';
 import { encodeCibCommand } from '../consensus/cib_state_machine.ts';
 import type { DaemonStatus } from '../daemon/daemon.ts';
-import { agreedDc, createLabCluster, waitFor } from '../daemon/lab_cluster.ts';
+import { createLabCluster, startAndAgree, waitFor } from '../daemon/lab_cluster.ts';
 import { hasNetnsSupport } from '../lab/netns.ts';
 import { clone, cluster, primitive } from '../scheduler/testing.ts';
 import { findDcSocket, runClusterFence } from './cluster_fence.ts';
@@ -20,8 +20,7 @@ test('fence-peer on a follower commits the constraint through the DC; the peer t
   const names = ['n1', 'n2', 'n3'];
   const lab = createLabCluster({ nodes: names });
   try {
-    for (const n of names) lab.start(n);
-    const dc = await agreedDc(lab, names, FORM_DEADLINE_MS);
+    const dc = await startAndAgree(lab, names, FORM_DEADLINE_MS);
     const [self, peer] = names.filter((n) => n !== dc) as [string, string];
     // ms_drbd for volume r0 (stopped: this test is about the CIB, not the engines).
     const p: Primitive = {

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import type { Cib, Primitive } from '../cib/model.ts';
 import { selfCommand } from '../cli/volume_cmd.ts';
 import { encodeCibCommand } from '../consensus/cib_state_machine.ts';
-import { createLabCluster, waitFor } from '../daemon/lab_cluster.ts';
+import { createLabCluster, startAndAgree, waitFor } from '../daemon/lab_cluster.ts';
 import { volumeAgent } from '../executor/builtin/volume.ts';
 import { OCF_RC } from '../executor/rc.ts';
 import { hasNetnsSupport } from '../lab/netns.ts';
@@ -45,18 +45,7 @@ test('a stale Secondary cannot be promoted: fence-peer records it in the CIB bef
     return r?.ok ? (r.status as CoreStatus) : undefined;
   };
   try {
-    for (const n of names) lab.start(n);
-    const dc = await waitFor('the cluster to agree on a DC', 30_000, async () => {
-      const seen = await Promise.all(
-        names.map((n) =>
-          lab.status(n).then(
-            (s) => s.dc,
-            () => undefined,
-          ),
-        ),
-      );
-      return seen[0] && seen.every((d) => d === seen[0]) ? seen[0] : undefined;
-    });
+    const dc = await startAndAgree(lab, names);
     // The cluster knows the volume (stopped: the engines run by hand here, as drbdadm would).
     const p: Primitive = {
       ...primitive('p_drbd', { type: 'volume', cls: 'halo', params: { drbd_resource: 'r0' } }),
