@@ -46,11 +46,10 @@ import { detectFormat, type HeartbeatFileKind } from '../cib/detect.ts';
 import { nodeDrbdIo, parseDrbdConf } from '../cib/drbd_conf.ts';
 import type { DrbdConfig } from '../cib/drbd_model.ts';
 import { type HeartbeatConfig, heartbeatToCib } from '../cib/heartbeat.ts';
-import type { Cib, Configuration, NodeState, NvSet, Primitive, Resource } from '../cib/model.ts';
+import type { Cib, Configuration, NvSet, Primitive, Resource } from '../cib/model.ts';
 import type { CibParseResult } from '../cib/parse_result.ts';
 import { validateCib } from '../cib/validate.ts';
 import { type CibCommand, encodeCibCommand, validateCibCommand } from '../consensus/cib_state_machine.ts';
-import { cibForScheduling } from '../controller/status.ts';
 import { controlSocketPath, loadConfig } from '../daemon/config.ts';
 import { MAX_CONTROL_REQUEST_BYTES, queryControl } from '../daemon/control.ts';
 import { PROPOSE_TIMEOUT_MS } from '../daemon/daemon.ts';
@@ -59,6 +58,7 @@ import { type LinkPair, parseDrbdlinksConf } from '../executor/builtin/links.ts'
 import { type Diagnostic, formatDiagnostic } from '../lib/errors.ts';
 import type { Io } from './admin_cmd.ts';
 import { DEFAULT_CONFIG_FILE } from './cluster_cmd.ts';
+import { liveMembers, withMembership } from './live_cib.ts';
 
 /** Largest file import reads (a configuration bigger than this is the wrong file). */
 export const IMPORT_MAX_FILE_BYTES = 64 * 1024 * 1024;
@@ -498,26 +498,6 @@ interface LiveView {
   readonly quorate: boolean;
 }
 
-/** `cib` with each configured node's membership as the daemon reports it, for the scheduler. */
-function schedulingView(cib: Cib, live: LiveView): Cib {
-  const status = cib.configuration.nodes.map((n): NodeState => {
-    const name = n.uname ?? n.id;
-    const s = cib.status.find((x) => x.uname === name || x.id === n.id);
-    const online = live.up.has(name);
-    return {
-      ...(s ?? { transientAttributes: [], resources: [], hasLrm: true }),
-      id: n.id,
-      uname: name,
-      inCcm: online ? 'true' : 'false',
-      crmd: online ? 'online' : 'offline',
-      join: online ? 'member' : 'down',
-      expected: online ? 'member' : 'down',
-    };
-  });
-  const dcId = cib.configuration.nodes.find((n) => (n.uname ?? n.id) === live.dc)?.id;
-  return cibForScheduling(cib, status, live.quorate, dcId);
-}
-
 /**
  * The cluster's CIB as this node's daemon sees it, once that view has caught up with what has
  * committed (editing a stale copy would undo a commit), and the cluster's nodes.
@@ -540,11 +520,7 @@ async function readLive(socket: string): Promise<LiveView> {
         .filter((m) => !m.witness)
         .map((m) => ({ id: String(m.id), name: m.name }));
       const fromCib = reply.cib.configuration.nodes.map((n) => ({ id: n.id, name: n.uname ?? n.id }));
-      const up = new Set(
-        (st.members ?? [])
-          .filter((m) => m.self || m.state === 'member' || m.state === 'suspect')
-          .map((m) => m.name),
-      );
+      const up = liveMembers(st.members ?? []);
       return {
         cib: reply.cib,
         nodes: fromStatus.length > 0 ? fromStatus : fromCib,
@@ -635,7 +611,11 @@ export async function importIntoCluster(
   const notes = [...conv.value.notes, ...fitted.notes, ...r.notes];
   // The transition is computed on what the cluster schedules on: every configured node with the
   // membership and quorum the daemon reports (the replicated CIB carries none).
-  const preview = previewTransition(schedulingView(live.cib, live), schedulingView(r.cib, live), nowMs);
+  const preview = previewTransition(
+    withMembership(live.cib, live.up, live.quorate, live.dc),
+    withMembership(r.cib, live.up, live.quorate, live.dc),
+    nowMs,
+  );
   if (o.dryRun || !r.changed)
     return { conversion: conv.value, notes, changed: r.changed, preview, committed: [] };
   const plan = toCibCommands(live.cib, r.cib);

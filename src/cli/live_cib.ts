@@ -97,13 +97,31 @@ export async function readLiveView(socket: string, o: LiveTargetOptions = {}): P
     );
   const dc = st.dc ?? null;
   if (reply.source === 'dc') return { cib: reply.cib, source: 'dc', node: st.node, dc };
-  const up = new Set(
-    st.members.filter((m) => m.self || m.state === 'member' || m.state === 'suspect').map((m) => m.name),
+  return {
+    cib: withMembership(reply.cib, liveMembers(st.members), st.quorum?.quorate === true, dc),
+    source: 'replicated',
+    node: st.node,
+    dc,
+  };
+}
+
+/** The nodes a daemon's status reports as in the cluster right now (itself included). */
+export function liveMembers(
+  members: readonly { readonly name: string; readonly self?: boolean; readonly state?: string }[],
+): ReadonlySet<string> {
+  return new Set(
+    members.filter((m) => m.self || m.state === 'member' || m.state === 'suspect').map((m) => m.name),
   );
-  const base = reply.cib;
-  const status = base.configuration.nodes.map((n): NodeState => {
+}
+
+/**
+ * `cib` with each configured node's membership, quorum and DC filled in from what a daemon
+ * reports, for the scheduler: a replicated CIB carries none of them (the DC's own view does).
+ */
+export function withMembership(cib: Cib, up: ReadonlySet<string>, quorate: boolean, dc: string | null): Cib {
+  const status = cib.configuration.nodes.map((n): NodeState => {
     const name = nodeName(n);
-    const s = base.status.find((x) => x.uname === name || x.id === n.id);
+    const s = cib.status.find((x) => x.uname === name || x.id === n.id);
     const online = up.has(name);
     return {
       ...(s ?? { transientAttributes: [], resources: [], hasLrm: true }),
@@ -115,11 +133,6 @@ export async function readLiveView(socket: string, o: LiveTargetOptions = {}): P
       expected: online ? 'member' : 'down',
     };
   });
-  const dcId = base.configuration.nodes.find((n) => nodeName(n) === dc)?.id;
-  return {
-    cib: cibForScheduling(base, status, st.quorum?.quorate === true, dcId),
-    source: 'replicated',
-    node: st.node,
-    dc,
-  };
+  const dcId = cib.configuration.nodes.find((n) => nodeName(n) === dc)?.id;
+  return cibForScheduling(cib, status, quorate, dcId);
 }
