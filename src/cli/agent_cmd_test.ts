@@ -3,30 +3,14 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { Command, CommanderError } from 'commander';
 import { registerAgentCommands } from './agent_cmd.ts';
+import { type CliRun, runCli } from './testing.ts';
 
 const hasAgents = existsSync('/usr/lib/ocf/resource.d/heartbeat/Dummy') && process.getuid?.() === 0;
 
 /** Runs `halo …` with this area's commands; returns exit code and captured output. */
-async function halo(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const program = new Command('halo')
-    .exitOverride()
-    .configureOutput({ writeOut: (t) => (out += t), writeErr: (t) => (err += t) });
-  registerAgentCommands(program, { out: (t) => (out += t), err: (t) => (err += t) });
-  process.exitCode = undefined;
-  try {
-    await program.parseAsync(['node', 'halo', ...args]);
-    return { code: typeof process.exitCode === 'number' ? process.exitCode : 0, out, err };
-  } catch (e) {
-    // As main.ts's run(): commander's usage errors exit 2.
-    if (e instanceof CommanderError) return { code: e.exitCode === 1 ? 2 : e.exitCode, out, err };
-    throw e;
-  } finally {
-    process.exitCode = undefined;
-  }
+function halo(...args: string[]): Promise<CliRun> {
+  return runCli(registerAgentCommands, args);
 }
 
 test('halo agent run prints the rc with its name and exits with it, like crm_resource --force-start', {
