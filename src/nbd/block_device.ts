@@ -44,6 +44,13 @@ export const INLINE_SYNC_DIRTY_BYTES = 1024 * 1024;
  * DRBD has no such cache; this keeps a file-backed volume close to that.
  */
 export const WRITEBACK_BYTES = 16 * 1024 * 1024;
+/**
+ * The same for a run of small writes (up to INLINE_WRITE_BYTES), at a higher mark: each small
+ * write into a page under writeback costs about twice as much here (4 KiB random writes:
+ * 5.7 → 11.1 µs per pwrite), and random writes rarely let the disk stream anyway. The mark
+ * still bounds what the next flush must write back.
+ */
+export const SMALL_WRITEBACK_BYTES = 8 * WRITEBACK_BYTES;
 
 /** Largest zero run written in one call by `writeZeroes`. */
 const ZERO_CHUNK = 1024 * 1024;
@@ -157,7 +164,8 @@ export class FileBlockDevice implements BlockDevice {
     }
     this.unsynced += data.length;
     if (fua) await this.syncAfterWrite();
-    else if (this.unsynced >= WRITEBACK_BYTES) this.writeBack();
+    else if (this.unsynced >= (data.length > INLINE_WRITE_BYTES ? WRITEBACK_BYTES : SMALL_WRITEBACK_BYTES))
+      this.writeBack();
   }
 
   /** Starts writing back what is dirty, without waiting (errors surface at the next flush). */

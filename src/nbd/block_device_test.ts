@@ -7,6 +7,7 @@ import {
   FileBlockDevice,
   INLINE_SYNC_DIRTY_BYTES,
   INLINE_WRITE_BYTES,
+  SMALL_WRITEBACK_BYTES,
   WRITEBACK_BYTES,
 } from './block_device.ts';
 
@@ -93,6 +94,30 @@ test('a long stream of plain writes starts writing back in the background, and l
     const disk = readFileSync(file);
     for (let at = 0; at < size; at += mib)
       assert.equal(disk[at + 777], (at / mib + 1) % 256, `MiB ${at / mib}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('small writes start a background writeback only at the higher mark', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'halo-bdev-'));
+  try {
+    const file = join(dir, 'disk.img');
+    const size = 16 << 20;
+    writeFileSync(file, Buffer.alloc(size));
+    const dev = await FileBlockDevice.open(file);
+    const small = Buffer.alloc(INLINE_WRITE_BYTES, 7);
+    // Past WRITEBACK_BYTES in small writes (the same 16 MiB, written over again): no writeback.
+    let written = 0;
+    for (; written + small.length < SMALL_WRITEBACK_BYTES; written += small.length)
+      await dev.write(written % size, small, false);
+    assert.ok(written > WRITEBACK_BYTES);
+    assert.equal(dev.writebacks, 0);
+    await dev.write(written % size, small, false);
+    await dev.write((written + small.length) % size, small, false);
+    assert.ok(dev.writebacks >= 1, 'past SMALL_WRITEBACK_BYTES a background fdatasync starts');
+    await dev.flush();
+    await dev.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
