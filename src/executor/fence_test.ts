@@ -1,13 +1,28 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { promisify } from 'node:util';
 import { createLabNet, hasNetnsSupport } from '../lab/netns.ts';
+import { commandOnPath } from '../lib/command_on_path.ts';
 import { pidAlive } from '../lib/pid.ts';
+import { MemoryBlockDevice } from '../nbd/block_device.ts';
+import { NbdServer } from '../nbd/server.ts';
 import { Fencer, parseHostMap } from './fence.ts';
 import { ShellAgentRunner } from './runner.ts';
+
+const execFileP = promisify(execFile);
 
 const hasFenceDummy = existsSync('/usr/sbin/fence_dummy');
 
@@ -303,3 +318,116 @@ test('halo:lab-fence powers off a lab node: its processes die and its links go d
     net.destroy();
   }
 });
+
+test("halo:lab-fence off, run inside another node as a daemon runs it, fails the node's nbdfuse I/O first: an nbdfuse killed under its own ext4 does not hang", {
+  skip:
+    (!hasNetnsSupport() && 'needs root and ip netns') ||
+    (!['nbdfuse', 'mkfs.ext4', 'losetup'].every(commandOnPath) && 'needs nbdfuse, mkfs.ext4 and losetup'),
+  timeout: 120_000,
+}, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'halo-fence-fuse-'));
+  const server = new NbdServer([{ name: 'r0', device: new MemoryBlockDevice(64 << 20) }]);
+  const sock = join(dir, 'r0.nbd');
+  await server.listen({ unixPath: sock });
+  const connsBefore = new Set(fuseConnections());
+  const net = createLabNet({ nodes: ['a', 'b'] });
+  let nbdfuse: number | undefined;
+  let loop = '';
+  try {
+    // Node a: nbdfuse serves a file, ext4 on a loop device on it, dirty data in the cache. The
+    // shell then exits, so nbdfuse is the last process of that mount namespace: when it dies,
+    // the ext4 is unmounted and its journal written through nbdfuse itself.
+    const fuseDir = join(dir, 'r0.fuse');
+    const mnt = join(dir, 'mnt');
+    mkdirSync(fuseDir);
+    mkdirSync(mnt);
+    // Asynchronously: the NBD server answering nbdfuse runs in this process's event loop.
+    loop = (
+      await execFileP(
+        'ip',
+        [
+          ...['netns', 'exec', net.node('a').ns, 'sh', '-c'],
+          `nbdfuse ${fuseDir}/disk --unix ${sock} </dev/null >/dev/null 2>&1 &
+           i=0; while [ ! -e ${fuseDir}/disk ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+           L=$(losetup -f --show ${fuseDir}/disk) && mkfs.ext4 -q $L && mount $L ${mnt} &&
+           dd if=/dev/urandom of=${mnt}/f bs=64k count=32 2>/dev/null && echo $L`,
+        ],
+        { timeout: 60_000 },
+      )
+    ).stdout.trim();
+    assert.match(loop, /^\/dev\/loop\d+$/);
+    nbdfuse = nbdfusePids().find((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(fuseDir));
+    assert.ok(nbdfuse !== undefined, 'nbdfuse runs in node a');
+    // The fence agent as node b's daemon runs it: inside b, where /sys has no fusectl mounted.
+    const compiled = import.meta.url.endsWith('.js');
+    const main = new URL(compiled ? '../cli/main.js' : '../cli/main.ts', import.meta.url).pathname;
+    const r = await execFileP(
+      'ip',
+      [
+        ...['netns', 'exec', net.node('b').ns, process.execPath],
+        ...(compiled ? [] : ['--import', 'tsx']),
+        ...[main, 'agent', 'run', 'halo:lab-fence', 'off'],
+        ...['--param', 'port=a', '--param', `netns_prefix=h${net.tag}-`],
+      ],
+      { timeout: 60_000 },
+    );
+    assert.match(r.stdout, /Powered OFF/);
+    // Gone (or a zombie nobody reaps), never stuck in D state; and its loop device can be freed
+    // (a plain `losetup` does not autoclear: the lab frees it when the node boots again).
+    const stuck = () => {
+      try {
+        return readFileSync(`/proc/${nbdfuse}/stat`, 'utf8').replace(/^.*\) /, '')[0] === 'D';
+      } catch {
+        return false;
+      }
+    };
+    for (let i = 0; i < 200 && (stuck() || (pidAlive(nbdfuse) && !zombie(nbdfuse))); i++)
+      await new Promise((res) => setTimeout(res, 50));
+    assert.ok(!stuck(), 'nbdfuse is not stuck in D state');
+    assert.ok(!pidAlive(nbdfuse) || zombie(nbdfuse), 'nbdfuse is dead');
+    const d = spawnSync('losetup', ['-d', loop], { timeout: 10_000, encoding: 'utf8' });
+    assert.equal(d.status, 0, `losetup -d ${loop}: ${d.stderr}${d.error?.message ?? ''}`);
+    for (let i = 0; i < 100 && existsSync(`/sys/block/${loop.slice(5)}/loop/backing_file`); i++)
+      await new Promise((res) => setTimeout(res, 50));
+    assert.ok(!existsSync(`/sys/block/${loop.slice(5)}/loop/backing_file`), `${loop} is freed`);
+  } finally {
+    // Whatever the outcome, leave no stuck FUSE connection or loop device behind.
+    for (const n of fuseConnections())
+      if (!connsBefore.has(n)) writeFileSync(`/sys/fs/fuse/connections/${n}/abort`, '1');
+    if (nbdfuse !== undefined && pidAlive(nbdfuse) && !zombie(nbdfuse)) process.kill(nbdfuse, 'SIGKILL');
+    if (loop && existsSync(`/sys/block/${loop.slice(5)}/loop/backing_file`))
+      spawnSync('losetup', ['-d', loop], { timeout: 10_000 });
+    net.destroy();
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+function fuseConnections(): number[] {
+  try {
+    return readdirSync('/sys/fs/fuse/connections').map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function nbdfusePids(): number[] {
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'nbdfuse';
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+function zombie(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '')[0] === 'Z';
+  } catch {
+    return true;
+  }
+}

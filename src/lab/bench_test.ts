@@ -6,7 +6,6 @@ import { test } from 'node:test';
 import { Command, CommanderError } from 'commander';
 import { registerLabCommands } from '../cli/lab_cmd.ts';
 import { HaloError } from '../lib/errors.ts';
-import { fuseConnectionsIn } from '../lib/fuse.ts';
 import {
   type BenchCheck,
   benchChecks,
@@ -275,17 +274,4 @@ test('lab bench failover rejects bad --rows and --scenario with exit 2 and chang
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-});
-
-test("a dead lab node's nbdfuse connections are found from its mountinfo, only under the lab dir", () => {
-  const info = [
-    '36 25 0:32 / /tmp/lab/n1/volume/r0.fuse rw,nosuid,nodev - fuse nbdfuse rw,user_id=0,group_id=0',
-    '37 25 0:33 / /tmp/other/r0.fuse rw - fuse nbdfuse rw',
-    '38 25 7:1 / /tmp/lab/data rw,relatime - ext4 /dev/loop1 rw',
-    '39 25 0:34 / /tmp/lab/n1/x\\040y rw - fuse.sshfs host: rw',
-    '',
-  ].join('\n');
-  assert.deepEqual(fuseConnectionsIn(info, '/tmp/lab'), [32, 34]);
-  assert.deepEqual(fuseConnectionsIn(info, '/tmp/la'), [], 'a sibling dir is not the lab dir');
-  assert.deepEqual(fuseConnectionsIn('garbage\n - \n', '/tmp/lab'), []);
 });

@@ -20,7 +20,7 @@ import { queryControl } from '../daemon/control.ts';
 import type { DaemonStatus } from '../daemon/daemon.ts';
 import { DAEMON_NODE_FLAGS } from '../daemon/node_flags.ts';
 import { HaloError } from '../lib/errors.ts';
-import { abortDeadNodeFuse, abortFuseConnection } from '../lib/fuse.ts';
+import { abortDeadNodeFuse, abortFuseConnection, boundLoopDevices } from '../lib/fuse.ts';
 import { pidAlive } from '../lib/pid.ts';
 import { generateKeyFile } from '../transport/key_file.ts';
 import { createLabNet, isRoot } from './netns.ts';
@@ -1118,6 +1118,12 @@ async function prepareSeed003Volume(
 }
 
 /**
+ * Longest wait for one `losetup -d` or `umount -l` while cleaning up: with I/O stuck on a dead
+ * FUSE daemon they can block, and a lab going down must not hang with them.
+ */
+const LOSETUP_TIMEOUT_MS = 10_000;
+
+/**
  * Loop devices and FUSE mounts a volume left under `dir` when its node was killed (a fenced
  * node's nbdfuse dies with it, but its loop device is the kernel's and stays). Returns what it freed.
  */
@@ -1138,7 +1144,7 @@ export function releaseVolumeLeftovers(dir: string): string[] {
   };
   const umount = (at: string) => {
     try {
-      execFileSync('umount', ['-l', at], { stdio: 'ignore' });
+      execFileSync('umount', ['-l', at], { stdio: 'ignore', timeout: LOSETUP_TIMEOUT_MS });
       done.push(`unmounted ${at}`);
     } catch {
       // Gone meanwhile.
@@ -1150,20 +1156,14 @@ export function releaseVolumeLeftovers(dir: string): string[] {
     if (m.fuse && abortFuseConnection(m.at)) done.push(`aborted the FUSE connection of ${m.at}`);
   // Filesystems on the volume first, then its loop devices, then the nbdfuse mounts under them.
   for (const m of mountsUnder()) if (!m.fuse) umount(m.at);
-  let list: { loopdevices?: { name: string; 'back-file'?: string | null }[] } = {};
-  try {
-    list = JSON.parse(execFileSync('losetup', ['-l', '-J'], { encoding: 'utf8' }) || '{}');
-  } catch {
-    // No loop devices at all.
-  }
   // A loop device whose nbdfuse lived in a node's (now dead) mount namespace shows its backing
   // file relative to that namespace ("/disk"): the agent's attach record names it.
   const recorded = new Set(attachRecords(dir));
-  for (const l of list.loopdevices ?? []) {
-    const back = l['back-file'] ?? '';
+  for (const l of boundLoopDevices()) {
+    const back = l.backFile;
     if (!back.startsWith(`${dir}/`) && !(recorded.has(l.name) && back === '/disk')) continue;
     try {
-      execFileSync('losetup', ['-d', l.name], { stdio: 'ignore' });
+      execFileSync('losetup', ['-d', l.name], { stdio: 'ignore', timeout: LOSETUP_TIMEOUT_MS });
       done.push(`freed loop device ${l.name} (${back})`);
     } catch {
       // Busy (still mounted somewhere): the kernel frees it when that goes.

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -117,33 +117,74 @@ export async function releaseFuseMount(
 }
 
 /**
- * The fusectl connection numbers of FUSE mounts under `dir` in process `pid`'s mount namespace
- * (from its mountinfo: `0:N` is connection N). Pure over the mountinfo text.
+ * The fusectl connection of the FUSE mount an nbdfuse process serves, from its command line
+ * (`nbdfuse MOUNTPOINT[/FILE] …`: the first argument that is not an option) and its mountinfo
+ * (`0:N` is connection N), or undefined. Only that mount: other FUSE mounts its namespace shows
+ * (copies of the host's, another daemon's) are not its to fail. With `under`, only a mount point
+ * inside that directory counts. Pure over the two texts.
  */
-export function fuseConnectionsIn(mountinfo: string, dir: string): number[] {
-  const out: number[] = [];
+export function nbdfuseConnection(
+  argv: readonly string[],
+  mountinfo: string,
+  under?: string,
+): number | undefined {
+  const path = argv.slice(1).find((a) => !a.startsWith('-'));
+  if (!path?.startsWith('/')) return undefined;
+  const parent = path.slice(0, path.lastIndexOf('/')) || '/';
+  let found: number | undefined;
   for (const line of mountinfo.split('\n')) {
     const [pre, post] = line.split(' - ');
     if (!pre || !post?.startsWith('fuse')) continue;
     const f = pre.split(' ');
-    const at = (f[4] ?? '').replace(/\\([0-7]{3})/g, (_, o: string) =>
-      String.fromCharCode(Number.parseInt(o, 8)),
-    );
+    const at = unescapeMountPath(f[4] ?? '');
+    if (at !== path && at !== parent) continue;
+    if (under !== undefined && !at.startsWith(`${under}/`)) continue;
     const m = /^0:(\d+)$/.exec(f[2] ?? '');
-    if (m && at.startsWith(`${dir}/`) && !out.includes(Number(m[1]))) out.push(Number(m[1]));
+    // The last one listed is the one on top (the one a path lookup reaches).
+    if (m) found = Number(m[1]);
   }
-  return out;
+  return found;
 }
 
 /**
- * A killed (fenced) lab node's nbdfuse still runs in its namespace; when the lab kills it at boot
- * or `down`, the node's mount namespace goes with it, and unmounting the ext4 there syncs through
- * the loop device into the FUSE file that nobody serves any more: the process hangs in D state
- * and its loop device stays. Aborting its FUSE connections first (what a power-off does to a
- * kernel) makes that I/O fail at once. Only for the node's nbdfuse processes, only for FUSE
- * mounts under the lab dir. Returns the connections aborted.
+ * Where this process can write a FUSE connection's `abort`: the fusectl mount. Inside
+ * `ip netns exec` (a lab node's daemon) /sys is a fresh sysfs without it, so it is mounted
+ * there (fusectl is one filesystem for the whole kernel; the mount stays in this mount
+ * namespace). Undefined when that is not possible.
  */
-export function abortDeadNodeFuse(ns: string, dir: string): number[] {
+export function fuseControlDir(dir = FUSE_CONNECTIONS_DIR): string | undefined {
+  const mounted = () => {
+    try {
+      return readFileSync('/proc/self/mounts', 'utf8')
+        .split('\n')
+        .some((l) => l.split(' ')[1] === dir && l.split(' ')[2] === 'fusectl');
+    } catch {
+      return false;
+    }
+  };
+  if (mounted()) return dir;
+  try {
+    execFileSync('mount', ['-t', 'fusectl', 'fusectl', dir], {
+      stdio: 'ignore',
+      timeout: FUSE_COMMAND_TIMEOUT_MS,
+    });
+  } catch {
+    return undefined;
+  }
+  return mounted() ? dir : undefined;
+}
+
+/**
+ * Fails the I/O of the FUSE files that the nbdfuse processes of network namespace `ns` serve,
+ * before they are killed (at a lab node's power-off, boot or `down`). Killing an nbdfuse that
+ * is the last process of its mount namespace, with an ext4 on a loop device on its own FUSE
+ * file still mounted there, deadlocks: its exit unmounts that ext4, whose journal commit
+ * waits for I/O only the dying nbdfuse could serve. It stays in D state, its loop device
+ * attached and `losetup -l` hanging, until someone aborts the connection. Aborting first is
+ * what a power cut does to a kernel. With `under`, only mounts inside that directory.
+ * Returns the connections aborted.
+ */
+export function abortDeadNodeFuse(ns: string, under?: string): number[] {
   let pids: string[] = [];
   try {
     pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p));
@@ -156,22 +197,59 @@ export function abortDeadNodeFuse(ns: string, dir: string): number[] {
   } catch {
     return [];
   }
-  const aborted: number[] = [];
+  const conns: number[] = [];
   for (const pid of pids) {
     try {
       if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'nbdfuse') continue;
       if (String(statSync(`/proc/${pid}/ns/net`).ino) !== nsInode) continue;
-      for (const n of fuseConnectionsIn(readFileSync(`/proc/${pid}/mountinfo`, 'utf8'), dir)) {
-        try {
-          writeFileSync(`${FUSE_CONNECTIONS_DIR}/${n}/abort`, '1');
-          aborted.push(n);
-        } catch {
-          // Gone meanwhile.
-        }
-      }
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+      const n = nbdfuseConnection(argv, readFileSync(`/proc/${pid}/mountinfo`, 'utf8'), under);
+      if (n !== undefined && !conns.includes(n)) conns.push(n);
     } catch {
       // The process exited meanwhile.
     }
   }
+  if (conns.length === 0) return [];
+  const ctl = fuseControlDir();
+  if (ctl === undefined) return [];
+  const aborted: number[] = [];
+  for (const n of conns) {
+    try {
+      writeFileSync(`${ctl}/${n}/abort`, '1');
+      aborted.push(n);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
   return aborted;
+}
+
+/** Where the kernel lists block devices; a bound loop device has `loop/backing_file` there. */
+export const SYS_BLOCK_DIR = '/sys/block';
+
+/**
+ * The loop devices bound to a file, with the file's path as the kernel recorded it (relative
+ * to the mount namespace that bound it). Read from sysfs, never by opening the devices: a
+ * `losetup -l` opens each one, and one whose backing file sits on a FUSE mount nobody serves
+ * any more makes it wait forever.
+ */
+export function boundLoopDevices(sysBlock = SYS_BLOCK_DIR): { name: string; backFile: string }[] {
+  let names: string[] = [];
+  try {
+    names = readdirSync(sysBlock).filter((n) => /^loop\d+$/.test(n));
+  } catch {
+    return [];
+  }
+  const out: { name: string; backFile: string }[] = [];
+  for (const n of names) {
+    let back: string;
+    try {
+      back = readFileSync(`${sysBlock}/${n}/loop/backing_file`, 'utf8').trim();
+    } catch {
+      continue; // Not bound (no loop/ directory), or unbound meanwhile.
+    }
+    // The kernel appends " (deleted)" when the file was removed after binding.
+    out.push({ name: `/dev/${n}`, backFile: back.replace(/ \(deleted\)$/, '') });
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
 }

@@ -1,15 +1,17 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { commandOnPath } from './command_on_path.ts';
 import {
   abortFuseConnection,
+  boundLoopDevices,
   FUSE_CONNECTIONS_DIR,
   fuseConnectionOf,
   isMountPoint,
+  nbdfuseConnection,
   releaseFuseMount,
 } from './fuse.ts';
 
@@ -90,4 +92,50 @@ test('a loop device on an nbdfuse file whose daemon hangs is freed: the FUSE con
 test('the FUSE connection of a directory that holds no FUSE mount is unknown, and aborting it does nothing', () => {
   assert.equal(fuseConnectionOf('/'), undefined);
   assert.equal(abortFuseConnection('/nonexistent-halo-dir'), false);
+});
+
+test('bound loop devices are read from sysfs: unbound ones are skipped, a deleted file keeps its path', () => {
+  const sys = mkdtempSync(join(tmpdir(), 'halo-sysblock-'));
+  try {
+    const bind = (name: string, back?: string) => {
+      mkdirSync(join(sys, name, back === undefined ? '' : 'loop'), { recursive: true });
+      if (back !== undefined) writeFileSync(join(sys, name, 'loop', 'backing_file'), `${back}\n`);
+    };
+    bind('loop10', '/disk');
+    bind('loop2', '/var/lib/x.img (deleted)');
+    bind('loop3'); // exists, not bound
+    bind('vda'); // not a loop device
+    mkdirSync(join(sys, 'vda', 'loop'), { recursive: true });
+    assert.deepEqual(boundLoopDevices(sys), [
+      { name: '/dev/loop2', backFile: '/var/lib/x.img' },
+      { name: '/dev/loop10', backFile: '/disk' },
+    ]);
+    assert.deepEqual(boundLoopDevices(join(sys, 'missing')), []);
+  } finally {
+    rmSync(sys, { recursive: true, force: true });
+  }
+});
+
+test("an nbdfuse's FUSE connection is found from its command line and mountinfo, and only its own", () => {
+  const info = [
+    '36 25 0:32 / /tmp/lab/n1/volume/r0.fuse rw,nosuid,nodev - fuse /dev/fuse rw,user_id=0,group_id=0',
+    '37 25 0:33 / /tmp/other/r0.fuse rw - fuse /dev/fuse rw',
+    '38 25 7:1 / /tmp/lab/data rw,relatime - ext4 /dev/loop1 rw',
+    '39 25 0:34 / /tmp/lab/n1/x\\040y rw - fuse.sshfs host: rw',
+    '40 25 0:35 / /tmp/lab/n1/x\\040y rw - fuse /dev/fuse rw',
+    '',
+  ].join('\n');
+  const argv = (path: string) => ['nbdfuse', path, '--unix', '/tmp/lab/n1/volume/r0.nbd'];
+  assert.equal(nbdfuseConnection(argv('/tmp/lab/n1/volume/r0.fuse/disk'), info), 32);
+  assert.equal(nbdfuseConnection(argv('/tmp/lab/n1/volume/r0.fuse/disk'), info, '/tmp/lab'), 32);
+  assert.equal(nbdfuseConnection(argv('/tmp/lab/n1/volume/r0.fuse/disk'), info, '/tmp/la'), undefined);
+  assert.equal(nbdfuseConnection(argv('/tmp/other/r0.fuse/disk'), info, '/tmp/lab'), undefined);
+  assert.equal(
+    nbdfuseConnection(argv('/tmp/lab/n1/x y/disk'), info),
+    35,
+    'the mount on top, escapes decoded',
+  );
+  assert.equal(nbdfuseConnection(argv('/tmp/lab/data/disk'), info), undefined, 'not a FUSE mount');
+  assert.equal(nbdfuseConnection(['nbdfuse', '-r', 'relative/disk'], info), undefined);
+  assert.equal(nbdfuseConnection(['nbdfuse'], 'garbage\n - \n'), undefined);
 });

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { abortDeadNodeFuse } from '../../lib/fuse.ts';
 import { OCF_RC } from '../rc.ts';
 import { describeFailure, helper } from './exec.ts';
 import { type BuiltinAgent, type BuiltinContext, type BuiltinOutcome, standardActions } from './types.ts';
@@ -86,8 +87,11 @@ async function fenceAction(ctx: BuiltinContext, action: string, node: string): P
   if (!ns) return fail(`node is not in netns_map and no netns_prefix is set`);
   switch (action) {
     case 'off': {
-      // Kill first, as a power cut would: the dying processes' sockets close, so peers (a volume
-      // engine's replication link) learn at once instead of after their own timeouts.
+      // Fail the node's nbdfuse I/O, then kill, as a power cut would: the dying processes'
+      // sockets close, so peers (a volume engine's replication link) learn at once instead of
+      // after their own timeouts. Without the abort, an nbdfuse killed with an ext4 on its own
+      // FUSE file still mounted hangs in its exit for good (see abortDeadNodeFuse).
+      abortDeadNodeFuse(ns);
       const killed = await killAll(ctx, ns);
       if (typeof killed === 'string') return fail(killed);
       const down = await setLinks(ctx, ns, 'down');
