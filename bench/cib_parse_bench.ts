@@ -8,7 +8,8 @@
  * serialization back to XML.
  *
  * Run: node --import tsx bench/cib_parse_bench.ts   (or after a build: node dist/bench/cib_parse_bench.js)
- * CIB_BENCH_DUMP=FILE writes the generated CIB to FILE instead of measuring.
+ * CIB_BENCH_DUMP=FILE writes the generated CIB to FILE instead of measuring. It takes no options
+ * but `--help`; any argument exits 2 before anything is fetched or generated.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -16,6 +17,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseCibXml, serializeCibXml } from '../src/cib/cib_xml.ts';
 import { parseXmlTree } from '../src/cib/xml_tree.ts';
+import { benchArgs } from './args.ts';
 
 /** Size the generated CIB aims for. */
 const TARGET_BYTES = 10 * 1024 * 1024;
@@ -158,6 +160,13 @@ function measure(label: string, text: string): void {
   console.log(`  serializeCibXml    ${fmt(out)}`);
 }
 
+benchArgs({
+  name: 'cib_parse_bench',
+  summary:
+    "CIB XML parse throughput (MB/s, wall and CPU) of the largest input of Pacemaker's scheduler regression suite (fetched and cached by scripts/fetch_pacemaker_cts.sh) and of a generated ~10 MB CIB: XML tree alone, full parse to the model, serialization back.",
+  options: {},
+  notes: ['Environment: CIB_BENCH_DUMP=FILE writes the generated CIB to FILE instead of measuring.'],
+});
 const dumpTo = process.env.CIB_BENCH_DUMP;
 if (dumpTo) {
   // Writes the generated CIB for profiling or for crm_verify, then stops.

@@ -4,7 +4,10 @@
  * core, while src/lab/soak.ts samples it every 250 ms. Goal: zero unplanned failovers (no
  * resource moves or restarts, no failures, no node lost) in every mode.
  *
- *   node --import tsx bench/cluster_soak_bench.ts [--seconds 600] [--modes idle,busy] [--profile lan] [--verbose]
+ *   node --import tsx bench/cluster_soak_bench.ts [--seconds 600] [--modes idle,busy] [--profile lan] [--verbose] [--help]
+ *
+ * `--seconds` is in (0, 3600], `--modes` a list of idle, busy, `--profile` one of lan, fast,
+ * wan, lab. `--help` lists the options; a bad one exits 2 before the lab is created.
  *
  * Needs root (network namespaces). The lab lives in a fresh temp directory and is always torn
  * down (lab down: daemons, namespaces, files); busy loops are killed by PID. Printed, not
@@ -13,7 +16,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { labDown, labUp } from '../src/lab/lab.ts';
 import { hasNetnsSupport } from '../src/lab/netns.ts';
 import { WEB_SERVER_RESOURCE } from '../src/lab/scenarios.ts';
@@ -25,28 +27,36 @@ import {
   soakPhase,
   waitSteady,
 } from '../src/lab/soak.ts';
-import { isProfileName } from '../src/membership/profiles.ts';
+import { PROFILE_NAMES } from '../src/membership/profiles.ts';
+import { type BenchArgs, benchArgs, flag, listOf, oneOf, option, positiveNumber } from './args.ts';
 
 /** How long the scenario may take to be running everywhere after `lab up` returns. */
 const SETTLE_DEADLINE_MS = 120_000;
 
-async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      seconds: { type: 'string', default: '600' },
-      modes: { type: 'string', default: 'idle,busy' },
-      profile: { type: 'string', default: 'lan' },
-      verbose: { type: 'boolean', default: false },
-    },
-  });
-  const seconds = Number(values.seconds);
-  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > MAX_SOAK_SECONDS)
-    throw new Error(`--seconds must be in (0, ${MAX_SOAK_SECONDS}], got '${values.seconds}'`);
-  const profile = values.profile ?? 'lan';
-  if (!isProfileName(profile)) throw new Error(`unknown --profile '${profile}'`);
-  const modes = (values.modes ?? '').split(',') as SoakMode[];
-  for (const m of modes)
-    if (m !== 'idle' && m !== 'busy') throw new Error(`unknown mode '${m}' (idle, busy)`);
+const CLI = {
+  name: 'cluster_soak_bench',
+  summary:
+    'Cluster soak: the `web` lab scenario (3 nodes, VIP + web server, lab fencing) runs untouched per mode, idle and then with every core busy; goal: zero unplanned failovers (needs root; exit code 1 when any mode counted one).',
+  options: {
+    seconds: option({
+      metavar: 'S',
+      help: 'seconds per mode',
+      check: positiveNumber(MAX_SOAK_SECONDS),
+      default: '600',
+    }),
+    modes: option({
+      metavar: 'LIST',
+      help: 'phases to run, in order',
+      check: listOf(oneOf<SoakMode>(['idle', 'busy'])),
+      default: 'idle,busy',
+    }),
+    profile: option({ metavar: 'NAME', help: 'timing profile', check: oneOf(PROFILE_NAMES), default: 'lan' }),
+    verbose: flag('print the lab and soak progress as it happens'),
+  },
+} as const;
+
+async function main(values: BenchArgs<typeof CLI.options>): Promise<number> {
+  const { seconds, modes, profile } = values;
   if (!hasNetnsSupport()) {
     console.log('cluster_soak_bench: skipped (needs root and ip netns)');
     return 0;
@@ -88,7 +98,7 @@ async function main(): Promise<number> {
   return failovers === 0 ? 0 : 1;
 }
 
-main().then(
+main(benchArgs(CLI)).then(
   (code) => {
     process.exitCode = code;
   },

@@ -1,7 +1,10 @@
 /**
  * Executor bench: how long an agent keeps a failover waiting.
  *
- *   node --import tsx bench/executor_bench.ts [--iterations N]
+ *   node --import tsx bench/executor_bench.ts [--iterations N] [--help]
+ *
+ * `--iterations` is 1..10000 (default 20); `--help` lists the options; a bad one exits 2
+ * before anything runs.
  *
  * 1. "start requested" → "started and monitor OK" for halo:vip versus ocf:heartbeat:IPaddr2,
  *    each run inside a lab network namespace (root needed), N times, alternating.
@@ -17,10 +20,23 @@ import { Executor } from '../src/executor/executor.ts';
 import { MemoryAgentRunner } from '../src/executor/memory_runner.ts';
 import { ShellAgentRunner } from '../src/executor/runner.ts';
 import { createLabNet, hasNetnsSupport } from '../src/lab/netns.ts';
+import { benchArgs, option, wholeNumber } from './args.ts';
 
-const argIdx = process.argv.indexOf('--iterations');
-const ITERATIONS = argIdx > 0 ? Number(process.argv[argIdx + 1]) : 20;
 const DUMMY_CYCLES = 30;
+
+const CLI = {
+  name: 'executor_bench',
+  summary:
+    'How long an agent keeps a failover waiting: halo:vip versus ocf:heartbeat:IPaddr2 start → monitor OK in a lab namespace (root needed), Dummy ops/s one at a time and 8 in parallel, and the executor bookkeeping alone (printed, never asserted).',
+  options: {
+    iterations: option({
+      metavar: 'N',
+      help: 'start → monitor rounds per VIP agent',
+      check: wholeNumber(1, 10_000),
+      default: '20',
+    }),
+  },
+} as const;
 
 function stats(ms: number[]): string {
   const s = [...ms].sort((a, b) => a - b);
@@ -28,7 +44,7 @@ function stats(ms: number[]): string {
   return `median ${q(0.5).toFixed(1)} ms, p90 ${q(0.9).toFixed(1)} ms, min ${s[0]!.toFixed(1)} ms, max ${s[s.length - 1]!.toFixed(1)} ms (n=${s.length})`;
 }
 
-async function vipBench(): Promise<void> {
+async function vipBench(iterations: number): Promise<void> {
   if (!hasNetnsSupport()) {
     console.log('vip: skipped (needs root and ip netns)');
     return;
@@ -42,7 +58,7 @@ async function vipBench(): Promise<void> {
   } as const;
   const times: Record<string, number[]> = { 'halo:vip': [], 'ocf:heartbeat:IPaddr2': [] };
   try {
-    for (let i = 0; i < ITERATIONS; i++) {
+    for (let i = 0; i < iterations; i++) {
       for (const [agent, params] of Object.entries(agents)) {
         const op = (action: string) =>
           ex.submit({
@@ -137,8 +153,9 @@ async function bookkeepingBench(): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  console.log(`executor bench: node ${process.version}, ${ITERATIONS} iterations`);
-  await vipBench();
+  const { iterations } = benchArgs(CLI);
+  console.log(`executor bench: node ${process.version}, ${iterations} iterations`);
+  await vipBench(iterations);
   await dummyBench(1);
   await dummyBench(8);
   await bookkeepingBench();

@@ -4,8 +4,12 @@
  * prints each daemon's RSS and every loss that no kill caused (false suspicions).
  *
  *   node --import tsx bench/failure_detection_bench.ts [--trials 20] [--profiles lan,fast] [--links 2]
- *     [--node-flags daemon|none]
+ *     [--node-flags daemon|none] [--help]
  *   (or HALO_BENCH_TRIALS=5 npm run bench -- failure_detection)
+ *
+ * `--trials` is 1..500 (default: HALO_BENCH_TRIALS when set, else 20), `--profiles` a list of
+ * lan, fast, wan, lab, `--links` 1..8. `--help` lists the options; a bad one (or a bad
+ * HALO_BENCH_TRIALS) exits 2 before anything starts.
  *
  * `--node-flags daemon` (the default) starts the daemons with DAEMON_NODE_FLAGS (via
  * NODE_OPTIONS), as every launcher should. Memory is printed as VmRSS (what `ps` shows; about
@@ -16,16 +20,46 @@
  * before the kill, so polling does not add to them. Printed, never asserted.
  */
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { createLabCluster, type LabCluster, waitFor } from '../src/daemon/lab_cluster.ts';
 import { DAEMON_NODE_FLAGS } from '../src/daemon/node_flags.ts';
 import { hasNetnsSupport } from '../src/lab/netns.ts';
-import { isProfileName, PROFILES, type ProfileName } from '../src/membership/profiles.ts';
+import { PROFILE_NAMES, PROFILES, type ProfileName } from '../src/membership/profiles.ts';
+import { benchArgs, listOf, oneOf, option, wholeNumber } from './args.ts';
 
 const NODES = ['b1', 'b2', 'b3'];
 const MAX_TRIALS = 500;
 const STEP_DEADLINE_MS = 60_000;
 const MAX_FALSE_LOSSES_SHOWN = 5;
+/** The lab's limit on links per node (src/lab/netns.ts). */
+const MAX_LINKS = 8;
+
+const CLI = {
+  name: 'failure_detection_bench',
+  summary:
+    'Failure detection in network namespaces: kill -9 one daemon of a 3-node cluster and time until both survivors mark it lost, per timing profile; also daemon memory and false suspicions (needs root; printed, never asserted).',
+  options: {
+    trials: option({
+      metavar: 'N',
+      help: 'kills per profile',
+      check: wholeNumber(1, MAX_TRIALS),
+      default: '20',
+      env: 'HALO_BENCH_TRIALS',
+    }),
+    profiles: option({
+      metavar: 'LIST',
+      help: 'timing profiles to measure, in order',
+      check: listOf(oneOf(PROFILE_NAMES)),
+      default: 'lan,fast',
+    }),
+    links: option({ metavar: 'N', help: 'links per node', check: wholeNumber(1, MAX_LINKS), default: '2' }),
+    'node-flags': option({
+      metavar: 'NAME',
+      help: 'start the daemons with DAEMON_NODE_FLAGS (daemon) or without (none)',
+      check: oneOf(['daemon', 'none']),
+      default: 'daemon',
+    }),
+  },
+} as const;
 
 interface Mem {
   rss: number;
@@ -132,28 +166,11 @@ async function benchProfile(profile: ProfileName, trials: number, links: number)
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      trials: { type: 'string', default: process.env.HALO_BENCH_TRIALS ?? '20' },
-      profiles: { type: 'string', default: 'lan,fast' },
-      links: { type: 'string', default: '2' },
-      'node-flags': { type: 'string', default: 'daemon' },
-    },
-  });
-  const nodeFlags = values['node-flags'];
-  if (nodeFlags !== 'daemon' && nodeFlags !== 'none') throw new Error('--node-flags must be daemon or none');
+  const { trials, profiles, links, 'node-flags': nodeFlags } = benchArgs(CLI);
   if (nodeFlags === 'daemon') {
     // The daemons inherit this; the flags are allowed in NODE_OPTIONS.
     process.env.NODE_OPTIONS = [process.env.NODE_OPTIONS ?? '', ...DAEMON_NODE_FLAGS].join(' ').trim();
   }
-  const trials = Number(values.trials);
-  const links = Number(values.links);
-  if (!Number.isInteger(trials) || trials < 1 || trials > MAX_TRIALS)
-    throw new Error(`--trials must be 1..${MAX_TRIALS}`);
-  if (!Number.isInteger(links) || links < 1 || links > 8) throw new Error('--links must be 1..8');
-  const profiles = (values.profiles ?? '').split(',');
-  for (const p of profiles)
-    if (!isProfileName(p)) throw new Error(`unknown profile '${p}' (lan, fast, wan, lab)`);
   if (!hasNetnsSupport()) {
     console.log('failure_detection_bench: skipped (needs root and ip netns)');
     return;
@@ -162,7 +179,7 @@ async function main(): Promise<void> {
   console.log(
     `daemons run ${compiled ? 'compiled (plain node)' : 'from source (tsx)'}, node flags: ${nodeFlags === 'daemon' ? DAEMON_NODE_FLAGS.join(' ') : 'none'}`,
   );
-  for (const p of profiles as ProfileName[]) await benchProfile(p, trials, links);
+  for (const p of profiles) await benchProfile(p, trials, links);
 }
 
 await main();

@@ -4,8 +4,12 @@
  * often a node was marked suspect or lost although nothing failed. Goal for `lan`: 0 lost.
  *
  *   node --import tsx bench/false_suspicion_soak_bench.ts [--seconds 600] [--profile lan] [--modes idle,busy]
- *     [--node-flags daemon|none] [--realtime-priority N]   (N 0: nice -10 only, for A/B runs)
+ *     [--node-flags daemon|none] [--realtime-priority N] [--help]   (N 0: nice -10 only, for A/B runs)
  *   (or HALO_SOAK_SECONDS=60 npm run bench -- soak)
+ *
+ * `--seconds` is in (0, 3600] (default: HALO_SOAK_SECONDS when set, else 600), `--profile` one
+ * of lan, fast, wan, lab, `--modes` a list of idle, busy, `--realtime-priority` 0..99. `--help`
+ * lists the options; a bad one (or a bad HALO_SOAK_SECONDS) exits 2 before anything starts.
  *
  * The daemons run as deployed: realtime scheduling from the config's default realtimePriority,
  * DAEMON_NODE_FLAGS via NODE_OPTIONS (`--node-flags none` leaves them out). Needs root. The busy loops are child processes killed by PID when each phase ends (and in
@@ -15,14 +19,47 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { createLabCluster, type LabCluster, waitFor } from '../src/daemon/lab_cluster.ts';
 import { DAEMON_NODE_FLAGS } from '../src/daemon/node_flags.ts';
 import { hasNetnsSupport } from '../src/lab/netns.ts';
-import { isProfileName, type ProfileName } from '../src/membership/profiles.ts';
+import { PROFILE_NAMES } from '../src/membership/profiles.ts';
+import { benchArgs, listOf, oneOf, option, optionalOption, positiveNumber, wholeNumber } from './args.ts';
 
 const NODES = ['s1', 's2', 's3'];
 const MAX_SECONDS = 3600;
+
+const CLI = {
+  name: 'false_suspicion_soak_bench',
+  summary:
+    'False-suspicion soak: a 3-node cluster in network namespaces runs untouched, idle and then with every core busy, and counts nodes marked suspect or lost although nothing failed (needs root; printed, never asserted).',
+  options: {
+    seconds: option({
+      metavar: 'S',
+      help: 'seconds per mode',
+      check: positiveNumber(MAX_SECONDS),
+      default: '600',
+      env: 'HALO_SOAK_SECONDS',
+    }),
+    profile: option({ metavar: 'NAME', help: 'timing profile', check: oneOf(PROFILE_NAMES), default: 'lan' }),
+    modes: option({
+      metavar: 'LIST',
+      help: 'phases to run, in order',
+      check: listOf(oneOf(['idle', 'busy'])),
+      default: 'idle,busy',
+    }),
+    'node-flags': option({
+      metavar: 'NAME',
+      help: 'start the daemons with DAEMON_NODE_FLAGS (daemon) or without (none)',
+      check: oneOf(['daemon', 'none']),
+      default: 'daemon',
+    }),
+    'realtime-priority': optionalOption({
+      metavar: 'N',
+      help: "override the config's realtimePriority (0: nice -10 only, for A/B runs)",
+      check: wholeNumber(0, 99),
+    }),
+  },
+} as const;
 
 async function allMembers(c: LabCluster): Promise<true | undefined> {
   const sts = await Promise.all(NODES.map((n) => c.status(n)));
@@ -55,34 +92,14 @@ function spinners(n: number, seconds: number): ChildProcess[] {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      seconds: { type: 'string', default: process.env.HALO_SOAK_SECONDS ?? '600' },
-      profile: { type: 'string', default: 'lan' },
-      modes: { type: 'string', default: 'idle,busy' },
-      'node-flags': { type: 'string', default: 'daemon' },
-      'realtime-priority': { type: 'string' },
-    },
-  });
-  const nodeFlags = values['node-flags'];
-  if (nodeFlags !== 'daemon' && nodeFlags !== 'none') throw new Error('--node-flags must be daemon or none');
+  const { seconds, profile, modes, 'node-flags': nodeFlags, 'realtime-priority': rt } = benchArgs(CLI);
   if (nodeFlags === 'daemon')
     process.env.NODE_OPTIONS = [process.env.NODE_OPTIONS ?? '', ...DAEMON_NODE_FLAGS].join(' ').trim();
-  const seconds = Number(values.seconds);
-  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > MAX_SECONDS)
-    throw new Error(`--seconds must be in (0, ${MAX_SECONDS}]`);
-  const profile = values.profile ?? 'lan';
-  if (!isProfileName(profile)) throw new Error(`unknown profile '${profile}'`);
-  const modes = (values.modes ?? '').split(',');
-  for (const m of modes)
-    if (m !== 'idle' && m !== 'busy') throw new Error(`unknown mode '${m}' (idle, busy)`);
   if (!hasNetnsSupport()) {
     console.log('false_suspicion_soak_bench: skipped (needs root and ip netns)');
     return;
   }
-  const rt = values['realtime-priority'];
-  if (rt !== undefined && !/^\d{1,2}$/.test(rt)) throw new Error('--realtime-priority must be 0..99');
-  const c = createLabCluster({ nodes: NODES, links: 2, profile: profile as ProfileName });
+  const c = createLabCluster({ nodes: NODES, links: 2, profile });
   const spin: ChildProcess[] = [];
   try {
     if (rt !== undefined) {
@@ -90,7 +107,7 @@ async function main(): Promise<void> {
       const file = join(c.dir, 'halo.json');
       writeFileSync(
         file,
-        JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), realtimePriority: Number(rt) }),
+        JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), realtimePriority: rt }),
       );
     }
     for (const n of NODES) c.start(n);

@@ -9,8 +9,9 @@
  * All nodes share one thread, so the followers' fsyncs run one after another: an upper bound
  * on the disk part compared with 3 machines fsyncing in parallel.
  *
- *   node --import tsx bench/raft_commit_bench.ts [--count 500]
+ *   node --import tsx bench/raft_commit_bench.ts [--count 500] [--help]
  *
+ * `--count` is 1..100000; `--help` lists the options; a bad one exits 2 before anything runs.
  * Printed, never asserted.
  */
 import { createSocket, type Socket } from 'node:dgram';
@@ -18,7 +19,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { CibStateMachine, encodeCibCommand } from '../src/consensus/cib_state_machine.ts';
 import { decodeMessage, encodeMessage } from '../src/consensus/codec.ts';
 import { FileStore } from '../src/consensus/file_store.ts';
@@ -26,6 +26,7 @@ import { bootstrapState, RaftNode } from '../src/consensus/raft.ts';
 import { MemoryStore, type RaftStore } from '../src/consensus/store.ts';
 import { NodeId } from '../src/lib/brand.ts';
 import { SeededRng } from '../src/lib/prng.ts';
+import { benchArgs, option, wholeNumber } from './args.ts';
 
 const MAX_COUNT = 100_000;
 /** In-memory mode: rounds of delivery per commit before we call it stuck. */
@@ -34,6 +35,20 @@ const MAX_ROUNDS = 1000;
 const UDP_COMMIT_DEADLINE_MS = 5000;
 /** UDP mode: tick interval, so that a lost datagram is retried by the next heartbeat. */
 const UDP_TICK_MS = 10;
+
+const CLI = {
+  name: 'raft_commit_bench',
+  summary:
+    'Raft commit latency for CIB changes on 3 in-process nodes (FileStore with fsync, and MemoryStore), in memory and over loopback UDP (printed, never asserted).',
+  options: {
+    count: option({
+      metavar: 'N',
+      help: 'sequential CIB changes per path',
+      check: wholeNumber(1, MAX_COUNT),
+      default: '500',
+    }),
+  },
+} as const;
 
 interface BenchNode {
   raft: RaftNode;
@@ -205,11 +220,7 @@ async function runUdp(kind: StoreKind, count: number): Promise<number[]> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { count: { type: 'string', default: '500' } } });
-  const count = Number(values.count);
-  if (!Number.isSafeInteger(count) || count < 1 || count > MAX_COUNT) {
-    throw new Error(`--count must be 1..${MAX_COUNT}`);
-  }
+  const { count } = benchArgs(CLI);
   console.log(
     `raft commit latency, 3 in-process nodes, ${count} sequential CIB changes (propose → leader applies)`,
   );

@@ -14,7 +14,13 @@
  * figure on a busy machine).
  *
  * Usage: scheduler_bench [--sizes 2x100,16x1000] [--modes initial,recovery] [--no-xml]
- *        [--crm-max-resources 1000] [--no-crm] [--json]
+ *        [--crm-max-resources 1000] [--no-crm] [--json] [--help]
+ *
+ * Without --sizes it runs the grid of 2, 16 and 32 nodes × 100, 1000 and 10000 resources.
+ * `--help` lists the options; a bad one (unknown, without its value, a size that is not
+ * NxR with N 1..1000 and R 1..1000000, a mode other than initial and recovery) exits 2 before
+ * anything runs. `--placement`, `--one`, `--xml` and `--from-xml` are internal modes (this file
+ * re-run as a child for each figure), not options.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -26,6 +32,7 @@ import type { Cib, Constraint, NodeState, Primitive, Resource, ResourceHistory }
 import { emptyCib } from '../src/cib/model.ts';
 import { SeededRng } from '../src/lib/prng.ts';
 import { schedule } from '../src/scheduler/schedule.ts';
+import { benchArgs, flag, listOf, oneOf, option, type ValueCheck, wholeNumber } from './args.ts';
 
 /** crm_simulate gets this long per case before it is recorded as timed out. */
 const CRM_TIMEOUT_MS = 120_000;
@@ -42,8 +49,52 @@ const DEFAULT_SIZES: readonly (readonly [number, number])[] = [
   [32, 10000],
 ];
 const NOW_MS = Date.UTC(2026, 0, 1);
+/** Largest synthetic cluster --sizes accepts (the default grid stops at 32 × 10000). */
+const MAX_NODES = 1000;
+const MAX_RESOURCES = 1_000_000;
 
-type Mode = 'initial' | 'recovery';
+const MODES = ['initial', 'recovery'] as const;
+type Mode = (typeof MODES)[number];
+
+/** One --sizes item: `NxR`, N nodes and R resources. */
+const CLUSTER_SIZE: ValueCheck<readonly [number, number]> = {
+  rule: `NxR (N nodes 1..${MAX_NODES}, R resources 1..${MAX_RESOURCES})`,
+  parse: (text) => {
+    const m = /^(\d+)x(\d+)$/.exec(text);
+    const nodes = wholeNumber(1, MAX_NODES).parse(m?.[1] ?? '');
+    const resources = wholeNumber(1, MAX_RESOURCES).parse(m?.[2] ?? '');
+    return nodes !== undefined && resources !== undefined ? [nodes, resources] : undefined;
+  },
+};
+
+const CLI = {
+  name: 'scheduler_bench',
+  summary:
+    'Times schedule() and `halo simulate -x` on synthetic clusters of N nodes × R Dummy primitives, for initial placement and for recovery after losing node n1, against crm_simulate when installed (printed, never asserted).',
+  options: {
+    sizes: option({
+      metavar: 'LIST',
+      help: 'cluster sizes to run, e.g. 2x100,16x1000',
+      check: listOf(CLUSTER_SIZE),
+      default: DEFAULT_SIZES.map(([n, r]) => `${n}x${r}`).join(','),
+    }),
+    modes: option({
+      metavar: 'LIST',
+      help: 'cases per size (initial placement; recovery after losing n1)',
+      check: listOf(oneOf(MODES)),
+      default: MODES.join(','),
+    }),
+    'no-xml': flag('skip the `halo simulate -x` figure (read + parse + schedule)'),
+    'crm-max-resources': option({
+      metavar: 'R',
+      help: 'run crm_simulate only on cases with at most R resources',
+      check: wholeNumber(0, MAX_RESOURCES),
+      default: '1000',
+    }),
+    'no-crm': flag('do not run crm_simulate'),
+    json: flag('print the results as JSON instead of lines'),
+  },
+} as const;
 
 function dummy(id: string): Primitive {
   return {
@@ -468,30 +519,16 @@ interface MainOptions {
 function main(): void {
   const argv = process.argv.slice(2);
   if (childMode(argv)) return;
-  const opt = (name: string): string | undefined => {
-    const i = argv.indexOf(name);
-    return i >= 0 ? argv[i + 1] : undefined;
-  };
-  if (argv.includes('--help')) {
-    process.stdout.write(
-      'Usage: scheduler_bench [--sizes 2x100,16x1000] [--modes initial,recovery] [--no-xml] [--crm-max-resources 1000] [--no-crm] [--json]\n',
-    );
-    return;
-  }
-  const sizes = opt('--sizes')
-    ? opt('--sizes')!
-        .split(',')
-        .map((s) => s.split('x').map(Number) as [number, number])
-    : DEFAULT_SIZES;
-  const modes = (opt('--modes')?.split(',') ?? ['initial', 'recovery']) as Mode[];
+  const args = benchArgs(CLI, argv);
+  const { sizes, modes } = args;
   const dir = mkdtempSync(join(tmpdir(), 'halo-bench-'));
   const o: MainOptions = {
     dir,
-    useCrm: !argv.includes('--no-crm') && hasCrmSimulate(),
-    crmMax: Number(opt('--crm-max-resources') ?? 1000),
-    fromXml: !argv.includes('--no-xml'),
+    useCrm: !args['no-crm'] && hasCrmSimulate(),
+    crmMax: args['crm-max-resources'],
+    fromXml: !args['no-xml'],
   };
-  const json = argv.includes('--json');
+  const json = args.json;
   const results: CaseResult[] = [];
   if (!json)
     process.stdout.write(

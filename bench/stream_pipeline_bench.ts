@@ -5,10 +5,13 @@
  * bitmap). `volume_bench.ts` compares the engine's resync against the disk and the link; this
  * shows how much of the gap is the engine and how much is Node's socket and file path.
  *
- *   node --import tsx bench/stream_pipeline_bench.ts [--mib 1024] [--window 8] [--run-mib 1]
+ *   node --import tsx bench/stream_pipeline_bench.ts [--mib 1024] [--window 8] [--run-mib 1] [--help]
  *
+ * `--mib`: MiB sent (1..65536); `--window`: messages in flight (1..1024); `--run-mib`: MiB per
+ * message (1..1024). `--help` lists the options; a bad one exits 2 before anything is created.
  * Prints MiB/s and each process's CPU (cores, ms per MiB). Both files live in a fresh temp dir,
- * fully written and synced before the clock starts; the receiver is a child process.
+ * fully written and synced before the clock starts; the receiver is a child process (this file
+ * re-run as `--receive FILE PORT`, an internal mode, not an option).
  */
 import { spawn } from 'node:child_process';
 import { closeSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
@@ -18,16 +21,22 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { StreamChannel, StreamServer } from '../src/transport/stream.ts';
+import { type BenchArgs, benchArgs, option, wholeNumber } from './args.ts';
 
 const KEY = Buffer.alloc(32, 9);
 const MIB = 2 ** 20;
-const args = process.argv.slice(2);
-const opt = (name: string, dflt: number): number => {
-  const i = args.indexOf(name);
-  const v = i >= 0 ? Number(args[i + 1]) : dflt;
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`${name} must be a whole number > 0`);
-  return v;
-};
+
+const CLI = {
+  name: 'stream_pipeline_bench',
+  summary:
+    "The ceiling resync can reach in this runtime: read 1 MiB pieces of a file, send them over halo's signed stream to a child process that writes them to a file and acknowledges (printed, never asserted).",
+  options: {
+    // Two files of this size are written to the temp dir first.
+    mib: option({ metavar: 'N', help: 'MiB to send', check: wholeNumber(1, 65_536), default: '1024' }),
+    window: option({ metavar: 'N', help: 'messages in flight', check: wholeNumber(1, 1024), default: '8' }),
+    'run-mib': option({ metavar: 'N', help: 'MiB per message', check: wholeNumber(1, 1024), default: '1' }),
+  },
+} as const;
 
 function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -65,10 +74,10 @@ function fill(path: string, mib: number): void {
   closeSync(fd);
 }
 
-async function main(): Promise<void> {
-  const mib = opt('--mib', 1024);
-  const window = opt('--window', 8);
-  const run = opt('--run-mib', 1);
+async function main(o: BenchArgs<typeof CLI.options>): Promise<void> {
+  const mib = o.mib;
+  const window = o.window;
+  const run = o['run-mib'];
   const dir = mkdtempSync(join(tmpdir(), 'halo-pipe-'));
   const port = 20000 + Math.floor(Math.random() * 30000);
   fill(join(dir, 'source.img'), mib);
@@ -132,5 +141,7 @@ async function main(): Promise<void> {
   }
 }
 
+// The internal receiver mode first (this file re-run as a child by main), then the options.
+const args = process.argv.slice(2);
 if (args[0] === '--receive') await receiver(args[1]!, Number(args[2]));
-else await main();
+else await main(benchArgs(CLI));

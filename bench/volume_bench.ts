@@ -4,8 +4,10 @@
  * file measured in the same run; then full and partial resync throughput against the
  * physical limits measured in the same run (disk, raw TCP link, halo's stream link).
  *
- *   node --import tsx bench/volume_bench.ts [--size-mib 64] [--protocols C,B,A] [--repeat N] [--no-warmup] [--no-resync] [--resync-only] [--rand-only] [--lat-only]
+ *   node --import tsx bench/volume_bench.ts [--size-mib 64] [--protocols C,B,A] [--repeat N] [--no-warmup] [--no-resync] [--resync-only] [--rand-only] [--lat-only] [--help]
  *
+ * `--help` lists the options; a bad one (unknown, without its value, or a value out of range:
+ * size 1..65536 MiB, protocols from A, B, C, repeat 1..20) exits 2 before anything starts.
  * `--repeat N` measures baseline and replicated N times in turn and prints the median ratios
  * with their range (single ratios on a shared 2-core box swing widely). Before the first
  * measurement of each protocol, one unreported pass warms both servers (the engines are new for
@@ -28,7 +30,8 @@
  *
  * Both engines run as real processes (`halo volume run`) replicating over TCP on 127.0.0.1;
  * the baseline is this file re-run as `--serve FILE SOCK` (our NbdServer on a FileBlockDevice).
- * The client is a pipelined NBD client in this process.
+ * The client is a pipelined NBD client in this process. `--serve`, `--fsync-probe FILE START N`
+ * and `--sink KIND PORT MIB` are internal modes (this file re-run as a child), not options.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -56,8 +59,47 @@ import { NbdServer } from '../src/nbd/server.ts';
 import { StreamChannel, StreamServer } from '../src/transport/stream.ts';
 import type { CoreStatus } from '../src/volume/core.ts';
 import { controlRequest } from '../src/volume/engine.ts';
+import { type BenchArgs, benchArgs, flag, listOf, oneOf, option, wholeNumber } from './args.ts';
 
-const args = process.argv.slice(2);
+/** Largest device: the bench writes several files of this size (baseline, probes, both nodes). */
+const MAX_SIZE_MIB = 65_536;
+
+const CLI = {
+  name: 'volume_bench',
+  summary:
+    'Write throughput and sync-write latency through NBD for protocols C, B and A against an unreplicated file, then full and partial resync against the disk and link limits (printed, never asserted).',
+  options: {
+    'size-mib': option({
+      metavar: 'N',
+      help: 'device size in MiB',
+      check: wholeNumber(1, MAX_SIZE_MIB),
+      default: '64',
+    }),
+    protocols: option({
+      metavar: 'LIST',
+      help: 'replication protocols to measure, in order',
+      check: listOf(oneOf(['A', 'B', 'C'])),
+      default: 'C,B,A',
+    }),
+    repeat: option({
+      metavar: 'N',
+      help: 'baseline/replicated alternations per protocol (above 1, median ratios are printed too)',
+      check: wholeNumber(1, 20),
+      default: '1',
+    }),
+    'no-warmup': flag('skip the unreported warm-up pass before each protocol'),
+    'no-resync': flag('skip the full and partial resync figures (protocol C)'),
+    'resync-only': flag('skip the write phases'),
+    'rand-only': flag('add a longer random-write phase (profiling aid, with node --cpu-prof)'),
+    'lat-only': flag('skip the throughput phases (sequential and random writes)'),
+  },
+  notes: [
+    'Environment: HALO_BENCH_LAT_WRITES=N latency-phase writes (300); HALO_BENCH_PAUSE=S wait S seconds',
+    'before the latency phase and print the pids; HALO_BENCH_KEEP=1 keep the work folder and engine logs.',
+  ],
+} as const;
+
+type VolumeBenchArgs = BenchArgs<typeof CLI.options>;
 
 /** A pipelined NBD client: up to `depth` requests in flight. */
 class Client {
@@ -233,15 +275,16 @@ const RAND_WRITES = 16384;
 const LAT_WRITES = Number(process.env.HALO_BENCH_LAT_WRITES ?? 300);
 
 async function measure(
+  o: VolumeBenchArgs,
   sock: string,
-  sizeBytes: number,
   pids: Record<string, number>,
   snap: Snap = async () => ({}),
 ): Promise<Result> {
+  const sizeBytes = o['size-mib'] * 2 ** 20;
   const c = await Client.connect(sock);
   const mib = randomBytes(1 << 20);
   const seqN = Math.floor(sizeBytes / (1 << 20));
-  const latOnly = args.includes('--lat-only');
+  const latOnly = o['lat-only'];
   const seq = await withCores(pids, snap, { n: seqN, unit: 'ms/MiB' }, async () => {
     if (latOnly) return;
     await pipelined(seqN, 8, (i) => c.request(Cmd.WRITE, i * 2 ** 20, mib));
@@ -250,7 +293,7 @@ async function measure(
   const seqMiBs = latOnly ? Number.NaN : seqN / seq.secs;
   const four = randomBytes(4096);
   const blocks = Math.floor(sizeBytes / 4096);
-  if (args.includes('--rand-only')) {
+  if (o['rand-only']) {
     // Profiling aid: a longer random-write phase alone, after the device is written once.
     const t = performance.now();
     await pipelined(4 * RAND_WRITES, 32, (i) =>
@@ -601,9 +644,8 @@ async function pair(dir: string, protocol: string, sizeMiB: number, port: number
   return { conf, runDir, img, fullSyncS, fullResyncS, fullCores, pids };
 }
 
-async function main(): Promise<void> {
-  const sizeMiB = Number(args[args.indexOf('--size-mib') + 1] ?? 64) || 64;
-  const sizeBytes = sizeMiB * 2 ** 20;
+async function main(o: VolumeBenchArgs): Promise<void> {
+  const sizeMiB = o['size-mib'];
   const dir = mkdtempSync(join(tmpdir(), 'halo-vbench-'));
   const children: ChildProcess[] = [];
   const downs: Array<() => void> = [];
@@ -639,34 +681,29 @@ async function main(): Promise<void> {
     console.log(
       `volume bench: ${sizeMiB} MiB device, NBD over a unix socket, replication over TCP on 127.0.0.1`,
     );
-    const pi = args.indexOf('--protocols');
-    const ri = args.indexOf('--repeat');
-    const repeat = ri >= 0 ? Number(args[ri + 1]) : 1;
-    if (!Number.isInteger(repeat) || repeat < 1 || repeat > 20)
-      throw new Error(`bench: --repeat must be a whole number 1..20, got ${args[ri + 1]}`);
-    const protocols = pi >= 0 ? (args[pi + 1] ?? 'C,B,A').split(',') : ['C', 'B', 'A'];
-    for (const protocol of protocols) {
+    const repeat = o.repeat;
+    for (const protocol of o.protocols) {
       const p = await pair(dir, protocol, sizeMiB, port, downs);
       port += 2;
       // The baseline runs right before each protocol: load on this shared box drifts within
       // minutes, so each ratio compares two measurements taken seconds apart.
       const ratio = (x: number, y: number) => `${((100 * x) / y).toFixed(0)}%`;
-      if (!args.includes('--resync-only')) {
+      if (!o['resync-only']) {
         const ratios: { seq: number[]; rand: number[]; fua: number[] } = { seq: [], rand: [], fua: [] };
-        if (!args.includes('--no-warmup')) {
+        if (!o['no-warmup']) {
           // Each protocol gets a fresh engine pair while the baseline server has run before:
           // one unreported pass through every phase warms both (JIT, page cache) alike.
-          await measure(baseSock, sizeBytes, { server: server.pid! });
-          await measure(join(p.runDir('alpha'), 'r0.nbd'), sizeBytes, p.pids);
+          await measure(o, baseSock, { server: server.pid! });
+          await measure(o, join(p.runDir('alpha'), 'r0.nbd'), p.pids);
         }
         for (let round = 0; round < repeat; round++) {
-          const plain = await measure(baseSock, sizeBytes, { server: server.pid! });
+          const plain = await measure(o, baseSock, { server: server.pid! });
           console.log(
             `unreplicated file : seq 1MiB ${plain.seqMiBs.toFixed(1)} MiB/s | rand 4KiB ${plain.randMiBs.toFixed(1)} MiB/s | 4KiB FUA p50 ${plain.latP50Us.toFixed(0)} us mean ${plain.latMeanUs.toFixed(0)} us`,
           );
           console.log(`  cores: seq [${plain.seqCores}] rand [${plain.randCores}]`);
           const snap = engineSnap({ primary: p.runDir('alpha'), secondary: p.runDir('bravo') });
-          const r = await measure(join(p.runDir('alpha'), 'r0.nbd'), sizeBytes, p.pids, snap);
+          const r = await measure(o, join(p.runDir('alpha'), 'r0.nbd'), p.pids, snap);
           console.log(
             `protocol ${protocol}        : seq 1MiB ${r.seqMiBs.toFixed(1)} MiB/s (${ratio(r.seqMiBs, plain.seqMiBs)}) | rand 4KiB ${r.randMiBs.toFixed(1)} MiB/s (${ratio(r.randMiBs, plain.randMiBs)}) | 4KiB FUA p50 ${r.latP50Us.toFixed(0)} us (${(r.latP50Us / plain.latP50Us).toFixed(2)}x) mean ${r.latMeanUs.toFixed(0)} us`,
           );
@@ -685,7 +722,7 @@ async function main(): Promise<void> {
           );
         }
       }
-      if (protocol === 'C' && !args.includes('--no-resync')) {
+      if (protocol === 'C' && !o['no-resync']) {
         console.log(
           `full initial sync  : ${sizeMiB} MiB in ${p.fullSyncS.toFixed(2)} s = ${(sizeMiB / p.fullSyncS).toFixed(1)} MiB/s (includes promotion and reconnect); resync alone ${(sizeMiB / p.fullResyncS).toFixed(1)} MiB/s = ${ratio(sizeMiB / p.fullResyncS, limit)} of min(disk, link), ${ratio(sizeMiB / p.fullResyncS, signed)} of the signed stream`,
         );
@@ -725,6 +762,8 @@ async function main(): Promise<void> {
   console.log(`load: ${execFileSync('uptime').toString().trim()}`);
 }
 
+// Internal modes first (this file re-run as a child by the bench itself), then the options.
+const args = process.argv.slice(2);
 if (args[0] === '--serve') {
   const dev = await FileBlockDevice.open(args[1]!);
   const server = new NbdServer([{ name: 'r0', device: dev }]);
@@ -735,5 +774,5 @@ if (args[0] === '--serve') {
 } else if (args[0] === '--sink') {
   await sink(args[1]!, Number(args[2]), Number(args[3]));
 } else {
-  await main();
+  await main(benchArgs(CLI));
 }
