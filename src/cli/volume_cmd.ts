@@ -103,6 +103,45 @@ async function admin(g: GlobalOpts, res: string, req: object): Promise<Record<st
   return reply;
 }
 
+/** How long `resize` waits for an online grow (both nodes move their metadata; not the resync). */
+const RESIZE_TIMEOUT_MS = 120_000;
+
+/**
+ * Online grow: the running engine asks its peer to grow, grows here, and answers once both did.
+ * The NBD export's size is fixed per connection: clients that connect afterwards (a new
+ * `attach`, or after a failover) see the new size.
+ */
+async function resizeOnline(
+  g: GlobalOpts,
+  res: string,
+  sizeBytes: number | undefined,
+  assumeClean: boolean,
+): Promise<void> {
+  const req = { cmd: 'resize', assumeClean, ...(sizeBytes !== undefined ? { sizeBytes } : {}) };
+  const reply = await controlRequest(g.runDir, res, req, RESIZE_TIMEOUT_MS);
+  if (!reply)
+    throw new HaloError(
+      'not-running',
+      `volume ${res} stopped before the resize; run it again (offline if it stays down)`,
+    );
+  if (reply.ok !== true)
+    throw new HaloError(String(reply.code ?? 'failed'), `${res}: ${String(reply.message ?? 'failed')}`);
+  const { oldBytes, newBytes, newAreaBlocks } = reply as {
+    oldBytes: number;
+    newBytes: number;
+    newAreaBlocks: number;
+  };
+  const resync =
+    newAreaBlocks > 0
+      ? `the new area (${newAreaBlocks} blocks) resyncs from the Primary now (halo volume status ${res})`
+      : 'the new area is not resynced (--assume-clean)';
+  print(
+    g,
+    `${res}: grown online from ${oldBytes} to ${newBytes} bytes on both nodes; ${resync}; NBD clients that connect from now on (attach, failover) see the new size\n`,
+    { ...reply, online: true },
+  );
+}
+
 async function sleep(ms: number): Promise<void> {
   await new Promise((r) => setTimeout(r, ms));
 }
@@ -432,19 +471,33 @@ export function registerVolumeCommands(program: Command): void {
   example(
     vol
       .command('resize <res>')
-      .description('grow the volume after its backing disk grew (run on both nodes, volume down)')
-      .option('--size <size>', 'grow a backing regular file to hold this much data (e.g. 2G)'),
-    'halo volume resize r0   # volume down, backing disk grown; then on the peer',
-    'halo volume resize r0 --size 2G   # a backing file: grow it to hold 2 GiB of data',
+      .description(
+        'grow the volume after its backing disks grew: online (both nodes Connected, run on one) or offline (volume down, run on each)',
+      )
+      .option(
+        '--size <size>',
+        'grow backing regular files to hold this much data (e.g. 2G); online, each node extends its own',
+      )
+      .option(
+        '--assume-clean',
+        'online only: do not resync the new area (both disks hold the same there, e.g. zeroes)',
+      ),
+    'halo volume resize r0   # running and Connected, after lvextend on both nodes: grows both online',
+    'halo volume resize r0 --size 2G   # backing files: grow them to hold 2 GiB of data (online: both nodes)',
+    'halo volume resize r0   # volume down on this node: offline, then on the peer; the next up resyncs the new area',
   ).action(
-    act(async (res: string, o: { size?: string }) => {
+    act(async (res: string, o: { size?: string; assumeClean?: boolean }) => {
       const cfg = loadConfig(g(), res);
-      if (await controlRequest(g().runDir, res, { cmd: 'status' }))
-        throw new HaloError(
-          'running',
-          `${res} is running here; resize works with the volume down on this node: halo volume down ${res}, resize on both nodes, then up`,
-        );
       const sizeBytes = o.size === undefined ? undefined : parseDrbdSize(o.size, '--size', 1);
+      if (await controlRequest(g().runDir, res, { cmd: 'status' })) {
+        await resizeOnline(g(), res, sizeBytes, o.assumeClean === true);
+        return;
+      }
+      if (o.assumeClean)
+        throw new HaloError(
+          'assume-clean-offline',
+          `--assume-clean works only online (${res} running and Connected on both nodes); offline, the new area is always resynced`,
+        );
       const r = await resizeVolume(cfg, sizeBytes === undefined ? {} : { sizeBytes });
       const text =
         r.newBytes === r.oldBytes

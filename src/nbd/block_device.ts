@@ -103,9 +103,34 @@ export class FileBlockDevice implements BlockDevice {
 
   private constructor(
     private readonly fh: FileHandle,
-    readonly sizeBytes: number,
+    private size: number,
     private readonly base: number,
   ) {}
+
+  get sizeBytes(): number {
+    return this.size;
+  }
+
+  /**
+   * Widens the device to `sizeBytes` (online grow: the backing disk grew underneath). Never
+   * shrinks. A regular file must already be that long; a block device is taken at its word
+   * (the caller measured it). Reads and writes in flight are unaffected; later ones may use
+   * the new range.
+   */
+  async grow(sizeBytes: number): Promise<void> {
+    if (!Number.isSafeInteger(sizeBytes) || sizeBytes < this.size)
+      throw new HaloError(
+        'bad-size',
+        `cannot grow a device of ${this.size} bytes to ${sizeBytes} bytes: devices only grow`,
+      );
+    const st = await this.fh.stat();
+    if (st.isFile() && this.base + sizeBytes > st.size)
+      throw new HaloError(
+        'device-too-small',
+        `backing file has ${st.size} bytes, need ${this.base + sizeBytes}: extend it first`,
+      );
+    this.size = sizeBytes;
+  }
 
   static async open(
     path: string,

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -117,6 +117,27 @@ test('small writes start a background writeback only at the higher mark', async 
     await dev.write((written + small.length) % size, small, false);
     assert.ok(dev.writebacks >= 1, 'past SMALL_WRITEBACK_BYTES a background fdatasync starts');
     await dev.flush();
+    await dev.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a file device grows once its file did, and refuses to grow past the file or to shrink', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'halo-bdev-'));
+  try {
+    const file = join(dir, 'disk.img');
+    writeFileSync(file, Buffer.alloc(1 << 20));
+    const dev = await FileBlockDevice.open(file, { sizeBytes: 1 << 20 });
+    await assert.rejects(dev.grow(2 << 20), /extend it first/);
+    assert.equal(dev.sizeBytes, 1 << 20);
+    truncateSync(file, 2 << 20);
+    await dev.grow(2 << 20);
+    assert.equal(dev.sizeBytes, 2 << 20);
+    const data = Buffer.alloc(4096, 0x5a);
+    await dev.write((2 << 20) - 4096, data, true);
+    assert.deepEqual(Buffer.from(await dev.read((2 << 20) - 4096, 4096)), data);
+    await assert.rejects(dev.grow(1 << 20), /only grow/);
     await dev.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });

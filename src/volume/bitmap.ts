@@ -103,6 +103,14 @@ export class Bitmap {
   copy(): Uint8Array {
     return this.bits.slice();
   }
+
+  /** A bitmap of `blocks` (at least this one's) holding this one's bits; the new bits are clear. */
+  grownTo(blocks: number): Bitmap {
+    assert(blocks >= this.blocks, `cannot shrink a bitmap of ${this.blocks} blocks to ${blocks}`);
+    const bits = new Uint8Array(Math.ceil(blocks / 8));
+    bits.set(this.bits);
+    return new Bitmap(blocks, bits);
+  }
 }
 
 function popcount8(x: number): number {

@@ -67,6 +67,9 @@ test('volume resize and fence-peer from the CLI: growth, nothing to do, and bad 
     const bad = v(['resize', 'r0', '--size', 'lots']);
     assert.equal(bad.code, 1);
     assert.match(bad.err, /--size: cannot parse size "lots"/);
+    const clean = v(['resize', 'r0', '--size', '8M', '--assume-clean']);
+    assert.equal(clean.code, 1);
+    assert.match(clean.err, /--assume-clean works only online/);
     const grown = v(['--output', 'json', 'resize', 'r0', '--size', '8M']);
     assert.equal(grown.code, 0, grown.err);
     const r = JSON.parse(grown.out) as { newBytes: number; grewFileBy: number };

@@ -3,12 +3,13 @@ import { Bitmap, BLOCK_BYTES, blocksOf } from './bitmap.ts';
 import type { Protocol, VolumeConfig } from './config.ts';
 import { type DiskOp, DiskQueue, MAX_DISK_OPS } from './disk_queue.ts';
 import { type Decision, decide, type NodeView } from './handshake.ts';
-import { type HandshakeMsg, type PeerMsg, WIRE_VERSION } from './messages.ts';
+import { type HandshakeMsg, MAX_REASON_CHARS, type PeerMsg, WIRE_VERSION } from './messages.ts';
 import {
   type ConnState,
   claimsMoreInSync,
   type DiskState,
   type Generations,
+  grownMetadata,
   newCurrent,
   type Role,
   syncSourceDone,
@@ -45,7 +46,13 @@ export type CoreEvent =
    * A handler the core asked for (`handler` action) has exited: `exitCode` is its exit status,
    * null when it could not run or was killed. Only fence-peer's result changes state.
    */
-  | { readonly e: 'handlerDone'; readonly name: string; readonly exitCode: number | null };
+  | { readonly e: 'handlerDone'; readonly name: string; readonly exitCode: number | null }
+  /**
+   * The `growDisk` the core asked for is over. `ok`: the metadata now sits where a disk of
+   * `sizeBytes` data bytes keeps it and the device reads and writes that many bytes. Not ok:
+   * nothing changed on this disk; `sizeBytes` is what it can hold and `reason` says why.
+   */
+  | { readonly e: 'growDone'; readonly ok: boolean; readonly sizeBytes: number; readonly reason: string };
 
 export type CoreAction =
   | {
@@ -75,11 +82,68 @@ export type CoreAction =
   | { readonly a: 'closeTransport'; readonly reason: string }
   | { readonly a: 'handler'; readonly name: string }
   | { readonly a: 'role'; readonly role: Role }
+  /**
+   * Online grow: make this disk hold `sizeBytes` data bytes (with `extendFile`, a regular
+   * backing file may be extended to hold them; otherwise the disk must already be that big),
+   * moving the metadata crash-safely, then widen the device; answer with `growDone`. No
+   * metadata write is in flight when this is emitted and none is emitted until `growDone`.
+   */
+  | { readonly a: 'growDisk'; readonly sizeBytes: number; readonly extendFile: boolean }
+  /** The outcome of an online grow this node started (`startGrow`), for whoever asked. */
+  | { readonly a: 'growFinished'; readonly result: GrowResult }
   | { readonly a: 'log'; readonly level: 'info' | 'warn' | 'error'; readonly msg: string };
 
 export type AdminResult =
   | { readonly ok: true }
   | { readonly ok: false; readonly code: string; readonly message: string };
+
+export type GrowResult =
+  | {
+      readonly ok: true;
+      readonly oldBytes: number;
+      readonly newBytes: number;
+      /** Blocks of the new area marked out of sync (0 with assume-clean). */
+      readonly newAreaBlocks: number;
+    }
+  | { readonly ok: false; readonly code: string; readonly message: string };
+
+/** An application request that arrived while the volume was growing, replayed after it. */
+type HeldIo =
+  | {
+      readonly kind: 'write';
+      readonly id: number;
+      readonly offset: number;
+      readonly data: Uint8Array;
+      readonly fua: boolean;
+    }
+  | { readonly kind: 'flush'; readonly id: number };
+
+/**
+ * An online grow in progress on this node. The initiator sends GrowReq; the peer grows its
+ * disk and answers GrowReply; the initiator grows its own and sends GrowDone. The node whose
+ * data the new area takes (the Primary; with none, the initiator) then sends GrowResync and
+ * resyncs the new area as SyncSource. While a grow runs, a Primary holds new writes and
+ * flushes (they wait, in order; none fails) and replays them once both disks grew.
+ */
+interface GrowRun {
+  /** This node ran `resize` (it reports the outcome); otherwise the peer asked. */
+  readonly initiator: boolean;
+  /**
+   * asking: GrowReq sent, waiting for GrowReply (initiator). local: this node's own growDisk
+   * is wanted or running. waitDone: this node grew, waiting for GrowDone (peer).
+   */
+  phase: 'asking' | 'local' | 'waitDone';
+  readonly fromBytes: number;
+  readonly sizeBytes: number;
+  readonly extendFile: boolean;
+  readonly assumeClean: boolean;
+  /** growDisk emitted and growDone not yet received. */
+  diskBusy: boolean;
+  /** The connection was lost while the disk grew: end the grow once growDone arrives. */
+  aborted: string | undefined;
+  /** Bounded by the NBD server's requests in flight per client (MAX_IN_FLIGHT). */
+  readonly held: HeldIo[];
+}
 
 export interface CorePorts {
   /** A fresh random 64-bit generation identifier. */
@@ -231,6 +295,12 @@ export interface CoreStatus {
   readonly peerOutdated: boolean;
   /** allow-two-primaries: concurrent writes to the same bytes detected (and resolved). */
   readonly writeConflicts: number;
+  /** Data bytes of the volume (what the NBD export offers new connections). */
+  readonly sizeBytes: number;
+  /** An online grow in progress here, if any; `heldIos` writes and flushes wait for it. */
+  readonly resize:
+    | { readonly phase: GrowRun['phase']; readonly toBytes: number; readonly heldIos: number }
+    | undefined;
 }
 
 export class VolumeCore {
@@ -238,7 +308,7 @@ export class VolumeCore {
   private gen: Generations;
   private role: Role = 'Secondary';
   private disk: DiskState;
-  private readonly bitmap: Bitmap;
+  private bitmap: Bitmap;
   /**
    * Activity-log extents, least recently used first: a Set keeps insertion order, so a touch is
    * a delete and an add (constant time on every write, however large al-extents is).
@@ -265,7 +335,9 @@ export class VolumeCore {
   private syncSourceUuid: bigint;
   private crashedPrimary: boolean;
   private peerOutdated: boolean;
-  private readonly blocks: number;
+  private blocks: number;
+  /** The online grow in progress, if any. */
+  private grow: GrowRun | undefined;
 
   private conn: ConnState = 'StandAlone';
   private wantConnect = false;
@@ -493,6 +565,10 @@ export class VolumeCore {
         this.onHandlerDone(ev.name, ev.exitCode);
         return;
       }
+      case 'growDone': {
+        this.onGrowDisk(ev.ok, ev.sizeBytes, ev.reason);
+        return;
+      }
     }
   }
 
@@ -508,7 +584,9 @@ export class VolumeCore {
     this.persistInFlight = false;
     this.durableUpTo = Math.max(this.durableUpTo, this.persistDurableMark);
     this.persistDurableMark = 0;
-    if (this.persistSeq > this.persistedSeq) this.startPersist();
+    // A local grow waits for the metadata write in flight, and holds later ones back.
+    if (this.grow?.phase === 'local' && !this.grow.diskBusy) this.emitGrowDisk(this.grow);
+    else if (this.persistSeq > this.persistedSeq) this.startPersist();
     while (this.awaitingPersist.length > 0 && this.awaitingPersist[0]!.needSeq <= this.persistedSeq) {
       this.releaseWrite(this.awaitingPersist.shift()!);
     }
@@ -519,6 +597,10 @@ export class VolumeCore {
   // ---------------------------------------------------------------- application I/O
 
   private onWrite(id: number, offset: number, data: Uint8Array, fua: boolean): void {
+    if (this.grow && this.role === 'Primary') {
+      this.grow.held.push({ kind: 'write', id, offset, data, fua });
+      return;
+    }
     if (this.role !== 'Primary' || offset < 0 || offset + data.length > this.sizeBytes) {
       this.emit({ a: 'ack', id, ok: false });
       return;
@@ -735,6 +817,10 @@ export class VolumeCore {
   }
 
   private onFlush(id: number): void {
+    if (this.grow && this.role === 'Primary') {
+      this.grow.held.push({ kind: 'flush', id });
+      return;
+    }
     const f: Flush = { id, localDone: false, barrierSeq: 0, barrierDone: true };
     let mark = 0;
     this.flushes.set(id, f);
@@ -848,6 +934,7 @@ export class VolumeCore {
     if (this.role === 'Secondary') return { ok: true };
     if (this.writes.size > 0 || this.flushes.size > 0)
       return fail('busy', 'writes are still in flight; retry');
+    if (this.grow) return fail('busy', 'an online resize is running; retry when it is over');
     this.role = 'Secondary';
     // Nothing is in flight (checked above) and a Secondary takes no writes: nothing to hold.
     this.ioFrozen = false;
@@ -911,6 +998,256 @@ export class VolumeCore {
     this.fencing = false;
     this.thaw('resume-io');
     return { ok: true };
+  }
+
+  // ---------------------------------------------------------------- online grow
+
+  /**
+   * `halo volume resize` with the engine running: grows the volume on both nodes while
+   * Connected (DRBD's `drbdadm resize`). `sizeBytes` is what this node's disk will hold (the
+   * shell checked it can); the peer must reach exactly the same size or refuses, and then
+   * nothing changed on either node. The outcome arrives as a `growFinished` action.
+   */
+  startGrow(req: { sizeBytes: number; extendFile: boolean; assumeClean: boolean }): AdminResult {
+    const blocked = this.growBlocked();
+    if (!blocked.ok) return blocked;
+    const bad = this.badGrowSize(req.sizeBytes);
+    if (bad) return fail('bad-size', bad);
+    this.grow = {
+      initiator: true,
+      phase: 'asking',
+      fromBytes: this.sizeBytes,
+      sizeBytes: req.sizeBytes,
+      extendFile: req.extendFile,
+      assumeClean: req.assumeClean,
+      diskBusy: false,
+      aborted: undefined,
+      held: [],
+    };
+    this.log('info', `online resize: asking ${this.cfg.peer.name} to grow to ${req.sizeBytes} bytes`);
+    this.emit({ a: 'send', msg: { t: 'GrowReq', ...req } });
+    return { ok: true };
+  }
+
+  /** Whether an online grow could start now (the shell asks before it measures the disk). */
+  growBlocked(): AdminResult {
+    const res = this.cfg.resource;
+    if (this.grow) return fail('busy', 'an online resize is already running');
+    if (this.conn !== 'Connected' || !this.handshakeDone)
+      return fail(
+        'not-connected',
+        `online resize needs ${this.cfg.peer.name} Connected, but the connection is ${this.conn}${this.resync ? ' (wait for the resync to finish)' : ''}: connect first (halo volume connect ${res} on both nodes), or resize offline: halo volume down ${res}, then halo volume resize ${res} on each node, then up`,
+      );
+    if (this.role === 'Primary' && this.peerRole === 'Primary')
+      return fail('two-primaries', 'both nodes are Primary: demote one before an online resize');
+    if (this.verify?.running) return fail('busy', 'online verify is running; resize when it is over');
+    // The new area's resync ends with the target UpToDate: only right if the rest already is.
+    if (this.disk !== 'UpToDate' || this.peerDisk !== 'UpToDate')
+      return fail(
+        'not-uptodate',
+        `online resize needs both disks UpToDate (here ${this.disk}, ${this.cfg.peer.name} ${this.peerDisk}): wait for the sync, or resize offline on each node`,
+      );
+    return { ok: true };
+  }
+
+  /** Why `sizeBytes` is no size to grow to (undefined when it is one). */
+  private badGrowSize(sizeBytes: number): string | undefined {
+    if (!Number.isSafeInteger(sizeBytes) || sizeBytes % BLOCK_BYTES !== 0)
+      return `size ${sizeBytes} is not a multiple of ${BLOCK_BYTES} bytes`;
+    if (sizeBytes <= this.sizeBytes)
+      return `size ${sizeBytes} is not larger than the volume (${this.sizeBytes} bytes); halo does not shrink volumes`;
+    return undefined;
+  }
+
+  private onGrowReq(sizeBytes: number, extendFile: boolean, assumeClean: boolean): void {
+    const refuse = (reason: string) => {
+      this.log('warn', `online resize asked by ${this.cfg.peer.name} refused: ${reason}`);
+      this.emit({ a: 'send', msg: { t: 'GrowReply', ok: false, sizeBytes: this.sizeBytes, reason } });
+    };
+    const why = this.grow
+      ? 'a resize is already running there'
+      : this.conn !== 'Connected'
+        ? `its connection is ${this.conn}, not Connected`
+        : this.verify?.running
+          ? 'online verify is running there'
+          : this.disk !== 'UpToDate' || this.peerDisk !== 'UpToDate'
+            ? `its disk is ${this.disk} and it sees ${this.disk === 'UpToDate' ? 'the initiator' : 'its peer'} as ${this.peerDisk}, not both UpToDate`
+            : this.badGrowSize(sizeBytes);
+    if (why !== undefined) {
+      refuse(why);
+      return;
+    }
+    this.grow = {
+      initiator: false,
+      phase: 'local',
+      fromBytes: this.sizeBytes,
+      sizeBytes,
+      extendFile,
+      assumeClean,
+      diskBusy: false,
+      aborted: undefined,
+      held: [],
+    };
+    this.log('info', `online resize: ${this.cfg.peer.name} asks to grow to ${sizeBytes} bytes`);
+    if (!this.persistInFlight) this.emitGrowDisk(this.grow);
+  }
+
+  /** The local grow: only with no metadata write in flight, and it holds later ones back. */
+  private emitGrowDisk(g: GrowRun): void {
+    assert(!this.persistInFlight && !g.diskBusy, 'a local grow overlaps a metadata write');
+    g.diskBusy = true;
+    this.persistInFlight = true;
+    this.emit({ a: 'growDisk', sizeBytes: g.sizeBytes, extendFile: g.extendFile });
+  }
+
+  private onGrowReply(ok: boolean, sizeBytes: number, reason: string): void {
+    const g = this.grow;
+    if (!g?.initiator || g.phase !== 'asking') {
+      this.log('warn', `ignoring an unexpected GrowReply from ${this.cfg.peer.name}`);
+      return;
+    }
+    if (!ok) {
+      this.endGrow(
+        fail(
+          'peer-refused',
+          `${this.cfg.peer.name} refused to grow to ${g.sizeBytes} bytes: ${reason} (${this.cfg.peer.name} can hold ${sizeBytes} data bytes); nothing changed on either node`,
+        ),
+      );
+      return;
+    }
+    if (sizeBytes !== g.sizeBytes) {
+      this.endGrow(
+        fail('grow-failed', `${this.cfg.peer.name} grew to ${sizeBytes} bytes, not ${g.sizeBytes}`),
+      );
+      this.dropConnection(`${this.cfg.peer.name} grew to the wrong size`);
+      return;
+    }
+    g.phase = 'local';
+    if (!this.persistInFlight) this.emitGrowDisk(g);
+  }
+
+  /** The shell's answer to `growDisk`. */
+  private onGrowDisk(ok: boolean, sizeBytes: number, reason: string): void {
+    const g = this.grow;
+    assert(g?.diskBusy === true, 'growDone without a growDisk in flight');
+    g.diskBusy = false;
+    this.persistInFlight = false;
+    if (ok) this.applyGrow(g, sizeBytes);
+    if (!this.persistInFlight && this.persistSeq > this.persistedSeq) this.startPersist();
+    const peer = this.cfg.peer.name;
+    if (g.aborted !== undefined) {
+      this.endGrow(
+        fail(
+          'connection-lost',
+          `connection to ${peer} lost during the resize (${g.aborted}); this node ${ok ? `grew to ${sizeBytes} bytes` : 'is unchanged'}; if the sizes now differ the nodes will not connect: resize the smaller one offline (halo volume down, resize, up)`,
+        ),
+      );
+      this.pumpAll();
+      return;
+    }
+    if (!g.initiator) {
+      const why = reason.slice(0, MAX_REASON_CHARS);
+      this.emit({ a: 'send', msg: { t: 'GrowReply', ok, sizeBytes, reason: why } });
+      if (ok) g.phase = 'waitDone';
+      else this.endGrow(undefined);
+      this.pumpAll();
+      return;
+    }
+    if (!ok) {
+      // The peer grew and this disk did not: the sizes differ and the next handshake says so.
+      this.endGrow(
+        fail(
+          'grow-failed',
+          `${peer} grew to ${g.sizeBytes} bytes but this node cannot: ${reason}; the nodes now differ in size: fix this disk, then halo volume down and resize here offline`,
+        ),
+      );
+      this.dropConnection(`resize failed here after ${peer} grew`);
+      return;
+    }
+    this.emit({ a: 'send', msg: { t: 'GrowDone', sizeBytes } });
+    this.finishGrow(g);
+  }
+
+  /** This disk holds `sizeBytes` now: so do the core and its bitmap. */
+  private applyGrow(g: GrowRun, sizeBytes: number): void {
+    assert(sizeBytes % BLOCK_BYTES === 0 && sizeBytes >= this.sizeBytes, `cannot grow to ${sizeBytes}`);
+    const first = this.blocks;
+    this.blocks = sizeBytes / BLOCK_BYTES;
+    this.bitmap = this.bitmap.grownTo(this.blocks);
+    // The new area holds whatever each disk held there: out of sync unless the administrator
+    // said otherwise (--assume-clean). The shell's metadata write marked it already.
+    if (!g.assumeClean) this.markBlocks(first, this.blocks - first);
+    this.lastPersisted = grownMetadata(this.lastPersisted, sizeBytes);
+    this.requestPersist();
+    this.log('info', `grew from ${g.fromBytes} to ${sizeBytes} bytes`);
+  }
+
+  /** The initiator's GrowDone: both disks grew. */
+  private onGrowDoneMsg(sizeBytes: number): void {
+    const g = this.grow;
+    if (g?.initiator !== false || g.phase !== 'waitDone' || sizeBytes !== this.sizeBytes) {
+      this.dropConnection(`unexpected GrowDone (${sizeBytes} bytes) from ${this.cfg.peer.name}`);
+      return;
+    }
+    this.finishGrow(g);
+  }
+
+  /** Both disks grew: the source of the new area starts its resync, held I/O goes on. */
+  private finishGrow(g: GrowRun): void {
+    const first = Math.ceil(g.fromBytes / BLOCK_BYTES);
+    const count = this.blocks - first;
+    const source = this.role === 'Primary' || (this.peerRole !== 'Primary' && g.initiator) ? 'self' : 'peer';
+    if (!g.assumeClean && count > 0 && source === 'self') {
+      // Sent before any write the held ones produce, so the peer is SyncTarget when they land.
+      this.emit({ a: 'send', msg: { t: 'GrowResync', first, count, current: this.gen.current } });
+      this.startResyncSource(false);
+    }
+    this.endGrow({
+      ok: true,
+      oldBytes: g.fromBytes,
+      newBytes: this.sizeBytes,
+      newAreaBlocks: g.assumeClean ? 0 : count,
+    });
+  }
+
+  /** The source of the new area says it follows as resync: become its SyncTarget. */
+  private onGrowResync(first: number, count: number, current: bigint): void {
+    if (this.grow || this.conn !== 'Connected' || this.role === 'Primary' || !this.validRange(first, count)) {
+      this.dropConnection(`unexpected GrowResync of blocks ${first}+${count} from ${this.cfg.peer.name}`);
+      return;
+    }
+    this.markBlocks(first, count);
+    this.startResyncTarget(false, current);
+  }
+
+  /** The connection dropped during a grow. */
+  private abortGrow(reason: string): void {
+    const g = this.grow!;
+    if (g.diskBusy) {
+      g.aborted = reason; // ends when the disk is done (it may have grown)
+      return;
+    }
+    const grown = this.sizeBytes !== g.fromBytes;
+    this.endGrow(
+      fail(
+        'connection-lost',
+        `connection to ${this.cfg.peer.name} lost during the resize (${reason}); ${grown ? `this node grew to ${this.sizeBytes} bytes` : 'this node is unchanged'}, ${this.cfg.peer.name} may ${grown ? 'not have' : 'have'}: if the sizes differ the nodes will not connect; resize the smaller one offline (halo volume down, resize, up)`,
+      ),
+    );
+  }
+
+  /** The grow is over: the initiator reports `result`, held I/O is replayed in order. */
+  private endGrow(result: GrowResult | undefined): void {
+    const g = this.grow!;
+    this.grow = undefined;
+    if (g.initiator && result) {
+      this.emit({ a: 'growFinished', result });
+      if (!result.ok) this.log('error', `online resize failed: ${result.message}`);
+    }
+    for (const h of g.held) {
+      if (h.kind === 'write') this.onWrite(h.id, h.offset, h.data, h.fua);
+      else this.onFlush(h.id);
+    }
   }
 
   // ---------------------------------------------------------------- resource fencing
@@ -1072,6 +1409,7 @@ export class VolumeCore {
       this.maybeAckFlush(f);
     }
     this.barrierToFlush.clear();
+    if (this.grow) this.abortGrow(reason);
     this.stopResync();
     if (this.verify?.running) {
       this.verify.running = false;
@@ -1181,8 +1519,8 @@ export class VolumeCore {
         if (d.splitBrain) this.log('warn', `split brain auto-resolved: ${d.rule}`);
         if (d.full) this.bitmap.setAll();
         else this.bitmap.merge(m.bitmap);
-        if (d.kind === 'source') this.startResyncSource(d.full, m);
-        else this.startResyncTarget(d.full, m);
+        if (d.kind === 'source') this.startResyncSource(d.full);
+        else this.startResyncTarget(d.full, m.current);
         return;
     }
   }
@@ -1271,6 +1609,18 @@ export class VolumeCore {
         this.emit({ a: 'send', msg: { t: 'PingAck' } });
         return;
       case 'PingAck':
+        return;
+      case 'GrowReq':
+        this.onGrowReq(msg.sizeBytes, msg.extendFile, msg.assumeClean);
+        return;
+      case 'GrowReply':
+        this.onGrowReply(msg.ok, msg.sizeBytes, msg.reason);
+        return;
+      case 'GrowDone':
+        this.onGrowDoneMsg(msg.sizeBytes);
+        return;
+      case 'GrowResync':
+        this.onGrowResync(msg.first, msg.count, msg.current);
         return;
     }
   }
@@ -1417,7 +1767,7 @@ export class VolumeCore {
 
   // ---------------------------------------------------------------- resync
 
-  private startResyncSource(full: boolean, _m: HandshakeMsg): void {
+  private startResyncSource(full: boolean): void {
     this.conn = 'SyncSource';
     this.peerDisk = 'Inconsistent';
     this.resync = {
@@ -1433,10 +1783,10 @@ export class VolumeCore {
     this.log('info', `resync as SyncSource: ${this.bitmap.weight} blocks${full ? ' (full sync)' : ''}`);
   }
 
-  private startResyncTarget(full: boolean, m: HandshakeMsg): void {
+  private startResyncTarget(full: boolean, sourceUuid: bigint): void {
     this.conn = 'SyncTarget';
     this.disk = 'Inconsistent';
-    this.syncSourceUuid = m.current;
+    this.syncSourceUuid = sourceUuid;
     this.resync = {
       role: 'target',
       totalBlocks: this.bitmap.weight,
@@ -1868,6 +2218,10 @@ export class VolumeCore {
       ioSuspended: this.ioFrozen,
       peerOutdated: this.peerOutdated,
       writeConflicts: this.writeConflicts,
+      sizeBytes: this.sizeBytes,
+      resize: this.grow
+        ? { phase: this.grow.phase, toBytes: this.grow.sizeBytes, heldIos: this.grow.held.length }
+        : undefined,
     };
   }
 
@@ -1973,6 +2327,9 @@ function subtractRanges(
   return parts.map((p) => ({ offset: p.from, data: data.subarray(p.from - offset, p.to - offset) }));
 }
 
-function fail(code: string, message: string): AdminResult {
+function fail(
+  code: string,
+  message: string,
+): { readonly ok: false; readonly code: string; readonly message: string } {
   return { ok: false, code, message };
 }

@@ -12,11 +12,12 @@ import { type BlockDevice, FileBlockDevice } from '../nbd/block_device.ts';
 import { NbdServer } from '../nbd/server.ts';
 import { StreamChannel, StreamServer } from '../transport/stream.ts';
 import type { VolumeConfig } from './config.ts';
-import { type AdminResult, type CoreAction, type CoreStatus, VolumeCore } from './core.ts';
+import { type AdminResult, type CoreAction, type CoreStatus, type GrowResult, VolumeCore } from './core.ts';
 import { handlerArgv } from './handlers.ts';
 import { decodePeerMsg, encodeLengthPrefixedPeerMsgParts } from './messages.ts';
 import { initialMetadata, type VolumeMetadata } from './metadata.ts';
 import { computeLayout, MetadataStore } from './metadata_store.ts';
+import { GROW_REFUSALS, growOnline, onlineGrowTarget } from './resize.ts';
 
 /** Core ticks (timeouts, pings, resync rate) this often. */
 const TICK_MS = 50;
@@ -32,6 +33,17 @@ const MAX_WRITE_CHUNK = 4 * 1024 * 1024;
 const MAX_BATCH_BYTES = 256 * 1024;
 /** Control requests larger than this are refused. */
 const MAX_CONTROL_BYTES = 64 * 1024;
+/** An admin command sent over the control socket. */
+export interface ControlRequest {
+  readonly cmd?: string;
+  readonly force?: boolean;
+  readonly discardMyData?: boolean;
+  /** resize: the data bytes to grow to (`--size`; backing files are extended to hold them). */
+  readonly sizeBytes?: number;
+  /** resize: do not resync the new area (`--assume-clean`). */
+  readonly assumeClean?: boolean;
+}
+
 /** First reconnect attempt after a loss comes quickly; later ones every connect-int. */
 const FIRST_RECONNECT_MS = 200;
 
@@ -175,6 +187,8 @@ export class VolumeEngine {
   private deferredWrites: CoreAction[] = [];
   private nextId = 1;
   private stopped = false;
+  /** The control request waiting for the online grow it started (see `resize`). */
+  private growWaiter: ((r: GrowResult) => void) | undefined;
   readonly counters: EngineCounters = {
     persists: 0,
     persistDataSyncs: 0,
@@ -403,7 +417,67 @@ export class VolumeEngine {
       case 'log':
         this.log.log(a.level, a.msg, { component: 'volume', resource: this.cfg.resource });
         return;
+      case 'growDisk':
+        this.growDisk(a.sizeBytes, a.extendFile);
+        return;
+      case 'growFinished': {
+        const w = this.growWaiter;
+        this.growWaiter = undefined;
+        w?.(a.result);
+        return;
+      }
     }
+  }
+
+  /**
+   * The local half of an online grow (the core holds its metadata writes back meanwhile):
+   * moves the metadata crash-safely as the offline resize does, reopens the store where the
+   * metadata now lives, and widens the device. A refusal changes nothing; any other failure
+   * may leave the move half done, in the state a crash would, so the engine stops and an
+   * offline `halo volume resize` finishes it.
+   */
+  private growDisk(sizeBytes: number, extendFile: boolean): void {
+    const grown = (ok: boolean, size: number, reason: string) => {
+      // Even while stopping: the core's size must match the metadata on disk for the final write.
+      this.core.step({ e: 'growDone', ok, sizeBytes: size, reason });
+      if (this.stopped) this.core.takeActions();
+      else this.flushActions();
+    };
+    const run = async (): Promise<void> => {
+      let layout: Awaited<ReturnType<typeof growOnline>>['layout'];
+      try {
+        ({ layout } = await growOnline(this.cfg, this.store.layout, { sizeBytes, extendFile }));
+      } catch (err) {
+        if (!(err instanceof HaloError && GROW_REFUSALS.has(err.code))) throw err;
+        const can = await openLayout(this.cfg).then(
+          (l) => Math.max(l.dataBytes, this.core.sizeBytes),
+          () => this.core.sizeBytes,
+        );
+        grown(false, can, err.message);
+        return;
+      }
+      const store = await MetadataStore.open(layout, { dsync: true });
+      await store.load(); // continues from the sequence numbers of the moved slots
+      const old = this.store;
+      this.store = store;
+      await old.close().catch(() => {});
+      await this.dev.grow(sizeBytes);
+      this.log.log('info', `volume ${this.cfg.resource} grew to ${sizeBytes} bytes here`, {
+        component: 'volume',
+      });
+      grown(true, sizeBytes, '');
+    };
+    this.persistsPending++;
+    this.persistChain = this.persistChain
+      .then(run)
+      .catch((err: Error) =>
+        this.fatal(
+          `online resize failed while moving the metadata: ${err.message}; run halo volume resize ${this.cfg.resource} (offline) to finish it`,
+        ),
+      )
+      .finally(() => {
+        this.persistsPending--;
+      });
   }
 
   private diskError(op: number, err: Error): void {
@@ -584,8 +658,13 @@ export class VolumeEngine {
         this.step({ e: 'flush', id });
       });
     };
+    const core = this.core;
     return {
-      sizeBytes: this.core.sizeBytes,
+      // Live: an online grow widens it. The NBD server reads it when a client connects (a
+      // connection keeps the size it was told) and to check each request.
+      get sizeBytes() {
+        return core.sizeBytes;
+      },
       read: (offset, length) => this.dev.read(offset, length),
       write,
       flush,
@@ -641,7 +720,7 @@ export class VolumeEngine {
   }
 
   private async handleControl(line: string): Promise<unknown> {
-    let req: { cmd?: string; force?: boolean; discardMyData?: boolean };
+    let req: ControlRequest;
     try {
       req = JSON.parse(line);
     } catch {
@@ -651,7 +730,7 @@ export class VolumeEngine {
   }
 
   /** Runs one admin command (what the control socket does for the CLI). */
-  async command(req: { cmd?: string; force?: boolean; discardMyData?: boolean }): Promise<unknown> {
+  async command(req: ControlRequest): Promise<unknown> {
     const done = (r: AdminResult) => {
       this.flushActions();
       return r;
@@ -688,6 +767,8 @@ export class VolumeEngine {
         return done(this.core.invalidate());
       case 'resume-io':
         return done(this.core.resumeIo());
+      case 'resize':
+        return this.resize(req);
       case 'down':
         setImmediate(() => void this.stop(true));
         return { ok: true };
@@ -700,9 +781,56 @@ export class VolumeEngine {
     }
   }
 
+  /**
+   * `halo volume resize` with the engine running: grows the volume on both nodes while
+   * Connected, and answers once both disks grew (the new area's resync goes on after).
+   */
+  private async resize(req: ControlRequest): Promise<unknown> {
+    if (this.growWaiter) return { ok: false, code: 'busy', message: 'an online resize is already running' };
+    if (req.sizeBytes !== undefined && !Number.isSafeInteger(req.sizeBytes))
+      return {
+        ok: false,
+        code: 'bad-request',
+        message: `resize: sizeBytes ${String(req.sizeBytes)} is not a number`,
+      };
+    const blocked = this.core.growBlocked();
+    if (!blocked.ok) return blocked;
+    let target: number;
+    try {
+      target = await onlineGrowTarget(this.cfg, {
+        oldBytes: this.core.sizeBytes,
+        ...(req.sizeBytes !== undefined ? { sizeBytes: req.sizeBytes } : {}),
+      });
+    } catch (err) {
+      if (err instanceof HaloError) return { ok: false, code: err.code, message: err.message };
+      throw err;
+    }
+    const outcome = new Promise<GrowResult>((resolve) => {
+      this.growWaiter = resolve;
+    });
+    const started = this.core.startGrow({
+      sizeBytes: target,
+      extendFile: req.sizeBytes !== undefined,
+      assumeClean: req.assumeClean === true,
+    });
+    this.flushActions();
+    if (!started.ok) {
+      this.growWaiter = undefined;
+      return started;
+    }
+    return outcome;
+  }
+
   /** Stops everything; with `clean`, demotes and records a clean shutdown in the metadata. */
   async stop(clean: boolean): Promise<void> {
     if (this.stopped) return;
+    const w = this.growWaiter;
+    this.growWaiter = undefined;
+    w?.({
+      ok: false,
+      code: 'stopped',
+      message: `the engine for ${this.cfg.resource} stopped during the resize`,
+    });
     await this.stopExport();
     if (clean) {
       this.core.demote();

@@ -58,7 +58,30 @@ export type PeerMsg =
   /** Sent by a Primary that disconnects on purpose: the receiver will miss writes. */
   | { readonly t: 'Outdate' }
   | { readonly t: 'Ping' }
-  | { readonly t: 'PingAck' };
+  | { readonly t: 'PingAck' }
+  /**
+   * Online grow (`halo volume resize` while Connected): the initiator asks the peer to grow to
+   * `sizeBytes` data bytes; with `extendFile` a regular backing file may be extended to hold
+   * them (`--size`), else the disk must already hold exactly that (grown by the administrator).
+   */
+  | {
+      readonly t: 'GrowReq';
+      readonly sizeBytes: number;
+      readonly extendFile: boolean;
+      readonly assumeClean: boolean;
+    }
+  /**
+   * The peer's answer: `ok` once it grew to `sizeBytes`; otherwise nothing changed there,
+   * `sizeBytes` is what its disk can hold and `reason` says why.
+   */
+  | { readonly t: 'GrowReply'; readonly ok: boolean; readonly sizeBytes: number; readonly reason: string }
+  /** The initiator grew too: the grow is over on both nodes. */
+  | { readonly t: 'GrowDone'; readonly sizeBytes: number }
+  /**
+   * From the node whose data the new area takes (the Primary): blocks [first, first+count) are
+   * out of sync and follow as resync; the receiver becomes SyncTarget of `current`.
+   */
+  | { readonly t: 'GrowResync'; readonly first: number; readonly count: number; readonly current: bigint };
 
 export type PeerMsgType = PeerMsg['t'];
 
@@ -81,7 +104,17 @@ const TYPES: readonly PeerMsgType[] = [
   'Ping',
   'PingAck',
   'Outdate',
+  // New types go last: a type's code on the wire is its index here. Adding one changes no
+  // existing encoding (WIRE_VERSION stays); a peer too old to know it drops the connection
+  // on receiving it as malformed, and reconnects.
+  'GrowReq',
+  'GrowReply',
+  'GrowDone',
+  'GrowResync',
 ];
+
+/** Longest refusal reason a GrowReply may carry (it ends up in the initiator's error message). */
+export const MAX_REASON_CHARS = 1000;
 
 /** Largest JSON header we accept in a message. */
 export const MAX_HEADER_BYTES = 64 * 1024;
@@ -353,6 +386,23 @@ function validate(m: Record<string, unknown>): string | undefined {
       );
     case 'ResyncDone':
       return need(typeof m.current === 'bigint' && Array.isArray(m.history), 'fields');
+    case 'GrowReq':
+      return need(
+        isNat(m.sizeBytes) && typeof m.extendFile === 'boolean' && typeof m.assumeClean === 'boolean',
+        'fields',
+      );
+    case 'GrowReply':
+      return need(
+        typeof m.ok === 'boolean' &&
+          isNat(m.sizeBytes) &&
+          typeof m.reason === 'string' &&
+          m.reason.length <= MAX_REASON_CHARS,
+        'fields',
+      );
+    case 'GrowDone':
+      return need(isNat(m.sizeBytes), 'sizeBytes');
+    case 'GrowResync':
+      return need(isNat(m.first) && isNat(m.count) && typeof m.current === 'bigint', 'fields');
     default:
       return undefined;
   }

@@ -27,6 +27,10 @@ const samples: PeerMsg[] = [
   { t: 'State', role: 'Primary', disk: 'UpToDate' },
   { t: 'ResyncDone', current: 0x1234n, history: [5n, 0n] },
   { t: 'VerifyReq', first: 3, digests: ['ab', 'cd'] },
+  { t: 'GrowReq', sizeBytes: 16 << 20, extendFile: true, assumeClean: false },
+  { t: 'GrowReply', ok: false, sizeBytes: 8 << 20, reason: 'holds only 8388608 data bytes' },
+  { t: 'GrowDone', sizeBytes: 16 << 20 },
+  { t: 'GrowResync', first: 2048, count: 2048, current: 0xabcdef12345n },
 ];
 
 function same(a: unknown, b: unknown): void {

@@ -15,8 +15,10 @@ import {
 
 /**
  * `halo volume resize RES`: grows a volume after its backing disk grew (or grows a backing
- * regular file itself with `--size`), with the volume down on this node. Run it on both nodes;
- * the next `up` exports the new size and the handshake resyncs the new area (its bits are set).
+ * regular file itself with `--size`). Offline (`resizeVolume`), with the volume down on this
+ * node: run it on both nodes; the next `up` exports the new size and the handshake resyncs the
+ * new area (its bits are set). Online (`growOnline`), the engine moves its own metadata the
+ * same way on each node while the core runs the grow with the peer (core.ts, GrowReq).
  *
  * Internal metadata sits at the end of the backing disk, so growing moves it. The move is
  * crash-safe because the old slots are never touched until the new ones are written and synced:
@@ -111,93 +113,232 @@ function layoutFor(cfg: VolumeConfig, fileSize: number): MetaLayout {
   });
 }
 
-/** Resizes the volume of `cfg` on this node. The engine must not be running here. */
-export async function resizeVolume(
-  cfg: VolumeConfig,
-  opts: { sizeBytes?: number } = {},
-): Promise<ResizeResult> {
-  const disk = cfg.self.disk;
-  const internal = cfg.self.metaDisk === 'internal';
+/** How a grow comes out: where the metadata goes, and by how much the backing file grows. */
+interface GrowPlan {
+  readonly next: MetaLayout;
+  readonly grewFileBy: number;
+}
+
+/** A `--size` that is no whole number of blocks is refused before anything is opened. */
+function checkSize(sizeBytes: number | undefined): void {
   if (
-    opts.sizeBytes !== undefined &&
-    (!Number.isSafeInteger(opts.sizeBytes) || opts.sizeBytes <= 0 || opts.sizeBytes % BLOCK_BYTES !== 0)
+    sizeBytes !== undefined &&
+    (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0 || sizeBytes % BLOCK_BYTES !== 0)
   )
     throw new HaloError(
       'bad-size',
-      `--size ${opts.sizeBytes} must be a positive multiple of ${BLOCK_BYTES} bytes`,
+      `--size ${sizeBytes} must be a positive multiple of ${BLOCK_BYTES} bytes`,
     );
-  const isFile = (await stat(disk).catch(() => undefined))?.isFile() ?? false;
-  let size = await fileBytes(disk);
-  const metaPath = internal ? disk : cfg.self.metaDisk.replace(/\[\d+\]$/, '');
+}
+
+/**
+ * Plans growing a volume of `oldBytes` on a disk of `size` bytes (nothing is written). With
+ * `sizeBytes`, a regular backing file is to be extended to hold that much data; a block device
+ * must already hold it. Throws a HaloError for a size that cannot be.
+ */
+function planGrowth(
+  cfg: VolumeConfig,
+  disk: { size: number; isFile: boolean; oldBytes: number },
+  sizeBytes: number | undefined,
+): GrowPlan {
+  checkSize(sizeBytes);
+  let grewFileBy = 0;
+  if (sizeBytes !== undefined) {
+    if (sizeBytes < disk.oldBytes)
+      throw new HaloError(
+        'shrink-refused',
+        `${cfg.resource} holds ${disk.oldBytes} bytes; halo does not shrink volumes`,
+      );
+    const want = fileBytesFor(sizeBytes, cfg.self.metaDisk);
+    if (want > disk.size) {
+      if (!disk.isFile)
+        throw new HaloError(
+          'not-a-file',
+          `${cfg.self.disk} is not a regular file: grow it yourself (e.g. lvextend), then run resize without --size`,
+        );
+      grewFileBy = want - disk.size;
+    }
+  }
+  const next = layoutFor(cfg, disk.size + grewFileBy);
+  if (next.dataBytes < disk.oldBytes)
+    throw new HaloError(
+      'shrink-refused',
+      `${cfg.self.disk} now holds only ${next.dataBytes} data bytes but ${cfg.resource} has ${disk.oldBytes}; halo does not shrink volumes (restore the disk's size)`,
+    );
+  return { next, grewFileBy };
+}
+
+/**
+ * Moves the metadata in `fh` (the newest valid slot `found`, among `all` valid ones) to where
+ * `plan` puts it, extending the backing file first if the plan says so. Crash-safe: the old
+ * slot is never touched until the new ones are written and synced (see the top of this file).
+ * Refusals (HaloError 'grow-too-small', 'resize-failed') come before anything is written.
+ */
+async function moveMetadata(
+  fh: FileHandle,
+  cfg: VolumeConfig,
+  at: { size: number; found: FoundSlot; all: readonly FoundSlot[]; metaPath: string },
+  plan: GrowPlan,
+): Promise<ResizeResult> {
+  const internal = cfg.self.metaDisk === 'internal';
+  const { next, grewFileBy } = plan;
+  const old = at.found.meta;
+  // The newest old slot must survive until the new metadata is synced: write the new slots
+  // only where they do not overlap it (rotating an external slot out of the way first).
+  let keep = at.found;
+  const free = (i: number) => !overlaps(next.slotOffsets[i]!, next.slotBytes, keep.offset, keep.bytes);
+  if (!free(0) && !free(1)) {
+    if (internal)
+      throw new HaloError(
+        'grow-too-small',
+        `growing ${cfg.self.disk} by ${at.size + grewFileBy - (keep.offset + keep.bytes)} bytes leaves no room to move the metadata safely; grow it by at least ${2 * next.slotBytes} bytes`,
+      );
+    keep = await rotateToZero(fh, keep);
+    if (!free(0) && !free(1))
+      throw new HaloError('resize-failed', `no safe place for the new metadata in ${at.metaPath}`);
+  }
+  if (grewFileBy > 0) {
+    await fh.truncate(at.size + grewFileBy);
+    await fh.datasync();
+  }
+  const grown = grownMetadata(old, next.dataBytes);
+  const firstIdx = free(1) ? 1 : 0;
+  let seq = keep.seq;
+  for (const i of [firstIdx, 1 - firstIdx]) {
+    seq++;
+    const buf = encodeSlot(grown, seq, next.slotBytes);
+    await fh.write(buf, 0, buf.length, next.slotOffsets[i]!);
+    await fh.datasync();
+  }
+  if (internal) await eraseOldSlots(fh, at.all, next);
+  return {
+    oldBytes: old.sizeBytes,
+    newBytes: next.dataBytes,
+    grewFileBy,
+    newAreaBlocks: Math.ceil(next.dataBytes / BLOCK_BYTES) - Math.ceil(old.sizeBytes / BLOCK_BYTES),
+  };
+}
+
+async function openMeta(cfg: VolumeConfig): Promise<{ fh: FileHandle; metaPath: string }> {
+  const metaPath =
+    cfg.self.metaDisk === 'internal' ? cfg.self.disk : cfg.self.metaDisk.replace(/\[\d+\]$/, '');
   const fh = await open(metaPath, 'r+').catch((err: Error) => {
     throw new HaloError('metadata-open-failed', `cannot open metadata in ${metaPath}: ${err.message}`, {
       cause: err,
     });
   });
+  return { fh, metaPath };
+}
+
+async function isRegularFile(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => undefined))?.isFile() ?? false;
+}
+
+/** Resizes the volume of `cfg` on this node. The engine must not be running here. */
+export async function resizeVolume(
+  cfg: VolumeConfig,
+  opts: { sizeBytes?: number } = {},
+): Promise<ResizeResult> {
+  checkSize(opts.sizeBytes);
+  const isFile = await isRegularFile(cfg.self.disk);
+  const size = await fileBytes(cfg.self.disk);
+  const { fh, metaPath } = await openMeta(cfg);
   try {
     const found = await findMetadata(fh, cfg, size, metaPath);
     const old = found.meta;
-    let grewFileBy = 0;
-    if (opts.sizeBytes !== undefined) {
-      if (opts.sizeBytes < old.sizeBytes)
-        throw new HaloError(
-          'shrink-refused',
-          `${cfg.resource} holds ${old.sizeBytes} bytes; halo does not shrink volumes`,
-        );
-      const want = fileBytesFor(opts.sizeBytes, cfg.self.metaDisk);
-      if (want > size) {
-        if (!isFile)
-          throw new HaloError(
-            'not-a-file',
-            `${disk} is not a regular file: grow it yourself (e.g. lvextend), then run resize without --size`,
-          );
-        grewFileBy = want - size;
-      }
-    }
-    const next = layoutFor(cfg, size + grewFileBy);
-    if (next.dataBytes < old.sizeBytes)
-      throw new HaloError(
-        'shrink-refused',
-        `${disk} now holds only ${next.dataBytes} data bytes but ${cfg.resource} has ${old.sizeBytes}; halo does not shrink volumes (restore the disk's size)`,
-      );
-    if (next.dataBytes === old.sizeBytes && found.atLayout) {
+    const plan = planGrowth(cfg, { size, isFile, oldBytes: old.sizeBytes }, opts.sizeBytes);
+    if (plan.next.dataBytes === old.sizeBytes && found.atLayout) {
       return { oldBytes: old.sizeBytes, newBytes: old.sizeBytes, grewFileBy: 0, newAreaBlocks: 0 };
     }
-    // The newest old slot must survive until the new metadata is synced: write the new slots
-    // only where they do not overlap it (rotating an external slot out of the way first).
-    let keep = found.slot;
-    const free = (i: number) => !overlaps(next.slotOffsets[i]!, next.slotBytes, keep.offset, keep.bytes);
-    if (!free(0) && !free(1)) {
-      if (internal)
-        throw new HaloError(
-          'grow-too-small',
-          `growing ${disk} by ${size + grewFileBy - (keep.offset + keep.bytes)} bytes leaves no room to move the metadata safely; grow it by at least ${2 * next.slotBytes} bytes`,
-        );
-      keep = await rotateToZero(fh, keep);
-      if (!free(0) && !free(1))
-        throw new HaloError('resize-failed', `no safe place for the new metadata in ${metaPath}`);
-    }
-    if (grewFileBy > 0) {
-      await fh.truncate(size + grewFileBy);
-      await fh.datasync();
-      size += grewFileBy;
-    }
-    const grown = grownMetadata(old, next.dataBytes);
-    const firstIdx = free(1) ? 1 : 0;
-    let seq = keep.seq;
-    for (const i of [firstIdx, 1 - firstIdx]) {
-      seq++;
-      const buf = encodeSlot(grown, seq, next.slotBytes);
-      await fh.write(buf, 0, buf.length, next.slotOffsets[i]!);
-      await fh.datasync();
-    }
-    if (internal) await eraseOldSlots(fh, found.all, next);
-    return {
-      oldBytes: old.sizeBytes,
-      newBytes: next.dataBytes,
-      grewFileBy,
-      newAreaBlocks: Math.ceil(next.dataBytes / BLOCK_BYTES) - Math.ceil(old.sizeBytes / BLOCK_BYTES),
-    };
+    return await moveMetadata(fh, cfg, { size, found: found.slot, all: found.all, metaPath }, plan);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** HaloError codes of an online grow that mean: refused, nothing was written. */
+export const GROW_REFUSALS: ReadonlySet<string> = new Set([
+  'bad-size',
+  'shrink-refused',
+  'not-a-file',
+  'grow-too-small',
+  'resize-failed',
+  'size-differs',
+  'no-metadata',
+  'not-grown',
+  'size-fixed',
+]);
+
+/**
+ * The data bytes this node's disk holds for an online grow (`halo volume resize` with the
+ * engine running), without changing anything: with `sizeBytes` (`--size`), what a regular
+ * backing file extended to hold that much holds; else what the disk (grown by the
+ * administrator) holds now. `oldBytes` is the volume's size; throws a HaloError when the disk
+ * cannot grow it (with a code in GROW_REFUSALS).
+ */
+export async function onlineGrowTarget(
+  cfg: VolumeConfig,
+  opts: { oldBytes: number; sizeBytes?: number },
+): Promise<number> {
+  if (cfg.sizeBytes !== undefined)
+    throw new HaloError(
+      'size-fixed',
+      `drbd.conf fixes the size of ${cfg.resource} (size ${cfg.sizeBytes}): raise it in drbd.conf on both nodes, then resize offline on each node`,
+    );
+  const disk = {
+    size: await fileBytes(cfg.self.disk),
+    isFile: await isRegularFile(cfg.self.disk),
+    oldBytes: opts.oldBytes,
+  };
+  const { next } = planGrowth(cfg, disk, opts.sizeBytes);
+  if (next.dataBytes === opts.oldBytes)
+    throw new HaloError(
+      'not-grown',
+      `${cfg.self.disk} has not grown; ${cfg.resource} still holds ${opts.oldBytes} bytes (grow the disk on both nodes first, or pass --size for backing files)`,
+    );
+  return next.dataBytes;
+}
+
+/**
+ * The engine's half of an online grow: makes this disk hold exactly `sizeBytes` data bytes
+ * (extending a regular backing file when `extendFile`) and moves the metadata from where
+ * `current` keeps it, crash-safely, as the offline resize does. The engine must hold its own
+ * metadata writes back meanwhile. Returns the new layout. A HaloError with a code in
+ * GROW_REFUSALS means nothing was written; any other failure may leave the move half done, in
+ * the state a crash would (an offline `resize` finishes it).
+ */
+export async function growOnline(
+  cfg: VolumeConfig,
+  current: MetaLayout,
+  opts: { sizeBytes: number; extendFile: boolean },
+): Promise<{ result: ResizeResult; layout: MetaLayout }> {
+  const isFile = await isRegularFile(cfg.self.disk);
+  const size = await fileBytes(cfg.self.disk);
+  const { fh, metaPath } = await openMeta(cfg);
+  try {
+    const all = (await Promise.all(current.slotOffsets.map((o) => readSlotAt(fh, o)))).filter(
+      (x): x is FoundSlot => x !== undefined,
+    );
+    const found = newest(all);
+    if (!found)
+      throw new HaloError(
+        'no-metadata',
+        `no halo metadata for ${cfg.resource} where the engine keeps it in ${metaPath}`,
+      );
+    const plan = planGrowth(
+      cfg,
+      { size, isFile, oldBytes: found.meta.sizeBytes },
+      opts.extendFile ? opts.sizeBytes : undefined,
+    );
+    if (plan.next.dataBytes !== opts.sizeBytes)
+      throw new HaloError(
+        'size-differs',
+        plan.next.dataBytes < opts.sizeBytes
+          ? `${cfg.self.disk} holds only ${plan.next.dataBytes} data bytes: grow it first (e.g. lvextend${isFile ? ', or resize with --size' : ''})`
+          : `${cfg.self.disk} holds ${plan.next.dataBytes} data bytes, more than the ${opts.sizeBytes} asked for: both disks must hold the same size (grow the other one to match)`,
+      );
+    const result = await moveMetadata(fh, cfg, { size, found, all, metaPath }, plan);
+    return { result, layout: plan.next };
   } finally {
     await fh.close();
   }

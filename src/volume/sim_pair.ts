@@ -3,9 +3,9 @@ import type { Rng } from '../lib/ports.ts';
 import { Bitmap, BLOCK_BYTES } from './bitmap.ts';
 import type { VolumeConfig } from './config.ts';
 import { DEFAULTS } from './config.ts';
-import { type CoreAction, VolumeCore } from './core.ts';
+import { type CoreAction, type GrowResult, VolumeCore } from './core.ts';
 import type { PeerMsg } from './messages.ts';
-import { initialMetadata, type VolumeMetadata } from './metadata.ts';
+import { grownMetadata, initialMetadata, type VolumeMetadata } from './metadata.ts';
 
 /**
  * A deterministic two-node world for the volume core (used by tests and `sim/`): in-memory
@@ -73,6 +73,10 @@ export class SimNode {
   handlers: string[] = [];
   logs: string[] = [];
   wantsTransport = false;
+  /** Data bytes this disk can grow to (online resize); past it, growDisk fails. */
+  capacityBytes = Number.POSITIVE_INFINITY;
+  /** Outcomes of online grows this node started. */
+  growResults: GrowResult[] = [];
 
   constructor(
     readonly cfg: VolumeConfig,
@@ -182,7 +186,11 @@ export class SimPair {
       case 'diskRead':
       case 'diskFlush':
       case 'persist':
+      case 'growDisk':
         n.pending.push({ action: act, epoch: n.epoch });
+        return;
+      case 'growFinished':
+        n.growResults.push(act.result);
         return;
       case 'send':
         if (this.connected && this.linkUp) this.wire.get(this.peerOf(n))!.push(act.msg);
@@ -281,10 +289,40 @@ export class SimPair {
         n.persisted = act.meta;
         n.core.step({ e: 'persisted', seq: act.seq });
         break;
+      case 'growDisk':
+        this.growDisk(n, act.sizeBytes);
+        break;
       default:
         break;
     }
     return true;
+  }
+
+  /**
+   * What the engine's local grow does: the disk grows (its new area keeps whatever it held:
+   * here a fill byte per node, so only a resync makes the nodes agree) and the grown metadata,
+   * new area marked, is written.
+   */
+  private growDisk(n: SimNode, sizeBytes: number): void {
+    if (sizeBytes > n.capacityBytes) {
+      n.core.step({
+        e: 'growDone',
+        ok: false,
+        sizeBytes: n.capacityBytes,
+        reason: `its disk holds at most ${n.capacityBytes} data bytes`,
+      });
+      return;
+    }
+    const fill = n === this.a ? 0xa1 : 0xb2;
+    const grow = (old: Uint8Array) => {
+      const next = new Uint8Array(sizeBytes).fill(fill);
+      next.set(old);
+      return next;
+    };
+    n.disk = grow(n.disk);
+    n.stable = grow(n.stable);
+    n.persisted = grownMetadata(n.persisted, sizeBytes);
+    n.core.step({ e: 'growDone', ok: true, sizeBytes, reason: '' });
   }
 
   /** One scheduling step: deliver a message, complete an I/O, or connect. */

@@ -33,6 +33,9 @@ export function formatDrbdadmStatus(s: CoreStatus): string {
     const done = percentDone(s);
     lines.push(`    ${repl}peer-disk:${s.peerDisk}${done !== undefined ? ` done:${done.toFixed(2)}` : ''}`);
   }
+  // Absent from engines older than online resize.
+  if (s.resize)
+    lines.push(`    resize:${s.resize.phase} to:${s.resize.toBytes} held-requests:${s.resize.heldIos}`);
   if (s.verify) {
     const pct = (100 * s.verify.doneBlocks) / Math.max(1, s.verify.totalBlocks);
     lines.push(
