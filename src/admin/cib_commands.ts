@@ -5,10 +5,17 @@
  * replicas need no merge logic); transient node attributes become `set-node-attribute` with
  * lifetime `reboot`; operation records a cleanup removed become `delete-op-result`. Anything
  * else is reported as unsupported rather than silently dropped. Pure.
+ *
+ * With `compareAndSet`, the `replace-configuration` carries the version (admin_epoch, epoch) of
+ * `before`, and the cluster refuses it (`conflict`) if the configuration changed after that CIB
+ * was read, instead of overwriting the other change. Callers that read the CIB to compute an
+ * edit should ask for it; it is opt-in only so that callers that cannot handle a refusal yet
+ * keep their behaviour.
  */
 import type { Cib, NodeState } from '../cib/model.ts';
-import type { CibCommand } from '../consensus/cib_state_machine.ts';
+import type { CibCommand, ConfigurationVersion } from '../consensus/cib_state_machine.ts';
 import { checkOption } from './cluster_options.ts';
+import { cibAttr } from './edit_result.ts';
 import type { AdminEdit } from './edits.ts';
 
 export interface CommandPlan {
@@ -48,11 +55,31 @@ function historyCommands(
   }
 }
 
-export function toCibCommands(before: Cib, after: Cib): CommandPlan {
+/**
+ * The configuration version of a CIB as the replicated state machine counts it (a missing or
+ * malformed counter is 0 there too, so both sides agree on what a CIB's version is).
+ */
+export function configurationVersion(cib: Cib): ConfigurationVersion {
+  const num = (name: string): number => {
+    const n = Number(cibAttr(cib, name) ?? '0');
+    return Number.isSafeInteger(n) && n >= 0 ? n : 0;
+  };
+  return { adminEpoch: num('admin_epoch'), epoch: num('epoch') };
+}
+
+export function toCibCommands(
+  before: Cib,
+  after: Cib,
+  opts: { readonly compareAndSet?: boolean } = {},
+): CommandPlan {
   const commands: CibCommand[] = [];
   const unsupported: string[] = [];
   if (JSON.stringify(before.configuration) !== JSON.stringify(after.configuration))
-    commands.push({ op: 'replace-configuration', configuration: after.configuration });
+    commands.push({
+      op: 'replace-configuration',
+      configuration: after.configuration,
+      ...(opts.compareAndSet ? { expectedVersion: configurationVersion(before) } : {}),
+    });
   const names = new Set([...before.status, ...after.status].map((s) => s.uname ?? s.id));
   for (const node of names) {
     const b = before.status.find((s) => (s.uname ?? s.id) === node);
@@ -75,6 +102,9 @@ export function toCibCommands(before: Cib, after: Cib): CommandPlan {
  * attributes (standby, maintenance, any attribute) and cluster properties map one-to-one onto
  * `set-node-attribute` and `set-property`, which the state machine applies to whatever CIB the
  * cluster holds when they commit. Property names and values are checked here, as offline.
+ * They carry no expected version: they are not computed from a CIB the client read, so there
+ * is nothing they could overwrite (as with `crm_attribute`, which Pacemaker applies to the
+ * current CIB).
  * Returns undefined for edits that need the current CIB (resources, constraints, cleanup).
  */
 export function directCibCommands(

@@ -25,7 +25,9 @@ export type EditErrorCode =
   | 'clone-instance'
   | 'parse-error'
   | 'invalid-configuration'
-  | 'needs-cluster';
+  | 'needs-cluster'
+  /** The cluster's configuration changed after the CIB the edit was computed from was read. */
+  | 'conflict';
 
 export interface EditError {
   readonly code: EditErrorCode;

@@ -3,9 +3,9 @@
  *
  * An `AdminEdit` is plain JSON. The CLI applies it to a CIB file (offline, like Pacemaker's
  * tools with `CIB_file=…`) or to the CIB it reads from the daemon, then proposes the
- * difference as `CibCommand`s (see `cib_commands.ts`). Because it is data, the daemon's leader
- * could also take the edit itself and apply it to its current CIB, which would keep two
- * administrators from overwriting each other's changes.
+ * difference as `CibCommand`s (see `cib_commands.ts`), compare-and-set against the version of
+ * the CIB it read, so a concurrent change is refused rather than overwritten. Because the edit
+ * is data, the CLI can simply apply it again to a fresh read when that happens.
  *
  * Every function is pure: `Cib → EditResult`; a rejected edit returns an error with a stable
  * `code` and the caller keeps its CIB, so nothing changes.

@@ -8,7 +8,7 @@ import type { Cib, LocationConstraint, NvSet } from '../cib/model.ts';
 import { allPrimitives, findResource, metaValue, nodeName } from '../cib/resources.ts';
 import { CibStateMachine } from '../consensus/cib_state_machine.ts';
 import { repoRoot } from '../lib/repo_root.ts';
-import { toCibCommands } from './cib_commands.ts';
+import { configurationVersion, toCibCommands } from './cib_commands.ts';
 import { previewTransition } from './dry_run.ts';
 import { cibAttr, type EditResult } from './edit_result.ts';
 import { type AdminEdit, applyEdit } from './edits.ts';
@@ -517,6 +517,57 @@ describe('sending edits to a running cluster', () => {
     for (const c of plan.commands) assert.ok(sm.applyCommand(c).ok);
     assert.deepEqual(sm.cib.configuration, r.cib.configuration);
     assert.equal(sm.version().epoch, 2);
+  });
+
+  it('compare-and-set: the replace-configuration carries the version of the CIB the edit was computed from, and a second edit from that CIB is refused', () => {
+    const first = apply({ op: 'resource-move', rsc: 'g_all', node: NODE2 });
+    const second = apply({ op: 'resource-target-role', rsc: 'g_all', role: 'Stopped' });
+    const [a] = toCibCommands(SEED, first.cib, { compareAndSet: true }).commands;
+    const [b] = toCibCommands(SEED, second.cib, { compareAndSet: true }).commands;
+    assert.ok(a?.op === 'replace-configuration' && b?.op === 'replace-configuration');
+    assert.deepEqual(a.expectedVersion, { adminEpoch: 0, epoch: 1 });
+    const sm = new CibStateMachine(SEED);
+    assert.deepEqual(sm.applyCommand(a), { ok: true, changed: true });
+    assert.deepEqual(sm.applyCommand(b), {
+      ok: false,
+      code: 'conflict',
+      message: 'the configuration changed since it was read (epoch 1, now 2): nothing was changed',
+    });
+    assert.deepEqual(sm.cib.configuration, first.cib.configuration);
+    // Without the option (callers that cannot handle a refusal yet) the command is as before.
+    const [plain] = toCibCommands(SEED, first.cib).commands;
+    assert.ok(plain?.op === 'replace-configuration' && !('expectedVersion' in plain));
+    // Status-only changes (cleanup) are no configuration edit and carry nothing to compare.
+    const cleanup = apply({ op: 'resource-cleanup', rsc: 'p_nginx' });
+    assert.ok(
+      toCibCommands(SEED, cleanup.cib, { compareAndSet: true }).commands.every(
+        (c) => !('expectedVersion' in c),
+      ),
+    );
+  });
+
+  it('the configuration version is read from the CIB as the state machine reads it', () => {
+    const at = (attrs: Cib['attrs']) => configurationVersion({ ...SEED, attrs });
+    assert.deepEqual(
+      at([
+        ['epoch', '12'],
+        ['admin_epoch', '3'],
+        ['num_updates', '9'],
+      ]),
+      { adminEpoch: 3, epoch: 12 },
+    );
+    // Missing or malformed counters count as 0 on both sides.
+    assert.deepEqual(at([['epoch', 'x']]), { adminEpoch: 0, epoch: 0 });
+    for (const attrs of [
+      [
+        ['epoch', '12'],
+        ['admin_epoch', '3'],
+      ],
+      [['epoch', '-4']],
+    ] as Cib['attrs'][]) {
+      const v = new CibStateMachine({ ...SEED, attrs }).version();
+      assert.deepEqual(at(attrs), { adminEpoch: v.adminEpoch, epoch: v.epoch });
+    }
   });
 
   it('a cleanup becomes set-node-attribute deletions and delete-op-result for the failed record', () => {

@@ -1,5 +1,5 @@
 /** Administrative edits of the CIB (`halo configure|node|resource`): pure, shared by CLI and daemon. */
-export { type CommandPlan, toCibCommands } from './cib_commands.ts';
+export { type CommandPlan, configurationVersion, toCibCommands } from './cib_commands.ts';
 export { CLUSTER_OPTIONS, checkOption } from './cluster_options.ts';
 export { COMMAND_LINE_FILE } from './configure_edits.ts';
 export { formatPreview, previewTransition, type TransitionPreview } from './dry_run.ts';

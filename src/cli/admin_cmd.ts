@@ -15,11 +15,19 @@
  * read the cluster's CIB and change nothing. A proposal must go to the DC; another node's
  * daemon refuses it and names the DC.
  *
- * Known gap: a read-modify-write of the configuration is not compare-and-set yet, so a change
- * committed by someone else between the read and the proposal would be overwritten.
+ * A read-modify-write of the configuration is compare-and-set: the `replace-configuration`
+ * carries the epoch of the CIB the edit was computed from, and the cluster refuses it if
+ * another change committed in between ("the configuration changed since it was read (epoch 12,
+ * now 13): nothing was changed"). An edit that is a pure function of the current CIB (start,
+ * stop, move, ban, clear, delete, a crm object from the command line, defaults) is then
+ * computed once more from a fresh read and proposed again, once: that is what Pacemaker's
+ * tools do, which apply such changes to whatever the CIB holds. An edit a person made by
+ * looking at the configuration (`configure edit`, `configure load FILE`) is never redone by
+ * the tool: it stops, and the person decides whether the other change should survive.
  *
  * Exit codes: 0 done (or nothing to change); 1 the edit was refused (unknown resource or
- * node, invalid value, referenced resource, …) and nothing changed; 2 usage, unreadable or
+ * node, invalid value, referenced resource, the configuration changed since it was read, …)
+ * and nothing changed; 2 usage, unreadable or
  * invalid CIB file, no cluster to talk to, a command the chosen target cannot carry out, or a
  * change the cluster did not commit.
  */
@@ -64,6 +72,17 @@ class Exit extends Error {
     message: string,
   ) {
     super(message);
+  }
+}
+
+/**
+ * The cluster refused a compare-and-set change because its configuration moved on since the
+ * CIB was read; nothing changed. `reason` is the cluster's sentence naming both epochs. The
+ * caller decides whether to recompute the edit or to stop (`runLiveEdit`).
+ */
+class ConfigurationConflict extends Exit {
+  constructor(readonly reason: string) {
+    super(1, `halo: error: ${reason}; run the command again`);
   }
 }
 
@@ -170,13 +189,23 @@ function errorOf(r: EditResult): EditError {
   return r.ok ? { code: 'invalid-argument', message: 'internal: expected a refusal' } : r.error;
 }
 
+/**
+ * A CIB already read, for an edit that was made by looking at it (`configure edit`): the edit
+ * is applied to this CIB, and the write is refused if the file or the cluster changed since.
+ */
+interface ReadCib {
+  readonly cib: Cib;
+  /** The file it came from (offline); undefined for the running cluster's. */
+  readonly file?: CibFileTarget;
+}
+
 /** Applies an edit: to the CIB file, or to the running cluster. */
-async function runEdit(io: Io, o: CommonOpts, build: () => AdminEdit): Promise<void> {
+async function runEdit(io: Io, o: CommonOpts, build: () => AdminEdit, read?: ReadCib): Promise<void> {
   checkOutput(o);
   const file = cibFile(o);
-  if (file === undefined) return runLiveEdit(io, o, build());
-  const target = new CibFileTarget(file);
-  const before = target.read();
+  if (file === undefined) return runLiveEdit(io, o, build(), read?.cib);
+  const target = read?.file ?? new CibFileTarget(file);
+  const before = read?.cib ?? target.read();
   const nowMs = Date.now();
   const r = applyEdit(before, build(), nowMs);
   if (!r.ok) refused(io, r.error, o);
@@ -230,7 +259,14 @@ const LIVE_REPLY_TIMEOUT_MS = PROPOSE_TIMEOUT_MS + 2_000;
 
 type ProposeReply =
   | { readonly error: string }
-  | { readonly ok: true; readonly index: number; readonly applied: boolean; readonly message?: string }
+  | {
+      readonly ok: true;
+      readonly index: number;
+      readonly applied: boolean;
+      /** Why it was not applied (`conflict`, `unknown-node`, …); daemons before 2026-11 omit it. */
+      readonly code?: string;
+      readonly message?: string;
+    }
   | { readonly ok: false; readonly code: string; readonly message: string; readonly leader: string | null };
 
 async function ask(socket: string, line: string): Promise<unknown> {
@@ -274,13 +310,16 @@ async function readLiveCib(socket: string): Promise<Cib> {
 
 /**
  * Proposes CibCommands one by one, each answered once committed. Every command is checked
- * first (shape and the control socket's size limit), so none is sent if any cannot be.
+ * first (shape and the control socket's size limit), so none is sent if any cannot be. A
+ * compare-and-set command the cluster refused throws ConfigurationConflict; the commands after
+ * it are not sent, so nothing changed (`toCibCommands` puts the configuration first).
  */
 async function propose(
   io: Io,
   o: CommonOpts,
   socket: string,
   commands: readonly CibCommand[],
+  notes: readonly string[] = [],
 ): Promise<void> {
   const lines = commands.map((c) => `cib ${encodeCibCommand(c)}`);
   for (const [k, c] of commands.entries()) {
@@ -304,6 +343,8 @@ async function propose(
         2,
         `halo: the change was not committed (${reply.code}): ${reply.message}${reply.leader && !reply.message.includes(reply.leader) ? `; the DC is ${reply.leader}` : ''}`,
       );
+    if (!reply.applied && reply.code === 'conflict')
+      throw new ConfigurationConflict(reply.message ?? 'the configuration changed since it was read');
     if (!reply.applied)
       refused(
         io,
@@ -312,21 +353,99 @@ async function propose(
       );
     committed.push(reply.index);
   }
-  print(io, o, { ok: true, committed }, `committed to the cluster (log index ${committed.join(', ')})\n`);
+  print(
+    io,
+    o,
+    { ok: true, committed, ...(notes.length > 0 ? { notes } : {}) },
+    `${notes.map((n) => `note: ${n}\n`).join('')}committed to the cluster (log index ${committed.join(', ')})\n`,
+  );
+}
+
+/**
+ * Whether a refused compare-and-set edit may be computed again from a fresh read and proposed
+ * once more. Yes for edits that say what to change in words that mean the same on any CIB
+ * (stop this resource, ban it from that node): that is what the person asked for, and it is
+ * what Pacemaker does with them. No for `load` (a file, or the text of an editor session): it
+ * was written against the configuration the person saw, and silently replacing someone else's
+ * newer change with it is the lost update this is here to prevent.
+ */
+function recomputesOnConflict(edit: AdminEdit): boolean {
+  switch (edit.op) {
+    case 'load':
+      return false;
+    case 'node-standby':
+    case 'node-maintenance':
+    case 'node-attribute':
+    case 'resource-target-role':
+    case 'resource-managed':
+    case 'resource-move':
+    case 'resource-ban':
+    case 'resource-clear':
+    case 'resource-cleanup':
+    case 'failcount-delete':
+    case 'set-options':
+    case 'add-crm':
+    case 'delete':
+      return true;
+    default: {
+      const never: never = edit;
+      throw new Error(`unknown edit ${JSON.stringify(never)}`);
+    }
+  }
 }
 
 /**
  * Sends an edit to the running cluster. Node attributes and properties go as the direct
  * commands they are (they apply to whatever CIB the cluster holds when they commit); every
- * other edit is applied to the CIB read from the daemon and the difference is proposed.
+ * other edit is applied to the CIB read from the daemon (or to `base`, the one the person
+ * edited) and the difference is proposed, compare-and-set against that CIB's version. On a
+ * conflict the edit is computed again from a fresh read, once, if `recomputesOnConflict`
+ * allows it and there is no `base`; otherwise the command stops with ConfigurationConflict.
  */
-async function runLiveEdit(io: Io, o: CommonOpts, edit: AdminEdit): Promise<void> {
+async function runLiveEdit(io: Io, o: CommonOpts, edit: AdminEdit, base?: Cib): Promise<void> {
   const socket = liveSocket(o);
   const direct = directCibCommands(edit);
   if (direct && !direct.ok)
     refused(io, { code: direct.code as EditError['code'], message: direct.message }, o);
   if (direct && !o.dryRun) return propose(io, o, socket, direct.commands);
-  const before = await readLiveCib(socket);
+  try {
+    return await proposeEdit(io, o, socket, edit, base ?? (await readLiveCib(socket)));
+  } catch (err) {
+    if (!(err instanceof ConfigurationConflict)) throw err;
+    if (base !== undefined || !recomputesOnConflict(edit))
+      refused(
+        io,
+        {
+          code: 'conflict',
+          message: `${err.reason}; see what changed ('halo configure show'), then run the command again`,
+        },
+        o,
+      );
+    io.err(`note: ${err.reason}; applying the change again to the current configuration\n`);
+  }
+  try {
+    return await proposeEdit(io, o, socket, edit, await readLiveCib(socket));
+  } catch (err) {
+    if (!(err instanceof ConfigurationConflict)) throw err;
+    refused(
+      io,
+      {
+        code: 'conflict',
+        message: `${err.reason} (it changed again during a second try); run the command again`,
+      },
+      o,
+    );
+  }
+}
+
+/** One attempt of `runLiveEdit`: apply `edit` to `before` and propose the difference. */
+async function proposeEdit(
+  io: Io,
+  o: CommonOpts,
+  socket: string,
+  edit: AdminEdit,
+  before: Cib,
+): Promise<void> {
   const nowMs = Date.now();
   const r = applyEdit(before, edit, nowMs);
   if (!r.ok) refused(io, r.error, o);
@@ -340,11 +459,11 @@ async function runLiveEdit(io: Io, o: CommonOpts, edit: AdminEdit): Promise<void
     );
     return;
   }
-  const plan = toCibCommands(before, r.cib);
+  const plan = toCibCommands(before, r.cib, { compareAndSet: true });
   if (plan.unsupported.length > 0)
     throw new Exit(2, `halo: the cluster cannot take this change yet: ${plan.unsupported.join('; ')}`);
-  io.out(notesText(r));
-  return propose(io, o, socket, plan.commands);
+  // The notes are printed with the outcome: an attempt refused as a conflict changed nothing.
+  return propose(io, o, socket, plan.commands, r.notes);
 }
 
 /** Reads the CIB for a query command: the file, or the running cluster's. */
@@ -466,9 +585,10 @@ function loadEdit(args: readonly string[]): AdminEdit {
  * `configure edit`: writes the configuration as crm text to a private temporary file, runs
  * $EDITOR (else vi) on it, and turns the result into a `load replace`. Refuses configurations
  * crm text cannot express whole (they would lose parts). On a parse error the edited text is
- * kept and its path printed, so the work is not lost.
+ * kept and its path printed, so the work is not lost. Otherwise the caller removes `dir` once
+ * the change is written, or keeps it if it is not (see `registerConfigure`).
  */
-function editInEditor(cib: Cib): AdminEdit | undefined {
+function editInEditor(cib: Cib): { edit: AdminEdit; file: string; dir: string } | undefined {
   const report = serializeCrmReport(cib);
   if (report.unsupported.length > 0)
     throw new Exit(
@@ -501,13 +621,25 @@ function editInEditor(cib: Cib): AdminEdit | undefined {
       1,
       `${errors.map(formatDiagnostic).join('\n')}\nhalo: nothing changed; your edited text is kept in ${file}`,
     );
-  rmSync(dir, { recursive: true, force: true });
   return {
-    op: 'load',
-    mode: 'replace',
-    configuration: parsed.cib.configuration,
-    file: 'edited configuration',
+    edit: {
+      op: 'load',
+      mode: 'replace',
+      configuration: parsed.cib.configuration,
+      file: 'edited configuration',
+    },
+    file,
+    dir,
   };
+}
+
+/** The CIB `configure edit` shows in the editor; the change is applied to this very CIB. */
+async function readForEditor(o: CommonOpts): Promise<ReadCib> {
+  checkOutput(o);
+  const file = cibFile(o);
+  if (file === undefined) return { cib: await readLiveCib(liveSocket(o)) };
+  const target = new CibFileTarget(file);
+  return { cib: target.read(), file: target };
 }
 
 function registerConfigure(program: Command, io: Io): void {
@@ -545,12 +677,22 @@ function registerConfigure(program: Command, io: Io): void {
     'EDITOR=nano halo configure edit --cib cib.xml --dry-run',
   ).action((o: CommonOpts) =>
     guard(io, async () => {
-      const edited = editInEditor(await readTarget(o));
+      // The edit is applied to the CIB the editor showed, not to a later read: a change someone
+      // else made meanwhile makes the write fail (conflict) instead of being replaced unseen.
+      const read = await readForEditor(o);
+      const edited = editInEditor(read.cib);
       if (edited === undefined) {
         io.out('no changes\n');
         return;
       }
-      return runEdit(io, o, () => edited);
+      try {
+        await runEdit(io, o, () => edited.edit, read);
+      } catch (err) {
+        if (err instanceof Exit)
+          throw new Exit(err.exitCode, `${err.message}\nhalo: your edited text is kept in ${edited.file}`);
+        throw err;
+      }
+      rmSync(edited.dir, { recursive: true, force: true });
     }),
   );
   const tables = [

@@ -12,8 +12,10 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { toCibCommands } from '../admin/cib_commands.ts';
+import { type AdminEdit, applyEdit } from '../admin/edits.ts';
 import { locate } from '../admin/resource_edits.ts';
-import { NODE1, NODE2, seed003Cib } from '../admin/testing.ts';
+import { NODE1, NODE2, NOW_MS, seed003Cib } from '../admin/testing.ts';
 import { parseCibXml, serializeCibXml } from '../cib/cib_xml.ts';
 import { parseCrm } from '../cib/crm.ts';
 import type { Cib } from '../cib/model.ts';
@@ -380,6 +382,24 @@ describe('halo configure edit', () => {
     });
   });
 
+  it('a CIB file another command wrote while the editor was open is not overwritten; the edited text is kept', async () => {
+    await withCib(async (file) => {
+      // The "editor" also stands for another administrator, who writes the file meanwhile.
+      const editor = `f() { sed -i 's/pingd lt 1000/pingd lt 5000/' "$1"; sed -i 's/ epoch="1"/ epoch="7"/' '${file}'; }; f`;
+      const r = await edit(editor, ['--cib', file]);
+      assert.equal(r.code, 2, r.err);
+      assert.match(r.err, /the file changed while this command ran; nothing written/);
+      const kept = /your edited text is kept in (\S+)/.exec(r.err)?.[1];
+      assert.ok(kept, r.err);
+      try {
+        assert.match(readFileSync(kept, 'utf8'), /pingd lt 5000/);
+      } finally {
+        rmSync(join(kept, '..'), { recursive: true, force: true });
+      }
+      assert.equal(readFileSync(file, 'utf8'), SEED_XML.replace(' epoch="1"', ' epoch="7"'));
+    });
+  });
+
   it('a syntax error exits 1 naming the line, keeps the edited text and changes nothing', async () => {
     await withCib(async (file) => {
       const r = await edit("sed -i 's/^primitive p_sip/primitve p_sip/'", ['--cib', file]);
@@ -546,14 +566,20 @@ describe("agreement with Pacemaker's own tools", () => {
 
 /**
  * A control socket that answers `cib JSON` the way the daemon does (validate, then reply with
- * the commit outcome), applying each command to a real CibStateMachine instead of going
- * through Raft: this tests the client side of the protocol, not the cluster.
+ * the commit outcome, with the state machine's code when it was not applied), applying each
+ * command to a real CibStateMachine instead of going through Raft: this tests the client side
+ * of the protocol, not the cluster. `beforeAnswer` runs before each request is answered, so a
+ * test can commit another administrator's change at a chosen moment.
  */
-async function withControlSocket<T>(fn: (socket: string, sm: CibStateMachine) => Promise<T>): Promise<T> {
+async function withControlSocket<T>(
+  fn: (socket: string, sm: CibStateMachine) => Promise<T>,
+  beforeAnswer?: (line: string, sm: CibStateMachine) => void,
+): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'halo-admin-live-'));
   const sm = new CibStateMachine(seed003Cib());
   let index = 0;
   const server = await serveControl(join(dir, 'n1.sock'), (line) => {
+    beforeAnswer?.(line, sm);
     if (line === 'cib') return { source: 'replicated', cib: sm.cib };
     if (line === 'status') return { consensus: { cib: sm.version() } };
     if (!line.startsWith('cib ')) return { error: `unknown command '${line}'` };
@@ -562,7 +588,7 @@ async function withControlSocket<T>(fn: (socket: string, sm: CibStateMachine) =>
     if (problem) return { error: `cib: ${problem}` };
     const r = sm.applyCommand(v as CibCommand);
     index++;
-    return { ok: true, index, term: 1, applied: r.ok, ...(r.ok ? {} : { message: r.message }) };
+    return { ok: true, index, term: 1, applied: r.ok, ...(r.ok ? {} : { code: r.code, message: r.message }) };
   });
   try {
     return await fn(join(dir, 'n1.sock'), sm);
@@ -677,6 +703,153 @@ describe('halo node and configure property on a running cluster', () => {
     const r = await halo(['node', 'standby', NODE1, '--socket', join(tmpdir(), 'halo-no-such.sock')]);
     assert.equal(r.code, 2);
     assert.match(r.err, /no running cluster found/);
+  });
+});
+
+/**
+ * Another administrator's edit, computed (compare-and-set, as the CLI does) from `read`, the CIB
+ * they read, and committed to `sm` when `when(line)` first holds for a request the CLI sends.
+ */
+function otherAdmin(
+  edit: AdminEdit,
+  when: (line: string) => boolean,
+): { beforeAnswer: (line: string, sm: CibStateMachine) => void; committed: () => number } {
+  let read: Cib | undefined;
+  let committed = 0;
+  return {
+    beforeAnswer: (line, sm) => {
+      read ??= sm.cib;
+      if (!when(line)) return;
+      const r = applyEdit(read, edit, NOW_MS);
+      assert.ok(r.ok);
+      for (const c of toCibCommands(read, r.cib, { compareAndSet: true }).commands)
+        assert.equal(sm.applyCommand(c).ok, true, 'the other administrator was first');
+      read = sm.cib;
+      committed++;
+    },
+    committed: () => committed,
+  };
+}
+
+const UNMANAGE_SIP: AdminEdit = { op: 'resource-managed', rsc: 'p_sip', managed: false };
+const isManaged = (sm: CibStateMachine, rsc: string) =>
+  metaValue(findResource(sm.cib, rsc)!, 'is-managed', sm.cib) ?? 'true';
+
+describe('two administrators editing a running cluster at once', () => {
+  it('a configuration load computed from the same CIB as a change committed first is refused, names both epochs and changes nothing', async () => {
+    // Both administrators read the CIB at epoch 1; the other one's change commits just before
+    // this load is proposed. Replacing it unseen is the lost update: the load must not retry.
+    const other = otherAdmin(UNMANAGE_SIP, (line) => line.startsWith('cib {'));
+    await withCib(async (_file, dir) => {
+      const extra = join(dir, 'extra.crm');
+      writeFileSync(extra, 'primitive web ocf:heartbeat:Dummy\n');
+      await withControlSocket(async (socket, sm) => {
+        const r = await halo(['configure', 'load', 'update', extra, '--socket', socket]);
+        assert.equal(r.code, 1, r.err);
+        assert.equal(
+          r.err,
+          "halo: error: the configuration changed since it was read (epoch 1, now 2): nothing was changed; see what changed ('halo configure show'), then run the command again\n",
+        );
+        assert.equal(other.committed(), 1);
+        assert.equal(isManaged(sm, 'p_sip'), 'false', "the other administrator's change survives");
+        assert.equal(findResource(sm.cib, 'web'), undefined);
+        assert.deepEqual(sm.version(), { epoch: 2, numUpdates: 0, adminEpoch: 0 });
+      }, other.beforeAnswer);
+    });
+  });
+
+  it('a command that is a pure function of the CIB is computed again from a fresh read, once, and both changes survive', async () => {
+    const other = otherAdmin(UNMANAGE_SIP, (line) => line.startsWith('cib {'));
+    let proposals = 0;
+    await withControlSocket(
+      async (socket, sm) => {
+        const r = await halo(['resource', 'stop', 'g_all', '--socket', socket]);
+        assert.equal(r.code, 0, r.err);
+        assert.equal(
+          r.err,
+          'note: the configuration changed since it was read (epoch 1, now 2): nothing was changed; applying the change again to the current configuration\n',
+        );
+        assert.match(r.out, /removed there so 'g_all' decides\ncommitted to the cluster \(log index 2\)\n$/);
+        assert.equal(r.out.match(/note: target-role was also set on 'p_sip'/g)?.length, 1);
+        assert.equal(proposals, 2);
+        assert.equal(isManaged(sm, 'p_sip'), 'false');
+        assert.equal(metaValue(findResource(sm.cib, 'g_all')!, 'target-role', sm.cib), 'Stopped');
+        assert.equal(sm.version().epoch, 3);
+      },
+      (line, sm) => {
+        if (line.startsWith('cib {')) proposals++;
+        if (proposals === 1) other.beforeAnswer(line, sm);
+      },
+    );
+  });
+
+  it('a command whose retry meets yet another change stops with exit 1 and a conflict code', async () => {
+    const edits: AdminEdit[] = [UNMANAGE_SIP, { op: 'resource-managed', rsc: 'p_nginx', managed: false }];
+    await withControlSocket(
+      async (socket, sm) => {
+        const r = await halo(['resource', 'stop', 'g_all', '--socket', socket, '--output', 'json']);
+        assert.equal(r.code, 1, r.err);
+        const message =
+          'the configuration changed since it was read (epoch 2, now 3): nothing was changed (it changed again during a second try); run the command again';
+        assert.deepEqual(JSON.parse(r.out), { ok: false, error: { code: 'conflict', message } });
+        assert.match(r.err, new RegExp(`halo: error: ${message.replace(/[()]/g, '\\$&')}\\n$`));
+        assert.equal(metaValue(findResource(sm.cib, 'g_all')!, 'target-role', sm.cib), undefined);
+        assert.equal(sm.version().epoch, 3);
+      },
+      (line, sm) => {
+        // Every proposal of this command finds one more change committed just before it.
+        if (!line.startsWith('cib {')) return;
+        const edit = edits.shift();
+        if (!edit) return;
+        const r = applyEdit(sm.cib, edit, NOW_MS);
+        assert.ok(r.ok);
+        for (const c of toCibCommands(sm.cib, r.cib).commands) assert.equal(sm.applyCommand(c).ok, true);
+      },
+    );
+  });
+
+  it('configure edit applies the text to the CIB the editor showed: a change committed meanwhile is refused, not replaced, and the text is kept', async () => {
+    // The other change commits while the editor is open: after the first read, before anything
+    // else the CLI asks. (Reading the CIB again after the editor would hide it.)
+    let reads = 0;
+    const other = otherAdmin(
+      UNMANAGE_SIP,
+      (line) => reads > 0 && line !== 'status' && other.committed() === 0,
+    );
+    const saved = { EDITOR: process.env.EDITOR, VISUAL: process.env.VISUAL };
+    process.env.EDITOR = "sed -i 's/pingd lt 1000/pingd lt 5000/'";
+    delete process.env.VISUAL;
+    try {
+      await withControlSocket(
+        async (socket, sm) => {
+          const r = await halo(['configure', 'edit', '--socket', socket]);
+          assert.equal(r.code, 1, r.err);
+          assert.match(
+            r.err,
+            /^halo: error: the configuration changed since it was read \(epoch 1, now 2\): nothing was changed; see what changed/,
+          );
+          const kept = /your edited text is kept in (\S+)/.exec(r.err)?.[1];
+          assert.ok(kept, r.err);
+          try {
+            assert.match(readFileSync(kept, 'utf8'), /pingd lt 5000/);
+          } finally {
+            rmSync(join(kept, '..'), { recursive: true, force: true });
+          }
+          assert.equal(isManaged(sm, 'p_sip'), 'false', "the other administrator's change survives");
+          assert.doesNotMatch(JSON.stringify(sm.cib.configuration), /"5000"/);
+          assert.equal(sm.version().epoch, 2);
+        },
+        (line, sm) => {
+          other.beforeAnswer(line, sm);
+          if (line === 'cib') reads++;
+        },
+      );
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
   });
 });
 

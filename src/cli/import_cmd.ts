@@ -540,7 +540,14 @@ async function readLive(socket: string): Promise<LiveView> {
 
 type ProposeReply =
   | { readonly error: string }
-  | { readonly ok: true; readonly index: number; readonly applied: boolean; readonly message?: string }
+  | {
+      readonly ok: true;
+      readonly index: number;
+      readonly applied: boolean;
+      /** Why it was not applied; `conflict`: the configuration changed since it was read. */
+      readonly code?: string;
+      readonly message?: string;
+    }
   | { readonly ok: false; readonly code: string; readonly message: string; readonly leader: string | null };
 
 /** Checks every command first (shape and size), then proposes them in order; returns the log indexes. */
@@ -567,7 +574,10 @@ async function propose(socket: string, commands: readonly CibCommand[]): Promise
         `halo: the import was not committed (${reply.code}): ${reply.message}${reply.leader && !reply.message.includes(reply.leader) ? `; the DC is ${reply.leader}` : ''}`,
       );
     if (!reply.applied)
-      throw new Exit(1, `halo: error: ${reply.message ?? 'the cluster rejected the import'}`);
+      throw new Exit(
+        1,
+        `halo: error: ${reply.message ?? 'the cluster rejected the import'}${reply.code === 'conflict' ? '; run the import again' : ''}`,
+      );
     committed.push(reply.index);
   }
   return committed;
@@ -618,7 +628,7 @@ export async function importIntoCluster(
   );
   if (o.dryRun || !r.changed)
     return { conversion: conv.value, notes, changed: r.changed, preview, committed: [] };
-  const plan = toCibCommands(live.cib, r.cib);
+  const plan = toCibCommands(live.cib, r.cib, { compareAndSet: true });
   if (plan.unsupported.length > 0)
     throw new Exit(2, `halo: the cluster cannot take this import yet: ${plan.unsupported.join('; ')}`);
   const committed = await propose(socket, plan.commands);

@@ -32,12 +32,14 @@ function halo(args: readonly string[]): Promise<CliRun> {
 async function withCluster<T>(
   initial: Cib,
   fn: (socket: string, sm: CibStateMachine, dir: string) => Promise<T>,
+  beforeAnswer?: (line: string, sm: CibStateMachine) => void,
 ): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'halo-import-'));
   const sm = new CibStateMachine(initial);
   let index = 0;
   const socket = join(dir, 'n1.sock');
   const server = await serveControl(socket, (line) => {
+    beforeAnswer?.(line, sm);
     if (line === 'cib') return { source: 'replicated', cib: sm.cib };
     if (line === 'status')
       return {
@@ -56,7 +58,7 @@ async function withCluster<T>(
     if (problem) return { error: `cib: ${problem}` };
     const r = sm.applyCommand(v as CibCommand);
     index++;
-    return { ok: true, index, term: 1, applied: r.ok, ...(r.ok ? {} : { message: r.message }) };
+    return { ok: true, index, term: 1, applied: r.ok, ...(r.ok ? {} : { code: r.code, message: r.message }) };
   });
   try {
     return await fn(socket, sm, dir);
@@ -197,6 +199,32 @@ describe('halo import into a running cluster', () => {
       assert.equal(r.code, 0, r.err);
       assert.equal(param(group(sm.cib)?.members[3], 'config'), links);
     });
+  });
+
+  it('an import computed from a CIB another change replaced before it committed is refused and changes nothing', async () => {
+    let other = false;
+    await withCluster(
+      running(),
+      async (socket, sm, dir) => {
+        const crm = join(dir, 'web.crm');
+        writeFileSync(crm, 'primitive web ocf:heartbeat:Dummy\n');
+        const r = await halo(['import', crm, '--socket', socket]);
+        assert.equal(r.code, 1, r.err);
+        assert.match(
+          r.err,
+          /halo: error: the configuration changed since it was read \(epoch 1, now 2\): nothing was changed; run the import again\n$/,
+        );
+        assert.ok(other);
+        assert.ok(!sm.cib.configuration.resources.some((x) => x.id === 'web'));
+        assert.equal(sm.version().epoch, 2);
+      },
+      (line, sm) => {
+        // Another administrator's change commits between the import's read and its proposal.
+        if (other || !line.startsWith('cib {')) return;
+        other = true;
+        assert.ok(sm.applyCommand({ op: 'set-property', name: 'no-quorum-policy', value: 'stop' }).ok);
+      },
+    );
   });
 
   it('a crm file imports too, and a second configuration in one run is refused', async () => {

@@ -6,6 +6,18 @@
  * `num_updates` to 0; a status change (operation results, transient node attributes)
  * increments `num_updates`. A command that is malformed or refers to something that does not
  * exist is rejected identically on every replica and changes nothing (not even the counters).
+ *
+ * Compare-and-set: a configuration change an administrator computed from a CIB they read (a
+ * whole `replace-configuration`, or a permanent attribute or property) may carry the
+ * `expectedVersion` of that CIB. When the configuration has moved on since (another edit
+ * committed first), the command is refused with code `conflict` on every replica and changes
+ * nothing, so two administrators editing at once cannot silently overwrite each other (Pacemaker
+ * refuses such a replace: "Update was older than existing configuration"). Only `admin_epoch`
+ * and `epoch` are compared: `num_updates` counts status changes, which the DC makes all the
+ * time and which a configuration edit does not overwrite. Commands without the field (internal
+ * DC commands, older clients) apply to whatever the configuration is, as before. A replica built
+ * before this field existed would ignore it and apply what the others refuse, so replicas of
+ * both kinds must not share a log (nothing checks that yet).
  */
 import type {
   Cib,
@@ -31,9 +43,25 @@ export const MAX_COMMAND_BYTES = 4 * 1024 * 1024;
 // (`fail-count-web#monitor_10000`), and `#` node attributes are built-ins (`#uname`).
 const NAME_RE = /^[A-Za-z0-9_.:@#-][A-Za-z0-9_.:@# -]{0,127}$/;
 
+/** The configuration's version: what a compare-and-set command expects to find. */
+export interface ConfigurationVersion {
+  readonly adminEpoch: number;
+  readonly epoch: number;
+}
+
 export type CibCommand =
-  | { readonly op: 'replace-configuration'; readonly configuration: Configuration }
-  | { readonly op: 'set-property'; readonly name: string; readonly value: string | null }
+  | {
+      readonly op: 'replace-configuration';
+      readonly configuration: Configuration;
+      /** Refuse (`conflict`) unless the configuration is still at this version. */
+      readonly expectedVersion?: ConfigurationVersion;
+    }
+  | {
+      readonly op: 'set-property';
+      readonly name: string;
+      readonly value: string | null;
+      readonly expectedVersion?: ConfigurationVersion;
+    }
   | {
       readonly op: 'set-node-attribute';
       readonly node: string;
@@ -41,6 +69,8 @@ export type CibCommand =
       readonly value: string | null;
       /** `forever`: in the configuration (`crm_attribute -l forever`); `reboot`: transient, in status. */
       readonly lifetime: 'forever' | 'reboot';
+      /** Only with lifetime `forever`: a transient attribute is status, not configuration. */
+      readonly expectedVersion?: ConfigurationVersion;
     }
   | {
       readonly op: 'record-op-result';
@@ -69,7 +99,34 @@ export type CibCommand =
 
 export type ApplyResult =
   | { readonly ok: true; readonly changed: boolean }
-  | { readonly ok: false; readonly code: 'bad-command' | 'unknown-node'; readonly message: string };
+  | {
+      readonly ok: false;
+      /** `conflict`: the configuration is not at the command's `expectedVersion`. */
+      readonly code: 'bad-command' | 'unknown-node' | 'conflict';
+      readonly message: string;
+    };
+
+/**
+ * The refusal of a compare-and-set command, in words a person can act on: `(epoch 12, now 13)`,
+ * or with both counters once an administrator has raised admin_epoch. `expected` is the version
+ * the edit was computed from, `current` the one the configuration has.
+ */
+export function conflictMessage(expected: ConfigurationVersion, current: ConfigurationVersion): string {
+  const versions =
+    expected.adminEpoch === 0 && current.adminEpoch === 0
+      ? `epoch ${expected.epoch}, now ${current.epoch}`
+      : `admin_epoch ${expected.adminEpoch} epoch ${expected.epoch}, now admin_epoch ${current.adminEpoch} epoch ${current.epoch}`;
+  return `the configuration changed since it was read (${versions}): nothing was changed`;
+}
+
+/** Checks an optional `expectedVersion`; returns an error message or null. */
+function validateExpectedVersion(op: string, v: unknown): string | null {
+  if (v === undefined) return null;
+  const count = (x: unknown): boolean => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+  if (!isObj(v) || !count(v.epoch) || !count(v.adminEpoch))
+    return `${op}: expectedVersion must be {"adminEpoch": N, "epoch": N} with whole numbers >= 0, not ${JSON.stringify(v)?.slice(0, 60)}`;
+  return null;
+}
 
 export function encodeCibCommand(c: CibCommand): string {
   return JSON.stringify(c);
@@ -98,18 +155,20 @@ export function validateCibCommand(v: unknown): string | null {
       ]) {
         if (!Array.isArray(cfg[k])) return `replace-configuration: configuration.${k} must be a list`;
       }
-      return null;
+      return validateExpectedVersion(c.op, c.expectedVersion);
     }
     case 'set-property':
       return str('name') && strOrNull('value')
-        ? null
+        ? validateExpectedVersion(c.op, c.expectedVersion)
         : 'set-property: needs a valid name and a string or null value';
     case 'set-node-attribute':
       if (!str('node') || !str('name') || !strOrNull('value'))
         return 'set-node-attribute: needs node, name and a string or null value';
-      return c.lifetime === 'forever' || c.lifetime === 'reboot'
-        ? null
-        : 'set-node-attribute: lifetime must be "forever" or "reboot"';
+      if (c.lifetime !== 'forever' && c.lifetime !== 'reboot')
+        return 'set-node-attribute: lifetime must be "forever" or "reboot"';
+      if (c.lifetime === 'reboot' && c.expectedVersion !== undefined)
+        return 'set-node-attribute: expectedVersion is for configuration changes; lifetime "reboot" changes the status';
+      return validateExpectedVersion(c.op, c.expectedVersion);
     case 'record-op-result': {
       const r = c.resource as Record<string, unknown> | null;
       const o = c.result as Record<string, unknown> | null;
@@ -247,6 +306,8 @@ export class CibStateMachine {
   }
 
   applyCommand(c: CibCommand): ApplyResult {
+    const conflict = this.checkExpectedVersion(c);
+    if (conflict) return conflict;
     switch (c.op) {
       case 'replace-configuration':
         this.state = { ...this.state, configuration: c.configuration };
@@ -301,6 +362,16 @@ export class CibStateMachine {
     if (v.version !== SNAPSHOT_VERSION)
       throw new Error(`CIB snapshot format ${v.version} is not supported (expected ${SNAPSHOT_VERSION})`);
     this.state = v.cib;
+  }
+
+  /** The `conflict` refusal when `c` expects a configuration version other than the current one. */
+  private checkExpectedVersion(c: CibCommand): ApplyResult | null {
+    if (!('expectedVersion' in c) || c.expectedVersion === undefined) return null;
+    const v = this.version();
+    const current = { adminEpoch: v.adminEpoch, epoch: v.epoch };
+    const expected = c.expectedVersion;
+    if (expected.adminEpoch === current.adminEpoch && expected.epoch === current.epoch) return null;
+    return { ok: false, code: 'conflict', message: conflictMessage(expected, current) };
   }
 
   private setPermanentAttr(node: string, name: string, value: string | null): ApplyResult {
@@ -365,8 +436,10 @@ export class CibStateMachine {
 
   /**
    * A node is unknown when the configuration lists nodes and this is none of them, and the
-   * status section has no entry for it either. (A cluster whose configuration lists no nodes
-   * takes its nodes from membership, as Pacemaker does, so any well-formed name is accepted.)
+   * status section has no entry for it either. (A configuration that lists no nodes at all
+   * accepts any well-formed name. Nodes do not come from membership here: the DC adds a
+   * `<node>` entry for every member through `replace-configuration`; see
+   * src/controller/README.md, "Node entries".)
    */
   private replaceNodeState(node: string, state: NodeState): ApplyResult {
     const status = this.state.status;

@@ -295,3 +295,154 @@ test('fail-count attributes, whose names hold a #, can be set and cleared', () =
   assert.equal(set.ok, true);
   assert.equal(sm.cib.status[0]!.transientAttributes[0]!.pairs[0]!.name, name);
 });
+
+// ---------------------------------------------------------------------------------------------
+// Compare-and-set: configuration edits carry the version they were computed from.
+
+const withNode = (uname: string) => ({
+  ...emptyConfiguration(),
+  nodes: [{ id: '1', uname, instanceAttributes: [], utilization: [] }],
+});
+
+test('a configuration edit computed from an older epoch is refused as a conflict on every replica and changes nothing', () => {
+  const replicas = [new CibStateMachine(), new CibStateMachine()];
+  // Two administrators read the CIB at epoch 1; the first one's edit commits (epoch 2).
+  const log = [
+    entry({
+      op: 'replace-configuration',
+      configuration: withNode('alice'),
+      expectedVersion: { adminEpoch: 0, epoch: 1 },
+    }),
+    entry({ op: 'set-node-attribute', node: 'alice', name: 'pingd', value: '1', lifetime: 'reboot' }),
+  ];
+  for (const sm of replicas) for (const e of log) assert.equal(sm.apply(e).ok, true);
+  const before = replicas.map((sm) => sm.snapshot());
+  assert.deepEqual(replicas[0]!.version(), { epoch: 2, numUpdates: 1, adminEpoch: 0 });
+  // The second one's edits, computed from epoch 1, would silently undo the first.
+  for (const late of [
+    entry({
+      op: 'replace-configuration',
+      configuration: withNode('bob'),
+      expectedVersion: { adminEpoch: 0, epoch: 1 },
+    }),
+    entry({
+      op: 'set-property',
+      name: 'stonith-enabled',
+      value: 'false',
+      expectedVersion: { adminEpoch: 0, epoch: 1 },
+    }),
+    entry({
+      op: 'set-node-attribute',
+      node: 'alice',
+      name: 'standby',
+      value: 'on',
+      lifetime: 'forever',
+      expectedVersion: { adminEpoch: 0, epoch: 1 },
+    }),
+  ]) {
+    const results = replicas.map((sm) => sm.apply(late));
+    assert.deepEqual(results[0], {
+      ok: false,
+      code: 'conflict',
+      message: 'the configuration changed since it was read (epoch 1, now 2): nothing was changed',
+    });
+    assert.deepEqual(results[1], results[0]);
+  }
+  // Nothing changed, not even num_updates, and the replicas still agree.
+  assert.deepEqual(
+    replicas.map((sm) => sm.snapshot()),
+    before,
+  );
+  assert.equal(replicas[0]!.cib.configuration.nodes[0]!.uname, 'alice');
+});
+
+test('a configuration edit at the version it expects is applied, even after status updates', () => {
+  const sm = new CibStateMachine();
+  // Status changes (num_updates) between the read and the edit are no conflict: the edit
+  // replaces the configuration only.
+  sm.apply(entry({ op: 'set-node-attribute', node: 'alice', name: 'pingd', value: '1', lifetime: 'reboot' }));
+  const v = { adminEpoch: 0, epoch: 1 };
+  assert.deepEqual(
+    sm.apply(entry({ op: 'replace-configuration', configuration: withNode('alice'), expectedVersion: v })),
+    { ok: true, changed: true },
+  );
+  const at2 = { adminEpoch: 0, epoch: 2 };
+  assert.equal(sm.apply(entry({ op: 'set-property', name: 'a', value: 'b', expectedVersion: at2 })).ok, true);
+  const at3 = { adminEpoch: 0, epoch: 3 };
+  const attr = {
+    op: 'set-node-attribute',
+    node: 'alice',
+    name: 'standby',
+    value: 'on',
+    lifetime: 'forever',
+  } as const;
+  assert.equal(sm.apply(entry({ ...attr, expectedVersion: at3 })).ok, true);
+  assert.deepEqual(sm.version(), { epoch: 4, numUpdates: 0, adminEpoch: 0 });
+});
+
+test('a configuration edit without an expected version applies to whatever configuration there is, as before', () => {
+  const sm = new CibStateMachine();
+  sm.apply(entry({ op: 'set-property', name: 'a', value: 'b' }));
+  sm.apply(entry({ op: 'set-property', name: 'a', value: 'c' }));
+  assert.deepEqual(sm.apply(entry({ op: 'replace-configuration', configuration: withNode('carol') })), {
+    ok: true,
+    changed: true,
+  });
+  assert.deepEqual(sm.version(), { epoch: 4, numUpdates: 0, adminEpoch: 0 });
+});
+
+test('a raised admin_epoch is a conflict too, and the message names both counters', () => {
+  const sm = new CibStateMachine();
+  const raised = JSON.parse(sm.snapshot()) as { version: number; cib: { attrs: [string, string][] } };
+  raised.cib.attrs = [...raised.cib.attrs.filter(([k]) => k !== 'admin_epoch'), ['admin_epoch', '1']];
+  sm.restore(JSON.stringify(raised));
+  const before = sm.snapshot();
+  const r = sm.apply(
+    entry({
+      op: 'replace-configuration',
+      configuration: withNode('x'),
+      expectedVersion: { adminEpoch: 0, epoch: 1 },
+    }),
+  );
+  assert.deepEqual(r, {
+    ok: false,
+    code: 'conflict',
+    message:
+      'the configuration changed since it was read (admin_epoch 0 epoch 1, now admin_epoch 1 epoch 1): nothing was changed',
+  });
+  assert.equal(sm.snapshot(), before);
+  const ok = { adminEpoch: 1, epoch: 1 };
+  assert.equal(
+    sm.apply(entry({ op: 'replace-configuration', configuration: withNode('x'), expectedVersion: ok })).ok,
+    true,
+  );
+});
+
+test('a malformed expected version is a bad-command that names the field and changes nothing', () => {
+  const sm = new CibStateMachine();
+  const before = sm.snapshot();
+  const cfg = emptyConfiguration();
+  const cases: unknown[] = [
+    { op: 'replace-configuration', configuration: cfg, expectedVersion: 1 },
+    { op: 'replace-configuration', configuration: cfg, expectedVersion: '1' },
+    { op: 'replace-configuration', configuration: cfg, expectedVersion: null },
+    { op: 'replace-configuration', configuration: cfg, expectedVersion: [0, 1] },
+    { op: 'replace-configuration', configuration: cfg, expectedVersion: { epoch: 1 } },
+    { op: 'replace-configuration', configuration: cfg, expectedVersion: { adminEpoch: 0, epoch: '1' } },
+    { op: 'replace-configuration', configuration: cfg, expectedVersion: { adminEpoch: 0, epoch: -1 } },
+    { op: 'replace-configuration', configuration: cfg, expectedVersion: { adminEpoch: 0, epoch: 1.5 } },
+    { op: 'set-property', name: 'a', value: 'b', expectedVersion: { adminEpoch: 0 } },
+    { op: 'set-node-attribute', node: 'n', name: 'a', value: 'b', lifetime: 'forever', expectedVersion: {} },
+  ];
+  for (const cmd of cases) {
+    const r = sm.apply(entry(JSON.stringify(cmd)));
+    assert.equal(r.ok ? '' : r.code, 'bad-command', JSON.stringify(cmd));
+    assert.match(r.ok ? '' : r.message, /expectedVersion must be \{"adminEpoch": N, "epoch": N\}/);
+  }
+  // A transient attribute is status, not configuration: it takes no expected version.
+  const transient = { op: 'set-node-attribute', node: 'n', name: 'a', value: 'b', lifetime: 'reboot' };
+  const r = sm.apply(entry(JSON.stringify({ ...transient, expectedVersion: { adminEpoch: 0, epoch: 1 } })));
+  assert.equal(r.ok ? '' : r.code, 'bad-command');
+  assert.match(r.ok ? '' : r.message, /lifetime "reboot" changes the status/);
+  assert.equal(sm.snapshot(), before);
+});

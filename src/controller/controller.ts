@@ -1,5 +1,5 @@
-import type { Cib, NodeState, OpHistory } from '../cib/model.ts';
-import { clusterProperty, findPlacedResource, isTrue, metaValue } from '../cib/resources.ts';
+import type { Cib, Configuration, NodeState, OpHistory } from '../cib/model.ts';
+import { clusterProperty, findPlacedResource, isTrue, metaValue, nodeName } from '../cib/resources.ts';
 import { INFINITY, parseScore } from '../cib/score.ts';
 import { assert } from '../lib/assert.ts';
 import type { LogLevel } from '../lib/ports.ts';
@@ -32,6 +32,8 @@ import {
   type FencingMode,
   MAX_FENCE_ATTEMPTS,
   MAX_TRANSITION_ACTIONS,
+  NODE_ENTRY_RETRY_MS,
+  type NodeEntry,
   type OpOutcome,
   type ScheduleFn,
   SHUTDOWN_ATTRIBUTE,
@@ -143,6 +145,24 @@ export class Controller {
   private readonly memberEpochs = new Map<string, number>();
   /** Fenced nodes the membership lists with no newer epoch: node → epoch last logged. */
   private readonly ignoredFenced = new Map<string, number | undefined>();
+  /** Each member's cluster node id as the membership last reported it (for its `<node>` entry). */
+  private readonly memberNodeIds = new Map<string, string>();
+  /**
+   * The node entries this DC last asked the shell to add: for which members, against which
+   * configuration (by identity: any configuration change is a new one) and when.
+   */
+  private nodeEntryRequest:
+    | { readonly names: ReadonlySet<string>; readonly configuration: Configuration; readonly atMs: number }
+    | undefined;
+  /** The node-id clashes last logged (each distinct set once). */
+  private nodeIdClashesLogged = '';
+  /**
+   * The configuration and member set (by identity) last found to need no node entry: until
+   * either changes there is nothing to look at, so the DC's every event stays cheap.
+   */
+  private nodeEntriesComplete:
+    | { readonly configuration: Configuration; readonly members: Set<string> }
+    | undefined;
   /**
    * Set when this DC began acting while its quorum view said "no quorum" and no quorum event has
    * come since: that view predates the lease (which a majority just granted), so no-quorum-policy
@@ -179,7 +199,7 @@ export class Controller {
         this.leaseUntilMs = ev.untilMs;
         break;
       case 'membership':
-        this.onMembership(ev.members, ev.why, ev.epochs);
+        this.onMembership(ev.members, ev.why, ev.epochs, ev.nodeIds);
         if (ev.quorum) this.onQuorum(ev.quorum.quorate, ev.quorum.fenceNeeded, ev.quorum.reason);
         break;
       case 'quorum':
@@ -212,6 +232,7 @@ export class Controller {
       }
       if (this.transition === undefined && nowMs - this.lastScheduleMs >= this.cfg.recheckIntervalMs)
         this.needSchedule = true;
+      this.requestNodeEntries();
       this.drive();
     }
     if (this.isDc) this.flushStatus();
@@ -296,6 +317,7 @@ export class Controller {
       this.leaseUntilMs = Number.NEGATIVE_INFINITY;
       this.leaseHeld = false;
       this.quorumUnconfirmedSinceMs = undefined;
+      this.nodeEntryRequest = undefined;
       this.log('info', `${this.cfg.self} is no longer the DC`);
       return;
     }
@@ -314,10 +336,13 @@ export class Controller {
     members: readonly string[],
     why: string | undefined,
     epochs: Readonly<Record<string, number>> | undefined,
+    nodeIds: Readonly<Record<string, string>> | undefined,
   ): void {
     this.members = new Set(members);
     for (const [name, epoch] of Object.entries(epochs ?? {}))
       if (Number.isSafeInteger(epoch)) this.memberEpochs.set(name, epoch);
+    for (const [name, id] of Object.entries(nodeIds ?? {}))
+      if (typeof id === 'string' && id !== '') this.memberNodeIds.set(name, id);
     let changed = false;
     for (const rec of this.nodes.values())
       changed = this.applyMembership(rec, why ?? 'left the membership') || changed;
@@ -715,6 +740,81 @@ export class Controller {
     }
   }
 
+  /**
+   * Members the configuration has no `<node>` entry for, with the entry each should get (id
+   * from the membership, uname = the member's name). A member whose id another entry already
+   * has is left out and logged (once while it lasts): the daemon config and the CIB disagree
+   * about who that id is, and guessing could merge two nodes' histories.
+   */
+  private missingNodeEntries(): NodeEntry[] {
+    const configured = this.cib.configuration.nodes;
+    const names = new Set(configured.map(nodeName));
+    const idHolder = new Map(configured.map((n) => [n.id, nodeName(n)]));
+    const out: NodeEntry[] = [];
+    const clashes: string[] = [];
+    for (const name of this.members) {
+      if (names.has(name)) continue;
+      const id = this.memberNodeIds.get(name) ?? name;
+      const holder = idHolder.get(id);
+      if (holder !== undefined) {
+        clashes.push(`${name} has id ${id}, which the configuration gives to ${holder}`);
+        continue;
+      }
+      idHolder.set(id, name);
+      out.push({ id, uname: name });
+    }
+    out.sort((a, b) => (a.uname < b.uname ? -1 : a.uname > b.uname ? 1 : 0));
+    clashes.sort();
+    const said = clashes.join('; ');
+    if (said !== this.nodeIdClashesLogged) {
+      this.nodeIdClashesLogged = said;
+      if (said !== '')
+        this.log(
+          'error',
+          `not adding node entries: ${said}. Nothing is placed on such a member: make the node ids in the CIB's nodes section and the daemon config agree (crm node delete, or fix the config)`,
+        );
+    }
+    return out;
+  }
+
+  /**
+   * The DC gives every member a `<node>` entry, as Pacemaker's controller does when a node joins:
+   * the scheduler places resources only on the configuration's nodes, so a CIB loaded without a
+   * nodes section (most `crm configure` snippets), a fresh cluster and a node that just joined
+   * would otherwise run nothing. Asked once per missing node; asked again only if the
+   * configuration changed without them (a concurrent edit won) or `NODE_ENTRY_RETRY_MS` passed.
+   * Entries are never removed here: a node that left keeps its entry (removal is `crm node
+   * delete`). Scheduling waits meanwhile (see `frozenReason`).
+   */
+  private requestNodeEntries(): void {
+    const done = this.nodeEntriesComplete;
+    if (done?.configuration === this.cib.configuration && done.members === this.members) return;
+    const missing = this.missingNodeEntries();
+    if (missing.length === 0) {
+      this.nodeEntryRequest = undefined;
+      this.nodeEntriesComplete = { configuration: this.cib.configuration, members: this.members };
+      return;
+    }
+    const r = this.nodeEntryRequest;
+    if (
+      r !== undefined &&
+      r.configuration === this.cib.configuration &&
+      this.nowMs < r.atMs + NODE_ENTRY_RETRY_MS &&
+      missing.every((n) => r.names.has(n.uname))
+    )
+      return;
+    this.nodeEntryRequest = {
+      names: new Set(missing.map((n) => n.uname)),
+      configuration: this.cib.configuration,
+      atMs: this.nowMs,
+    };
+    this.log(
+      'info',
+      `adding ${missing.map((n) => `${n.uname} (id ${n.id})`).join(', ')} to the configuration's nodes: ${missing.length === 1 ? 'a member' : 'members'} the CIB does not list yet${r !== undefined ? ' (asking again)' : ''}`,
+    );
+    this.effects.push({ type: 'add-nodes', nodes: missing });
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Time-driven rules
 
@@ -908,6 +1008,8 @@ export class Controller {
   private frozenReason(): string | undefined {
     const settling = this.quorumSettling();
     if (settling !== undefined) return settling;
+    if (this.nodeEntryRequest !== undefined)
+      return `waiting for the node entries of ${[...this.nodeEntryRequest.names].join(', ')} (members the configuration does not list yet) to be committed`;
     const retrying = [...this.fenceRetryAtMs].filter(
       ([n, at]) => at > this.nowMs && (this.fenceAttempts.get(n) ?? 0) < MAX_FENCE_ATTEMPTS,
     );

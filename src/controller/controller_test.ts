@@ -5,7 +5,7 @@ import { schedule } from '../scheduler/schedule.ts';
 import { Controller } from './controller.ts';
 import { ClusterSim, crmCib, startCluster } from './sim_harness_test_util.ts';
 import { applyStatusChanges } from './status.ts';
-import { MAX_FENCE_ATTEMPTS } from './types.ts';
+import { type ControllerEffect, MAX_FENCE_ATTEMPTS, NODE_ENTRY_RETRY_MS } from './types.ts';
 
 const THREE = `node 1: n1
 node 2: n2
@@ -547,4 +547,122 @@ test('a promote after a fence names the fenced node, and stops naming it once th
   );
   assert.equal(afterRejoin[0]!.op.meta['halo-fenced-nodes'], undefined);
   assert.deepEqual([...sim.running.get('n1')!.values()], ['Promoted'], 'n1 runs the volume promoted');
+});
+
+// ---------------------------------------------------------------------------------------------
+// Node entries for members the configuration does not list (Pacemaker adds every joining node)
+
+const NO_NODES = `primitive d ocf:heartbeat:Dummy op monitor interval=10s
+property stonith-enabled=false
+`;
+const IDS = { n1: '1', n2: '2', n3: '3' };
+
+const addNodeEffects = (sim: ClusterSim): Extract<ControllerEffect, { type: 'add-nodes' }>[] =>
+  sim.effects.filter((e): e is Extract<ControllerEffect, { type: 'add-nodes' }> => e.type === 'add-nodes');
+
+const entries = (sim: ClusterSim): string[] => sim.cib.configuration.nodes.map((n) => `${n.id}:${n.uname}`);
+
+/** Members n1..n3 (with their node ids), quorate, n1 the DC, on `text`'s CIB. */
+function startMembers(text: string, members: readonly string[], commit = true): ClusterSim {
+  const sim = new ClusterSim(crmCib(text), ['n1', 'n2', 'n3']);
+  sim.commitNodeEntries = commit;
+  sim.send({ type: 'membership', members, nodeIds: IDS });
+  sim.send({ type: 'quorum', quorate: true, fenceNeeded: [] });
+  sim.send({ type: 'dc', isDc: true });
+  return sim;
+}
+
+test('a CIB loaded without nodes gets an entry for every member from the DC, once, and its resources then run', () => {
+  const sim = startMembers(NO_NODES, ['n1', 'n2', 'n3']);
+  assert.deepEqual(
+    addNodeEffects(sim).map((e) => e.nodes),
+    [
+      [
+        { id: '1', uname: 'n1' },
+        { id: '2', uname: 'n2' },
+        { id: '3', uname: 'n3' },
+      ],
+    ],
+    'asked once, with the ids the membership gave',
+  );
+  assert.deepEqual(entries(sim), ['1:n1', '2:n2', '3:n3']);
+  const probed = sim.execs.filter((e) => e.rsc === 'd' && e.action === 'monitor' && e.intervalMs === 0);
+  assert.deepEqual(probed.map((e) => e.node).sort(), ['n1', 'n2', 'n3'], 'probed on every member');
+  assert.equal(sim.where('d').length, 1, 'd runs on one node');
+  sim.advance(10_000);
+  assert.equal(addNodeEffects(sim).length, 1, 'nothing more to ask once the entries exist');
+});
+
+test('a node that joins gets an entry (the others keep theirs) and resources are placed on it', () => {
+  const text = `node 1: n1
+node 2: n2
+primitive d ocf:heartbeat:Dummy op monitor interval=10s
+location d-likes-n3 d 100: n3
+property stonith-enabled=false
+`;
+  const sim = startMembers(text, ['n1', 'n2']);
+  assert.equal(addNodeEffects(sim).length, 0, 'every member is listed');
+  assert.equal(sim.where('d').length, 1);
+  assert.notDeepEqual(sim.where('d'), ['n3']);
+  sim.send({ type: 'membership', members: ['n1', 'n2', 'n3'], nodeIds: IDS });
+  assert.deepEqual(
+    addNodeEffects(sim).map((e) => e.nodes),
+    [[{ id: '3', uname: 'n3' }]],
+  );
+  assert.deepEqual(entries(sim), ['1:n1', '2:n2', '3:n3']);
+  assert.deepEqual(sim.where('d'), ['n3'], 'd moves to the node it prefers once that node is known');
+});
+
+test('while its node entries are not committed the DC schedules nothing, asks again only after a while or a configuration change, and never starts a running resource twice', () => {
+  const sim = startMembers(NO_NODES, ['n1', 'n2', 'n3'], false);
+  sim.advance(NODE_ENTRY_RETRY_MS - 1_000);
+  assert.equal(addNodeEffects(sim).length, 1, 'asked once within the retry time');
+  assert.match(sim.ctl.view().frozen ?? '', /node entries of n1, n2, n3/);
+  assert.equal(sim.execs.length, 0, 'nothing scheduled from a CIB without the members');
+  sim.advance(2_000);
+  assert.equal(addNodeEffects(sim).length, 2, 'asked again: the proposal may have been lost');
+
+  // Committed at last: d starts. Then an administrator replaces the configuration with one
+  // that lists only another node (a hand-written crm file): the DC asks for the missing entries
+  // again at once and schedules nothing meanwhile. A schedule from that configuration would not
+  // see d running where it runs (a node it does not list) and start it a second time.
+  sim.commitNodeEntries = true;
+  sim.advance(NODE_ENTRY_RETRY_MS);
+  const node = sim.where('d');
+  assert.equal(node.length, 1, 'd runs once the entries are committed');
+  const other = (['n1', 'n2', 'n3'] as const).find((n) => n !== node[0])!;
+  sim.commitNodeEntries = false;
+  const mark = sim.execs.length;
+  sim.send({ type: 'cib', cib: crmCib(`node ${IDS[other]}: ${other}\n${NO_NODES}`) });
+  assert.equal(addNodeEffects(sim).length, 4, 'asked again at once: the configuration changed');
+  sim.advance(1_000);
+  assert.deepEqual(
+    sim.execs.slice(mark).filter((e) => e.action !== 'monitor'),
+    [],
+    'nothing stopped or started while entries are missing',
+  );
+  assert.deepEqual(sim.where('d'), node, 'd still runs once, where it ran');
+  sim.commitNodeEntries = true;
+  sim.advance(NODE_ENTRY_RETRY_MS);
+  assert.equal(entries(sim).length, 3);
+  assert.deepEqual(sim.where('d'), node, 'and stays there once they are back');
+});
+
+test('a member whose node id another entry holds gets no entry and the DC says why, once', () => {
+  const text = `node 1: n1
+node 2: other
+primitive d ocf:heartbeat:Dummy
+property stonith-enabled=false
+`;
+  const sim = startMembers(text, ['n1', 'n2', 'n3']);
+  assert.deepEqual(
+    addNodeEffects(sim).map((e) => e.nodes),
+    [[{ id: '3', uname: 'n3' }]],
+    'n2 (id 2) is not added: the CIB gives id 2 to "other"',
+  );
+  sim.advance(NODE_ENTRY_RETRY_MS * 2);
+  const why = sim.logs().filter((m) => m.includes('n2 has id 2, which the configuration gives to other'));
+  assert.equal(why.length, 1);
+  assert.deepEqual(entries(sim), ['1:n1', '2:other', '3:n3']);
+  assert.equal(sim.ctl.view().frozen, undefined, 'the clash does not hold scheduling up');
 });

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
-import type { Cib, NodeState, OpHistory } from '../cib/model.ts';
-import { clusterProperty } from '../cib/resources.ts';
+import type { Cib, ClusterNode, NodeState, OpHistory } from '../cib/model.ts';
+import { clusterProperty, nodeName } from '../cib/resources.ts';
 import { validateCibCommand } from '../consensus/cib_state_machine.ts';
 import { Executor } from '../executor/executor.ts';
 import { type FenceDevice, Fencer } from '../executor/fence.ts';
@@ -10,7 +10,7 @@ import type { Logger } from '../lib/ports.ts';
 import { schedule } from '../scheduler/schedule.ts';
 import { ControllerHost, type ControllerWire, fenceDevicesFromCib } from './host.ts';
 import { applyStatusChanges } from './status.ts';
-import type { ExecOp, OpOutcome, StatusChange } from './types.ts';
+import type { ExecOp, NodeEntry, OpOutcome, StatusChange } from './types.ts';
 
 /**
  * Everything a daemon needs to host the controller, in one call: `attachController(hooks, cib)`
@@ -234,6 +234,37 @@ export function statusCommandsCompat(
   return out;
 }
 
+/**
+ * The command that adds `nodes` to `cib`'s configuration (the `add-nodes` effect), or undefined
+ * when it has them all. Entries whose uname or id the configuration has by now are skipped and
+ * none is removed. It replaces the configuration read from `cib` only if that is still the
+ * committed one (`expectedVersion`, compare-and-set): an administrator's edit committed in
+ * between is not overwritten, this command is refused instead, and the DC, seeing the new
+ * configuration, asks again. (A dedicated "add node" command would need no retry; see README.md.)
+ */
+export function addNodesCommand(cib: Cib, nodes: readonly NodeEntry[]): string | undefined {
+  const configured = cib.configuration.nodes;
+  const names = new Set(configured.map(nodeName));
+  const ids = new Set(configured.map((n) => n.id));
+  const add: ClusterNode[] = [];
+  for (const n of nodes) {
+    if (names.has(n.uname) || ids.has(n.id)) continue;
+    names.add(n.uname);
+    ids.add(n.id);
+    add.push({ id: n.id, uname: n.uname, instanceAttributes: [], utilization: [] });
+  }
+  if (add.length === 0) return undefined;
+  const counter = (name: string): number => {
+    const v = Number(cib.attrs.find(([k]) => k === name)?.[1] ?? '0');
+    return Number.isSafeInteger(v) && v >= 0 ? v : 0;
+  };
+  return JSON.stringify({
+    op: 'replace-configuration',
+    configuration: { ...cib.configuration, nodes: [...configured, ...add] },
+    expectedVersion: { adminEpoch: counter('admin_epoch'), epoch: counter('epoch') },
+  });
+}
+
 export interface AttachedController {
   readonly host: ControllerHost;
   readonly executor: Executor;
@@ -333,6 +364,25 @@ export function attachController(
             if (!r.ok) log.log('warn', `status change not replicated: ${r.message ?? 'refused'}`);
           });
         }
+      },
+      addNodes: (nodes) => {
+        // In line with the status changes, and computed from the replicated CIB when its turn
+        // comes, so an entry committed meanwhile (an earlier request) is not asked for twice.
+        inFlight++;
+        proposing = proposing.then(async () => {
+          const current = h.replicatedCib?.() ?? host?.controller.view().cib ?? cib;
+          const cmd = addNodesCommand(current, nodes);
+          const r: { readonly ok: boolean; readonly message?: string } =
+            cmd === undefined
+              ? { ok: true }
+              : await h.propose(cmd).catch((e: Error) => ({ ok: false, message: e.message }));
+          inFlight--;
+          if (!r.ok)
+            log.log(
+              'warn',
+              `node entries for ${nodes.map((n) => n.uname).join(', ')} not added (the DC asks again): ${r.message ?? 'refused'}`,
+            );
+        });
       },
       nodeFenced: (node) => {
         const id = h.idOf(node);

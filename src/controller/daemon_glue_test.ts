@@ -8,6 +8,7 @@ import { CibStateMachine } from '../consensus/cib_state_machine.ts';
 import { nullLogger } from '../lib/ports.ts';
 import {
   type AttachedController,
+  addNodesCommand,
   attachController,
   type DaemonHooks,
   decodeWire,
@@ -249,4 +250,30 @@ test('two daemons hosting the controller run an agent on the other node over the
     for (const a of attached) a.close();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('the command that adds node entries keeps every entry there is, skips names and ids already taken, and replaces only the configuration it was computed from', () => {
+  const sm = new CibStateMachine(crmCib('node 1: a\nprimitive d ocf:heartbeat:Dummy\n'));
+  const before = sm.version();
+  const cmd = addNodesCommand(sm.cib, [
+    { id: '1', uname: 'x' },
+    { id: '2', uname: 'a' },
+    { id: '2', uname: 'b' },
+    { id: '2', uname: 'c' },
+    { id: '3', uname: 'c' },
+  ]);
+  assert.ok(cmd !== undefined);
+  const parsed = JSON.parse(cmd) as { expectedVersion: unknown };
+  assert.deepEqual(parsed.expectedVersion, { adminEpoch: before.adminEpoch, epoch: before.epoch });
+  assert.deepEqual(sm.applyCommand(JSON.parse(cmd)), { ok: true, changed: true });
+  assert.deepEqual(
+    sm.cib.configuration.nodes.map((n) => `${n.id}:${n.uname}`),
+    ['1:a', '2:b', '3:c'],
+  );
+  assert.deepEqual(
+    sm.cib.configuration.resources.map((r) => r.id),
+    ['d'],
+    'the rest of the configuration is untouched',
+  );
+  assert.equal(addNodesCommand(sm.cib, [{ id: '3', uname: 'c' }]), undefined, 'nothing left to add');
 });

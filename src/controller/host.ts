@@ -11,6 +11,7 @@ import type {
   ControllerEffect,
   ControllerEvent,
   ExecOp,
+  NodeEntry,
   OpOutcome,
   ScheduleFn,
   StatusChange,
@@ -68,6 +69,12 @@ export interface ControllerHostPorts {
   readonly sendToNode: (node: string, msg: ControllerWire) => void;
   /** Proposes the DC's status changes to the replicated CIB, in order (see `applyStatusChanges`). */
   readonly publishStatus: (changes: readonly StatusChange[]) => void;
+  /**
+   * Adds these `<node>` entries to the replicated configuration, skipping any whose uname it
+   * has by then, and never removing one (the `add-nodes` effect). A failure needs no report:
+   * the DC asks again.
+   */
+  readonly addNodes: (nodes: readonly NodeEntry[]) => void;
   readonly nodeFenced: (node: string, how: string) => void;
   /** This node could not stop its resources in time after losing quorum. */
   readonly selfFence: (reason: string) => void;
@@ -147,18 +154,20 @@ export class ControllerHost {
 
   /**
    * The members now; `extra.epochs` their boot epochs (a fenced node counts again only with a
-   * newer one), `extra.quorum` the quorum computed from these same members, applied together.
+   * newer one), `extra.nodeIds` their cluster node ids (for the `<node>` entries the DC adds),
+   * `extra.quorum` the quorum computed from these same members, applied together.
    */
   membership(
     members: readonly string[],
     why?: string,
-    extra: Pick<Extract<ControllerEvent, { type: 'membership' }>, 'epochs' | 'quorum'> = {},
+    extra: Pick<Extract<ControllerEvent, { type: 'membership' }>, 'epochs' | 'nodeIds' | 'quorum'> = {},
   ): void {
     this.feed({
       type: 'membership',
       members,
       ...(why !== undefined ? { why } : {}),
       ...(extra.epochs !== undefined ? { epochs: extra.epochs } : {}),
+      ...(extra.nodeIds !== undefined ? { nodeIds: extra.nodeIds } : {}),
       ...(extra.quorum !== undefined ? { quorum: extra.quorum } : {}),
     });
   }
@@ -294,6 +303,9 @@ export class ControllerHost {
         return;
       case 'status-changes':
         this.ports.publishStatus(e.changes);
+        return;
+      case 'add-nodes':
+        this.ports.addNodes(e.nodes);
         return;
       case 'self-fence':
         this.ports.selfFence(e.reason);

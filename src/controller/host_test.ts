@@ -86,6 +86,8 @@ test('three hosts with real agents start the group, and after the DC node dies a
             replicated = { ...replicated, status: applyStatusChanges(replicated.status, changes) };
             for (const [n, h] of hosts) if (!dead.has(n)) setImmediate(() => h.committedCib(replicated));
           },
+          // The configuration lists every node: the DC never asks for node entries here.
+          addNodes: (nodes) => assert.fail(`unexpected node entries ${JSON.stringify(nodes)}`),
           nodeFenced: () => {},
           selfFence: () => {},
           logger: nullLogger,
@@ -173,6 +175,7 @@ test('a node that does not know the DC yet (just rejoined) still answers the nod
       fence: async () => ({ ok: false, reason: 'none' }),
       sendToNode: (to, msg) => (msg.kind === 'attribute' ? attrs : sent).push({ to, msg }),
       publishStatus: () => {},
+      addNodes: () => {},
       nodeFenced: () => {},
       selfFence: () => {},
       logger: nullLogger,

@@ -52,6 +52,13 @@ export class ClusterSim {
   leaseRenewing = true;
   /** Resources whose start fails on a node (`node:rsc`). */
   readonly failStart = new Set<string>();
+  /**
+   * Whether the node entries the DC asks for (`add-nodes`) are committed: then the shell's
+   * work is played at once, a `cib` event with them added. Turn off to model a proposal lost.
+   */
+  commitNodeEntries = true;
+  /** The replicated CIB as the controller was last handed it. */
+  cib: Cib;
   private readonly queue: ControllerEvent[] = [];
 
   constructor(cib: Cib, nodes: readonly string[], cfg: Partial<ControllerConfig> = {}) {
@@ -67,6 +74,7 @@ export class ClusterSim {
       (c, now) => schedule(c, now, { textOutput: false }),
       cib,
     );
+    this.cib = cib;
     for (const n of nodes) {
       this.alive.add(n);
       this.running.set(n, new Map());
@@ -84,6 +92,7 @@ export class ClusterSim {
     for (let i = 0; this.queue.length > 0; i++) {
       if (i > MAX_STEPS) throw new Error('cluster did not settle');
       const ev = this.queue.shift()!;
+      if (ev.type === 'cib') this.cib = ev.cib;
       for (const e of this.ctl.handle(ev, this.nowMs)) this.apply(e);
     }
   }
@@ -149,6 +158,16 @@ export class ClusterSim {
         intervalMs: op.intervalMs,
         outcome: { rc, opStatus: 0, execTimeMs: 5 },
       });
+    } else if (e.type === 'add-nodes') {
+      if (!this.commitNodeEntries) return;
+      // What the shell and Raft do: add the entries the configuration lacks, remove none.
+      const cfg = this.cib.configuration;
+      const have = new Set(cfg.nodes.map((n) => n.uname));
+      const add = e.nodes
+        .filter((n) => !have.has(n.uname))
+        .map((n) => ({ id: n.id, uname: n.uname, instanceAttributes: [], utilization: [] }));
+      const cib: Cib = { ...this.cib, configuration: { ...cfg, nodes: [...cfg.nodes, ...add] } };
+      this.queue.push({ type: 'cib', cib });
     } else if (e.type === 'fence') {
       this.fences.push({ target: e.target, ok: this.fenceOk, atMs: this.nowMs });
       if (this.fenceOk) {

@@ -85,6 +85,12 @@ export type ControllerEvent =
       readonly members: readonly string[];
       readonly why?: string;
       readonly epochs?: Readonly<Record<string, number>>;
+      /**
+       * Each member's cluster node id (the daemon config's `id`, Corosync's nodeid), as a string:
+       * the id of the `<node>` entry the DC adds for a member the configuration does not list.
+       * A member missing here gets its name as id.
+       */
+      readonly nodeIds?: Readonly<Record<string, string>>;
       readonly quorum?: {
         readonly quorate: boolean;
         readonly fenceNeeded: readonly string[];
@@ -151,6 +157,14 @@ export type ControllerEffect =
     }
   /** A fence or lease expiry confirmed the node off: the shell feeds it to quorum (two-node rule). */
   | { readonly type: 'node-fenced'; readonly node: string; readonly how: string }
+  /**
+   * Members the configuration has no `<node>` entry for (a CIB loaded without `nodes`, a fresh
+   * cluster, a node that just joined): the shell adds `<node id uname/>` for each to the
+   * replicated configuration, keeping every entry it has (Pacemaker's controller does the same
+   * for every node that joins). The DC asks again if the configuration changes without them or
+   * `NODE_ENTRY_RETRY_MS` passes, so the shell must skip entries that exist by then.
+   */
+  | { readonly type: 'add-nodes'; readonly nodes: readonly NodeEntry[] }
   /** The status section changed: the shell proposes these changes to the replicated CIB, in order. */
   | { readonly type: 'status-changes'; readonly changes: readonly StatusChange[] }
   /** This node could not stop its resources within its lease after losing quorum. */
@@ -161,6 +175,12 @@ export type ControllerEffect =
       readonly msg: string;
       readonly fields?: Readonly<Record<string, unknown>>;
     };
+
+/** A `<node>` entry of the configuration as the DC adds it for a member. */
+export interface NodeEntry {
+  readonly id: string;
+  readonly uname: string;
+}
 
 /**
  * One change to the status section, small enough to replicate per operation result. `node`
@@ -191,6 +211,12 @@ export const SHUTDOWN_ATTRIBUTE = 'shutdown';
  * heartbeats say), so nothing is placed on it; a new DC reads it from the replicated status.
  */
 export const FENCED_EPOCH_ATTRIBUTE = 'halo-fenced-epoch';
+/**
+ * How long the DC waits for node entries it asked for before it asks again (the proposal may have
+ * been lost with a leader change). Scheduling waits meanwhile: a schedule without a member's
+ * entry would place nothing there, or stop what runs there.
+ */
+export const NODE_ENTRY_RETRY_MS = 5_000;
 /** Pacemaker's stonith-max-attempts default: fencing a node is not retried more than this. */
 export const MAX_FENCE_ATTEMPTS = 10;
 /** Most actions one transition may hold; a larger graph is a scheduler bug. */

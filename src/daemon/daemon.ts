@@ -78,6 +78,11 @@ export type ProposeOutcome =
       readonly index: number;
       readonly term: number;
       readonly applied: boolean;
+      /**
+       * When not applied: why, as the state machine's ApplyResult code (`conflict`: the
+       * command expected another configuration version; `unknown-node`, `bad-command`).
+       */
+      readonly code?: string;
       readonly message?: string;
     }
   | { readonly ok: false; readonly code: string; readonly message: string; readonly leader: string | null };
@@ -594,8 +599,14 @@ export class Daemon {
       }
       const fenceNeeded = q.fenceNeeded.map((id) => this.nameOf(id));
       this.fedQuorum = `${q.quorate}|${fenceNeeded.join(',')}`;
+      // Each member's node id goes along: the DC gives a member the CIB does not list a
+      // `<node>` entry with it (witnesses are no members here, so never get one).
+      const nodeIds = Object.fromEntries(
+        this.cfg.nodes.filter((n) => members.includes(n.name)).map((n) => [n.name, String(n.id)]),
+      );
       host.membership(members, undefined, {
         epochs,
+        nodeIds,
         quorum: { quorate: q.quorate, fenceNeeded, reason: q.reason },
       });
     }

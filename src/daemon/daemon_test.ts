@@ -6,6 +6,8 @@ import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { toCibCommands } from '../admin/cib_commands.ts';
+import { applyEdit } from '../admin/edits.ts';
 import { parseCrm } from '../cib/crm.ts';
 import { type Cib, emptyCib } from '../cib/model.ts';
 import { type Logger, nullLogger } from '../lib/ports.ts';
@@ -673,4 +675,142 @@ test('a pause ends at its time or at the abort, whichever comes first, and remov
   await long;
   assert.equal(getEventListeners(ac.signal, 'abort').length, 0);
   await pauseUnlessAborted(60_000, ac.signal); // already aborted: returns at once
+});
+
+test('two configuration edits computed from the same CIB: the one that commits second is refused as a conflict on every replica, also when sent through a follower', {
+  timeout: 60_000,
+}, async () => {
+  const names = ['a', 'b', 'c'];
+  const { dir, cfg } = setup(names);
+  const ds = new Map<string, Daemon>();
+  const sock = (n: string): string => join(dir, `${n}.sock`);
+  const epochOf = (n: string): number | undefined => ds.get(n)!.status().consensus?.cib?.epoch;
+  try {
+    for (const n of names) {
+      const d = new Daemon({
+        config: cfg,
+        node: n,
+        witness: false,
+        logger: nullLogger,
+        consensus: raftConsensus,
+        controller: false,
+      });
+      await d.start();
+      ds.set(n, d);
+    }
+    const dc = await waitFor(
+      'a leader',
+      30_000,
+      async () => ds.get('a')!.status().consensus?.leader ?? undefined,
+    );
+    const follower = names.find((n) => n !== dc)!;
+    await waitFor('every replica at one epoch', 10_000, async () =>
+      names.every((n) => epochOf(n) === 1) ? true : undefined,
+    );
+    // Two administrators read the CIB, one from the DC and one from a follower, and each
+    // computes an edit from it (compare-and-set, as the CLI does).
+    const edit = async (n: string, table: 'rsc_defaults' | 'op_defaults', name: string): Promise<string> => {
+      const read = ((await queryControl(sock(n), 'cib')) as { cib: Cib }).cib;
+      const r = applyEdit(read, { op: 'set-options', table, pairs: [{ name, value: '60s' }] }, Date.now());
+      assert.ok(r.ok);
+      const [c, ...rest] = toCibCommands(read, r.cib, { compareAndSet: true }).commands;
+      assert.deepEqual(rest, []);
+      assert.ok(c?.op === 'replace-configuration');
+      assert.deepEqual(c.expectedVersion, { adminEpoch: 0, epoch: 1 });
+      return `cib ${JSON.stringify(c)}`;
+    };
+    const mine = await edit(dc, 'rsc_defaults', 'failure-timeout');
+    const theirs = await edit(follower, 'op_defaults', 'timeout');
+    type Reply = { ok?: boolean; applied?: boolean; code?: string; message?: string };
+    const replies = (await Promise.all([
+      queryControl(sock(dc), mine, 10_000),
+      queryControl(sock(follower), theirs, 10_000),
+    ])) as Reply[];
+    const conflict = {
+      ok: true,
+      applied: false,
+      code: 'conflict',
+      message: 'the configuration changed since it was read (epoch 1, now 2): nothing was changed',
+    };
+    const strip = (r: Reply) => ({ ok: r.ok, applied: r.applied, code: r.code, message: r.message });
+    const won = replies.findIndex((r) => r.applied === true);
+    assert.notEqual(won, -1, JSON.stringify(replies));
+    assert.deepEqual(strip(replies[1 - won]!), conflict, 'exactly one edit commits');
+    // A stale edit sent again through the follower: the leader's refusal is relayed whole.
+    assert.deepEqual(
+      strip((await queryControl(sock(follower), won === 0 ? theirs : mine, 10_000)) as Reply),
+      conflict,
+    );
+    // Every replica holds the winner's change and not the other, at epoch 2.
+    const defaults = (c: Cib) => [c.configuration.rscDefaults.length, c.configuration.opDefaults.length];
+    await waitFor('every replica to apply the winner', 10_000, async () =>
+      names.every((n) => epochOf(n) === 2) ? true : undefined,
+    );
+    for (const n of names) {
+      const cib = ((await queryControl(sock(n), 'cib')) as { cib: Cib }).cib;
+      assert.deepEqual(defaults(cib), won === 0 ? [1, 0] : [0, 1], n);
+    }
+  } finally {
+    for (const d of ds.values()) d.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a configuration loaded without nodes gets a node entry for every member but the witness, and its resource runs on a member', {
+  skip: !existsSync('/usr/lib/ocf/resource.d/heartbeat/Dummy') && 'needs resource-agents',
+  timeout: 60_000,
+}, async () => {
+  const names = ['a', 'b', 'w'];
+  const { dir, cfg } = setup(names, { witness: 'w' });
+  const lines: string[] = [];
+  const ds = new Map<string, Daemon>();
+  const sock = (n: string): string => join(dir, `${n}.sock`);
+  try {
+    for (const n of names) {
+      const d = new Daemon({
+        config: cfg,
+        node: n,
+        witness: n === 'w',
+        logger: capturingLogger(lines),
+        consensus: raftConsensus,
+      });
+      await d.start();
+      ds.set(n, d);
+    }
+    const dc = await waitFor('a DC', 30_000, async () => ds.get('a')!.status().dc ?? undefined);
+    // A crm snippet as tutorials write them: resources, no nodes.
+    const parsed = parseCrm(
+      'primitive d ocf:heartbeat:Dummy op monitor interval=2s\nproperty stonith-enabled=false\n',
+      'no-nodes.crm',
+    );
+    assert.ok(parsed.ok);
+    const load = (await queryControl(
+      sock(dc),
+      `cib ${JSON.stringify({ op: 'replace-configuration', configuration: parsed.cib.configuration })}`,
+      10_000,
+    )) as { ok?: boolean };
+    assert.equal(load.ok, true, JSON.stringify(load));
+    const runs = (n: string): boolean => existsSync(join(cfg.stateDir, n, 'rsctmp', 'Dummy-d.state'));
+    const on = await waitFor('d to run on a member', 30_000, async () => {
+      const where = names.filter(runs);
+      return where.length === 1 ? where[0] : undefined;
+    }).catch((e: Error) => {
+      throw new Error(`${e.message}\n${lines.slice(-40).join('\n')}`);
+    });
+    assert.notEqual(on, 'w', 'nothing runs on the witness');
+    for (const n of ['a', 'b']) {
+      const { cib } = (await queryControl(sock(n), 'cib')) as { cib: Cib };
+      assert.deepEqual(
+        cib.configuration.nodes.map((x) => `${x.id}:${x.uname}`),
+        ['1:a', '2:b'],
+        `${n}: the members have entries with their ids, the witness none`,
+      );
+    }
+    const mon = (await queryControl(sock(dc), 'crm_mon')) as { text: string };
+    assert.match(mon.text, /2 nodes configured/);
+    assert.match(mon.text, /Online: \[ a b \]/);
+  } finally {
+    for (const d of ds.values()) d.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
+import type { Cib } from '../cib/model.ts';
 import { registerClusterCommands } from '../cli/cluster_cmd.ts';
 import { hasNetnsSupport } from '../lab/netns.ts';
 import { loadConfig } from './config.ts';
@@ -132,6 +133,17 @@ test('a node joins a running three-node cluster through a follower, then leaves 
       j4Log = (j4Log + d).slice(-20_000);
     });
     await waitFor('all four to be members and Raft voters', FORM_DEADLINE_MS, () => settled(c, all));
+    // The CIB here lists no nodes: the DC gives every member, the new one included, a node entry
+    // with its id, so the scheduler can place resources there (as Pacemaker does on join).
+    const nodeEntries = async (n: string): Promise<string> =>
+      ((await c.command(n, 'cib')) as { cib: Cib }).cib.configuration.nodes
+        .map((x) => `${x.id}:${x.uname}`)
+        .sort()
+        .join(' ');
+    await waitFor('every member to have a node entry on every node', CHANGE_DEADLINE_MS, async () => {
+      const seen = await Promise.all(first.map(nodeEntries));
+      return seen.every((e) => e === '1:j1 2:j2 3:j3 4:j4') ? true : undefined;
+    });
 
     // A member restarted with the old config file (not yet copied) still reaches j4: it learned
     // the address from the Raft log and kept it in its state directory.
@@ -167,6 +179,8 @@ test('a node joins a running three-node cluster through a follower, then leaves 
       first,
     );
     await waitFor('the three to settle without j4', CHANGE_DEADLINE_MS, () => settled(c, first));
+    // Leaving the membership does not delete its node entry (Pacemaker keeps them too).
+    assert.equal(await nodeEntries(leader), '1:j1 2:j2 3:j3 4:j4');
     const proc = j4;
     await waitFor('the removed daemon to stop', CHANGE_DEADLINE_MS, async () =>
       proc.exitCode !== null ? true : undefined,

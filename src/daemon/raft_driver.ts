@@ -150,7 +150,7 @@ export function raftConsensus(ctx: ConsensusContext): ConsensusPart {
                 index: e.index,
                 term: e.term,
                 applied: r.ok,
-                ...(r.ok ? {} : { message: r.message }),
+                ...(r.ok ? {} : { code: r.code, message: r.message }),
               }
             : {
                 ok: false,
