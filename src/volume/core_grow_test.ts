@@ -17,23 +17,11 @@ function block(fill: number, n = 1): Uint8Array {
 
 /** Both connected, alpha Primary after the initial sync. */
 function syncedPair(seed: number): SimPair {
-  const p = new SimPair(
-    new SeededRng(seed),
-    SIZE,
-    testConfig('alpha', 'bravo'),
-    testConfig('bravo', 'alpha'),
-  );
-  p.a.core.connect(false);
-  p.b.core.connect(false);
-  p.settle();
-  assert.ok(p.a.core.promote(true).ok);
-  p.settle();
-  assert.equal(p.b.core.status().disk, 'UpToDate');
-  return p;
+  return SimPair.synced(new SeededRng(seed), SIZE);
 }
 
 function sameDisks(p: SimPair): boolean {
-  return Buffer.compare(Buffer.from(p.a.disk), Buffer.from(p.b.disk)) === 0;
+  return p.sameDisks();
 }
 
 function okResult(r: GrowResult | undefined): Extract<GrowResult, { ok: true }> {
@@ -242,25 +230,9 @@ function offlineGrow(p: SimPair, n: SimNode, sizeBytes: number): void {
   p.peerOf(n).core.connect(false);
 }
 
-/** Each block holds its latest acknowledged write, or a write issued after it. */
 function checkAcked(p: SimPair, n: SimNode, seed: number): void {
-  const acked = new Set(p.writesAcked.map((w) => w.id));
-  const perBlock = new Map<number, Array<{ id: number; data: Uint8Array }>>();
-  for (const w of p.issued)
-    for (let o = 0; o < w.data.length; o += BLOCK_BYTES) {
-      const list = perBlock.get(w.offset + o) ?? [];
-      list.push({ id: w.id, data: w.data.subarray(o, o + BLOCK_BYTES) });
-      perBlock.set(w.offset + o, list);
-    }
-  for (const [off, list] of perBlock) {
-    const k = list.findLastIndex((w) => acked.has(w.id));
-    if (k < 0) continue;
-    const have = Buffer.from(n.disk.subarray(off, off + BLOCK_BYTES));
-    assert.ok(
-      list.slice(k).some((w) => Buffer.compare(have, Buffer.from(w.data)) === 0),
-      `seed ${seed}: acknowledged write ${list[k]!.id} at ${off} is missing on ${n.cfg.self.name}`,
-    );
-  }
+  const miss = p.missingAckedWrite(n);
+  assert.equal(miss, undefined, `seed ${seed}: ${miss}`);
 }
 
 test('randomized crashes and partitions during online grows: acknowledged writes survive, and the nodes end at one size with identical disks', () => {

@@ -18,19 +18,12 @@ function cfg(self: string, peer: string, fencing: Fencing): VolumeConfig {
 
 /** A synced pair with alpha Primary, both with the given fencing policy. */
 function fencedPair(seed: number, fencing: Fencing): SimPair {
-  const p = new SimPair(
+  return SimPair.synced(
     new SeededRng(seed),
     SIZE,
     cfg('alpha', 'bravo', fencing),
     cfg('bravo', 'alpha', fencing),
   );
-  p.a.core.connect(false);
-  p.b.core.connect(false);
-  p.settle();
-  assert.ok(p.a.core.promote(true).ok);
-  p.settle();
-  assert.equal(p.b.core.status().disk, 'UpToDate');
-  return p;
 }
 
 function block(fill: number): Uint8Array {

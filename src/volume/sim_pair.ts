@@ -149,8 +149,55 @@ export class SimPair {
     this.wire.set(this.b, []);
   }
 
+  /**
+   * A pair after its initial sync: connected, alpha promoted with --force, bravo UpToDate.
+   * Throws when it does not get there (a test's setup failing, not its subject).
+   */
+  static synced(rng: Rng, sizeBytes: number, cfgA?: VolumeConfig, cfgB?: VolumeConfig): SimPair {
+    const p = new SimPair(rng, sizeBytes, cfgA, cfgB);
+    p.a.core.connect(false);
+    p.b.core.connect(false);
+    p.settle();
+    assert(p.a.core.promote(true).ok, 'alpha cannot be promoted with --force');
+    p.settle();
+    assert(
+      p.b.core.status().disk === 'UpToDate',
+      `bravo is ${p.b.core.status().disk} after the initial sync`,
+    );
+    return p;
+  }
+
   peerOf(n: SimNode): SimNode {
     return n === this.a ? this.b : this.a;
+  }
+
+  /** Both disks hold the same bytes. */
+  sameDisks(): boolean {
+    return Buffer.compare(Buffer.from(this.a.disk), Buffer.from(this.b.disk)) === 0;
+  }
+
+  /**
+   * Where `n`'s disk lacks an acknowledged write: for each block, the data of its latest
+   * acknowledged write or of a write submitted after it (applied, not yet acknowledged) must
+   * be there. Returns a description of the first miss, or undefined.
+   */
+  missingAckedWrite(n: SimNode): string | undefined {
+    const acked = new Set(this.writesAcked.map((w) => w.id));
+    const perBlock = new Map<number, Array<{ id: number; data: Uint8Array }>>();
+    for (const w of this.issued)
+      for (let o = 0; o < w.data.length; o += BLOCK_BYTES) {
+        const list = perBlock.get(w.offset + o) ?? [];
+        list.push({ id: w.id, data: w.data.subarray(o, o + BLOCK_BYTES) });
+        perBlock.set(w.offset + o, list);
+      }
+    for (const [off, list] of perBlock) {
+      const k = list.findLastIndex((w) => acked.has(w.id));
+      if (k < 0) continue;
+      const have = Buffer.from(n.disk.subarray(off, off + BLOCK_BYTES));
+      if (!list.slice(k).some((w) => Buffer.compare(have, Buffer.from(w.data)) === 0))
+        return `acknowledged write ${list[k]!.id} at offset ${off} is missing on ${n.cfg.self.name}`;
+    }
+    return undefined;
   }
 
   write(node: SimNode, offset: number, data: Uint8Array, fua = false): number {

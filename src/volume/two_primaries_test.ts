@@ -10,19 +10,12 @@ import { fnv, SimPair, testConfig } from './sim_pair.ts';
 const SIZE = 64 * BLOCK_BYTES;
 
 function pair(seed: number, allowTwoPrimaries: boolean): SimPair {
-  const p = new SimPair(
+  return SimPair.synced(
     new SeededRng(seed),
     SIZE,
     testConfig('alpha', 'bravo', { allowTwoPrimaries }),
     testConfig('bravo', 'alpha', { allowTwoPrimaries }),
   );
-  p.a.core.connect(false);
-  p.b.core.connect(false);
-  p.settle();
-  assert.ok(p.a.core.promote(true).ok);
-  p.settle();
-  assert.equal(p.b.core.status().disk, 'UpToDate');
-  return p;
 }
 
 test('without allow-two-primaries the second promote is refused while the peer is Primary', () => {
