@@ -58,7 +58,13 @@ import { writeFileAtomic } from '../lib/atomic_file.ts';
 import { formatDiagnostic } from '../lib/errors.ts';
 import { DEFAULT_CONFIG_FILE } from './cluster_cmd.ts';
 import { example } from './help.ts';
-import { LiveClusterError, liveControlSocket, NO_CLUSTER_MESSAGE, readLiveView } from './live_cib.ts';
+import {
+  LiveClusterError,
+  liveControlSocket,
+  NO_CLUSTER_MESSAGE,
+  type ProposeReply,
+  readLiveView,
+} from './live_cib.ts';
 
 /** Largest CIB or configuration file read (a 10 000-resource CIB with history is ~40 MB). */
 export const ADMIN_MAX_FILE_BYTES = 256 * 1024 * 1024;
@@ -256,18 +262,6 @@ function printPreview(
 
 /** A proposal waits up to PROPOSE_TIMEOUT_MS for its commit; the socket allows a margin on top. */
 const LIVE_REPLY_TIMEOUT_MS = PROPOSE_TIMEOUT_MS + 2_000;
-
-type ProposeReply =
-  | { readonly error: string }
-  | {
-      readonly ok: true;
-      readonly index: number;
-      readonly applied: boolean;
-      /** Why it was not applied (`conflict`, `unknown-node`, …); daemons before 2026-11 omit it. */
-      readonly code?: string;
-      readonly message?: string;
-    }
-  | { readonly ok: false; readonly code: string; readonly message: string; readonly leader: string | null };
 
 async function ask(socket: string, line: string): Promise<unknown> {
   try {

@@ -58,7 +58,7 @@ import { type LinkPair, parseDrbdlinksConf } from '../executor/builtin/links.ts'
 import { type Diagnostic, formatDiagnostic } from '../lib/errors.ts';
 import type { Io } from './admin_cmd.ts';
 import { DEFAULT_CONFIG_FILE } from './cluster_cmd.ts';
-import { liveMembers, withMembership } from './live_cib.ts';
+import { liveMembers, type ProposeReply, withMembership } from './live_cib.ts';
 
 /** Largest file import reads (a configuration bigger than this is the wrong file). */
 export const IMPORT_MAX_FILE_BYTES = 64 * 1024 * 1024;
@@ -537,18 +537,6 @@ async function readLive(socket: string): Promise<LiveView> {
     await sleep(LIVE_READ_POLL_MS);
   }
 }
-
-type ProposeReply =
-  | { readonly error: string }
-  | {
-      readonly ok: true;
-      readonly index: number;
-      readonly applied: boolean;
-      /** Why it was not applied; `conflict`: the configuration changed since it was read. */
-      readonly code?: string;
-      readonly message?: string;
-    }
-  | { readonly ok: false; readonly code: string; readonly message: string; readonly leader: string | null };
 
 /** Checks every command first (shape and size), then proposes them in order; returns the log indexes. */
 async function propose(socket: string, commands: readonly CibCommand[]): Promise<number[]> {

@@ -22,6 +22,22 @@ export const NO_CLUSTER_MESSAGE =
 /** How long one read of the cluster's state may take (a busy daemon still answers in well under this). */
 export const LIVE_QUERY_TIMEOUT_MS = 5_000;
 
+/** A daemon's answer to `cib COMMAND` (a proposal), as the CLI reads it. */
+export type ProposeReply =
+  | { readonly error: string }
+  | {
+      readonly ok: true;
+      readonly index: number;
+      readonly applied: boolean;
+      /**
+       * Why it was not applied, as the state machine says it (`conflict`: the configuration
+       * changed since the command's CIB was read; `unknown-node`, `bad-command`).
+       */
+      readonly code?: string;
+      readonly message?: string;
+    }
+  | { readonly ok: false; readonly code: string; readonly message: string; readonly leader: string | null };
+
 /** The cluster could not be reached or did not answer usefully; exit code 2. */
 export class LiveClusterError extends Error {
   readonly exitCode = 2;
