@@ -130,9 +130,11 @@ interface GrowRun {
   readonly initiator: boolean;
   /**
    * asking: GrowReq sent, waiting for GrowReply (initiator). local: this node's own growDisk
-   * is wanted or running. waitDone: this node grew, waiting for GrowDone (peer).
+   * is wanted or running. waitDone: this node grew, waiting for GrowDone (peer). catchUp: the
+   * peer's handshake showed a larger volume (a grow cut short before this node grew): this node
+   * grows to match, then handshakes again.
    */
-  phase: 'asking' | 'local' | 'waitDone';
+  phase: 'asking' | 'local' | 'waitDone' | 'catchUp';
   readonly fromBytes: number;
   readonly sizeBytes: number;
   readonly extendFile: boolean;
@@ -338,6 +340,10 @@ export class VolumeCore {
   private blocks: number;
   /** The online grow in progress, if any. */
   private grow: GrowRun | undefined;
+  /** The larger peer's handshake, taken once this node grew to match (phase catchUp). */
+  private catchUpHandshake: HandshakeMsg | undefined;
+  /** This node's handshake showed a smaller peer: it grows to match and handshakes again. */
+  private awaitingPeerCatchUp = false;
 
   private conn: ConnState = 'StandAlone';
   private wantConnect = false;
@@ -585,7 +591,8 @@ export class VolumeCore {
     this.durableUpTo = Math.max(this.durableUpTo, this.persistDurableMark);
     this.persistDurableMark = 0;
     // A local grow waits for the metadata write in flight, and holds later ones back.
-    if (this.grow?.phase === 'local' && !this.grow.diskBusy) this.emitGrowDisk(this.grow);
+    if ((this.grow?.phase === 'local' || this.grow?.phase === 'catchUp') && !this.grow.diskBusy)
+      this.emitGrowDisk(this.grow);
     else if (this.persistSeq > this.persistedSeq) this.startPersist();
     while (this.awaitingPersist.length > 0 && this.awaitingPersist[0]!.needSeq <= this.persistedSeq) {
       this.releaseWrite(this.awaitingPersist.shift()!);
@@ -1135,11 +1142,31 @@ export class VolumeCore {
     if (ok) this.applyGrow(g, sizeBytes);
     if (!this.persistInFlight && this.persistSeq > this.persistedSeq) this.startPersist();
     const peer = this.cfg.peer.name;
+    if (g.phase === 'catchUp') {
+      this.endGrow(undefined);
+      const stash = this.catchUpHandshake;
+      this.catchUpHandshake = undefined;
+      if (g.aborted !== undefined || !stash) {
+        this.pumpAll();
+        return; // The connection went meanwhile: the next handshake compares sizes again.
+      }
+      if (!ok) {
+        this.refuse(
+          `size mismatch: ${this.sizeBytes} here, ${stash.sizeBytes} on ${peer} (a resize there that did not finish here), and this disk cannot grow to it: ${reason}; grow this backing disk, then halo volume resize ${this.cfg.resource} here`,
+        );
+        return;
+      }
+      // The peer waits for a handshake at the size it has: send one, then take its own.
+      this.emit({ a: 'send', msg: this.handshakeMsg() });
+      this.onHandshake(stash);
+      this.pumpAll();
+      return;
+    }
     if (g.aborted !== undefined) {
       this.endGrow(
         fail(
           'connection-lost',
-          `connection to ${peer} lost during the resize (${g.aborted}); this node ${ok ? `grew to ${sizeBytes} bytes` : 'is unchanged'}; if the sizes now differ the nodes will not connect: resize the smaller one offline (halo volume down, resize, up)`,
+          `connection to ${peer} lost during the resize (${g.aborted}); this node ${ok ? `grew to ${sizeBytes} bytes` : 'is unchanged'}; if the sizes now differ, the smaller node grows to match when the nodes reconnect`,
         ),
       );
       this.pumpAll();
@@ -1158,7 +1185,7 @@ export class VolumeCore {
       this.endGrow(
         fail(
           'grow-failed',
-          `${peer} grew to ${g.sizeBytes} bytes but this node cannot: ${reason}; the nodes now differ in size: fix this disk, then halo volume down and resize here offline`,
+          `${peer} grew to ${g.sizeBytes} bytes but this node cannot: ${reason}; the nodes now differ in size and will not connect until this disk can hold ${g.sizeBytes} bytes: grow it, then halo volume connect ${this.cfg.resource} here`,
         ),
       );
       this.dropConnection(`resize failed here after ${peer} grew`);
@@ -1227,11 +1254,17 @@ export class VolumeCore {
       g.aborted = reason; // ends when the disk is done (it may have grown)
       return;
     }
+    if (g.phase === 'catchUp') {
+      // Waiting for a metadata write to finish before growing: nothing changed yet.
+      this.catchUpHandshake = undefined;
+      this.endGrow(undefined);
+      return;
+    }
     const grown = this.sizeBytes !== g.fromBytes;
     this.endGrow(
       fail(
         'connection-lost',
-        `connection to ${this.cfg.peer.name} lost during the resize (${reason}); ${grown ? `this node grew to ${this.sizeBytes} bytes` : 'this node is unchanged'}, ${this.cfg.peer.name} may ${grown ? 'not have' : 'have'}: if the sizes differ the nodes will not connect; resize the smaller one offline (halo volume down, resize, up)`,
+        `connection to ${this.cfg.peer.name} lost during the resize (${reason}); ${grown ? `this node grew to ${this.sizeBytes} bytes` : 'this node is unchanged'}, ${this.cfg.peer.name} may ${grown ? 'not have' : 'have'}: if the sizes differ, the smaller node grows to match when the nodes reconnect`,
       ),
     );
   }
@@ -1378,6 +1411,7 @@ export class VolumeCore {
     const wasUp = this.handshakeDone;
     this.transportOpen = false;
     this.handshakeDone = false;
+    this.awaitingPeerCatchUp = false;
     this.peerRole = 'Unknown';
     this.peerDisk = 'DUnknown';
     if (wasUp) this.log('warn', `connection to ${this.cfg.peer.name} lost: ${reason}`);
@@ -1433,6 +1467,49 @@ export class VolumeCore {
     };
   }
 
+  /**
+   * The peer's volume has another size. An online grow cut short (the connection went after one
+   * node grew and before the other did) leaves exactly that, so the smaller node grows to the
+   * larger size (extending a regular backing file if needed), as the grow would have done, and
+   * handshakes again; the larger node waits for that handshake on the same connection. Only when
+   * the smaller disk cannot grow is the connection refused, naming both sizes. Never shrinks.
+   */
+  private onSizeMismatch(m: HandshakeMsg): void {
+    const peer = m.node;
+    if (m.sizeBytes < this.sizeBytes) {
+      if (!this.awaitingPeerCatchUp)
+        this.log(
+          'warn',
+          `${peer} holds ${m.sizeBytes} bytes and this node ${this.sizeBytes} (a resize that did not finish there): waiting for ${peer} to grow to match`,
+        );
+      this.awaitingPeerCatchUp = true;
+      return;
+    }
+    if (this.grow || !Number.isSafeInteger(m.sizeBytes) || m.sizeBytes % BLOCK_BYTES !== 0) {
+      this.refuse(
+        `size mismatch: ${this.sizeBytes} here, ${m.sizeBytes} on ${peer}; grow both backing disks and run halo volume resize ${this.cfg.resource} on each node`,
+      );
+      return;
+    }
+    this.log(
+      'warn',
+      `${peer} holds ${m.sizeBytes} bytes and this node ${this.sizeBytes} (a resize that did not finish here): growing to match`,
+    );
+    this.catchUpHandshake = m;
+    this.grow = {
+      initiator: false,
+      phase: 'catchUp',
+      fromBytes: this.sizeBytes,
+      sizeBytes: m.sizeBytes,
+      extendFile: true,
+      assumeClean: false,
+      diskBusy: false,
+      aborted: undefined,
+      held: [],
+    };
+    if (!this.persistInFlight) this.emitGrowDisk(this.grow);
+  }
+
   private onHandshake(m: HandshakeMsg): void {
     const version = m.version ?? 1;
     if (version !== WIRE_VERSION) {
@@ -1446,11 +1523,10 @@ export class VolumeCore {
       return;
     }
     if (m.sizeBytes !== this.sizeBytes) {
-      this.refuse(
-        `size mismatch: ${this.sizeBytes} here, ${m.sizeBytes} on ${m.node}; grow both backing disks and run halo volume resize ${this.cfg.resource} on each node`,
-      );
+      this.onSizeMismatch(m);
       return;
     }
+    this.awaitingPeerCatchUp = false;
     if (m.node !== this.cfg.peer.name) {
       this.refuse(`expected peer ${this.cfg.peer.name}, got ${m.node}`);
       return;

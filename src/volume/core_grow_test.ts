@@ -4,7 +4,6 @@ import { SeededRng } from '../lib/prng.ts';
 import { BLOCK_BYTES } from './bitmap.ts';
 import type { GrowResult } from './core.ts';
 import { decodePeerMsg, encodePeerMsg } from './messages.ts';
-import { grownMetadata } from './metadata.ts';
 import { type SimNode, SimPair, testConfig } from './sim_pair.ts';
 
 const SIZE = 256 * BLOCK_BYTES; // 1 MiB
@@ -172,6 +171,57 @@ test('a connection lost while the peer grows ends the grow with an error and rel
   assert.equal(p.b.core.status().resize, undefined);
 });
 
+test('a grow cut short is finished at the next handshake: the smaller node grows to match and the new area resyncs', () => {
+  const p = syncedPair(23);
+  assert.ok(p.a.core.startGrow({ sizeBytes: GROWN, extendFile: true, assumeClean: false }).ok);
+  for (let i = 0; i < 200 && !p.b.pending.some((q) => q.action.a === 'growDisk'); i++) p.stepOnce();
+  p.setLink(false);
+  p.settle();
+  assert.equal(p.a.core.sizeBytes, SIZE);
+  assert.equal(p.b.core.sizeBytes, GROWN);
+  // The Primary writes on, alone, at the old size.
+  p.write(p.a, 8 * BLOCK_BYTES, block(9));
+  p.setLink(true);
+  p.settle();
+  for (const n of [p.a, p.b]) {
+    const s = n.core.status();
+    assert.equal(s.conn, 'Connected', `${n.cfg.self.name}: ${s.lastDecision}`);
+    assert.equal(s.sizeBytes, GROWN);
+    assert.equal(s.disk, 'UpToDate');
+    assert.equal(s.outOfSyncBlocks, 0);
+  }
+  assert.ok(
+    p.a.logs.some((l) => l.includes('growing to match')),
+    p.a.logs.join('\n'),
+  );
+  assert.ok(
+    p.b.logs.some((l) => l.includes('waiting for alpha to grow to match')),
+    p.b.logs.join('\n'),
+  );
+  assert.ok(sameDisks(p), 'the write made alone and the new area reached bravo');
+  // The grown size is in alpha's metadata too.
+  p.crash(p.a);
+  p.restart(p.a);
+  assert.equal(p.a.core.sizeBytes, GROWN);
+});
+
+test("a smaller node that cannot grow to its peer's size refuses the connection, naming both sizes", () => {
+  const p = syncedPair(29);
+  assert.ok(p.a.core.startGrow({ sizeBytes: GROWN, extendFile: true, assumeClean: false }).ok);
+  for (let i = 0; i < 200 && !p.b.pending.some((q) => q.action.a === 'growDisk'); i++) p.stepOnce();
+  p.setLink(false);
+  p.settle();
+  p.a.capacityBytes = SIZE;
+  p.setLink(true);
+  p.settle();
+  const s = p.a.core.status();
+  assert.equal(s.conn, 'StandAlone');
+  assert.equal(s.sizeBytes, SIZE, 'nothing changed here');
+  const refusal = p.a.logs.find((l) => l.includes('refusing connection'));
+  assert.match(refusal ?? '', new RegExp(`${SIZE} here, ${GROWN} on bravo.*cannot grow`));
+  assert.notEqual(p.b.core.status().conn, 'Connected');
+});
+
 test('malformed or unexpected resize messages are refused', () => {
   const bad: Array<Record<string, unknown>> = [
     { t: 'GrowReq', sizeBytes: -4096, extendFile: true, assumeClean: false },
@@ -208,27 +258,6 @@ test('malformed or unexpected resize messages are refused', () => {
   );
   assert.equal(p.b.core.status().conn === 'SyncTarget', false);
 });
-
-/**
- * What an administrator does when a grow was cut short and the nodes now differ in size (the
- * handshake refuses them): with the smaller node down, `halo volume resize` there (its disk
- * already grown: here extended with a fill byte), then up. The offline path marks the new area.
- */
-function offlineGrow(p: SimPair, n: SimNode, sizeBytes: number): void {
-  if (n.up) p.crash(n);
-  const grow = (old: Uint8Array) => {
-    const next = new Uint8Array(sizeBytes).fill(0xc3);
-    next.set(old);
-    return next;
-  };
-  n.disk = grow(n.disk);
-  n.stable = grow(n.stable);
-  n.persisted = grownMetadata(n.persisted, sizeBytes);
-  p.restart(n);
-  n.core.connect(false);
-  // The other node refused the mismatched peer and stands alone: `halo volume connect` there.
-  p.peerOf(n).core.connect(false);
-}
 
 function checkAcked(p: SimPair, n: SimNode, seed: number): void {
   const miss = p.missingAckedWrite(n);
@@ -287,14 +316,11 @@ test('randomized crashes and partitions during online grows: acknowledged writes
         p.setLink(true);
       }
       p.settle();
-      // A grow cut short leaves the nodes at two sizes, which never connect: repair it as the
-      // error message says (offline resize of the smaller one).
+      // A grow cut short (one node grew, the connection went before the other did) is finished
+      // at the next handshake: the smaller node grows to match.
       const [sa, sb] = [p.a.core.sizeBytes, p.b.core.sizeBytes];
-      if (sa !== sb) {
-        cutShort++;
-        offlineGrow(p, sa < sb ? p.a : p.b, Math.max(sa, sb));
-        p.settle();
-      }
+      assert.equal(sa, sb, `seed ${seed} round ${round}: alpha holds ${sa} bytes, bravo ${sb}`);
+      if (p.a.logs.concat(p.b.logs).some((l) => l.includes('growing to match'))) cutShort++;
       if (p.a.core.sizeBytes > size) grown++;
       // One Primary again if the fault left none.
       if (primary.core.status().role !== 'Primary' && primary.core.status().disk === 'UpToDate')
