@@ -174,7 +174,9 @@ async function fenceOnce(
       : unfencePeerEdit(cib, req.resource);
   if (!edit.ok) return { outcome: { exitCode: FENCE_EXIT.failed, message: edit.message } };
   if (!edit.changed) return { outcome: { exitCode: edit.exitCode, message: edit.message } };
-  const plan = toCibCommands(cib, edit.cib);
+  // Compare-and-set: a configuration change committed between the read above and this proposal
+  // (an administrator's edit) is not overwritten; the cluster refuses ours and we recompute.
+  const plan = toCibCommands(cib, edit.cib, { compareAndSet: true });
   for (const c of plan.commands) {
     const problem = validateCibCommand(c);
     if (problem) return { outcome: { exitCode: FENCE_EXIT.failed, message: `cannot propose: ${problem}` } };
@@ -185,6 +187,8 @@ async function fenceOnce(
         retry: `${String(r.code)}: ${String(r.message)}`,
         leader: (r.leader as string | null) ?? null,
       };
+    if (r.applied === false && r.code === 'conflict')
+      return { retry: `the configuration changed meanwhile: ${String(r.message)}`, leader: null };
     if (r.applied === false)
       return {
         outcome: {

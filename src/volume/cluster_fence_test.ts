@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Cib, Primitive } from '../cib/model.ts';
-import { encodeCibCommand } from '../consensus/cib_state_machine.ts';
+import { type CibCommand, encodeCibCommand } from '../consensus/cib_state_machine.ts';
 import type { DaemonStatus } from '../daemon/daemon.ts';
 import { createLabCluster, startAndAgree, waitFor } from '../daemon/lab_cluster.ts';
 import { hasNetnsSupport } from '../lab/netns.ts';
@@ -157,3 +157,99 @@ test('a follower finds the DC socket in a lab layout (one concrete socket path p
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('fence-peer whose change meets an administrator edit committed meanwhile is refused as a conflict, recomputes from the new CIB and keeps the edit', async () => {
+  const { createServer } = await import('node:net');
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'halo-fence-cas-'));
+  const p: Primitive = {
+    ...primitive('p_drbd', { type: 'drbd', params: { drbd_resource: 'r0' } }),
+    provider: 'linbit',
+  };
+  const base = cluster({
+    nodes: ['alpha', 'bravo'],
+    resources: [clone('ms_drbd', p, { promotable: 'true' })],
+  });
+  const withEpoch = (cib: Cib, epoch: number): Cib => ({
+    ...cib,
+    attrs: [...cib.attrs.filter(([k]) => k !== 'epoch'), ['epoch', String(epoch)]],
+  });
+  // The daemon: its CIB is at epoch 5; an administrator's change (a property) commits just as
+  // the handler proposes, so its first proposal, computed at epoch 5, meets epoch 6.
+  let cib = withEpoch(base, 5);
+  const proposals: Array<{ expectedEpoch: number | undefined; properties: string[] }> = [];
+  const srv = createServer((c) => {
+    c.once('data', (line) => {
+      const text = line.toString().trim();
+      let reply: unknown;
+      if (text === 'cib') reply = { cib };
+      else if (text === 'status') reply = { node: 'alpha', consensus: { cib: { epoch: epochOf(cib) } } };
+      else {
+        const cmd = JSON.parse(text.slice(4)) as CibCommand;
+        assert.ok(cmd.op === 'replace-configuration');
+        proposals.push({
+          expectedEpoch: cmd.expectedVersion?.epoch,
+          properties: cmd.configuration.crmConfig.flatMap((s) => s.pairs.map((x) => x.name)),
+        });
+        if (proposals.length === 1) {
+          const admin: Cib['configuration'] = {
+            ...cib.configuration,
+            crmConfig: [
+              {
+                kind: 'cluster_property_set',
+                id: 'cib-bootstrap-options',
+                pairs: [{ id: 'o-x', name: 'maintenance-mode', value: 'false' }],
+              },
+            ],
+          };
+          cib = withEpoch({ ...cib, configuration: admin }, 6);
+          reply = {
+            ok: true,
+            index: 7,
+            term: 1,
+            applied: false,
+            code: 'conflict',
+            message: 'the configuration changed since it was read (epoch 5, now 6): nothing was changed',
+          };
+        } else {
+          cib = withEpoch({ ...cib, configuration: cmd.configuration }, epochOf(cib) + 1);
+          reply = { ok: true, index: 8, term: 1, applied: true };
+        }
+      }
+      c.end(`${JSON.stringify(reply)}\n`);
+    });
+  });
+  const sock = join(dir, 'halo.sock');
+  await new Promise<void>((r) => srv.listen(sock, () => r()));
+  try {
+    const r = await runClusterFence({
+      action: 'fence',
+      resource: 'r0',
+      self: 'alpha',
+      peer: 'bravo',
+      socket: sock,
+    });
+    assert.equal(r.exitCode, FENCE_EXIT.peerOutdated, r.message);
+    assert.deepEqual(
+      proposals.map((x) => x.expectedEpoch),
+      [5, 6],
+      'each proposal expects the epoch of the CIB it was computed from',
+    );
+    assert.ok(
+      proposals[1]!.properties.includes('maintenance-mode'),
+      "the second proposal keeps the administrator's edit",
+    );
+    assert.ok(
+      cib.configuration.constraints.some((x) => x.id === fenceConstraintId('r0', 'ms_drbd')),
+      'the fence constraint committed',
+    );
+  } finally {
+    srv.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+function epochOf(cib: Cib): number {
+  return Number(cib.attrs.find(([k]) => k === 'epoch')?.[1] ?? '0');
+}
