@@ -27,7 +27,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseCibXmlFile, serializeCibXml } from '../src/cib/cib_xml.ts';
+import { serializeCibXml } from '../src/cib/cib_xml.ts';
+import { parseCibXmlFile } from '../src/cib/cib_xml_fs.ts';
 import type { Cib, Constraint, NodeState, Primitive, Resource, ResourceHistory } from '../src/cib/model.ts';
 import { emptyCib } from '../src/cib/model.ts';
 import { SeededRng } from '../src/lib/prng.ts';

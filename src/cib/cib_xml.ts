@@ -21,9 +21,8 @@
  * Node ids (and ACL target/group ids) live in their own space and are keyed `node:ID`
  * (`acl_target:ID`, …). Status-section ids are not recorded.
  *
- * Pure (no I/O, no throwing on bad input), except `parseCibXmlFile`, which reads the file.
+ * Pure (no I/O, no throwing on bad input); `parseCibXmlFile` (cib_xml_fs.ts) reads a file.
  */
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import type { Diagnostic, SourcePos } from '../lib/errors.ts';
 import type {
   Alert,
@@ -1059,64 +1058,49 @@ export function parseCibXml(text: string, file: string): CibParseResult {
 }
 
 /**
- * Bytes read from a CIB file at a time (see `parseCibXmlFile`). Below 128 KiB each decoded piece
+ * Bytes read from a CIB file at a time (see `parseCibXmlFile` in cib_xml_fs.ts). Below 128 KiB each decoded piece
  * is an ordinary young-generation string; larger ones go to V8's large-object space, which only a
  * full collection frees, and raised the peak memory of a 85 MB CIB by ~80 MB.
  */
 export const CIB_FILE_CHUNK_BYTES = 1 << 16;
 
 /**
- * Reads and parses the CIB XML file at `path` (named `file` in diagnostics) with the same result
- * as `parseCibXml` on its text, but piece by piece: the text never exists as a whole (a large
- * cluster's CIB is tens of MB), and the status section is converted as it is read. An input the
- * fast scanner leaves to saxes (CR line ends, a byte-order mark, any error) is read again whole
- * and parsed as text, so diagnostics are word for word and position for position the same.
- * Invalid UTF-8 reads as U+FFFD, as `readFileSync(path, 'utf8')` does. Throws what node:fs throws
- * when the file cannot be read.
+ * Parses CIB XML handed over in pieces (see `parseCibXmlFile` in cib_xml_fs.ts, which reads a
+ * file this way): the text never exists as a whole (a large cluster's CIB is tens of MB), and
+ * the status section is converted as it arrives. Each piece must end between characters (a
+ * reader cuts after a `>` byte). `end()` gives the result exactly as `parseCibXml` would on the
+ * whole text, or undefined when the input is one the fast scanner leaves to saxes (CR line
+ * ends, a byte-order mark, any error): then parse the whole text with `parseCibXml`, so
+ * diagnostics are word for word and position for position the same.
  */
-export function parseCibXmlFile(
-  path: string,
-  file = path,
-  chunkBytes = CIB_FILE_CHUNK_BYTES,
-): CibParseResult {
-  const { hook, readAhead } = statusReader(file);
-  const scanner = new XmlStreamScanner({ subtreeHook: hook });
-  let chars = 0;
-  const fd = openSync(path, 'r');
-  try {
-    let buffer = Buffer.allocUnsafe(chunkBytes);
-    // Bytes at the start of `buffer` after the last `>` of the previous read.
-    let kept = 0;
-    for (;;) {
-      if (kept === buffer.length) {
-        // No `>` in a whole buffer (a very long text or value): read on into a larger one.
-        const larger = Buffer.allocUnsafe(buffer.length * 2);
-        buffer.copy(larger, 0, 0, kept);
-        buffer = larger;
-      }
-      const got = readSync(fd, buffer, kept, buffer.length - kept, null);
-      const end = kept + got;
-      // Each piece ends just after a `>` byte, which is never part of a longer UTF-8 sequence:
-      // decoded alone it gives the characters (U+FFFD for invalid bytes) the whole file would,
-      // and the scanner mostly gets whole constructs, never a character cut in two.
-      const cut = got === 0 ? end : buffer.lastIndexOf(0x3e, end - 1) + 1;
-      if (cut > 0) {
-        const piece = buffer.toString('utf8', 0, cut);
-        chars += piece.length;
-        // Past the limit the rest is only counted, for the message.
-        if (chars <= MAX_XML_CHARS) scanner.write(piece);
-        buffer.copy(buffer, 0, cut, end);
-        kept = end - cut;
-      } else kept = end;
-      if (got === 0 || (scanner.failed && chars <= MAX_XML_CHARS)) break;
-    }
-  } finally {
-    closeSync(fd);
+export class CibXmlChunkParser {
+  private readonly scanner: XmlStreamScanner;
+  private readonly readAhead: Map<XmlElement, ReadAhead>;
+  private chars = 0;
+
+  constructor(private readonly file: string) {
+    const { hook, readAhead } = statusReader(file);
+    this.readAhead = readAhead;
+    this.scanner = new XmlStreamScanner({ subtreeHook: hook });
   }
-  if (chars > MAX_XML_CHARS) return { ok: false, diagnostics: [xmlTooLarge(chars, file)] };
-  const tree = scanner.end();
-  if (tree) return readCibTree(tree, readAhead, file);
-  return parseCibXml(readFileSync(path, 'utf8'), file);
+
+  /**
+   * Takes the next piece. False once more input cannot change the outcome (the scanner gave up:
+   * `end()` then asks for the whole text); past the size limit pieces are only counted, for the
+   * message.
+   */
+  write(piece: string): boolean {
+    this.chars += piece.length;
+    if (this.chars > MAX_XML_CHARS) return true;
+    this.scanner.write(piece);
+    return !this.scanner.failed;
+  }
+
+  end(): CibParseResult | undefined {
+    if (this.chars > MAX_XML_CHARS) return { ok: false, diagnostics: [xmlTooLarge(this.chars, this.file)] };
+    const tree = this.scanner.end();
+    return tree ? readCibTree(tree, this.readAhead, this.file) : undefined;
+  }
 }
 
 function readCibTree(

@@ -10,8 +10,6 @@
  *
  * Typographic quotes (“ ” „) are accepted as `"` with a warning, as in the crm parser.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join } from 'node:path';
 import type { Diagnostic, SourcePos } from '../lib/errors.ts';
 import type { DrbdConfig, DrbdHost, DrbdOption, DrbdResource, DrbdSection } from './drbd_model.ts';
 
@@ -29,7 +27,7 @@ export type DrbdParseResult =
   | { readonly ok: true; readonly config: DrbdConfig; readonly warnings: readonly Diagnostic[] }
   | { readonly ok: false; readonly diagnostics: readonly Diagnostic[] };
 
-/** File access for includes; `nodeDrbdIo` uses the real filesystem. */
+/** File access for includes; `nodeDrbdIo` (drbd_conf_fs.ts) uses the real filesystem. */
 export interface DrbdIo {
   readFile(path: string): string;
   /** Paths matching a glob (`*`, `?`, `[…]` within path segments), sorted. */
@@ -552,7 +550,7 @@ function include(s: Stmt, file: string, acc: Acc, sink: Sink, io: DrbdIo | undef
     );
     return;
   }
-  const pattern = isAbsolute(w.text) ? w.text : join(dirname(file), w.text);
+  const pattern = includePath(file, w.text);
   let paths: string[];
   try {
     paths = io.glob(pattern);
@@ -611,63 +609,26 @@ export function parseDrbdConf(text: string, file: string, io?: DrbdIo): DrbdPars
 }
 
 // ---------------------------------------------------------------------------------------------
-// Filesystem access for includes
+// Include paths
 
-function globToRegExp(seg: string): RegExp {
-  let re = '';
-  for (let i = 0; i < seg.length; i++) {
-    const c = seg[i]!;
-    if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else if (c === '[') {
-      const end = seg.indexOf(']', i + 1);
-      if (end < 0) re += '\\[';
-      else {
-        re += `[${seg
-          .slice(i + 1, end)
-          .replace(/^!/, '^')
-          .replace(/\\/g, '\\\\')}]`;
-        i = end;
-      }
-    } else re += c.replace(/[.+^${}()|\\]/g, '\\$&');
+/**
+ * Where an include names a file: absolute as written, else relative to the including file's
+ * directory, normalized as POSIX path.join does (`.` and empty segments dropped, `..` taken back).
+ */
+export function includePath(from: string, rel: string): string {
+  if (rel.startsWith('/')) return rel;
+  const cut = from.lastIndexOf('/');
+  const dir = cut < 0 ? '.' : cut === 0 ? '/' : from.slice(0, cut);
+  const abs = dir.startsWith('/');
+  const out: string[] = [];
+  for (const seg of `${dir}/${rel}`.split('/')) {
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..' && out.length > 0 && out[out.length - 1] !== '..') out.pop();
+    else if (seg !== '..' || !abs) out.push(seg);
   }
-  return new RegExp(`^${re}$`);
+  const joined = out.join('/');
+  return abs ? `/${joined}` : joined || '.';
 }
-
-/** The real filesystem: reads files and expands globs segment by segment, sorted like glob(3). */
-export const nodeDrbdIo: DrbdIo = {
-  readFile: (path) => readFileSync(path, 'utf8'),
-  glob(pattern) {
-    const abs = isAbsolute(pattern);
-    const segs = pattern.split('/').filter((s) => s.length > 0);
-    let bases = [abs ? '/' : '.'];
-    for (const seg of segs) {
-      const next: string[] = [];
-      if (!/[*?[]/.test(seg)) {
-        for (const b of bases) next.push(join(b, seg));
-      } else {
-        const re = globToRegExp(seg);
-        for (const b of bases) {
-          let names: string[];
-          try {
-            names = readdirSync(b);
-          } catch {
-            continue;
-          }
-          for (const n of names.sort()) if (re.test(n) && !n.startsWith('.')) next.push(join(b, n));
-        }
-      }
-      bases = next;
-    }
-    return bases.filter((p) => {
-      try {
-        return statSync(p).isFile();
-      } catch {
-        return false;
-      }
-    });
-  },
-};
 
 // ---------------------------------------------------------------------------------------------
 // Serializer

@@ -1,16 +1,17 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { repoRoot } from '../lib/repo_root.ts';
 import {
   type DrbdIo,
   type DrbdParseResult,
-  nodeDrbdIo,
+  includePath,
   parseDrbdConf,
   serializeDrbdConf,
 } from './drbd_conf.ts';
+import { nodeDrbdIo } from './drbd_conf_fs.ts';
 import type { DrbdConfig } from './drbd_model.ts';
 import { drbdOption, drbdProtocol } from './drbd_model.ts';
 
@@ -221,4 +222,24 @@ test('bad drbd.conf input is rejected with FILE:LINE:COL naming the mistake', ()
       `${text}\n→ ${e.message}`,
     );
   }
+});
+
+test('include paths resolve as path.join from the including file, without node:path in the parser', () => {
+  const cases: Array<[string, string]> = [
+    ['/etc/drbd.conf', 'drbd.d/*.res'],
+    ['/etc/drbd.conf', '/etc/drbd.d/global_common.conf'],
+    ['/etc/drbd.d/r0.res', '../drbd.d/./x.res'],
+    ['/drbd.conf', 'a//b.res'],
+    ['drbd.conf', 'drbd.d/*.res'],
+    ['conf/drbd.conf', '../../up.res'],
+    ['conf/drbd.conf', '..'],
+    ['/etc/drbd.conf', '../../../x'],
+    ['./drbd.conf', './r0.res'],
+  ];
+  for (const [from, rel] of cases)
+    assert.equal(
+      includePath(from, rel),
+      rel.startsWith('/') ? rel : join(dirname(from), rel),
+      `${from} + ${rel}`,
+    );
 });

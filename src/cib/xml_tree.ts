@@ -9,7 +9,7 @@
  * without added indentation inside it so the text reads back unchanged.
  *
  * `XmlStreamScanner` takes the text in pieces, so a caller reading a file never holds all of it
- * (see `parseCibXmlFile`).
+ * (see `parseCibXmlFile` in cib_xml_fs.ts).
  *
  * Pure: no I/O. Parsing never throws on bad input; it returns `FILE:LINE:COL` diagnostics.
  */

@@ -9,7 +9,7 @@
  */
 import { statSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { parseCibXmlFile } from '../cib/cib_xml.ts';
+import { parseCibXmlFile } from '../cib/cib_xml_fs.ts';
 import type { Cib } from '../cib/model.ts';
 import { formatDiagnostic } from '../lib/errors.ts';
 import { explain } from '../scheduler/explain.ts';
