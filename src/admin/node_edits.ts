@@ -5,7 +5,7 @@
  * (`reboot`) in the status section's `transient_attributes` and is lost when the node leaves.
  * Pure.
  */
-import type { Cib, ClusterNode, NodeState } from '../cib/model.ts';
+import type { Cib, ClusterNode, Configuration, NodeState } from '../cib/model.ts';
 import { nodeName } from '../cib/resources.ts';
 import { didYouMean, type EditResult, editError, finish, nvGet, setNvPair } from './edit_result.ts';
 
@@ -139,4 +139,31 @@ export function nodeAttributeValue(
   return permanent === undefined
     ? { ok: true, value: undefined }
     : { ok: true, value: permanent, lifetime: 'forever' };
+}
+
+/**
+ * Why a running cluster refuses to replace `current` with `next`: `next` deletes the `<node>`
+ * entry of a node that is a member of the cluster (`members`: the node names in its membership,
+ * up or not), as crmsh refuses to delete an active node. A member leaves with `halo cluster
+ * leave`, which moves its resources away first and then deletes its entry; deleting the entry
+ * alone would hide what runs there from the scheduler (and the DC would add it back). Undefined
+ * when nothing is refused. A configuration without any `<node>` entry (a crm snippet written
+ * without a nodes section) deletes nothing: the DC gives every member its entry again.
+ * Offline edits of a CIB file never ask this.
+ */
+export function memberNodeDeletion(
+  current: Configuration,
+  next: Configuration,
+  members: readonly string[],
+): string | undefined {
+  if (next.nodes.length === 0) return undefined;
+  const kept = new Set(next.nodes.map(nodeName));
+  const isMember = new Set(members);
+  const gone = current.nodes.map(nodeName).filter((name) => isMember.has(name) && !kept.has(name));
+  if (gone.length === 0) return undefined;
+  return gone
+    .map(
+      (name) => `node ${name} is a member of the running cluster; remove it with halo cluster leave ${name}`,
+    )
+    .join('; ');
 }

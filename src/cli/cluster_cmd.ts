@@ -1,9 +1,20 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { type Command, Option } from 'commander';
+import { durationMsOr, parseDuration } from '../cib/duration.ts';
+import type { Cib } from '../cib/model.ts';
+import { clusterProperty } from '../cib/resources.ts';
+import { activeInNodeState } from '../controller/status.ts';
 import { controlSocketPath, DEFAULT_CONFIG_FILE, loadConfig, parseConfig } from '../daemon/config.ts';
 import { queryControl } from '../daemon/control.ts';
-import { type DaemonStatus, MEMBER_CHANGE_TIMEOUT_MS, type MemberChangeOutcome } from '../daemon/daemon.ts';
+import {
+  type DaemonStatus,
+  DEFAULT_SHUTDOWN_TIMEOUT_MS,
+  MAX_LEAVE_TIMEOUT_MS,
+  MEMBER_CHANGE_TIMEOUT_MS,
+  type MemberChangeOutcome,
+  type MemberRemoveOptions,
+} from '../daemon/daemon.ts';
 import { resolveSelf, runDaemon } from '../daemon/run.ts';
 import { HaloError } from '../lib/errors.ts';
 import type { LogLevel } from '../lib/ports.ts';
@@ -16,6 +27,8 @@ export { DEFAULT_CONFIG_FILE };
 const DEFAULT_PORT = 5405;
 /** Extra wait for a membership answer beyond the daemon's own commit timeout. */
 const CONTROL_SLACK_MS = 5_000;
+/** How often `cluster leave` looks at what still runs on the node it drains, to print progress. */
+const LEAVE_PROGRESS_POLL_MS = 1_000;
 
 interface ConfigDoc {
   nodes: Array<Record<string, unknown>>;
@@ -240,32 +253,53 @@ export function registerClusterCommands(program: Command): void {
       .argument('[name]', 'node to remove (default: this host’s node)')
       .option('--config <file>', 'config file to change', DEFAULT_CONFIG_FILE)
       .option('--node <name>', 'which configured node this host is (default: found by local addresses)')
-      .option('--socket <path>', 'control socket of the daemon to ask (overrides --node)'),
-    "halo cluster leave   # this host's node",
+      .option('--socket <path>', 'control socket of the daemon to ask (overrides --node)')
+      .option(
+        '--timeout <duration>',
+        'how long an online node may take to have its resources moved away (default: the shutdown-escalation property, else 60s)',
+      )
+      .option(
+        '--force',
+        'remove a node that is not online even though the CIB shows resources active there (the DC still fences it before starting them elsewhere)',
+      ),
+    "halo cluster leave   # this host's node: its resources move to the other nodes first",
     'halo cluster leave node03   # from any member',
-  ).action(async (name: string | undefined, o: { config: string; node?: string; socket?: string }) =>
-    guardAsync(async () => {
-      const cfg = loadConfig(o.config);
-      const path = o.socket ?? controlSocketPath(cfg, resolveSelf(cfg, o.node));
-      const target = name ?? ((await askDaemon(path, 'status', LEAVE_WHEN_DOWN)) as DaemonStatus).node;
-      const r = (await askDaemon(
-        path,
-        `member-remove ${target}`,
-        LEAVE_WHEN_DOWN,
-        MEMBER_CHANGE_TIMEOUT_MS + CONTROL_SLACK_MS,
-      )) as MemberChangeOutcome;
-      if (!r.ok) throw memberError(`cannot remove ${target}`, r);
-      const doc = readConfigDoc(o.config);
-      const rest = doc.nodes.filter((n) => n.name !== target);
-      let note = '';
-      if (rest.length === doc.nodes.length) note = ` (it was not in ${o.config})`;
-      else if (rest.length === 0) note = ` (${o.config} left as it is: it would list no node)`;
-      else {
-        writeConfig(o.config, { ...doc, nodes: rest });
-        note = ` and from ${o.config}; copy it to every node`;
-      }
-      process.stdout.write(`removed ${target} (id ${r.id}) from the running cluster${note}\n`);
-    }),
+    'halo cluster leave node03 --force   # node03 is down for good and never fenced',
+  ).action(
+    async (
+      name: string | undefined,
+      o: { config: string; node?: string; socket?: string; timeout?: string; force?: boolean },
+    ) =>
+      guardAsync(async () => {
+        const cfg = loadConfig(o.config);
+        const path = o.socket ?? controlSocketPath(cfg, resolveSelf(cfg, o.node));
+        const target = name ?? ((await askDaemon(path, 'status', LEAVE_WHEN_DOWN)) as DaemonStatus).node;
+        const timeoutMs = await leaveTimeoutMs(path, o.timeout);
+        const opts: MemberRemoveOptions = { timeoutMs, ...(o.force ? { force: true } : {}) };
+        const progress = watchLeave(path, target, timeoutMs);
+        let r: MemberChangeOutcome;
+        try {
+          r = (await askDaemon(
+            path,
+            `member-remove ${target} ${JSON.stringify(opts)}`,
+            LEAVE_WHEN_DOWN,
+            timeoutMs + MEMBER_CHANGE_TIMEOUT_MS + CONTROL_SLACK_MS,
+          )) as MemberChangeOutcome;
+        } finally {
+          progress.stop();
+        }
+        if (!r.ok) throw memberError(`cannot remove ${target}`, r);
+        const doc = readConfigDoc(o.config);
+        const rest = doc.nodes.filter((n) => n.name !== target);
+        let note = '';
+        if (rest.length === doc.nodes.length) note = ` (it was not in ${o.config})`;
+        else if (rest.length === 0) note = ` (${o.config} left as it is: it would list no node)`;
+        else {
+          writeConfig(o.config, { ...doc, nodes: rest });
+          note = ` and from ${o.config}; copy it to every node`;
+        }
+        process.stdout.write(`removed ${target} (id ${r.id}) from the running cluster${note}\n`);
+      }),
   );
 
   example(
@@ -309,6 +343,60 @@ export function registerClusterCommands(program: Command): void {
       }
     });
   });
+}
+
+/**
+ * How long `cluster leave` lets the daemon drain an online node: `--timeout`, else the cluster's
+ * shutdown-escalation (as a node's own clean shutdown), else DEFAULT_SHUTDOWN_TIMEOUT_MS.
+ */
+async function leaveTimeoutMs(path: string, text: string | undefined): Promise<number> {
+  if (text !== undefined) {
+    const d = parseDuration(text);
+    if (!d.ok) throw new HaloError('bad-argument', `--timeout: ${d.reason}`);
+    if (d.ms > MAX_LEAVE_TIMEOUT_MS)
+      throw new HaloError(
+        'bad-argument',
+        `--timeout: at most ${MAX_LEAVE_TIMEOUT_MS / 60_000} minutes, got '${text}'`,
+      );
+    return d.ms;
+  }
+  const view = (await askDaemon(path, 'cib', LEAVE_WHEN_DOWN)) as { cib?: Cib };
+  const escalation = view.cib ? clusterProperty(view.cib, 'shutdown-escalation') : undefined;
+  return Math.min(MAX_LEAVE_TIMEOUT_MS, durationMsOr(escalation, DEFAULT_SHUTDOWN_TIMEOUT_MS));
+}
+
+/**
+ * Prints, while the daemon drains `target`, what the CIB (this daemon's view) still shows active
+ * there, each time that changes. Best effort: a read that fails is skipped.
+ */
+function watchLeave(path: string, target: string, timeoutMs: number): { stop(): void } {
+  let said = '';
+  let stopped = false;
+  const look = async (): Promise<void> => {
+    const view = (await queryControl(path, 'cib').catch(() => undefined)) as { cib?: Cib } | undefined;
+    if (stopped || !view?.cib) return;
+    const entry = view.cib.configuration.nodes.find((n) => n.uname === target);
+    const state = view.cib.status.find(
+      (s) => s.uname === target || (entry !== undefined && s.id === entry.id),
+    );
+    const active = state ? activeInNodeState(state) : [];
+    const now = active.join(', ');
+    if (now === said) return;
+    if (now !== '')
+      process.stdout.write(
+        `${target} still runs ${now}; waiting for the DC to move ${active.length === 1 ? 'it' : 'them'} to other nodes (up to ${Math.round(timeoutMs / 1000)} s)\n`,
+      );
+    else process.stdout.write(`nothing runs on ${target} any more\n`);
+    said = now;
+  };
+  const timer = setInterval(() => void look(), LEAVE_PROGRESS_POLL_MS);
+  void look();
+  return {
+    stop: () => {
+      stopped = true;
+      clearInterval(timer);
+    },
+  };
 }
 
 /** Renders status like `crm_mon -1`: one header block, then one line per member and link. */

@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Command } from 'commander';
+import { parseCrm } from '../cib/crm.ts';
 import { loadConfig } from '../daemon/config.ts';
+import { serveControl } from '../daemon/control.ts';
 import type { DaemonStatus } from '../daemon/daemon.ts';
 import { formatStatus, registerClusterCommands } from './cluster_cmd.ts';
 
@@ -213,4 +215,78 @@ test('status text shows members, each link with its state, quorum and the DC', (
     /link 1 10\.0\.1\.1:5405 -> 10\.0\.1\.2:5405: down \(last 900 ms ago, rx 80, tx 100, send errors 4\)/,
   );
   assert.match(text, /forged 2, replayed 1/);
+});
+
+test('cluster leave of a node that is down with resources active there is refused with the reason and changes nothing; --force asks for it, and --timeout is checked', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'halo-cli-'));
+  const config = join(dir, 'halo.json');
+  const socket = join(dir, 'alpha.sock');
+  const parsed = parseCrm(
+    'node 1: alpha\nnode 2: beta\nnode 3: gamma\nproperty shutdown-escalation=90s\n',
+    'x.crm',
+  );
+  assert.ok(parsed.ok);
+  const asked: string[] = [];
+  // A daemon that answers like a leader whose CIB shows d started on beta, which is down.
+  const server = await serveControl(socket, (line) => {
+    asked.push(line);
+    if (line === 'cib') return { source: 'dc', cib: parsed.cib };
+    if (!line.startsWith('member-remove ')) return { error: 'unexpected' };
+    const opts = JSON.parse(line.slice('member-remove beta '.length)) as {
+      force?: boolean;
+      timeoutMs?: number;
+    };
+    if (opts.force) return { ok: true, node: 'beta', id: 2, index: 9 };
+    return {
+      ok: false,
+      code: 'node-active',
+      message:
+        'beta is not online and the CIB shows d active there: it is a lost node, which the DC fences before starting it elsewhere; nothing was changed',
+    };
+  });
+  try {
+    assert.equal(
+      await halo([
+        'cluster',
+        'init',
+        'web',
+        '--node',
+        'alpha=10.0.0.1',
+        '--node',
+        'beta=10.0.0.2',
+        '--node',
+        'gamma=10.0.0.3',
+        '--config',
+        config,
+        '--key-file',
+        join(dir, 'authkey'),
+      ]),
+      0,
+    );
+    const before = readFileSync(config, 'utf8');
+    const base = ['cluster', 'leave', 'beta', '--config', config, '--socket', socket];
+    const refused = await withStderr(() => halo(base));
+    assert.equal(refused.value, 1);
+    assert.match(
+      refused.err,
+      /cannot remove beta: beta is not online and the CIB shows d active there.*\[node-active\]/,
+    );
+    assert.equal(readFileSync(config, 'utf8'), before, 'config unchanged');
+    assert.ok(
+      asked.includes('member-remove beta {"timeoutMs":90000}'),
+      `the drain is bounded by shutdown-escalation: ${asked.join(' | ')}`,
+    );
+    const bad = await withStderr(() => halo([...base, '--timeout', 'soon']));
+    assert.equal(bad.value, 2);
+    assert.match(bad.err, /--timeout: 'soon' is not a duration/);
+    assert.equal(await halo([...base, '--force', '--timeout', '5s']), 0);
+    assert.ok(asked.includes('member-remove beta {"timeoutMs":5000,"force":true}'));
+    assert.deepEqual(
+      loadConfig(config).nodes.map((n) => n.name),
+      ['alpha', 'gamma'],
+    );
+  } finally {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

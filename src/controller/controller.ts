@@ -154,6 +154,16 @@ export class Controller {
   private nodeEntryRequest:
     | { readonly names: ReadonlySet<string>; readonly configuration: Configuration; readonly atMs: number }
     | undefined;
+  /**
+   * Nodes removed from the cluster (membership's `removed`, never a current member): their
+   * entries are deleted once they are off, never added back, and one that left with nothing
+   * active is taken as off without fencing.
+   */
+  private removedNodes: ReadonlySet<string> = new Set();
+  /** The entry deletions this DC last asked for, like `nodeEntryRequest`. */
+  private nodeRemovalRequest:
+    | { readonly names: ReadonlySet<string>; readonly configuration: Configuration; readonly atMs: number }
+    | undefined;
   /** The node-id clashes last logged (each distinct set once). */
   private nodeIdClashesLogged = '';
   /**
@@ -199,6 +209,7 @@ export class Controller {
         this.leaseUntilMs = ev.untilMs;
         break;
       case 'membership':
+        if (ev.removed !== undefined) this.removedNodes = new Set(ev.removed);
         this.onMembership(ev.members, ev.why, ev.epochs, ev.nodeIds);
         if (ev.quorum) this.onQuorum(ev.quorum.quorate, ev.quorum.fenceNeeded, ev.quorum.reason);
         break;
@@ -236,6 +247,9 @@ export class Controller {
       this.drive();
     }
     if (this.isDc) this.flushStatus();
+    // After the status: a removed node's cleared node_state is proposed before its entry goes
+    // (the state machine takes a node_state only for a node it knows).
+    if (this.acting()) this.requestNodeRemovals();
     if (!this.isDc) {
       // Only the DC writes the status section.
       this.fullDirty.clear();
@@ -318,6 +332,7 @@ export class Controller {
       this.leaseHeld = false;
       this.quorumUnconfirmedSinceMs = undefined;
       this.nodeEntryRequest = undefined;
+      this.nodeRemovalRequest = undefined;
       this.log('info', `${this.cfg.self} is no longer the DC`);
       return;
     }
@@ -407,6 +422,32 @@ export class Controller {
         node: rec.name,
       });
       return true;
+    }
+    if (!isMember && rec.condition !== 'down' && this.removedNodes.has(rec.name)) {
+      const active = this.activeOn(rec);
+      if (active.length === 0) {
+        // `halo cluster leave` removed it with nothing active there (the daemon drains an
+        // online node first and refuses an offline one with something active unless forced):
+        // nothing of it needs recovering, and it can never rejoin without `halo cluster join`.
+        this.failRunningOn(rec.name, `${rec.name} was removed from the cluster`);
+        rec.condition = 'down';
+        rec.lostAtMs = undefined;
+        rec.lostWhy = undefined;
+        clearNode(rec);
+        this.fenceAttempts.delete(rec.name);
+        this.fenceRetryAtMs.delete(rec.name);
+        this.fullDirty.add(rec.name);
+        this.log(
+          'info',
+          `${rec.name} was removed from the cluster with nothing active there: not fencing it`,
+          {
+            node: rec.name,
+          },
+        );
+        return true;
+      }
+      // Removed with something active (leave --force): a lost node like any other, fenced (or
+      // its lease waited out) before its resources start elsewhere; its entry goes after that.
     }
     if (!isMember && rec.condition === 'member') {
       this.failRunningOn(rec.name, `${rec.name} left the cluster`);
@@ -728,6 +769,17 @@ export class Controller {
   }
 
   private syncNodeRecords(): void {
+    const configured = new Set(this.cib.configuration.nodes.map((n) => n.uname));
+    for (const rec of [...this.nodes.values()]) {
+      // A removed node whose entry is gone and that is known off is forgotten: nothing is placed
+      // there and nothing of it is left to recover. One still lost keeps its record (and so its
+      // fencing) whatever the configuration says.
+      if (configured.has(rec.name) || !this.removedNodes.has(rec.name) || rec.condition !== 'down') continue;
+      this.nodes.delete(rec.name);
+      this.fullDirty.delete(rec.name);
+      this.memberEpochs.delete(rec.name);
+      this.ignoredFenced.delete(rec.name);
+    }
     for (const n of this.cib.configuration.nodes) {
       if (!this.nodes.has(n.uname)) {
         const rec = newNodeRecord(n.uname, n.id);
@@ -753,7 +805,7 @@ export class Controller {
     const out: NodeEntry[] = [];
     const clashes: string[] = [];
     for (const name of this.members) {
-      if (names.has(name)) continue;
+      if (names.has(name) || this.removedNodes.has(name)) continue;
       const id = this.memberNodeIds.get(name) ?? name;
       const holder = idHolder.get(id);
       if (holder !== undefined) {
@@ -783,8 +835,9 @@ export class Controller {
    * nodes section (most `crm configure` snippets), a fresh cluster and a node that just joined
    * would otherwise run nothing. Asked once per missing node; asked again only if the
    * configuration changed without them (a concurrent edit won) or `NODE_ENTRY_RETRY_MS` passed.
-   * Entries are never removed here: a node that left keeps its entry (removal is `crm node
-   * delete`). Scheduling waits meanwhile (see `frozenReason`).
+   * A node that left keeps its entry; only one removed from the cluster loses it
+   * (`requestNodeRemovals`), and none is added for it. Scheduling waits meanwhile (see
+   * `frozenReason`).
    */
   private requestNodeEntries(): void {
     const done = this.nodeEntriesComplete;
@@ -813,6 +866,52 @@ export class Controller {
       `adding ${missing.map((n) => `${n.uname} (id ${n.id})`).join(', ')} to the configuration's nodes: ${missing.length === 1 ? 'a member' : 'members'} the CIB does not list yet${r !== undefined ? ' (asking again)' : ''}`,
     );
     this.effects.push({ type: 'add-nodes', nodes: missing });
+  }
+
+  /**
+   * Pacemaker's `crm_node -R`: a node removed from the cluster loses its `<node>` entry (and its
+   * `node_state` is cleared: the state machine has no command to delete one). Asked only once the
+   * node is off (`down`: it left cleanly, was removed with nothing active, was fenced, or its
+   * lease ran out): deleting the entry of a lost node would hide what it may still run from the
+   * scheduler. Asked again like `requestNodeEntries`; scheduling does not wait for it, since an
+   * entry of a node that is down places nothing there.
+   */
+  private requestNodeRemovals(): void {
+    if (this.removedNodes.size === 0) {
+      this.nodeRemovalRequest = undefined;
+      return;
+    }
+    const gone = this.cib.configuration.nodes
+      .map((n) => n.uname)
+      .filter(
+        (name) =>
+          this.removedNodes.has(name) &&
+          !this.members.has(name) &&
+          (this.nodes.get(name)?.condition ?? 'down') === 'down',
+      )
+      .sort();
+    if (gone.length === 0) {
+      this.nodeRemovalRequest = undefined;
+      return;
+    }
+    const r = this.nodeRemovalRequest;
+    if (
+      r !== undefined &&
+      r.configuration === this.cib.configuration &&
+      this.nowMs < r.atMs + NODE_ENTRY_RETRY_MS &&
+      gone.every((n) => r.names.has(n))
+    )
+      return;
+    this.nodeRemovalRequest = {
+      names: new Set(gone),
+      configuration: this.cib.configuration,
+      atMs: this.nowMs,
+    };
+    this.log(
+      'info',
+      `deleting the node entr${gone.length === 1 ? 'y' : 'ies'} of ${gone.join(', ')}: removed from the cluster${r !== undefined ? ' (asking again)' : ''}`,
+    );
+    this.effects.push({ type: 'remove-nodes', nodes: gone });
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -666,3 +666,81 @@ property stonith-enabled=false
   assert.deepEqual(entries(sim), ['1:n1', '2:other', '3:n3']);
   assert.equal(sim.ctl.view().frozen, undefined, 'the clash does not hold scheduling up');
 });
+
+// ---------------------------------------------------------------------------------------------
+// Nodes removed from the cluster (`halo cluster leave`): entry deleted, never fenced when idle
+
+const REMOVAL = `node 1: n1
+node 2: n2
+node 3: n3
+primitive d ocf:heartbeat:Dummy op monitor interval=10s
+location d-likes-n3 d 100: n3
+property stonith-enabled=true
+`;
+
+const removeNodeEffects = (sim: ClusterSim): string[][] =>
+  sim.effects.flatMap((e) => (e.type === 'remove-nodes' ? [[...e.nodes]] : []));
+
+test('a node drained and then removed from the cluster is not fenced, loses its node entry once, and is not added back', () => {
+  const sim = startMembers(REMOVAL, ['n1', 'n2', 'n3']);
+  sim.fenceOk = false;
+  assert.deepEqual(sim.where('d'), ['n3']);
+  // The leave drains n3 first: its shutdown request moves d away.
+  sim.send({ type: 'node-attribute', node: 'n3', name: 'shutdown', value: '1700000000' });
+  assert.equal(sim.where('d').length, 1);
+  assert.notDeepEqual(sim.where('d'), ['n3'], 'd moved away before the removal');
+  // The removal commits; n3's daemon stops.
+  sim.crash('n3');
+  sim.send({ type: 'membership', members: ['n1', 'n2'], nodeIds: IDS, removed: ['n3'] });
+  sim.advance(NODE_ENTRY_RETRY_MS * 3);
+  assert.deepEqual(sim.fences, [], 'nobody fenced');
+  assert.deepEqual(removeNodeEffects(sim), [['n3']], 'asked once');
+  assert.deepEqual(entries(sim), ['1:n1', '2:n2']);
+  const view = sim.ctl.view();
+  assert.deepEqual(
+    view.cib.status.map((s) => s.uname),
+    ['n1', 'n2'],
+    'its status is gone from the DC view',
+  );
+  assert.equal(view.frozen, undefined);
+  assert.equal(sim.where('d').length, 1, 'd still runs once');
+  // Later membership events do not bring the entry back.
+  sim.send({ type: 'membership', members: ['n1', 'n2'], nodeIds: IDS, removed: ['n3'] });
+  sim.advance(NODE_ENTRY_RETRY_MS * 2);
+  assert.equal(addNodeEffects(sim).length, 0);
+  assert.deepEqual(entries(sim), ['1:n1', '2:n2']);
+});
+
+test('a lost node being fenced without success stops being fenced once it is removed with nothing active', () => {
+  const sim = startMembers(`${REMOVAL}location d-not-n2 d -inf: n2\n`, ['n1', 'n2', 'n3']);
+  sim.fenceOk = false;
+  sim.crash('n2');
+  sim.send({ type: 'membership', members: ['n1', 'n3'], nodeIds: IDS, why: 'no heartbeat' });
+  sim.advance(1_500);
+  const tried = sim.fences.length;
+  assert.ok(tried >= 1, 'the lost node is fenced (and the fence fails)');
+  assert.match(sim.ctl.view().frozen ?? '', /fencing n2 failed/);
+  sim.send({ type: 'membership', members: ['n1', 'n3'], nodeIds: IDS, removed: ['n2'] });
+  sim.advance(NODE_ENTRY_RETRY_MS * 2);
+  assert.equal(sim.fences.length, tried, 'no fence attempt after the removal');
+  assert.equal(sim.ctl.view().frozen, undefined);
+  assert.deepEqual(entries(sim), ['1:n1', '3:n3']);
+  assert.ok(sim.logs().some((m) => m.includes('n2 was removed from the cluster with nothing active there')));
+});
+
+test('a node removed with a resource still active (leave --force) is fenced before the resource starts elsewhere, and loses its entry after', () => {
+  const sim = startMembers(REMOVAL, ['n1', 'n2', 'n3']);
+  assert.deepEqual(sim.where('d'), ['n3']);
+  sim.partition('n3');
+  sim.send({ type: 'membership', members: ['n1', 'n2'], nodeIds: IDS, removed: ['n3'] });
+  assert.deepEqual(
+    sim.fences.map((f) => f.target),
+    ['n3'],
+    'fenced: d may still run there',
+  );
+  assert.equal(sim.where('d').length, 1);
+  assert.notDeepEqual(sim.where('d'), ['n3']);
+  sim.advance(1_000);
+  assert.deepEqual(removeNodeEffects(sim), [['n3']]);
+  assert.deepEqual(entries(sim), ['1:n1', '2:n2']);
+});

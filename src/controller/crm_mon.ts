@@ -42,10 +42,16 @@ function isoSeconds(sec: string | undefined): string {
   return Number.isFinite(n) && n > 0 ? new Date(n * 1000).toISOString().replace('.000Z', 'Z') : 'unknown';
 }
 
-/** `lrm_rsc_op` records that are failures (kept as `*_last_failure_0`), newest first. */
+/**
+ * `lrm_rsc_op` records that are failures (kept as `*_last_failure_0`), newest first. Only of
+ * configured nodes: a `node_state` no `<node>` entry names (a node removed from the cluster,
+ * whose status the state machine cannot delete) is not part of the cluster, as for the scheduler.
+ */
 export function failedActions(cib: Cib): { node: string; op: OpHistory }[] {
   const out: { node: string; op: OpHistory }[] = [];
+  const nodes = cib.configuration.nodes;
   for (const s of cib.status) {
+    if (!nodes.some((n) => n.uname === s.uname || n.id === s.id)) continue;
     for (const r of s.resources) {
       for (const op of r.ops) if (op.id.endsWith('_last_failure_0')) out.push({ node: s.uname ?? s.id, op });
     }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { schedule } from '../scheduler/schedule.ts';
 import { renderStatus } from './crm_mon.ts';
-import { startCluster } from './sim_harness_test_util.ts';
+import { crmCib, startCluster } from './sim_harness_test_util.ts';
 
 const CONFIG = `node 1: n1
 node 2: n2
@@ -47,4 +47,28 @@ test('status of a partition without quorum and of a lost node says so', () => {
   });
   assert.match(text, /Current DC: NONE/);
   assert.match(text, /OFFLINE: \[ n3 \]|UNCLEAN|offline/i);
+});
+
+test('the node_state of a node removed from the cluster (no node entry) is ignored: not listed, nothing placed or running there, no failed actions', () => {
+  const sim = startCluster(CONFIG, ['n1', 'n2', 'n3']);
+  sim.monitorFails('n1', 'web', 10_000);
+  const view = sim.ctl.view().cib;
+  const n1 = view.status.find((s) => s.uname === 'n1')!;
+  // n1's whole status (g started there, a failed monitor) left behind as an orphan named n9.
+  const orphan = { ...n1, id: '9', uname: 'n9' };
+  const two = crmCib(CONFIG.replace('node 1: n1\n', ''));
+  const cib = {
+    ...view,
+    configuration: two.configuration,
+    status: [...view.status.filter((s) => s.uname !== 'n1'), orphan],
+  };
+  const text = renderStatus({ cib, dc: 'n2', quorate: true, nowMs: sim.nowMs, schedule });
+  assert.match(text, /\* 2 nodes configured/);
+  assert.match(text, /Online: \[ n2 n3 \]/);
+  assert.doesNotMatch(text, /n9/);
+  assert.doesNotMatch(text, /Failed Resource Actions/);
+  const r = schedule(cib, sim.nowMs, { textOutput: false });
+  assert.ok(r.ok);
+  const starts = r.transition.actions.filter((a) => a.task === 'start').map((a) => a.rsc);
+  assert.ok(starts.includes('ip') && starts.includes('web'), 'g is started on a configured node');
 });

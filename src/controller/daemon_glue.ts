@@ -254,15 +254,37 @@ export function addNodesCommand(cib: Cib, nodes: readonly NodeEntry[]): string |
     add.push({ id: n.id, uname: n.uname, instanceAttributes: [], utilization: [] });
   }
   if (add.length === 0) return undefined;
+  return JSON.stringify({
+    op: 'replace-configuration',
+    configuration: { ...cib.configuration, nodes: [...configured, ...add] },
+    expectedVersion: configurationVersion(cib),
+  });
+}
+
+/**
+ * The command that deletes the `<node>` entries named in `unames` from `cib`'s configuration (the
+ * `remove-nodes` effect: nodes removed from the cluster), or undefined when it has none of them.
+ * Compare-and-set like `addNodesCommand`: a conflicting edit wins and the DC asks again.
+ */
+export function removeNodesCommand(cib: Cib, unames: readonly string[]): string | undefined {
+  const configured = cib.configuration.nodes;
+  const drop = new Set(unames);
+  const nodes = configured.filter((n) => !drop.has(n.uname));
+  if (nodes.length === configured.length) return undefined;
+  return JSON.stringify({
+    op: 'replace-configuration',
+    configuration: { ...cib.configuration, nodes },
+    expectedVersion: configurationVersion(cib),
+  });
+}
+
+/** `cib`'s (admin_epoch, epoch): what a compare-and-set configuration change expects. */
+function configurationVersion(cib: Cib): { adminEpoch: number; epoch: number } {
   const counter = (name: string): number => {
     const v = Number(cib.attrs.find(([k]) => k === name)?.[1] ?? '0');
     return Number.isSafeInteger(v) && v >= 0 ? v : 0;
   };
-  return JSON.stringify({
-    op: 'replace-configuration',
-    configuration: { ...cib.configuration, nodes: [...configured, ...add] },
-    expectedVersion: { adminEpoch: counter('admin_epoch'), epoch: counter('epoch') },
-  });
+  return { adminEpoch: counter('admin_epoch'), epoch: counter('epoch') };
 }
 
 export interface AttachedController {
@@ -381,6 +403,25 @@ export function attachController(
             log.log(
               'warn',
               `node entries for ${nodes.map((n) => n.uname).join(', ')} not added (the DC asks again): ${r.message ?? 'refused'}`,
+            );
+        });
+      },
+      removeNodes: (unames) => {
+        // In line with the status changes (the removed node's cleared node_state goes first),
+        // computed from the replicated CIB when its turn comes.
+        inFlight++;
+        proposing = proposing.then(async () => {
+          const current = h.replicatedCib?.() ?? host?.controller.view().cib ?? cib;
+          const cmd = removeNodesCommand(current, unames);
+          const r: { readonly ok: boolean; readonly message?: string } =
+            cmd === undefined
+              ? { ok: true }
+              : await h.propose(cmd).catch((e: Error) => ({ ok: false, message: e.message }));
+          inFlight--;
+          if (!r.ok)
+            log.log(
+              'warn',
+              `node entries of ${unames.join(', ')} not deleted (the DC asks again): ${r.message ?? 'refused'}`,
             );
         });
       },

@@ -14,6 +14,7 @@ import {
   decodeWire,
   encodeWire,
   MAX_WIRE_BYTES,
+  removeNodesCommand,
   statusCommands,
   statusCommandsCompat,
 } from './daemon_glue.ts';
@@ -276,4 +277,26 @@ test('the command that adds node entries keeps every entry there is, skips names
     'the rest of the configuration is untouched',
   );
   assert.equal(addNodesCommand(sm.cib, [{ id: '3', uname: 'c' }]), undefined, 'nothing left to add');
+});
+
+test('the command that deletes node entries keeps every other, and is refused as a conflict once the configuration changed', () => {
+  const sm = new CibStateMachine(
+    crmCib('node 1: a\nnode 2: b\nnode 3: c\nprimitive d ocf:heartbeat:Dummy\n'),
+  );
+  assert.equal(removeNodesCommand(sm.cib, ['x']), undefined, 'nothing to delete');
+  const cmd = removeNodesCommand(sm.cib, ['b', 'x']);
+  assert.ok(cmd !== undefined);
+  const stale = removeNodesCommand(sm.cib, ['c'])!;
+  assert.deepEqual(sm.applyCommand(JSON.parse(cmd)), { ok: true, changed: true });
+  assert.deepEqual(
+    sm.cib.configuration.nodes.map((n) => `${n.id}:${n.uname}`),
+    ['1:a', '3:c'],
+  );
+  assert.deepEqual(
+    sm.cib.configuration.resources.map((r) => r.id),
+    ['d'],
+  );
+  const r = sm.applyCommand(JSON.parse(stale));
+  assert.equal(r.ok ? 'applied' : r.code, 'conflict', 'computed from the older configuration');
+  assert.equal(sm.cib.configuration.nodes.length, 2);
 });

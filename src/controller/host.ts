@@ -75,6 +75,12 @@ export interface ControllerHostPorts {
    * the DC asks again.
    */
   readonly addNodes: (nodes: readonly NodeEntry[]) => void;
+  /**
+   * Deletes the `<node>` entries with these unames from the replicated configuration, keeping
+   * every other (the `remove-nodes` effect). A failure needs no report: the DC asks again.
+   * Absent: entries are never deleted (a host without it logs the request and drops it).
+   */
+  readonly removeNodes?: (unames: readonly string[]) => void;
   readonly nodeFenced: (node: string, how: string) => void;
   /** This node could not stop its resources in time after losing quorum. */
   readonly selfFence: (reason: string) => void;
@@ -155,12 +161,16 @@ export class ControllerHost {
   /**
    * The members now; `extra.epochs` their boot epochs (a fenced node counts again only with a
    * newer one), `extra.nodeIds` their cluster node ids (for the `<node>` entries the DC adds),
+   * `extra.removed` the nodes removed from the cluster (whose entries the DC deletes),
    * `extra.quorum` the quorum computed from these same members, applied together.
    */
   membership(
     members: readonly string[],
     why?: string,
-    extra: Pick<Extract<ControllerEvent, { type: 'membership' }>, 'epochs' | 'nodeIds' | 'quorum'> = {},
+    extra: Pick<
+      Extract<ControllerEvent, { type: 'membership' }>,
+      'epochs' | 'nodeIds' | 'removed' | 'quorum'
+    > = {},
   ): void {
     this.feed({
       type: 'membership',
@@ -168,6 +178,7 @@ export class ControllerHost {
       ...(why !== undefined ? { why } : {}),
       ...(extra.epochs !== undefined ? { epochs: extra.epochs } : {}),
       ...(extra.nodeIds !== undefined ? { nodeIds: extra.nodeIds } : {}),
+      ...(extra.removed !== undefined ? { removed: extra.removed } : {}),
       ...(extra.quorum !== undefined ? { quorum: extra.quorum } : {}),
     });
   }
@@ -306,6 +317,10 @@ export class ControllerHost {
         return;
       case 'add-nodes':
         this.ports.addNodes(e.nodes);
+        return;
+      case 'remove-nodes':
+        if (this.ports.removeNodes) this.ports.removeNodes(e.nodes);
+        else this.log.log('warn', `not deleting the node entries of ${e.nodes.join(', ')}: this host cannot`);
         return;
       case 'self-fence':
         this.ports.selfFence(e.reason);

@@ -168,6 +168,12 @@ export class ClusterSim {
         .map((n) => ({ id: n.id, uname: n.uname, instanceAttributes: [], utilization: [] }));
       const cib: Cib = { ...this.cib, configuration: { ...cfg, nodes: [...cfg.nodes, ...add] } };
       this.queue.push({ type: 'cib', cib });
+    } else if (e.type === 'remove-nodes') {
+      if (!this.commitNodeEntries) return;
+      // What the shell and Raft do: delete those entries, keep every other.
+      const cfg = this.cib.configuration;
+      const nodes = cfg.nodes.filter((n) => !e.nodes.includes(n.uname));
+      this.queue.push({ type: 'cib', cib: { ...this.cib, configuration: { ...cfg, nodes } } });
     } else if (e.type === 'fence') {
       this.fences.push({ target: e.target, ok: this.fenceOk, atMs: this.nowMs });
       if (this.fenceOk) {

@@ -91,6 +91,13 @@ export type ControllerEvent =
        * A member missing here gets its name as id.
        */
       readonly nodeIds?: Readonly<Record<string, string>>;
+      /**
+       * Nodes removed from the cluster (`halo cluster leave`, committed in Raft) that have not
+       * joined again: the whole list each time it is given (absent: unchanged). The DC deletes
+       * their `<node>` entries once they are known off, never adds one back, and does not fence
+       * one that left with nothing active (see README.md, "Node entries").
+       */
+      readonly removed?: readonly string[];
       readonly quorum?: {
         readonly quorate: boolean;
         readonly fenceNeeded: readonly string[];
@@ -165,6 +172,14 @@ export type ControllerEffect =
    * `NODE_ENTRY_RETRY_MS` passes, so the shell must skip entries that exist by then.
    */
   | { readonly type: 'add-nodes'; readonly nodes: readonly NodeEntry[] }
+  /**
+   * Nodes removed from the cluster (the membership's `removed`) that are known off: the shell
+   * deletes the `<node>` entries with these unames from the replicated configuration (compare-
+   * and-set; entries already gone are skipped). The DC asks again if the configuration changes
+   * with them still there or `NODE_ENTRY_RETRY_MS` passes. Their `node_state` has been cleared
+   * (a status change before this one); the scheduler ignores a `node_state` no entry names.
+   */
+  | { readonly type: 'remove-nodes'; readonly nodes: readonly string[] }
   /** The status section changed: the shell proposes these changes to the replicated CIB, in order. */
   | { readonly type: 'status-changes'; readonly changes: readonly StatusChange[] }
   /** This node could not stop its resources within its lease after losing quorum. */

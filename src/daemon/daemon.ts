@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import type { Server } from 'node:net';
 import { dirname, join } from 'node:path';
+import { memberNodeDeletion } from '../admin/node_edits.ts';
 import { durationMsOr } from '../cib/duration.ts';
 import { type Cib, emptyCib, type NodeState } from '../cib/model.ts';
 import { clusterProperty } from '../cib/resources.ts';
@@ -307,6 +308,69 @@ export const MEMBER_CHANGE_TIMEOUT_MS = 10_000;
 /** A membership request longer than this is not one. */
 const MAX_MEMBER_REQUEST_BYTES = 4096;
 
+/**
+ * Longest drain a `member-remove` may ask for: one hour, far above any shutdown-escalation a
+ * cluster uses, so a typo cannot keep a request (and the CLI) waiting for days.
+ */
+export const MAX_LEAVE_TIMEOUT_MS = 3_600_000;
+
+/**
+ * What `member-remove NAME [OPTIONS]` may carry after the name (JSON): `timeoutMs`, how long an
+ * online node may take to have everything moved away (default: the CIB's shutdown-escalation);
+ * `force`, remove a node that is not online even though the CIB shows resources active there.
+ */
+export interface MemberRemoveOptions {
+  readonly timeoutMs?: number;
+  readonly force?: boolean;
+}
+
+/** Splits `NAME [JSON]` of a `member-remove` request, or says what is wrong with it. */
+export function parseMemberRemove(arg: string): { name: string; opts: MemberRemoveOptions } | string {
+  const sp = arg.indexOf(' ');
+  const name = sp < 0 ? arg : arg.slice(0, sp);
+  const rest = sp < 0 ? '' : arg.slice(sp + 1).trim();
+  if (name === '') return 'member-remove: needs a node name';
+  if (rest === '') return { name, opts: {} };
+  let v: unknown;
+  try {
+    v = JSON.parse(rest);
+  } catch {
+    return `member-remove: options after the name must be JSON, got '${rest.slice(0, 40)}'`;
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    return 'member-remove: options must be a JSON object ({"timeoutMs": N, "force": true})';
+  const o = v as Record<string, unknown>;
+  const unknown = Object.keys(o).filter((k) => k !== 'timeoutMs' && k !== 'force');
+  if (unknown.length > 0)
+    return `member-remove: unknown option ${unknown[0]!.slice(0, 40)} (known: timeoutMs, force)`;
+  const t = o.timeoutMs;
+  if (t !== undefined && (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t > MAX_LEAVE_TIMEOUT_MS))
+    return `member-remove: timeoutMs must be an integer from 0 to ${MAX_LEAVE_TIMEOUT_MS}, got ${JSON.stringify(t)?.slice(0, 40)}`;
+  if (o.force !== undefined && typeof o.force !== 'boolean')
+    return 'member-remove: force must be true or false';
+  return {
+    name,
+    opts: {
+      ...(t !== undefined ? { timeoutMs: t } : {}),
+      ...(o.force !== undefined ? { force: o.force } : {}),
+    },
+  };
+}
+
+/**
+ * Why removing a node that is not online is refused, or undefined when it may go: the CIB shows
+ * `active` resources there, so it is a lost node the DC will fence and recover, and a removal
+ * must not pre-empt that; `force` removes it anyway (the DC still fences it before recovery).
+ */
+export function offlineRemovalRefusal(
+  node: string,
+  active: readonly string[],
+  force: boolean,
+): string | undefined {
+  if (active.length === 0 || force) return undefined;
+  return `${node} is not online and the CIB shows ${active.join(', ')} active there: it is a lost node, which the DC fences before starting ${active.length === 1 ? 'it' : 'them'} elsewhere. Wait until that is done (halo status shows nothing on ${node}) and run leave again, or pass --force to remove it anyway (the DC still fences it first); nothing was changed`;
+}
+
 /** What `halo cluster join|leave` gets back from the daemon. */
 export type MemberChangeOutcome =
   | { readonly ok: true; readonly node: string; readonly id: number; readonly index: number }
@@ -336,6 +400,11 @@ export class Daemon {
   private readonly self: NodeConfig;
   private peers: NodeConfig[];
   private learned: LearnedMembers = { added: [], removed: [] };
+  /**
+   * Nodes removed from the cluster (committed) that have not joined again, in this run or an
+   * earlier one: the DC deletes their `<node>` entries and never fences one that left idle.
+   */
+  private readonly removedMembers = new Set<string>();
   private removedSelf = false;
   private readonly log: Logger;
   private readonly nowMs: () => number;
@@ -384,6 +453,8 @@ export class Daemon {
   private fedCib: Cib | undefined;
   private fedDc: string | null | undefined;
   private fedMembers = '';
+  /** The removed nodes the controller was last told (sorted, comma-joined). */
+  private fedRemoved = '';
   private fedQuorum = '';
   /** The members' boot epochs the controller was last told (JSON). */
   private fedEpochs = '';
@@ -582,12 +653,17 @@ export class Daemon {
       if (members.includes(n.name) && e !== undefined) epochs[n.name] = e;
     }
     const epochKey = JSON.stringify(epochs);
-    if (key !== this.fedMembers || epochKey !== this.fedEpochs) {
+    const removed = [...this.removedMembers]
+      .filter((name) => !this.cfg.nodes.some((n) => n.name === name))
+      .sort();
+    const removedKey = removed.join(',');
+    if (key !== this.fedMembers || epochKey !== this.fedEpochs || removedKey !== this.fedRemoved) {
       const before = new Set(this.fedMembers.split(','));
       for (const n of this.peers)
         if (!n.witness && before.has(n.name) !== members.includes(n.name)) this.closeStreamsTo(n.id);
       this.fedMembers = key;
       this.fedEpochs = epochKey;
+      this.fedRemoved = removedKey;
       // The quorum of these same members goes with them, in one event: a DC told of members
       // before quorum (or the reverse) would schedule from a view that never existed.
       this.quorumWithMembership = true;
@@ -607,6 +683,7 @@ export class Daemon {
       host.membership(members, undefined, {
         epochs,
         nodeIds,
+        removed,
         quorum: { quorate: q.quorate, fenceNeeded, reason: q.reason },
       });
     }
@@ -1326,12 +1403,27 @@ export class Daemon {
     const arg = sp < 0 ? '' : line.slice(sp + 1);
     if (cmd !== 'member-add' && cmd !== 'member-remove')
       return fail('bad-member', `unknown membership command '${cmd.slice(0, 40)}'`);
+    let removal: { name: string; opts: MemberRemoveOptions } | undefined;
+    if (cmd === 'member-remove') {
+      const parsed = parseMemberRemove(arg);
+      if (typeof parsed === 'string') return fail('bad-member', parsed);
+      // The drain's bound is settled here, so the leader and a forwarding follower wait alike.
+      removal = {
+        name: parsed.name,
+        opts: { ...parsed.opts, timeoutMs: parsed.opts.timeoutMs ?? this.shutdownTimeoutMs() },
+      };
+    }
     const leader = c.status().leader;
     if (leader !== this.self.name) {
       if (forwarded) return fail('not-leader', `${this.self.name} is not the leader`, leader);
       if (!leader)
         return fail('no-leader', 'the cluster has no leader (DC) now; is a majority of nodes up?', null);
-      return this.forwardMemberRequest(leader, line);
+      if (!removal) return this.forwardMemberRequest(leader, line, MEMBER_CHANGE_TIMEOUT_MS);
+      return this.forwardMemberRequest(
+        leader,
+        `member-remove ${removal.name} ${JSON.stringify(removal.opts)}`,
+        MEMBER_CHANGE_TIMEOUT_MS + (removal.opts.timeoutMs ?? 0),
+      );
     }
     let change: { type: 'addNode' | 'removeNode'; node: string; member?: string };
     let id: number;
@@ -1357,21 +1449,212 @@ export class Daemon {
         return fail((err as HaloError).code ?? 'bad-member', (err as Error).message);
       }
     } else {
-      const n = this.cfg.nodes.find((x) => x.name === arg);
+      const name = removal!.name;
+      const n = this.cfg.nodes.find((x) => x.name === name);
       if (!n) {
         const names = this.cfg.nodes.map((x) => x.name).join(', ');
-        return fail('unknown-node', `no member named '${arg.slice(0, 64)}' (members: ${names})`);
+        return fail('unknown-node', `no member named '${name.slice(0, 64)}' (members: ${names})`);
       }
+      const refused = await this.prepareRemoval(n, removal!.opts);
+      if (refused) return refused;
       change = { type: 'removeNode', node: n.name };
       id = n.id;
     }
     const r = await c.changeMembership(change, MEMBER_CHANGE_TIMEOUT_MS);
-    if (!r.ok) return fail(r.code, r.message, r.leader);
+    if (!r.ok) {
+      // Refused for sure (not a timeout, after which it may still commit): the node stays and
+      // runs resources again.
+      if (change.type === 'removeNode' && r.code !== 'timeout') this.withdrawShutdown(change.node);
+      return fail(r.code, r.message, r.leader);
+    }
     return { ok: true, node: change.node, id, index: r.index };
   }
 
+  /**
+   * Before the leader removes `n` from the cluster (Pacemaker's `crm cluster remove`): a node that
+   * is online is drained first, as its own clean shutdown would: the DC sets its `shutdown`
+   * attribute, moves everything it runs elsewhere, and this waits (bounded by `opts.timeoutMs`)
+   * until the DC has finished and the replicated CIB shows nothing active there; on timeout the
+   * attribute is withdrawn and nothing changes. A node that is not online is removed at once if
+   * the CIB shows nothing active there; otherwise it is a lost node the DC will fence and recover,
+   * and removing it is refused unless `opts.force`. Resolves undefined when the removal may go on.
+   */
+  private async prepareRemoval(
+    n: NodeConfig,
+    opts: MemberRemoveOptions,
+  ): Promise<MemberChangeOutcome | undefined> {
+    const ctl = this.ctl;
+    // A witness runs nothing; a daemon without a controller manages nothing.
+    if (n.witness || !ctl) return undefined;
+    const fail = (code: string, message: string): MemberChangeOutcome => ({ ok: false, code, message });
+    const online = n.id === this.self.id || this.memberIds().has(n.id);
+    if (!online) {
+      const active = this.activeOnNode(n);
+      const refused = offlineRemovalRefusal(n.name, active, opts.force === true);
+      if (refused) return fail('node-active', refused);
+      this.log.log(
+        active.length === 0 ? 'info' : 'warn',
+        active.length === 0
+          ? `removing ${n.name}: it is not online and nothing is active there`
+          : `removing ${n.name} (--force): it is not online and ${active.join(', ')} may still run there; the DC fences it before starting them elsewhere`,
+        { event: 'member-remove', peer: n.name },
+      );
+      return undefined;
+    }
+    return this.drainForRemoval(n, opts.timeoutMs ?? this.shutdownTimeoutMs());
+  }
+
+  /** The online half of `prepareRemoval`: sets `shutdown` on `n` through this DC and waits. */
+  private async drainForRemoval(n: NodeConfig, timeoutMs: number): Promise<MemberChangeOutcome | undefined> {
+    const started = this.nowMs();
+    const requestedSec = String(Math.floor(this.wallMs() / 1000));
+    let waitingFor = '';
+    this.log.log(
+      'info',
+      `removing ${n.name}: moving its resources away first (shutdown requested through the DC)`,
+      {
+        event: 'member-drain',
+        peer: n.name,
+      },
+    );
+    for (;;) {
+      const waitedMs = Math.round(this.nowMs() - started);
+      if (this.stopped)
+        return { ok: false, code: 'stopped', message: 'the daemon stopped; nothing was removed' };
+      const leader = this.consensus?.status().leader ?? null;
+      if (leader !== this.self.name) {
+        return {
+          ok: false,
+          code: 'not-leader',
+          message: `${this.self.name} stopped being the leader (DC) while moving ${n.name}'s resources away; ${n.name} was not removed (its shutdown request stays until a DC clears it or it restarts): run halo cluster leave ${n.name} again`,
+          leader,
+        };
+      }
+      const p = this.drainProgress(n);
+      if (p.done) {
+        this.log.log('info', `removing ${n.name} after ${waitedMs} ms: ${p.why}`, {
+          event: 'member-drain',
+          peer: n.name,
+          waitedMs,
+        });
+        return undefined;
+      }
+      if (waitedMs >= timeoutMs) {
+        this.withdrawShutdown(n.name);
+        const still =
+          p.active.length > 0 ? `${p.active.join(', ')} still active there` : `waiting for ${p.why}`;
+        this.log.log('warn', `not removing ${n.name}: ${still} after ${waitedMs} ms`, {
+          event: 'member-drain',
+          peer: n.name,
+          waitedMs,
+        });
+        return {
+          ok: false,
+          code: 'drain-timeout',
+          message: `${n.name} was not removed: ${still} after ${timeoutMs} ms (raise shutdown-escalation or pass --timeout, or find out why with halo status); its shutdown request was withdrawn and nothing was changed`,
+        };
+      }
+      if (p.why !== waitingFor) {
+        waitingFor = p.why;
+        this.log.log('info', `removing ${n.name}: waiting for ${p.why}`, {
+          event: 'member-drain',
+          peer: n.name,
+        });
+      }
+      // Idempotent on the DC: set again each poll, since a DC that took over adopts the
+      // replicated status and forgets a request it had not published yet.
+      if (p.configured) this.ctl?.host.nodeAttribute(n.name, SHUTDOWN_ATTRIBUTE, requestedSec);
+      await pauseUnlessAborted(SHUTDOWN_POLL_MS, undefined);
+    }
+  }
+
+  /** Takes back the shutdown request a drain set on `node` (best effort: on the DC only). */
+  private withdrawShutdown(node: string): void {
+    const view = this.ctl?.host.controller.view();
+    if (!view?.isDc) return;
+    const configured = view.cib.configuration.nodes.some((x) => x.uname === node);
+    if (configured) this.ctl?.host.nodeAttribute(node, SHUTDOWN_ATTRIBUTE, undefined);
+  }
+
+  /** Resources the DC's view or the replicated CIB says may be active on `n`, sorted. */
+  private activeOnNode(n: NodeConfig): string[] {
+    const isNode = (x: { readonly uname?: string; readonly id: string }): boolean =>
+      x.uname === n.name || x.id === String(n.id);
+    const view = this.ctl?.host.controller.view();
+    const dc = view?.isDc ? view.cib.status.find(isNode) : undefined;
+    const replicated = (this.consensus?.cib?.() ?? emptyCib()).status.find(isNode);
+    return [
+      ...new Set([
+        ...(dc ? activeInNodeState(dc) : []),
+        ...(replicated ? activeInNodeState(replicated) : []),
+      ]),
+    ].sort();
+  }
+
+  /**
+   * Whether `n` (online, being removed) runs nothing any more, as this DC and the replicated CIB
+   * see it, and the DC has finished moving its resources elsewhere; or what it still waits for.
+   */
+  private drainProgress(n: NodeConfig): {
+    done: boolean;
+    why: string;
+    active: string[];
+    configured: boolean;
+  } {
+    const ctl = this.ctl!;
+    const view = ctl.host.controller.view();
+    const isNode = (x: { readonly uname?: string; readonly id: string }): boolean =>
+      x.uname === n.name || x.id === String(n.id);
+    if (!view.isDc) return { done: false, why: 'this node to act as DC', active: [], configured: false };
+    const configured = view.cib.configuration.nodes.some(isNode);
+    const active = this.activeOnNode(n);
+    const local = n.id === this.self.id ? ctl.host.controller.localActive() : [];
+    const busy = n.id === this.self.id && ctl.host.localOpsBusy();
+    if (!configured && active.length === 0 && local.length === 0 && !busy)
+      // Nothing can be placed on a node the CIB does not list, and the DC keeps no attributes
+      // for it (it would never record the request): there is nothing to move.
+      return {
+        done: true,
+        why: `${n.name} is not among the CIB's nodes and nothing is active there`,
+        active,
+        configured,
+      };
+    const recorded = (this.consensus?.cib?.() ?? emptyCib()).status
+      .find(isNode)
+      ?.transientAttributes.some((set) =>
+        set.pairs.some((p) => p.name === SHUTDOWN_ATTRIBUTE && p.value !== undefined && p.value !== '0'),
+      );
+    if (!recorded)
+      return { done: false, why: `the DC to record ${n.name}'s shutdown request`, active, configured };
+    const running = [...new Set([...active, ...local])].sort();
+    if (running.length > 0 || busy)
+      return {
+        done: false,
+        why: `${running.join(', ') || 'running operations'} to stop on ${n.name}`,
+        active: running,
+        configured,
+      };
+    if (view.transition !== undefined || view.schedulePending || ctl.pendingProposals() > 0)
+      return {
+        done: false,
+        why: `the DC to finish moving ${n.name}'s resources to the other nodes`,
+        active,
+        configured,
+      };
+    return {
+      done: true,
+      why: `nothing is active on ${n.name} any more and the DC has finished`,
+      active,
+      configured,
+    };
+  }
+
   /** Sends a membership request to the leader over an authenticated stream; resolves with its answer. */
-  private async forwardMemberRequest(leader: string, line: string): Promise<MemberChangeOutcome> {
+  private async forwardMemberRequest(
+    leader: string,
+    line: string,
+    waitMs: number,
+  ): Promise<MemberChangeOutcome> {
     let ch: StreamChannel;
     try {
       ch = await this.openStream(leader, MEMBER_PURPOSE);
@@ -1390,10 +1673,10 @@ export class Daemon {
             resolve({
               ok: false,
               code: 'timeout',
-              message: `no answer from the leader ${leader} within ${MEMBER_CHANGE_TIMEOUT_MS} ms`,
+              message: `no answer from the leader ${leader} within ${waitMs} ms`,
               leader,
             }),
-          MEMBER_CHANGE_TIMEOUT_MS + TAKEOVER_RETRY_MS,
+          waitMs + TAKEOVER_RETRY_MS,
         );
         timer.unref();
         ch.once('message', (m) => {
@@ -1437,6 +1720,8 @@ export class Daemon {
     }
     const problem = validateCibCommand(v);
     if (problem) return { error: `cib: ${problem}` };
+    const deletion = this.memberEntryDeletion(v as { op: string; configuration?: Cib['configuration'] });
+    if (deletion) return { error: `cib: ${deletion}` };
     const data = JSON.stringify(v);
     const leader = c.status().leader;
     if (leader === this.self.name) return c.propose(data, PROPOSE_TIMEOUT_MS);
@@ -1457,6 +1742,17 @@ export class Daemon {
     const r = await this.forwardProposal(leader, data);
     if ('ok' in r && r.ok) await this.waitApplied(r.index, PROPOSE_LOCAL_APPLY_WAIT_MS);
     return r;
+  }
+
+  /**
+   * Why a configuration replacement is refused here: it deletes the `<node>` entry of a member
+   * of the cluster (see `memberNodeDeletion`). Checked on the node asked and again on the leader.
+   */
+  private memberEntryDeletion(cmd: { op: string; configuration?: Cib['configuration'] }): string | undefined {
+    const current = this.consensus?.cib?.().configuration;
+    if (cmd.op !== 'replace-configuration' || !cmd.configuration || !current) return undefined;
+    const members = this.cfg.nodes.filter((n) => !n.witness).map((n) => n.name);
+    return memberNodeDeletion(current, cmd.configuration, members);
   }
 
   /** Resolves once this node's consensus applied `index`, or after `waitMs` (bounded poll). */
@@ -1630,6 +1926,7 @@ export class Daemon {
   }
 
   private addMember(n: NodeConfig): void {
+    this.removedMembers.delete(n.name);
     this.setNodes([...this.cfg.nodes, n]);
     this.transport?.addPeer({ id: n.id, links: n.links });
     this.detector?.addPeer(n.id, this.nowMs());
@@ -1649,6 +1946,7 @@ export class Daemon {
   private removeMember(name: string): void {
     const n = this.cfg.nodes.find((x) => x.name === name);
     if (!n) return;
+    if (!n.witness) this.removedMembers.add(name);
     this.setNodes(this.cfg.nodes.filter((x) => x !== n));
     this.transport?.removePeer(n.id);
     this.detector?.removePeer(n.id);
@@ -1728,6 +2026,7 @@ export class Daemon {
       added,
     );
     this.learned = { added: added.map(nodeToJson), removed: v.removed };
+    for (const name of v.removed) if (!added.some((a) => a.name === name)) this.removedMembers.add(name);
     this.setNodes(nodes);
   }
 

@@ -2,14 +2,16 @@ import assert from 'node:assert/strict';
 import { createHash, randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { EventEmitter, getEventListeners } from 'node:events';
-import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { Command } from 'commander';
 import { toCibCommands } from '../admin/cib_commands.ts';
 import { applyEdit } from '../admin/edits.ts';
 import { parseCrm } from '../cib/crm.ts';
 import { type Cib, emptyCib } from '../cib/model.ts';
+import { registerClusterCommands } from '../cli/cluster_cmd.ts';
 import { type Logger, nullLogger } from '../lib/ports.ts';
 import type { Fencer } from '../membership/fencer.ts';
 import { encodeHeartbeat } from '../membership/heartbeat_codec.ts';
@@ -22,6 +24,8 @@ import {
   type ConsensusPart,
   Daemon,
   type DaemonStatus,
+  offlineRemovalRefusal,
+  parseMemberRemove,
   pauseUnlessAborted,
   type ShutdownOutcome,
   shutdownOnSignals,
@@ -51,6 +55,8 @@ function setup(
       ...(name === opts.witness ? { witness: true } : {}),
     })),
   };
+  // Written too, for the CLI (`halo cluster leave --config`).
+  writeFileSync(join(dir, 'halo.json'), JSON.stringify(doc));
   return { dir, cfg: parseConfig(JSON.stringify(doc), join(dir, 'halo.json')) };
 }
 
@@ -813,4 +819,280 @@ test('a configuration loaded without nodes gets a node entry for every member bu
     for (const d of ds.values()) d.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+const LEAVE_CRM = (target: string, managed = true): string => `node 1: a
+node 2: b
+node 3: c
+primitive d ocf:heartbeat:Dummy op monitor interval=2s meta is-managed=${managed}
+location d-likes-${target} d 100: ${target}
+rsc_defaults resource-stickiness=100
+`;
+
+async function haloCli(args: string[]): Promise<{ code: number; out: string }> {
+  const program = new Command('halo').exitOverride();
+  registerClusterCommands(program);
+  const write = process.stdout.write.bind(process.stdout);
+  let out = '';
+  process.stdout.write = ((chunk: string | Uint8Array) => {
+    out += chunk.toString();
+    return true;
+  }) as typeof process.stdout.write;
+  process.exitCode = undefined;
+  try {
+    await program.parseAsync(['node', 'halo', ...args]);
+  } finally {
+    process.stdout.write = write;
+  }
+  const code = typeof process.exitCode === 'number' ? process.exitCode : 0;
+  process.exitCode = undefined;
+  return { code, out };
+}
+
+/**
+ * Three daemons; d runs on the node that leaves (`leaving`: a follower, asked through the other
+ * follower, or the DC, asked on its own socket for "this host's node"). Checks that the leave
+ * returns only once d runs elsewhere, that nobody fences the removed node, and that every replica
+ * drops its node entry (and a hand-made deletion of it was refused before).
+ */
+async function leaveScenario(t: { diagnostic(m: string): void }, leaving: 'follower' | 'dc'): Promise<void> {
+  const names = ['a', 'b', 'c'];
+  const { dir, cfg } = setup(names);
+  const lines: string[] = [];
+  const ds = new Map<string, Daemon>();
+  const sock = (n: string): string => join(dir, `${n}.sock`);
+  const runs = (n: string): boolean => existsSync(join(cfg.stateDir, n, 'rsctmp', 'Dummy-d.state'));
+  try {
+    for (const n of names) {
+      const d: Daemon = new Daemon({
+        config: cfg,
+        node: n,
+        witness: false,
+        logger: capturingLogger(lines),
+        consensus: raftConsensus,
+        // As `halo daemon` does: a removed node stops.
+        onRemoved: () => setTimeout(() => d.stop(), 100),
+      });
+      await d.start();
+      ds.set(n, d);
+    }
+    const dc = await waitFor('a DC', 30_000, async () => ds.get('a')!.status().dc ?? undefined);
+    const followers = names.filter((n) => n !== dc) as [string, string];
+    const [target, asker] = leaving === 'dc' ? [dc, dc] : followers;
+    const parsed = parseCrm(LEAVE_CRM(target), 'leave.crm');
+    assert.ok(parsed.ok);
+    const load = (await queryControl(
+      sock(dc),
+      `cib ${JSON.stringify({ op: 'replace-configuration', configuration: parsed.cib.configuration })}`,
+      10_000,
+    )) as { ok?: boolean };
+    assert.equal(load.ok, true, JSON.stringify(load));
+    await waitFor(`d to run on ${target}`, 45_000, async () =>
+      names.filter(runs).join() === target ? true : undefined,
+    );
+
+    // Deleting a member's node entry by hand is refused: it leaves with cluster leave.
+    const { cib: current } = (await queryControl(sock(asker), 'cib')) as { cib: Cib };
+    const without = {
+      ...current.configuration,
+      nodes: current.configuration.nodes.filter((n) => n.uname !== target),
+    };
+    const refused = (await queryControl(
+      sock(asker),
+      `cib ${JSON.stringify({ op: 'replace-configuration', configuration: without })}`,
+      10_000,
+    )) as { error?: string };
+    assert.equal(
+      refused.error,
+      `cib: node ${target} is a member of the running cluster; remove it with halo cluster leave ${target}`,
+    );
+
+    // A follower forwards the request to the leader, which drains; the DC leaving drains itself.
+    const started = Date.now();
+    const named = leaving === 'dc' ? [] : [target];
+    const left = await haloCli(['cluster', 'leave', ...named, '--config', cfg.file, '--socket', sock(asker)]);
+    t.diagnostic(`leave took ${Date.now() - started} ms: ${left.out.trim()}`);
+    assert.equal(left.code, 0, left.out);
+    const where = names.filter(runs);
+    assert.equal(where.length, 1, 'd runs once when leave returns');
+    assert.notEqual(where[0], target, 'and not on the node that left');
+    assert.match(left.out, new RegExp(`${target} still runs d; waiting for the DC to move it`));
+    assert.match(left.out, new RegExp(`removed ${target} \\(id \\d\\) from the running cluster`));
+    const rest = names.filter((n) => n !== target);
+    await waitFor('every replica to drop the node entry', 20_000, async () => {
+      for (const n of rest) {
+        const { cib } = (await queryControl(sock(n), 'cib')) as { cib: Cib };
+        if (cib.configuration.nodes.some((x) => x.uname === target)) return undefined;
+        // Its node_state cannot be deleted (no such CIB command): it is cleared instead.
+        const st = cib.status.find((x) => x.uname === target);
+        if (st && (st.resources.length > 0 || st.transientAttributes.length > 0)) return undefined;
+      }
+      return true;
+    }).catch((e: Error) => {
+      throw new Error(`${e.message}\n${lines.slice(-40).join('\n')}`);
+    });
+    await waitFor('the removed daemon to stop', 10_000, async () =>
+      lines.some((l) => l.endsWith(`node ${target} stopped`)) ? true : undefined,
+    );
+    // Settled a while: still once, and nobody fenced the removed node nor re-added its entry.
+    await new Promise((r) => setTimeout(r, 2_000));
+    assert.deepEqual(names.filter(runs), where);
+    const fenceLines = lines.filter((l) => new RegExp(`\\bfenc\\w*\\s+${target}\\b`, 'i').test(l));
+    assert.deepEqual(fenceLines, [], 'no fence attempt for the removed node');
+    assert.ok(!lines.some((l) => new RegExp(`\\b${target} lost:`).test(l)), 'never taken as lost');
+    for (const n of rest) {
+      const { cib } = (await queryControl(sock(n), 'cib')) as { cib: Cib };
+      assert.deepEqual(
+        cib.configuration.nodes.map((x) => x.uname).sort(),
+        rest,
+        `${n}: the entry stays deleted`,
+      );
+    }
+  } finally {
+    for (const d of ds.values()) d.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test(
+  'cluster leave of a node running a resource moves it away first, fences nobody, and every replica drops the node entry; deleting a member entry by hand is refused',
+  {
+    skip: !existsSync('/usr/lib/ocf/resource.d/heartbeat/Dummy') && 'needs resource-agents',
+    timeout: 120_000,
+  },
+  (t) => leaveScenario(t, 'follower'),
+);
+
+test(
+  'cluster leave of the DC itself (this host) moves its resource away first, and the next DC fences nobody and drops its entry',
+  {
+    skip: !existsSync('/usr/lib/ocf/resource.d/heartbeat/Dummy') && 'needs resource-agents',
+    timeout: 120_000,
+  },
+  (t) => leaveScenario(t, 'dc'),
+);
+
+test('cluster leave of a node whose resource cannot move away gives up at its timeout, says what still runs there, and changes nothing', {
+  skip: !existsSync('/usr/lib/ocf/resource.d/heartbeat/Dummy') && 'needs resource-agents',
+  timeout: 120_000,
+}, async () => {
+  const names = ['a', 'b', 'c'];
+  const { dir, cfg } = setup(names);
+  const ds = new Map<string, Daemon>();
+  const sock = (n: string): string => join(dir, `${n}.sock`);
+  const runs = (n: string): boolean => existsSync(join(cfg.stateDir, n, 'rsctmp', 'Dummy-d.state'));
+  const lines: string[] = [];
+  const load = async (dc: string, text: string): Promise<void> => {
+    const parsed = parseCrm(text, 'leave.crm');
+    assert.ok(parsed.ok);
+    const r = (await queryControl(
+      sock(dc),
+      `cib ${JSON.stringify({ op: 'replace-configuration', configuration: parsed.cib.configuration })}`,
+      10_000,
+    )) as { ok?: boolean };
+    assert.equal(r.ok, true, JSON.stringify(r));
+  };
+  try {
+    for (const n of names) {
+      const d = new Daemon({
+        config: cfg,
+        node: n,
+        witness: false,
+        logger: capturingLogger(lines),
+        consensus: raftConsensus,
+      });
+      await d.start();
+      ds.set(n, d);
+    }
+    const dc = await waitFor('a DC', 30_000, async () => ds.get('a')!.status().dc ?? undefined);
+    const target = names.find((n) => n !== dc)!;
+    await load(dc, LEAVE_CRM(target));
+    await waitFor(`d to run on ${target}, recorded with its monitor`, 45_000, async () => {
+      if (names.filter(runs).join() !== target) return undefined;
+      const { cib } = (await queryControl(sock(dc), 'cib')) as { cib: Cib };
+      const ops = cib.status.find((x) => x.uname === target)?.resources.find((r) => r.id === 'd')?.ops ?? [];
+      return ops.some((o) => o.id === 'd_monitor_2000') ? true : undefined;
+    });
+    // Unmanaged: the cluster leaves it where it runs, so the drain cannot finish.
+    await load(dc, LEAVE_CRM(target, false));
+    await waitFor('the DC to schedule from the unmanaged d', 10_000, async () => {
+      const { cib } = (await queryControl(sock(dc), 'cib')) as { cib: Cib };
+      return /"is-managed","value":"false"/.test(JSON.stringify(cib.configuration.resources))
+        ? true
+        : undefined;
+    });
+    const before = readFileSync(cfg.file, 'utf8');
+    const { code, err } = await withStderr(() =>
+      haloCli(['cluster', 'leave', target, '--config', cfg.file, '--socket', sock(dc), '--timeout', '2s']),
+    );
+    assert.equal(code.code, 1, `${code.out}\n${lines.slice(-40).join('\n')}`);
+    assert.match(
+      err,
+      new RegExp(
+        `cannot remove ${target}: ${target} was not removed: d still active there after 2000 ms.*\\[drain-timeout\\]`,
+      ),
+    );
+    assert.equal(readFileSync(cfg.file, 'utf8'), before, 'config file unchanged');
+    assert.ok(
+      ds
+        .get(dc)!
+        .status()
+        .members.some((m) => m.name === target && m.state === 'member'),
+      'still a member',
+    );
+    assert.deepEqual(names.filter(runs), [target], 'd still runs there');
+    await waitFor('the shutdown request to be withdrawn', 10_000, async () => {
+      const { cib } = (await queryControl(sock(dc), 'cib')) as { cib: Cib };
+      const st = cib.status.find((x) => x.uname === target);
+      const asked = st?.transientAttributes.some((set) => set.pairs.some((p) => p.name === 'shutdown'));
+      return asked ? undefined : true;
+    });
+  } finally {
+    for (const d of ds.values()) d.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Runs `fn` with process.stderr captured (the CLI reports errors there). */
+async function withStderr<T>(fn: () => Promise<T>): Promise<{ code: T; err: string }> {
+  const write = process.stderr.write.bind(process.stderr);
+  let err = '';
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    err += chunk.toString();
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    return { code: await fn(), err };
+  } finally {
+    process.stderr.write = write;
+  }
+}
+
+test('removing a node that is not online is refused while the CIB shows something active there, unless forced', () => {
+  assert.equal(offlineRemovalRefusal('c', [], false), undefined, 'nothing active: removed at once');
+  assert.equal(offlineRemovalRefusal('c', ['d', 'ip'], true), undefined, '--force');
+  const why = offlineRemovalRefusal('c', ['d', 'ip'], false);
+  assert.match(
+    why ?? '',
+    /^c is not online and the CIB shows d, ip active there: it is a lost node, which the DC fences/,
+  );
+  assert.match(why ?? '', /or pass --force to remove it anyway/);
+  assert.match(why ?? '', /nothing was changed$/);
+});
+
+test('a member-remove request names a node and may carry a bounded timeout and force, anything else is refused', () => {
+  assert.deepEqual(parseMemberRemove('c'), { name: 'c', opts: {} });
+  assert.deepEqual(parseMemberRemove('c {"timeoutMs":5000,"force":true}'), {
+    name: 'c',
+    opts: { timeoutMs: 5000, force: true },
+  });
+  assert.match(String(parseMemberRemove('')), /needs a node name/);
+  assert.match(String(parseMemberRemove('c nojson')), /must be JSON/);
+  assert.match(String(parseMemberRemove('c {"timeoutMs":-1}')), /timeoutMs must be an integer from 0/);
+  assert.match(
+    String(parseMemberRemove('c {"timeoutMs":99999999999}')),
+    /timeoutMs must be an integer from 0/,
+  );
+  assert.match(String(parseMemberRemove('c {"force":"yes"}')), /force must be true or false/);
+  assert.match(String(parseMemberRemove('c {"later":1}')), /unknown option later/);
 });

@@ -179,8 +179,16 @@ test('a node joins a running three-node cluster through a follower, then leaves 
       first,
     );
     await waitFor('the three to settle without j4', CHANGE_DEADLINE_MS, () => settled(c, first));
-    // Leaving the membership does not delete its node entry (Pacemaker keeps them too).
-    assert.equal(await nodeEntries(leader), '1:j1 2:j2 3:j3 4:j4');
+    // Removing a node deletes its node entry on every replica (as crm_node -R does), and the DC
+    // does not add it back.
+    await waitFor('every replica to drop the node entry of j4', CHANGE_DEADLINE_MS, async () => {
+      const seen = await Promise.all(first.map(nodeEntries));
+      return seen.every((e) => e === '1:j1 2:j2 3:j3') ? true : undefined;
+    });
+    for (const n of first) {
+      const fencing = c.logLines(n).filter((l) => /\bfenc\w*\s+j4\b/i.test(String(l.msg)));
+      assert.deepEqual(fencing, [], `${n} never tried to fence the removed j4`);
+    }
     const proc = j4;
     await waitFor('the removed daemon to stop', CHANGE_DEADLINE_MS, async () =>
       proc.exitCode !== null ? true : undefined,
