@@ -264,7 +264,7 @@ export function registerClusterCommands(program: Command): void {
       ),
     "halo cluster leave   # this host's node: its resources move to the other nodes first",
     'halo cluster leave node03   # from any member',
-    'halo cluster leave node03 --force   # node03 is down for good and never fenced',
+    'halo cluster leave node03 --force   # node03 died with resources on it: remove it anyway (the DC still fences it first)',
   ).action(
     async (
       name: string | undefined,
