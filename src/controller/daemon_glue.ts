@@ -322,6 +322,23 @@ export function attachController(
       'info',
       'the replicated CIB lacks replace-node-state/delete-op-result: status changes go as records and attributes (removed records are written as cancelled)',
     );
+  /**
+   * Proposes a change of node entries in line with the status changes, computed from the
+   * replicated CIB when its turn comes (so an entry committed meanwhile is not asked for twice);
+   * `undefined` from `build` means nothing is left to do. A refusal is logged: the DC asks again.
+   */
+  const proposeNodeEntries = (build: (current: Cib) => string | undefined, what: string): void => {
+    inFlight++;
+    proposing = proposing.then(async () => {
+      const cmd = build(h.replicatedCib?.() ?? host?.controller.view().cib ?? cib);
+      const r: { readonly ok: boolean; readonly message?: string } =
+        cmd === undefined
+          ? { ok: true }
+          : await h.propose(cmd).catch((e: Error) => ({ ok: false, message: e.message }));
+      inFlight--;
+      if (!r.ok) log.log('warn', `${what} (the DC asks again): ${r.message ?? 'refused'}`);
+    });
+  };
   // What the proposals so far will make of the replicated status (compat mode only).
   let shadow: NodeState[] = [...(h.replicatedCib?.().status ?? cib.status)];
   const runFence = async (
@@ -387,44 +404,17 @@ export function attachController(
           });
         }
       },
-      addNodes: (nodes) => {
-        // In line with the status changes, and computed from the replicated CIB when its turn
-        // comes, so an entry committed meanwhile (an earlier request) is not asked for twice.
-        inFlight++;
-        proposing = proposing.then(async () => {
-          const current = h.replicatedCib?.() ?? host?.controller.view().cib ?? cib;
-          const cmd = addNodesCommand(current, nodes);
-          const r: { readonly ok: boolean; readonly message?: string } =
-            cmd === undefined
-              ? { ok: true }
-              : await h.propose(cmd).catch((e: Error) => ({ ok: false, message: e.message }));
-          inFlight--;
-          if (!r.ok)
-            log.log(
-              'warn',
-              `node entries for ${nodes.map((n) => n.uname).join(', ')} not added (the DC asks again): ${r.message ?? 'refused'}`,
-            );
-        });
-      },
-      removeNodes: (unames) => {
-        // In line with the status changes (the removed node's cleared node_state goes first),
-        // computed from the replicated CIB when its turn comes.
-        inFlight++;
-        proposing = proposing.then(async () => {
-          const current = h.replicatedCib?.() ?? host?.controller.view().cib ?? cib;
-          const cmd = removeNodesCommand(current, unames);
-          const r: { readonly ok: boolean; readonly message?: string } =
-            cmd === undefined
-              ? { ok: true }
-              : await h.propose(cmd).catch((e: Error) => ({ ok: false, message: e.message }));
-          inFlight--;
-          if (!r.ok)
-            log.log(
-              'warn',
-              `node entries of ${unames.join(', ')} not deleted (the DC asks again): ${r.message ?? 'refused'}`,
-            );
-        });
-      },
+      addNodes: (nodes) =>
+        proposeNodeEntries(
+          (current) => addNodesCommand(current, nodes),
+          `node entries for ${nodes.map((n) => n.uname).join(', ')} not added`,
+        ),
+      // The removed node's cleared node_state goes first (it is queued before).
+      removeNodes: (unames) =>
+        proposeNodeEntries(
+          (current) => removeNodesCommand(current, unames),
+          `node entries of ${unames.join(', ')} not deleted`,
+        ),
       nodeFenced: (node) => {
         const id = h.idOf(node);
         if (id !== undefined) h.markFenced(id);

@@ -516,17 +516,7 @@ test('shutdown waits no longer than its timeout, and says loudly what it left ru
   const lines: string[] = [];
   const ds = new Map<string, Daemon>();
   try {
-    for (const n of names) {
-      const d = new Daemon({
-        config: cfg,
-        node: n,
-        witness: false,
-        logger: capturingLogger(lines),
-        consensus: raftConsensus,
-      });
-      await d.start();
-      ds.set(n, d);
-    }
+    await startRaftDaemons(ds, names, cfg, capturingLogger(lines));
     const dc = await waitFor('a DC', 30_000, async () => ds.get('a')!.status().dc ?? undefined);
     const parsed = parseCrm(SHUTDOWN_CRM, 'shutdown.crm');
     assert.ok(parsed.ok);
@@ -692,18 +682,7 @@ test('two configuration edits computed from the same CIB: the one that commits s
   const sock = (n: string): string => join(dir, `${n}.sock`);
   const epochOf = (n: string): number | undefined => ds.get(n)!.status().consensus?.cib?.epoch;
   try {
-    for (const n of names) {
-      const d = new Daemon({
-        config: cfg,
-        node: n,
-        witness: false,
-        logger: nullLogger,
-        consensus: raftConsensus,
-        controller: false,
-      });
-      await d.start();
-      ds.set(n, d);
-    }
+    await startRaftDaemons(ds, names, cfg, nullLogger, { controller: false });
     const dc = await waitFor(
       'a leader',
       30_000,
@@ -772,17 +751,7 @@ test('a configuration loaded without nodes gets a node entry for every member bu
   const ds = new Map<string, Daemon>();
   const sock = (n: string): string => join(dir, `${n}.sock`);
   try {
-    for (const n of names) {
-      const d = new Daemon({
-        config: cfg,
-        node: n,
-        witness: n === 'w',
-        logger: capturingLogger(lines),
-        consensus: raftConsensus,
-      });
-      await d.start();
-      ds.set(n, d);
-    }
+    await startRaftDaemons(ds, names, cfg, capturingLogger(lines), { witness: (n) => n === 'w' });
     const dc = await waitFor('a DC', 30_000, async () => ds.get('a')!.status().dc ?? undefined);
     // A crm snippet as tutorials write them: resources, no nodes.
     const parsed = parseCrm(
@@ -993,17 +962,7 @@ test('cluster leave of a node whose resource cannot move away gives up at its ti
     assert.equal(r.ok, true, JSON.stringify(r));
   };
   try {
-    for (const n of names) {
-      const d = new Daemon({
-        config: cfg,
-        node: n,
-        witness: false,
-        logger: capturingLogger(lines),
-        consensus: raftConsensus,
-      });
-      await d.start();
-      ds.set(n, d);
-    }
+    await startRaftDaemons(ds, names, cfg, capturingLogger(lines));
     const dc = await waitFor('a DC', 30_000, async () => ds.get('a')!.status().dc ?? undefined);
     const target = names.find((n) => n !== dc)!;
     await load(dc, LEAVE_CRM(target));
@@ -1096,3 +1055,28 @@ test('a member-remove request names a node and may carry a bounded timeout and f
   assert.match(String(parseMemberRemove('c {"force":"yes"}')), /force must be true or false/);
   assert.match(String(parseMemberRemove('c {"later":1}')), /unknown option later/);
 });
+
+/**
+ * Starts one Raft daemon per name (in order, each started before the next), recording each in
+ * `ds` as it starts, so a test's `finally` stops those that did start.
+ */
+async function startRaftDaemons(
+  ds: Map<string, Daemon>,
+  names: readonly string[],
+  cfg: ConstructorParameters<typeof Daemon>[0]['config'],
+  logger: Logger,
+  opts: { readonly witness?: (n: string) => boolean; readonly controller?: false } = {},
+): Promise<void> {
+  for (const n of names) {
+    const d = new Daemon({
+      config: cfg,
+      node: n,
+      witness: opts.witness?.(n) ?? false,
+      logger,
+      consensus: raftConsensus,
+      ...(opts.controller === false ? { controller: false } : {}),
+    });
+    await d.start();
+    ds.set(n, d);
+  }
+}
