@@ -80,9 +80,7 @@ export function registerLabCommands(program: Command): void {
           say(
             `  halo lab chaos --kill --node NODE${d}    kill the daemon of the node running it: the cluster fences NODE and moves the service`,
           );
-          // The failover bench knows the web and seed-003 services (not yet seed-004's Apache).
-          if (state.scenario !== 'seed-004')
-            say(`  halo lab bench failover --trials 5${d}   measure the service gap (--fault kill|cut-link)`);
+          say(`  halo lab bench failover --trials 5${d}   measure the service gap (--fault kill|cut-link)`);
           say(`  halo lab chaos --restart --node NODE${d} boot a fenced or killed node again`);
         } else {
           say(
@@ -177,7 +175,7 @@ export function registerLabCommands(program: Command): void {
     bench
       .command('failover')
       .description(
-        'trial after trial, inject a fault on the node serving the VIP (else the DC), measure detection, fencing and the service gap seen from the client, and boot the node again (web and seed-003 scenarios)',
+        'trial after trial, inject a fault on the node serving the VIP (else the DC), measure detection, fencing and the service gap seen from the client, and boot the node again (web, seed-003 and seed-004 scenarios; seed-003 also checks rows and one Primary, seed-004 the page and one node with the volume, Apache and the mount)',
       )
       .option('--trials <n>', 'number of trials', '5')
       .addOption(
@@ -201,6 +199,7 @@ export function registerLabCommands(program: Command): void {
       .addOption(dirOption()),
     'halo lab bench failover --trials 5 --fault cut-link',
     'halo lab bench failover --scenario seed-003 --rows 500 --output json > bench.json',
+    'halo lab bench failover --scenario seed-004 --trials 3   # the Heartbeat v1 tutorial: VIP, drbddisk, ext3, Apache',
   ).action(
     async (o: {
       trials: string;

@@ -1,5 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
+import { convertImport } from '../cli/import_cmd.ts';
 import { queryControl } from '../daemon/control.ts';
 import type { DaemonStatus } from '../daemon/daemon.ts';
 import { HaloError } from '../lib/errors.ts';
@@ -7,7 +8,16 @@ import { abortDeadNodeFuse } from '../lib/fuse.ts';
 import { controlRequest } from '../volume/engine.ts';
 import { isLabDaemon, type LabState, labChaos, readLabState, scenarioHost, vipHolders } from './lab.ts';
 import {
+  SEED004_APACHE_RESOURCE,
+  SEED004_PAGE_MARK,
+  SEED004_VOLUME,
+  seed004Files,
+  seed004NodeBoot,
+  seed004Paths,
+} from './scenario_seed004.ts';
+import {
   LAB_VIP,
+  type ScenarioHost,
   type ScenarioName,
   SEED003_DB,
   SEED003_DB_RESOURCE,
@@ -22,7 +32,7 @@ import {
 } from './scenarios.ts';
 
 /**
- * `halo lab bench failover`: on a running lab (web or seed-003 scenario), inject a fault on the
+ * `halo lab bench failover`: on a running lab (web, seed-003 or seed-004 scenario), inject a fault on the
  * node serving the VIP and measure, per trial, from the client namespace (an HTTP probe of the VIP
  * every `PROBE_INTERVAL_MS`) how long the service was gone, and from the daemons' own logs
  * (JSON lines with wall-clock `t`, one host so one clock) when each phase happened: the loss
@@ -34,6 +44,13 @@ import {
  * VIP with the real SQL client (`mariadb` over TCP), each acknowledged before the fault, are all
  * there after it; and no two nodes have the volume Primary at once (every node's volume engine is
  * asked every `PRIMARY_POLL_MS`, and the survivor's log must show its promote after the fence).
+ *
+ * On seed-004 (the Heartbeat v1 tutorial: two nodes, `VIP drbddisk::r0 Filesystem ext3
+ * drbdlinks apache2`) each trial checks that the page, which lives on the replicated volume, is
+ * the same before the fault and after the failover; and that no two nodes at once have the
+ * volume Primary, run apache2 or have the filesystem mounted (every `PRIMARY_POLL_MS`; see
+ * ExclusiveWatch). Apache names its node in an `X-Served-By` header set in each node's own
+ * settings, outside the volume (scenario_seed004.ts).
  * Wall-clock measurement; the checks are reported (and fail the CLI), not asserted here.
  */
 export type BenchFault = 'kill' | 'cut-link';
@@ -86,20 +103,32 @@ export interface TrialPhases {
   readonly serverUpMs: number | null;
   /** ms until the client got its first answer from the new node. */
   readonly answeringMs: number | null;
-  /** ms until the replicated volume's promote finished on the new node (seed-003 only). */
+  /**
+   * ms until the replicated volume was Primary on the new node (scenarios with a volume:
+   * seed-003's promote of the clone, seed-004's start of drbddisk).
+   */
   readonly promotedMs?: number | null;
-  /** ms until the filesystem on it was mounted (fsck + mount) on the new node (seed-003 only). */
+  /** ms until the filesystem on it was mounted (fsck + mount) on the new node (scenarios with a volume). */
   readonly mountedMs?: number | null;
   /** ms until the database agent's start finished on the new node (seed-003 only). */
   readonly dbUpMs?: number | null;
 }
 
+/**
+ * How a volume's promotion shows in the daemons' logs: a promotable clone's `promote` (clone
+ * instances `volume:N`; seed-003's ocf:linbit:drbd), or the `start` of a Heartbeat `drbddisk`
+ * resource, which is `drbdadm primary` (seed-004; its stop is `secondary`).
+ */
+export type VolumeMode = 'promotable' | 'drbddisk';
+
 /** Which resources' start times make the phases of a scenario. */
 export interface BenchResources {
   readonly vip: string;
   readonly server: string;
-  /** The promotable volume (clone instances `volume:N`). */
+  /** The replicated volume's resource. */
   readonly volume?: string;
+  /** How it is promoted (default promotable). */
+  readonly volumeMode?: VolumeMode;
   readonly fs?: string;
   readonly db?: string;
 }
@@ -113,10 +142,45 @@ export const SEED003_BENCH_RESOURCES: BenchResources = {
   db: SEED003_DB_RESOURCE,
 };
 
+/**
+ * Seed-004's resources as `halo import` names them from the seed's haresources line (the lab
+ * imports it with that code): the IPaddr2 VIP, drbddisk, Filesystem (its id follows the lab's
+ * mount point, so it depends on the lab directory) and apache2. Pure: converts the files
+ * seed004Files writes for this host, reads nothing.
+ */
+export function seed004BenchResources(host: ScenarioHost): BenchResources {
+  const sc = seed004Files(['n1', 'n2'], host);
+  const conv = convertImport(
+    Object.entries(sc.files).map(([f, text]) => ({
+      file: `${host.scenarioDir}/${f}`,
+      text,
+      mode: f === 'authkeys' ? 0o100600 : 0o100644,
+    })),
+  );
+  if (!conv.ok)
+    throw new HaloError('bad-scenario', `seed-004's files do not import: ${conv.errors.join('; ')}`);
+  const members = conv.value.configuration.resources.flatMap((r) =>
+    r.kind === 'group' ? r.members : r.kind === 'primitive' ? [r] : [],
+  );
+  const id = (what: string, f: (p: (typeof members)[number]) => boolean): string => {
+    const p = members.find(f);
+    if (!p) throw new HaloError('bad-scenario', `seed-004's haresources has no ${what} resource`);
+    return p.id;
+  };
+  return {
+    vip: id('IPaddr2', (p) => /^IPaddr2?$/.test(p.type ?? '')),
+    server: id(SEED004_APACHE_RESOURCE, (p) => p.id === SEED004_APACHE_RESOURCE),
+    volume: id('drbddisk', (p) => p.class === 'heartbeat' && p.type === 'drbddisk'),
+    volumeMode: 'drbddisk',
+    fs: id('Filesystem', (p) => p.type === 'Filesystem'),
+  };
+}
+
 /** The scenarios the failover bench knows how to measure, with their resources. */
-export function benchResources(s: ScenarioName | null): BenchResources | undefined {
+export function benchResources(s: ScenarioName | null, host: ScenarioHost): BenchResources | undefined {
   if (s === 'web') return WEB_BENCH_RESOURCES;
   if (s === 'seed-003') return SEED003_BENCH_RESOURCES;
+  if (s === 'seed-004') return seed004BenchResources(host);
   return undefined;
 }
 
@@ -138,6 +202,26 @@ export interface TrialData {
   readonly primaryPolls: number;
 }
 
+/** The page fetched through the VIP, against the one fetched when the bench started. */
+export type PageMatch = 'same' | 'changed' | 'no-answer';
+
+export function pageMatch(reference: string, got: string | null): PageMatch {
+  if (got === null) return 'no-answer';
+  return got === reference ? 'same' : 'changed';
+}
+
+/** What one seed-004 trial found about the page and about what only one node may hold. */
+export interface TrialPage {
+  /** The page just before the fault. */
+  readonly before: PageMatch;
+  /** The page right after the first answer from the new node. */
+  readonly after: PageMatch;
+  /** Polls during this trial at which two nodes held the same thing, per thing. */
+  readonly overlaps: Readonly<Record<ExclusiveHold, number>>;
+  /** Polls made so far in this run (how closely it was watched). */
+  readonly polls: number;
+}
+
 export interface TrialResult extends TrialPhases {
   readonly trial: number;
   readonly target: string;
@@ -149,6 +233,8 @@ export interface TrialResult extends TrialPhases {
   readonly serviceGapMs: number | null;
   /** seed-003: rows and volume roles. */
   readonly data?: TrialData;
+  /** seed-004: the page, and volume roles, apache2 processes and mounts per node. */
+  readonly page?: TrialPage;
   /** The cluster settled again afterwards (else the bench stops: see settle()). */
   readonly settled: boolean;
   readonly note: string;
@@ -171,6 +257,8 @@ export interface BenchResult {
   readonly medianGapMs: number | null;
   readonly maxGapMs: number | null;
   readonly medianDbGapMs?: number | null;
+  /** What the figures mean for this scenario beyond the table (seed-004: what is measured). */
+  readonly about?: readonly string[];
   readonly checks: readonly BenchCheck[];
   /** Every check passed. */
   readonly ok: boolean;
@@ -215,7 +303,8 @@ export interface ProbeEvent {
  * The client-side probe: a node process in the client namespace requesting the URL every
  * `PROBE_INTERVAL_MS` and printing a line whenever the outcome changes (ok and who answered,
  * or fail), stamped with when that request was sent. The answering node comes from the
- * `X-Served-By` header (seed-003's nginx) or the body's "served by NODE" (the web scenario).
+ * `X-Served-By` header (seed-003's nginx, seed-004's Apache) or the body's "served by NODE"
+ * (the web scenario); `-` when neither names it (the bench then refuses to run).
  */
 export class Probe {
   private readonly child: ChildProcess;
@@ -436,6 +525,127 @@ export class PrimaryWatch {
   }
 }
 
+/** What only one node may hold at a time (seed-004): the volume Primary, Apache, the filesystem mounted. */
+export type ExclusiveHold = 'Primary' | 'apache2' | 'mounted';
+export const EXCLUSIVE_HOLDS: readonly ExclusiveHold[] = ['Primary', 'apache2', 'mounted'];
+
+/** One look at every node: what each holds. */
+export type HoldsLook = ReadonlyMap<string, ReadonlySet<ExclusiveHold>>;
+
+/** One poll that found a thing held by more than one node. */
+export interface HoldOverlap {
+  readonly atMs: number;
+  readonly hold: ExclusiveHold;
+  readonly nodes: readonly string[];
+}
+
+/** The things more than one node holds in one look, with those nodes. */
+export function doubleHolds(look: HoldsLook): { hold: ExclusiveHold; nodes: string[] }[] {
+  return EXCLUSIVE_HOLDS.map((hold) => ({
+    hold,
+    nodes: [...look].filter(([, h]) => h.has(hold)).map(([n]) => n),
+  })).filter((o) => o.nodes.length > 1);
+}
+
+/**
+ * The overlaps now: as primariesNow, a look is not atomic (a handover seen half-way), so a look
+ * that finds one is repeated at once, and only what the second look still finds counts.
+ */
+export async function overlapsNow(
+  look: () => Promise<HoldsLook>,
+): Promise<{ hold: ExclusiveHold; nodes: string[] }[]> {
+  if (doubleHolds(await look()).length === 0) return [];
+  return doubleHolds(await look());
+}
+
+/** Whether `path` is a mount point in a /proc/PID/mounts text (octal escapes as the kernel writes them). */
+export function isMountedAt(mounts: string, path: string): boolean {
+  const decode = (f: string) =>
+    f.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
+  return mounts.split('\n').some((line) => {
+    const at = line.split(' ')[1];
+    return at !== undefined && decode(at) === path;
+  });
+}
+
+/**
+ * Which lab nodes run apache2 and have `mount` mounted, from /proc: a process belongs to the
+ * node whose network namespace it is in (resources outlive a killed daemon until the fence, so
+ * the daemon alone would not tell); mounts are read once per mount namespace found. Zombies
+ * and processes that exit mid-read are skipped.
+ */
+export function scanNodeHolds(
+  nodes: readonly { readonly name: string; readonly ns: string }[],
+  mount: string,
+): Map<string, Set<ExclusiveHold>> {
+  const out = new Map(nodes.map((n) => [n.name, new Set<ExclusiveHold>()]));
+  const byNetns = new Map<number, string>();
+  for (const n of nodes) {
+    try {
+      byNetns.set(statSync(`/run/netns/${n.ns}`).ino, n.name);
+    } catch {
+      // Namespace gone: the node holds nothing.
+    }
+  }
+  const mountNsRead = new Set<string>();
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const node = byNetns.get(statSync(`/proc/${pid}/ns/net`).ino);
+      if (node === undefined) continue;
+      const m = /^\d+ \((.*)\) (\S)/s.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      if (!m || m[2] === 'Z') continue;
+      if (m[1] === 'apache2') out.get(node)!.add('apache2');
+      const mnt = `${node}:${statSync(`/proc/${pid}/ns/mnt`).ino}`;
+      if (mountNsRead.has(mnt)) continue;
+      mountNsRead.add(mnt);
+      if (isMountedAt(readFileSync(`/proc/${pid}/mounts`, 'utf8'), mount)) out.get(node)!.add('mounted');
+    } catch {
+      // Exited while we looked.
+    }
+  }
+  return out;
+}
+
+/** Polls what every node holds through the whole bench and records overlaps (seed-004). */
+export class ExclusiveWatch {
+  readonly overlaps: HoldOverlap[] = [];
+  polls = 0;
+  private running = false;
+  private loop: Promise<void> | undefined;
+  constructor(private readonly look: () => Promise<HoldsLook>) {}
+  start(): void {
+    this.running = true;
+    this.loop = (async () => {
+      while (this.running) {
+        const atMs = Date.now();
+        for (const o of await overlapsNow(this.look)) this.overlaps.push({ atMs, ...o });
+        this.polls++;
+        await sleep(PRIMARY_POLL_MS);
+      }
+    })();
+  }
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+  }
+}
+
+/** Seed-004's look: volume roles from the engines, apache2 and the mount from /proc. */
+function seed004Look(state: LabState): () => Promise<HoldsLook> {
+  const nodes = state.nodes.filter((n) => !n.witness);
+  const view = labVolumeState(state);
+  const mount = seed004Paths(scenarioHost(state.dir)).mount;
+  return async () => {
+    const holds = scanNodeHolds(nodes, mount);
+    const roles = await Promise.all(nodes.map((n) => view(n.name)));
+    roles.forEach((r, i) => {
+      if (r?.role === 'Primary') holds.get(nodes[i]!.name)!.add('Primary');
+    });
+    return holds;
+  };
+}
+
 /** What the bench reads of a lab node's volume engine. */
 export interface LabVolumeView {
   readonly role: string;
@@ -446,15 +656,14 @@ export interface LabVolumeView {
 
 /** A lab node's volume state from its engine's control socket (undefined: no engine answers). */
 export function labVolumeState(state: LabState): (node: string) => Promise<LabVolumeView | undefined> {
-  const d = seed003Paths(scenarioHost(state.dir));
+  const host = scenarioHost(state.dir);
+  const [runDir, volume] =
+    state.scenario === 'seed-004'
+      ? [seed004Paths(host).runDir, SEED004_VOLUME]
+      : [seed003Paths(host).runDir, SEED003_VOLUME];
   return async (node) => {
     try {
-      const r = await controlRequest(
-        d.runDir(node),
-        SEED003_VOLUME,
-        { cmd: 'status' },
-        PRIMARY_QUERY_TIMEOUT_MS,
-      );
+      const r = await controlRequest(runDir(node), volume, { cmd: 'status' }, PRIMARY_QUERY_TIMEOUT_MS);
       const st = r?.status as Partial<Record<keyof LabVolumeView, unknown>> | undefined;
       if (!st) return undefined;
       const { role, disk, conn, peerDisk } = st;
@@ -568,7 +777,9 @@ export function phasesFromLogs(
     fencedMs: first((l) => l.component === 'controller' && (l.msg ?? '').startsWith(`fenced ${target}:`)),
     vipUpMs: first(started(names.vip)),
     serverUpMs: first(started(names.server)),
-    ...(names.volume !== undefined ? { promotedMs: first(done(names.volume, 'promote')) } : {}),
+    ...(names.volume !== undefined
+      ? { promotedMs: first(done(names.volume, names.volumeMode === 'drbddisk' ? 'start' : 'promote')) }
+      : {}),
     ...(names.fs !== undefined ? { mountedMs: first(started(names.fs)) } : {}),
     ...(names.db !== undefined ? { dbUpMs: first(started(names.db)) } : {}),
   };
@@ -659,14 +870,57 @@ async function countRows(data: DataRun, notes: string[]): Promise<number | null>
   return n;
 }
 
+/** seed-004's side of a run: the page as the bench first saw it, and the watch of exclusive holds. */
+interface PageRun {
+  readonly ns: string;
+  readonly url: string;
+  readonly reference: string;
+  readonly watch: ExclusiveWatch;
+}
+
+const PAGE_FETCH_TIMEOUT_S = 2;
+
+/** GET `url` from the client namespace with curl: the body, or null when it failed. */
+function fetchPage(ns: string, url: string): Promise<string | null> {
+  return new Promise((resolve) => {
+    execFile(
+      'ip',
+      ['netns', 'exec', ns, 'curl', '-sf', '-m', String(PAGE_FETCH_TIMEOUT_S), url],
+      { timeout: (PAGE_FETCH_TIMEOUT_S + 3) * 1_000, killSignal: 'SIGKILL', encoding: 'utf8' },
+      (err, stdout) => resolve(err ? null : stdout),
+    );
+  });
+}
+
+/** The page and the exclusive holds of one seed-004 trial (overlaps between its start and end). */
+function pageTrial(
+  page: PageRun,
+  found: { before: PageMatch; after: PageMatch },
+  window: { startMs: number; endMs: number; t0: number },
+  notes: string[],
+): TrialPage {
+  if (found.before !== 'same') notes.push(`the page before the fault: ${found.before}`);
+  if (found.after !== 'same') notes.push(`the page after the failover: ${found.after}`);
+  const overlaps = page.watch.overlaps.filter((o) => o.atMs >= window.startMs && o.atMs <= window.endMs);
+  for (const o of overlaps.slice(0, 3))
+    notes.push(`${o.hold} on ${o.nodes.join(' and ')} at +${o.atMs - window.t0} ms`);
+  const count = (h: ExclusiveHold) => overlaps.filter((o) => o.hold === h).length;
+  return {
+    ...found,
+    overlaps: { Primary: count('Primary'), apache2: count('apache2'), mounted: count('mounted') },
+    polls: page.watch.polls,
+  };
+}
+
 async function oneTrial(
   dir: string,
   trial: number,
   fault: BenchFault,
   probe: Probe,
   names: BenchResources,
-  data: DataRun | undefined,
+  run: { data: DataRun | undefined; page: PageRun | undefined },
 ): Promise<TrialResult> {
+  const { data, page } = run;
   const trialStart = Date.now();
   const notes: string[] = [];
   // Fault only a settled cluster: after lab up, or after a node was fenced meanwhile (a false
@@ -687,6 +941,7 @@ async function oneTrial(
   if (!serviceUp) notes.push(`service at http://${LAB_VIP}/ was not answering before the fault`);
   const written = data ? await writeRows(data, trial, notes) : null;
   if (data && written) data.acknowledged.push(...written);
+  const pageBefore = page ? pageMatch(page.reference, await fetchPage(page.ns, page.url)) : undefined;
   const dbProbe = data ? new DbProbe(data.sql) : undefined;
   dbProbe?.start();
   // The fault right after the last INSERT was acknowledged: those commits must survive it.
@@ -697,6 +952,13 @@ async function oneTrial(
   await dbProbe?.stop();
   const gap = serviceGap(probe.events, t0, target.name);
   if (!back) notes.push(`the service did not come back within ${PHASE_DEADLINE_MS} ms`);
+  // Right after the new node's first answer: the page it serves from the volume it just mounted.
+  const pageAfter = page ? pageMatch(page.reference, await fetchPage(page.ns, page.url)) : undefined;
+  if (back?.node) {
+    const holders = vipHolders(readLabState(dir));
+    if (!holders.includes(back.node))
+      notes.push(`${back.node} answered but the VIP is up on ${holders.join(', ') || 'no node'}`);
+  }
   const rowsFound = data ? await countRows(data, notes) : null;
   if (data && rowsFound !== null && rowsFound < data.acknowledged.length)
     notes.push(`${data.acknowledged.length - rowsFound} acknowledged rows missing after failover`);
@@ -732,6 +994,15 @@ async function oneTrial(
       primaryPolls: data.watch.polls,
     };
   }
+  const trialPage =
+    page && pageBefore && pageAfter
+      ? pageTrial(
+          page,
+          { before: pageBefore, after: pageAfter },
+          { startMs: trialStart, endMs: trialEnd, t0 },
+          notes,
+        )
+      : undefined;
   return {
     trial,
     target: target.name,
@@ -742,9 +1013,23 @@ async function oneTrial(
     newNode: back?.node ?? null,
     serviceGapMs: serviceUp ? gap.gapMs : null,
     ...(trialData ? { data: trialData } : {}),
+    ...(trialPage ? { page: trialPage } : {}),
     settled,
     note: notes.join('; '),
   };
+}
+
+/**
+ * Why settle() boots `node`, which it found down: before a trial's fault (`target` null); on
+ * the first pass after a fault on `target`, it went down during the fault itself (a two-node
+ * partition is a fence race, which the cut-off node can win); on later passes, while `target`
+ * rejoined.
+ */
+export function rebootNote(node: string, target: string | null, boot: number): string {
+  if (target === null) return `${node} was down before the fault (fenced meanwhile); booted it`;
+  if (boot === 0 && node !== target)
+    return `${node} was fenced during the fault on ${target}; booted it again`;
+  return `${node} was fenced while ${target} rejoined; booted it again`;
 }
 
 /** Times a node fenced again while rejoining (a false suspicion on a loaded host) is booted again. */
@@ -775,12 +1060,7 @@ async function settle(
   for (let boot = 0; boot <= MAX_REBOOTS; boot++) {
     for (const x of readLabState(dir).nodes) {
       if (isLabDaemon(x)) continue;
-      if (x.name !== target || boot > 0)
-        notes.push(
-          target === null
-            ? `${x.name} was down before the fault (fenced meanwhile); booted it`
-            : `${x.name} was fenced while ${target} rejoined; booted it again`,
-        );
+      if (x.name !== target || boot > 0) notes.push(rebootNote(x.name, target, boot));
       const aborted = abortDeadNodeFuse(x.ns, dir);
       if (aborted.length > 0)
         notes.push(`aborted FUSE connection(s) ${aborted.join(', ')} of ${x.name}'s nbdfuse before its boot`);
@@ -790,7 +1070,9 @@ async function settle(
         // Seen dead a moment ago but running now (a /proc read raced with its start): nothing to boot.
         if (!(err instanceof HaloError && err.code === 'already-running')) throw err;
         notes.push(`${x.name} looked down but was running; not booted again`);
+        continue;
       }
+      if (!(await bootSteps(dir, x.name, notes))) return false;
     }
     let wholeSince: number | undefined;
     const outcome = await until(async () => {
@@ -819,6 +1101,23 @@ async function settle(
     `a node was fenced again after ${MAX_REBOOTS} reboots (${target === null ? 'before the fault' : `while ${target} rejoined`})`,
   );
   return false;
+}
+
+/**
+ * What a scenario's rebooted node runs at boot besides its daemon, as `halo lab chaos --restart`
+ * does (lab_cmd.ts): seed-004's own root and `drbdadm up r0` (seed004NodeBoot); without them
+ * the node has no engine and replication never becomes whole. False, with a note, on failure.
+ */
+async function bootSteps(dir: string, node: string, notes: string[]): Promise<boolean> {
+  const state = readLabState(dir);
+  if (state.scenario !== 'seed-004') return true;
+  try {
+    await seed004NodeBoot(state, node);
+    return true;
+  } catch (err) {
+    notes.push(`the boot steps of ${node} failed: ${(err as Error).message}`);
+    return false;
+  }
 }
 
 /** A trial whose fault was not injected: the cluster was not settled (see settle()). */
@@ -897,7 +1196,36 @@ export function benchChecks(
       detail: `${overlaps} overlapping polls of ${last.primaryPolls} (every ${PRIMARY_POLL_MS} ms); promote before fence in ${early.length} trials`,
     });
   }
+  checks.push(...pageChecks(trials));
   return checks;
+}
+
+/**
+ * seed-004's acceptance, over the trials that have page data: the page on the replicated volume
+ * is the same before each fault and after its failover; and no two nodes at once had the volume
+ * Primary, ran apache2 or had the filesystem mounted (nor did a survivor promote before the fence).
+ */
+export function pageChecks(trials: readonly TrialResult[]): BenchCheck[] {
+  const withPage = trials.filter((t) => t.page !== undefined);
+  if (withPage.length === 0) return [];
+  const differ = withPage.filter((t) => t.page!.before !== 'same' || t.page!.after !== 'same');
+  const sum = (h: ExclusiveHold) => withPage.reduce((a, t) => a + t.page!.overlaps[h], 0);
+  const early = withPage.filter((t) => /promoted the volume before/.test(t.note));
+  const total = EXCLUSIVE_HOLDS.reduce((a, h) => a + sum(h), 0);
+  return [
+    {
+      name: 'the page is the same before each fault and after its failover',
+      ok: differ.length === 0,
+      detail: differ.length
+        ? `trials ${differ.map((t) => `${t.trial} (before ${t.page!.before}, after ${t.page!.after})`).join(', ')}`
+        : `${withPage.length} of ${withPage.length} trials`,
+    },
+    {
+      name: 'never two nodes Primary, running apache2 or mounting the filesystem at once',
+      ok: total === 0 && early.length === 0,
+      detail: `overlapping polls: Primary ${sum('Primary')}, apache2 ${sum('apache2')}, mounted ${sum('mounted')} of ${withPage.at(-1)!.page!.polls} (every ${PRIMARY_POLL_MS} ms); promote before fence in ${early.length} trials`,
+    },
+  ];
 }
 
 export async function benchFailover(o: {
@@ -922,21 +1250,25 @@ export async function benchFailover(o: {
       'bad-scenario',
       `this lab runs ${state.scenario ?? 'no scenario'}, not ${o.scenario}; run 'halo lab down' and 'halo lab up --scenario ${o.scenario}'`,
     );
-  const names = benchResources(state.scenario);
+  const host = scenarioHost(state.dir);
+  const names = benchResources(state.scenario, host);
   if (!names || state.scenario === null)
     throw new HaloError(
       'bad-scenario',
-      `the failover bench needs the web or seed-003 scenario (this lab runs ${state.scenario ?? 'none'}); run 'halo lab down' and 'halo lab up --scenario web'`,
+      `the failover bench needs the web, seed-003 or seed-004 scenario (this lab runs ${state.scenario ?? 'none'}); run 'halo lab down' and 'halo lab up --scenario web'`,
     );
   const url = `http://${LAB_VIP}/`;
   const probe = new Probe(state.client.ns, url);
   const volumeNodes = state.nodes.filter((n) => !n.witness).map((n) => n.name);
   const watch =
     names.db !== undefined ? new PrimaryWatch(volumeNodes, roleOf(labVolumeState(state))) : undefined;
+  const exclusive = state.scenario === 'seed-004' ? new ExclusiveWatch(seed004Look(state)) : undefined;
   let data: DataRun | undefined;
+  let page: PageRun | undefined;
   const trials: TrialResult[] = [];
   let profile: string | null = null;
   watch?.start();
+  exclusive?.start();
   try {
     const ready = await until(
       async () => (probe.upFor(SERVICE_WARMUP_MS) ? true : undefined),
@@ -947,15 +1279,18 @@ export async function benchFailover(o: {
         'service-down',
         `${url} did not answer steadily from ${state.client.ns} within ${SETTLE_DEADLINE_MS} ms; see 'halo lab status'`,
       );
+    const anonymous = anonymousService(probe.current(), url, state.scenario);
+    if (anonymous) throw anonymous;
     if (watch) {
       const sql = seed003SqlTarget(state.client.ns);
       data = { sql, rowsPerTrial, idBase: await firstFreeRowId(sql), acknowledged: [], watch };
     }
+    if (exclusive) page = await firstPage(state.client.ns, url, exclusive);
     for (const n of state.nodes) profile ??= (await status(n))?.profile ?? null;
     for (let i = 1; i <= o.trials; i++) {
-      const r = await oneTrial(o.dir, i, o.fault, probe, names, data);
+      const r = await oneTrial(o.dir, i, o.fault, probe, names, { data, page });
       o.say?.(
-        `trial ${i}: ${r.fault} ${r.target}${r.targetWasDc ? ' (DC)' : ''} -> ${r.newNode ?? '-'}: gap ${r.serviceGapMs ?? '-'} ms (detected ${r.detectedMs ?? '-'}, fenced ${r.fencedMs ?? '-'}, vip ${r.vipUpMs ?? '-'}${r.promotedMs !== undefined ? `, promoted ${r.promotedMs ?? '-'}, mounted ${r.mountedMs ?? '-'}` : ''}, answering ${r.answeringMs ?? '-'})${r.data ? `; SQL gap ${r.data.dbGapMs ?? '-'} ms, rows ${r.data.rowsFound ?? '?'}/${r.data.rowsExpected}, Primary overlaps ${r.data.primaryOverlaps}` : ''}${r.note ? ` [${r.note}]` : ''}`,
+        `trial ${i}: ${r.fault} ${r.target}${r.targetWasDc ? ' (DC)' : ''} -> ${r.newNode ?? '-'}: gap ${r.serviceGapMs ?? '-'} ms (detected ${r.detectedMs ?? '-'}, fenced ${r.fencedMs ?? '-'}, vip ${r.vipUpMs ?? '-'}${r.promotedMs !== undefined ? `, promoted ${r.promotedMs ?? '-'}, mounted ${r.mountedMs ?? '-'}` : ''}, answering ${r.answeringMs ?? '-'})${r.data ? `; SQL gap ${r.data.dbGapMs ?? '-'} ms, rows ${r.data.rowsFound ?? '?'}/${r.data.rowsExpected}, Primary overlaps ${r.data.primaryOverlaps}` : ''}${r.page ? `; page ${r.page.before}/${r.page.after}, overlaps Primary ${r.page.overlaps.Primary} apache2 ${r.page.overlaps.apache2} mounted ${r.page.overlaps.mounted}` : ''}${r.note ? ` [${r.note}]` : ''}`,
       );
       trials.push(r);
       if (!r.settled) {
@@ -966,6 +1301,7 @@ export async function benchFailover(o: {
   } finally {
     probe.stop();
     await watch?.stop();
+    await exclusive?.stop();
   }
   const gaps = trials.map((t) => t.serviceGapMs);
   const medianGapMs = median(gaps);
@@ -980,9 +1316,56 @@ export async function benchFailover(o: {
     medianGapMs,
     maxGapMs: gaps.some((g) => g !== null) ? Math.max(...gaps.filter((g): g is number => g !== null)) : null,
     ...(data ? { medianDbGapMs: median(trials.map((t) => t.data?.dbGapMs ?? null)) } : {}),
+    ...(state.scenario === 'seed-004' ? { about: seed004About(names, host, profile) } : {}),
     checks,
     ok: checks.every((c) => c.ok),
   };
+}
+
+/**
+ * The gap runs up to the first answer from another node, so answers must name their node: an
+ * error when the one answering now (`-`: unnamed, see Probe) does not. A seed-004 lab made
+ * before its Apache set X-Served-By is one such.
+ */
+export function anonymousService(
+  node: string | null,
+  url: string,
+  scenario: ScenarioName,
+): HaloError | undefined {
+  if (node !== '-') return undefined;
+  return new HaloError(
+    'service-anonymous',
+    `${url} answers without naming its node (no X-Served-By header, no 'served by NODE' in the page), so the bench cannot tell when another node took over; if this lab was made by an older halo, run 'halo lab down' and 'halo lab up --scenario ${scenario}'`,
+  );
+}
+
+/** The page at the start of a seed-004 run, which every trial's pages must equal. */
+async function firstPage(ns: string, url: string, watch: ExclusiveWatch): Promise<PageRun> {
+  const reference = await fetchPage(ns, url);
+  if (reference === null || !reference.includes(SEED004_PAGE_MARK))
+    throw new HaloError(
+      'service-down',
+      `${url} from ${ns} did not return seed-004's page (${reference === null ? 'no answer' : `no '${SEED004_PAGE_MARK}' in it`}); see 'halo lab status'`,
+    );
+  return { ns, url, reference, watch };
+}
+
+/**
+ * What a seed-004 run measures, for users coming from Heartbeat: the seed's resources, how the
+ * answering node is known, and that loss detection follows the daemons' profile, not ha.cf.
+ */
+export function seed004About(names: BenchResources, host: ScenarioHost, profile: string | null): string[] {
+  let deadtime: string | undefined;
+  try {
+    deadtime = /^deadtime\s+(\S+)/m.exec(readFileSync(`${host.scenarioDir}/ha.cf`, 'utf8'))?.[1];
+  } catch {
+    // No ha.cf to quote.
+  }
+  return [
+    `seed-004 measured: the Heartbeat v1 tutorial's haresources (VIP drbddisk::r0 Filesystem ext3 drbdlinks apache2) as halo import made it: ${names.vip}, ${names.volume} (its start promotes the volume), ${names.fs}, ${names.server}`,
+    "the answering node is named by Apache's X-Served-By header, set in each node's own settings outside the replicated volume; the page itself is on the volume",
+    `loss is detected with the daemons' ${profile ?? '?'} timing profile, not ha.cf's${deadtime ? ` deadtime ${deadtime} s` : ' deadtime'} (halo import keeps the cluster's timing)`,
+  ];
 }
 
 export function renderBench(r: BenchResult): string {
@@ -996,8 +1379,14 @@ export function renderBench(r: BenchResult): string {
     (t) =>
       `${String(t.trial).padStart(5)}${c(t.promotedMs, 10)}${c(t.mountedMs)}${c(t.dbUpMs, 9)}${c(t.data!.dbAnsweringMs, 11)}${c(t.data!.dbGapMs, 8)}${`${t.data!.rowsWritten ?? '-'}`.padStart(9)}${`${t.data!.rowsFound ?? '?'}/${t.data!.rowsExpected}`.padStart(12)}${c(t.data!.primaryOverlaps, 10)}`,
   );
+  const paged = r.trials.filter((t) => t.page !== undefined);
+  const pageRows = paged.map(
+    (t) =>
+      `${String(t.trial).padStart(5)}${c(t.promotedMs, 10)}${c(t.mountedMs)}${t.page!.before.padStart(12)}${t.page!.after.padStart(11)}${c(t.page!.overlaps.Primary, 10)}${c(t.page!.overlaps.apache2, 10)}${c(t.page!.overlaps.mounted, 10)}`,
+  );
   return [
     `failover bench: scenario ${r.scenario}, fault ${r.fault}, profile ${r.profile ?? '?'}, probing ${r.url} every ${PROBE_INTERVAL_MS} ms from the client namespace`,
+    ...(r.about ?? []),
     'phases in ms after the fault (from the daemons’ logs; answering and gap from the client); * = target was the DC',
     'trial  target new detected   new DC scheduled   fenced   VIP up server up answering   gap ms  note',
     ...rows,
@@ -1007,6 +1396,14 @@ export function renderBench(r: BenchResult): string {
           `database and volume (SQL with mariadb through the VIP every ${DB_PROBE_INTERVAL_MS} ms; volume roles polled every ${PRIMARY_POLL_MS} ms)`,
           'trial  promoted mounted DB start SQL answers SQL gap  written  found/acked 2×Primary',
           ...dataRows,
+        ]
+      : []),
+    ...(paged.length
+      ? [
+          '',
+          `page and exclusivity (the page fetched with curl through the VIP before each fault and after its failover; volume roles, apache2 processes and the filesystem's mount per node polled every ${PRIMARY_POLL_MS} ms)`,
+          'trial  promoted mounted page before page after 2×Primary 2×apache2 2×mounted',
+          ...pageRows,
         ]
       : []),
     `median detection ${r.medianDetectedMs ?? '-'} ms; median service gap ${r.medianGapMs ?? '-'} ms; worst gap ${r.maxGapMs ?? '-'} ms${r.medianDbGapMs !== undefined ? `; median SQL gap ${r.medianDbGapMs ?? '-'} ms` : ''}`,

@@ -23,7 +23,10 @@
  * - `device_link` on drbddisk_r0 (the lab's device path instead of /dev/halo/r0 on this host);
  * - `apache2` runs through the OCF apache agent with its config file on the replicated volume
  *   (as the seed's drbdlinks arranges): Debian's /etc/init.d/apache2 would start the host's one
- *   Apache with /etc/apache2, shared by every lab node.
+ *   Apache with /etc/apache2, shared by every lab node;
+ * - that config includes each node's own settings (in its root, outside the volume), which set
+ *   an `X-Served-By` header naming the node: the page cannot say which node served it, and
+ *   `halo lab bench failover` must know.
  *
  * What `lab up` does first, as the seed's admin did by hand (slides 13–16): backing files,
  * `drbdadm create-md r0` and `up` on both nodes, the first node forced Primary and the initial
@@ -70,6 +73,13 @@ export const SEED004_APACHE_RESOURCE = 'apache2';
 export const SEED004_DRBDDISK_RESOURCE = `drbddisk_${SEED004_VOLUME}`;
 /** The text every page of the seed's site starts with (the OCF apache agent's monitor looks for it). */
 export const SEED004_PAGE_MARK = 'halo lab seed-004';
+/**
+ * Each node's own Apache settings, relative to its root: outside the replicated volume and not
+ * linked by drbdlinks, like a machine's own /etc. Its one file names the node in an
+ * `X-Served-By` header, so a client (the failover bench) can tell which node answered: the page
+ * itself lives on the volume and is the same whichever node serves it.
+ */
+export const SEED004_NODE_APACHE_DIR = 'etc/apache2-node';
 /** The seed's drbdlinks.conf links, as paths relative to / (slide 22). */
 export const SEED004_LINKED_PATHS = ['etc/apache2', 'var/www', 'usr/lib/cgi-bin'] as const;
 const APACHE_MODULES = '/usr/lib/apache2/modules';
@@ -177,6 +187,7 @@ ${m('mpm_event', 'mpm_event')}
 ${m('authz_core', 'authz_core')}
 ${m('dir', 'dir')}
 ${m('mime', 'mime')}
+${m('headers', 'headers')}
 TypesConfig /dev/null
 AddType text/html .html
 DocumentRoot ${d.root}/var/www
@@ -184,7 +195,16 @@ DocumentRoot ${d.root}/var/www
     Require all granted
 </Directory>
 DirectoryIndex index.html
+# This node's own settings (its root, not the volume): the X-Served-By header naming it.
+IncludeOptional ${d.root}/${SEED004_NODE_APACHE_DIR}/*.conf
 `;
+}
+
+/** A node's own Apache settings (SEED004_NODE_APACHE_DIR/served-by.conf in its root). */
+export function seed004NodeApacheConf(node: string): string {
+  if (!/^[A-Za-z0-9_.-]+$/.test(node))
+    throw new HaloError('bad-argument', `seed-004 node name '${node}' is not a plain host name`);
+  return `Header always set X-Served-By "${node}"\n`;
 }
 
 export function seed004Page(token: string): string {
@@ -372,21 +392,27 @@ function writeState(s: LabState): void {
 /**
  * The node's own root: a tmpfs in its daemon's mount namespace (agents inherit it), holding the
  * node's original /etc/apache2, /var/www and /usr/lib/cgi-bin (what drbdlinks moves aside),
- * its run and log directories. It goes when the node's processes go (fence, reboot, lab down).
+ * its run and log directories, and its own Apache settings (SEED004_NODE_APACHE_DIR: the
+ * X-Served-By header naming the node). It goes when the node's processes go (fence, reboot, lab down).
  */
 function makeNodeRoot(n: LabNodeState, root: string): void {
   if (n.pid === null) throw new HaloError('daemon-died', `the daemon of ${n.name} is not running`);
   const script = `set -e
 mount -t tmpfs -o ${NODE_ROOT_TMPFS} halo-lab-root "$1"
 cd "$1"
-mkdir -p etc/apache2 var/www usr/lib/cgi-bin run log
+mkdir -p etc/apache2 var/www usr/lib/cgi-bin run log ${SEED004_NODE_APACHE_DIR}
 printf '%s\\n' "$2's own Apache directory; drbdlinks moves it aside while the service runs here" > etc/apache2/README
 printf '%s\\n' "<p>$2's own /var/www: never served through the VIP</p>" > var/www/index.html
+printf '%s' "$3" > ${SEED004_NODE_APACHE_DIR}/served-by.conf
 `;
-  execFileSync('nsenter', ['-t', String(n.pid), '-m', '--', 'sh', '-c', script, 'sh', root, n.name], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    timeout: 10_000,
-  });
+  execFileSync(
+    'nsenter',
+    ['-t', String(n.pid), '-m', '--', 'sh', '-c', script, 'sh', root, n.name, seed004NodeApacheConf(n.name)],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      timeout: 10_000,
+    },
+  );
 }
 
 /** Longest wait for a just-started daemon to be in its own mount namespace. */
