@@ -287,11 +287,13 @@ async function fenceRun(
       throw new HaloError('bad-argument', `fence ${action} needs a NODE`);
     }
     const params = { ...opts.param, ...(opts.timeout ? { [`pcmk_${action}_timeout`]: opts.timeout } : {}) };
+    if ((action === 'off' || action === 'reboot') && (params.pcmk_delay_base || params.pcmk_delay_max))
+      io.err(`note: ${device} waits its pcmk_delay_base/pcmk_delay_max before the ${action}\n`);
     const fencer = new Fencer({ runner, devices: [{ id: device, agent: opts.agent ?? device, params }] });
     const attempts = await fencer.runDevice(device, action as FenceAction, node);
     for (const a of attempts) {
       io.out(
-        `${a.device}: ${a.action}${node ? ` ${node}` : ''}: rc ${a.rc} (${a.rcName}) [${a.status}] in ${Math.round(a.execTimeMs)} ms\n`,
+        `${a.device}: ${a.action}${node ? ` ${node}` : ''}: rc ${a.rc} (${a.rcName}) [${a.status}] in ${Math.round(a.execTimeMs)} ms${a.delayMs ? `, after waiting ${a.delayMs} ms of pcmk_delay` : ''}\n`,
       );
       if (a.output) io.out(indent(a.output, ' >  '));
     }

@@ -341,16 +341,21 @@ export function attachController(
   };
   // What the proposals so far will make of the replicated status (compat mode only).
   let shadow: NodeState[] = [...(h.replicatedCib?.().status ?? cib.status)];
+  // Ends fencings still waiting out a pcmk_delay when the controller closes: a stopped daemon
+  // must not fence afterwards.
+  const closing = new AbortController();
   const runFence = async (
     target: string,
     action: 'reboot' | 'off' | 'on',
     devices: readonly FenceDevice[],
     c: Cib,
   ): Promise<{ ok: boolean; reason: string }> => {
-    const r = await new Fencer({ runner, devices, levels: c.configuration.fencingTopology }).fence(
-      target,
-      action,
-    );
+    const r = await new Fencer({
+      runner,
+      devices,
+      levels: c.configuration.fencingTopology,
+      logger: h.logger,
+    }).fence(target, action, { signal: closing.signal });
     return { ok: r.ok, reason: r.reason };
   };
   host = new ControllerHost(
@@ -453,6 +458,7 @@ export function attachController(
       }));
     },
     close() {
+      closing.abort(new Error('the controller is closing'));
       attached.stop();
       executor.close();
     },
