@@ -23,6 +23,12 @@ export interface VolumeConfig {
   readonly net: {
     readonly timeoutMs: number;
     readonly pingIntervalMs: number;
+    /**
+     * drbd.conf `ping-timeout`: how long a ping may wait for its answer before the peer counts
+     * as lost. halo applies it to the on-demand peer check (`checkPeer`), not to the periodic
+     * pings, which keep `ping-int` + `timeout`.
+     */
+    readonly pingTimeoutMs: number;
     readonly koCount: number;
     readonly connectIntervalMs: number;
     readonly allowTwoPrimaries: boolean;
@@ -48,10 +54,14 @@ export interface VolumeConfig {
   readonly handlers: Readonly<Record<string, string>>;
 }
 
-/** DRBD defaults (drbd.conf(5), 8.4): timeout 6 s, ping-int 10 s, ko-count 7, connect-int 10 s. */
+/**
+ * DRBD defaults (drbd.conf(5), 8.4): timeout 6 s, ping-int 10 s, ping-timeout 500 ms, ko-count 7,
+ * connect-int 10 s.
+ */
 export const DEFAULTS = {
   timeoutMs: 6000,
   pingIntervalMs: 10_000,
+  pingTimeoutMs: 500,
   koCount: 7,
   connectIntervalMs: 10_000,
   alExtents: 127,
@@ -118,6 +128,15 @@ function num(value: string | undefined, dflt: number, scale: number, what: strin
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0) throw new HaloError('bad-config', `${what} "${value}" is not a number`);
   return n * scale;
+}
+
+/** drbd.conf `ping-timeout`: tenths of a second, 1..300 as DRBD accepts (default 5 = 500 ms). */
+function pingTimeoutMs(value: string | undefined, what: string): number {
+  if (value === undefined) return DEFAULTS.pingTimeoutMs;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 300)
+    throw new HaloError('bad-config', `${what} "${value}" must be 1..300 (tenths of a second)`);
+  return n * 100;
 }
 
 /**
@@ -250,6 +269,10 @@ export function volumeConfigFromDrbd(conf: DrbdConfig, name: string, selfName: s
     net: {
       timeoutMs: num(opt('net', 'timeout'), DEFAULTS.timeoutMs, 100, 'net timeout'),
       pingIntervalMs: num(opt('net', 'ping-int'), DEFAULTS.pingIntervalMs, 1000, 'net ping-int'),
+      pingTimeoutMs: pingTimeoutMs(
+        opt('net', 'ping-timeout'),
+        `${where(res)}resource ${name} net ping-timeout`,
+      ),
       koCount: num(opt('net', 'ko-count'), DEFAULTS.koCount, 1, 'net ko-count'),
       connectIntervalMs: num(opt('net', 'connect-int'), DEFAULTS.connectIntervalMs, 1000, 'net connect-int'),
       allowTwoPrimaries:

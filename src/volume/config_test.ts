@@ -63,6 +63,24 @@ test("a seed's drbd.conf becomes a volume config for each of its hosts", () => {
   );
 });
 
+test("net ping-timeout is read in tenths of a second like DRBD's, 500 ms when absent", () => {
+  const conf = (net: string) => {
+    const parsed = parseDrbdConf(
+      SEED_003.replace('after-sb-2pri disconnect;', `after-sb-2pri disconnect; ${net}`),
+      'drbd.conf',
+    );
+    assert.ok(parsed.ok);
+    return () => volumeConfigFromDrbd(parsed.config, 'drbd0', 'thelibrary-node1');
+  };
+  assert.equal(conf('')().net.pingTimeoutMs, 500);
+  assert.equal(conf('ping-timeout 10;')().net.pingTimeoutMs, 1000);
+  assert.throws(
+    conf('ping-timeout 0;'),
+    /drbd0 net ping-timeout "0" must be 1\.\.300 \(tenths of a second\)/,
+  );
+  assert.throws(conf('ping-timeout 0.5;'), /must be 1\.\.300/);
+});
+
 test('an unknown resource, an unknown host or a bad policy is a clear error', () => {
   const parsed = parseDrbdConf(SEED_003, 'drbd.conf');
   assert.ok(parsed.ok);

@@ -91,6 +91,8 @@ export type CoreAction =
   | { readonly a: 'growDisk'; readonly sizeBytes: number; readonly extendFile: boolean }
   /** The outcome of an online grow this node started (`startGrow`), for whoever asked. */
   | { readonly a: 'growFinished'; readonly result: GrowResult }
+  /** The outcome of a peer check (`checkPeer`), for whoever asked; one per check. */
+  | { readonly a: 'peerChecked'; readonly result: PeerCheckResult }
   | { readonly a: 'log'; readonly level: 'info' | 'warn' | 'error'; readonly msg: string };
 
 export type AdminResult =
@@ -106,6 +108,17 @@ export type GrowResult =
       readonly newAreaBlocks: number;
     }
   | { readonly ok: false; readonly code: string; readonly message: string };
+
+/**
+ * What a peer check (`checkPeer`) found. answered: a PingAck came back in time, the peer is
+ * alive (and everything it sent before the PingAck, such as a demote's State, has arrived).
+ * lost: the connection is gone, dropped by the check itself (no answer in time) or for another
+ * reason while it ran; `reason` says which. not-connected: there was no connection to check.
+ */
+export type PeerCheckResult =
+  | { readonly peer: 'answered' }
+  | { readonly peer: 'lost'; readonly reason: string }
+  | { readonly peer: 'not-connected'; readonly conn: ConnState };
 
 /** An application request that arrived while the volume was growing, replayed after it. */
 type HeldIo =
@@ -382,6 +395,12 @@ export class VolumeCore {
   private lastWriteEnd = -1;
   private lastHeardMs = 0;
   private lastPingMs = 0;
+  /**
+   * The peer check under way: its ping went out, and it waits for a PingAck until `deadlineMs`.
+   * The core learns the time only from ticks, so the deadline is set at the first tick after
+   * the request: the wait is never shorter than `timeoutMs` (at most a tick longer).
+   */
+  private peerCheck: { readonly timeoutMs: number; deadlineMs: number | undefined } | undefined;
   private rateBudget = 0;
   /** The dynamic resync-rate controller (c-plan-ahead), when configured. */
   private readonly rateCtl: ResyncRateController | undefined;
@@ -1007,6 +1026,49 @@ export class VolumeCore {
     return { ok: true };
   }
 
+  /**
+   * Checks now that the connected peer is alive, instead of at the next `ping-int`: sends a
+   * Ping and, when no PingAck arrives within `timeoutMs` (ticks measure it), drops the
+   * connection as a lost peer's (out-of-sync marking, fence-peer per the fencing policy, a new
+   * current UUID on a Primary, reconnecting). The outcome comes as one `peerChecked` action.
+   * A check already under way answers this request too (its deadline is not moved). This is
+   * DRBD's ping-timeout, applied on demand: a peer that answers is never dropped.
+   */
+  checkPeer(timeoutMs: number): AdminResult {
+    assert(Number.isSafeInteger(timeoutMs) && timeoutMs > 0, `peer check timeout ${timeoutMs} ms`);
+    if (!this.handshakeDone) {
+      this.emit({ a: 'peerChecked', result: { peer: 'not-connected', conn: this.conn } });
+      return { ok: true };
+    }
+    if (this.peerCheck) return { ok: true };
+    this.peerCheck = { timeoutMs, deadlineMs: undefined };
+    this.log('info', `checking ${this.cfg.peer.name}: a ping must be answered within ${timeoutMs} ms`);
+    this.emit({ a: 'send', msg: { t: 'Ping' } });
+    return { ok: true };
+  }
+
+  private endPeerCheck(result: PeerCheckResult): void {
+    if (!this.peerCheck) return;
+    this.peerCheck = undefined;
+    if (result.peer === 'answered') this.log('info', `${this.cfg.peer.name} answered the ping: it is alive`);
+    this.emit({ a: 'peerChecked', result });
+  }
+
+  /** Drops the connection when the peer check's ping went unanswered; true when it did. */
+  private tickPeerCheck(nowMs: number): boolean {
+    const c = this.peerCheck;
+    if (!c) return false;
+    if (c.deadlineMs === undefined) {
+      c.deadlineMs = nowMs + c.timeoutMs;
+      return false;
+    }
+    if (nowMs < c.deadlineMs) return false;
+    this.dropConnection(
+      `no answer from ${this.cfg.peer.name} to a ping within ${c.timeoutMs} ms (peer check)`,
+    );
+    return true;
+  }
+
   // ---------------------------------------------------------------- online grow
 
   /**
@@ -1415,6 +1477,7 @@ export class VolumeCore {
     this.peerRole = 'Unknown';
     this.peerDisk = 'DUnknown';
     if (wasUp) this.log('warn', `connection to ${this.cfg.peer.name} lost: ${reason}`);
+    this.endPeerCheck({ peer: 'lost', reason });
     // Whatever the peer has not confirmed is out of sync.
     // So is whatever it confirmed but did not yet make durable: it may have lost power.
     for (const pending of [this.peerPending, this.peerUnstable]) {
@@ -1623,6 +1686,12 @@ export class VolumeCore {
       this.dropConnection(`peer overran the disk queue (${this.queue.size} operations waiting)`);
       return;
     }
+    if (msg.t === 'Ping') {
+      // Answered as soon as the transport is open, handshake or not: a peer checking this node
+      // (checkPeer) must never take a handshake still under way here for a dead node.
+      if (this.transportOpen) this.emit({ a: 'send', msg: { t: 'PingAck' } });
+      return;
+    }
     if (!this.handshakeDone) {
       // Messages of an older connection or out of order: never act on them.
       return;
@@ -1681,10 +1750,10 @@ export class VolumeCore {
       case 'Outdate':
         if (this.role === 'Secondary') this.outdateSelf(`${this.cfg.peer.name} disconnected while Primary`);
         return;
-      case 'Ping':
-        this.emit({ a: 'send', msg: { t: 'PingAck' } });
-        return;
       case 'PingAck':
+        // Any PingAck while checking: the peer runs (one answering an older ping still proves
+        // it ran a moment ago; erring that way only leaves the connection up).
+        this.endPeerCheck({ peer: 'answered' });
         return;
       case 'GrowReq':
         this.onGrowReq(msg.sizeBytes, msg.extendFile, msg.assumeClean);
@@ -2200,6 +2269,7 @@ export class VolumeCore {
     if (this.rateCtl) this.stepRateController(this.rateCtl);
     else if (rate > 0) this.rateBudget = Math.min(rate, this.rateBudget + (rate * dt) / 1000);
     if (this.handshakeDone) {
+      if (this.tickPeerCheck(nowMs)) return;
       const silentMs = nowMs - this.lastHeardMs;
       if (silentMs > this.cfg.net.pingIntervalMs + this.cfg.net.timeoutMs) {
         this.dropConnection(`no message from ${this.cfg.peer.name} for ${silentMs} ms`);

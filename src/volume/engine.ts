@@ -12,7 +12,14 @@ import { type BlockDevice, FileBlockDevice } from '../nbd/block_device.ts';
 import { NbdServer } from '../nbd/server.ts';
 import { StreamChannel, StreamServer } from '../transport/stream.ts';
 import type { VolumeConfig } from './config.ts';
-import { type AdminResult, type CoreAction, type CoreStatus, type GrowResult, VolumeCore } from './core.ts';
+import {
+  type AdminResult,
+  type CoreAction,
+  type CoreStatus,
+  type GrowResult,
+  type PeerCheckResult,
+  VolumeCore,
+} from './core.ts';
 import { handlerArgv } from './handlers.ts';
 import { decodePeerMsg, encodeLengthPrefixedPeerMsgParts } from './messages.ts';
 import { initialMetadata, type VolumeMetadata } from './metadata.ts';
@@ -42,7 +49,12 @@ export interface ControlRequest {
   readonly sizeBytes?: number;
   /** resize: do not resync the new area (`--assume-clean`). */
   readonly assumeClean?: boolean;
+  /** check-peer: how long the ping may wait for its answer (default: drbd.conf's ping-timeout). */
+  readonly timeoutMs?: number;
 }
+
+/** The longest check-peer wait a request may ask for (DRBD's own ping-timeout limit: 30 s). */
+export const MAX_CHECK_PEER_MS = 30_000;
 
 /** First reconnect attempt after a loss comes quickly; later ones every connect-int. */
 const FIRST_RECONNECT_MS = 200;
@@ -189,6 +201,8 @@ export class VolumeEngine {
   private stopped = false;
   /** The control request waiting for the online grow it started (see `resize`). */
   private growWaiter: ((r: GrowResult) => void) | undefined;
+  /** Control requests waiting for the peer check under way (see `checkPeer`). */
+  private peerCheckWaiters: Array<(r: PeerCheckResult) => void> = [];
   readonly counters: EngineCounters = {
     persists: 0,
     persistDataSyncs: 0,
@@ -424,6 +438,12 @@ export class VolumeEngine {
         const w = this.growWaiter;
         this.growWaiter = undefined;
         w?.(a.result);
+        return;
+      }
+      case 'peerChecked': {
+        const waiters = this.peerCheckWaiters;
+        this.peerCheckWaiters = [];
+        for (const w of waiters) w(a.result);
         return;
       }
     }
@@ -769,6 +789,8 @@ export class VolumeEngine {
         return done(this.core.resumeIo());
       case 'resize':
         return this.resize(req);
+      case 'check-peer':
+        return this.checkPeer(req);
       case 'down':
         setImmediate(() => void this.stop(true));
         return { ok: true };
@@ -779,6 +801,27 @@ export class VolumeEngine {
           message: `unknown control command ${JSON.stringify(req.cmd)}`,
         };
     }
+  }
+
+  /**
+   * `check-peer`: pings the peer now and answers once the core knows (within the request's
+   * `timeoutMs`, default drbd.conf's ping-timeout, plus at most two ticks): `{ok, peer:
+   * 'answered'}` when the peer is alive, `{ok, peer: 'lost', reason}` when the connection was
+   * dropped (as a lost peer's: fence-peer runs per the fencing policy), `{ok, peer:
+   * 'not-connected', conn}` when there was none. Concurrent requests share one check.
+   */
+  private async checkPeer(req: ControlRequest): Promise<unknown> {
+    const t = req.timeoutMs ?? this.cfg.net.pingTimeoutMs;
+    if (!Number.isSafeInteger(t) || t < 1 || t > MAX_CHECK_PEER_MS)
+      return {
+        ok: false,
+        code: 'bad-request',
+        message: `check-peer: timeoutMs ${String(req.timeoutMs)} must be a whole number of milliseconds, 1..${MAX_CHECK_PEER_MS}`,
+      };
+    const outcome = new Promise<PeerCheckResult>((resolve) => this.peerCheckWaiters.push(resolve));
+    this.core.checkPeer(t);
+    this.flushActions();
+    return { ok: true, ...(await outcome) };
   }
 
   /**
@@ -831,6 +874,9 @@ export class VolumeEngine {
       code: 'stopped',
       message: `the engine for ${this.cfg.resource} stopped during the resize`,
     });
+    const checks = this.peerCheckWaiters;
+    this.peerCheckWaiters = [];
+    for (const c of checks) c({ peer: 'lost', reason: `the engine for ${this.cfg.resource} stopped` });
     await this.stopExport();
     if (clean) {
       this.core.demote();

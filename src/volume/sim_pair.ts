@@ -3,7 +3,7 @@ import type { Rng } from '../lib/ports.ts';
 import { Bitmap, BLOCK_BYTES } from './bitmap.ts';
 import type { VolumeConfig } from './config.ts';
 import { DEFAULTS } from './config.ts';
-import { type CoreAction, type GrowResult, VolumeCore } from './core.ts';
+import { type CoreAction, type GrowResult, type PeerCheckResult, VolumeCore } from './core.ts';
 import type { PeerMsg } from './messages.ts';
 import { grownMetadata, initialMetadata, type VolumeMetadata } from './metadata.ts';
 
@@ -32,6 +32,7 @@ export function testConfig(
     net: {
       timeoutMs: DEFAULTS.timeoutMs,
       pingIntervalMs: DEFAULTS.pingIntervalMs,
+      pingTimeoutMs: DEFAULTS.pingTimeoutMs,
       koCount: DEFAULTS.koCount,
       connectIntervalMs: 1000,
       allowTwoPrimaries: false,
@@ -77,6 +78,8 @@ export class SimNode {
   capacityBytes = Number.POSITIVE_INFINITY;
   /** Outcomes of online grows this node started. */
   growResults: GrowResult[] = [];
+  /** Outcomes of peer checks (checkPeer) on this node. */
+  peerChecks: PeerCheckResult[] = [];
 
   constructor(
     readonly cfg: VolumeConfig,
@@ -126,7 +129,11 @@ export class SimNode {
 export class SimPair {
   readonly a: SimNode;
   readonly b: SimNode;
-  /** Messages in flight per direction; only delivered while the link is up and both ends run. */
+  /**
+   * Messages in flight per direction; only delivered while the link is up and both ends run.
+   * While the link is down without a reset (`setLink(false, { silent: true })`) they wait, as
+   * TCP retransmits them, and arrive if the link comes back before either end gives up.
+   */
   private wire = new Map<SimNode, PeerMsg[]>();
   linkUp = true;
   private connected = false;
@@ -239,8 +246,11 @@ export class SimPair {
       case 'growFinished':
         n.growResults.push(act.result);
         return;
+      case 'peerChecked':
+        n.peerChecks.push(act.result);
+        return;
       case 'send':
-        if (this.connected && this.linkUp) this.wire.get(this.peerOf(n))!.push(act.msg);
+        if (this.connected) this.wire.get(this.peerOf(n))!.push(act.msg);
         return;
       case 'ack': {
         const w = this.inflightWrites.get(act.id);
@@ -285,9 +295,16 @@ export class SimPair {
     for (const n of [this.a, this.b]) if (n.up) n.core.step({ e: 'transportDown', reason: 'link down' });
   }
 
-  setLink(up: boolean): void {
+  /**
+   * Link down: by default both ends see their connection fail at once (a reset, a closed
+   * socket). `silent`: packets just stop (a pulled cable, a dead switch, a frozen or powered-off
+   * peer); the connection stays up on both ends until one of them drops it on its own timeout
+   * (its `closeTransport` then ends the connection on both, as the reset would once the link
+   * returns). Link up: held messages flow again.
+   */
+  setLink(up: boolean, opts: { silent?: boolean } = {}): void {
     this.linkUp = up;
-    if (!up) this.cut();
+    if (!up && opts.silent !== true) this.cut();
   }
 
   crash(n: SimNode): void {
@@ -391,7 +408,7 @@ export class SimPair {
     const choices: Array<() => boolean> = [];
     for (const n of [this.a, this.b]) {
       const q = this.wire.get(n)!;
-      if (q.length > 0 && n.up) {
+      if (q.length > 0 && n.up && this.linkUp) {
         choices.push(() => {
           n.core.step({ e: 'peer', msg: q.shift()! });
           return true;

@@ -58,6 +58,17 @@ const SETTLE_MS = 15_000;
 /** Pause between promote attempts while the peer is still Primary. */
 const PROMOTE_RETRY_MS = 250;
 /**
+ * While a Primary peer blocks the promote and answered the last check, it is checked again this
+ * often: a peer that dies while the promote waits is then dropped within a check, not after the
+ * engine's ping-int + timeout.
+ */
+const PEER_RECHECK_MS = 2_000;
+/**
+ * The promote loop stops retrying this long before the operation's timeout, so the action ends
+ * with the engine's reason rather than being killed as timed out.
+ */
+const PROMOTE_FINISH_MS = 1_000;
+/**
  * Meta attribute the controller puts on promote actions: the nodes the cluster has fenced
  * successfully and that have not rejoined since (space-separated), like Pacemaker's notify
  * variables. A peer named there is off, so its replication connection is dead even while the
@@ -465,6 +476,11 @@ function remainingMs(ctx: BuiltinContext, t0: number): number {
   return Math.max(1000, ctx.timeoutMs - (performance.now() - t0) - 500);
 }
 
+/** The operation's time left (no floor, unlike `remainingMs`). */
+function leftMs(ctx: BuiltinContext, t0: number): number {
+  return ctx.timeoutMs - (performance.now() - t0);
+}
+
 async function start(
   ctx: BuiltinContext,
   r: Resolved,
@@ -541,36 +557,24 @@ async function stop(ctx: BuiltinContext, r: Resolved): Promise<BuiltinOutcome> {
   return { rc: OCF_RC.OCF_SUCCESS, attributes: scoreAttribute(ctx, undefined) };
 }
 
-async function promote(ctx: BuiltinContext, r: Resolved): Promise<BuiltinOutcome> {
-  const t0 = performance.now();
+/**
+ * Promote: the engine goes Primary (see `becomePrimary`), then the block device is attached and
+ * published. `t0` is when the operation began (drbddisk's start brings the engine up first, and
+ * both share one timeout).
+ */
+async function promote(ctx: BuiltinContext, r: Resolved, t0 = performance.now()): Promise<BuiltinOutcome> {
   const st = await engineStatus(r.p, remainingMs(ctx, t0));
   if (!st)
     return {
       rc: OCF_RC.OCF_NOT_RUNNING,
       exitReason: `halo:volume ${ctx.resource}: not started, cannot promote`,
     };
-  let dropped: string | undefined;
+  let notes: string[] = [];
   let fencing: Promise<BuiltinOutcome | undefined> = Promise.resolve(undefined);
   if (st.role !== 'Primary') {
-    let why = await engineCommand(r.p, { cmd: 'primary' }, remainingMs(ctx, t0));
-    // Like ocf:linbit:drbd's promote loop: while the peer is still Primary (a lost node not yet
-    // fenced, or a demote on the peer still under way) keep asking until the operation's timeout;
-    // once the peer demotes or is cut off, the promote goes through. Two Primaries never happen:
-    // the engine refuses each try while it sees a Primary peer.
-    while (why !== undefined && !ctx.signal.aborted && remainingMs(ctx, t0) > PROMOTE_RETRY_MS * 2) {
-      const now = await engineStatus(r.p, remainingMs(ctx, t0)).catch(() => undefined);
-      const peerPrimary = now?.peerRole === 'Primary';
-      // The cluster fenced the peer (it is off): its connection is dead though the engine has
-      // not noticed yet. Dropping it now saves the wait for the engine's ping timeout; the
-      // engine reconnects on its own, so the peer resyncs from this node when it returns.
-      if (peerPrimary && dropped === undefined && peerFencedByCluster(ctx, r))
-        dropped = await dropFencedPeer(ctx, r);
-      if (peerPrimary) await sleep(dropped === undefined ? PROMOTE_RETRY_MS : POLL_MS);
-      why = await engineCommand(r.p, { cmd: 'primary' }, remainingMs(ctx, t0));
-      // Refused for another reason (the disk, not the peer): retrying will not change it.
-      if (!peerPrimary) break;
-    }
-    if (why) return generic(ctx, `promote on ${r.node} refused: ${why}`);
+    const became = await becomePrimary(ctx, r, t0);
+    if ('rc' in became) return became;
+    notes = became.notes;
     fencing = fenceOutcome(ctx, r, t0);
   }
   // The block device is attached while fence-peer runs (as DRBD's promote returns with I/O
@@ -601,13 +605,105 @@ async function promote(ctx: BuiltinContext, r: Resolved): Promise<BuiltinOutcome
   const now = await engineStatus(r.p, remainingMs(ctx, t0));
   return {
     rc: OCF_RC.OCF_SUCCESS,
-    stdout: `${dropped ? `${dropped}\n` : ''}${r.p.resource} Primary on ${r.node}: ${s.loop} published at ${linksOf(
+    stdout: `${notes.map((n) => `${n}\n`).join('')}${r.p.resource} Primary on ${r.node}: ${s.loop} published at ${linksOf(
       r,
     )
       .map((l) => l.path)
       .join(', ')}\n`,
     attributes: scoreAttribute(ctx, now),
   };
+}
+
+/**
+ * Asks the engine to go Primary. Like ocf:linbit:drbd's promote loop, while the peer is still
+ * Primary (a lost node whose connection the engine still holds, or a demote on the peer still
+ * under way) it keeps asking until shortly before the operation's timeout; once the peer demotes
+ * or is cut off, the promote goes through. Two Primaries never happen: the engine refuses each
+ * try while it sees a Primary peer.
+ *
+ * Waiting out the engine's own timeout (ping-int + timeout: up to 16 s with drbd.conf's
+ * defaults) would add that to every failover where the old Primary vanished without a reset
+ * (links cut, node powered off), so a blocking Primary peer is checked at once: a peer the
+ * cluster says it fenced loses its connection outright (`dropFencedPeer`); any other is pinged
+ * (`check-peer`) and dropped as lost only if it does not answer within ping-timeout, which is
+ * what the engine would do itself at its next ping. A peer that answers keeps its connection,
+ * and the promote fails in the end saying it is alive and Primary. Returns lines saying what was
+ * done to the peer, or the refusal.
+ */
+async function becomePrimary(
+  ctx: BuiltinContext,
+  r: Resolved,
+  t0: number,
+): Promise<{ notes: string[] } | BuiltinOutcome> {
+  const notes: string[] = [];
+  let dropped = false;
+  let alive: string | undefined;
+  let nextCheckMs = 0;
+  let why = await engineCommand(r.p, { cmd: 'primary' }, remainingMs(ctx, t0));
+  while (why !== undefined && !ctx.signal.aborted && leftMs(ctx, t0) > PROMOTE_RETRY_MS + PROMOTE_FINISH_MS) {
+    const now = await engineStatus(r.p, remainingMs(ctx, t0)).catch(() => undefined);
+    const peerPrimary = now?.peerRole === 'Primary';
+    let pauseMs = peerPrimary ? PROMOTE_RETRY_MS : 0;
+    if (peerPrimary && !dropped && peerFencedByCluster(ctx, r)) {
+      // The cluster fenced the peer (it is off): its connection is dead though the engine has
+      // not noticed yet. The engine reconnects on its own, so the peer resyncs when it returns.
+      notes.push(await dropFencedPeer(ctx, r));
+      dropped = true;
+      pauseMs = POLL_MS;
+    } else if (peerPrimary && performance.now() >= nextCheckMs) {
+      const c = await checkPeer(ctx, r, t0);
+      nextCheckMs = performance.now() + PEER_RECHECK_MS;
+      if (c.peer === 'answered') alive = c.note;
+      else {
+        if (!notes.includes(c.note)) notes.push(c.note);
+        if (c.peer === 'lost') pauseMs = 0;
+      }
+    }
+    if (pauseMs > 0) await sleep(pauseMs);
+    why = await engineCommand(r.p, { cmd: 'primary' }, remainingMs(ctx, t0));
+    // Refused for another reason (the disk, not the peer): retrying will not change it.
+    if (!peerPrimary) break;
+  }
+  if (why === undefined) return { notes };
+  return generic(ctx, `promote on ${r.node} refused: ${why}${alive ? `; ${alive}` : ''}`);
+}
+
+/**
+ * Asks the engine to ping its peer now (`check-peer`, bounded by drbd.conf's ping-timeout in
+ * the engine and by the operation's time left here). `note` says what happened, for the
+ * operation's output or its failure reason.
+ */
+async function checkPeer(
+  ctx: BuiltinContext,
+  r: Resolved,
+  t0: number,
+): Promise<{ peer: 'answered' | 'lost' | 'not-connected' | 'unknown'; note: string }> {
+  const peer = r.link?.peerName ?? 'the peer';
+  let reply: Record<string, unknown> | undefined;
+  try {
+    // Leaves the promote loop its margin to end with a reason (remainingMs has a 1 s floor).
+    const waitMs = Math.max(POLL_MS, leftMs(ctx, t0) - PROMOTE_FINISH_MS);
+    reply = await controlRequest(r.p.runDir, r.p.resource, { cmd: 'check-peer' }, waitMs);
+  } catch (err) {
+    return { peer: 'unknown', note: `could not check ${peer}: ${(err as Error).message}` };
+  }
+  if (!reply) return { peer: 'unknown', note: `could not check ${peer}: the engine is not running` };
+  if (reply.ok !== true)
+    return { peer: 'unknown', note: `could not check ${peer}: ${String(reply.message ?? reply.code)}` };
+  switch (reply.peer) {
+    case 'answered':
+      return {
+        peer: 'answered',
+        note: `${peer} answered a ping: it is alive and Primary (demote or stop it there first)`,
+      };
+    case 'lost':
+      return {
+        peer: 'lost',
+        note: `${peer} was Primary but did not answer a ping in time: its replication connection was dropped as lost (${String(reply.reason)})`,
+      };
+    default:
+      return { peer: 'not-connected', note: `${peer} was no longer connected when checked` };
+  }
 }
 
 /** Demote attempts of a stale disk whose held writes are draining (POLL_MS apart). */
@@ -806,8 +902,9 @@ async function runDrbddisk(
 ): Promise<BuiltinOutcome> {
   switch (ctx.action) {
     case 'start': {
+      const t0 = performance.now();
       const up = await start(ctx, r, engine);
-      return up.rc === OCF_RC.OCF_SUCCESS ? promote(ctx, r) : up;
+      return up.rc === OCF_RC.OCF_SUCCESS ? promote(ctx, r, t0) : up;
     }
     case 'stop': {
       const d = await demote(ctx, r);

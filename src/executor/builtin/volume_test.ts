@@ -459,12 +459,13 @@ test('a promote told that the cluster fenced the Primary peer takes over at once
   const net = createLabNet({ nodes: ['n1', 'n2'] });
   const lab: Lab = { net, dir, conf: join(dir, 'drbd.conf'), runDir: (n) => join(dir, `run-${n}`) };
   const [a1, a2] = [net.node('n1').addrs[0]!, net.node('n2').addrs[0]!];
-  // The engine notices a silent peer only after ping-int + timeout = 70 s here.
+  // The engine notices a silent peer only after ping-int + timeout = 70 s here, and a peer check
+  // (check-peer) waits ping-timeout = 30 s for the answer: neither can end a 3 s promote.
   writeFileSync(
     lab.conf,
     `resource r0 {
   protocol C;
-  net { ping-int 60; timeout 100; connect-int 1; }
+  net { ping-int 60; timeout 100; ping-timeout 300; connect-int 1; }
   on n1 { device ${dir}/drbd0; disk ${dir}/n1.img; address ${a1}:7789; meta-disk internal; }
   on n2 { device ${dir}/drbd0; disk ${dir}/n2.img; address ${a2}:7789; meta-disk internal; }
 }
@@ -526,6 +527,104 @@ test('a promote told that the cluster fenced the Primary peer takes over at once
     assert.equal(stop.rc, OCF_RC.OCF_SUCCESS, stop.exitReason);
     assert.equal(existsSync(join(lab.runDir('n2'), 'r0.attach.json')), false);
   } finally {
+    ex.close();
+    for (const n of ['n1', 'n2']) cleanupNode(lab, n, enginePids);
+    net.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a promote pings a blocking Primary peer: a frozen one is dropped after ping-timeout, a live one is never overridden', {
+  skip: !usable && 'needs root, ip netns, nbdfuse, losetup and mkfs.ext4',
+  timeout: 180_000,
+}, async () => {
+  const dir = tempDir();
+  const net = createLabNet({ nodes: ['n1', 'n2'] });
+  const lab: Lab = { net, dir, conf: join(dir, 'drbd.conf'), runDir: (n) => join(dir, `run-${n}`) };
+  const [a1, a2] = [net.node('n1').addrs[0]!, net.node('n2').addrs[0]!];
+  // drbd.conf's default ping-int (10 s), timeout (6 s) and ping-timeout (500 ms).
+  writeFileSync(
+    lab.conf,
+    `resource r0 {
+  protocol C;
+  net { connect-int 1; }
+  on n1 { device ${dir}/drbd0; disk ${dir}/n1.img; address ${a1}:7789; meta-disk internal; }
+  on n2 { device ${dir}/drbd0; disk ${dir}/n2.img; address ${a2}:7789; meta-disk internal; }
+}
+`,
+  );
+  const params = (n: string, extra: Record<string, string> = {}) => ({
+    drbd_resource: 'r0',
+    config: lab.conf,
+    run_dir: lab.runDir(n),
+    device_link: join(dir, 'dev', `r0-${n}`),
+    link_conf_device: 'false',
+    ...extra,
+  });
+  const ex = new Executor({ runner: new ShellAgentRunner({ stateDir: join(dir, 'rsctmp') }) });
+  const vol = (n: string, action: string, o: { timeoutMs?: number; extra?: Record<string, string> } = {}) =>
+    submit(ex, action, params(n, o.extra), {
+      netns: net.node(n).ns,
+      ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+    });
+  const enginePids = new Set<number>();
+  const status = async (n: string) =>
+    (await controlRequest(lab.runDir(n), 'r0', { cmd: 'status' }).catch(() => undefined)) as
+      | { ok: boolean; pid: number; status: { role: string; conn: string; peerRole: string } }
+      | undefined;
+  let frozen: number | undefined;
+  try {
+    for (const n of ['n1', 'n2']) {
+      execFileSync('truncate', ['-s', '16M', join(dir, `${n}.img`)]);
+      cli(lab, n, ['create-md', 'r0']);
+      const r = await vol(n, 'start');
+      assert.equal(r.rc, OCF_RC.OCF_SUCCESS, `start on ${n}: ${r.exitReason}`);
+      enginePids.add(Number((await status(n))!.pid));
+    }
+    cli(lab, 'n1', ['primary', '--force', 'r0']);
+    await waitFor('n2 to be UpToDate and connected', WAIT_MS, async () => {
+      const r = await vol('n2', 'monitor');
+      return r.attributes?.['master-p_drbd'] === String(PROMOTION_SCORE.upToDateKnownPeer) || undefined;
+    });
+    await waitFor(
+      'n2 to see n1 Primary',
+      WAIT_MS,
+      async () => (await status('n2'))?.status.peerRole === 'Primary' || undefined,
+    );
+
+    // n1 runs and is Primary: it answers the check, and the promote fails saying so.
+    const live = await vol('n2', 'promote', { timeoutMs: 4_000 });
+    assert.equal(live.rc, OCF_RC.OCF_ERR_GENERIC);
+    assert.match(
+      live.exitReason ?? '',
+      /promote on n2 refused: the peer is Primary .*; n1 answered a ping: it is alive and Primary \(demote or stop it there first\)/,
+    );
+    assert.ok(
+      live.execTimeMs < 4_000,
+      `the refusal came before the timeout (${Math.round(live.execTimeMs)} ms)`,
+    );
+    assert.equal((await status('n1'))?.status.role, 'Primary');
+    assert.equal((await status('n2'))?.status.conn, 'Connected', 'the live peer keeps its connection');
+
+    // n1's engine freezes (its socket stays open: no reset): drbddisk's start on n2 checks it,
+    // drops it after ping-timeout and takes over, without waiting for ping-int + timeout.
+    frozen = Number((await status('n1'))!.pid);
+    process.kill(frozen, 'SIGSTOP');
+    const took = await vol('n2', 'start', { extra: { mode: 'drbddisk' } });
+    assert.equal(took.rc, OCF_RC.OCF_SUCCESS, took.exitReason);
+    assert.match(
+      took.stdoutTail,
+      /n1 was Primary but did not answer a ping in time: .*no answer from n1 to a ping within 500 ms/,
+    );
+    assert.ok(took.execTimeMs < 5_000, `drbddisk start took ${Math.round(took.execTimeMs)} ms`);
+    process.stdout.write(
+      `# drbddisk start with a frozen Primary peer took ${Math.round(took.execTimeMs)} ms\n`,
+    );
+    assert.equal((await status('n2'))?.status.role, 'Primary');
+    const stop = await vol('n2', 'stop');
+    assert.equal(stop.rc, OCF_RC.OCF_SUCCESS, stop.exitReason);
+  } finally {
+    if (frozen !== undefined) process.kill(frozen, 'SIGKILL');
     ex.close();
     for (const n of ['n1', 'n2']) cleanupNode(lab, n, enginePids);
     net.destroy();
