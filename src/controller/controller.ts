@@ -1286,15 +1286,16 @@ export class Controller {
       return;
     }
     const found = execOpFor(this.cib, a) ?? this.orphanOp(rec, a);
-    // A promote learns which nodes the cluster has fenced and that have not come back (like
-    // Pacemaker's notify variables): halo:volume then drops a replication connection to such a
-    // peer at once instead of waiting for its own ping timeout.
+    // A promote, or a start (Heartbeat's drbddisk promotes in its start), learns which nodes
+    // the cluster has fenced and that have not come back (like Pacemaker's notify variables):
+    // halo:volume then drops a replication connection to such a peer at once instead of
+    // checking it or waiting for its own ping timeout.
     const fenced = [...this.nodes.values()]
       .filter((n) => n.condition === 'down' && n.attrs.has(FENCED_EPOCH_ATTRIBUTE))
       .map((n) => n.name)
       .sort();
     const op =
-      found && a.task === 'promote' && fenced.length > 0
+      found && (a.task === 'promote' || a.task === 'start') && fenced.length > 0
         ? { ...found, meta: { ...found.meta, 'halo-fenced-nodes': fenced.join(' ') } }
         : found;
     if (!op) {

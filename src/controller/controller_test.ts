@@ -488,6 +488,36 @@ test('a node attribute an agent reports (halo:ping pingd) moves resources throug
   assert.equal(sim.where('web').length, 1);
 });
 
+const GROUPED = `node 1: n1
+node 2: n2
+node 3: n3
+primitive fence-lab stonith:fence_dummy
+primitive disk ocf:heartbeat:Dummy
+location l-disk disk 100: n1
+property stonith-enabled=true
+`;
+
+test("a start after a fence names the fenced node too (Heartbeat's drbddisk promotes in its start)", () => {
+  const starts = (sim: ClusterSim, from: number) =>
+    sim.effects
+      .slice(from)
+      .flatMap((e) => (e.type === 'exec' && e.op.action === 'start' && e.op.rsc === 'disk' ? [e] : []));
+  const sim = startCluster(GROUPED, ['n1', 'n2', 'n3']);
+  sim.send({ type: 'membership', members: ['n1', 'n2', 'n3'], epochs: { n1: 1, n2: 1, n3: 1 } });
+  const first = starts(sim, 0);
+  assert.deepEqual(
+    first.map((e) => e.node),
+    ['n1'],
+  );
+  assert.equal(first[0]!.op.meta['halo-fenced-nodes'], undefined, 'nothing fenced yet');
+  const mark = sim.effects.length;
+  sim.crash('n1');
+  sim.send({ type: 'membership', members: ['n2', 'n3'], epochs: { n2: 1, n3: 1 } });
+  const after = starts(sim, mark);
+  assert.equal(after.length, 1);
+  assert.equal(after[0]!.op.meta['halo-fenced-nodes'], 'n1');
+});
+
 const PROMOTABLE = `node 1: n1
 node 2: n2
 node 3: n3
