@@ -27,7 +27,9 @@ export type EditErrorCode =
   | 'invalid-configuration'
   | 'needs-cluster'
   /** The cluster's configuration changed after the CIB the edit was computed from was read. */
-  | 'conflict';
+  | 'conflict'
+  /** The edit deletes the `<node>` entry of a current member (use `halo cluster leave`). */
+  | 'member-node';
 
 export interface EditError {
   readonly code: EditErrorCode;

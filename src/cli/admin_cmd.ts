@@ -332,6 +332,8 @@ async function propose(
     const reply = (await ask(socket, line)) as ProposeReply;
     if ('error' in reply)
       throw new Exit(2, `halo: the daemon at ${socket} refused the command: ${reply.error}`);
+    if (!reply.ok && reply.code === 'member-node')
+      refused(io, { code: 'member-node', message: reply.message }, o);
     if (!reply.ok)
       throw new Exit(
         2,

@@ -557,6 +557,7 @@ async function propose(socket: string, commands: readonly CibCommand[]): Promise
     const reply = (await ask(socket, line)) as ProposeReply;
     if ('error' in reply)
       throw new Exit(2, `halo: the daemon at ${socket} refused the import: ${reply.error}`);
+    if (!reply.ok && reply.code === 'member-node') throw new Exit(1, `halo: error: ${reply.message}`);
     if (!reply.ok)
       throw new Exit(
         2,

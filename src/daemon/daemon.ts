@@ -1721,7 +1721,8 @@ export class Daemon {
     const problem = validateCibCommand(v);
     if (problem) return { error: `cib: ${problem}` };
     const deletion = this.memberEntryDeletion(v as { op: string; configuration?: Cib['configuration'] });
-    if (deletion) return { error: `cib: ${deletion}` };
+    // A refusal of the cluster's (exit 1 in the CLI), not a malformed request.
+    if (deletion) return { ok: false, code: 'member-node', message: deletion, leader: null };
     const data = JSON.stringify(v);
     const leader = c.status().leader;
     if (leader === this.self.name) return c.propose(data, PROPOSE_TIMEOUT_MS);

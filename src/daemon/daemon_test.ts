@@ -11,7 +11,9 @@ import { toCibCommands } from '../admin/cib_commands.ts';
 import { applyEdit } from '../admin/edits.ts';
 import { parseCrm } from '../cib/crm.ts';
 import { type Cib, emptyCib } from '../cib/model.ts';
+import { registerAdminCommands } from '../cli/admin_cmd.ts';
 import { registerClusterCommands } from '../cli/cluster_cmd.ts';
+import { runCli } from '../cli/testing.ts';
 import { type Logger, nullLogger } from '../lib/ports.ts';
 import type { Fencer } from '../membership/fencer.ts';
 import { encodeHeartbeat } from '../membership/heartbeat_codec.ts';
@@ -870,11 +872,17 @@ async function leaveScenario(t: { diagnostic(m: string): void }, leaving: 'follo
       sock(asker),
       `cib ${JSON.stringify({ op: 'replace-configuration', configuration: without })}`,
       10_000,
-    )) as { error?: string };
-    assert.equal(
-      refused.error,
-      `cib: node ${target} is a member of the running cluster; remove it with halo cluster leave ${target}`,
-    );
+    )) as { ok?: boolean; code?: string; message?: string };
+    assert.deepEqual(refused, {
+      ok: false,
+      code: 'member-node',
+      message: `node ${target} is a member of the running cluster; remove it with halo cluster leave ${target}`,
+      leader: null,
+    });
+    // The same through the CLI: a refusal of the cluster's, exit 1.
+    const del = await runCli(registerAdminCommands, ['configure', 'delete', target, '--socket', sock(asker)]);
+    assert.equal(del.code, 1, del.err);
+    assert.match(del.err, new RegExp(`node ${target} is a member of the running cluster`));
 
     // A follower forwards the request to the leader, which drains; the DC leaving drains itself.
     const started = Date.now();
