@@ -4,6 +4,7 @@ import { INFINITY, parseScore } from '../cib/score.ts';
 import { assert } from '../lib/assert.ts';
 import type { LogLevel } from '../lib/ports.ts';
 import type { Action, Ordering } from '../scheduler/actions.ts';
+import { parsePriorityFencingDelay, priorityFencingDelay } from './priority_fencing.ts';
 import {
   agentIdentity,
   baseId,
@@ -166,6 +167,8 @@ export class Controller {
     | undefined;
   /** The node-id clashes last logged (each distinct set once). */
   private nodeIdClashesLogged = '';
+  /** The invalid priority-fencing-delay reason last logged (each distinct value once). */
+  private badPriorityFencingDelayLogged: string | undefined;
   /**
    * The configuration and member set (by identity) last found to need no node entry: until
    * either changes there is nothing to look at, so the DC's every event stays cheap.
@@ -320,6 +323,8 @@ export class Controller {
     this.cib = cib;
     this.syncNodeRecords();
     if (!this.isDc) return;
+    // Said when the value arrives, not only at the next node loss it would have delayed.
+    this.priorityFencingDelayMs();
     if (configChanged) this.invalidate('configuration changed');
   }
 
@@ -1003,6 +1008,7 @@ export class Controller {
         target,
         action: this.stonithAction(),
         reason: 'two-node cluster: the survivor continues only after its peer is fenced',
+        ...this.priorityDelayFor(target),
       });
     }
   }
@@ -1270,6 +1276,7 @@ export class Controller {
         target: a.node,
         action: this.stonithAction(),
         reason: rec?.lostWhy ?? 'the scheduler asked for it',
+        ...this.priorityDelayFor(a.node),
       });
       return;
     }
@@ -1340,6 +1347,43 @@ export class Controller {
     if (this.cfg.fencing === 'self') return 'self';
     const v = (clusterProperty(this.cib, 'stonith-enabled') ?? 'true').toLowerCase();
     return ['false', 'no', 'off', '0', 'n'].includes(v) ? 'self' : 'stonith';
+  }
+
+  /**
+   * priority-fencing-delay (see priority_fencing.ts) as fence effect fields: empty unless the
+   * fencing of lost node `target` is to wait. Only a lost node qualifies (a failed stop or
+   * on-fail=fence of a member never waits), so the transition's and the two-node rule's fences
+   * of the same lost node get the same answer.
+   */
+  private priorityDelayFor(target: string): { delayMs?: number; delayReason?: string } {
+    const d = priorityFencingDelay(this.cib, this.nodes.values(), target, this.priorityFencingDelayMs());
+    if (!d) return {};
+    this.log('info', `fencing ${target} waits ${d.delayMs} ms (priority-fencing-delay): ${d.detail}`, {
+      node: target,
+      delayMs: d.delayMs,
+    });
+    return { delayMs: d.delayMs, delayReason: d.reason };
+  }
+
+  /**
+   * The priority-fencing-delay property in ms. An invalid value is logged as an error once (per
+   * distinct value) and taken as 0, as Pacemaker takes an invalid cluster option as its default:
+   * the fencing still happens, only without the priority delay.
+   */
+  private priorityFencingDelayMs(): number {
+    const p = parsePriorityFencingDelay(this.cib);
+    if (p.ok) {
+      this.badPriorityFencingDelayLogged = undefined;
+      return p.ms;
+    }
+    if (p.reason !== this.badPriorityFencingDelayLogged) {
+      this.badPriorityFencingDelayLogged = p.reason;
+      this.log(
+        'error',
+        `cluster property priority-fencing-delay: ${p.reason}; using 0 (no priority delay) meanwhile`,
+      );
+    }
+    return 0;
   }
 
   private stonithAction(): 'reboot' | 'off' {

@@ -8,7 +8,7 @@ import { ShellAgentRunner } from '../executor/runner.ts';
 import { assertNever } from '../lib/assert.ts';
 import type { Logger } from '../lib/ports.ts';
 import { schedule } from '../scheduler/schedule.ts';
-import { ControllerHost, type ControllerWire, fenceDevicesFromCib } from './host.ts';
+import { ControllerHost, type ControllerWire, type FenceRequestDelay, fenceDevicesFromCib } from './host.ts';
 import { applyStatusChanges } from './status.ts';
 import type { ExecOp, NodeEntry, OpOutcome, StatusChange } from './types.ts';
 
@@ -349,13 +349,14 @@ export function attachController(
     action: 'reboot' | 'off' | 'on',
     devices: readonly FenceDevice[],
     c: Cib,
+    delay?: FenceRequestDelay,
   ): Promise<{ ok: boolean; reason: string }> => {
     const r = await new Fencer({
       runner,
       devices,
       levels: c.configuration.fencingTopology,
       logger: h.logger,
-    }).fence(target, action, { signal: closing.signal });
+    }).fence(target, action, { signal: closing.signal, ...(delay ? { requestedDelay: delay } : {}) });
     return { ok: r.ok, reason: r.reason };
   };
   host = new ControllerHost(
@@ -368,7 +369,7 @@ export function attachController(
       },
       schedule: (c, now) => schedule(c, now, { textOutput: false }),
       executor,
-      fence: async (target, action, devices, c) => {
+      fence: async (target, action, devices, c, delay) => {
         const decided = await h
           .propose(
             JSON.stringify({
@@ -385,7 +386,7 @@ export function attachController(
             ok: false,
             reason: `the cluster did not confirm the decision to fence ${target} (${decided.message ?? 'refused'}): this node may be the one cut off`,
           };
-        return runFence(target, action, devices, c);
+        return runFence(target, action, devices, c, delay);
       },
       sendToNode: (node, msg) => {
         const id = h.idOf(node);

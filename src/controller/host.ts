@@ -48,6 +48,13 @@ export type ControllerWire =
       readonly value: string | null;
     };
 
+/** A wait the controller asks for before a fencing (the fence effect's `delayMs`). */
+export interface FenceRequestDelay {
+  readonly ms: number;
+  /** For the log line, e.g. "priority-fencing-delay: n1 runs the highest-priority resources". */
+  readonly why: string;
+}
+
 export interface FenceOutcome {
   readonly ok: boolean;
   readonly reason: string;
@@ -58,12 +65,16 @@ export interface ControllerHostPorts {
   readonly schedule: ScheduleFn;
   /** This node's executor (its `onResult` must call `host.localResult`). */
   readonly executor: Pick<Executor, 'submit'>;
-  /** Fences `target` with the CIB's devices (e.g. the executor's `Fencer`). */
+  /**
+   * Fences `target` with the CIB's devices (e.g. the executor's `Fencer`). `delay`: wait this
+   * long first (priority-fencing-delay), abortably, before the first device and its pcmk_delay.
+   */
   readonly fence: (
     target: string,
     action: 'reboot' | 'off',
     devices: readonly FenceDevice[],
     cib: Cib,
+    delay?: FenceRequestDelay,
   ) => Promise<FenceOutcome>;
   /** Delivers a message to another node's host, in order; dropping it on a dead peer is fine. */
   readonly sendToNode: (node: string, msg: ControllerWire) => void;
@@ -301,8 +312,12 @@ export class ControllerHost {
         return;
       case 'fence': {
         const cib = this.cib;
+        const delay =
+          e.delayMs !== undefined && e.delayMs > 0
+            ? { ms: e.delayMs, why: e.delayReason ?? 'requested by the controller' }
+            : undefined;
         void this.ports
-          .fence(e.target, e.action, fenceDevicesFromCib(cib), cib)
+          .fence(e.target, e.action, fenceDevicesFromCib(cib), cib, delay)
           .catch((err: Error): FenceOutcome => ({ ok: false, reason: err.message }))
           .then((r) =>
             this.feed({ type: 'fence-result', token: e.token, target: e.target, ok: r.ok, reason: r.reason }),

@@ -3,13 +3,13 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { Cib } from '../cib/model.ts';
+import type { Cib, NodeState } from '../cib/model.ts';
 import { Executor } from '../executor/executor.ts';
 import { ShellAgentRunner } from '../executor/runner.ts';
 import { nullLogger } from '../lib/ports.ts';
 import { schedule } from '../scheduler/schedule.ts';
-import { ControllerHost, type ControllerWire } from './host.ts';
-import { crmCib } from './sim_harness_test_util.ts';
+import { ControllerHost, type ControllerWire, type FenceRequestDelay } from './host.ts';
+import { crmCib, startCluster } from './sim_harness_test_util.ts';
 import { applyStatusChanges } from './status.ts';
 import type { StatusChange } from './types.ts';
 
@@ -208,4 +208,54 @@ test('a node that does not know the DC yet (just rejoined) still answers the nod
     { to: 'n3', msg: { kind: 'attribute', node: 'n2', name: 'shutdown', value: '1' } },
   ]);
   host.stop();
+});
+
+test("the host hands the fence effect's priority-fencing-delay to the fence port", async () => {
+  // The status a DC published while n1 ran db (priority 10), from a simulated cluster.
+  const TWO = `node 1: n1
+node 2: n2
+primitive db ocf:heartbeat:Dummy meta priority=10 op monitor interval=10s
+location l-db db 100: n1
+property stonith-enabled=true priority-fencing-delay=5s
+`;
+  const sim = startCluster(TWO, ['n2', 'n1']);
+  assert.deepEqual(sim.where('db'), ['n1']);
+  let status: NodeState[] = [];
+  for (const e of sim.effects)
+    if (e.type === 'status-changes') status = applyStatusChanges(status, e.changes);
+  const fences: { target: string; delay: FenceRequestDelay | undefined }[] = [];
+  const host = new ControllerHost(
+    {
+      config: {
+        self: 'n2',
+        fencing: 'stonith',
+        leaseMs: 2_000,
+        detectionSlackMs: 500,
+        recheckIntervalMs: 60_000,
+      },
+      schedule: (c, now) => schedule(c, now, { textOutput: false }),
+      leaseValid: () => true,
+      executor: { submit: async () => new Promise(() => {}) },
+      fence: async (target, _action, _devices, _cib, delay) => {
+        fences.push({ target, delay });
+        return { ok: true, reason: 'test switch' };
+      },
+      sendToNode: () => {},
+      publishStatus: () => {},
+      addNodes: () => {},
+      nodeFenced: () => {},
+      selfFence: () => {},
+      logger: nullLogger,
+      wallMs: () => 1_700_000_000_000,
+    },
+    { ...crmCib(TWO), status, hasStatus: true },
+  );
+  host.membership(['n2'], 'no heartbeat', { quorum: { quorate: true, fenceNeeded: ['n1'] } });
+  host.dc('n2');
+  await new Promise((r) => setImmediate(r));
+  host.stop();
+  assert.deepEqual(fences[0], {
+    target: 'n1',
+    delay: { ms: 5000, why: 'priority-fencing-delay: n1 runs the highest-priority resources' },
+  });
 });

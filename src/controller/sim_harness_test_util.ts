@@ -41,7 +41,8 @@ export class ClusterSim {
   /** Nodes whose executors answer (members that are alive). */
   readonly alive = new Set<string>();
   readonly execs: ExecRecord[] = [];
-  readonly fences: { target: string; ok: boolean; atMs: number }[] = [];
+  /** Each fence effect; `delayMs` is the wait the DC asked for (priority-fencing-delay). */
+  readonly fences: { target: string; ok: boolean; atMs: number; delayMs?: number }[] = [];
   readonly effects: ControllerEffect[] = [];
   /** Whether the fence device succeeds. */
   fenceOk = true;
@@ -52,6 +53,8 @@ export class ClusterSim {
   leaseRenewing = true;
   /** Resources whose start fails on a node (`node:rsc`). */
   readonly failStart = new Set<string>();
+  /** Resources whose stop fails on a node (`node:rsc`): they keep running there. */
+  readonly failStop = new Set<string>();
   /**
    * Whether the node entries the DC asks for (`add-nodes`) are committed: then the shell's
    * work is played at once, a `cib` event with them added. Turn off to model a proposal lost.
@@ -137,7 +140,8 @@ export class ClusterSim {
           else m.set(op.rsc, 'Started');
           break;
         case 'stop':
-          m.delete(op.rsc);
+          if (this.failStop.has(`${e.node}:${op.rsc}`)) rc = 1;
+          else m.delete(op.rsc);
           break;
         case 'promote':
           m.set(op.rsc, 'Promoted');
@@ -175,7 +179,13 @@ export class ClusterSim {
       const nodes = cfg.nodes.filter((n) => !e.nodes.includes(n.uname));
       this.queue.push({ type: 'cib', cib: { ...this.cib, configuration: { ...cfg, nodes } } });
     } else if (e.type === 'fence') {
-      this.fences.push({ target: e.target, ok: this.fenceOk, atMs: this.nowMs });
+      // The shell would wait `e.delayMs` first; the sim records it and fences at once.
+      this.fences.push({
+        target: e.target,
+        ok: this.fenceOk,
+        atMs: this.nowMs,
+        ...(e.delayMs !== undefined ? { delayMs: e.delayMs } : {}),
+      });
       if (this.fenceOk) {
         this.running.get(e.target)?.clear();
         this.alive.delete(e.target);

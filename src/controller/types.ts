@@ -161,6 +161,15 @@ export type ControllerEffect =
       readonly target: string;
       readonly action: 'reboot' | 'off';
       readonly reason: string;
+      /**
+       * How long the fencer waits before the first device (and its pcmk_delay): Pacemaker's
+       * priority-fencing-delay, set only for a lost node running the highest-priority resources
+       * while this partition lacks a majority (see priority_fencing.ts). The core keeps no
+       * clock: the shell waits, abortably, and reports the result after the fence as usual.
+       */
+      readonly delayMs?: number;
+      /** Why the delay applies, for the fencer's log line. Set whenever `delayMs` is. */
+      readonly delayReason?: string;
     }
   /** A fence or lease expiry confirmed the node off: the shell feeds it to quorum (two-node rule). */
   | { readonly type: 'node-fenced'; readonly node: string; readonly how: string }

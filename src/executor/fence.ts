@@ -229,6 +229,13 @@ function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
   return sleepTimer(ms, undefined, signal ? { signal } : {});
 }
 
+/** A delay the caller asks for before a fencing (the controller's priority-fencing-delay). */
+export interface RequestedFenceDelay {
+  readonly ms: number;
+  /** Why, for the log line: "priority-fencing-delay: n1 runs the highest-priority resources". */
+  readonly why: string;
+}
+
 export interface FencerOptions {
   readonly runner: AgentRunner;
   readonly devices: readonly FenceDevice[];
@@ -451,6 +458,38 @@ export class Fencer {
     return { delayMs };
   }
 
+  /**
+   * Waits the delay the caller asked for before an off/reboot of `target` and logs it; returns
+   * the ms waited (0 for other actions or no delay). An abort ends the wait early (the caller
+   * then checks the signal and runs no device).
+   */
+  private async waitRequestedDelay(
+    target: string,
+    action: FenceAction,
+    delay: RequestedFenceDelay | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<number> {
+    if (delay === undefined || delay.ms === 0 || !DELAYED_ACTIONS.has(action)) return 0;
+    assert(
+      Number.isInteger(delay.ms) && delay.ms > 0 && delay.ms <= MAX_FENCE_DELAY_MS,
+      `requested fencing delay ${delay.ms} ms is not a whole number of ms in [0, ${MAX_FENCE_DELAY_MS}]`,
+    );
+    const fields = { target, action, delayMs: delay.ms };
+    this.log.log('info', `delaying fencing of ${target} by ${delay.ms} ms (${delay.why})`, fields);
+    try {
+      await this.sleep(delay.ms, signal);
+    } catch (err) {
+      if (!signal?.aborted) throw err;
+    }
+    if (signal?.aborted)
+      this.log.log(
+        'warn',
+        `fencing ${target} (${action}) was aborted during its ${delay.ms} ms requested delay, before any device ran: ${abortReason(signal)}`,
+        fields,
+      );
+    return delay.ms;
+  }
+
   private aborted(
     device: FenceDevice,
     action: FenceAction,
@@ -524,11 +563,16 @@ export class Fencer {
    * level must succeed; reboot across several devices is off on all, then on on all); without,
    * tries each device that can fence the target until one succeeds. Once `signal` aborts, no
    * further device is tried (one waiting out its pcmk_delay stops at once) and the report fails.
+   *
+   * `requestedDelay` (the controller's priority-fencing-delay) is waited once, for an off or
+   * reboot, after the devices are chosen and before the first one runs, so it adds to that
+   * device's pcmk_delay as in Pacemaker, where the requested delay is added to the device's
+   * delay and only the first device of a topology gets it. An abort during it runs no device.
    */
   async fence(
     target: string,
     action: 'off' | 'on' | 'reboot',
-    opts: { readonly signal?: AbortSignal } = {},
+    opts: { readonly signal?: AbortSignal; readonly requestedDelay?: RequestedFenceDelay } = {},
   ): Promise<FenceReport> {
     const all: FenceAttempt[] = [];
     const levels = this.levelsFor(target);
@@ -552,6 +596,15 @@ export class Fencer {
         reason: `no fence device can fence ${target} (check pcmk_host_list / pcmk_host_map)`,
       };
     }
+    const requestedMs = await this.waitRequestedDelay(target, action, opts.requestedDelay, opts.signal);
+    if (opts.signal?.aborted && requestedMs > 0)
+      return {
+        target,
+        action,
+        ok: false,
+        attempts: [],
+        reason: `fencing ${target} (${action}) was aborted during its ${requestedMs} ms requested delay, before any device ran: ${abortReason(opts.signal)}`,
+      };
     for (const plan of plans) {
       if (opts.signal?.aborted) break;
       const steps: [string, FenceAction][] =
@@ -577,13 +630,17 @@ export class Fencer {
             ? `level ${plan.level} (${plan.devices.join(', ')})`
             : plan.devices.join(', ');
         const delayedMs = all.reduce((sum, a) => sum + (a.delayMs ?? 0), 0);
+        const waited = [
+          ...(requestedMs > 0 ? [`${requestedMs} ms of requested delay (${opts.requestedDelay!.why})`] : []),
+          ...(delayedMs > 0 ? [`${delayedMs} ms of pcmk_delay`] : []),
+        ];
         return {
           target,
           action,
           ok: true,
           ...(plan.level !== undefined ? { level: plan.level } : {}),
           attempts: all,
-          reason: `${action} of ${target} succeeded via ${where}${delayedMs > 0 ? ` after waiting ${delayedMs} ms of pcmk_delay` : ''}`,
+          reason: `${action} of ${target} succeeded via ${where}${waited.length > 0 ? ` after waiting ${waited.join(' and ')}` : ''}`,
         };
       }
     }

@@ -349,3 +349,52 @@ test('a pcmk_delay_base above pcmk_delay_max is logged and cut down to the max',
     ),
   );
 });
+
+test('a requested delay (priority-fencing-delay) is waited once before the first device and its pcmk_delay, and logged', async () => {
+  const { fencer, runner, slept, logger } = rig(
+    [device('pdu', { pcmk_delay_base: '2s' }), device('pdu2', { pcmk_delay_base: '1s' })],
+    { levels: [{ id: 'l1', target: 'n1', index: '1', devices: 'pdu,pdu2' }] },
+  );
+  const why = 'priority-fencing-delay: n1 runs the highest-priority resources';
+  const r = await fencer.fence('n1', 'off', { requestedDelay: { ms: 5000, why } });
+  assert.ok(r.ok, r.reason);
+  assert.deepEqual(slept, [5000, 2000, 1000], 'requested first, then each device its own pcmk_delay');
+  assert.deepEqual(runner.runs, ['pdu off n1 @7000', 'pdu2 off n1 @8000']);
+  assert.equal(
+    logger.lines.find((l) => l.msg.startsWith('delaying fencing'))?.msg,
+    'delaying fencing of n1 by 5000 ms (priority-fencing-delay: n1 runs the highest-priority resources)',
+  );
+  assert.match(
+    r.reason,
+    /after waiting 5000 ms of requested delay \(priority-fencing-delay: .*\) and 3000 ms of pcmk_delay$/,
+  );
+  // Only what takes a node down waits: an `on` does not.
+  assert.ok((await fencer.fence('n1', 'on', { requestedDelay: { ms: 5000, why } })).ok);
+  assert.deepEqual(slept, [5000, 2000, 1000]);
+});
+
+test('aborting during a requested delay runs no device and says so', async () => {
+  const ac = new AbortController();
+  const { fencer, runner, slept, logger } = rig([device('pdu', { pcmk_delay_base: '2s' })], {
+    sleep: async (ms, signal) => {
+      slept.push(ms);
+      ac.abort(new Error('the node stopped being DC'));
+      assert.ok(signal?.aborted, 'the fencer hands its signal to the wait');
+      throw signal.reason;
+    },
+  });
+  const r = await fencer.fence('n1', 'reboot', {
+    signal: ac.signal,
+    requestedDelay: { ms: 5000, why: 'priority-fencing-delay: n1 runs the highest-priority resources' },
+  });
+  assert.equal(r.ok, false);
+  assert.deepEqual(slept, [5000], 'the pcmk_delay is not waited after an abort');
+  assert.deepEqual(runner.runs, []);
+  assert.equal(
+    r.reason,
+    'fencing n1 (reboot) was aborted during its 5000 ms requested delay, before any device ran: the node stopped being DC',
+  );
+  assert.ok(
+    logger.lines.some((l) => l.level === 'warn' && /aborted during its 5000 ms requested delay/.test(l.msg)),
+  );
+});
