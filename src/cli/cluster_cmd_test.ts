@@ -9,6 +9,7 @@ import { loadConfig } from '../daemon/config.ts';
 import { serveControl } from '../daemon/control.ts';
 import type { DaemonStatus } from '../daemon/daemon.ts';
 import { formatStatus, registerClusterCommands } from './cluster_cmd.ts';
+import { captureStderr } from './testing.ts';
 
 async function halo(args: string[]): Promise<number> {
   const program = new Command('halo').exitOverride();
@@ -19,21 +20,6 @@ async function halo(args: string[]): Promise<number> {
   const code = typeof process.exitCode === 'number' ? process.exitCode : 0;
   process.exitCode = undefined;
   return code;
-}
-
-/** Runs `fn` with process.stderr captured (the commands report errors there). */
-async function withStderr<T>(fn: () => Promise<T>): Promise<{ value: T; err: string }> {
-  const write = process.stderr.write.bind(process.stderr);
-  let err = '';
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    err += chunk.toString();
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    return { value: await fn(), err };
-  } finally {
-    process.stderr.write = write;
-  }
 }
 
 test('cluster init writes a config the daemon accepts and a private key; join adds a node', async () => {
@@ -101,7 +87,7 @@ test('cluster init writes a config the daemon accepts and a private key; join ad
       2,
     );
     assert.equal(readFileSync(config, 'utf8'), before);
-    const leave = await withStderr(() =>
+    const leave = await captureStderr(() =>
       halo(['cluster', 'leave', 'beta', '--node', 'alpha', '--config', config]),
     );
     assert.equal(leave.value, 2);
@@ -265,7 +251,7 @@ test('cluster leave of a node that is down with resources active there is refuse
     );
     const before = readFileSync(config, 'utf8');
     const base = ['cluster', 'leave', 'beta', '--config', config, '--socket', socket];
-    const refused = await withStderr(() => halo(base));
+    const refused = await captureStderr(() => halo(base));
     assert.equal(refused.value, 1);
     assert.match(
       refused.err,
@@ -276,7 +262,7 @@ test('cluster leave of a node that is down with resources active there is refuse
       asked.includes('member-remove beta {"timeoutMs":90000}'),
       `the drain is bounded by shutdown-escalation: ${asked.join(' | ')}`,
     );
-    const bad = await withStderr(() => halo([...base, '--timeout', 'soon']));
+    const bad = await captureStderr(() => halo([...base, '--timeout', 'soon']));
     assert.equal(bad.value, 2);
     assert.match(bad.err, /--timeout: 'soon' is not a duration/);
     assert.equal(await halo([...base, '--force', '--timeout', '5s']), 0);

@@ -45,3 +45,21 @@ export async function runCli(
     process.exitCode = before;
   }
 }
+
+/**
+ * Runs `fn` with process.stderr captured (commands that write through the process, not an `Io`,
+ * report errors there), and restores it whatever happens.
+ */
+export async function captureStderr<T>(fn: () => Promise<T>): Promise<{ value: T; err: string }> {
+  const write = process.stderr.write.bind(process.stderr);
+  let err = '';
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    err += chunk.toString();
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    return { value: await fn(), err };
+  } finally {
+    process.stderr.write = write;
+  }
+}

@@ -13,7 +13,7 @@ import { parseCrm } from '../cib/crm.ts';
 import { type Cib, emptyCib } from '../cib/model.ts';
 import { registerAdminCommands } from '../cli/admin_cmd.ts';
 import { registerClusterCommands } from '../cli/cluster_cmd.ts';
-import { runCli } from '../cli/testing.ts';
+import { captureStderr, runCli } from '../cli/testing.ts';
 import { type Logger, nullLogger } from '../lib/ports.ts';
 import type { Fencer } from '../membership/fencer.ts';
 import { encodeHeartbeat } from '../membership/heartbeat_codec.ts';
@@ -989,7 +989,7 @@ test('cluster leave of a node whose resource cannot move away gives up at its ti
         : undefined;
     });
     const before = readFileSync(cfg.file, 'utf8');
-    const { code, err } = await withStderr(() =>
+    const { value: code, err } = await captureStderr(() =>
       haloCli(['cluster', 'leave', target, '--config', cfg.file, '--socket', sock(dc), '--timeout', '2s']),
     );
     assert.equal(code.code, 1, `${code.out}\n${lines.slice(-40).join('\n')}`);
@@ -1019,21 +1019,6 @@ test('cluster leave of a node whose resource cannot move away gives up at its ti
     rmSync(dir, { recursive: true, force: true });
   }
 });
-
-/** Runs `fn` with process.stderr captured (the CLI reports errors there). */
-async function withStderr<T>(fn: () => Promise<T>): Promise<{ code: T; err: string }> {
-  const write = process.stderr.write.bind(process.stderr);
-  let err = '';
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    err += chunk.toString();
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    return { code: await fn(), err };
-  } finally {
-    process.stderr.write = write;
-  }
-}
 
 test('removing a node that is not online is refused while the CIB shows something active there, unless forced', () => {
   assert.equal(offlineRemovalRefusal('c', [], false), undefined, 'nothing active: removed at once');
