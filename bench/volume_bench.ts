@@ -28,10 +28,17 @@
  * time per MiB or per write (USER_HZ resolution: 10 ms per process per phase): on this
  * 2-core box the unreplicated path runs 2 processes, the replicated one 3, all on one disk.
  *
+ * Ceiling: each round also measures the minimal replica (min_replica.ts): the same NBD server
+ * writing its file and, in parallel, sending each write over raw TCP to a process that writes a
+ * second file, with nothing else a replica needs. On one box both copies share its cores and
+ * its disk, so this, not the unreplicated server, is what any replication can reach here; the
+ * bench prints protocol C's figures against it as well.
+ *
  * Both engines run as real processes (`halo volume run`) replicating over TCP on 127.0.0.1;
  * the baseline is this file re-run as `--serve FILE SOCK` (our NbdServer on a FileBlockDevice).
- * The client is a pipelined NBD client in this process. `--serve`, `--fsync-probe FILE START N`
- * and `--sink KIND PORT MIB` are internal modes (this file re-run as a child), not options.
+ * The client is a pipelined NBD client in this process. `--serve`, `--serve-tee FILE SOCK PORT`,
+ * `--tee-sink FILE PORT`, `--fsync-probe FILE START N` and `--sink KIND PORT MIB` are internal
+ * modes (this file re-run as a child), not options.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -60,6 +67,7 @@ import { StreamChannel, StreamServer } from '../src/transport/stream.ts';
 import type { CoreStatus } from '../src/volume/core.ts';
 import { controlRequest } from '../src/volume/engine.ts';
 import { type BenchArgs, benchArgs, flag, listOf, oneOf, option, wholeNumber } from './args.ts';
+import { TeeDevice, teeSink } from './min_replica.ts';
 
 /** Largest device: the bench writes several files of this size (baseline, probes, both nodes). */
 const MAX_SIZE_MIB = 65_536;
@@ -268,6 +276,7 @@ interface Result {
   latMeanUs: number;
   seqCores: string;
   randCores: string;
+  latCores: string;
 }
 
 /** Random 4 KiB writes per measurement (64 MiB: long enough to outlast timer-driven work). */
@@ -316,11 +325,13 @@ async function measure(
     console.log(`latency phase in ${process.env.HALO_BENCH_PAUSE} s; pids ${JSON.stringify(pids)}`);
     await new Promise((r) => setTimeout(r, Number(process.env.HALO_BENCH_PAUSE) * 1000));
   }
-  for (let i = 0; i < LAT_WRITES; i++) {
-    const s = performance.now();
-    await c.request(Cmd.WRITE, offs[i]!, four, CmdFlag.FUA);
-    lats.push((performance.now() - s) * 1000);
-  }
+  const lat = await withCores(pids, snap, { n: LAT_WRITES, unit: 'us/write' }, async () => {
+    for (let i = 0; i < LAT_WRITES; i++) {
+      const s = performance.now();
+      await c.request(Cmd.WRITE, offs[i % offs.length]!, four, CmdFlag.FUA);
+      lats.push((performance.now() - s) * 1000);
+    }
+  });
   lats.sort((a, b) => a - b);
   c.close();
   return {
@@ -330,6 +341,7 @@ async function measure(
     latMeanUs: lats.reduce((a, b) => a + b, 0) / lats.length,
     seqCores: seq.cores,
     randCores: rand.cores,
+    latCores: lat.cores,
   };
 }
 
@@ -667,6 +679,26 @@ async function main(o: VolumeBenchArgs): Promise<void> {
     const sealed = await linkMiBs('sealed', 2 * sizeMiB, port++);
     const signed = await linkMiBs('signed', 4 * sizeMiB, port++);
     const rtt = await tcpRoundTrips(port++, 1000);
+    // The minimal replica (min_replica.ts): the same NBD server writing a local file and, in
+    // parallel, a second one through another process over raw TCP.
+    const teeSock = join(dir, 'tee.sock');
+    const teePort = port++;
+    for (const f of ['tee-local.img', 'tee-remote.img']) fillFile(join(dir, f), sizeMiB * 2 ** 20);
+    const teeSink = spawn(
+      process.execPath,
+      [...process.execArgv, self, '--tee-sink', join(dir, 'tee-remote.img'), String(teePort)],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    children.push(teeSink);
+    await new Promise<void>((res) => teeSink.stdout!.once('data', () => res()));
+    const teeServer = spawn(
+      process.execPath,
+      [...process.execArgv, self, '--serve-tee', join(dir, 'tee-local.img'), teeSock, String(teePort)],
+      { stdio: 'inherit' },
+    );
+    children.push(teeServer);
+    await waitFor('minimal replica', async () => existsSync(teeSock));
+    const teePids = { server: teeServer.pid!, sink: teeSink.pid! };
     const disk2 = await diskPairMiBs(dir, sizeMiB);
     const [alone] = await fsyncLatencies([join(dir, 'fsync-a')], LAT_WRITES);
     const both = await fsyncLatencies([join(dir, 'fsync-a'), join(dir, 'fsync-b')], LAT_WRITES);
@@ -689,11 +721,15 @@ async function main(o: VolumeBenchArgs): Promise<void> {
       // minutes, so each ratio compares two measurements taken seconds apart.
       const ratio = (x: number, y: number) => `${((100 * x) / y).toFixed(0)}%`;
       if (!o['resync-only']) {
-        const ratios: { seq: number[]; rand: number[]; fua: number[] } = { seq: [], rand: [], fua: [] };
+        type Ratios = { seq: number[]; rand: number[]; fua: number[] };
+        const ratios: Ratios = { seq: [], rand: [], fua: [] };
+        const ceiling: Ratios = { seq: [], rand: [], fua: [] };
+        const ofCeiling: Ratios = { seq: [], rand: [], fua: [] };
         if (!o['no-warmup']) {
           // Each protocol gets a fresh engine pair while the baseline server has run before:
           // one unreported pass through every phase warms both (JIT, page cache) alike.
           await measure(o, baseSock, { server: server.pid! });
+          if (protocol === o.protocols[0]) await measure(o, teeSock, teePids);
           await measure(o, join(p.runDir('alpha'), 'r0.nbd'), p.pids);
         }
         for (let round = 0; round < repeat; round++) {
@@ -701,16 +737,27 @@ async function main(o: VolumeBenchArgs): Promise<void> {
           console.log(
             `unreplicated file : seq 1MiB ${plain.seqMiBs.toFixed(1)} MiB/s | rand 4KiB ${plain.randMiBs.toFixed(1)} MiB/s | 4KiB FUA p50 ${plain.latP50Us.toFixed(0)} us mean ${plain.latMeanUs.toFixed(0)} us`,
           );
-          console.log(`  cores: seq [${plain.seqCores}] rand [${plain.randCores}]`);
+          console.log(`  cores: seq [${plain.seqCores}] rand [${plain.randCores}] fua [${plain.latCores}]`);
+          const tee = await measure(o, teeSock, teePids);
+          console.log(
+            `minimal replica   : seq 1MiB ${tee.seqMiBs.toFixed(1)} MiB/s (${ratio(tee.seqMiBs, plain.seqMiBs)}) | rand 4KiB ${tee.randMiBs.toFixed(1)} MiB/s (${ratio(tee.randMiBs, plain.randMiBs)}) | 4KiB FUA p50 ${tee.latP50Us.toFixed(0)} us (${(tee.latP50Us / plain.latP50Us).toFixed(2)}x) mean ${tee.latMeanUs.toFixed(0)} us`,
+          );
+          console.log(`  cores: seq [${tee.seqCores}] rand [${tee.randCores}] fua [${tee.latCores}]`);
+          ceiling.seq.push(tee.seqMiBs / plain.seqMiBs);
+          ceiling.rand.push(tee.randMiBs / plain.randMiBs);
+          ceiling.fua.push(tee.latP50Us / plain.latP50Us);
           const snap = engineSnap({ primary: p.runDir('alpha'), secondary: p.runDir('bravo') });
           const r = await measure(o, join(p.runDir('alpha'), 'r0.nbd'), p.pids, snap);
           console.log(
             `protocol ${protocol}        : seq 1MiB ${r.seqMiBs.toFixed(1)} MiB/s (${ratio(r.seqMiBs, plain.seqMiBs)}) | rand 4KiB ${r.randMiBs.toFixed(1)} MiB/s (${ratio(r.randMiBs, plain.randMiBs)}) | 4KiB FUA p50 ${r.latP50Us.toFixed(0)} us (${(r.latP50Us / plain.latP50Us).toFixed(2)}x) mean ${r.latMeanUs.toFixed(0)} us`,
           );
-          console.log(`  cores: seq [${r.seqCores}] rand [${r.randCores}]`);
+          console.log(`  cores: seq [${r.seqCores}] rand [${r.randCores}] fua [${r.latCores}]`);
           ratios.seq.push(r.seqMiBs / plain.seqMiBs);
           ratios.rand.push(r.randMiBs / plain.randMiBs);
           ratios.fua.push(r.latP50Us / plain.latP50Us);
+          ofCeiling.seq.push(r.seqMiBs / tee.seqMiBs);
+          ofCeiling.rand.push(r.randMiBs / tee.randMiBs);
+          ofCeiling.fua.push(r.latP50Us / tee.latP50Us);
         }
         if (repeat > 1) {
           const pct = (xs: number[]) =>
@@ -719,6 +766,12 @@ async function main(o: VolumeBenchArgs): Promise<void> {
             `${median(xs).toFixed(2)}x (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
           console.log(
             `protocol ${protocol}, median of ${repeat} alternations (range): seq ${pct(ratios.seq)} | rand 4KiB ${pct(ratios.rand)} | 4KiB FUA p50 ${times(ratios.fua)}`,
+          );
+          console.log(
+            `minimal replica, of unreplicated   : seq ${pct(ceiling.seq)} | rand 4KiB ${pct(ceiling.rand)} | 4KiB FUA p50 ${times(ceiling.fua)}`,
+          );
+          console.log(
+            `protocol ${protocol}, of minimal replica: seq ${pct(ofCeiling.seq)} | rand 4KiB ${pct(ofCeiling.rand)} | 4KiB FUA p50 ${times(ofCeiling.fua)}`,
           );
         }
       }
@@ -768,6 +821,15 @@ if (args[0] === '--serve') {
   const dev = await FileBlockDevice.open(args[1]!);
   const server = new NbdServer([{ name: 'r0', device: dev }]);
   await server.listen({ unixPath: args[2]! });
+  process.on('SIGTERM', () => process.exit(0));
+} else if (args[0] === '--serve-tee') {
+  const dev = await TeeDevice.open(args[1]!, Number(args[3]));
+  const server = new NbdServer([{ name: 'r0', device: dev }]);
+  await server.listen({ unixPath: args[2]! });
+  process.on('SIGTERM', () => process.exit(0));
+} else if (args[0] === '--tee-sink') {
+  await teeSink(args[1]!, Number(args[2]));
+  process.stdout.write('ready\n');
   process.on('SIGTERM', () => process.exit(0));
 } else if (args[0] === '--fsync-probe') {
   fsyncProbe(args[1]!, Number(args[2]), Number(args[3]));
