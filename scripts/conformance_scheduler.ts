@@ -52,20 +52,52 @@ interface Args {
   json: boolean;
 }
 
+const USAGE = `Usage: conformance_scheduler [--dir DIR] [--only REGEX] [--show-failures] [--diff NAME]
+                             [--check-floor] [--json]
+
+Runs halo's scheduler on every input of Pacemaker's scheduler regression suite and compares
+its Transition Summary with Pacemaker's; prints a pass table by family.
+
+  --dir DIR         the suite's cts/scheduler folder (default: fetched into .cache/ by
+                    scripts/fetch_pacemaker_cts.sh)
+  --only REGEX      run only the cases whose name matches REGEX
+  --show-failures   print each failing case with its summary diff (- expected, + halo)
+  --diff NAME       run one case and print its diff
+  --check-floor     exit 1 if fewer cases pass than scripts/conformance_floor.json records
+  --json            print the results as JSON
+  --help            this text
+`;
+
+function usageError(msg: string): never {
+  process.stderr.write(`conformance_scheduler: ${msg} (see --help)\n`);
+  process.exit(2);
+}
+
 function parseArgs(argv: readonly string[]): Args {
   const a: Args = { showFailures: false, checkFloor: false, json: false };
-  for (let i = 0; i < argv.length; i++) {
+  const value = (i: number, opt: string): string => {
     const v = argv[i];
-    if (v === '--dir') a.dir = argv[++i];
-    else if (v === '--only') a.only = new RegExp(argv[++i] ?? '');
-    else if (v === '--show-failures') a.showFailures = true;
-    else if (v === '--diff') a.diff = argv[++i];
+    if (v === undefined || v.startsWith('--')) usageError(`${opt} needs a value`);
+    return v;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const v = argv[i]!;
+    if (v === '--help' || v === '-h') {
+      process.stdout.write(USAGE);
+      process.exit(0);
+    } else if (v === '--dir') a.dir = value(++i, v);
+    else if (v === '--only') {
+      const re = value(++i, v);
+      try {
+        a.only = new RegExp(re);
+      } catch (e) {
+        usageError(`--only '${re}' is not a regular expression: ${(e as Error).message}`);
+      }
+    } else if (v === '--show-failures') a.showFailures = true;
+    else if (v === '--diff') a.diff = value(++i, v);
     else if (v === '--check-floor') a.checkFloor = true;
     else if (v === '--json') a.json = true;
-    else {
-      process.stderr.write(`conformance_scheduler: unknown option '${v}'\n`);
-      process.exit(2);
-    }
+    else usageError(`unknown option '${v}'`);
   }
   return a;
 }

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-const roots = ['dist/src', 'dist/sim', 'dist/bench'];
+const roots = ['dist/src', 'dist/sim', 'dist/bench', 'dist/scripts'];
 const filters = process.argv.slice(2);
 const files = [];
 function walk(dir) {
