@@ -13,7 +13,9 @@
  * 1 FUA write, 2 flush, 3 write zeroes), then `length` data bytes for a write; a reply is the
  * request's id (u64). Bench-only code: it trusts its peer.
  */
+import { open } from 'node:fs/promises';
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { type BlockDevice, FileBlockDevice } from '../src/nbd/block_device.ts';
 
 const REQ_BYTES = 21;
@@ -199,4 +201,63 @@ export async function teeSink(path: string, port: number): Promise<net.Server> {
   server.on('close', () => void dev.close());
   await new Promise<void>((res) => server.listen(port, '127.0.0.1', res));
   return server;
+}
+
+/**
+ * The least a resync does: reads `mib` MiB of the file at `path` in 1 MiB pieces (8 in
+ * flight), sends each as a write to the `teeSink` on `port`, and ends with a flush there.
+ * Returns MiB/s: disk to TCP to disk through two processes in this runtime, with nothing else.
+ */
+export async function minimalResyncMiBs(path: string, port: number, mib: number): Promise<number> {
+  const src = await open(path, 'r');
+  const sock = net.connect(port, '127.0.0.1');
+  sock.setNoDelay(true);
+  try {
+    await new Promise<void>((res, rej) => {
+      sock.once('connect', res);
+      sock.once('error', rej);
+    });
+    const waiting = new Map<bigint, () => void>();
+    const replies = new Bytes();
+    sock.on('data', (d: Buffer) => {
+      replies.push(d);
+      while (replies.size >= 8) {
+        const id = replies.take(8).readBigUInt64BE(0);
+        waiting.get(id)?.();
+        waiting.delete(id);
+      }
+    });
+    let nextId = 1n;
+    const send = (kind: number, offset: number, data?: Buffer): Promise<void> => {
+      const id = nextId++;
+      const head = Buffer.allocUnsafe(REQ_BYTES);
+      head.writeBigUInt64BE(id, 0);
+      head.writeBigUInt64BE(BigInt(offset), 8);
+      head.writeUInt32BE(data?.length ?? 0, 16);
+      head.writeUInt8(kind, 20);
+      return new Promise((res) => {
+        waiting.set(id, res);
+        sock.cork();
+        sock.write(head);
+        if (data) sock.write(data);
+        sock.uncork();
+      });
+    };
+    const t = performance.now();
+    let next = 0;
+    const worker = async () => {
+      while (next < mib) {
+        const at = next++ * 2 ** 20;
+        const buf = Buffer.allocUnsafe(2 ** 20);
+        const { bytesRead } = await src.read(buf, 0, buf.length, at);
+        await send(KIND_WRITE, at, buf.subarray(0, bytesRead));
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, worker));
+    await send(KIND_FLUSH, 0);
+    return mib / ((performance.now() - t) / 1000);
+  } finally {
+    sock.destroy();
+    await src.close();
+  }
 }

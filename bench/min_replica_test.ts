@@ -5,7 +5,7 @@ import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { TeeDevice, teeSink } from './min_replica.ts';
+import { minimalResyncMiBs, TeeDevice, teeSink } from './min_replica.ts';
 
 test('the minimal replica writes every request to both files', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'halo-tee-'));
@@ -44,6 +44,25 @@ test('the minimal replica writes every request to both files', async () => {
     assert.deepEqual(Buffer.from(await dev.read(3 << 20, 4096)), small);
   } finally {
     await dev?.close();
+    sink?.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the minimal resync copies a file to the sink and reports a rate', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'halo-tee-'));
+  const src = join(dir, 'src.img');
+  const dst = join(dir, 'dst.img');
+  const data = randomBytes(5 << 20);
+  writeFileSync(src, data);
+  writeFileSync(dst, Buffer.alloc(5 << 20));
+  let sink: net.Server | undefined;
+  try {
+    sink = await teeSink(dst, 0);
+    const rate = await minimalResyncMiBs(src, (sink.address() as net.AddressInfo).port, 5);
+    assert.ok(rate > 0 && Number.isFinite(rate), `rate ${rate}`);
+    assert.ok(readFileSync(dst).equals(data), 'the sink file differs from the source');
+  } finally {
     sink?.close();
     rmSync(dir, { recursive: true, force: true });
   }
