@@ -16,6 +16,7 @@
 import { open } from 'node:fs/promises';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { ByteQueue } from '../src/lib/byte_queue.ts';
 import { type BlockDevice, FileBlockDevice } from '../src/nbd/block_device.ts';
 
 const REQ_BYTES = 21;
@@ -24,49 +25,11 @@ const KIND_FUA = 1;
 const KIND_FLUSH = 2;
 const KIND_ZEROES = 3;
 
-/** Bytes arriving on a socket, taken back out in pieces of a known size. */
-class Bytes {
-  private chunks: Buffer[] = [];
-  size = 0;
-
-  push(b: Buffer): void {
-    this.chunks.push(b);
-    this.size += b.length;
-  }
-
-  /** The next `n` bytes (the caller checked `size`), copied only when they span chunks. */
-  take(n: number): Buffer {
-    this.size -= n;
-    const first = this.chunks[0]!;
-    if (first.length >= n) {
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-      return first.subarray(0, n);
-    }
-    const out = Buffer.allocUnsafe(n);
-    for (let at = 0; at < n; ) {
-      const c = this.chunks[0]!;
-      const k = Math.min(c.length, n - at);
-      c.copy(out, at, 0, k);
-      at += k;
-      if (k === c.length) this.chunks.shift();
-      else this.chunks[0] = c.subarray(k);
-    }
-    return out;
-  }
-
-  /** The next `n` bytes without taking them (n ≤ size). */
-  peek(n: number): Buffer {
-    if (this.chunks[0]!.length < n) this.chunks = [Buffer.concat(this.chunks)];
-    return this.chunks[0]!;
-  }
-}
-
 /** A local FileBlockDevice whose writes and flushes are also done by a remote `teeSink`. */
 export class TeeDevice implements BlockDevice {
   private nextId = 1n;
   private readonly waiting = new Map<bigint, () => void>();
-  private readonly replies = new Bytes();
+  private readonly replies = new ByteQueue();
 
   private constructor(
     private readonly local: FileBlockDevice,
@@ -151,7 +114,7 @@ export async function teeSink(path: string, port: number): Promise<net.Server> {
   const server = net.createServer((sock) => {
     sock.setNoDelay(true);
     sock.on('error', () => {});
-    const input = new Bytes();
+    const input = new ByteQueue();
     // A flush covers every write before it: it waits for the ones still running.
     const running = new Set<Promise<void>>();
     // Replies of one event-loop turn leave in one write, as the NBD server's do.
@@ -218,7 +181,7 @@ export async function minimalResyncMiBs(path: string, port: number, mib: number)
       sock.once('error', rej);
     });
     const waiting = new Map<bigint, () => void>();
-    const replies = new Bytes();
+    const replies = new ByteQueue();
     sock.on('data', (d: Buffer) => {
       replies.push(d);
       while (replies.size >= 8) {

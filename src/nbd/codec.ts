@@ -3,6 +3,7 @@
  * that is fed bytes and returns parsed messages, and encoders that return bytes. No I/O here;
  * `server.ts` owns the sockets. Numbers are from the NBD protocol document (proto.md).
  */
+import { ByteQueue } from '../lib/byte_queue.ts';
 
 export const NBDMAGIC = 0x4e42444d41474943n;
 export const IHAVEOPT = 0x49484156454f5054n;
@@ -102,13 +103,8 @@ export type DecoderPhase = 'clientFlags' | 'options' | 'transmission' | 'dead';
  * decoder returns nothing more.
  */
 export class NbdServerDecoder {
-  /**
-   * Bytes received and not yet decoded, as the chunks they came in: a large WRITE arriving in
-   * many chunks is joined once when complete, not re-copied on every chunk (which made
-   * receiving an n-byte request cost O(n²) copying).
-   */
-  private chunks: Buffer[] = [];
-  private bufferedBytes = 0;
+  /** Bytes received and not yet decoded (see ByteQueue: a large WRITE is joined once). */
+  private readonly input = new ByteQueue();
   private phaseValue: DecoderPhase = 'clientFlags';
 
   get phase(): DecoderPhase {
@@ -117,11 +113,8 @@ export class NbdServerDecoder {
 
   /** With `owned`, the caller hands `chunk` over (never modifies it again) and it is not copied. */
   push(chunk: Uint8Array, owned = false): void {
-    if (this.phaseValue === 'dead' || chunk.length === 0) return;
-    this.chunks.push(
-      owned ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) : Buffer.from(chunk),
-    );
-    this.bufferedBytes += chunk.length;
+    if (this.phaseValue === 'dead') return;
+    this.input.push(chunk, owned);
   }
 
   enterTransmission(): void {
@@ -130,7 +123,7 @@ export class NbdServerDecoder {
 
   /** Bytes buffered but not yet decoded (bounded by one message plus one chunk). */
   get buffered(): number {
-    return this.bufferedBytes;
+    return this.input.size;
   }
 
   /** The next complete message, or undefined when more bytes are needed. */
@@ -149,43 +142,13 @@ export class NbdServerDecoder {
 
   private fatal(reason: string): FatalMsg {
     this.phaseValue = 'dead';
-    this.chunks = [];
-    this.bufferedBytes = 0;
+    this.input.clear();
     return { kind: 'fatal', reason };
   }
 
-  /** The first buffered bytes as one Buffer of at least `n` bytes (callers check `buffered`). */
-  private head(n: number): Buffer {
-    if (this.chunks[0]!.length < n) this.chunks = [Buffer.concat(this.chunks)];
-    return this.chunks[0]!;
-  }
-
-  /** Removes and returns the next `n` buffered bytes (copied only if they span chunks). */
-  private take(n: number): Buffer {
-    this.bufferedBytes -= n;
-    const first = this.chunks[0];
-    if (n === 0 || !first) return Buffer.alloc(0);
-    if (first.length >= n) {
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-      return first.subarray(0, n);
-    }
-    const out = Buffer.allocUnsafe(n);
-    let at = 0;
-    while (at < n) {
-      const c = this.chunks[0]!;
-      const k = Math.min(c.length, n - at);
-      c.copy(out, at, 0, k);
-      at += k;
-      if (k === c.length) this.chunks.shift();
-      else this.chunks[0] = c.subarray(k);
-    }
-    return out;
-  }
-
   private nextClientFlags(): ClientMsg | undefined {
-    if (this.bufferedBytes < 4) return undefined;
-    const flags = this.take(4).readUInt32BE(0);
+    if (this.input.size < 4) return undefined;
+    const flags = this.input.take(4).readUInt32BE(0);
     if ((flags & ClientFlag.FIXED_NEWSTYLE) === 0)
       return this.fatal('client does not support fixed newstyle');
     if ((flags & ~(ClientFlag.FIXED_NEWSTYLE | ClientFlag.NO_ZEROES)) !== 0) {
@@ -196,22 +159,22 @@ export class NbdServerDecoder {
   }
 
   private nextOption(): ClientMsg | undefined {
-    if (this.bufferedBytes < 16) return undefined;
-    const h = this.head(16);
+    if (this.input.size < 16) return undefined;
+    const h = this.input.peek(16);
     const magic = h.readBigUInt64BE(0);
     if (magic !== IHAVEOPT) return this.fatal('option without IHAVEOPT magic');
     const option = h.readUInt32BE(8);
     const length = h.readUInt32BE(12);
     if (length > MAX_OPTION_LENGTH) return this.fatal(`option ${option} payload ${length} bytes is too long`);
-    if (this.bufferedBytes < 16 + length) return undefined;
-    this.take(16);
-    const data = Buffer.from(this.take(length));
+    if (this.input.size < 16 + length) return undefined;
+    this.input.take(16);
+    const data = Buffer.from(this.input.take(length));
     return { kind: 'option', option, data };
   }
 
   private nextRequest(): ClientMsg | undefined {
-    if (this.bufferedBytes < 28) return undefined;
-    const h = this.head(28);
+    if (this.input.size < 28) return undefined;
+    const h = this.input.peek(28);
     const magic = h.readUInt32BE(0);
     if (magic !== REQUEST_MAGIC) return this.fatal(`request with bad magic 0x${magic.toString(16)}`);
     const flags = h.readUInt16BE(4);
@@ -225,9 +188,9 @@ export class NbdServerDecoder {
       if (length > MAX_REQUEST_PAYLOAD) return this.fatal(`WRITE of ${length} bytes exceeds the limit`);
       payload = length;
     }
-    if (this.bufferedBytes < 28 + payload) return undefined;
-    this.take(28);
-    const data = payload > 0 ? this.take(payload) : new Uint8Array(0);
+    if (this.input.size < 28 + payload) return undefined;
+    this.input.take(28);
+    const data = payload > 0 ? this.input.take(payload) : new Uint8Array(0);
     return { kind: 'request', flags, type, handle, offset, length, data };
   }
 }

@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, type KeyObject } from 'node:crypto';
 import { assert } from '../lib/assert.ts';
+import { ByteQueue } from '../lib/byte_queue.ts';
 import { CLUSTER_KEY_BYTES, GCM_TAG_BYTES, MAX_NODE_ID } from './packet.ts';
 
 /**
@@ -169,8 +170,7 @@ export type FrameResult =
  */
 export class FrameOpener {
   private counter = 0n;
-  private chunks: Buffer[] = [];
-  private buffered = 0;
+  private readonly input = new ByteQueue();
   private failed = false;
 
   constructor(
@@ -185,17 +185,16 @@ export class FrameOpener {
   /** With `owned`, the caller hands `data` over (never modifies it again) and it is not copied. */
   push(data: Uint8Array, owned = false): FrameResult {
     if (this.failed) return { ok: false, error: 'stream already failed' };
-    this.chunks.push(owned ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : Buffer.from(data));
-    this.buffered += data.length;
+    this.input.push(data, owned);
     const out: Buffer[] = [];
     for (;;) {
-      if (this.buffered < FRAME_HEADER_BYTES) break;
-      const head = this.peek(FRAME_HEADER_BYTES);
+      if (this.input.size < FRAME_HEADER_BYTES) break;
+      const head = this.input.peek(FRAME_HEADER_BYTES);
       const len = head.readUInt32BE(0);
       if (len < GCM_TAG_BYTES || len > MAX_STREAM_MESSAGE_BYTES + GCM_TAG_BYTES)
         return this.fail(`bad frame length ${len}`);
-      if (this.buffered < FRAME_HEADER_BYTES + len) break;
-      const frame = this.take(FRAME_HEADER_BYTES + len);
+      if (this.input.size < FRAME_HEADER_BYTES + len) break;
+      const frame = this.input.take(FRAME_HEADER_BYTES + len);
       const msg = this.open(frame);
       if (!msg) return this.fail('frame failed authentication');
       out.push(msg);
@@ -234,25 +233,8 @@ export class FrameOpener {
 
   private fail(error: string): FrameResult {
     this.failed = true;
-    this.chunks = [];
-    this.buffered = 0;
+    this.input.clear();
     return { ok: false, error };
-  }
-
-  private peek(n: number): Buffer {
-    if (this.chunks[0]!.length >= n) return this.chunks[0]!.subarray(0, n);
-    const all = Buffer.concat(this.chunks);
-    this.chunks = [all];
-    return all.subarray(0, n);
-  }
-
-  private take(n: number): Buffer {
-    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
-    const out = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.chunks = rest.length > 0 ? [rest] : [];
-    this.buffered -= n;
-    return out;
   }
 }
 
