@@ -4,6 +4,14 @@ import { INFINITY, parseScore } from '../cib/score.ts';
 import { assert } from '../lib/assert.ts';
 import type { LogLevel } from '../lib/ports.ts';
 import type { Action, Ordering } from '../scheduler/actions.ts';
+import {
+  DEFAULT_ISOLATION_FENCING_DELAY_MS,
+  ISOLATION_FENCING_DELAY_PROPERTY,
+  type IsolationFencingDecision,
+  isolationFencingDelay,
+  type LinkCarrierFact,
+  parseIsolationFencingDelay,
+} from './isolation_fencing.ts';
 import { parsePriorityFencingDelay, priorityFencingDelay } from './priority_fencing.ts';
 import {
   agentIdentity,
@@ -169,6 +177,10 @@ export class Controller {
   private nodeIdClashesLogged = '';
   /** The invalid priority-fencing-delay reason last logged (each distinct value once). */
   private badPriorityFencingDelayLogged: string | undefined;
+  /** The invalid halo-isolation-fencing-delay reason last logged (each distinct value once). */
+  private badIsolationFencingDelayLogged: string | undefined;
+  /** What the daemon last said about this node's own cluster links (undefined: nothing yet). */
+  private linkCarrier: LinkCarrierFact | undefined;
   /**
    * The configuration and member set (by identity) last found to need no node entry: until
    * either changes there is nothing to look at, so the DC's every event stays cheap.
@@ -218,6 +230,9 @@ export class Controller {
         break;
       case 'quorum':
         this.onQuorum(ev.quorate, ev.fenceNeeded, ev.reason);
+        break;
+      case 'link-carrier':
+        this.onLinkCarrier({ isolated: ev.isolated, detail: ev.detail });
         break;
       case 'op-result':
         this.onOpResult(ev);
@@ -322,8 +337,10 @@ export class Controller {
     const configChanged = configKey(cib) !== configKey(this.cib);
     this.cib = cib;
     this.syncNodeRecords();
+    // Said when the value arrives, not only at the next fencing it would have delayed. Every
+    // node checks this one: a non-DC fences too (the daemon's two-node takeover).
+    this.isolationFencingDelayMs();
     if (!this.isDc) return;
-    // Said when the value arrives, not only at the next node loss it would have delayed.
     this.priorityFencingDelayMs();
     if (configChanged) this.invalidate('configuration changed');
   }
@@ -1008,7 +1025,7 @@ export class Controller {
         target,
         action: this.stonithAction(),
         reason: 'two-node cluster: the survivor continues only after its peer is fenced',
-        ...this.priorityDelayFor(target),
+        ...this.fenceDelayFor(target),
       });
     }
   }
@@ -1276,7 +1293,7 @@ export class Controller {
         target: a.node,
         action: this.stonithAction(),
         reason: rec?.lostWhy ?? 'the scheduler asked for it',
-        ...this.priorityDelayFor(a.node),
+        ...this.fenceDelayFor(a.node),
       });
       return;
     }
@@ -1350,19 +1367,120 @@ export class Controller {
   }
 
   /**
-   * priority-fencing-delay (see priority_fencing.ts) as fence effect fields: empty unless the
-   * fencing of lost node `target` is to wait. Only a lost node qualifies (a failed stop or
-   * on-fail=fence of a member never waits), so the transition's and the two-node rule's fences
-   * of the same lost node get the same answer.
+   * The waits a fence effect carries, as its fields: empty unless the fencing of `target` is to
+   * wait. priority-fencing-delay (see priority_fencing.ts): only for a lost node (a failed stop
+   * or on-fail=fence of a member never waits), so the transition's and the two-node rule's
+   * fences of the same lost node get the same answer. halo-isolation-fencing-delay (see
+   * isolation_fencing.ts): for any fencing while this node sees no carrier on its links. Both
+   * apply together (they add up), each with its log line.
    */
-  private priorityDelayFor(target: string): { delayMs?: number; delayReason?: string } {
+  private fenceDelayFor(target: string): { delayMs?: number; delayReason?: string } {
+    const waits: { ms: number; why: string }[] = [];
     const d = priorityFencingDelay(this.cib, this.nodes.values(), target, this.priorityFencingDelayMs());
-    if (!d) return {};
-    this.log('info', `fencing ${target} waits ${d.delayMs} ms (priority-fencing-delay): ${d.detail}`, {
-      node: target,
-      delayMs: d.delayMs,
+    if (d) {
+      this.log('info', `fencing ${target} waits ${d.delayMs} ms (priority-fencing-delay): ${d.detail}`, {
+        node: target,
+        delayMs: d.delayMs,
+      });
+      waits.push({ ms: d.delayMs, why: d.reason });
+    }
+    const iso = this.isolationDelay();
+    if (iso) {
+      this.log(
+        'warn',
+        `fencing ${target} waits ${iso.delayMs} ms (${ISOLATION_FENCING_DELAY_PROPERTY}): no carrier on any cluster link: ${this.linkCarrier?.detail}; this node is likely the one cut off, so its peer should fence it first`,
+        { target, delayMs: iso.delayMs },
+      );
+      waits.push({ ms: iso.delayMs, why: iso.reason });
+    }
+    if (waits.length === 0) return {};
+    return {
+      delayMs: waits.reduce((sum, w) => sum + w.ms, 0),
+      delayReason: waits.map((w) => w.why).join('; '),
+    };
+  }
+
+  /**
+   * The isolation delay a fencing issued now must wait (see isolation_fencing.ts), or undefined
+   * when this node sees carrier on a cluster link (or the delay is 0). Pure, for the shell's
+   * fencing outside the core too (the daemon's two-node takeover fences before this node can
+   * commit anything, so not through a fence effect); it logs nothing, the caller says why.
+   */
+  isolationDelay(): IsolationFencingDecision | undefined {
+    const p = parseIsolationFencingDelay(this.cib);
+    return isolationFencingDelay(this.linkCarrier, p.ok ? p.ms : DEFAULT_ISOLATION_FENCING_DELAY_MS);
+  }
+
+  /**
+   * The wait of the daemon's two-node takeover fence of `target`, which bypasses the fence
+   * effect (see isolationDelay): the isolation delay plus priority-fencing-delay, the latter
+   * decided as the DC of this one-node partition would, from the replicated status: `target`
+   * lost, this node's members online. Pure; it logs nothing (an invalid priority-fencing-delay
+   * counts as 0 here and is reported by the DC path), the caller logs the reason.
+   */
+  takeoverFenceDelay(target: string): { delayMs: number; reason: string } | undefined {
+    const waits: { ms: number; why: string }[] = [];
+    const p = parsePriorityFencingDelay(this.cib);
+    const records = this.cib.configuration.nodes.map((n) => {
+      const rec = newNodeRecord(n.uname, n.id);
+      const st = this.cib.status.find((x) => x.id === n.id || x.uname === n.uname);
+      if (st) adoptNodeState(rec, st);
+      rec.condition = n.uname === target ? 'lost' : this.members.has(n.uname) ? 'member' : 'down';
+      return rec;
     });
-    return { delayMs: d.delayMs, delayReason: d.reason };
+    const pr = priorityFencingDelay(this.cib, records, target, p.ok ? p.ms : 0);
+    if (pr) waits.push({ ms: pr.delayMs, why: pr.reason });
+    const iso = this.isolationDelay();
+    if (iso) waits.push({ ms: iso.delayMs, why: iso.reason });
+    if (waits.length === 0) return undefined;
+    return { delayMs: waits.reduce((sum, w) => sum + w.ms, 0), reason: waits.map((w) => w.why).join('; ') };
+  }
+
+  private onLinkCarrier(fact: LinkCarrierFact): void {
+    const was = this.linkCarrier?.isolated ?? false;
+    this.linkCarrier = fact;
+    if (fact.isolated === was) return;
+    const ms = this.isolationFencingDelayMs();
+    const waits =
+      ms > 0
+        ? `so every fencing it issues waits ${ms} ms (${ISOLATION_FENCING_DELAY_PROPERTY}) while this lasts`
+        : `but ${ISOLATION_FENCING_DELAY_PROPERTY} is 0, so its fencing does not wait`;
+    if (fact.isolated)
+      this.log(
+        'warn',
+        `no carrier on any cluster link: ${fact.detail}; this node is likely the one cut off, ${waits}`,
+        { event: 'link-carrier', isolated: true },
+      );
+    else
+      this.log(
+        'info',
+        `carrier back on a cluster link: ${fact.detail}; fencing from this node no longer waits`,
+        {
+          event: 'link-carrier',
+          isolated: false,
+        },
+      );
+  }
+
+  /**
+   * The halo-isolation-fencing-delay property in ms. An invalid value is logged as an error
+   * once (per distinct value) and the default used: the protection stays on, as it was before
+   * the value was set.
+   */
+  private isolationFencingDelayMs(): number {
+    const p = parseIsolationFencingDelay(this.cib);
+    if (p.ok) {
+      this.badIsolationFencingDelayLogged = undefined;
+      return p.ms;
+    }
+    if (p.reason !== this.badIsolationFencingDelayLogged) {
+      this.badIsolationFencingDelayLogged = p.reason;
+      this.log(
+        'error',
+        `cluster property ${ISOLATION_FENCING_DELAY_PROPERTY}: ${p.reason}; using the default ${DEFAULT_ISOLATION_FENCING_DELAY_MS} ms meanwhile`,
+      );
+    }
+    return DEFAULT_ISOLATION_FENCING_DELAY_MS;
   }
 
   /**

@@ -453,7 +453,18 @@ export function attachController(
     fenceForTakeover(target) {
       const c = h.replicatedCib?.() ?? cib;
       const action = clusterProperty(c, 'stonith-action') === 'off' ? 'off' : 'reboot';
-      return runFence(target, action, fenceDevicesFromCib(c), c).catch((e: Error) => ({
+      // This fence skips the core's fence effect (nothing can be committed before it), so the
+      // waits the effect would carry (isolation, priority-fencing-delay) are asked for here: the
+      // core decides, from the link-carrier fact the daemon fed it just before and the status.
+      const wait = attached.controller.takeoverFenceDelay(target);
+      if (wait)
+        log.log(
+          'warn',
+          `fencing ${target} for the two-node takeover waits ${wait.delayMs} ms: ${wait.reason}`,
+          { target, delayMs: wait.delayMs },
+        );
+      const delay = wait ? { ms: wait.delayMs, why: wait.reason } : undefined;
+      return runFence(target, action, fenceDevicesFromCib(c), c, delay).catch((e: Error) => ({
         ok: false,
         reason: e.message,
       }));

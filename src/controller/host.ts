@@ -198,6 +198,15 @@ export class ControllerHost {
     this.feed({ type: 'quorum', quorate, fenceNeeded, ...(reason !== undefined ? { reason } : {}) });
   }
 
+  /**
+   * Whether this node sees carrier on its own cluster links (src/daemon/link_carrier.ts): while
+   * `isolated`, every fencing it issues waits halo-isolation-fencing-delay. Feed it when it
+   * changes and before a fencing is decided.
+   */
+  linkCarrier(isolated: boolean, detail: string): void {
+    this.feed({ type: 'link-carrier', isolated, detail });
+  }
+
   /** The DC's name (the Raft leader), or null while there is none. */
   dc(name: string | null): void {
     this.dcName = name;

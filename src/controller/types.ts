@@ -104,6 +104,13 @@ export type ControllerEvent =
         readonly reason?: string;
       };
     }
+  /**
+   * Whether this node sees carrier on its own cluster links (src/daemon/link_carrier.ts). While
+   * `isolated` (no carrier on any link whose interface is known), every fencing this node issues
+   * waits `halo-isolation-fencing-delay` first (see isolation_fencing.ts): it is most likely the
+   * one cut off, and the healthy peer should win the race. Fed whenever it changes.
+   */
+  | { readonly type: 'link-carrier'; readonly isolated: boolean; readonly detail: string }
   /** The quorum state; `fenceNeeded` lists peers the two-node rule says must be fenced first. */
   | {
       readonly type: 'quorum';
@@ -164,8 +171,10 @@ export type ControllerEffect =
       /**
        * How long the fencer waits before the first device (and its pcmk_delay): Pacemaker's
        * priority-fencing-delay, set only for a lost node running the highest-priority resources
-       * while this partition lacks a majority (see priority_fencing.ts). The core keeps no
-       * clock: the shell waits, abortably, and reports the result after the fence as usual.
+       * while this partition lacks a majority (see priority_fencing.ts), plus
+       * halo-isolation-fencing-delay while this node sees no carrier on any cluster link (see
+       * isolation_fencing.ts). The core keeps no clock: the shell waits, abortably, and reports
+       * the result after the fence as usual.
        */
       readonly delayMs?: number;
       /** Why the delay applies, for the fencer's log line. Set whenever `delayMs` is. */

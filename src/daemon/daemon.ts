@@ -34,6 +34,7 @@ import {
   withNodes,
 } from './config.ts';
 import { serveControl } from './control.ts';
+import { type LinkCarrierReport, LinkCarrierWatch } from './link_carrier.ts';
 
 /**
  * What the daemon needs from consensus (raft_driver.ts fills it in): fed every tick and every
@@ -149,6 +150,12 @@ export interface DaemonOptions {
   readonly join?: boolean;
   /** Called once this node's removal from the cluster (`halo cluster leave`) is committed. */
   readonly onRemoved?: () => void;
+  /**
+   * Reads whether this node has carrier on its own cluster links (default: a LinkCarrierWatch
+   * on the config's link addresses, src/daemon/link_carrier.ts); the controller delays the
+   * fencing this node issues while it has none. `fresh`: read now, not a recent reading.
+   */
+  readonly linkCarrier?: { read(fresh?: boolean): LinkCarrierReport };
 }
 
 export interface LinkStatus {
@@ -462,6 +469,10 @@ export class Daemon {
   private quorumWithMembership = false;
   private takeoverRetryAtMs = 0;
   private readdRetryAtMs = 0;
+  /** This node's links' carrier (for halo-isolation-fencing-delay), once the controller runs. */
+  private carrier: { read(fresh?: boolean): LinkCarrierReport } | undefined;
+  /** The link-carrier fact the controller was last told (`isolated|detail`). */
+  private fedCarrier = '';
 
   constructor(private readonly opts: DaemonOptions) {
     this.cfg = opts.config;
@@ -625,7 +636,31 @@ export class Daemon {
       replicated(),
       this.cfg.timing,
     );
+    this.carrier =
+      this.opts.linkCarrier ??
+      new LinkCarrierWatch({ hosts: this.self.links.map((l) => l.host), nowMs: this.nowMs });
+    const unknown = this.carrier.read(true).links.filter((l) => l.state === 'unknown');
+    if (unknown.length > 0)
+      this.log.log(
+        'info',
+        `cannot read the carrier of ${unknown.map((l) => `link ${l.link} (${l.host}${l.iface ? ` on ${l.iface}` : ', on no local interface'})`).join(', ')}: this node never counts itself cut off from its links, so a two-node fence race is left to the fence devices' delays`,
+        { event: 'link-carrier' },
+      );
     this.feedController();
+  }
+
+  /**
+   * Tells the controller whether this node has carrier on its links, if that changed. `fresh`
+   * reads sysfs now (right before a fencing); otherwise a reading up to CARRIER_POLL_MS old.
+   */
+  private feedLinkCarrier(fresh: boolean): void {
+    const host = this.ctl?.host;
+    if (!host || !this.carrier || this.stopped) return;
+    const r = this.carrier.read(fresh);
+    const key = `${r.isolated}|${r.detail}`;
+    if (key === this.fedCarrier) return;
+    this.fedCarrier = key;
+    host.linkCarrier(r.isolated, r.detail);
   }
 
   /**
@@ -636,6 +671,8 @@ export class Daemon {
   private feedController(): void {
     const host = this.ctl?.host;
     if (!host || this.stopped) return;
+    // First: a membership change below may make the controller fence.
+    this.feedLinkCarrier(false);
     const cib = this.consensus?.cib?.();
     if (cib && cib !== this.fedCib) {
       this.fedCib = cib;
@@ -1214,6 +1251,8 @@ export class Daemon {
       event: 'fence-request',
       peer: name,
     });
+    // The controller decides whether this fence waits (no carrier on our links): tell it now.
+    this.feedLinkCarrier(true);
     void ctl.fenceForTakeover(name).then((r) => {
       if (this.stopped) return;
       if (!r.ok || this.detector?.state(peer) !== 'lost') {
