@@ -77,6 +77,8 @@ export const CLUSTER_OPTIONS: ReadonlyMap<string, OptionType> = new Map<string, 
   ['have-watchdog', B],
   ['last-lrm-refresh', T],
   ['expected-quorum-votes', I],
+  // halo's own (docs/ARCHITECTURE.md, "Fencing races").
+  ['halo-isolation-fencing-delay', D],
 ]);
 
 /** Resource meta attributes, valid in `rsc_defaults` and on resources. */
@@ -154,6 +156,32 @@ export function checkOptionValue(type: OptionType, value: string): string | unde
 
 export type OptionTable = 'property' | 'rsc_defaults' | 'op_defaults';
 
+/**
+ * Where Pacemaker 2's upgrade of the CIB moves each Pacemaker 1 cluster property that still has a
+ * meaning (upgrade-2.10.xsl): the defaults tables, or the same property spelled with dashes.
+ */
+const LEGACY_MOVED: Readonly<Record<string, readonly [OptionTable, string]>> = {
+  'default-resource-stickiness': ['rsc_defaults', 'resource-stickiness'],
+  default_resource_stickiness: ['rsc_defaults', 'resource-stickiness'],
+  'is-managed-default': ['rsc_defaults', 'is-managed'],
+  is_managed_default: ['rsc_defaults', 'is-managed'],
+  'default-migration-threshold': ['rsc_defaults', 'migration-threshold'],
+  default_migration_threshold: ['rsc_defaults', 'migration-threshold'],
+  'default-action-timeout': ['op_defaults', 'timeout'],
+  default_action_timeout: ['op_defaults', 'timeout'],
+};
+
+/** What to type instead of Pacemaker 1 property `name=value`, as a clause for a message. */
+function legacyReplacement(name: string, value: string): string {
+  const moved =
+    LEGACY_MOVED[name] ??
+    (CLUSTER_OPTIONS.has(name.replaceAll('_', '-'))
+      ? (['property', name.replaceAll('_', '-')] as const)
+      : undefined);
+  if (moved === undefined) return 'Pacemaker 2 drops it; leave it out';
+  return `instead: halo configure ${moved[0]} ${moved[1]}=${value}`;
+}
+
 const TABLES: Readonly<Record<OptionTable, ReadonlyMap<string, OptionType>>> = {
   property: CLUSTER_OPTIONS,
   rsc_defaults: RESOURCE_META_OPTIONS,
@@ -176,7 +204,7 @@ export function checkOption(
     if (force) return { ok: true };
     const legacy =
       table === 'property' && LEGACY_CLUSTER_PROPERTIES.includes(name)
-        ? '; it is a Pacemaker 1 property (use rsc_defaults or op_defaults instead)'
+        ? `; it is a Pacemaker 1 property (${legacyReplacement(name, value)})`
         : didYouMean(name, known.keys());
     return {
       ok: false,

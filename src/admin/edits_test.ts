@@ -334,6 +334,16 @@ describe('configure property and defaults', () => {
     assert.ok(apply({ ...e, force: true }).changed);
   });
 
+  it("halo's own halo-isolation-fencing-delay is a known duration property", () => {
+    const e = (value: string): AdminEdit => ({
+      op: 'set-options',
+      table: 'property',
+      pairs: [{ name: 'halo-isolation-fencing-delay', value }],
+    });
+    assert.ok(apply(e('5s')).changed);
+    refused(e('soon'), 'invalid-value', /halo-isolation-fencing-delay/);
+  });
+
   it('a Pacemaker 1 property is refused with a pointer to rsc_defaults', () => {
     refused(
       {

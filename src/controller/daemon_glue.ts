@@ -294,8 +294,10 @@ export interface AttachedController {
    * Fences `target` with the CIB's devices now, without the cluster's consent: only for the
    * two-node rule, where the survivor cannot commit anything until the peer is off (the
    * daemon checks `checkForceSolo` first, so a node that may not take over never fences).
+   * `signal` ends it while it still waits out a delay (the peer came back meanwhile); an agent
+   * already running is left to finish.
    */
-  fenceForTakeover(target: string): Promise<{ ok: boolean; reason: string }>;
+  fenceForTakeover(target: string, signal?: AbortSignal): Promise<{ ok: boolean; reason: string }>;
   /** Malformed controller messages dropped so far. */
   dropped(): number;
   /** Status changes handed to Raft that have not been decided yet (committed or refused). */
@@ -350,13 +352,17 @@ export function attachController(
     devices: readonly FenceDevice[],
     c: Cib,
     delay?: FenceRequestDelay,
+    signal?: AbortSignal,
   ): Promise<{ ok: boolean; reason: string }> => {
     const r = await new Fencer({
       runner,
       devices,
       levels: c.configuration.fencingTopology,
       logger: h.logger,
-    }).fence(target, action, { signal: closing.signal, ...(delay ? { requestedDelay: delay } : {}) });
+    }).fence(target, action, {
+      signal: signal ? AbortSignal.any([closing.signal, signal]) : closing.signal,
+      ...(delay ? { requestedDelay: delay } : {}),
+    });
     return { ok: r.ok, reason: r.reason };
   };
   host = new ControllerHost(
@@ -450,7 +456,7 @@ export function attachController(
     executor,
     dropped: () => dropped,
     pendingProposals: () => inFlight,
-    fenceForTakeover(target) {
+    fenceForTakeover(target, signal) {
       const c = h.replicatedCib?.() ?? cib;
       const action = clusterProperty(c, 'stonith-action') === 'off' ? 'off' : 'reboot';
       // This fence skips the core's fence effect (nothing can be committed before it), so the
@@ -464,7 +470,7 @@ export function attachController(
           { target, delayMs: wait.delayMs },
         );
       const delay = wait ? { ms: wait.delayMs, why: wait.reason } : undefined;
-      return runFence(target, action, fenceDevicesFromCib(c), c, delay).catch((e: Error) => ({
+      return runFence(target, action, fenceDevicesFromCib(c), c, delay, signal).catch((e: Error) => ({
         ok: false,
         reason: e.message,
       }));

@@ -300,3 +300,44 @@ test('the command that deletes node entries keeps every other, and is refused as
   assert.equal(r.ok ? 'applied' : r.code, 'conflict', 'computed from the older configuration');
   assert.equal(sm.cib.configuration.nodes.length, 2);
 });
+
+test('a two-node takeover fence still waiting out its delay ends when its signal aborts, and no device runs', {
+  timeout: 20_000,
+}, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'halo-glue-'));
+  const cib = crmCib(
+    'node 1: n1\nnode 2: n2\nprimitive f stonith:fence_halo_test_never_runs\nproperty stonith-enabled=true halo-isolation-fencing-delay=60s\n',
+  );
+  let attached: AttachedController | undefined;
+  try {
+    const hooks: DaemonHooks = {
+      self: 'n1',
+      stateDir: dir,
+      logger: nullLogger,
+      wallMs: Date.now,
+      idOf: (n) => ({ n1: 1, n2: 2 })[n],
+      nameOf: (id) => ['n1', 'n2'][id - 1]!,
+      sendOnStream: () => {},
+      onStreamPurpose: () => {},
+      leaseValid: () => true,
+      propose: async () => ({ ok: true }),
+      markFenced: () => {},
+      selfFence: () => {},
+    };
+    attached = attachController(hooks, cib, { deadtimeMs: 250, deadtimeMaxMs: 1000 });
+    // No carrier on any link: the takeover fence waits 60 s before any device.
+    attached.host.linkCarrier(true, 'link 0 198.18.0.1 on n1l0: no carrier');
+    const peerBack = new AbortController();
+    const fence = attached.fenceForTakeover('n2', peerBack.signal);
+    setTimeout(() => peerBack.abort(new Error('n2 is a member again')), 50);
+    const r = await fence;
+    assert.equal(r.ok, false);
+    assert.match(
+      r.reason,
+      /aborted during its 60000 ms requested delay, before any device ran: n2 is a member again/,
+    );
+  } finally {
+    attached?.close?.();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

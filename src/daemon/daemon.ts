@@ -444,6 +444,12 @@ export class Daemon {
   /** Heartbeats dropped because they came from a fenced peer's fenced boot epoch. */
   private staleAfterFence = 0;
   private readonly fenceRequested = new Set<number>();
+  /**
+   * Two-node takeover fences in flight, by peer: aborted when the peer is a member again while
+   * the fence still waits out a delay (halo-isolation-fencing-delay, priority-fencing-delay,
+   * pcmk_delay), so a link that healed meanwhile does not get a rejoined peer fenced.
+   */
+  private readonly takeoverAborts = new Map<number, AbortController>();
   private quorumState: QuorumState | undefined;
   private epoch = 0;
   private beat = 0;
@@ -1200,6 +1206,9 @@ export class Daemon {
       if (p.witness && this.detector?.state(p.id) === 'member')
         votes.set(p.id, this.witnessVotes.get(p.id) ?? undefined);
     }
+    for (const [peer, ac] of this.takeoverAborts)
+      if (this.detector?.state(peer) === 'member')
+        ac.abort(new Error(`${this.nameOf(peer)} is a member again`));
     const state = q.update({ members: this.memberIds(), witnessVotes: votes, fenced: this.fenced });
     const prev = this.quorumState;
     this.quorumState = state;
@@ -1253,7 +1262,10 @@ export class Daemon {
     });
     // The controller decides whether this fence waits (no carrier on our links): tell it now.
     this.feedLinkCarrier(true);
-    void ctl.fenceForTakeover(name).then((r) => {
+    const abort = new AbortController();
+    this.takeoverAborts.set(peer, abort);
+    void ctl.fenceForTakeover(name, abort.signal).then((r) => {
+      this.takeoverAborts.delete(peer);
       if (this.stopped) return;
       if (!r.ok || this.detector?.state(peer) !== 'lost') {
         this.fenceRequested.delete(peer);
