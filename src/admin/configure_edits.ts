@@ -43,15 +43,44 @@ export function setOptions(
   force = false,
 ): EditResult {
   if (pairs.length === 0) return editError('invalid-argument', `${table} needs at least one NAME=VALUE`);
-  for (const p of pairs) {
+  const notes: string[] = [];
+  const plain = pairs.map((p) => {
+    const value = withoutTypographicQuotes(p.value);
+    if (value === p.value) return p;
+    notes.push(
+      `typographic quotes removed: ${p.name}=${p.value} read as ${p.name}=${value} (the text was probably copied from a web page)`,
+    );
+    return { name: p.name, value };
+  });
+  for (const p of plain) {
     const c = checkOption(table, p.name, p.value, force);
     if (!c.ok) return editError(c.code, c.message);
   }
   const field = SET_FIELDS[table];
   let sets: readonly NvSet[] = cib.configuration[field];
   const kind = table === 'property' ? 'cluster_property_set' : 'meta_attributes';
-  for (const p of pairs) sets = setNvPair(sets, kind, SET_IDS[table], p.name, p.value);
-  return finish(cib, { ...cib, configuration: { ...cib.configuration, [field]: sets } }, 'configuration');
+  for (const p of plain) sets = setNvPair(sets, kind, SET_IDS[table], p.name, p.value);
+  return finish(
+    cib,
+    { ...cib, configuration: { ...cib.configuration, [field]: sets } },
+    'configuration',
+    notes,
+  );
+}
+
+/** Opening and closing quotes as blog engines print `"`: “ ” „ and the inch sign ″. */
+const TYPOGRAPHIC_QUOTE = /^[\u201c\u201d\u201e\u2033"]([\s\S]*)[\u201c\u201d\u2033"]$/;
+
+/**
+ * A value the shell passed on with the typographic quotes a web page put around it
+ * (`no-quorum-policy=”stop”`: the shell removes only ASCII quotes) without them; any other
+ * value as it is. Both ends must be quotes and one of them typographic, so a value that merely
+ * contains such a character is left alone.
+ */
+export function withoutTypographicQuotes(value: string): string {
+  const m = TYPOGRAPHIC_QUOTE.exec(value);
+  if (m === null || !/[\u201c\u201d\u201e\u2033]/.test(value[0]! + value.at(-1)!)) return value;
+  return m[1]!;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -215,7 +244,14 @@ export function addFromCrm(cib: Cib, text: string, opts: AddOptions = {}): EditR
   }
   const problems = newProblems(cib, after, file);
   if (problems.length > 0) return editError('invalid-configuration', problems.join('\n'));
-  return finish(cib, { ...after, attrs: cib.attrs }, 'configuration');
+  // The parser's warnings (typographic quotes it replaced, Pacemaker 1 properties) are worth
+  // seeing on the command line too.
+  return finish(
+    cib,
+    { ...after, attrs: cib.attrs },
+    'configuration',
+    parsed.warnings.map((w) => w.message),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -222,9 +222,47 @@ function durationMs(v: string, key: string, l: Line, s: Sink): number | undefine
   return r.ms;
 }
 
+/** Fewest bare directive names in a row that make `twoColumnLayout` speak up. */
+const MIN_COLUMN_ROWS = 3;
+
+/**
+ * A table of directives and values read column by column, as text copied from a slide or a
+ * two-column web page comes out (seed 004's ha.cf: twelve names, then twelve values): a run of
+ * lines that are each a bare known directive, followed by as many lines that are each one word
+ * and no directive. Returns the two runs' line numbers, or undefined for any other text.
+ */
+function twoColumnLayout(all: readonly Line[]): { names: Line[]; values: Line[] } | undefined {
+  const directive = (l: Line) => KNOWN_DIRECTIVES.has(l.words[0]!.text.toLowerCase());
+  const bareDirective = (l: Line) => l.words.length === 1 && directive(l);
+  const loneValue = (l: Line) => l.words.length === 1 && !directive(l);
+  // The table may come under its title (the slide's `/etc/heartbeat/ha.cf:`).
+  let start = 0;
+  while (start < all.length && loneValue(all[start]!)) start++;
+  let end = start;
+  while (end < all.length && bareDirective(all[end]!)) end++;
+  const k = end - start;
+  if (k < MIN_COLUMN_ROWS || all.length < end + k) return undefined;
+  const values = all.slice(end, end + k);
+  if (!values.every(loneValue)) return undefined;
+  return { names: all.slice(start, end), values };
+}
+
 /** Parses ha.cf. Directives are case-insensitive in spelling checks but kept as written. */
 export function parseHaCf(text: string, file: string): HeartbeatParse<HeartbeatConfig> {
   const s = new Sink(file);
+  const columns = twoColumnLayout(lines(text));
+  if (columns !== undefined) {
+    // One error that says what happened, instead of one per directive and per value.
+    const first = columns.names[0]!;
+    const [n0, n1, v0, v1] = [first, columns.names.at(-1)!, columns.values[0]!, columns.values.at(-1)!];
+    s.error(
+      first.no,
+      1,
+      'hacf-two-columns',
+      `lines ${n0.no}-${n1.no} are directive names without values and lines ${v0.no}-${v1.no} are ${columns.values.length} lone values: a table copied column by column (from a slide or a web page); put each value on its directive's line, e.g. '${first.words[0]!.text} ${v0.words[0]!.text}'`,
+    );
+    return { ok: false, diagnostics: s.list };
+  }
   const t: { -readonly [K in keyof HeartbeatConfig]?: HeartbeatConfig[K] } = {};
   let keepaliveMs: number = HEARTBEAT_DEFAULTS.keepaliveMs;
   let deadtimeMs: number = HEARTBEAT_DEFAULTS.deadtimeMs;
@@ -516,6 +554,14 @@ export function parseHaresources(text: string, file: string): HeartbeatParse<rea
           );
         }
       }
+      const near = parts.length > 1 ? nearScriptName(name) : undefined;
+      if (near !== undefined)
+        s.warn(
+          l.no,
+          w.col,
+          'haresources-unknown-script',
+          `'${name}' is not a resource script Heartbeat ships (did you mean '${near}'?); as written it runs /etc/ha.d/resource.d/${name} or /etc/init.d/${name}`,
+        );
       resources.push({ spec: w.text, name, args: parts.slice(1), pos: { file, line: l.no, column: w.col } });
     }
     groups.push({ node: node!.text, resources, pos: { file, line: l.no, column: node!.col } });
@@ -649,6 +695,40 @@ function netmaskToPrefix(mask: string): string {
 function sanitizeId(s: string): string {
   const id = s.replace(/[^A-Za-z0-9_.-]/g, '_');
   return /^[A-Za-z_]/.test(id) ? id : `_${id}`;
+}
+
+/** Most single-letter edits between a misspelt script name and the one it was meant to be. */
+const SCRIPT_TYPO_MAX_EDITS = 2;
+
+/**
+ * The script Heartbeat ships that `name` is a typo of (`Filesytem` → `Filesystem`), or undefined
+ * when `name` is one of them or close to none. Only names with `::` arguments are checked: an
+ * init script of the system (no arguments) may be called anything.
+ */
+function nearScriptName(name: string): string | undefined {
+  const known = ['IPaddr', 'IPaddr2', 'Filesystem', ...HEARTBEAT_RESOURCE_D_SCRIPTS];
+  if (known.includes(name)) return undefined;
+  let best: string | undefined;
+  let bestEdits = SCRIPT_TYPO_MAX_EDITS + 1;
+  for (const k of known) {
+    const d = editDistance(name.toLowerCase(), k.toLowerCase(), bestEdits);
+    if (d < bestEdits) [best, bestEdits] = [k, d];
+  }
+  return best;
+}
+
+/** Levenshtein distance, or `cap` as soon as it is sure to be at least that. */
+function editDistance(a: string, b: string, cap: number): number {
+  if (Math.abs(a.length - b.length) >= cap) return cap;
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++)
+      row.push(Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    if (Math.min(...row) >= cap) return cap;
+    prev = row;
+  }
+  return Math.min(prev[b.length]!, cap);
 }
 
 /** One haresources entry as a primitive (see the module comment for the mapping). */

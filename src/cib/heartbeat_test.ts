@@ -67,6 +67,20 @@ test('the slide text of seed 004 (keys, then values) is not mistaken for an ha.c
   assert.equal(r.ok, false);
 });
 
+test('the slide text of seed 004 gets one error that says how to put it right', () => {
+  const r = parseHaCf(read('seed004/ha.cf.slide').text, 'ha.cf');
+  assert.ok(!r.ok);
+  assert.equal(r.diagnostics.length, 1, r.diagnostics.map((d) => d.message).join('\n'));
+  const e = r.diagnostics[0]!;
+  // Line 1 is the slide's title, `/etc/heartbeat/ha.cf:`.
+  assert.deepEqual([e.severity, e.code, e.pos.line], ['error', 'hacf-two-columns', 2]);
+  assert.match(e.message, /lines 2-13 are directive names without values and lines 14-25 are 12 lone values/);
+  assert.match(e.message, /e\.g\. 'debugfile \/var\/log\/ha-debug'/);
+  // Two bare directives are a plain mistake, reported as such.
+  const two = parseHaCf('node a b\nkeepalive\ndeadtime\n2\n10\n', 'ha.cf');
+  assert.ok(!two.ok && two.diagnostics.some((d) => d.code === 'hacf-missing-value'));
+});
+
 test("seed 002's haresources becomes one group ordered left to right, preferring its node", () => {
   const r = heartbeatToCib({
     haCf: read('seed002/ha.cf'),
@@ -199,4 +213,26 @@ test('bad Heartbeat files are rejected with the line of the mistake', () => {
     const e = r.diagnostics[0]!;
     assert.deepEqual([e.code, e.pos.line], [code, line], `${text} → ${e.message}`);
   }
+});
+
+test('a misspelt Heartbeat script in haresources is warned about with the likely name', () => {
+  const r = parseHaresources(
+    'server1 IPaddr::10.0.0.9/24/eth0 drbddisk::r0 Filesytem::/dev/drbd0::/data::ext3 nfs-kernel-server\n',
+    'haresources',
+  );
+  assert.ok(r.ok);
+  const w = r.warnings.filter((d) => d.code === 'haresources-unknown-script');
+  assert.equal(w.length, 1, r.warnings.map((d) => d.message).join('\n'));
+  assert.equal(w[0]!.pos.column, 47);
+  assert.match(
+    w[0]!.message,
+    /'Filesytem' is not a resource script Heartbeat ships \(did you mean 'Filesystem'\?\)/,
+  );
+  // Init scripts take no arguments and may be called anything; known scripts are not warned about.
+  const fine = parseHaresources(
+    'node01 10.0.0.9 drbddisk::r0 Filesystem::/dev/drbd0::/drbd::ext3 drbdlinks apache2 lvm2\n',
+    'haresources',
+  );
+  assert.ok(fine.ok);
+  assert.deepEqual(fine.warnings, []);
 });

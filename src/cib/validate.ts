@@ -189,11 +189,87 @@ function collectXmlIds(el: XmlElement, into: Set<string>, depth = Number.POSITIV
 // ---------------------------------------------------------------------------------------------
 // Resources
 
+/**
+ * Resource meta attributes Pacemaker reads (Pacemaker Explained, "Resource Meta-Attributes" and
+ * the clone, promotable and remote options), with the Pacemaker 1 names it still accepts.
+ * Pacemaker ignores any other name, which is how a typo (`master-node-mx`) hides; such a name
+ * close to one of these gets a warning.
+ */
+const RESOURCE_META_NAMES: ReadonlySet<string> = new Set([
+  'priority',
+  'critical',
+  'target-role',
+  'is-managed',
+  'maintenance',
+  'resource-stickiness',
+  'requires',
+  'migration-threshold',
+  'failure-timeout',
+  'multiple-active',
+  'allow-migrate',
+  'allow-unhealthy-nodes',
+  'container-attribute-target',
+  'remote-node',
+  'remote-port',
+  'remote-addr',
+  'remote-connect-timeout',
+  'remote-allow-migrate',
+  'globally-unique',
+  'clone-max',
+  'clone-node-max',
+  'clone-min',
+  'promotable',
+  'promoted-max',
+  'promoted-node-max',
+  'master-max',
+  'master-node-max',
+  'interleave',
+  'ordered',
+  'notify',
+  'resource-failure-stickiness',
+  'restart-type',
+]);
+/** Most single-letter edits between a misspelt meta attribute and the name it was meant to be. */
+const META_TYPO_MAX_EDITS = 2;
+
+function checkMetaNames(ctx: Ctx, r: Resource): void {
+  if (r.kind === 'bundle') return;
+  for (const set of r.metaAttributes)
+    for (const pair of set.pairs) {
+      const name = pair.name.replaceAll('_', '-');
+      if (RESOURCE_META_NAMES.has(name) || name.length <= META_TYPO_MAX_EDITS * 2) continue;
+      const near = [...RESOURCE_META_NAMES].find((k) => editDistanceAtMost(name, k, META_TYPO_MAX_EDITS));
+      if (near === undefined) continue;
+      add(
+        ctx,
+        'unknown-meta-attribute',
+        `meta attribute '${pair.name}' of '${r.id}' is not one Pacemaker reads (did you mean '${near}'?); it is kept and ignored`,
+        [pair.id, set.id, r.id],
+        'warning',
+      );
+    }
+}
+
+/** Whether turning `a` into `b` takes at most `max` single-letter edits (Levenshtein). */
+function editDistanceAtMost(a: string, b: string, max: number): boolean {
+  if (Math.abs(a.length - b.length) > max) return false;
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++)
+      row.push(Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    if (Math.min(...row) > max) return false;
+    prev = row;
+  }
+  return prev[b.length]! <= max;
+}
+
 function checkResources(ctx: Ctx, cib: Cib): void {
   const templates = new Set(
     cib.configuration.resources.filter((r) => r.kind === 'template').map((r) => r.id),
   );
   for (const { resource: r } of allResources(cib)) {
+    checkMetaNames(ctx, r);
     switch (r.kind) {
       case 'group':
         if (r.members.length === 0) add(ctx, 'empty-group', `group '${r.id}' has no members`, [r.id]);

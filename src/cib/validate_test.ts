@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Diagnostic } from '../lib/errors.ts';
 import { parseCibXml } from './cib_xml.ts';
+import { parseCrm } from './crm.ts';
 import { validateCib } from './validate.ts';
 
 /**
@@ -306,5 +307,21 @@ test('a location constraint with a node but no score, or with nothing at all, is
       ['location-without-node', R + 3],
       ['location-without-node', R + 4],
     ],
+  );
+});
+
+test("a misspelt meta attribute (seed 003's ms with master-node-mx) is warned about with the likely name", () => {
+  const text =
+    'primitive p_drbd ocf:linbit:drbd params drbd_resource=drbd0\n' +
+    'ms ms_drbd p_drbd meta master-max=1 master-node-mx=1 clone-max=2 target_role=Started notify=true\n';
+  const r = parseCrm(text, 'seed.crm');
+  assert.ok(r.ok);
+  const w = validateCib(r.cib, r.positions, 'seed.crm').filter((d) => d.code === 'unknown-meta-attribute');
+  assert.equal(w.length, 1, w.map((d) => d.message).join('\n'));
+  assert.equal(w[0]!.severity, 'warning');
+  assert.equal(w[0]!.pos.line, 2);
+  assert.match(
+    w[0]!.message,
+    /meta attribute 'master-node-mx' of 'ms_drbd' .*did you mean 'master-node-max'/,
   );
 });

@@ -34,7 +34,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Command, Option } from 'commander';
@@ -52,8 +52,10 @@ import type { Cib } from '../cib/model.ts';
 import { nodeName } from '../cib/resources.ts';
 import { validateCib } from '../cib/validate.ts';
 import { type CibCommand, encodeCibCommand, validateCibCommand } from '../consensus/cib_state_machine.ts';
+import { loadConfig as loadDaemonConfig } from '../daemon/config.ts';
 import { MAX_CONTROL_REQUEST_BYTES, queryControl } from '../daemon/control.ts';
 import { PROPOSE_TIMEOUT_MS } from '../daemon/daemon.ts';
+import { resolveSelf } from '../daemon/run.ts';
 import { writeFileAtomic } from '../lib/atomic_file.ts';
 import { formatDiagnostic } from '../lib/errors.ts';
 import { DEFAULT_CONFIG_FILE } from './cluster_cmd.ts';
@@ -638,6 +640,21 @@ async function readForEditor(o: CommonOpts): Promise<ReadCib> {
   return { cib: target.read(), file: target };
 }
 
+/**
+ * `configure NAME=VALUE …` (argv as process.argv, the command at argv[2]) as `configure property
+ * NAME=VALUE …`: tutorials write `crm configure no-quorum-policy=stop`, and no configure verb has
+ * an `=` in it, so the meaning is plain. Returns the argv to parse and a note when it changed.
+ */
+export function configurePropertyShorthand(argv: readonly string[]): { argv: string[]; note?: string } {
+  const word = argv[3];
+  if (argv[2] !== 'configure' || word === undefined || !/^[A-Za-z][\w.-]*=/.test(word))
+    return { argv: [...argv] };
+  return {
+    argv: [...argv.slice(0, 3), 'property', ...argv.slice(3)],
+    note: `halo: read 'configure ${word}' as 'configure property ${word}'`,
+  };
+}
+
 function registerConfigure(program: Command, io: Io): void {
   const configure = program
     .command('configure')
@@ -747,6 +764,25 @@ function registerConfigure(program: Command, io: Io): void {
 // ---------------------------------------------------------------------------------------------
 // halo node
 
+/**
+ * The node a command without a NODE argument means, as `crm node standby` means the local one:
+ * offline (a CIB file) this host's name, as Pacemaker's tools take `uname -n`; on a running
+ * cluster the node of the cluster config whose link address is on this host. Says which.
+ */
+function thisNode(io: Io, o: CommonOpts): string {
+  let name: string;
+  if (cibFile(o) !== undefined) name = hostname();
+  else {
+    try {
+      name = resolveSelf(loadDaemonConfig(o.config ?? DEFAULT_CONFIG_FILE), undefined);
+    } catch (err) {
+      throw new Exit(2, `halo: name the node: this host's node is unknown (${(err as Error).message})`);
+    }
+  }
+  io.err(`halo: no node named; using this host's node '${name}'\n`);
+  return name;
+}
+
 function registerNode(program: Command, io: Io): void {
   const node = program
     .command('node')
@@ -759,10 +795,18 @@ function registerNode(program: Command, io: Io): void {
   ] as const;
   for (const [name, op, on, description] of toggles) {
     example(
-      common(node.command(name).description(description).argument('<node>')).addOption(lifetimeOption()),
+      common(
+        node
+          .command(name)
+          .description(description)
+          .argument('[node]', 'the node (default: this host, as crm node does)'),
+      ).addOption(lifetimeOption()),
       `halo node ${name} thelibrary-node1 --cib cib.xml --dry-run`,
-    ).action((n: string, o: CommonOpts & { lifetime: 'forever' | 'reboot' }) =>
-      guard(io, () => runEdit(io, o, () => ({ op, node: n, on, lifetime: o.lifetime }))),
+    ).action((n: string | undefined, o: CommonOpts & { lifetime: 'forever' | 'reboot' }) =>
+      guard(io, () => {
+        const target = n ?? thisNode(io, o);
+        return runEdit(io, o, () => ({ op, node: target, on, lifetime: o.lifetime }));
+      }),
     );
   }
   example(

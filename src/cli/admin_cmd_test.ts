@@ -9,7 +9,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { toCibCommands } from '../admin/cib_commands.ts';
@@ -27,7 +27,7 @@ import { createLabCluster, LAB_FORM_DEADLINE_MS, startAndAgree } from '../daemon
 import { hasNetnsSupport } from '../lab/netns.ts';
 import { repoRoot } from '../lib/repo_root.ts';
 import { waitFor } from '../lib/wait.ts';
-import { NO_CLUSTER_MESSAGE, registerAdminCommands } from './admin_cmd.ts';
+import { configurePropertyShorthand, NO_CLUSTER_MESSAGE, registerAdminCommands } from './admin_cmd.ts';
 import { type CliRun, runCli } from './testing.ts';
 
 const SEED_XML = serializeCibXml(seed003Cib());
@@ -967,6 +967,88 @@ describe('halo resource and node against a real cluster running a resource', () 
       assert.ok(startCall(await liveCib()) > firstStart, 'web was started again');
     } finally {
       lab.destroy();
+    }
+  });
+});
+
+describe('seed 003 commands typed as the tutorial prints them', () => {
+  it('`configure property no-quorum-policy=”stop”` (quotes from the web page) sets stop, with a note', async () => {
+    await withCib(async (file) => {
+      const r = await halo(['configure', 'property', 'no-quorum-policy=\u201dstop\u201d', '--cib', file]);
+      assert.equal(r.code, 0, r.err);
+      assert.match(
+        r.out,
+        /note: typographic quotes removed: no-quorum-policy=”stop” read as no-quorum-policy=stop/,
+      );
+      assert.equal(clusterProperty(readCib(file), 'no-quorum-policy'), 'stop');
+      const inch = await halo([
+        'configure',
+        'rsc_defaults',
+        'resource-stickiness=\u201d100\u2033',
+        '--cib',
+        file,
+      ]);
+      assert.equal(inch.code, 0, inch.err);
+    });
+  });
+
+  it('a Pacemaker 1 property is refused with the exact command that replaces it', async () => {
+    await refusedUnchanged(
+      ['configure', 'property', 'default-resource-stickiness=100'],
+      1,
+      /Pacemaker 1 property \(instead: halo configure rsc_defaults resource-stickiness=100\)/,
+    );
+    await refusedUnchanged(
+      ['configure', 'property', 'no_quorum_policy=stop'],
+      1,
+      /instead: halo configure property no-quorum-policy=stop/,
+    );
+  });
+
+  it('`configure NAME=VALUE` is read as `configure property NAME=VALUE`, saying so', () => {
+    const r = configurePropertyShorthand([
+      'node',
+      'halo',
+      'configure',
+      'stonith-enabled=false',
+      '--cib',
+      'x',
+    ]);
+    assert.deepEqual(r.argv, [
+      'node',
+      'halo',
+      'configure',
+      'property',
+      'stonith-enabled=false',
+      '--cib',
+      'x',
+    ]);
+    assert.match(
+      r.note ?? '',
+      /read 'configure stonith-enabled=false' as 'configure property stonith-enabled=false'/,
+    );
+    for (const argv of [
+      ['node', 'halo', 'configure', 'property', 'a=b'],
+      ['node', 'halo', 'configure', 'primitive', 'p', 'Dummy', 'params', 'a=b'],
+      ['node', 'halo', 'node', 'a=b'],
+    ])
+      assert.deepEqual(configurePropertyShorthand(argv), { argv });
+  });
+
+  it('`node standby` without a node means this host, as `crm node standby` does', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'halo-admin-'));
+    try {
+      const file = join(dir, 'cib.xml');
+      const crm = parseCrm(`node doctormoon\nnode ${hostname()}\n`, 'nodes.crm');
+      assert.ok(crm.ok);
+      writeFileSync(file, serializeCibXml(crm.cib));
+      const r = await halo(['node', 'standby', '--cib', file]);
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.err, new RegExp(`using this host's node '${hostname()}'`));
+      assert.equal(nodeAttribute(readCib(file), hostname(), 'standby'), 'on');
+      assert.equal(nodeAttribute(readCib(file), 'doctormoon', 'standby'), undefined);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -1,9 +1,11 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { type Command, Option } from 'commander';
+import { parseCibXmlFile } from '../cib/cib_xml_fs.ts';
 import { durationMsOr, parseDuration } from '../cib/duration.ts';
 import type { Cib } from '../cib/model.ts';
 import { clusterProperty } from '../cib/resources.ts';
+import { renderStatus } from '../controller/crm_mon.ts';
 import { activeInNodeState } from '../controller/status.ts';
 import { controlSocketPath, DEFAULT_CONFIG_FILE, loadConfig, parseConfig } from '../daemon/config.ts';
 import { queryControl } from '../daemon/control.ts';
@@ -16,9 +18,10 @@ import {
   type MemberRemoveOptions,
 } from '../daemon/daemon.ts';
 import { resolveSelf, runDaemon } from '../daemon/run.ts';
-import { HaloError } from '../lib/errors.ts';
+import { formatDiagnostic, HaloError } from '../lib/errors.ts';
 import type { LogLevel } from '../lib/ports.ts';
 import { PROFILE_NAMES } from '../membership/profiles.ts';
+import { schedule } from '../scheduler/schedule.ts';
 import { DEFAULT_KEY_FILE, generateKeyFile } from '../transport/key_file.ts';
 import { example } from './help.ts';
 
@@ -311,12 +314,22 @@ export function registerClusterCommands(program: Command): void {
       .option('--config <file>', 'cluster config', DEFAULT_CONFIG_FILE)
       .option('--node <name>', 'ask this node’s daemon (default: found by local addresses)')
       .option('--socket <path>', 'control socket path (overrides --config/--node)')
+      .option('--cib <file>', 'show this CIB XML file instead, as crm_mon does (default: $CIB_file)')
       .addOption(new Option('--output <format>', 'output format').choices(['text', 'json']).default('text')),
     'halo status',
     'halo status --output json',
     'halo status --socket /run/halo-lab/n1/halo.sock   # node n1 of `halo lab up`',
-  ).action(async (o: { config: string; node?: string; socket?: string; output: string }) => {
+    'CIB_file=cib.xml halo status   # a CIB file offline, like crm_mon -1 with CIB_file',
+  ).action(async (o: { config: string; node?: string; socket?: string; cib?: string; output: string }) => {
     await guardAsync(async () => {
+      const cibFile = o.cib ?? process.env.CIB_file;
+      if (cibFile !== undefined && cibFile !== '') {
+        const text = statusOfCibFile(cibFile);
+        process.stdout.write(
+          o.output === 'json' ? `${JSON.stringify({ cib: cibFile, resources: { text } }, null, 2)}\n` : text,
+        );
+        return;
+      }
       let path = o.socket;
       if (!path) {
         const cfg = loadConfig(o.config);
@@ -490,6 +503,8 @@ function collect(v: string, prev: string[]): string[] {
  * remains is a refusal (the cluster, or an existing file, said no) and exits 1.
  */
 const EXIT_2_CODES: ReadonlySet<string> = new Set([
+  'cib-unreadable',
+  'bad-cib',
   'daemon-unreachable',
   'cluster-down',
   'control-timeout',
@@ -514,6 +529,34 @@ function guard(fn: () => void): void {
   } catch (err) {
     report(err);
   }
+}
+
+/**
+ * `crm_mon -1` of a CIB file (`CIB_file=cib.xml crm_mon -1`): the DC and quorum as the file
+ * records them (dc-uuid, have-quorum), nodes and resources from its status section.
+ */
+function statusOfCibFile(file: string): string {
+  let parsed: ReturnType<typeof parseCibXmlFile>;
+  try {
+    parsed = parseCibXmlFile(file);
+  } catch (err) {
+    throw new HaloError('cib-unreadable', `${file}: cannot read the CIB file (${(err as Error).message})`, {
+      cause: err,
+    });
+  }
+  if (!parsed.ok) throw new HaloError('bad-cib', parsed.diagnostics.map(formatDiagnostic).join('\n'));
+  const cib = parsed.cib;
+  const attr = (name: string) => cib.attrs.find(([k]) => k === name)?.[1];
+  const dcId = attr('dc-uuid');
+  const dc = dcId === undefined ? null : (cib.configuration.nodes.find((n) => n.id === dcId)?.uname ?? dcId);
+  const quorate = attr('have-quorum') === '1' || attr('have-quorum') === 'true';
+  return renderStatus({
+    cib,
+    dc,
+    quorate,
+    nowMs: Date.now(),
+    schedule: (c: Cib, now: number) => schedule(c, now, { textOutput: true }),
+  });
 }
 
 async function guardAsync(fn: () => Promise<void>): Promise<void> {

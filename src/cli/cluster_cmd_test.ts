@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Command } from 'commander';
+import { seed003Cib } from '../admin/testing.ts';
+import { serializeCibXml } from '../cib/cib_xml.ts';
 import { parseCrm } from '../cib/crm.ts';
 import { loadConfig } from '../daemon/config.ts';
 import { serveControl } from '../daemon/control.ts';
@@ -273,6 +275,39 @@ test('cluster leave of a node that is down with resources active there is refuse
     );
   } finally {
     server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('status of a CIB file (CIB_file or --cib) reads like crm_mon -1, without a daemon', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'halo-cli-'));
+  const file = join(dir, 'cib.xml');
+  writeFileSync(file, serializeCibXml(seed003Cib()));
+  let out = '';
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((chunk: string | Uint8Array) => {
+    out += String(chunk);
+    return true;
+  }) as typeof process.stdout.write;
+  const saved = process.env.CIB_file;
+  try {
+    process.env.CIB_file = file;
+    const viaEnv = await halo(['status']);
+    delete process.env.CIB_file;
+    const missing = await captureStderr(() => halo(['status', '--cib', join(dir, 'none.xml')]));
+    process.stdout.write = write;
+    assert.equal(viaEnv, 0);
+    assert.match(out, /^Cluster Summary:\n {2}\* Stack: halo\n/);
+    assert.match(
+      out,
+      /Resource Group: g_all:\n {4}\* p_sip\t\(ocf:heartbeat:IPaddr2\):\t Started thelibrary-node/,
+    );
+    assert.equal(missing.value, 2);
+    assert.match(missing.err, /none\.xml: cannot read the CIB file \(ENOENT/);
+  } finally {
+    process.stdout.write = write;
+    if (saved === undefined) delete process.env.CIB_file;
+    else process.env.CIB_file = saved;
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -23,14 +23,18 @@ import { type HeartbeatConfig, heartbeatToCib } from '../cib/heartbeat.ts';
 import type { Cib, Constraint, NvSet, Primitive, Resource } from '../cib/model.ts';
 import type { CibParseResult } from '../cib/parse_result.ts';
 import { validateCib } from '../cib/validate.ts';
+import { type LinkPair, parseDrbdlinksConf } from '../executor/builtin/links.ts';
 import { type Diagnostic, formatDiagnostic } from '../lib/errors.ts';
+import { checkDrbdVolumes } from './drbd_check.ts';
+import { COROSYNC_CONF_MESSAGE, isCorosyncConf, isDrbdlinksConf } from './extra_formats.ts';
 
 /** Largest config file read (bigger is almost certainly the wrong file). */
 export const CONFIG_MAX_FILE_BYTES = 64 * 1024 * 1024;
 
 type Loaded =
   | { kind: 'cib'; label: string; format: ConfigFormat; cib: Cib; heartbeat?: HeartbeatConfig }
-  | { kind: 'drbd'; label: string; config: DrbdConfig };
+  | { kind: 'drbd'; label: string; config: DrbdConfig }
+  | { kind: 'drbdlinks'; label: string; links: readonly LinkPair[] };
 
 interface LoadOutcome {
   readonly loaded: Loaded[];
@@ -95,6 +99,7 @@ function load(paths: readonly string[], forced: ConfigFormat | undefined): LoadO
     }
     const s = readSource(p, out.failures);
     if (!s) continue;
+    if (forced === undefined && loadOther(out, s)) continue;
     const det = detectFormat(s.text, s.file, forced);
     if (!det) {
       out.failures.push(
@@ -122,7 +127,10 @@ function load(paths: readonly string[], forced: ConfigFormat | undefined): LoadO
         const r = parseDrbdConf(s.text, s.file, nodeDrbdIo);
         if (r.ok) {
           out.diagnostics.push(...r.warnings);
-          out.loaded.push({ kind: 'drbd', label: s.file, config: r.config });
+          // Values the volume engine would refuse at `halo volume up` (sizes, policies, …).
+          const volumes = checkDrbdVolumes(r.config);
+          out.diagnostics.push(...volumes);
+          if (volumes.length === 0) out.loaded.push({ kind: 'drbd', label: s.file, config: r.config });
         } else out.diagnostics.push(...r.diagnostics);
         break;
       }
@@ -131,6 +139,28 @@ function load(paths: readonly string[], forced: ConfigFormat | undefined): LoadO
   if (Object.keys(hb).length > 0) hbGroups.push({ files: hb });
   for (const g of hbGroups) loadHeartbeat(out, g.files, g.label);
   return out;
+}
+
+/**
+ * Files halo recognises outside the four configuration formats: a drbdlinks.conf is checked
+ * (`halo import` gives it to the drbdlinks resources), a corosync.conf is refused with what to
+ * use instead. Returns whether `s` was one of them.
+ */
+function loadOther(out: LoadOutcome, s: Source): boolean {
+  if (isDrbdlinksConf(s)) {
+    try {
+      out.loaded.push({ kind: 'drbdlinks', label: s.file, links: parseDrbdlinksConf(s.text, s.file) });
+    } catch (err) {
+      // The parser's message is `FILE:LINE:COL: what`; diagnostics say `error:` after the place.
+      out.failures.push((err as Error).message.replace(/^(.*?:\d+:\d+): /, '$1: error: '));
+    }
+    return true;
+  }
+  if (isCorosyncConf(s)) {
+    out.failures.push(`${s.file}: ${COROSYNC_CONF_MESSAGE}`);
+    return true;
+  }
+  return false;
 }
 
 function addCib(
@@ -318,6 +348,7 @@ function checkAction(files: string[], opts: { format?: ConfigFormat }, io: Io): 
   const ok = report(out, io.err);
   for (const l of out.loaded) {
     if (l.kind === 'drbd') io.out(`${l.label}: ok (drbd.conf, ${l.config.resources.length} resource(s))`);
+    else if (l.kind === 'drbdlinks') io.out(`${l.label}: ok (drbdlinks.conf, ${l.links.length} link(s))`);
     else {
       const c = l.cib.configuration;
       io.out(
@@ -346,6 +377,13 @@ function convertAction(
     return;
   }
   const l = out.loaded[0]!;
+  if (l.kind === 'drbdlinks') {
+    io.err(
+      `${l.label}: error: drbdlinks.conf lists links, not a cluster configuration; \`halo import\` gives it to the drbdlinks resources`,
+    );
+    process.exitCode = 2;
+    return;
+  }
   if (l.kind === 'drbd') {
     if (opts.to !== 'json') {
       io.err(
@@ -381,11 +419,21 @@ function convertAction(
   process.exitCode = 0;
 }
 
+function summarize(l: Loaded): string[] {
+  switch (l.kind) {
+    case 'drbd':
+      return summarizeDrbd(l);
+    case 'drbdlinks':
+      return [`${l.label}: drbdlinks.conf`, ...l.links.map((k) => `  link ${k.local} -> ${k.target}`)];
+    case 'cib':
+      return summarizeCib(l);
+  }
+}
+
 function showAction(files: string[], opts: { format?: ConfigFormat }, io: Io): void {
   const out = load(files, opts.format);
   const ok = report(out, io.err);
-  for (const l of out.loaded)
-    for (const line of l.kind === 'drbd' ? summarizeDrbd(l) : summarizeCib(l)) io.out(line);
+  for (const l of out.loaded) for (const line of summarize(l)) io.out(line);
   process.exitCode = ok ? 0 : 2;
 }
 

@@ -305,3 +305,41 @@ test('each of the malformed inputs across the four formats exits 2 and names its
     assert.equal(Number(m[2]), line, `${name}: ${first}`);
   }
 });
+
+test("seed 004's drbdlinks.conf is recognised and checked, not 'cannot tell which format'", async () => {
+  const file = join(FIXTURES, 'seed004/drbdlinks.conf');
+  const r = await halo('config', 'check', file);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /drbdlinks\.conf: ok \(drbdlinks\.conf, 3 link\(s\)\)/);
+  const shown = await halo('config', 'show', file);
+  assert.match(shown.stdout, /link \/usr\/lib\/cgi-bin -> \/drbd\/usr\/lib\/cgi-bin/);
+  const bad = join(tmp, 'drbdlinks.conf');
+  writeFileSync(bad, "link('/etc/apache2', '/drbd/etc/apache2')\nlnk('/var/www', '/drbd/var/www')\n");
+  const typo = await halo('config', 'check', bad);
+  assert.equal(typo.code, 2);
+  assert.match(typo.stderr, /drbdlinks\.conf:2:1: error: expected link\('LOCAL', 'TARGET'\), got: lnk\(/);
+});
+
+test("seed 003's corosync.conf is refused with what halo uses instead", async () => {
+  const r = await halo('config', 'check', join(FIXTURES, 'seed003-corosync.conf'));
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /seed003-corosync\.conf: error: this is a corosync\.conf; halo does not read it/);
+  assert.match(r.stderr, /halo cluster init NAME --node NAME=ADDR/);
+});
+
+test('config check reports drbd.conf values `halo volume` would refuse, at their resource', async () => {
+  const file = join(tmp, 'values-drbd.conf');
+  writeFileSync(
+    file,
+    `resource r0 {\n syncer { rate 33Q; }\n net { after-sb-1pri discard-secundary; }\n${HOSTS}}\n`,
+  );
+  const r = await halo('config', 'check', file);
+  assert.equal(r.code, 2);
+  assert.match(
+    r.stderr,
+    /values-drbd\.conf:1:10: error: resource r0.*after-sb-1pri "discard-secundary" is not one of/,
+  );
+  assert.doesNotMatch(r.stdout, /: ok/);
+  // Each bad value once, not once per host.
+  assert.equal(r.stderr.split('\n').filter((l) => /: error:/.test(l)).length, 1, r.stderr);
+});

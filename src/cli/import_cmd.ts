@@ -33,14 +33,14 @@
  * refused it; 2 unreadable or invalid files, bad usage, or no cluster to talk to.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Command, Option } from 'commander';
 import { toCibCommands } from '../admin/cib_commands.ts';
 import { formatPreview, previewTransition } from '../admin/dry_run.ts';
 import { cibAttr } from '../admin/edit_result.ts';
 import { applyEdit } from '../admin/edits.ts';
-import { parseCibXml } from '../cib/cib_xml.ts';
+import { parseCibXml, serializeCibXml } from '../cib/cib_xml.ts';
 import { parseCrm } from '../cib/crm.ts';
 import { detectFormat, type HeartbeatFileKind } from '../cib/detect.ts';
 import { parseDrbdConf } from '../cib/drbd_conf.ts';
@@ -56,9 +56,11 @@ import { MAX_CONTROL_REQUEST_BYTES, queryControl } from '../daemon/control.ts';
 import { PROPOSE_TIMEOUT_MS } from '../daemon/daemon.ts';
 import { resolveSelf } from '../daemon/run.ts';
 import { type LinkPair, parseDrbdlinksConf } from '../executor/builtin/links.ts';
+import { writeFileAtomic } from '../lib/atomic_file.ts';
 import { type Diagnostic, formatDiagnostic } from '../lib/errors.ts';
 import type { Io } from './admin_cmd.ts';
 import { DEFAULT_CONFIG_FILE } from './cluster_cmd.ts';
+import { COROSYNC_CONF_MESSAGE, isCorosyncConf, isDrbdlinksConf } from './extra_formats.ts';
 import { liveMembers, type ProposeReply, withMembership } from './live_cib.ts';
 
 /** Largest file import reads (a configuration bigger than this is the wrong file). */
@@ -192,6 +194,10 @@ export function convertImport(sources: readonly ImportSource[], opts: ImportOpti
       continue;
     }
     const det = detectFormat(s.text, s.file);
+    if (!det && isCorosyncConf(s)) {
+      errors.push(`${s.file}: ${COROSYNC_CONF_MESSAGE}`);
+      continue;
+    }
     if (!det) {
       errors.push(
         `${s.file}: error: not a configuration halo can import (expected ha.cf, haresources, authkeys, drbd.conf, crm text or CIB XML)`,
@@ -296,19 +302,6 @@ export function convertImport(sources: readonly ImportSource[], opts: ImportOpti
       ...(heartbeat ? { heartbeat } : {}),
     },
   };
-}
-
-/** drbdlinks.conf (no other format has `link('…')` lines): by name, or by its statements. */
-function isDrbdlinksConf(s: ImportSource): boolean {
-  if (basename(s.file) === 'drbdlinks.conf') return true;
-  const lines = s.text
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l !== '' && !l.startsWith('#'));
-  return (
-    lines.length > 0 &&
-    lines.every((l) => /^(link|mountpoint|restartSyslog|restartxinetd|cleanthisconfig|selinux)\s*\(/.test(l))
-  );
 }
 
 /**
@@ -625,6 +618,59 @@ export async function importIntoCluster(
   return { conversion: conv.value, notes, changed: true, preview, committed };
 }
 
+/**
+ * The same import into a CIB XML file instead of a running cluster (`--cib FILE`, or
+ * `CIB_file`, as for `halo configure`): nodes are matched to the file's nodes, the file is
+ * rewritten atomically, and only if nobody changed it meanwhile. `--dry-run` writes nothing.
+ */
+export function importIntoCibFile(
+  file: string,
+  conversion: ImportConversion,
+  o: LiveImportOptions,
+): LiveImportOutcome & { readonly epoch?: string } {
+  const read = (): string => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new Exit(
+        2,
+        `${file}: error: cannot read the CIB file (${(err as Error).message}); \`halo config convert --to xml FILES > ${file}\` makes a new one`,
+      );
+    }
+  };
+  const text = read();
+  const parsed = parseCibXml(text, file);
+  if (!parsed.ok) throw new Exit(2, parsed.diagnostics.map(formatDiagnostic).join('\n'));
+  const before = parsed.cib;
+  const known = before.configuration.nodes.map((n) => ({ id: n.id, name: n.uname ?? n.id }));
+  const fitted =
+    known.length > 0
+      ? fitToCluster(conversion.configuration, known)
+      : { configuration: conversion.configuration, notes: [] };
+  const nowMs = Date.now();
+  const r = applyEdit(
+    before,
+    { op: 'load', mode: o.mode, configuration: fitted.configuration, file: conversion.label },
+    nowMs,
+  );
+  if (!r.ok) throw new Exit(1, `halo: error: ${r.error.message}`);
+  const notes = [
+    ...conversion.notes,
+    ...fitted.notes.map((n) => n.replace('the running cluster', file)),
+    ...r.notes,
+  ];
+  const preview = previewTransition(before, r.cib, nowMs);
+  const outcome = { conversion, notes, changed: r.changed, preview, committed: [] };
+  if (o.dryRun || !r.changed) return outcome;
+  if (read() !== text)
+    throw new Exit(
+      2,
+      `${file}: error: the file changed while this command ran; nothing written, run it again`,
+    );
+  writeFileAtomic(file, serializeCibXml(r.cib), statSync(file).mode & 0o777);
+  return { ...outcome, epoch: cibAttr(r.cib, 'epoch') ?? '0' };
+}
+
 /** An import error with the exit code the CLI gives it (1 refused, 2 bad input or no cluster). */
 export function importExitCode(err: unknown): number | undefined {
   return err instanceof Exit ? err.exitCode : undefined;
@@ -640,6 +686,7 @@ const PROCESS_IO: Io = {
 
 interface CmdOpts {
   mode: string;
+  cib?: string;
   dryRun?: boolean;
   heartbeatProperties?: boolean;
   socket?: string;
@@ -664,12 +711,16 @@ export function registerImportCommands(program: Command, io: Io = PROCESS_IO): v
       '--heartbeat-properties',
       "also apply Heartbeat v1's stonith-enabled=false and no-quorum-policy=ignore",
     )
+    .option(
+      '--cib <file>',
+      'import into this CIB XML file offline (default: $CIB_file; else the running cluster)',
+    )
     .option('--socket <path>', "this node's daemon control socket (default: from the cluster config)")
     .option('--config <file>', 'the cluster config', DEFAULT_CONFIG_FILE)
     .addOption(new Option('--output <format>', 'output format').choices(['text', 'json']).default('text'))
     .addHelpText(
       'after',
-      '\nExamples:\n  halo import /etc/ha.d /etc/drbd.conf --dry-run\n  halo import ha.cf haresources authkeys drbd.conf\n  halo import --mode replace cluster.crm\n',
+      '\nExamples:\n  halo import /etc/ha.d /etc/drbd.conf --dry-run\n  halo import ha.cf haresources authkeys drbd.conf\n  halo import --mode replace cluster.crm\n  halo import /etc/ha.d /etc/drbd.conf --cib cib.xml   # offline, into a CIB file\n',
     )
     .action(async (files: string[], o: CmdOpts) => {
       try {
@@ -678,6 +729,15 @@ export function registerImportCommands(program: Command, io: Io = PROCESS_IO): v
         const conv = convertImport(read.sources, { heartbeatProperties: o.heartbeatProperties === true });
         if (!conv.ok) throw new Exit(2, conv.errors.join('\n'));
         for (const w of conv.value.warnings) io.err(`${formatDiagnostic(w)}\n`);
+        const cibFile = o.cib ?? process.env.CIB_file;
+        if (cibFile !== undefined && cibFile !== '') {
+          const r = importIntoCibFile(cibFile, conv.value, {
+            mode: o.mode as ImportMode,
+            dryRun: o.dryRun === true,
+          });
+          report(io, o, r, cibFile);
+          return;
+        }
         const socket = liveSocket(o);
         const r = await importIntoCluster(socket, conv.value, {
           mode: o.mode as ImportMode,
@@ -693,7 +753,12 @@ export function registerImportCommands(program: Command, io: Io = PROCESS_IO): v
     });
 }
 
-function report(io: Io, o: CmdOpts, r: LiveImportOutcome): void {
+function report(
+  io: Io,
+  o: CmdOpts,
+  r: LiveImportOutcome & { readonly epoch?: string },
+  cibFile?: string,
+): void {
   if (o.output === 'json') {
     const json = {
       ok: true,
@@ -715,7 +780,11 @@ function report(io: Io, o: CmdOpts, r: LiveImportOutcome): void {
     return;
   }
   if (!r.changed) {
-    io.out(`${notes}nothing to change: the cluster already has ${r.conversion.label}\n`);
+    io.out(`${notes}nothing to change: ${cibFile ?? 'the cluster'} already has ${r.conversion.label}\n`);
+    return;
+  }
+  if (cibFile !== undefined) {
+    io.out(`${notes}imported ${r.conversion.label} into ${cibFile} (epoch ${r.epoch ?? '?'})\n`);
     return;
   }
   io.out(

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
-import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { parseCibXml, serializeCibXml } from '../cib/cib_xml.ts';
 import { parseCrm } from '../cib/crm.ts';
 import type { Cib, Group, Primitive } from '../cib/model.ts';
 import { emptyCib } from '../cib/model.ts';
+import { clusterProperty } from '../cib/resources.ts';
 import { type CibCommand, CibStateMachine, validateCibCommand } from '../consensus/cib_state_machine.ts';
 import { serveControl } from '../daemon/control.ts';
 import type { DaemonStatus } from '../daemon/daemon.ts';
@@ -370,6 +372,65 @@ describe('halo import on a real three-node cluster', () => {
       });
     } finally {
       lab.destroy();
+    }
+  });
+});
+
+describe('halo import into a CIB file (--cib, CIB_file), without a cluster', () => {
+  it("imports seed 004's files with the file's node ids; --dry-run writes nothing", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'halo-import-'));
+    try {
+      const cib = join(dir, 'cib.xml');
+      writeFileSync(cib, serializeCibXml(running()));
+      const before = readFileSync(cib, 'utf8');
+      const files = seed004Files(dir);
+      const dry = await halo(['import', ...files, '--cib', cib, '--dry-run']);
+      assert.equal(dry.code, 0, dry.err);
+      assert.match(dry.out, /\(dry run, nothing changed\)/);
+      assert.equal(readFileSync(cib, 'utf8'), before);
+      const r = await halo(['import', ...files, '--cib', cib]);
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out, /imported .*haresources .*into .*cib\.xml \(epoch \d+\)/);
+      const after = parseCibXml(readFileSync(cib, 'utf8'), cib);
+      assert.ok(after.ok);
+      assert.equal(group(after.cib)?.members.length, 5);
+      assert.deepEqual(
+        after.cib.configuration.nodes.map((n) => [n.id, n.uname]),
+        [
+          ['1', 'node01'],
+          ['2', 'node02'],
+        ],
+      );
+      // What was there stays (update mode), fencing included.
+      assert.ok(after.cib.configuration.resources.some((x) => x.id === 'other'));
+      assert.equal(clusterProperty(after.cib, 'stonith-enabled'), 'true');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("seed 003's corosync.conf is refused with what replaces it", async () => {
+    const r = await halo([
+      'import',
+      join(FIXTURES, 'seed003-corosync.conf'),
+      '--cib',
+      join(FIXTURES, 'none.xml'),
+    ]);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /seed003-corosync\.conf: error: this is a corosync\.conf; halo does not read it/);
+  });
+
+  it('a CIB file that does not exist is refused, saying how to make one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'halo-import-'));
+    try {
+      const r = await halo(['import', ...seed004Files(dir), '--cib', join(dir, 'none.xml')]);
+      assert.equal(r.code, 2);
+      assert.match(
+        r.err,
+        /none\.xml: error: cannot read the CIB file .*halo config convert --to xml FILES >/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -2,14 +2,14 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { HaloError } from '../lib/errors.ts';
-import { registerAdminCommands } from './admin_cmd.ts';
+import { configurePropertyShorthand, registerAdminCommands } from './admin_cmd.ts';
 import { registerAgentCommands } from './agent_cmd.ts';
 import { registerClusterCommands } from './cluster_cmd.ts';
 import { registerConfigCommands } from './config_cmd.ts';
 import { registerImportCommands } from './import_cmd.ts';
 import { registerLabCommands } from './lab_cmd.ts';
 import { registerSimulateCommands } from './simulate_cmd.ts';
-import { registerVolumeCommands } from './volume_cmd.ts';
+import { drbdadmPassThrough, registerVolumeCommands } from './volume_cmd.ts';
 
 /**
  * Builds the `halo` command tree. Each subsystem registers its own commands through a
@@ -43,8 +43,15 @@ export const INTERNAL_ERROR_EXIT = 70;
  */
 export async function run(argv: readonly string[]): Promise<number> {
   const program = buildProgram();
+  // Command lines as the tutorials write them for drbdadm and crm (see each function).
+  let args = [...argv];
+  for (const rewrite of [drbdadmPassThrough, configurePropertyShorthand]) {
+    const r = rewrite(args);
+    if (r.note) process.stderr.write(`${r.note}\n`);
+    args = r.argv;
+  }
   try {
-    await program.parseAsync([...argv]);
+    await program.parseAsync(args);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) {

@@ -10,14 +10,15 @@ import { hostname } from 'node:os';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { parseDrbdConf } from '../cib/drbd_conf.ts';
 import { nodeDrbdIo } from '../cib/drbd_conf_fs.ts';
+import type { DrbdConfig } from '../cib/drbd_model.ts';
 import { formatDiagnostic, HaloError } from '../lib/errors.ts';
 import { releaseFuseMount } from '../lib/fuse.ts';
 import { pidAlive } from '../lib/pid.ts';
 import type { LogFields, Logger, LogLevel } from '../lib/ports.ts';
-import { parseDrbdSize, type VolumeConfig, volumeConfigFromDrbd } from '../volume/config.ts';
+import { parseDrbdSize, type VolumeConfig } from '../volume/config.ts';
 import type { CoreStatus } from '../volume/core.ts';
 import {
   controlRequest,
@@ -28,6 +29,7 @@ import {
 } from '../volume/engine.ts';
 import { misplacedMetadata, resizeVolume } from '../volume/resize.ts';
 import { formatDrbdadmStatus, formatGi, formatProcDrbd } from '../volume/status_format.ts';
+import { volumeConfigAt } from './drbd_check.ts';
 import { example } from './help.ts';
 
 const run = promisify(execFile);
@@ -45,7 +47,27 @@ interface GlobalOpts {
   output: string;
 }
 
+/** drbdadm's word for every resource of the config (this node's, here). */
+export const ALL_RESOURCES = 'all';
+
 function loadConfig(g: GlobalOpts, res: string): VolumeConfig {
+  return volumeConfigAt(readDrbdConf(g), res, g.node ?? hostname());
+}
+
+/** The resources of drbd.conf this node has an `on NODE` section in, in file order (`all`). */
+function resourcesOfThisNode(g: GlobalOpts): string[] {
+  const conf = readDrbdConf(g);
+  const self = g.node ?? hostname();
+  const names = conf.resources.filter((r) => r.hosts.some((h) => h.name === self)).map((r) => r.name);
+  if (names.length === 0)
+    throw new HaloError(
+      'unknown-node',
+      `no resource in ${conf.files[0] ?? 'drbd.conf'} has an "on ${self}" section (resources: ${conf.resources.map((r) => r.name).join(', ') || 'none'}); pass --node`,
+    );
+  return names;
+}
+
+function readDrbdConf(g: GlobalOpts): DrbdConfig {
   const file = g.config ?? '/etc/drbd.conf';
   let text: string;
   try {
@@ -59,7 +81,7 @@ function loadConfig(g: GlobalOpts, res: string): VolumeConfig {
   if (!parsed.ok) {
     throw new HaloError('bad-config', parsed.diagnostics.map(formatDiagnostic).join('\n'));
   }
-  return volumeConfigFromDrbd(parsed.config, res, g.node ?? hostname());
+  return parsed.config;
 }
 
 function stderrLogger(fields: LogFields = {}): Logger {
@@ -331,6 +353,44 @@ function registerFenceCommands(vol: Command, g: () => GlobalOpts): void {
   }
 }
 
+/** `halo volume` options that take a value (they may stand before `--`). */
+const VOLUME_VALUE_OPTIONS = new Set(['-c', '--config', '--node', '--run-dir', '--output']);
+/** `--` as a web page or word processor prints it. */
+const TYPOGRAPHIC_DASHES = new Set(['\u2014', '\u2013']);
+
+/**
+ * drbdadm passes the options after `--` to drbdsetup: `drbdadm -- --overwrite-data-of-peer
+ * primary r0`, `drbdadm -- -o primary drbd0`. For `halo volume` (argv as process.argv, the
+ * subcommand at argv[2]) this moves such options after the verb, where halo's commands read
+ * them: `halo volume primary --overwrite-data-of-peer r0`. A `—` or `–` in place of `--` (a
+ * command copied from a web page) is read as `--`, with a note saying so. Any other argv is
+ * returned as it is.
+ */
+export function drbdadmPassThrough(argv: readonly string[]): { argv: string[]; note?: string } {
+  const same = { argv: [...argv] };
+  if (argv[2] !== 'volume') return same;
+  let i = 3;
+  while (i < argv.length && argv[i] !== '--' && !TYPOGRAPHIC_DASHES.has(argv[i]!)) {
+    const a = argv[i]!;
+    if (!a.startsWith('-')) return same; // the verb came first: nothing to move
+    i += VOLUME_VALUE_OPTIONS.has(a) ? 2 : 1;
+  }
+  if (i >= argv.length) return same;
+  const dash = argv[i]!;
+  let verb = i + 1;
+  while (verb < argv.length && argv[verb]!.startsWith('-')) verb++;
+  if (verb >= argv.length || verb === i + 1) return same;
+  const moved = argv.slice(i + 1, verb);
+  return {
+    argv: [...argv.slice(0, i), argv[verb]!, ...moved, ...argv.slice(verb + 1)],
+    ...(dash === '--'
+      ? {}
+      : {
+          note: `halo volume: read '${dash}' as '--' (a typographic dash, probably copied from a web page)`,
+        }),
+  };
+}
+
 export function registerVolumeCommands(program: Command): void {
   const vol = program
     .command('volume')
@@ -354,19 +414,44 @@ export function registerVolumeCommands(program: Command): void {
     'halo volume attach r0 --mount /srv/data --mkfs ext4',
   );
   const g = (): GlobalOpts => vol.opts() as GlobalOpts;
-  // biome-ignore lint/suspicious/noExplicitAny: commander passes (arg, opts, cmd) per command.
-  const act = (fn: (res: string, opts: any) => Promise<void>) => async (res: string, opts: unknown) => {
-    try {
-      await fn(res, opts);
-    } catch (err) {
-      if (err instanceof HaloError) {
-        process.stderr.write(`halo volume: ${err.message}\n`);
-        process.exitCode = err.code === 'not-running' ? 3 : 1;
-        return;
-      }
-      throw err;
-    }
-  };
+  /**
+   * Wraps a verb's action: HaloErrors become a message and exit 1 (3: not running). RES `all`
+   * runs the verb for every resource of drbd.conf this node has an `on` section in, in file
+   * order, as drbdadm does; each failure is reported and the others still run. Verbs that make
+   * no sense for several resources at once (`run` blocks, `attach` has one mount point) say so.
+   */
+  const act =
+    // biome-ignore lint/suspicious/noExplicitAny: commander passes (arg, opts, cmd) per command.
+      (fn: (res: string, opts: any) => Promise<void>, all: 'each' | 'one' = 'each') =>
+      async (res: string, opts: unknown) => {
+        let names: readonly string[] = [res];
+        try {
+          if (res === ALL_RESOURCES) {
+            if (all === 'one')
+              throw new HaloError(
+                'one-resource',
+                `this verb takes one resource, not "${ALL_RESOURCES}"; name it (e.g. r0)`,
+              );
+            names = resourcesOfThisNode(g());
+          }
+        } catch (err) {
+          if (!(err instanceof HaloError)) throw err;
+          process.stderr.write(`halo volume: ${err.message}\n`);
+          process.exitCode = 1;
+          return;
+        }
+        for (const name of names) {
+          try {
+            await fn(name, opts);
+          } catch (err) {
+            if (!(err instanceof HaloError)) throw err;
+            process.stderr.write(`halo volume: ${err.message}\n`);
+            // Several failures: a refusal (1) outranks "not running" (3).
+            const code = err.code === 'not-running' ? 3 : 1;
+            process.exitCode = process.exitCode === 1 ? 1 : code;
+          }
+        }
+      };
 
   example(
     vol
@@ -412,7 +497,7 @@ export function registerVolumeCommands(program: Command): void {
       ),
     "halo volume run r0   # in the foreground, e.g. a systemd unit's ExecStart",
     'halo volume -c /etc/drbd.conf --node node02 run r0',
-  ).action(act(async (res: string) => runForeground(g(), loadConfig(g(), res))));
+  ).action(act(async (res: string) => runForeground(g(), loadConfig(g(), res)), 'one'));
   example(
     vol.command('down <res>').description('demote, disconnect and stop the engine'),
     'halo volume down r0',
@@ -511,12 +596,18 @@ export function registerVolumeCommands(program: Command): void {
     vol
       .command('primary <res>')
       .description('promote to Primary and serve the data over NBD (RUN_DIR/RES.nbd), which attach mounts')
-      .option('--force', 'promote even an Inconsistent or Outdated disk'),
+      .option('--force', 'promote even an Inconsistent or Outdated disk')
+      // drbdadm's older spellings of --force, as the tutorials write them (DRBD 8.3's
+      // --overwrite-data-of-peer and its -o, DRBD 0.7's --do-what-I-say).
+      .addOption(new Option('-o, --overwrite-data-of-peer', 'the same as --force').hideHelp())
+      .addOption(new Option('--do-what-I-say', 'the same as --force').hideHelp()),
     'halo volume primary r0',
     'halo volume primary --force r0   # first time, on one node: its data becomes the sync source',
+    'halo volume primary --force all   # every resource of drbd.conf this node has',
   ).action(
-    act(async (res: string, o: { force?: boolean }) => {
-      await admin(g(), res, { cmd: 'primary', force: o.force === true });
+    act(async (res: string, o: { force?: boolean; overwriteDataOfPeer?: boolean; doWhatISay?: boolean }) => {
+      const force = o.force === true || o.overwriteDataOfPeer === true || o.doWhatISay === true;
+      await admin(g(), res, { cmd: 'primary', force });
       print(g(), '', { ok: true });
     }),
   );
@@ -582,7 +673,7 @@ export function registerVolumeCommands(program: Command): void {
     act(async (res: string, o: { mount: string; mkfs?: string }) => {
       const s = await attach(g(), res, o.mount, o.mkfs);
       print(g(), `${res}: mounted ${s.loop} at ${s.mount}\n`, s);
-    }),
+    }, 'one'),
   );
   example(
     vol.command('detach <res>').description('undo attach: umount, free the loop device, unmount nbdfuse'),
