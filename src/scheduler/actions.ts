@@ -31,6 +31,11 @@ export interface Decision {
   readonly migrate: boolean;
   /** Stays where it is but reloads its agent: only reloadable parameters changed. */
   readonly reload: boolean;
+  /**
+   * Finishes a partial live migration to `next.node`, where it already runs: `current` is the
+   * migration's source, and only the stop there is left to do.
+   */
+  readonly continuesMigration: boolean;
   /** Blocked for no reason crm_simulate names, but still listed (`Start … blocked`). */
   readonly listBlocked?: boolean;
   /** Starts, but its promotion can't run (`Promote … (blocked)`): it stays unpromoted. */
@@ -65,6 +70,7 @@ interface MutableDecision {
   blocked: boolean;
   migrate: boolean;
   reload: boolean;
+  continuesMigration: boolean;
   listBlocked?: boolean;
   promoteBlocked?: boolean;
 }
@@ -77,6 +83,10 @@ function isPromotable(r: Res): boolean {
 function canMigrate(u: Unpacked, d: MutableDecision): boolean {
   const cur = d.current;
   if (!cur || !d.next.node || cur.node === d.next.node || cur.failed || d.blocked) return false;
+  // After a partial migration, only that migration can be finished; moving elsewhere is a
+  // stop and a start.
+  const partial = d.rsc.state.partialMigration;
+  if (partial && !d.continuesMigration) return false;
   if (!isTrue(d.rsc.meta.get('allow-migrate'))) return false;
   if (cloneAncestor(d.rsc) || cur.role !== 'Started' || d.next.role !== 'Started') return false;
   const from = u.nodeByName.get(cur.node);
@@ -110,7 +120,11 @@ export function decide(
       const surviving =
         p.state.active.length > 1 ? p.state.active.filter((a) => !u.fence.has(a.node)) : p.state.active;
       const actives = surviving.length > 0 ? surviving : p.state.active;
-      let current = actives[0];
+      // A partial live migration to the node chosen again is finished from its source.
+      const continuing = continuesMigration(p, next, actives);
+      let current = continuing
+        ? actives.find((a) => a.node === p.state.partialMigration?.source)
+        : actives[0];
       // A blocked failure on a node that is fenced is resolved by the fencing, not recovered.
       if (current?.failed && p.state.blockedOn.includes(current.node) && u.fence.has(current.node)) {
         current = { ...current, failed: false };
@@ -125,6 +139,7 @@ export function decide(
         blocked: next.fixed,
         migrate: false,
         reload: false,
+        continuesMigration: continuing,
       };
       if (current && !next.node && !next.fixed) d.reason = 'node availability';
       // multiple-active=stop_unexpected: recovering a failed, multiply active resource stops the
@@ -199,7 +214,79 @@ export function decide(
   applyOrders(u, orders, byId);
   if (applyColocationStops(u, colocations, byId)) applyOrders(u, orders, byId);
   for (const d of list) d.migrate = d.migrate && canMigrate(u, d);
+  blockMigrationsAfterStops(u, orders, byId);
+  // A partial migration that cannot be finished after all is recovered like any resource
+  // active on two nodes: stopped on both, started once.
+  for (const d of list) {
+    if (!d.continuesMigration || d.migrate) continue;
+    d.continuesMigration = false;
+    d.current = d.rsc.state.active[0];
+    d.restart = d.current !== undefined && d.next.node === d.current.node;
+  }
   return list;
+}
+
+/**
+ * Whether `p`, caught between migrate_to and migrate_from, goes on to the migration's target:
+ * it is active on both ends (see history's afterMigrateTo) and the target was chosen again.
+ */
+function continuesMigration(p: Res, next: Placement, actives: readonly ActiveOn[]): boolean {
+  const m = p.state.partialMigration;
+  if (!m || next.fixed || next.node !== m.target) return false;
+  return actives.some((a) => a.node === m.source && !a.failed) && actives.some((a) => a.node === m.target);
+}
+
+/**
+ * A live migration cannot follow a resource that really stops. With "A then B" (symmetrical), B
+ * stops before A stops; a migrating B stops on its old node only after it has arrived on the new
+ * one, where it must wait for A to start again, which waits for A's stop: a cycle. Pacemaker
+ * breaks it by making B's migration unrunnable, so B moves by stop and start ("due to
+ * unrunnable A stop"). The same holds inside a group, member by member. B moving the plain way
+ * stops for real in turn, which may block the migration of what follows it.
+ */
+function blockMigrationsAfterStops(
+  u: Unpacked,
+  orders: readonly OrderEntry[],
+  byId: Map<string, MutableDecision>,
+): void {
+  const pairs: { firsts: MutableDecision[]; firstId: string; thens: MutableDecision[] }[] = [];
+  const primsOf = (id: string): MutableDecision[] => {
+    const r = u.byConfiguredId.get(id);
+    return r
+      ? primitivesOf(r)
+          .map((p) => byId.get(p.id))
+          .filter((d): d is MutableDecision => d !== undefined)
+      : [];
+  };
+  for (const o of orders) {
+    if (o.kind !== 'Mandatory' || !o.symmetrical || o.firstAction !== 'start' || o.thenAction !== 'start')
+      continue;
+    // A clone's stop and start summarise its instances': the cycle runs through them only when
+    // the clone both stops an instance and starts one (an instance moves).
+    const firsts = primsOf(o.first);
+    if (u.byConfiguredId.get(o.first)?.kind === 'clone' && !firsts.some(startsNow)) continue;
+    pairs.push({ firsts, firstId: o.first, thens: primsOf(o.then) });
+  }
+  for (const r of u.byId.values()) {
+    if (r.kind !== 'group') continue;
+    for (let i = 1; i < r.children.length; i++) {
+      const prev = byId.get(r.children[i - 1]!.id);
+      const d = byId.get(r.children[i]!.id);
+      if (prev && d) pairs.push({ firsts: [prev], firstId: prev.rsc.id, thens: [d] });
+    }
+  }
+  for (let changed = true, rounds = 0; changed && rounds <= pairs.length; rounds++) {
+    changed = false;
+    for (const { firsts, firstId, thens } of pairs) {
+      if (!firsts.some(stopsNow)) continue;
+      for (const d of thens) {
+        if (!d.migrate) continue;
+        d.migrate = false;
+        d.reason = `unrunnable ${firstId} stop`;
+        changed = true;
+      }
+    }
+  }
 }
 
 const willBeActive = (d: MutableDecision): boolean => d.next.node !== undefined && d.next.role !== 'Stopped';
@@ -239,7 +326,17 @@ function applyOrders(u: Unpacked, orders: readonly OrderEntry[], byId: Map<strin
       const ok = (d: MutableDecision): boolean =>
         willBeActive(d) && !(d.blocked && !d.current) && !(d.next.fixed && d.current?.failed);
       // A group is running only once every member is (a member left stopped blocks it).
-      if (u.byConfiguredId.get(o.first)?.kind === 'group') return ds.length > 0 && ds.every(ok);
+      const r = u.byConfiguredId.get(o.first);
+      if (r?.kind === 'group') return ds.length > 0 && ds.every(ok);
+      // So is a cloned group's instance: the clone runs once one instance has every member up.
+      if (r?.kind === 'clone' && r.children[0]?.kind === 'group') {
+        return r.children.some((inst) =>
+          inst.children.every((m) => {
+            const d = byId.get(m.id);
+            return d !== undefined && ok(d);
+          }),
+        );
+      }
       return ds.some(ok);
     }
     if (o.firstAction === 'promote') return ds.some((d) => d.next.role === 'Promoted');
@@ -304,15 +401,19 @@ function applyOrders(u: Unpacked, orders: readonly OrderEntry[], byId: Map<strin
             f.reason ? f.reason === 'node availability' : !f.current || willBeActive(f),
           );
           const firstActive = primsOf(o.first).some((f) => f.current !== undefined);
-          const kind = !o.symmetrical
-            ? 'unrunnable'
-            : first?.kind === 'primitive'
-              ? firstActive
-                ? 'required'
-                : 'unrunnable'
-              : firstOwn
-                ? 'unrunnable'
-                : 'required';
+          // A `then` that was to move needs a start the order makes unrunnable; one that could
+          // stay is stopped only because its `first` will not run.
+          const movingPrimitive = first?.kind === 'primitive' && d.current.node !== d.next.node;
+          const kind =
+            !o.symmetrical || movingPrimitive
+              ? 'unrunnable'
+              : first?.kind === 'primitive'
+                ? firstActive
+                  ? 'required'
+                  : 'unrunnable'
+                : firstOwn
+                  ? 'unrunnable'
+                  : 'required';
           const oneOrMore = o.anyOf ?? (cloneMin(o.first) > 0 ? `clone-one-or-more:${o.id}` : undefined);
           d.reason = oneOrMore ? `unrunnable ${oneOrMore}` : `${kind} ${label(o.first, o.firstAction)}`;
           // After a group, inside a `then` group only the first member stops for the order; the
@@ -747,6 +848,8 @@ export function buildGraph(
   for (const n of [...u.fence.keys()].sort(naturalCompare)) fenceIds.set(n, add({ task: 'fence', node: n }));
   const startOf = new Map<string, number>();
   const stopOf = new Map<string, number>();
+  /** Stops of a multiply active resource's other copies. */
+  const extraStopsOf = new Map<string, number[]>();
   const promoteOf = new Map<string, number>();
   const demoteOf = new Map<string, number>();
   const probesOn = (r: Res): string[] =>
@@ -778,11 +881,27 @@ export function buildGraph(
         if (demoteId !== undefined)
           orderings.push({ before: f, after: demoteId, why: `fencing ${cur.node} implies the demote` });
       }
+      // A multiply active resource is stopped everywhere it runs before it starts again
+      // (copies on nodes being fenced go with the fencing); a finished partial migration keeps
+      // the copy on its target.
+      for (const other of r.state.active) {
+        if (other.node === cur.node || u.fence.has(other.node)) continue;
+        if (d.continuesMigration && other.node === next.node) continue;
+        getOrInsert(extraStopsOf, r.id, () => []).push(add({ task: 'stop', node: other.node, rsc: r.id }));
+      }
     }
-    if (next.node && next.role !== 'Stopped' && (!cur || moving) && !d.blocked) {
+    if (d.continuesMigration && next.node) {
+      // The resource already runs on the target: it only gets its recurring monitors there.
+      for (const m of recurringMonitors(r, next.role)) {
+        const id = add({ task: 'monitor', node: next.node, rsc: r.id, intervalMs: m.intervalMs });
+        if (stopId !== undefined) orderings.push({ before: stopId, after: id, why: 'migration finished' });
+      }
+    } else if (next.node && next.role !== 'Stopped' && (!cur || moving) && !d.blocked) {
       const startId = add({ task: 'start', node: next.node, rsc: r.id });
       startOf.set(r.id, startId);
       if (stopId !== undefined) orderings.push({ before: stopId, after: startId, why: 'stop before start' });
+      for (const extra of extraStopsOf.get(r.id) ?? [])
+        orderings.push({ before: extra, after: startId, why: 'stop every copy before start' });
       for (const p of probes) orderings.push({ before: p, after: startId, why: 'probe before start' });
       if (cur) {
         const f = fenceIds.get(cur.node);
@@ -815,9 +934,12 @@ export function buildGraph(
   const ids = (id: string, map: Map<string, number>): number[] => {
     const r = u.byConfiguredId.get(id);
     if (!r) return [];
-    return primitivesOf(r)
-      .map((p) => map.get(p.id))
-      .filter((x): x is number => x !== undefined);
+    return primitivesOf(r).flatMap((p) => {
+      const action = map.get(p.id);
+      const own = action !== undefined ? [action] : [];
+      // An order on a multiply active resource's stop holds for the stop of every copy.
+      return map === stopOf ? [...own, ...(extraStopsOf.get(p.id) ?? [])] : own;
+    });
   };
   // Every order becomes edges between the actions it names (`ms_drbd:promote` then
   // `g_all:start`), and a symmetrical order also gets its inverse (`g_all:stop` then

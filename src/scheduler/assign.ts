@@ -1,11 +1,13 @@
 import { isTrue } from '../cib/resources.ts';
 import { formatScore, INFINITY, MINUS_INFINITY, parseScore } from '../cib/score.ts';
 import { assertNever } from '../lib/assert.ts';
+import { assignmentOrder } from './assign_order.ts';
 import { getOrInsert } from './collections.ts';
 import type { ColocationEntry } from './colocation.ts';
 import { describeLocation, type LocationEntry } from './location.ts';
 import { naturalCompare, unavailableReason } from './nodes.ts';
 import { cloneAncestor, primitivesOf, type Res } from './resource_tree.ts';
+import { flattenNvSets } from './rules.ts';
 import { NodeIndex, ScoreTable } from './score_table.ts';
 import type { NodeInfo, Role } from './types.ts';
 import type { Unpacked } from './unpack.ts';
@@ -88,6 +90,7 @@ export class Assigner {
   readonly notes = new Map<string, string[]>();
   private readonly load = new Map<string, number>();
   private readonly utilUsed = new Map<string, Map<string, number>>();
+  private readonly utilCache = new Map<string, ReadonlyMap<string, number>>();
   private readonly done = new Set<string>();
   private readonly inProgress = new Set<string>();
   private readonly sortedNodes: readonly NodeInfo[];
@@ -126,8 +129,12 @@ export class Assigner {
   // -------------------------------------------------------------------------------------------
   // Score tables
 
-  /** Location, availability, stickiness and failures for one primitive. */
-  primitiveTable(r: Res, withStickiness = true): ScoreTable {
+  /**
+   * Location, availability, stickiness and failures for one primitive. `startingScores` leaves
+   * out what Pacemaker applies only when it assigns the resource (node availability, target-role,
+   * stop-all-resources), for the assignment order.
+   */
+  primitiveTable(r: Res, withStickiness = true, startingScores = false): ScoreTable {
     const u = this.input.u;
     const t = this.newTable();
     const chain: Res[] = [];
@@ -152,7 +159,7 @@ export class Assigner {
       const n = this.sortedNodes[i]!;
       if (n.health !== 0 && !allowUnhealthy)
         t.addAt(i, n.name, n.health, 'health', `${n.name} has node health ${formatScore(n.health)}`);
-      const why = this.unavailable[i];
+      const why = startingScores ? undefined : this.unavailable[i];
       if (why !== undefined) t.addAt(i, n.name, MINUS_INFINITY, 'node', why);
       else if (hasExclusive && !exclusive.has(n.name))
         t.addAt(i, n.name, MINUS_INFINITY, 'discovery', `${n.name} is not in an exclusive discovery set`);
@@ -199,12 +206,12 @@ export class Assigner {
       everywhere('multiple-active', `${r.id} is active on several nodes and multiple-active=stop_only`);
     }
     // The effective target-role is inherited from the group/clone unless the primitive sets its own.
-    if (r.targetRole === 'Stopped') {
+    if (r.targetRole === 'Stopped' && !startingScores) {
       const from =
         chain.find((p) => p.meta.get('target-role') !== undefined && p.targetRole === 'Stopped') ?? r;
       everywhere('target-role', `${from.id} has target-role Stopped`);
     }
-    if (u.options.stopAllResources) everywhere('stop-all', 'stop-all-resources is set');
+    if (u.options.stopAllResources && !startingScores) everywhere('stop-all', 'stop-all-resources is set');
     for (const p of chain) {
       for (const e of u.tickets.get(p.baseId) ?? []) {
         // A role-limited ticket only stops everything under loss-policy=stop.
@@ -281,6 +288,39 @@ export class Assigner {
     return out;
   }
 
+  /**
+   * Assigns the primaries of the colocations whose dependent is one of `ids`, in Pacemaker's
+   * order: mandatory colocations first; then highest priority first; then clones before groups
+   * before primitives, promotable clones first; then by id. Which primary is placed first
+   * matters when they compete for a node's last capacity.
+   */
+  private assignPrimariesFirst(ids: readonly string[]): void {
+    const u = this.input.u;
+    const primaries: Res[] = [];
+    const mandatory = new Set<Res>();
+    for (const id of ids) {
+      for (const c of this.input.colocByDependent.get(id) ?? []) {
+        if (c.dependentRole === 'Promoted' || c.dependentRole === 'Unpromoted') continue;
+        const p = u.byConfiguredId.get(c.primary);
+        if (!p) continue;
+        if (!primaries.includes(p)) primaries.push(p);
+        if (Math.abs(c.score) >= INFINITY) mandatory.add(p);
+      }
+    }
+    if (primaries.length < 2) return;
+    const variantRank = (r: Res): number => (r.kind === 'clone' ? 0 : r.kind === 'group' ? 1 : 2);
+    // Mandatory colocations are satisfied first, so as many of them as possible hold.
+    primaries.sort(
+      (x, y) =>
+        Number(mandatory.has(y)) - Number(mandatory.has(x)) ||
+        y.priority - x.priority ||
+        variantRank(x) - variantRank(y) ||
+        Number(y.clone?.promotable ?? false) - Number(x.clone?.promotable ?? false) ||
+        (x.id < y.id ? -1 : x.id > y.id ? 1 : 0),
+    );
+    for (const p of primaries) this.ensureAssigned(p);
+  }
+
   /** Applies colocations whose dependent is `id` to `t`, assigning primaries first. */
   applyColocations(id: string, t: ScoreTable, skipRole: boolean): void {
     for (const c of this.input.colocByDependent.get(id) ?? []) {
@@ -290,8 +330,21 @@ export class Assigner {
       if (!primary) continue;
       this.ensureAssigned(primary);
       if (this.inProgress.has(topOf(primary).id) && !this.done.has(topOf(primary).id)) continue;
-      // With a mandatory colocation a group must be fully up: its last member counts.
-      const nodes = this.colocatedNodes(primary, c.primaryRole, c.nodeAttribute, c.score >= INFINITY);
+      // With a mandatory colocation a group must be fully up: its last member counts. Not so for
+      // a cloned group with a dependent that is not itself cloned: it may run wherever an
+      // instance has any member placed (Pacemaker goes by the instance's location there).
+      const dependent = this.input.u.byConfiguredId.get(c.dependent);
+      const anyMember =
+        primary.kind === 'clone' &&
+        dependent !== undefined &&
+        dependent.kind !== 'clone' &&
+        !cloneAncestor(dependent);
+      const nodes = this.colocatedNodes(
+        primary,
+        c.primaryRole,
+        c.nodeAttribute,
+        c.score >= INFINITY && !anyMember,
+      );
       applyColocationScore(t, c, nodes, this.sortedNodes);
     }
   }
@@ -374,40 +427,87 @@ export class Assigner {
   // -------------------------------------------------------------------------------------------
   // Choosing a node
 
-  /** Best node for a unit: highest score, then least loaded, then its current node, then name. */
+  /**
+   * Best node for a unit, ordered as Pacemaker orders nodes for an assignment: highest score;
+   * under placement-strategy=balanced, then the node with more free capacity; then (except under
+   * minimal) the node with fewer resources placed; then the current node; then the name.
+   * With a utilization strategy, nodes without room for the unit are left out (see capacityFit).
+   */
   choose(t: ScoreTable, current: string | undefined, opts: ChooseOpts = {}): string | undefined {
-    let best: string | undefined;
-    let bestScore = MINUS_INFINITY;
-    // Two arrays per call, not one per node: this runs for every resource on every node.
-    let key: number[] = [];
-    let bestKey: number[] = [];
-    const strategy = this.input.u.options.placementStrategy;
+    const fit = this.capacityFit(t, opts);
+    let best = -1;
     for (let i = 0; i < this.sortedNodes.length; i++) {
-      const name = this.sortedNodes[i]!.name;
-      if (!t.isAllowedAt(i) || this.unavailable[i] !== undefined) continue;
-      const s = t.getAt(i);
-      if (s < 0) continue;
-      if (opts.exclude?.(name)) continue;
-      if (opts.utilization && strategy !== 'default' && !this.fits(name, opts.utilization)) continue;
-      key[0] = s;
-      key[1] = opts.secondary?.(name) ?? 0;
-      key[2] = opts.preferCurrent && name === current ? 1 : 0;
-      key[3] = strategy === 'minimal' ? 0 : -(this.load.get(name) ?? 0);
-      key[4] = strategy === 'balanced' || strategy === 'utilization' ? this.freeCapacity(name) : 0;
-      // Pacemaker prefers the current node only when it is as good as the best in every respect.
-      key[5] = name === current ? 1 : 0;
-      if (best === undefined || lexGreater(key, bestKey)) {
-        best = name;
-        bestScore = s;
-        [bestKey, key] = [key, bestKey];
-      }
+      if (!this.eligible(t, i, opts) || !fit.fits(i)) continue;
+      if (best < 0 || this.compareNodes(t, i, best, current, opts) < 0) best = i;
     }
-    void bestScore;
-    return best;
+    if (best < 0) return undefined;
+    // No node can take the unit together with what must follow it: Pacemaker then prefers the
+    // node with the most free capacity when it scores as well as the best.
+    const most = fit.mostCapable;
+    if (most !== undefined && most !== best && fit.fits(most) && t.getAt(most) >= t.getAt(best)) best = most;
+    return this.sortedNodes[best]!.name;
+  }
+
+  /** Whether `node` has the capacity `choose` would require of it for a unit. */
+  hasRoom(t: ScoreTable, node: string, opts: ChooseOpts): boolean {
+    const i = this.sortedNodes.findIndex((n) => n.name === node);
+    return i >= 0 && this.capacityFit(t, opts).fits(i);
+  }
+
+  /** Whether node `i` may take a unit with table `t` at all (before capacity). */
+  private eligible(t: ScoreTable, i: number, opts: ChooseOpts): boolean {
+    if (!t.isAllowedAt(i) || this.unavailable[i] !== undefined || t.getAt(i) < 0) return false;
+    return !opts.exclude?.(this.sortedNodes[i]!.name);
+  }
+
+  /** Pacemaker's node comparison for an assignment; negative when node `i` is preferred to `j`. */
+  private compareNodes(
+    t: ScoreTable,
+    i: number,
+    j: number,
+    current: string | undefined,
+    opts: ChooseOpts,
+  ): number {
+    const a = this.sortedNodes[i]!.name;
+    const b = this.sortedNodes[j]!.name;
+    const strategy = this.input.u.options.placementStrategy;
+    const d =
+      t.getAt(j) - t.getAt(i) ||
+      (opts.secondary ? opts.secondary(b) - opts.secondary(a) : 0) ||
+      (opts.preferCurrent ? Number(b === current) - Number(a === current) : 0) ||
+      (strategy === 'balanced' ? this.compareCapacity(a, b) : 0) ||
+      (strategy === 'minimal' ? 0 : (this.load.get(a) ?? 0) - (this.load.get(b) ?? 0)) ||
+      Number(b === current) - Number(a === current);
+    return d || i - j;
+  }
+
+  /**
+   * Which nodes have room for a unit. Pacemaker first looks for nodes with room for the unit and
+   * every not yet placed resource mandatorily colocated with it (so it does not take a node they
+   * could not follow it to); when there is none, it settles for room for the unit alone and
+   * prefers the node with the most free capacity.
+   */
+  private capacityFit(
+    t: ScoreTable,
+    opts: ChooseOpts,
+  ): { fits: (i: number) => boolean; mostCapable?: number | undefined } {
+    const need = opts.utilization;
+    if (!need || need.size === 0 || this.input.u.options.placementStrategy === 'default')
+      return { fits: () => true };
+    const together = opts.colocatedUtilization ?? need;
+    const candidates: number[] = [];
+    for (let i = 0; i < this.sortedNodes.length; i++) if (this.eligible(t, i, opts)) candidates.push(i);
+    const name = (i: number): string => this.sortedNodes[i]!.name;
+    if (candidates.some((i) => this.fits(name(i), together)))
+      return { fits: (i) => this.fits(name(i), together) };
+    let mostCapable: number | undefined;
+    for (const i of candidates)
+      if (mostCapable === undefined || this.compareCapacity(name(i), name(mostCapable)) < 0) mostCapable = i;
+    return { fits: (i) => this.fits(name(i), need), mostCapable };
   }
 
   private fits(node: string, need: ReadonlyMap<string, number>): boolean {
-    const cap = this.input.u.nodeByName.get(node)?.utilization ?? new Map();
+    const cap = this.input.u.nodeByName.get(node)?.utilization ?? NO_UTILIZATION;
     const used = this.utilUsed.get(node);
     for (const [k, v] of need) {
       if ((used?.get(k) ?? 0) + v > (cap.get(k) ?? 0)) return false;
@@ -415,24 +515,97 @@ export class Assigner {
     return true;
   }
 
-  private freeCapacity(node: string): number {
-    const cap = this.input.u.nodeByName.get(node)?.utilization ?? new Map<string, number>();
-    const used = this.utilUsed.get(node);
-    let free = 0;
-    for (const [k, v] of cap) free += v - (used?.get(k) ?? 0);
-    return free;
+  /**
+   * Negative when node `a` has more free capacity than `b`: each capacity votes once for the
+   * node with more of it left (Pacemaker's comparison, not a sum of unlike units). A capacity a
+   * node lacks counts as 0 left. Runs for every pair of nodes compared, so it allocates nothing.
+   */
+  compareCapacity(a: string, b: string): number {
+    const capA = this.input.u.nodeByName.get(a)?.utilization ?? NO_UTILIZATION;
+    const capB = this.input.u.nodeByName.get(b)?.utilization ?? NO_UTILIZATION;
+    const usedA = this.utilUsed.get(a) ?? NO_UTILIZATION;
+    const usedB = this.utilUsed.get(b) ?? NO_UTILIZATION;
+    let votes = 0;
+    for (const k of capA.keys()) votes += capacityVote(k, capA, usedA, capB, usedB);
+    for (const k of usedA.keys()) if (!capA.has(k)) votes += capacityVote(k, capA, usedA, capB, usedB);
+    for (const k of capB.keys())
+      if (!capA.has(k) && !usedA.has(k)) votes += capacityVote(k, capA, usedA, capB, usedB);
+    for (const k of usedB.keys())
+      if (!capB.has(k) && !capA.has(k) && !usedA.has(k)) votes += capacityVote(k, capA, usedA, capB, usedB);
+    return votes;
+  }
+
+  /** The capacity options for placing `unit` (nothing to check under the default strategy). */
+  private capacityNeeds(unit: Res, prims: readonly Res[]): ChooseOpts {
+    if (this.input.u.options.placementStrategy === 'default') return {};
+    return { utilization: this.utilizationOf(prims), colocatedUtilization: this.colocatedUtilization(unit) };
+  }
+
+  private links: Map<string, { other: Res; otherIsDependent: boolean }[]> | undefined;
+
+  /** Mandatory (INFINITY) colocations between top-level resources, both ways, built on first use. */
+  private mandatoryLinks(): ReadonlyMap<string, readonly { other: Res; otherIsDependent: boolean }[]> {
+    if (this.links) return this.links;
+    const links = new Map<string, { other: Res; otherIsDependent: boolean }[]>();
+    const u = this.input.u;
+    for (const list of this.input.colocByDependent.values()) {
+      for (const c of list) {
+        if (c.score < INFINITY) continue;
+        const dep = u.byConfiguredId.get(c.dependent);
+        const prim = u.byConfiguredId.get(c.primary);
+        if (!dep || !prim || topOf(dep) === topOf(prim)) continue;
+        getOrInsert(links, topOf(dep).id, () => []).push({ other: topOf(prim), otherIsDependent: false });
+        getOrInsert(links, topOf(prim).id, () => []).push({ other: topOf(dep), otherIsDependent: true });
+      }
+    }
+    this.links = links;
+    return links;
+  }
+
+  /**
+   * What `unit` (a primitive, group or clone instance being placed) needs together with every
+   * resource not placed yet that is mandatorily colocated with it, directly or through others.
+   * Another clone counts as one instance. From a clone (other than the unit's own) the chain
+   * does not go on to dependents that are not clones: Pacemaker cannot tell whether they will
+   * share a node with this particular instance.
+   */
+  colocatedUtilization(unit: Res): Map<string, number> {
+    const total = this.utilizationOf(primitivesOf(unit));
+    const start = topOf(unit);
+    const seen = new Set<Res>([start]);
+    const stack: { r: Res; own: boolean }[] = [{ r: start, own: true }];
+    for (let next = stack.pop(); next; next = stack.pop()) {
+      for (const { other, otherIsDependent } of this.mandatoryLinks().get(next.r.id) ?? []) {
+        if (seen.has(other)) continue;
+        if (otherIsDependent && next.r.kind === 'clone' && !next.own && other.kind !== 'clone') continue;
+        seen.add(other);
+        if (!this.done.has(other.id)) {
+          const prims =
+            other.kind === 'clone' ? primitivesOf(other.children[0] ?? other) : primitivesOf(other);
+          for (const [k, v] of this.utilizationOf(prims)) total.set(k, (total.get(k) ?? 0) + v);
+        }
+        stack.push({ r: other, own: false });
+      }
+    }
+    return total;
+  }
+
+  /** A primitive's own utilization: the first value of each name over its sets, as configured. */
+  private primitiveUtilization(p: Res): ReadonlyMap<string, number> {
+    const cached = this.utilCache.get(p.id);
+    if (cached) return cached;
+    const out = new Map<string, number>();
+    const ctx = { nodeAttrs: new Map<string, string>(), nowMs: this.input.u.options.nowMs };
+    for (const [k, v] of flattenNvSets(p.def?.utilization ?? [], ctx))
+      out.set(k, Number.parseInt(v, 10) || 0);
+    this.utilCache.set(p.id, out);
+    return out;
   }
 
   utilizationOf(prims: readonly Res[]): Map<string, number> {
     const out = new Map<string, number>();
-    for (const p of prims) {
-      for (const set of p.def?.utilization ?? []) {
-        for (const pair of set.pairs) {
-          if (pair.value === undefined) continue;
-          out.set(pair.name, (out.get(pair.name) ?? 0) + (Number.parseInt(pair.value, 10) || 0));
-        }
-      }
-    }
+    for (const p of prims)
+      for (const [k, v] of this.primitiveUtilization(p)) out.set(k, (out.get(k) ?? 0) + v);
     return out;
   }
 
@@ -475,12 +648,13 @@ export class Assigner {
       this.placeFixed(r);
       return;
     }
+    this.assignPrimariesFirst([r.baseId]);
     const t = this.primitiveTable(r);
     this.applyColocations(r.baseId, t, true);
     this.applyInfluence(r.baseId, t);
     this.tables.set(r.id, t);
     const cur = r.state.active.length === 1 ? r.state.active[0]!.node : undefined;
-    const node = this.choose(t, cur, { utilization: this.utilizationOf([r]) });
+    const node = this.choose(t, cur, this.capacityNeeds(r, [r]));
     this.place(r, node, node ? 'Started' : 'Stopped');
   }
 
@@ -510,6 +684,8 @@ export class Assigner {
       for (const m of members) this.placeFixed(m);
       return;
     }
+    // The first member carries the group's colocations as well as its own.
+    this.assignPrimariesFirst([g.baseId, members[0]!.baseId]);
     const tables = members.map((m) => {
       const t = this.primitiveTable(m);
       this.applyColocations(m.baseId, t, true);
@@ -522,7 +698,7 @@ export class Assigner {
     const merged = this.mergeMembers(tables);
     this.tables.set(g.id, merged);
     const cur = members[0]!.state.active.length === 1 ? members[0]!.state.active[0]!.node : undefined;
-    const node = this.choose(merged, cur, { utilization: this.utilizationOf(members) });
+    const node = this.choose(merged, cur, this.capacityNeeds(g, members));
     this.placeMembers(g, node, tables, 'Started');
   }
 
@@ -555,6 +731,7 @@ export class Assigner {
     const cs = c.clone!;
     const cloneAdds = this.newTable();
     for (const n of this.sortedNodes) cloneAdds.allow(n.name);
+    this.assignPrimariesFirst([c.baseId]);
     this.applyColocations(c.baseId, cloneAdds, true);
     const instTables = new Map<string, { table: ScoreTable; members: ScoreTable[] }>();
     for (const inst of c.children) {
@@ -614,10 +791,11 @@ export class Assigner {
       const here = perNode.get(cur) ?? 0;
       if (!table.canRun(cur) || !this.available(cur) || here >= cs.cloneNodeMax || here >= evenShare)
         continue;
-      const best = this.choose(table, cur, {
-        exclude: (n) => (perNode.get(n) ?? 0) >= cs.cloneNodeMax,
-        preferCurrent: true,
-      });
+      const exclude = (n: string): boolean => (perNode.get(n) ?? 0) >= cs.cloneNodeMax;
+      // An instance whose node has no room left for it under a utilization strategy is placed
+      // again with the others in pass 2.
+      if (!this.hasRoom(table, cur, { exclude, ...this.capacityNeeds(inst, instancePrims(inst)) })) continue;
+      const best = this.choose(table, cur, { exclude, preferCurrent: true });
       if (best !== undefined && table.get(best) > table.get(cur)) continue;
       this.placeInstance(inst, cur, instTables.get(inst.id)!.members);
       assigned.add(inst.id);
@@ -633,7 +811,7 @@ export class Assigner {
         node = this.choose(table, curOf(inst), {
           exclude: (n) => (perNode.get(n) ?? 0) >= cs.cloneNodeMax,
           secondary: cs.promotable && !cs.globallyUnique ? promoAttr : undefined,
-          utilization: this.utilizationOf(instancePrims(inst)),
+          ...this.capacityNeeds(inst, instancePrims(inst)),
         });
       }
       this.placeInstance(inst, node, instTables.get(inst.id)!.members);
@@ -690,7 +868,8 @@ export class Assigner {
   private assignPromotion(c: Res): void {
     const cs = c.clone!;
     const u = this.input.u;
-    const candidates: { inst: Res; node: string; score: number; wasPromoted: boolean }[] = [];
+    const candidates: { inst: Res; node: string; score: number; wasPromoted: boolean; failed: boolean }[] =
+      [];
     const blockedByRole =
       c.targetRole === 'Unpromoted' || (!u.options.haveQuorum && u.options.noQuorumPolicy === 'demote');
     const weights = this.cloneWeights(c);
@@ -764,14 +943,17 @@ export class Assigner {
         else if (add < 0 && score === 0) continue;
         else score = addScoresSafe(score, add);
       }
-      if (prims.some((p) => p.state.active.some((a) => a.failed && a.node === node)) && !wasPromoted) {
-        // A failed instance is recovered first; Pacemaker still allows it to be promoted.
-      }
-      candidates.push({ inst, node, score, wasPromoted });
+      // A failed instance is recovered first; Pacemaker still allows it to be promoted, but
+      // prefers a healthy instance with the same score.
+      const failed = prims.some((p) => p.state.active.some((a) => a.failed && a.node === node));
+      candidates.push({ inst, node, score, wasPromoted, failed });
     }
     candidates.sort(
       (x, y) =>
-        y.score - x.score || Number(y.wasPromoted) - Number(x.wasPromoted) || x.inst.order - y.inst.order,
+        y.score - x.score ||
+        Number(y.wasPromoted) - Number(x.wasPromoted) ||
+        Number(x.failed) - Number(y.failed) ||
+        x.inst.order - y.inst.order,
     );
     let promoted = 0;
     const perNode = new Map<string, number>();
@@ -801,7 +983,12 @@ export class Assigner {
 
   /** Runs the stage over every resource in Pacemaker's order. */
   run(): Assignment {
-    const order = sortResources(this.input.u.resources, (r) => this.sortKey(r));
+    const order = assignmentOrder(this.input.u.resources, {
+      a: this,
+      colocByDependent: this.input.colocByDependent,
+      byConfiguredId: this.input.u.byConfiguredId,
+      strategy: this.input.u.options.placementStrategy,
+    });
     for (const r of order) this.ensureAssigned(r);
     return {
       placements: this.placements,
@@ -811,57 +998,34 @@ export class Assigner {
       notes: this.notes,
     };
   }
-
-  /** Pacemaker's cmp_resources: priority, then score on the current node, then scores by node. */
-  private sortKey(r: Res): number[] {
-    // With the default placement strategy Pacemaker only sorts by priority.
-    if (this.input.u.options.placementStrategy === 'default') return [r.priority];
-    const prims = primitivesOf(r);
-    const first = prims[0];
-    const t = first ? this.primitiveTable(first, r.kind !== 'clone') : this.newTable();
-    if (r.kind === 'group') {
-      const merged = this.mergeMembers(prims.map((p) => this.primitiveTable(p)));
-      for (const [k, v] of merged.entries()) t.set(k, v);
-    }
-    const running = r.kind === 'clone' ? prims.find((p) => p.state.active.length > 0) : first;
-    const cur = running && running.state.active.length > 0 ? running.state.active[0]!.node : undefined;
-    const curScore = cur !== undefined && t.isAllowed(cur) ? t.get(cur) : MINUS_INFINITY;
-    const key = [r.priority, curScore];
-    for (const n of this.sortedNodes) key.push(t.isAllowed(n.name) ? t.get(n.name) : MINUS_INFINITY);
-    return key;
-  }
 }
 
 interface ChooseOpts {
   readonly exclude?: (node: string) => boolean;
   readonly secondary?: ((node: string) => number) | undefined;
+  /** What the unit needs of each node capacity (utilization strategies only). */
   readonly utilization?: ReadonlyMap<string, number>;
+  /** What the unit and the unplaced resources mandatorily colocated with it need together. */
+  readonly colocatedUtilization?: ReadonlyMap<string, number>;
   /** Break score ties in favour of the current node (clone instances only, as Pacemaker does). */
   readonly preferCurrent?: boolean;
 }
 
 type Group = Res;
 
-function lexGreater(a: readonly number[], b: readonly number[]): boolean {
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i]!;
-    const y = b[i] ?? MINUS_INFINITY;
-    if (x !== y) return x > y;
-  }
-  return false;
-}
+const NO_UTILIZATION: ReadonlyMap<string, number> = new Map();
 
-function sortResources(rs: readonly Res[], key: (r: Res) => number[]): Res[] {
-  const keyed = rs.map((r, i) => ({ r, i, k: key(r) }));
-  keyed.sort((a, b) => {
-    for (let j = 0; j < Math.max(a.k.length, b.k.length); j++) {
-      const x = a.k[j] ?? 0;
-      const y = b.k[j] ?? 0;
-      if (x !== y) return y - x;
-    }
-    return a.i - b.i;
-  });
-  return keyed.map((x) => x.r);
+/** -1 when node A has more of capacity `k` left than node B, 1 when less, else 0. */
+function capacityVote(
+  k: string,
+  capA: ReadonlyMap<string, number>,
+  usedA: ReadonlyMap<string, number>,
+  capB: ReadonlyMap<string, number>,
+  usedB: ReadonlyMap<string, number>,
+): number {
+  const x = capA.has(k) ? capA.get(k)! - (usedA.get(k) ?? 0) : 0;
+  const y = capB.has(k) ? capB.get(k)! - (usedB.get(k) ?? 0) : 0;
+  return x > y ? -1 : x < y ? 1 : 0;
 }
 
 function addScoresSafe(a: number, b: number): number {

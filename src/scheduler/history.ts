@@ -3,7 +3,7 @@ import type { Cib, Clone, NodeState, OpHistory, ResourceHistory } from '../cib/m
 import { INFINITY, parseScore } from '../cib/score.ts';
 import { getOrInsert } from './collections.ts';
 import { unsupported } from './errors.ts';
-import { type ActiveHistory, primitivesOf, type Res } from './resource_tree.ts';
+import { type ActiveHistory, cloneAncestor, primitivesOf, type Res } from './resource_tree.ts';
 import type { ClusterOptions, FailureRecord, NodeInfo, Role } from './types.ts';
 import type { MutableRes } from './unpack.ts';
 
@@ -48,12 +48,14 @@ interface Replay {
   fenceNode: string | undefined;
   /** Ops since the last start-like op, checked against the current definition (digests). */
   configOps: readonly OpHistory[];
-  /** A successful migrate_to left this node for that target (the last word unless a later op). */
-  migratedTo: string | undefined;
   /** A failure with on-fail=demote: keep the instance but do not leave it promoted. */
   demoteRequested: boolean;
   /** A failure was ignored (on-fail=ignore): fail counts then don't ban the resource. */
   failureIgnored: boolean;
+  /** Failed migrate_to operations: the resource may be active on their target too. */
+  failedMigrations: OpHistory[];
+  /** Successful migrate_to operations: see afterMigrateTo. */
+  migrationsTo: OpHistory[];
 }
 
 /** The return code the controller expected: third field of `action:transition:rc:uuid`. */
@@ -159,9 +161,10 @@ function replayOps(r: Res, node: string, ops: readonly OpHistory[], options: Clu
     stopRequested: false,
     fenceNode: undefined,
     configOps: activeOps(sorted),
-    migratedTo: undefined,
     demoteRequested: false,
     failureIgnored: false,
+    failedMigrations: [],
+    migrationsTo: [],
   };
   const promotable = isPromotableInstance(r);
   for (const op of sorted) {
@@ -199,7 +202,7 @@ function replayOps(r: Res, node: string, ops: readonly OpHistory[], options: Clu
     if (status === 7) failure = true;
     if (!failure) {
       applySuccess(out, name, intervalMs, rc, promotable);
-      out.migratedTo = name === 'migrate_to' ? (op.attrs?.migrate_target ?? '') : undefined;
+      if (name === 'migrate_to') out.migrationsTo.push(op);
       if (name === 'migrate_from') out.failed = false;
       if (name === 'start' || (name === 'monitor' && intervalMs === 0 && rc !== RC.notRunning)) {
         out.failed = false;
@@ -241,6 +244,7 @@ function replayOps(r: Res, node: string, ops: readonly OpHistory[], options: Clu
     }
     out.failures.push({ node, op: name, intervalMs, rc, onFail });
     if (expired) continue;
+    if (name === 'migrate_to') out.failedMigrations.push(op);
     if (name === 'monitor' && intervalMs === 0 && rc === RC.notRunning) {
       out.role = 'Stopped';
       continue;
@@ -472,7 +476,6 @@ function failCountsOnNode(attrs: ReadonlyMap<string, string>): Map<string, FailC
 export function applyHistory(input: HistoryInput): void {
   const { options } = input;
   const bound: Bindings = new Map();
-  const migrations: { r: MutableRes; source: string; target: string }[] = [];
   const cloneKnown = new Map<string, Set<string>>(); // anonymous clone base → probed nodes
   // Pacemaker reads node history in status-section order, nodes lost uncleanly last (this
   // decides which anonymous clone instance is which).
@@ -527,12 +530,14 @@ export function applyHistory(input: HistoryInput): void {
       const rep = info.unclean
         ? { ...replayed, failed: false, blocked: false, stopRequested: false, demoteRequested: false }
         : replayed;
-      if (rep.migratedTo !== undefined) migrations.push({ r, source: info.name, target: rep.migratedTo });
-      applyReplay(input, r, info, rep, bound);
+      let settled = rep;
+      for (const op of rep.migrationsTo) settled = afterMigrateTo(input, r, info, hist, op, settled, bound);
+      for (const op of rep.failedMigrations) activeOnMigrationTarget(input, r, hist.id, op, bound);
+      applyReplay(input, r, info, settled, bound);
       if (r.parent && (rep.role !== 'Stopped' || rep.failed)) r.state.historyName ??= hist.id;
       // Pacemaker checks a definition only through the resource its history is recorded under.
       if (
-        rep.role !== 'Stopped' &&
+        settled.role !== 'Stopped' &&
         rep.configOps.length > 0 &&
         (hist.id === r.id || r.state.historyName === hist.id)
       )
@@ -542,14 +547,6 @@ export function applyHistory(input: HistoryInput): void {
           type: hist.type,
           ops: rep.configOps,
         });
-    }
-  }
-  // A migrate_to whose target never took over is a partial migration: not supported yet.
-  for (const m of migrations) {
-    if (!m.r.state.active.some((a) => a.node === m.target)) {
-      unsupported(
-        `partial live migration of '${m.r.id}' from ${m.source} to ${m.target || 'an unknown node'}`,
-      );
     }
   }
   // A hard error (not installed, no permission) bans every instance of an anonymous clone
@@ -675,7 +672,146 @@ function applyReplay(input: HistoryInput, r: MutableRes, info: NodeInfo, rep: Re
   recordActive(r, info, rep, bound);
 }
 
-function recordActive(r: MutableRes, info: NodeInfo, rep: Replay, bound: Bindings): void {
+/**
+ * What a successful migrate_to on the source says (Pacemaker's unpack_migrate_to_success). A
+ * complete migration is migrate_to on the source, migrate_from on the target, then a stop on the
+ * source; the history may hold any prefix of that, and later operations may have made it moot:
+ * - newer state on both nodes (or a migrate_from and a newer operation on the source): moot;
+ * - migrate_from succeeded but the source never stopped (dangling): the replay stands;
+ * - otherwise the resource is taken as still active on the source (unless it was stopped
+ *   there since), and on the target too when the target has no newer state and is up. With
+ *   migrate_from not done yet that is a partial migration, finished if the target is chosen
+ *   again; with migrate_from failed, or the target down, the resource is failed and is
+ *   recovered rather than migrated.
+ */
+function afterMigrateTo(
+  input: HistoryInput,
+  r: MutableRes,
+  source: NodeInfo,
+  hist: ResourceHistory,
+  migrateTo: OpHistory,
+  rep: Replay,
+  bound: Bindings,
+): Replay {
+  if (cloneAncestor(r)) return rep; // Clones do not migrate.
+  const target = migrateTo.attrs?.migrate_target;
+  const targetInfo = target !== undefined ? input.nodeByName.get(target) : undefined;
+  const targetOps = historyOn(input, targetInfo, hist.id);
+  const sourceNewer = hist.ops.some(
+    (o) => o !== migrateTo && STATE_CHANGING.has(o.operation) && isNewerOp(o, migrateTo, true),
+  );
+  const migrateFrom = targetOps.find(
+    (o) => o.operation === 'migrate_from' && o.attrs?.migrate_source === source.name,
+  );
+  if (migrateFrom && sourceNewer) return rep;
+  const targetNewer = newerStateAfterMigration(targetOps, migrateTo, migrateFrom);
+  if (sourceNewer && targetNewer) return rep;
+  const fromStatus = migrateFrom !== undefined ? Number(migrateFrom.opStatus ?? '0') : -1;
+  if (fromStatus === 0 && Number(migrateFrom?.rcCode ?? '0') === 0) return rep; // Dangling.
+  // Still active on the source, unless a later operation there (a stop) says otherwise.
+  const out: Replay = sourceNewer ? rep : { ...rep, role: 'Started' };
+  const failed = (): Replay => (sourceNewer ? out : { ...out, failed: true });
+  const activeOnTarget = !targetNewer && targetInfo?.online === true;
+  const addTarget = (asFailed: boolean): void => {
+    if (targetInfo && !r.state.active.some((a) => a.node === targetInfo.name))
+      recordActive(r, targetInfo, { role: 'Started', failed: asFailed }, bound);
+  };
+  if (fromStatus !== -1) {
+    // migrate_from ran on the target and failed there.
+    if (!activeOnTarget) return failed();
+    addTarget(true);
+    return out;
+  }
+  // No record at all on an online target: a probe there will tell.
+  if (targetInfo?.online && !targetOps.some((o) => Number(o.rcCode ?? '0') !== PENDING_RC)) return out;
+  if (!activeOnTarget || !targetInfo) return failed();
+  addTarget(false);
+  if (source.online) r.state.partialMigration = { source: source.name, target: targetInfo.name };
+  return out;
+}
+
+/** Operations after which a resource's state on a node is what they say. */
+const STATE_CHANGING = new Set(['start', 'stop', 'migrate_to', 'migrate_from']);
+/** The result recorded for an operation still in flight (not a record of the resource). */
+const PENDING_RC = 193;
+
+/** The history of resource entry `historyId` on `node` (empty without one). */
+function historyOn(input: HistoryInput, node: NodeInfo | undefined, historyId: string): readonly OpHistory[] {
+  if (!node) return [];
+  const state = input.nodes.find((n) => n.info === node)?.state;
+  return state?.resources.find((h) => h.id === historyId)?.ops ?? [];
+}
+
+/**
+ * Whether the target of a migration has newer state than the migration: a later start, stop
+ * or migration, or a probe or monitor that found the resource not running. Its own migrate_from
+ * is the reference when there is one (call ids order one node's operations); otherwise the
+ * source's migrate_to (across nodes only the times of the last change order operations).
+ */
+function newerStateAfterMigration(
+  targetOps: readonly OpHistory[],
+  migrateTo: OpHistory,
+  migrateFrom: OpHistory | undefined,
+): boolean {
+  const ref = migrateFrom ?? migrateTo;
+  return targetOps.some(
+    (o) =>
+      o !== ref &&
+      (STATE_CHANGING.has(o.operation) || (o.operation === 'monitor' && Number(o.rcCode ?? '0') === 7)) &&
+      isNewerOp(o, ref, migrateFrom !== undefined),
+  );
+}
+
+/**
+ * A failed migrate_to leaves the resource possibly active on its target as well (Pacemaker's
+ * unpack_migrate_to_failure): unless the target has no record of the resource at all (a probe
+ * will tell), or has newer state (a later start, stop or migration, or a probe or monitor that
+ * found it not running), the target counts as a node it runs on, listed before the source. A
+ * resource found on both is stopped on both and started once, like any other multiply active one.
+ */
+function activeOnMigrationTarget(
+  input: HistoryInput,
+  r: MutableRes,
+  historyId: string,
+  migrateTo: OpHistory,
+  bound: Bindings,
+): void {
+  if (cloneAncestor(r)) return; // Clones do not migrate.
+  const source = migrateTo.attrs?.migrate_source;
+  const target = migrateTo.attrs?.migrate_target;
+  const info = target !== undefined ? input.nodeByName.get(target) : undefined;
+  if (!info?.online || r.state.active.some((a) => a.node === info.name)) return;
+  const ops = historyOn(input, info, historyId);
+  if (!ops.some((o) => Number(o.rcCode ?? '0') !== PENDING_RC)) return;
+  const migrateFrom = ops.find(
+    (o) =>
+      o.operation === 'migrate_from' && o.attrs?.migrate_source === source && Number(o.rcCode ?? '0') === 0,
+  );
+  if (newerStateAfterMigration(ops, migrateTo, migrateFrom)) return;
+  recordActive(r, info, { role: 'Started', failed: true }, bound);
+}
+
+/**
+ * Whether history entry `a` is newer than `b`, as Pacemaker orders history entries: by call id
+ * on one node, by last-rc-change across nodes. An operation still pending is newer than nothing.
+ */
+function isNewerOp(a: OpHistory, b: OpHistory, sameNodeDefault: boolean): boolean {
+  const sameNode = a.onNode !== undefined && b.onNode !== undefined ? a.onNode === b.onNode : sameNodeDefault;
+  const ca = callId(a);
+  const cb = callId(b);
+  if (ca < 0 || cb < 0) return false;
+  if (sameNode && ca !== cb) return ca > cb;
+  const la = a.lastRcChange !== undefined ? Number(a.lastRcChange) : -1;
+  const lb = b.lastRcChange !== undefined ? Number(b.lastRcChange) : -1;
+  return lb >= 0 && la > lb;
+}
+
+function recordActive(
+  r: MutableRes,
+  info: NodeInfo,
+  rep: Pick<Replay, 'role' | 'failed'>,
+  bound: Bindings,
+): void {
   const st = r.state;
   st.active = [
     ...st.active,

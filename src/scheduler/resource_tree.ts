@@ -74,6 +74,11 @@ export interface PrimitiveState {
   readonly configOps: ReadonlyMap<string, ActiveHistory>;
   /** shutdown-lock: the node this resource must stay with (it may run nowhere else). */
   readonly shutdownLock?: string;
+  /**
+   * A live migration that got as far as a successful migrate_to: active on both nodes, and
+   * finished (migrate_from on the target, stop on the source) if the target is chosen again.
+   */
+  readonly partialMigration?: { readonly source: string; readonly target: string };
 }
 
 /** What a node's history says about a running resource: its agent and the ops since its start. */

@@ -374,4 +374,61 @@ describe('schedule', () => {
     });
     assert.deepEqual(summary(cib), ['* Stop a ( n1 ) due to node availability']);
   });
+
+  it('places a dependent of a cloned group where a partly placed instance is, but starts it only once one is complete', () => {
+    // m2 is disabled, so no instance of cl is ever fully up: vm goes where an instance has its
+    // placed members (Pacemaker's instance location), and its start waits for "cl running".
+    const cib = cluster({
+      nodes: ['n1', 'n2'],
+      resources: [
+        clone('cl', group('g', [primitive('m1'), primitive('m2', { meta: { 'target-role': 'Stopped' } })])),
+        primitive('vm'),
+      ],
+      constraints: [colocation('vm-with-cl', 'vm', 'cl', 'INFINITY'), order('cl-then-vm', 'cl', 'vm')],
+    });
+    assert.deepEqual(summary(cib), [
+      '* Start m1:0 ( n1 )',
+      '* Start m1:1 ( n2 )',
+      '* Start vm ( n1 ) due to unrunnable cl running (blocked)',
+    ]);
+  });
+
+  it('places the primaries of mandatory colocations before those of optional ones', () => {
+    // d goes first (priority); its mandatory primary p-lo takes a node before the higher-priority
+    // optional one, and each node has room for only one of them, so d stays with p-lo. (The
+    // optional colocation has no influence, so d's preferences do not pull p-hi either way.)
+    const cpu1 = { cpu: '1' };
+    const cib = cluster({
+      nodes: [
+        { name: 'n1', utilization: cpu1 },
+        { name: 'n2', utilization: cpu1 },
+      ],
+      props: { 'placement-strategy': 'utilization' },
+      resources: [
+        primitive('d', { meta: { priority: '100' } }),
+        primitive('p-hi', { meta: { priority: '10' }, utilization: cpu1 }),
+        primitive('p-lo', { utilization: cpu1 }),
+      ],
+      constraints: [
+        colocation('d-with-hi', 'd', 'p-hi', '4000', { influence: 'false' }),
+        colocation('d-with-lo', 'd', 'p-lo', 'INFINITY'),
+      ],
+    });
+    assert.deepEqual(summary(cib), ['* Start d ( n1 )', '* Start p-hi ( n2 )', '* Start p-lo ( n1 )']);
+  });
+
+  it('promotes a healthy instance rather than a failed one with the same promotion score', () => {
+    const cib = cluster({
+      nodes: ['n1', 'n2'],
+      resources: [clone('ms', primitive('st', { monitorInterval: '10s' }), { promotable: 'true' })],
+      status: [
+        nodeState('n1', { attrs: { 'master-st': '5' }, history: [started('st', { monitorFailed: true })] }),
+        nodeState('n2', { attrs: { 'master-st': '5' }, history: [started('st')] }),
+      ],
+    });
+    assert.deepEqual(summary(cib), [
+      '* Recover st:0 ( Unpromoted n1 )',
+      '* Promote st:1 ( Unpromoted -> Promoted n2 )',
+    ]);
+  });
 });
