@@ -323,8 +323,8 @@ test("seed 004's drbdlinks.conf is recognised and checked, not 'cannot tell whic
 test("seed 003's corosync.conf is refused with what halo uses instead", async () => {
   const r = await halo('config', 'check', join(FIXTURES, 'seed003-corosync.conf'));
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /seed003-corosync\.conf: error: this is a corosync\.conf; halo does not read it/);
-  assert.match(r.stderr, /halo cluster init NAME --node NAME=ADDR/);
+  assert.match(r.stderr, /seed003-corosync\.conf: error: this is a corosync\.conf: halo's membership/);
+  assert.match(r.stderr, /halo cluster init --from corosync\.conf/);
 });
 
 test('config check reports drbd.conf values `halo volume` would refuse, at their resource', async () => {

@@ -8,7 +8,7 @@ import { basename } from 'node:path';
 
 /** What to do with a corosync.conf, which halo recognises but does not read. */
 export const COROSYNC_CONF_MESSAGE =
-  "error: this is a corosync.conf; halo does not read it: membership (nodes, links, timings) is in /etc/halo/halo.json, which `halo cluster init NAME --node NAME=ADDR[,ADDR2] …` writes (a second address per node replaces a redundant ring; --profile lan|fast|wan replaces totem's token timings)";
+  "error: this is a corosync.conf: halo's membership (nodes, links, timings) is in /etc/halo/halo.json, which `halo cluster init --from corosync.conf` writes from this file (nodes, ring addresses, port, quorum, the closest timing profile; --dry-run shows it); config check and import do not read it";
 
 /** drbdlinks.conf: by its name, or because every statement is one of drbdlinks'. */
 export function isDrbdlinksConf(s: { readonly file: string; readonly text: string }): boolean {

@@ -338,3 +338,25 @@ function jsonErrorPos(text: string, err: Error): string {
 export function controlSocketPath(cfg: DaemonConfig, node: string): string {
   return cfg.controlSocket.replaceAll('{node}', node);
 }
+
+/** The profiles `closestProfile` picks from; `lab` is tuned for test machines, not for production. */
+export const MIGRATION_PROFILES: readonly ProfileName[] = ['fast', 'lan', 'wan'];
+
+/**
+ * The timing profile whose deadtime is closest to `detectionMs` (another stack's time to declare
+ * a silent node dead: Heartbeat's deadtime, corosync's token), by ratio rather than difference,
+ * because timeouts are chosen by orders of magnitude: 1 s is nearer 250 ms (×4) than 5 s (×5).
+ * Returns the profile and a sentence saying why, which `halo cluster init --from` prints.
+ */
+export function closestProfile(detectionMs: number): { readonly profile: ProfileName; readonly why: string } {
+  const ms = Math.max(1, detectionMs); // a 0 ms timeout is nearest the fastest profile
+  const distance = (p: ProfileName): number => Math.abs(Math.log(PROFILES[p].deadtimeMs / ms));
+  const best = [...MIGRATION_PROFILES].sort((a, b) => distance(a) - distance(b))[0]!;
+  const others = MIGRATION_PROFILES.filter((p) => p !== best)
+    .map((p) => `${p} ${PROFILES[p].deadtimeMs} ms`)
+    .join(', ');
+  return {
+    profile: best,
+    why: `closest to ${best}'s deadtime of ${PROFILES[best].deadtimeMs} ms (${others}; lab is for test machines)`,
+  };
+}
