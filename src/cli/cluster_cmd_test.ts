@@ -11,7 +11,8 @@ import { parseHaCf } from '../cib/heartbeat.ts';
 import { loadConfig } from '../daemon/config.ts';
 import { serveControl } from '../daemon/control.ts';
 import type { DaemonStatus } from '../daemon/daemon.ts';
-import { formatStatus, fromHaCf, planFromSource, registerClusterCommands } from './cluster_cmd.ts';
+import { formatStatus, registerClusterCommands } from './cluster_cmd.ts';
+import { fromHaCf, planFromSource } from './cluster_from.ts';
 import { captureStderr } from './testing.ts';
 
 async function halo(args: string[]): Promise<number> {

@@ -417,7 +417,10 @@ describe('halo import into a CIB file (--cib, CIB_file), without a cluster', () 
       join(FIXTURES, 'none.xml'),
     ]);
     assert.equal(r.code, 2);
-    assert.match(r.err, /seed003-corosync\.conf: error: this is a corosync\.conf: .*halo cluster init --from corosync\.conf/);
+    assert.match(
+      r.err,
+      /seed003-corosync\.conf: error: this is a corosync\.conf: .*halo cluster init --from corosync\.conf/,
+    );
   });
 
   it('a CIB file that does not exist is refused, saying how to make one', async () => {
