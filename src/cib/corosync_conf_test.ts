@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { formatDiagnostic } from '../lib/errors.ts';
+import { repoRoot } from '../lib/repo_root.ts';
 import {
   type CorosyncMembership,
   isIpAddress,
@@ -11,7 +13,8 @@ import {
   sections,
 } from './corosync_conf.ts';
 
-const SEED003 = new URL('./fixtures/seed003-corosync.conf', import.meta.url);
+// From the source tree: the compiled test runs from dist/, where fixtures are not copied.
+const SEED003 = join(repoRoot(), 'src/cib/fixtures/seed003-corosync.conf');
 
 /** A corosync 3 (knet) config with a nodelist: what `pcs cluster setup` writes, plus a third node. */
 const COROSYNC3 = `# written by pcs

@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { SCENARIOS, scenarioFiles } from '../lab/scenarios.ts';
 import type { Diagnostic } from '../lib/errors.ts';
+import { repoRoot } from '../lib/repo_root.ts';
 import { parseCibXml } from './cib_xml.ts';
 import { parseCrm } from './crm.ts';
-import { validateCib } from './validate.ts';
+import { parseDrbdConf } from './drbd_conf.ts';
+import { heartbeatToCib } from './heartbeat.ts';
+import { drbdDevicesOf, validateCib } from './validate.ts';
 
 /**
  * Builds a CIB whose `<resources>` and `<constraints>` hold the given lines, one element per
@@ -274,13 +277,7 @@ test('words outside Pacemaker vocabularies (roles, actions, on-fail, loss-policy
 });
 
 test('a CIB with many mistakes gets one finding per mistake, each at its line, in file order', () => {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  let text: string | undefined;
-  for (let i = 0; i < 8 && text === undefined; i++, dir = dirname(dir)) {
-    const p = join(dir, 'src/cib/testdata/xml/bad_semantics.xml');
-    if (existsSync(p)) text = readFileSync(p, 'utf8');
-  }
-  assert.ok(text, 'fixture bad_semantics.xml');
+  const text = repoFile('src/cib/testdata/xml/bad_semantics.xml');
   assert.deepEqual(
     findings(text, 'bad_semantics.xml').map((d) => `${d.pos.file}:${d.pos.line}:${d.pos.column} ${d.code}`),
     [
@@ -324,4 +321,191 @@ test("a misspelt meta attribute (seed 003's ms with master-node-mx) is warned ab
     w[0]!.message,
     /meta attribute 'master-node-mx' of 'ms_drbd' .*did you mean 'master-node-max'/,
   );
+});
+
+// ---------------------------------------------------------------------------------------------
+// Filesystems on DRBD devices
+
+/** A file of this package's tree (the test runs from src/ or dist/; fixtures stay in src/). */
+function repoFile(rel: string): string {
+  return readFileSync(join(repoRoot(), rel), 'utf8');
+}
+
+function crmFindings(
+  text: string,
+  file = 'seed.crm',
+  drbdDevices?: ReadonlyMap<string, string>,
+): Diagnostic[] {
+  const r = parseCrm(text, file);
+  if (!r.ok) assert.fail(r.diagnostics.map((d) => d.message).join('\n'));
+  return validateCib(r.cib, r.positions, file, drbdDevices ? { drbdDevices } : {});
+}
+
+const DRBD_FS = 'drbd-filesystem-unguarded';
+const drbdFsWarnings = (ds: readonly Diagnostic[]): Diagnostic[] => ds.filter((d) => d.code === DRBD_FS);
+
+test("seed 003's configuration, which mounts /dev/drbd0 with no constraint, is warned about with the crm lines that fix it", () => {
+  const text = repoFile('src/cib/fixtures/seed003-show-resources.crm');
+  const w = drbdFsWarnings(crmFindings(text));
+  assert.equal(w.length, 1, JSON.stringify(w));
+  assert.equal(w[0]!.severity, 'warning');
+  assert.equal(w[0]!.pos.line, 1, 'at the primitive fs_drbd line');
+  assert.match(w[0]!.message, /^Filesystem 'fs_drbd' mounts DRBD device \/dev\/drbd0 /);
+  assert.match(w[0]!.message, /not colocated with the Master \(Promoted\) role of 'ms_drbd'/);
+  assert.match(w[0]!.message, /where the volume is Secondary, or while another node is Primary/);
+  assert.ok(
+    w[0]!.message.includes('colocation c_fs_drbd_on_ms_drbd inf: fs_drbd ms_drbd:Master'),
+    w[0]!.message,
+  );
+  assert.ok(
+    w[0]!.message.includes('order o_ms_drbd_before_fs_drbd inf: ms_drbd:promote fs_drbd:start'),
+    w[0]!.message,
+  );
+});
+
+test("seed 003's configuration with the two suggested lines added has no DRBD filesystem warning", () => {
+  const text = `${repoFile('src/cib/fixtures/seed003-show-resources.crm')}
+colocation c_fs_drbd_on_ms_drbd inf: fs_drbd ms_drbd:Master
+order o_ms_drbd_before_fs_drbd inf: ms_drbd:promote fs_drbd:start
+`;
+  assert.deepEqual(drbdFsWarnings(crmFindings(text)), []);
+});
+
+test('a Filesystem on DRBD inside a group that is colocated with and ordered after the promoted ms is not warned about', () => {
+  const text = repoFile('src/cib/fixtures/seed003-show-resources.crm').replace(
+    'group g_all p_sip p_nginx p_mysql',
+    'group g_all fs_drbd p_sip p_nginx p_mysql',
+  );
+  assert.ok(text.includes('group g_all fs_drbd'));
+  assert.deepEqual(drbdFsWarnings(crmFindings(text)), []);
+});
+
+test('a colocation without the order, or with the Slave role, still warns and names only what is missing', () => {
+  const base = `primitive p_drbd ocf:linbit:drbd params drbd_resource=r0
+ms ms_drbd p_drbd meta notify=true
+primitive fs ocf:heartbeat:Filesystem params device=/dev/drbd/by-res/r0/0 directory=/srv fstype=ext4
+`;
+  const noOrder = drbdFsWarnings(crmFindings(`${base}colocation c1 inf: fs ms_drbd:Master\n`));
+  assert.equal(noOrder.length, 1);
+  assert.doesNotMatch(noOrder[0]!.message, /not colocated|colocation /);
+  assert.match(noOrder[0]!.message, /add: order o_ms_drbd_before_fs inf: ms_drbd:promote fs:start$/);
+  const slave = drbdFsWarnings(
+    crmFindings(`${base}colocation c1 inf: fs ms_drbd:Slave\norder o1 inf: ms_drbd:promote fs:start\n`),
+  );
+  assert.equal(slave.length, 1);
+  assert.match(slave[0]!.message, /add: colocation c_fs_on_ms_drbd inf: fs ms_drbd:Master$/);
+  const advisory = drbdFsWarnings(
+    crmFindings(`${base}colocation c1 100: fs ms_drbd:Master\norder o1 inf: ms_drbd:promote fs:start\n`),
+  );
+  assert.equal(advisory.length, 1, 'a finite colocation score lets the cluster mount it elsewhere');
+});
+
+test('a Filesystem on a device drbd.conf names, or on a DRBD agent device_link, is recognised; other devices are not', () => {
+  const text = `primitive p_drbd ocf:linbit:drbd params drbd_resource=r0 device_link=/run/lab/dev/r0
+ms ms_drbd p_drbd
+primitive fs_a ocf:heartbeat:Filesystem params device=/dev/vg0/replicated directory=/a fstype=ext4
+primitive fs_b ocf:heartbeat:Filesystem params device=/run/lab/dev/r0 directory=/b fstype=ext4
+primitive fs_c ocf:heartbeat:Filesystem params device=/dev/sdb1 directory=/c fstype=ext4
+`;
+  const ids = (ds: readonly Diagnostic[]): string[] =>
+    drbdFsWarnings(ds).map((d) => /^Filesystem '([^']+)'/.exec(d.message)![1]!);
+  assert.deepEqual(ids(crmFindings(text)), ['fs_b']);
+  assert.deepEqual(ids(crmFindings(text, 'x.crm', new Map([['/dev/vg0/replicated', 'r0']]))), [
+    'fs_a',
+    'fs_b',
+  ]);
+});
+
+test('a Filesystem on DRBD with no DRBD resource in the cluster at all is warned about with a complete example', () => {
+  const w = drbdFsWarnings(
+    crmFindings('primitive fs ocf:heartbeat:Filesystem params device=/dev/drbd1 directory=/srv fstype=xfs\n'),
+  );
+  assert.equal(w.length, 1);
+  assert.match(w[0]!.message, /no promotable clone of a DRBD agent/);
+  assert.match(w[0]!.message, /ms ms_drbd p_drbd/);
+});
+
+test('Heartbeat haresources lines with drbddisk before Filesystem (seeds 002 and 004) are not warned about; without drbddisk they are', () => {
+  const haCf = { text: 'node n1\nnode n2\nbcast eth0\n', file: 'ha.cf' };
+  const check = (line: string): Diagnostic[] => {
+    const r = heartbeatToCib({ haCf, haresources: { text: `${line}\n`, file: 'haresources' } }).cib;
+    if (!r.ok) assert.fail(r.diagnostics.map((d) => d.message).join('\n'));
+    return drbdFsWarnings(validateCib(r.cib, r.positions, 'haresources'));
+  };
+  for (const seed of ['seed002', 'seed004']) {
+    const line = repoFile(`src/cib/fixtures/${seed}/haresources`)
+      .split('\n')
+      .find((l) => l.includes('drbddisk::') && l.includes('Filesystem::'));
+    assert.ok(line, `${seed}'s haresources line`);
+    assert.deepEqual(check(line.replace(/^\S+/, 'n1')), [], seed);
+  }
+  assert.equal(check('n1 Filesystem::/dev/drbd0::/data::ext3 nfs-kernel-server').length, 1);
+  const late = check('n1 Filesystem::/dev/drbd0::/data::ext3 drbddisk::r0');
+  assert.equal(late.length, 1, 'drbddisk after the mount');
+  assert.match(
+    late[0]!.message,
+    /before 'drbddisk_r0' makes it Primary: .*move 'drbddisk_r0' before 'fs_data'/,
+  );
+});
+
+test("the lab's scenarios (web, seed-003, seed-004) have no DRBD filesystem warning", () => {
+  for (const name of SCENARIOS) {
+    const { files } = scenarioFiles(name, ['n1', 'n2']);
+    let ds: Diagnostic[];
+    if (files['cib.crm'] !== undefined) ds = crmFindings(files['cib.crm'], `${name}/cib.crm`);
+    else {
+      const r = heartbeatToCib({
+        haCf: { text: files['ha.cf']!, file: 'ha.cf' },
+        haresources: { text: files.haresources!, file: 'haresources' },
+      }).cib;
+      if (!r.ok) assert.fail(r.diagnostics.map((d) => d.message).join('\n'));
+      // The lab's drbd.conf names the device the Filesystem mounts: recognised, and still guarded.
+      const device = /Filesystem::([^:]+)::/.exec(files.haresources!)![1]!;
+      ds = validateCib(r.cib, r.positions, 'haresources', { drbdDevices: new Map([[device, 'r0']]) });
+    }
+    assert.deepEqual(drbdFsWarnings(ds), [], name);
+  }
+});
+
+test('the drbd-filesystem check accepts set-based constraints and cloned drbddisk under a cluster filesystem', () => {
+  const sets = drbdFsWarnings(
+    findings(
+      cibText(
+        [
+          '      <master id="ms"><primitive id="d" class="ocf" provider="linbit" type="drbd"/></master>',
+          '      <primitive id="fs" class="ocf" provider="heartbeat" type="Filesystem"><instance_attributes id="fs-ia"><nvpair id="fs-dev" name="device" value="/dev/drbd0"/></instance_attributes></primitive>',
+        ],
+        [
+          '      <rsc_colocation id="c" score="INFINITY"><resource_set id="s1"><resource_ref id="fs"/></resource_set><resource_set id="s2" role="Promoted"><resource_ref id="ms"/></resource_set></rsc_colocation>',
+          '      <rsc_order id="o"><resource_set id="s3" action="promote"><resource_ref id="ms"/></resource_set><resource_set id="s4"><resource_ref id="fs"/></resource_set></rsc_order>',
+        ],
+      ),
+    ),
+  );
+  assert.deepEqual(sets, []);
+  const ocfs2 = crmFindings(`primitive dd heartbeat:drbddisk params 1=r0
+clone cl_dd dd
+primitive fs ocf:heartbeat:Filesystem params device=/dev/drbd0 directory=/shared fstype=ocfs2
+clone cl_fs fs
+colocation c inf: cl_fs cl_dd
+order o inf: cl_dd cl_fs
+`);
+  assert.deepEqual(drbdFsWarnings(ocfs2), []);
+});
+
+test("with seed 003's drbd.conf, the warning names the ms whose drbd_resource holds the device", () => {
+  const drbd = parseDrbdConf(repoFile('src/cib/fixtures/seed003-drbd.conf'), 'drbd.conf');
+  assert.ok(drbd.ok);
+  const devices = drbdDevicesOf([drbd.config]);
+  assert.equal(devices.get('/dev/drbd0'), 'drbd0');
+  const text = `${repoFile('src/cib/fixtures/seed003-show-resources.crm')}
+primitive p_other ocf:linbit:drbd params drbd_resource=other
+ms ms_aaa_other p_other
+`;
+  const without = drbdFsWarnings(crmFindings(text));
+  assert.match(without[0]!.message, /or whichever of 'ms_drbd', 'ms_aaa_other' holds \/dev\/drbd0/);
+  const w = drbdFsWarnings(crmFindings(text, 'seed.crm', devices));
+  assert.equal(w.length, 1);
+  assert.doesNotMatch(w[0]!.message, /whichever|ms_aaa_other/);
+  assert.match(w[0]!.message, /ms_drbd:promote fs_drbd:start/);
 });

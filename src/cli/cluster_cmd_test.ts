@@ -11,6 +11,7 @@ import { parseHaCf } from '../cib/heartbeat.ts';
 import { loadConfig } from '../daemon/config.ts';
 import { serveControl } from '../daemon/control.ts';
 import type { DaemonStatus } from '../daemon/daemon.ts';
+import { repoRoot } from '../lib/repo_root.ts';
 import { formatStatus, registerClusterCommands } from './cluster_cmd.ts';
 import { fromHaCf, planFromSource } from './cluster_from.ts';
 import { captureStderr } from './testing.ts';
@@ -330,7 +331,8 @@ async function haloOut(args: string[]): Promise<{ code: number; out: string; err
   }
 }
 
-const FIXTURES = new URL('../cib/fixtures/', import.meta.url).pathname;
+// From the source tree: the compiled test runs from dist/, where fixtures are not copied.
+const FIXTURES = `${join(repoRoot(), 'src/cib/fixtures')}/`;
 
 const COROSYNC3 = `totem {
     version: 2

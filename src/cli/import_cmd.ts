@@ -49,7 +49,7 @@ import type { DrbdConfig } from '../cib/drbd_model.ts';
 import { type HeartbeatConfig, heartbeatToCib } from '../cib/heartbeat.ts';
 import type { Cib, Configuration, NvSet, Primitive, Resource } from '../cib/model.ts';
 import type { CibParseResult } from '../cib/parse_result.ts';
-import { validateCib } from '../cib/validate.ts';
+import { drbdDevicesOf, validateCib } from '../cib/validate.ts';
 import { type CibCommand, encodeCibCommand, validateCibCommand } from '../consensus/cib_state_machine.ts';
 import { controlSocketPath, loadConfig } from '../daemon/config.ts';
 import { MAX_CONTROL_REQUEST_BYTES, queryControl } from '../daemon/control.ts';
@@ -266,7 +266,11 @@ export function convertImport(sources: readonly ImportSource[], opts: ImportOpti
   if (errors.length > 0) return { ok: false, errors };
   const source = cibs[0]!;
   if (!source.parsed.ok) return { ok: false, errors: ['error: internal: unparsed configuration'] };
-  const semantic = validateCib(source.parsed.cib, source.parsed.positions, source.label);
+  // The drbd.conf files given say which device is which resource (a Filesystem on DRBD must
+  // follow that resource's promotion).
+  const semantic = validateCib(source.parsed.cib, source.parsed.positions, source.label, {
+    drbdDevices: drbdDevicesOf(drbd.map((d) => d.config)),
+  });
   const bad = semantic.filter((d) => d.severity === 'error');
   if (bad.length > 0) return { ok: false, errors: bad.map(formatDiagnostic) };
   warnings.push(...semantic);

@@ -409,6 +409,36 @@ describe('halo import into a CIB file (--cib, CIB_file), without a cluster', () 
     }
   });
 
+  it("the drbd.conf given says which ms holds a Filesystem's DRBD device, so the warning names that one", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'halo-import-'));
+    try {
+      const cib = join(dir, 'cib.xml');
+      writeFileSync(cib, serializeCibXml(emptyCib()));
+      // Seed 003 (fs_drbd on /dev/drbd0, tied to nothing) plus a second replicated resource.
+      const crm = join(dir, 'seed003.crm');
+      writeFileSync(
+        crm,
+        `${readFileSync(join(FIXTURES, 'seed003.crm'), 'utf8')}primitive p_other ocf:linbit:drbd params drbd_resource=other\nms ms_aaa_other p_other\n`,
+      );
+      const drbd = join(dir, 'drbd.conf');
+      writeFileSync(
+        drbd,
+        `${readFileSync(join(FIXTURES, 'seed003-drbd.conf'), 'utf8')}
+resource other {
+  on thelibrary-node1 { device /dev/drbd1; disk /dev/xvda4; address 192.168.42.43:7789; meta-disk internal; }
+  on sqlsrv-node1 { device /dev/drbd1; disk /dev/xvda4; address 192.168.42.44:7789; meta-disk internal; }
+}
+`,
+      );
+      const r = await halo(['import', crm, drbd, '--cib', cib, '--dry-run']);
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.err, /warning: Filesystem 'fs_drbd' mounts DRBD device \/dev\/drbd0 .*'ms_drbd'/);
+      assert.doesNotMatch(r.err, /whichever of/, "drbd.conf says /dev/drbd0 is ms_drbd's");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("seed 003's corosync.conf is refused with what replaces it", async () => {
     const r = await halo([
       'import',

@@ -235,12 +235,70 @@ interface AttachState {
   mount: string;
 }
 
+/** A program and its arguments, run without a shell. */
+export interface MkfsCommand {
+  readonly file: string;
+  readonly args: readonly string[];
+}
+
+/**
+ * What halo passes before the user's options: quiet, and "yes, this device" where the tool would
+ * otherwise ask or refuse (mke2fs asks before formatting a device that holds a filesystem;
+ * mkfs.xfs and mkfs.btrfs refuse to). The user's options come after, so they can override.
+ */
+const MKFS_DEFAULT_ARGS: Readonly<Record<string, readonly string[]>> = {
+  ext2: ['-q', '-F'],
+  ext3: ['-q', '-F'],
+  ext4: ['-q', '-F'],
+  xfs: ['-q', '-f'],
+  btrfs: ['-q', '-f'],
+};
+/** A filesystem type as mkfs.TYPE names it: `ext4`, `xfs`, `vfat`, `fuse.sshfs`-like dotted names. */
+const MKFS_TYPE = /^[a-z0-9]+(?:\.[a-z0-9]+)?$/;
+/**
+ * One word of --mkfs-options: what a shell would pass unchanged. Quotes, backslashes, `$`,
+ * globs, `;`, `|`, `&`, redirections and the like would change meaning in a shell, and guessing
+ * which meaning was wanted could format with the wrong options, so they are refused.
+ */
+const MKFS_OPTION_WORD = /^[A-Za-z0-9_.,:=/+%@^-]+$/;
+/** Most words --mkfs-options takes: more is a mistake, not a filesystem. */
+const MAX_MKFS_OPTIONS = 64;
+
+/**
+ * `mkfs.TYPE [defaults] OPTIONS… DEVICE` for `halo volume attach --mkfs TYPE --mkfs-options
+ * OPTIONS`. OPTIONS is split at spaces and tabs, as a shell splits plain words (`-j -m 0` →
+ * `-j`, `-m`, `0`). Throws `bad-argument` for a TYPE that is not a plain name and for options
+ * a shell would read differently (quotes, `$`, `;`…), naming the offending word.
+ */
+export function mkfsCommand(type: string, options: string | undefined, device: string): MkfsCommand {
+  if (!MKFS_TYPE.test(type))
+    throw new HaloError(
+      'bad-argument',
+      `--mkfs '${type}' is not a filesystem type; give one like ext4 or xfs`,
+    );
+  const words = (options ?? '').split(/[ \t]+/).filter((w) => w !== '');
+  if (words.length > MAX_MKFS_OPTIONS)
+    throw new HaloError(
+      'bad-argument',
+      `--mkfs-options has ${words.length} words, more than ${MAX_MKFS_OPTIONS}`,
+    );
+  const bad = words.find((w) => !MKFS_OPTION_WORD.test(w));
+  if (bad !== undefined)
+    throw new HaloError(
+      'bad-argument',
+      `--mkfs-options word ${JSON.stringify(bad)} has a character halo does not pass on (quotes, backslashes, $, ;, |, &, <, >, globs, newlines…): give plain words separated by spaces, e.g. --mkfs-options "-j -m 0"; for a value with spaces run mkfs yourself after attach without --mkfs`,
+    );
+  return { file: `mkfs.${type}`, args: [...(MKFS_DEFAULT_ARGS[type] ?? []), ...words, device] };
+}
+
 async function attach(
   g: GlobalOpts,
   res: string,
   mount: string,
-  mkfs: string | undefined,
+  mkfs: { readonly type: string; readonly options?: string } | undefined,
 ): Promise<AttachState> {
+  // Checked before anything is set up, so a bad option leaves nothing to undo.
+  if (mkfs) mkfsCommand(mkfs.type, mkfs.options, '/dev/null');
   const sock = nbdSocketPath(g.runDir, res);
   if (!existsSync(sock))
     throw new HaloError('not-primary', `volume ${res} is not exported here (is it Primary?)`);
@@ -262,7 +320,10 @@ async function attach(
   const state: AttachState = { fuseDir, loop: '', mount };
   try {
     state.loop = (await run('losetup', ['-f', '--show', disk])).stdout.trim();
-    if (mkfs) await run(`mkfs.${mkfs}`, ['-q', '-F', state.loop]);
+    if (mkfs) {
+      const cmd = mkfsCommand(mkfs.type, mkfs.options, state.loop);
+      await run(cmd.file, [...cmd.args]);
+    }
     await run('mount', [state.loop, mount]);
   } catch (err) {
     await detachState(state).catch(() => {});
@@ -447,7 +508,8 @@ export function registerVolumeCommands(program: Command): void {
             if (!(err instanceof HaloError)) throw err;
             process.stderr.write(`halo volume: ${err.message}\n`);
             // Several failures: a refusal (1) outranks "not running" (3).
-            const code = err.code === 'not-running' ? 3 : 1;
+            // Bad input is 2, as everywhere in halo.
+            const code = err.code === 'not-running' ? 3 : err.code === 'bad-argument' ? 2 : 1;
             process.exitCode = process.exitCode === 1 ? 1 : code;
           }
         }
@@ -666,12 +728,23 @@ export function registerVolumeCommands(program: Command): void {
         "mount the Primary's volume here: nbdfuse of its NBD export, a loop device, optionally mkfs, then mount",
       )
       .requiredOption('--mount <dir>', 'mount point')
-      .option('--mkfs <type>', 'make a filesystem first (e.g. ext4)'),
+      .option('--mkfs <type>', 'make a filesystem first (e.g. ext4): runs mkfs.TYPE on the device')
+      .option(
+        '--mkfs-options <opts>',
+        'options for mkfs.TYPE, before the device: plain words separated by spaces (no quotes or shell characters)',
+      ),
     'halo volume attach r0 --mount /srv/data --mkfs ext4   # first time, on the Primary',
+    'halo volume attach r0 --mount /var/drbd --mkfs ext4 --mkfs-options "-j -m 0"   # seed 003: mkfs.ext4 -j -m 0, no reserved blocks',
     'halo volume attach r0 --mount /srv/data',
   ).action(
-    act(async (res: string, o: { mount: string; mkfs?: string }) => {
-      const s = await attach(g(), res, o.mount, o.mkfs);
+    act(async (res: string, o: { mount: string; mkfs?: string; mkfsOptions?: string }) => {
+      if (o.mkfsOptions !== undefined && o.mkfs === undefined)
+        throw new HaloError('bad-argument', '--mkfs-options needs --mkfs TYPE (e.g. --mkfs ext4)');
+      const mkfs =
+        o.mkfs === undefined
+          ? undefined
+          : { type: o.mkfs, ...(o.mkfsOptions === undefined ? {} : { options: o.mkfsOptions }) };
+      const s = await attach(g(), res, o.mount, mkfs);
       print(g(), `${res}: mounted ${s.loop} at ${s.mount}\n`, s);
     }, 'one'),
   );

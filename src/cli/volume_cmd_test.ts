@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { drbdadmPassThrough } from './volume_cmd.ts';
+import { commandOnPath } from '../lib/command_on_path.ts';
+import { HaloError } from '../lib/errors.ts';
+import { drbdadmPassThrough, mkfsCommand } from './volume_cmd.ts';
 
 const COMPILED = import.meta.url.endsWith('.js');
 const MAIN = fileURLToPath(new URL(COMPILED ? './main.js' : './main.ts', import.meta.url));
@@ -135,5 +137,154 @@ describe('drbdadmPassThrough', () => {
       argv('volume', '--', '--force'),
     ])
       assert.deepEqual(drbdadmPassThrough(a), { argv: a });
+  });
+});
+
+describe('halo volume attach --mkfs-options', () => {
+  it("passes seed 003's `-j -m 0` to mkfs.TYPE as separate words, after halo's defaults and before the device", () => {
+    assert.deepEqual(mkfsCommand('ext4', '-j -m 0', '/dev/loop7'), {
+      file: 'mkfs.ext4',
+      args: ['-q', '-F', '-j', '-m', '0', '/dev/loop7'],
+    });
+    assert.deepEqual(
+      mkfsCommand('ext4', '  -E\tstride=16,stripe-width=64  -O ^has_journal ', '/dev/loop7').args,
+      ['-q', '-F', '-E', 'stride=16,stripe-width=64', '-O', '^has_journal', '/dev/loop7'],
+    );
+    assert.deepEqual(mkfsCommand('ext3', undefined, '/dev/loop7').args, ['-q', '-F', '/dev/loop7']);
+    assert.deepEqual(mkfsCommand('xfs', '-L data', '/dev/loop7').args, [
+      '-q',
+      '-f',
+      '-L',
+      'data',
+      '/dev/loop7',
+    ]);
+    assert.deepEqual(mkfsCommand('vfat', '', '/dev/loop7'), { file: 'mkfs.vfat', args: ['/dev/loop7'] });
+  });
+
+  it('refuses quotes and shell characters in the options, and odd types, naming what it refused', () => {
+    for (const [opts, word] of [
+      ["-L 'my data'", "'my"],
+      ['-L "data"', '"data"'],
+      ['-m 0; rm -rf /', '0;'],
+      ['-L $HOST', '$HOST'],
+      ['-L a\\ b', 'a\\'],
+      ['-d root=*', 'root=*'],
+    ] as const) {
+      assert.throws(
+        () => mkfsCommand('ext4', opts, '/dev/loop7'),
+        (err: unknown) =>
+          err instanceof HaloError &&
+          err.code === 'bad-argument' &&
+          err.message.startsWith(`--mkfs-options word ${JSON.stringify(word)} has a character`) &&
+          err.message.includes('--mkfs-options "-j -m 0"'),
+        opts,
+      );
+    }
+    assert.throws(
+      () => mkfsCommand('ext4 -j', undefined, '/dev/loop7'),
+      /--mkfs 'ext4 -j' is not a filesystem type/,
+    );
+    assert.throws(() => mkfsCommand('../../bin/sh', undefined, '/dev/loop7'), /is not a filesystem type/);
+  });
+
+  it('the CLI rejects bad --mkfs-options with exit 2 before it sets anything up', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'halo-vcmd-'));
+    try {
+      const conf = twoResources(dir);
+      const mnt = join(dir, 'mnt');
+      const quoted = halo(dir, [
+        '-c',
+        conf,
+        '--node',
+        'alpha',
+        'attach',
+        'r0',
+        '--mount',
+        mnt,
+        '--mkfs',
+        'ext4',
+        '--mkfs-options',
+        "-L 'my data'",
+      ]);
+      assert.equal(quoted.code, 2, quoted.err);
+      assert.match(quoted.err, /--mkfs-options word "'my" has a character halo does not pass on/);
+      const alone = halo(dir, [
+        '-c',
+        conf,
+        '--node',
+        'alpha',
+        'attach',
+        'r0',
+        '--mount',
+        mnt,
+        '--mkfs-options',
+        '-m 0',
+      ]);
+      assert.equal(alone.code, 2, alone.err);
+      assert.match(alone.err, /--mkfs-options needs --mkfs TYPE/);
+      assert.ok(!existsSync(mnt), 'no mount point made');
+      const help = halo(dir, ['attach', '--help']);
+      assert.match(help.out, /--mkfs ext4 --mkfs-options "-j -m 0"/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  const real =
+    process.getuid?.() === 0 &&
+    existsSync('/dev/fuse') &&
+    ['nbdfuse', 'losetup', 'mkfs.ext4', 'tune2fs'].every(commandOnPath);
+  it('attach --mkfs ext4 --mkfs-options "-j -m 0" makes ext4 with no reserved blocks on a real volume', {
+    skip: real ? false : 'needs root, /dev/fuse, nbdfuse, losetup, mkfs.ext4 and tune2fs',
+  }, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'halo-vcmd-'));
+    const conf = join(dir, 'drbd.conf');
+    const base = ['-c', conf, '--node', 'alpha'];
+    try {
+      writeFileSync(join(dir, 'r0.img'), Buffer.alloc(0));
+      execFileSync('truncate', ['-s', '32M', join(dir, 'r0.img')]);
+      writeFileSync(
+        conf,
+        `resource r0 {
+  on alpha { device /dev/drbd0; disk ${join(dir, 'r0.img')}; address 127.0.0.1:7798; meta-disk internal; }
+  on bravo { device /dev/drbd0; disk ${join(dir, 'r0-b.img')}; address 127.0.0.1:7799; meta-disk internal; }
+}
+`,
+      );
+      for (const step of [
+        ['create-md', 'r0'],
+        ['up', 'r0'],
+        ['primary', '--force', 'r0'],
+      ]) {
+        const r = halo(dir, [...base, ...step]);
+        assert.equal(r.code, 0, `${step.join(' ')}: ${r.err}`);
+      }
+      const mnt = join(dir, 'mnt');
+      const a = halo(dir, [
+        ...base,
+        '--output',
+        'json',
+        'attach',
+        'r0',
+        '--mount',
+        mnt,
+        '--mkfs',
+        'ext4',
+        '--mkfs-options',
+        '-j -m 0',
+      ]);
+      assert.equal(a.code, 0, a.err);
+      const { loop } = JSON.parse(readFileSync(join(dir, 'run', 'r0.attach.json'), 'utf8')) as {
+        loop: string;
+      };
+      const info = execFileSync('tune2fs', ['-l', loop], { encoding: 'utf8' });
+      assert.match(info, /^Reserved block count:\s+0$/m);
+      assert.match(info, /^Filesystem features:.*\bhas_journal\b/m);
+    } finally {
+      // Undo whatever got set up, even after a failure: mount, loop device, nbdfuse, engine.
+      halo(dir, [...base, 'detach', 'r0']);
+      halo(dir, [...base, 'down', 'r0']);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

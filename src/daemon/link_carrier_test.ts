@@ -113,7 +113,9 @@ class WatchInNamespace {
   private readonly lines: AsyncIterator<string>;
 
   constructor(ns: string, hosts: readonly string[]) {
-    const mod = new URL('./link_carrier.ts', import.meta.url).href;
+    // The compiled test (dist/) imports the compiled module; the source one needs tsx.
+    const ts = import.meta.url.endsWith('.ts');
+    const mod = new URL(`./link_carrier.${ts ? 'ts' : 'js'}`, import.meta.url).href;
     const script = `
       const { LinkCarrierWatch } = await import(${JSON.stringify(mod)});
       const w = new LinkCarrierWatch({ hosts: ${JSON.stringify(hosts)}, nowMs: () => performance.now() });
@@ -121,7 +123,16 @@ class WatchInNamespace {
       for await (const _ of rl) console.log(JSON.stringify(w.read(true)));`;
     this.child = spawn(
       'ip',
-      ['netns', 'exec', ns, process.execPath, '--import', 'tsx', '--input-type=module', '-e', script],
+      [
+        'netns',
+        'exec',
+        ns,
+        process.execPath,
+        ...(ts ? ['--import', 'tsx'] : []),
+        '--input-type=module',
+        '-e',
+        script,
+      ],
       { stdio: 'pipe' },
     );
     this.lines = createInterface({ input: this.child.stdout })[Symbol.asyncIterator]();

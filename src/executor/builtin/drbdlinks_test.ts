@@ -45,6 +45,34 @@ test("drbdlinks.conf's mountpoint() lets link() name only the local path, as drb
   );
 });
 
+test('a link() line missing the comma between its paths is reported as exactly that, with file:line:column', () => {
+  const missing = "link('/etc/apache2' '/drbd/etc/apache2')\n";
+  assert.throws(
+    () => parseDrbdlinksConf(`# seed 004\n${missing}`, 'drbdlinks.conf'),
+    (err: Error) => {
+      assert.equal(
+        err.message,
+        "drbdlinks.conf:2:21: link() needs a comma between its two paths: link('/etc/apache2' '/drbd/etc/apache2') should be link('/etc/apache2', '/drbd/etc/apache2')",
+      );
+      return true;
+    },
+  );
+  // With a mountpoint() line the old reading took the whole text between the outer quotes as
+  // one local path; it must be the same error, not a link named "/etc/apache2' '/drbd/…".
+  assert.throws(
+    () => parseDrbdlinksConf(`mountpoint('/drbd')\n  ${missing}`, 'drbdlinks.conf'),
+    /^Error: drbdlinks\.conf:2:23: link\(\) needs a comma between its two paths/,
+  );
+  assert.throws(
+    () => parseDrbdlinksConf("mountpoint('/drbd' '/x')\n", 'drbdlinks.conf'),
+    /drbdlinks\.conf:1:1: mountpoint\(\) takes one path/,
+  );
+  assert.deepEqual(parseDrbdlinksConf(`link("/srv/it's", '/drbd/it')\nlink( '/a' , "/b" )\n`, 'f'), [
+    { local: "/srv/it's", target: '/drbd/it' },
+    { local: '/a', target: '/b' },
+  ]);
+});
+
 test('a haresources drbdlinks resource keeps the parameters a CIB adds beside its positional ones', () => {
   assert.deepEqual(heartbeatToOcf('drbdlinks', []), {
     agent: 'halo:links',

@@ -41,24 +41,79 @@ export function parseDrbdlinksConf(text: string, file: string): LinkPair[] {
   text.split('\n').forEach((raw, i) => {
     const line = raw.trim();
     if (line === '' || line.startsWith('#')) return;
-    const mp = /^mountpoint\(\s*(['"])(.+?)\1\s*\)\s*$/.exec(line);
-    if (mp) {
-      mountpoint = mp[2]!.replace(/\/+$/, '');
+    const at = (column: number): string => `${file}:${i + 1}:${column}`;
+    const call = parseCall(raw);
+    if (call?.name === 'link' && 'missingCommaAt' in call && call.args.length === 2) {
+      const fixed = `link(${call.args.map(pyString).join(', ')})`;
+      throw new Error(
+        `${at(call.missingCommaAt)}: link() needs a comma between its two paths: ${line} should be ${fixed}`,
+      );
+    }
+    if (call?.name === 'mountpoint') {
+      if (call.args.length !== 1 || 'missingCommaAt' in call)
+        throw new Error(`${at(1)}: mountpoint() takes one path, mountpoint('DIR'); got: ${line}`);
+      mountpoint = call.args[0]!.replace(/\/+$/, '');
       return;
     }
-    const m = /^link\(\s*(['"])(.+?)\1\s*(?:,\s*(['"])(.+?)\3\s*)?\)\s*$/.exec(line);
-    if (m) {
-      if (m[4] !== undefined) out.push({ local: m[2]!, target: m[4] });
-      else if (mountpoint !== undefined) out.push({ local: m[2]!, target: mountpoint + m[2]! });
+    if (
+      call?.name === 'link' &&
+      !('missingCommaAt' in call) &&
+      (call.args.length === 1 || call.args.length === 2)
+    ) {
+      const [local, target] = call.args as [string, string | undefined];
+      if (target !== undefined) out.push({ local, target });
+      else if (mountpoint !== undefined) out.push({ local, target: mountpoint + local });
       else
         throw new Error(
-          `${file}:${i + 1}:1: link('${m[2]}') needs a target path too, or a mountpoint('DIR') line before it`,
+          `${at(1)}: link('${local}') needs a target path too, or a mountpoint('DIR') line before it`,
         );
     } else if (!/^(restartSyslog|restartxinetd|cleanthisconfig|selinux)\b/.test(line)) {
-      throw new Error(`${file}:${i + 1}:1: expected link('LOCAL', 'TARGET'), got: ${line}`);
+      throw new Error(`${at(1)}: expected link('LOCAL', 'TARGET'), got: ${line}`);
     }
   });
   return out;
+}
+
+/** `s` as a Python string literal, in single quotes unless it holds one. */
+function pyString(s: string): string {
+  return s.includes("'") ? `"${s}"` : `'${s}'`;
+}
+
+/** A call whose arguments are all quoted strings, or where a comma between two is missing. */
+type Call =
+  | { readonly name: string; readonly args: readonly string[] }
+  | { readonly name: string; readonly args: readonly string[]; readonly missingCommaAt: number };
+
+/**
+ * Reads `name('a', "b")` as drbdlinks' Python does for the two calls halo reads: string
+ * literals in either quote, separated by commas. Undefined for anything else (keyword
+ * arguments, escapes, a missing quote), which the caller reports as not understood. Two strings
+ * with only spaces between them are reported with the column of the second, because Python
+ * would join them into one path (`'/a' '/b'` is `'/a/b'`), silently.
+ */
+function parseCall(raw: string): Call | undefined {
+  const head = /^\s*(\w+)\(\s*/.exec(raw);
+  if (!head) return undefined;
+  const args: string[] = [];
+  let pos = head[0].length;
+  let missingCommaAt: number | undefined;
+  const skipSpace = (): void => {
+    while (raw[pos] === ' ' || raw[pos] === '\t') pos++;
+  };
+  while (raw[pos] === "'" || raw[pos] === '"') {
+    const close = raw.indexOf(raw[pos]!, pos + 1);
+    if (close < 0) return undefined;
+    args.push(raw.slice(pos + 1, close));
+    pos = close + 1;
+    skipSpace();
+    if (raw[pos] === ',') {
+      pos++;
+      skipSpace();
+    } else if (raw[pos] === "'" || raw[pos] === '"') missingCommaAt ??= pos + 1;
+  }
+  if (raw[pos] !== ')' || raw.slice(pos + 1).trim() !== '' || args.length === 0) return undefined;
+  const name = head[1]!;
+  return missingCommaAt === undefined ? { name, args } : { name, args, missingCommaAt };
 }
 
 function configuredLinks(ctx: BuiltinContext): LinkPair[] | string {
