@@ -156,12 +156,20 @@ function configIds(conf: Configuration): Set<string> {
 }
 
 /** Errors in `after` that `before` did not have: what this edit would introduce. */
-function newProblems(before: Cib, after: Cib, file: string): string[] {
+/**
+ * What an edit brings that the configuration did not have before: errors (the edit is refused)
+ * and warnings (it goes ahead, and the warnings are shown as notes, e.g. a Filesystem on DRBD
+ * not yet tied to the promoted ms).
+ */
+function newProblems(before: Cib, after: Cib, file: string): { errors: string[]; warnings: string[] } {
   const key = (d: { code: string; message: string }) => `${d.code}\0${d.message}`;
   const old = new Set(validateCib(before, new Map(), file).map(key));
-  return validateCib(after, new Map(), file)
-    .filter((d) => d.severity === 'error' && !old.has(key(d)))
-    .map((d) => `${d.message} (${d.code})`);
+  const fresh = validateCib(after, new Map(), file).filter((d) => !old.has(key(d)));
+  const text = (d: { code: string; message: string }) => `${d.message} (${d.code})`;
+  return {
+    errors: fresh.filter((d) => d.severity === 'error').map(text),
+    warnings: fresh.filter((d) => d.severity !== 'error').map((d) => `warning: ${text(d)}`),
+  };
 }
 
 export interface AddOptions {
@@ -243,15 +251,13 @@ export function addFromCrm(cib: Cib, text: string, opts: AddOptions = {}): EditR
     after = r.cib;
   }
   const problems = newProblems(cib, after, file);
-  if (problems.length > 0) return editError('invalid-configuration', problems.join('\n'));
+  if (problems.errors.length > 0) return editError('invalid-configuration', problems.errors.join('\n'));
   // The parser's warnings (typographic quotes it replaced, Pacemaker 1 properties) are worth
   // seeing on the command line too.
-  return finish(
-    cib,
-    { ...after, attrs: cib.attrs },
-    'configuration',
-    parsed.warnings.map((w) => w.message),
-  );
+  return finish(cib, { ...after, attrs: cib.attrs }, 'configuration', [
+    ...parsed.warnings.map((w) => w.message),
+    ...problems.warnings,
+  ]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -427,7 +433,7 @@ export function loadConfiguration(
     after,
     file,
   );
-  if (problems.length > 0)
-    return editError('invalid-configuration', problems.map((p) => `${file}: ${p}`).join('\n'));
-  return finish(cib, after, 'configuration');
+  if (problems.errors.length > 0)
+    return editError('invalid-configuration', problems.errors.map((p) => `${file}: ${p}`).join('\n'));
+  return finish(cib, after, 'configuration', problems.warnings);
 }

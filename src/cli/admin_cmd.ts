@@ -233,7 +233,7 @@ async function runEdit(io: Io, o: CommonOpts, build: () => AdminEdit, read?: Rea
 }
 
 function notesText(r: Extract<EditResult, { ok: true }>): string {
-  return r.notes.map((n) => `note: ${n}\n`).join('');
+  return r.notes.map((n) => (n.startsWith('warning: ') ? `${n}\n` : `note: ${n}\n`)).join('');
 }
 
 /** `--dry-run`: the transition the edit would cause, and (JSON) the commands it would send. */

@@ -218,6 +218,55 @@ describe('halo configure on a CIB file', () => {
     });
   });
 
+  it('an edit that leaves a Filesystem on DRBD untied to the promoted ms goes ahead with a warning; tying it warns no more', async () => {
+    await withCib(async (file) => {
+      const r = await halo([
+        'configure',
+        'primitive',
+        'fs2',
+        'ocf:heartbeat:Filesystem',
+        'params',
+        'device=/dev/drbd0',
+        'directory=/srv',
+        'fstype=ext4',
+        '--cib',
+        file,
+      ]);
+      assert.equal(r.code, 0, r.err);
+      assert.match(
+        r.out,
+        /^warning: Filesystem 'fs2' mounts DRBD device \/dev\/drbd0 .*add: colocation \S+ inf: fs2 ms_drbd:Master ; order \S+ inf: ms_drbd:promote fs2:start/m,
+      );
+      assert.ok(
+        readCib(file).configuration.resources.some((x) => x.id === 'fs2'),
+        'the edit went ahead',
+      );
+      const tie = await halo([
+        'configure',
+        'colocation',
+        'c_fs2',
+        'inf:',
+        'fs2',
+        'ms_drbd:Master',
+        '--cib',
+        file,
+      ]);
+      assert.equal(tie.code, 0, tie.err);
+      const order = await halo([
+        'configure',
+        'order',
+        'o_fs2',
+        'inf:',
+        'ms_drbd:promote',
+        'fs2:start',
+        '--cib',
+        file,
+      ]);
+      assert.equal(order.code, 0, order.err);
+      assert.doesNotMatch(order.out, /warning: Filesystem 'fs2'/);
+    });
+  });
+
   it('deleting a referenced resource exits 1; --force deletes it with its constraints', async () => {
     await withCib(async (file) => {
       assert.equal(
