@@ -175,10 +175,8 @@ export class Controller {
     | undefined;
   /** The node-id clashes last logged (each distinct set once). */
   private nodeIdClashesLogged = '';
-  /** The invalid priority-fencing-delay reason last logged (each distinct value once). */
-  private badPriorityFencingDelayLogged: string | undefined;
-  /** The invalid halo-isolation-fencing-delay reason last logged (each distinct value once). */
-  private badIsolationFencingDelayLogged: string | undefined;
+  /** The invalid reason last logged, by delay property (each distinct value once). */
+  private readonly badDelayLogged = new Map<string, string>();
   /** What the daemon last said about this node's own cluster links (undefined: nothing yet). */
   private linkCarrier: LinkCarrierFact | undefined;
   /**
@@ -1463,45 +1461,48 @@ export class Controller {
   }
 
   /**
-   * The halo-isolation-fencing-delay property in ms. An invalid value is logged as an error
-   * once (per distinct value) and the default used: the protection stays on, as it was before
-   * the value was set.
+   * The halo-isolation-fencing-delay property in ms; an invalid value means the default: the
+   * protection stays on, as it was before the value was set.
    */
   private isolationFencingDelayMs(): number {
-    const p = parseIsolationFencingDelay(this.cib);
-    if (p.ok) {
-      this.badIsolationFencingDelayLogged = undefined;
-      return p.ms;
-    }
-    if (p.reason !== this.badIsolationFencingDelayLogged) {
-      this.badIsolationFencingDelayLogged = p.reason;
-      this.log(
-        'error',
-        `cluster property ${ISOLATION_FENCING_DELAY_PROPERTY}: ${p.reason}; using the default ${DEFAULT_ISOLATION_FENCING_DELAY_MS} ms meanwhile`,
-      );
-    }
-    return DEFAULT_ISOLATION_FENCING_DELAY_MS;
+    return this.delayProperty(
+      ISOLATION_FENCING_DELAY_PROPERTY,
+      parseIsolationFencingDelay(this.cib),
+      DEFAULT_ISOLATION_FENCING_DELAY_MS,
+      `the default ${DEFAULT_ISOLATION_FENCING_DELAY_MS} ms`,
+    );
   }
 
   /**
-   * The priority-fencing-delay property in ms. An invalid value is logged as an error once (per
-   * distinct value) and taken as 0, as Pacemaker takes an invalid cluster option as its default:
-   * the fencing still happens, only without the priority delay.
+   * The priority-fencing-delay property in ms; an invalid value is taken as 0, as Pacemaker
+   * takes an invalid cluster option as its default: the fencing still happens, only without the
+   * priority delay.
    */
   private priorityFencingDelayMs(): number {
-    const p = parsePriorityFencingDelay(this.cib);
+    return this.delayProperty(
+      'priority-fencing-delay',
+      parsePriorityFencingDelay(this.cib),
+      0,
+      '0 (no priority delay)',
+    );
+  }
+
+  /** A parsed delay property; an invalid one is logged as an error once per distinct value. */
+  private delayProperty(
+    name: string,
+    p: { readonly ok: true; readonly ms: number } | { readonly ok: false; readonly reason: string },
+    fallbackMs: number,
+    fallbackText: string,
+  ): number {
     if (p.ok) {
-      this.badPriorityFencingDelayLogged = undefined;
+      this.badDelayLogged.delete(name);
       return p.ms;
     }
-    if (p.reason !== this.badPriorityFencingDelayLogged) {
-      this.badPriorityFencingDelayLogged = p.reason;
-      this.log(
-        'error',
-        `cluster property priority-fencing-delay: ${p.reason}; using 0 (no priority delay) meanwhile`,
-      );
+    if (p.reason !== this.badDelayLogged.get(name)) {
+      this.badDelayLogged.set(name, p.reason);
+      this.log('error', `cluster property ${name}: ${p.reason}; using ${fallbackText} meanwhile`);
     }
-    return 0;
+    return fallbackMs;
   }
 
   private stonithAction(): 'reboot' | 'off' {

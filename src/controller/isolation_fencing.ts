@@ -1,6 +1,5 @@
-import { parseDuration } from '../cib/duration.ts';
 import type { Cib } from '../cib/model.ts';
-import { clusterProperty } from '../cib/resources.ts';
+import { MAX_PRIORITY_FENCING_DELAY_MS, parseDelayProperty } from './priority_fencing.ts';
 
 /**
  * A node that sees no carrier on any of its own cluster links is the one cut off (a pulled
@@ -30,7 +29,7 @@ export const ISOLATION_FENCING_DELAY_PROPERTY = 'halo-isolation-fencing-delay';
 export const DEFAULT_ISOLATION_FENCING_DELAY_MS = 10_000;
 
 /** The longest value accepted, as for priority-fencing-delay: an hour (`5m` for `5s` is a typo). */
-export const MAX_ISOLATION_FENCING_DELAY_MS = 3_600_000;
+export const MAX_ISOLATION_FENCING_DELAY_MS = MAX_PRIORITY_FENCING_DELAY_MS;
 
 /** What the daemon tells the controller about this node's own cluster links. */
 export interface LinkCarrierFact {
@@ -46,19 +45,7 @@ export type IsolationFencingDelayParse =
 
 /** Reads the property: unset or empty is the default; 0 disables the delay. */
 export function parseIsolationFencingDelay(cib: Cib): IsolationFencingDelayParse {
-  const text = clusterProperty(cib, ISOLATION_FENCING_DELAY_PROPERTY);
-  if (text === undefined || text.trim() === '') return { ok: true, ms: DEFAULT_ISOLATION_FENCING_DELAY_MS };
-  const fix = `fix it with e.g. \`crm configure property ${ISOLATION_FENCING_DELAY_PROPERTY}=10s\` (0 disables it)`;
-  if (text.trim().startsWith('-'))
-    return { ok: false, reason: `'${text}' is negative (a delay is 0 or more); ${fix}` };
-  const d = parseDuration(text);
-  if (!d.ok) return { ok: false, reason: `${d.reason}; ${fix}` };
-  if (d.ms > MAX_ISOLATION_FENCING_DELAY_MS)
-    return {
-      ok: false,
-      reason: `'${text}' is ${d.ms} ms, more than the ${MAX_ISOLATION_FENCING_DELAY_MS} ms halo accepts; ${fix}`,
-    };
-  return { ok: true, ms: d.ms };
+  return parseDelayProperty(cib, ISOLATION_FENCING_DELAY_PROPERTY, DEFAULT_ISOLATION_FENCING_DELAY_MS, '10s');
 }
 
 export interface IsolationFencingDecision {

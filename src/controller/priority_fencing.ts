@@ -43,9 +43,23 @@ export type PriorityFencingDelayParse =
 
 /** Reads the property from the configuration: unset or empty is 0 (disabled). */
 export function parsePriorityFencingDelay(cib: Cib): PriorityFencingDelayParse {
-  const text = clusterProperty(cib, 'priority-fencing-delay');
-  if (text === undefined || text.trim() === '') return { ok: true, ms: 0 };
-  const fix = 'fix it with e.g. `crm configure property priority-fencing-delay=15s` (0 disables it)';
+  return parseDelayProperty(cib, 'priority-fencing-delay', 0, '15s');
+}
+
+/**
+ * A cluster property holding a fencing delay (Pacemaker's duration syntax): unset or empty is
+ * `unsetMs`; negative, unreadable or over MAX_PRIORITY_FENCING_DELAY_MS is refused with a reason
+ * that names the value and shows the fix with `example`.
+ */
+export function parseDelayProperty(
+  cib: Cib,
+  name: string,
+  unsetMs: number,
+  example: string,
+): PriorityFencingDelayParse {
+  const text = clusterProperty(cib, name);
+  if (text === undefined || text.trim() === '') return { ok: true, ms: unsetMs };
+  const fix = `fix it with e.g. \`crm configure property ${name}=${example}\` (0 disables it)`;
   if (text.trim().startsWith('-'))
     return { ok: false, reason: `'${text}' is negative (a delay is 0 or more); ${fix}` };
   const d = parseDuration(text);

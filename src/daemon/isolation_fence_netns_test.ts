@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { labChaos, labDown, labStatus, labUp } from '../lab/lab.ts';
 import { hasNetnsSupport } from '../lab/netns.ts';
-import { LAB_VIP } from '../lab/scenarios.ts';
+import { getFromClient, servedBy } from '../lab/testing.ts';
+import { waitFor } from '../lib/wait.ts';
 
 /**
  * The whole path of halo-isolation-fencing-delay on real daemons: the lab cuts every link of
@@ -14,34 +14,6 @@ import { LAB_VIP } from '../lab/scenarios.ts';
  * sides keep quorum and race to fence each other. The cut-off DC, which before this change
  * usually won (5 of 6 bench trials), must wait and lose; the healthy node fences it and serves.
  */
-
-/** One HTTP GET of the VIP from inside the client namespace; the body, or null when it failed. */
-function getFromClient(ns: string): Promise<string | null> {
-  const script = `require('node:http').get(process.argv[1],{timeout:1000},(r)=>{let b='';r.setEncoding('utf8');r.on('data',(d)=>{b+=d;});r.on('end',()=>{process.stdout.write(b);});}).on('timeout',function(){this.destroy();}).on('error',()=>process.exit(1));`;
-  return new Promise((resolve) => {
-    execFile(
-      'ip',
-      ['netns', 'exec', ns, process.execPath, '-e', script, `http://${LAB_VIP}/`],
-      { timeout: 5_000, encoding: 'utf8' },
-      (err, stdout) => resolve(err ? null : stdout),
-    );
-  });
-}
-
-/** Polls `check` until it gives a value or `ms` passes. */
-async function eventually<T>(what: string, ms: number, check: () => Promise<T | undefined>): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`gave up waiting for ${what} after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-function servedBy(body: string | null): string | undefined {
-  return /served by (\S+)/.exec(body ?? '')?.[1];
-}
 
 function logMessages(dir: string, node: string): string[] {
   return readFileSync(join(dir, node, 'daemon.log'), 'utf8')
@@ -58,19 +30,15 @@ test('in a two-node lab the DC whose links are all cut waits before fencing, so 
   try {
     const state = await labUp({ dir, nodes: 2, scenario: 'web', profile: 'lab' });
     namespaces = state.namespaces;
-    await eventually('the service to answer at the VIP', 90_000, async () =>
+    await waitFor('the service to answer at the VIP', 90_000, async () =>
       servedBy(await getFromClient(state.client.ns)),
     );
-    const dc = await eventually(
-      'a DC',
-      30_000,
-      async () => (await labStatus(dir)).resources?.dc ?? undefined,
-    );
+    const dc = await waitFor('a DC', 30_000, async () => (await labStatus(dir)).resources?.dc ?? undefined);
     const healthy = state.nodes.find((n) => n.name !== dc)!.name;
 
     await labChaos(dir, { fault: 'partition', node: dc });
 
-    const by = await eventually(`${healthy} to serve alone`, 90_000, async () => {
+    const by = await waitFor(`${healthy} to serve alone`, 90_000, async () => {
       const s = servedBy(await getFromClient(state.client.ns));
       return s === healthy && logMessages(dir, healthy).some((m) => m.startsWith(`fenced ${dc} (`))
         ? s

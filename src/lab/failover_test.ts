@@ -1,40 +1,12 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { waitFor } from '../lib/wait.ts';
 import { labChaos, labDown, labStatus, labUp, readLabState, vipHolders } from './lab.ts';
 import { hasNetnsSupport } from './netns.ts';
-import { LAB_VIP } from './scenarios.ts';
-
-/** One HTTP GET of the VIP from inside the client namespace; the body, or null when it failed. */
-function getFromClient(ns: string): Promise<string | null> {
-  const script = `require('node:http').get(process.argv[1],{timeout:1000},(r)=>{let b='';r.setEncoding('utf8');r.on('data',(d)=>{b+=d;});r.on('end',()=>{process.stdout.write(b);});}).on('timeout',function(){this.destroy();}).on('error',()=>process.exit(1));`;
-  return new Promise((resolve) => {
-    execFile(
-      'ip',
-      ['netns', 'exec', ns, process.execPath, '-e', script, `http://${LAB_VIP}/`],
-      { timeout: 5_000, encoding: 'utf8' },
-      (err, stdout) => resolve(err ? null : stdout),
-    );
-  });
-}
-
-/** Polls `check` until it gives a value or `ms` passes. */
-async function eventually<T>(what: string, ms: number, check: () => Promise<T | undefined>): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`gave up waiting for ${what} after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-function servedBy(body: string | null): string | undefined {
-  return /served by (\S+)/.exec(body ?? '')?.[1];
-}
+import { getFromClient, servedBy } from './testing.ts';
 
 /** PIDs whose command line mentions `text` (daemons, the web server). */
 function processesMentioning(text: string): number[] {
@@ -63,7 +35,7 @@ async function killTheServingNode(nodes: number): Promise<void> {
     namespaces = state.namespaces;
     assert.match(state.scenarioLoad ?? '', /committed to the replicated CIB/);
 
-    const first = await eventually('the service to answer at the VIP', 90_000, async () =>
+    const first = await waitFor('the service to answer at the VIP', 90_000, async () =>
       servedBy(await getFromClient(state.client.ns)),
     );
     assert.ok(
@@ -77,7 +49,7 @@ async function killTheServingNode(nodes: number): Promise<void> {
     );
     // The web server can answer before its agent's start has returned and been recorded.
     const startedHere = new RegExp(`www\\s+\\(halo:process\\):\\s+Started ${first}`);
-    const before = await eventually('status to show www started where it answers', 30_000, async () => {
+    const before = await waitFor('status to show www started where it answers', 30_000, async () => {
       const r = await labStatus(dir);
       return startedHere.test(r.resources?.text ?? '') ? r : undefined;
     });
@@ -85,7 +57,7 @@ async function killTheServingNode(nodes: number): Promise<void> {
 
     await labChaos(dir, { fault: 'kill', node: first });
 
-    const second = await eventually('the service to answer from another node', 90_000, async () => {
+    const second = await waitFor('the service to answer from another node', 90_000, async () => {
       const by = servedBy(await getFromClient(state.client.ns));
       return by !== undefined && by !== first ? by : undefined;
     });
@@ -95,7 +67,7 @@ async function killTheServingNode(nodes: number): Promise<void> {
       [second],
       'the VIP moved: the fenced node has it on no live link',
     );
-    const after = await eventually('status to show the group on the new node', 30_000, async () => {
+    const after = await waitFor('status to show the group on the new node', 30_000, async () => {
       const r = await labStatus(dir);
       return new RegExp(`vip\\s+\\(halo:vip\\):\\s+Started ${second}`).test(r.resources?.text ?? '')
         ? r
@@ -109,7 +81,7 @@ async function killTheServingNode(nodes: number): Promise<void> {
     // even though the DC's old connection to it died without a FIN), and nothing runs twice.
     await labChaos(dir, { fault: 'restart', node: first });
     const dc = after.resources!.dc!;
-    await eventually(`${first} to rejoin and its probes to be answered`, 60_000, async () => {
+    await waitFor(`${first} to rejoin and its probes to be answered`, 60_000, async () => {
       const log = readFileSync(join(dir, dc, 'daemon.log'), 'utf8');
       const at = log.lastIndexOf(`${first} joined the cluster`);
       return at >= 0 && /transition \d+ complete/.test(log.slice(at)) ? true : undefined;

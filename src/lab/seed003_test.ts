@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { abortDeadNodeFuse } from '../lib/fuse.ts';
+import { waitFor } from '../lib/wait.ts';
 import { labVolumeState, primariesNow, runSql, seed003SqlTarget } from './bench.ts';
 import { isLabDaemon, labChaos, labDown, labStatus, labUp, readLabState, vipHolders } from './lab.ts';
 import { hasNetnsSupport } from './netns.ts';
@@ -55,16 +56,6 @@ function get(ns: string, path: string): Promise<{ status: number; by: string; bo
       },
     );
   });
-}
-
-async function eventually<T>(what: string, ms: number, check: () => Promise<T | undefined>): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`gave up waiting for ${what} after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 /** Nodes whose volume engine says Primary (asked over its control socket); asserts never more than one. */
@@ -117,7 +108,7 @@ test('seed 003 in a two-node lab: nginx and MariaDB on the replicated volume sur
     const ns = state.client.ns;
     const sql = seed003SqlTarget(ns);
 
-    const first = await eventually('nginx to answer at the VIP', 120_000, async () => {
+    const first = await waitFor('nginx to answer at the VIP', 120_000, async () => {
       const r = await get(ns, '/');
       return r?.status === 200 && r.by ? r.by : undefined;
     });
@@ -128,13 +119,13 @@ test('seed 003 in a two-node lab: nginx and MariaDB on the replicated volume sur
     );
     assert.deepEqual(await primaries(dir), [first], 'the volume is Primary where the service runs');
     assert.deepEqual(vipHolders(readLabState(dir)), [first]);
-    await eventually('MariaDB to answer SQL at the VIP', 120_000, async () =>
+    await waitFor('MariaDB to answer SQL at the VIP', 120_000, async () =>
       (await runSql(sql, 'SELECT 1', 5_000)).ok ? true : undefined,
     );
     assert.equal(labDatabases(dir).length, 1, 'one MariaDB runs, on the Primary');
 
     // Replication is what keeps the data: the peer must be connected and UpToDate first.
-    await eventually('the volume to replicate to the peer', 60_000, async () => {
+    await waitFor('the volume to replicate to the peer', 60_000, async () => {
       const s = readLabState(dir);
       const [a, b] = await Promise.all(['n1', 'n2'].map((n) => labVolumeState(s)(n)));
       return a?.disk === 'UpToDate' && b?.disk === 'UpToDate' ? true : undefined;
@@ -167,7 +158,7 @@ test('seed 003 in a two-node lab: nginx and MariaDB on the replicated volume sur
 
     await labChaos(dir, { fault: 'kill', node: first });
 
-    const second = await eventually('nginx to answer from the survivor', 120_000, async () => {
+    const second = await waitFor('nginx to answer from the survivor', 120_000, async () => {
       await primaries(dir);
       const r = await get(ns, '/');
       return r?.status === 200 && r.by && r.by !== first ? r.by : undefined;
@@ -177,7 +168,7 @@ test('seed 003 in a two-node lab: nginx and MariaDB on the replicated volume sur
     assert.equal(await labVolumeState(readLabState(dir))(first), undefined, 'the fenced node runs no engine');
     assert.match((await get(ns, '/'))!.body, /this page lives on the replicated volume r0/);
     assert.equal((await get(ns, '/direct.txt'))?.body, direct, 'the file written into the mount is intact');
-    const count = await eventually('MariaDB to answer SQL from the survivor', 120_000, async () => {
+    const count = await waitFor('MariaDB to answer SQL from the survivor', 120_000, async () => {
       await primaries(dir);
       const r = await runSql(sql, `SELECT COUNT(*), COALESCE(SUM(id), 0) FROM ${SEED003_DB.table}`, 5_000);
       return r.ok ? r.out.trim() : undefined;
@@ -189,7 +180,7 @@ test('seed 003 in a two-node lab: nginx and MariaDB on the replicated volume sur
     );
     assert.equal(labDatabases(dir).length, 1, 'one MariaDB runs, on the survivor');
     // The agent's start returns a little after MariaDB answers (it polls every 2 s).
-    await eventually('the DC to report p_mysql started on the survivor', 60_000, async () =>
+    await waitFor('the DC to report p_mysql started on the survivor', 60_000, async () =>
       new RegExp(`p_mysql\\s+\\(ocf:heartbeat:mysql\\):\\s+Started ${second}`).test(
         (await labStatus(dir)).resources?.text ?? '',
       )

@@ -9,6 +9,7 @@ import { convertImport } from '../cli/import_cmd.ts';
 import { ShellAgentRunner } from '../executor/runner.ts';
 import { HaloError } from '../lib/errors.ts';
 import { repoRoot } from '../lib/repo_root.ts';
+import { waitFor } from '../lib/wait.ts';
 import { labChaos, labDown, labStatus, labVolumeStatus, readLabState, vipHolders } from './lab.ts';
 import { hasNetnsSupport } from './netns.ts';
 import {
@@ -159,16 +160,6 @@ function get(ns: string): Promise<string | null> {
   });
 }
 
-async function eventually<T>(what: string, ms: number, check: () => Promise<T | undefined>): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`gave up waiting for ${what} after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 test('seed 004 in a two-node lab: Apache on the replicated volume serves the same page from the survivor after its node is killed', {
   timeout: 120_000,
 }, async (t) => {
@@ -183,7 +174,7 @@ test('seed 004 in a two-node lab: Apache on the replicated volume serves the sam
     const state = await seed004Up({ dir, profile: 'lab' });
     assert.match(state.scenarioLoad ?? '', /imported .*ha\.cf \+ .*haresources \+ .*authkeys/);
     const ns = state.client.ns;
-    const page = await eventually('the page at the VIP', 60_000, async () => (await get(ns)) ?? undefined);
+    const page = await waitFor('the page at the VIP', 60_000, async () => (await get(ns)) ?? undefined);
     assert.match(page, new RegExp(`${SEED004_PAGE_MARK}: this page lives on the replicated volume r0`));
     const [first] = vipHolders(readLabState(dir));
     assert.ok(first, 'one node holds the VIP');
@@ -198,7 +189,7 @@ test('seed 004 in a two-node lab: Apache on the replicated volume serves the sam
       !lstatSync('/etc/apache2', { throwIfNoEntry: false })?.isSymbolicLink(),
       "the host's /etc/apache2 is untouched",
     );
-    await eventually('the volume to replicate to the peer', 60_000, async () => {
+    await waitFor('the volume to replicate to the peer', 60_000, async () => {
       const st = labVolumeStatus(readLabState(dir), first);
       return st?.role === 'Primary' && st.conn === 'Connected' && st.peerDisk === 'UpToDate'
         ? true
@@ -207,11 +198,11 @@ test('seed 004 in a two-node lab: Apache on the replicated volume serves the sam
 
     await labChaos(dir, { fault: 'kill', node: first });
 
-    const second = await eventually('the VIP on the survivor', 60_000, async () => {
+    const second = await waitFor('the VIP on the survivor', 60_000, async () => {
       const h = vipHolders(readLabState(dir));
       return h.length === 1 && h[0] !== first ? h[0] : undefined;
     });
-    const after = await eventually(
+    const after = await waitFor(
       'the page from the survivor',
       60_000,
       async () => (await get(ns)) ?? undefined,
@@ -224,7 +215,7 @@ test('seed 004 in a two-node lab: Apache on the replicated volume serves the sam
     // Apache can answer before its agent's start (which polls the server) has returned and been
     // recorded: wait for the record, then check it.
     const apacheStarted = new RegExp(`apache2\\s+\\(ocf:heartbeat:apache\\):\\s+Started ${second}`);
-    const st = await eventually('the start of apache2 to be recorded', 60_000, async () => {
+    const st = await waitFor('the start of apache2 to be recorded', 60_000, async () => {
       const s = await labStatus(dir);
       return apacheStarted.test(s.resources?.text ?? '') ? s : undefined;
     }).catch(() => labStatus(dir));
