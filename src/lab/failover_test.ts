@@ -86,11 +86,15 @@ async function killTheServingNode(nodes: number): Promise<void> {
       const at = log.lastIndexOf(`${first} joined the cluster`);
       return at >= 0 && /transition \d+ complete/.test(log.slice(at)) ? true : undefined;
     }).catch((e: Error) => {
-      const msgs = readFileSync(join(dir, dc, 'daemon.log'), 'utf8')
-        .split('\n')
-        .slice(-40)
-        .map((l) => /"msg":"([^"]*)"/.exec(l)?.[1] ?? l);
-      throw new Error(`${e.message}; the DC's last log lines:\n${msgs.join('\n')}`);
+      const tail = (node: string) =>
+        readFileSync(join(dir, node, 'daemon.log'), 'utf8')
+          .split('\n')
+          .slice(-40)
+          .map((l) => /"msg":"([^"]*)"/.exec(l)?.[1] ?? l)
+          .join('\n');
+      throw new Error(
+        `${e.message}; the DC's last log lines:\n${tail(dc)}\n${first}'s last log lines:\n${tail(first)}`,
+      );
     });
     assert.deepEqual(vipHolders(readLabState(dir)), [second], 'the VIP stays where it went, only there');
     assert.equal(servedBy(await getFromClient(state.client.ns)), second);
