@@ -7,10 +7,9 @@ import {
   labDown,
   labStatus,
   labUp,
-  readLabState,
   renderLabStatus,
 } from '../lab/lab.ts';
-import { seed004NodeBoot, seed004Up } from '../lab/scenario_seed004.ts';
+import { seed004Up } from '../lab/scenario_seed004.ts';
 import { DEFAULT_SCENARIO, isScenario, LAB_VIP, SCENARIOS } from '../lab/scenarios.ts';
 import { HaloError } from '../lib/errors.ts';
 import { example } from './help.ts';
@@ -154,19 +153,13 @@ export function registerLabCommands(program: Command): void {
       const linkText = String(o.link ?? '0');
       if (!/^\d+$/.test(linkText))
         throw new HaloError('bad-argument', `--link must be a link number, got '${linkText}'`);
-      const before = fault === 'restart' ? readLabState(String(o.dir)) : undefined;
+      // A rebooted seed-004 node runs the seed's boot steps (its own root, drbd up) too.
       const what = await labChaos(String(o.dir), {
         fault,
         link: Number(linkText),
         ...(typeof o.node === 'string' ? { node: o.node } : {}),
       });
       process.stdout.write(`${what}\n`);
-      // A rebooted seed-004 node runs the seed's boot steps (its own root, drbd up) too.
-      if (before?.scenario === 'seed-004') {
-        const after = readLabState(String(o.dir));
-        const booted = after.nodes.find((n) => n.pid !== before.nodes.find((b) => b.name === n.name)?.pid);
-        if (booted) process.stdout.write(`${await seed004NodeBoot(after, booted.name)}\n`);
-      }
     }),
   );
 

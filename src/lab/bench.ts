@@ -12,7 +12,6 @@ import {
   SEED004_PAGE_MARK,
   SEED004_VOLUME,
   seed004Files,
-  seed004NodeBoot,
   seed004Paths,
 } from './scenario_seed004.ts';
 import {
@@ -1065,14 +1064,17 @@ async function settle(
       if (aborted.length > 0)
         notes.push(`aborted FUSE connection(s) ${aborted.join(', ')} of ${x.name}'s nbdfuse before its boot`);
       try {
+        // For seed-004 this runs the scenario's boot steps too (lab.ts).
         await labChaos(dir, { fault: 'restart', node: x.name });
       } catch (err) {
+        if (err instanceof HaloError && err.code === 'boot-steps-failed') {
+          notes.push(err.message);
+          return false;
+        }
         // Seen dead a moment ago but running now (a /proc read raced with its start): nothing to boot.
         if (!(err instanceof HaloError && err.code === 'already-running')) throw err;
         notes.push(`${x.name} looked down but was running; not booted again`);
-        continue;
       }
-      if (!(await bootSteps(dir, x.name, notes))) return false;
     }
     let wholeSince: number | undefined;
     const outcome = await until(async () => {
@@ -1101,23 +1103,6 @@ async function settle(
     `a node was fenced again after ${MAX_REBOOTS} reboots (${target === null ? 'before the fault' : `while ${target} rejoined`})`,
   );
   return false;
-}
-
-/**
- * What a scenario's rebooted node runs at boot besides its daemon, as `halo lab chaos --restart`
- * does (lab_cmd.ts): seed-004's own root and `drbdadm up r0` (seed004NodeBoot); without them
- * the node has no engine and replication never becomes whole. False, with a note, on failure.
- */
-async function bootSteps(dir: string, node: string, notes: string[]): Promise<boolean> {
-  const state = readLabState(dir);
-  if (state.scenario !== 'seed-004') return true;
-  try {
-    await seed004NodeBoot(state, node);
-    return true;
-  } catch (err) {
-    notes.push(`the boot steps of ${node} failed: ${(err as Error).message}`);
-    return false;
-  }
 }
 
 /** A trial whose fault was not injected: the cluster was not settled (see settle()). */

@@ -968,6 +968,20 @@ export async function labChaos(dir: string, o: ChaosOptions): Promise<string> {
     }
   }
   writeLabState(state);
+  if (o.fault === 'restart' && state.scenario === 'seed-004') {
+    // A rebooted seed-004 node also runs the seed's boot steps (its own root, `drbdadm up r0`):
+    // without them it has no volume engine and replication never becomes whole. Imported when
+    // needed: scenario_seed004.ts builds on this module.
+    const { seed004NodeBoot } = await import('./scenario_seed004.ts');
+    try {
+      what += `\n${await seed004NodeBoot(state, n.name)}`;
+    } catch (err) {
+      throw new HaloError(
+        'boot-steps-failed',
+        `${what}, but its boot steps failed: ${(err as Error).message}`,
+      );
+    }
+  }
   return what;
 }
 
