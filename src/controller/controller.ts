@@ -47,6 +47,7 @@ import {
   type ScheduleFn,
   SHUTDOWN_ATTRIBUTE,
   type StatusChange,
+  UNFENCED_ATTRIBUTE,
 } from './types.ts';
 
 /** Pause between fencing attempts on one node, so a dead fence device is not hammered. */
@@ -140,6 +141,10 @@ export class Controller {
   private readonly fenceAttempts = new Map<string, number>();
   /** After a failed fence, the node is not fenced again before this time. */
   private readonly fenceRetryAtMs = new Map<string, number>();
+  /** Unfencing (`on`) in flight, by effect token → node; failed attempts and retry times by node. */
+  private readonly unfenceTokens = new Map<string, string>();
+  private readonly unfenceAttempts = new Map<string, number>();
+  private readonly unfenceRetryAtMs = new Map<string, number>();
   /** Fences requested outside a transition (two-node rule), by token. */
   private readonly directFences = new Map<string, string>();
   private readonly localRunning = new Map<string, LocalResource>();
@@ -568,6 +573,10 @@ export class Controller {
   }
 
   private onFenceResult(token: string, target: string, ok: boolean, reason: string): void {
+    if (this.unfenceTokens.has(token)) {
+      this.onUnfenceResult(token, this.unfenceTokens.get(token)!, ok, reason);
+      return;
+    }
     const direct = this.directFences.get(token);
     if (direct !== undefined) this.directFences.delete(token);
     const run = this.transition;
@@ -607,6 +616,45 @@ export class Controller {
       }
     } else if (this.isDc) {
       this.invalidate(ok ? `${target} fenced` : `fencing ${target} failed`);
+    }
+  }
+
+  /**
+   * An unfencing (`on`) ended. Success records `#node-unfenced` (so the scheduler does not ask
+   * again; the attribute is transient, so a node that leaves is unfenced again when it returns)
+   * and lets what waits for it start; the node is not fenced by it. A failure fails the action,
+   * holds scheduling for FENCE_RETRY_DELAY_MS and is retried up to MAX_FENCE_ATTEMPTS times.
+   */
+  private onUnfenceResult(token: string, node: string, ok: boolean, reason: string): void {
+    this.unfenceTokens.delete(token);
+    const run = this.transition;
+    const ra = run ? this.actionByToken(run, token) : undefined;
+    if (ok) {
+      this.unfenceAttempts.delete(node);
+      this.unfenceRetryAtMs.delete(node);
+      const rec = this.nodes.get(node);
+      if (rec) {
+        // Recorded without invalidating: the transition goes on with what waited for it.
+        const value = String(Math.max(1, Math.floor(this.nowMs / 1000)));
+        rec.attrs.set(UNFENCED_ATTRIBUTE, value);
+        this.statusChanges.push({ kind: 'attr', node, name: UNFENCED_ATTRIBUTE, value });
+      }
+      this.log('info', `unfenced ${node}: ${reason}`, { node });
+    } else {
+      this.unfenceAttempts.set(node, (this.unfenceAttempts.get(node) ?? 0) + 1);
+      this.unfenceRetryAtMs.set(node, this.nowMs + FENCE_RETRY_DELAY_MS);
+      this.log(
+        'error',
+        `unfencing ${node} failed (attempt ${this.unfenceAttempts.get(node)} of ${MAX_FENCE_ATTEMPTS}): ${reason}; what requires unfencing does not start there until it succeeds`,
+        { node },
+      );
+    }
+    if (ra && ra.state === 'running') {
+      ra.state = ok ? 'done' : 'failed';
+      if (!ok) {
+        run!.failedAsync = true;
+        this.abort(`unfencing ${node} failed`);
+      }
     }
   }
 
@@ -1134,6 +1182,11 @@ export class Controller {
       ([n, at]) => at > this.nowMs && (this.fenceAttempts.get(n) ?? 0) < MAX_FENCE_ATTEMPTS,
     );
     if (retrying.length > 0) return `fencing ${retrying.map(([n]) => n).join(', ')} failed; retrying shortly`;
+    const unfenceRetrying = [...this.unfenceRetryAtMs].filter(
+      ([n, at]) => at > this.nowMs && (this.unfenceAttempts.get(n) ?? 0) < MAX_FENCE_ATTEMPTS,
+    );
+    if (unfenceRetrying.length > 0)
+      return `unfencing ${unfenceRetrying.map(([n]) => n).join(', ')} failed; retrying shortly`;
     const unfenced = this.fenceNeeded.filter((n) => this.nodes.get(n)?.condition !== 'down');
     if (this.fencingMode() === 'stonith' && unfenced.length > 0) {
       return `two-node rule: waiting until ${unfenced.join(', ')} is fenced`;
@@ -1292,6 +1345,27 @@ export class Controller {
         action: this.stonithAction(),
         reason: rec?.lostWhy ?? 'the scheduler asked for it',
         ...this.fenceDelayFor(a.node),
+      });
+      return;
+    }
+    if (a.task === 'unfence') {
+      if ((this.unfenceAttempts.get(a.node) ?? 0) >= MAX_FENCE_ATTEMPTS) {
+        ra.state = 'failed';
+        this.log(
+          'error',
+          `not unfencing ${a.node} again: ${MAX_FENCE_ATTEMPTS} attempts failed; fix the fence device and run cleanup`,
+          { node: a.node },
+        );
+        return;
+      }
+      ra.state = 'running';
+      this.unfenceTokens.set(token, a.node);
+      this.effects.push({
+        type: 'fence',
+        token,
+        target: a.node,
+        action: 'on',
+        reason: 'unfencing: a fence device provides unfencing and something that requires it runs there',
       });
       return;
     }

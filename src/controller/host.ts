@@ -1,5 +1,5 @@
 import type { Cib } from '../cib/model.ts';
-import { allPrimitives, evaluateNvSets } from '../cib/resources.ts';
+import { allPrimitives, evaluateNvSets, metaValue } from '../cib/resources.ts';
 import type { Executor, ExecutorRequest } from '../executor/executor.ts';
 import type { FenceDevice } from '../executor/fence.ts';
 import type { OpResult } from '../executor/ops.ts';
@@ -66,12 +66,13 @@ export interface ControllerHostPorts {
   /** This node's executor (its `onResult` must call `host.localResult`). */
   readonly executor: Pick<Executor, 'submit'>;
   /**
-   * Fences `target` with the CIB's devices (e.g. the executor's `Fencer`). `delay`: wait this
-   * long first (priority-fencing-delay), abortably, before the first device and its pcmk_delay.
+   * Fences `target` with the CIB's devices (e.g. the executor's `Fencer`); `on` unfences it.
+   * `delay`: wait this long first (priority-fencing-delay), abortably, before the first device
+   * and its pcmk_delay.
    */
   readonly fence: (
     target: string,
-    action: 'reboot' | 'off',
+    action: 'reboot' | 'off' | 'on',
     devices: readonly FenceDevice[],
     cib: Cib,
     delay?: FenceRequestDelay,
@@ -119,12 +120,16 @@ export const CONTROLLER_TICK_MS = 100;
  */
 export const LEASE_HORIZON_MS = 2 * CONTROLLER_TICK_MS;
 
-/** Fence devices configured in the CIB: every `stonith:` or `halo:lab-fence` primitive. */
-export function fenceDevicesFromCib(cib: Cib): FenceDevice[] {
+/**
+ * Fence devices configured in the CIB: every `stonith:` or `halo:lab-fence` primitive; with
+ * `unfencing`, only those whose meta says provides=unfencing (the ones unfencing runs `on`).
+ */
+export function fenceDevicesFromCib(cib: Cib, only?: 'unfencing'): FenceDevice[] {
   const out: FenceDevice[] = [];
   for (const { resource: p } of allPrimitives(cib)) {
     const agent = agentOf(cib, p);
     if (!agent.startsWith('stonith:') && agent !== 'halo:lab-fence') continue;
+    if (only === 'unfencing' && metaValue(p, 'provides', cib) !== 'unfencing') continue;
     out.push({ id: p.id, agent, params: Object.fromEntries(evaluateNvSets(p.instanceAttributes, { cib })) });
   }
   return out;
@@ -325,8 +330,10 @@ export class ControllerHost {
           e.delayMs !== undefined && e.delayMs > 0
             ? { ms: e.delayMs, why: e.delayReason ?? 'requested by the controller' }
             : undefined;
+        // Unfencing (`on`) goes to the devices that provide it (meta provides=unfencing) only.
+        const devices = fenceDevicesFromCib(cib, e.action === 'on' ? 'unfencing' : undefined);
         void this.ports
-          .fence(e.target, e.action, fenceDevicesFromCib(cib), cib, delay)
+          .fence(e.target, e.action, devices, cib, delay)
           .catch((err: Error): FenceOutcome => ({ ok: false, reason: err.message }))
           .then((r) =>
             this.feed({ type: 'fence-result', token: e.token, target: e.target, ok: r.ok, reason: r.reason }),

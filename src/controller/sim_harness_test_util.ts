@@ -46,6 +46,9 @@ export class ClusterSim {
   readonly effects: ControllerEffect[] = [];
   /** Whether the fence device succeeds. */
   fenceOk = true;
+  /** Unfencing (`on`) requests, in order, and whether the device answers them with success. */
+  readonly unfences: { target: string; ok: boolean; atMs: number }[] = [];
+  unfenceOk = true;
   /**
    * Whether a quorum keeps acknowledging the DC: then every event is preceded by a renewal of
    * its leader lease to `nowMs + SIM_LEASE_MS`. Turn off to model a DC cut off from Raft.
@@ -178,6 +181,16 @@ export class ClusterSim {
       const cfg = this.cib.configuration;
       const nodes = cfg.nodes.filter((n) => !e.nodes.includes(n.uname));
       this.queue.push({ type: 'cib', cib: { ...this.cib, configuration: { ...cfg, nodes } } });
+    } else if (e.type === 'fence' && e.action === 'on') {
+      // Unfencing: the node stays up; the device answers as `unfenceOk` says.
+      this.unfences.push({ target: e.target, ok: this.unfenceOk, atMs: this.nowMs });
+      this.queue.push({
+        type: 'fence-result',
+        token: e.token,
+        target: e.target,
+        ok: this.unfenceOk,
+        reason: this.unfenceOk ? 'fence_scsi: on' : 'fence_scsi: no key registered',
+      });
     } else if (e.type === 'fence') {
       // The shell would wait `e.delayMs` first; the sim records it and fences at once.
       this.fences.push({
@@ -466,6 +479,17 @@ export class ControllerCluster {
           });
         return;
       case 'fence': {
+        if (e.action === 'on') {
+          // Unfencing leaves the node up.
+          this.deliver(from, {
+            type: 'fence-result',
+            token: e.token,
+            target: e.target,
+            ok: true,
+            reason: 'on',
+          });
+          return;
+        }
         this.fences.push({ by: from, target: e.target, atMs: this.nowMs });
         this.running.get(e.target)?.clear();
         this.down.add(e.target);

@@ -166,7 +166,8 @@ export type ControllerEffect =
       readonly type: 'fence';
       readonly token: string;
       readonly target: string;
-      readonly action: 'reboot' | 'off';
+      /** `on`: unfencing (fence_scsi and the like let the node at the shared storage again). */
+      readonly action: 'reboot' | 'off' | 'on';
       readonly reason: string;
       /**
        * How long the fencer waits before the first device (and its pcmk_delay): Pacemaker's
@@ -244,6 +245,11 @@ export const SHUTDOWN_ATTRIBUTE = 'shutdown';
  * heartbeats say), so nothing is placed on it; a new DC reads it from the replicated status.
  */
 export const FENCED_EPOCH_ATTRIBUTE = 'halo-fenced-epoch';
+/**
+ * Pacemaker's transient node attribute saying when a node was last unfenced (seconds; missing
+ * or "0": never, so the scheduler unfences it before anything that requires unfencing starts).
+ */
+export const UNFENCED_ATTRIBUTE = '#node-unfenced';
 /**
  * How long the DC waits for node entries it asked for before it asks again (the proposal may have
  * been lost with a leader change). Scheduling waits meanwhile: a schedule without a member's

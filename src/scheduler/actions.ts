@@ -4,10 +4,11 @@ import { INFINITY } from '../cib/score.ts';
 import type { Assignment, Placement } from './assign.ts';
 import { getOrInsert } from './collections.ts';
 import type { ColocationEntry } from './colocation.ts';
-import { naturalCompare, unavailableReason } from './nodes.ts';
+import { naturalCompare, probeNodes } from './nodes.ts';
 import type { OrderEntry } from './order.ts';
 import { cloneAncestor, primitivesOf, type Res } from './resource_tree.ts';
 import type { ActiveOn, Role } from './types.ts';
+import { NO_UNFENCING, needsUnfencing, type UnfencePlan, waitsForUnfencing } from './unfencing.ts';
 import type { Unpacked } from './unpack.ts';
 
 /**
@@ -42,7 +43,12 @@ export interface Decision {
   readonly promoteBlocked?: boolean;
 }
 
-export type Task = 'start' | 'stop' | 'promote' | 'demote' | 'monitor' | 'fence' | 'shutdown';
+/**
+ * What an action does. `fence` runs the cluster's stonith-action (reboot or off) against
+ * `node`; `unfence` runs the fence devices' `on` action for `node` (see unfencing.ts): the node
+ * stays up and gets its access to shared storage back.
+ */
+export type Task = 'start' | 'stop' | 'promote' | 'demote' | 'monitor' | 'fence' | 'unfence' | 'shutdown';
 
 export interface Action {
   readonly id: number;
@@ -87,6 +93,8 @@ function canMigrate(u: Unpacked, d: MutableDecision): boolean {
   // stop and a start.
   const partial = d.rsc.state.partialMigration;
   if (partial && !d.continuesMigration) return false;
+  // A source left over from an earlier migration must be stopped first: no new migration.
+  if (d.rsc.state.danglingMigrationSources?.length) return false;
   if (!isTrue(d.rsc.meta.get('allow-migrate'))) return false;
   if (cloneAncestor(d.rsc) || cur.role !== 'Started' || d.next.role !== 'Started') return false;
   const from = u.nodeByName.get(cur.node);
@@ -104,6 +112,7 @@ export function decide(
   a: Assignment,
   orders: readonly OrderEntry[],
   colocations: readonly ColocationEntry[] = [],
+  unfencing: UnfencePlan = NO_UNFENCING,
 ): Decision[] {
   const list: MutableDecision[] = [];
   const byId = new Map<string, MutableDecision>();
@@ -114,14 +123,14 @@ export function decide(
   const noQuorumDemote = !u.options.haveQuorum && u.options.noQuorumPolicy === 'demote';
   for (const top of a.order) {
     for (const p of primitivesOf(top)) {
-      const next = a.placements.get(p.id) ?? { node: undefined, role: 'Stopped' as Role, fixed: false };
+      const placed = a.placements.get(p.id) ?? { node: undefined, role: 'Stopped' as Role, fixed: false };
       // A copy of a multiply active resource on a node being fenced goes with the fencing: the
       // resource is judged by where else it runs.
       const surviving =
         p.state.active.length > 1 ? p.state.active.filter((a) => !u.fence.has(a.node)) : p.state.active;
       const actives = surviving.length > 0 ? surviving : p.state.active;
       // A partial live migration to the node chosen again is finished from its source.
-      const continuing = continuesMigration(p, next, actives);
+      const continuing = continuesMigration(p, placed, actives);
       let current = continuing
         ? actives.find((a) => a.node === p.state.partialMigration?.source)
         : actives[0];
@@ -129,12 +138,19 @@ export function decide(
       if (current?.failed && p.state.blockedOn.includes(current.node) && u.fence.has(current.node)) {
         current = { ...current, failed: false };
       }
+      const next: Placement =
+        current && stopFailedOnUnfenceableNode(u, p, current.node)
+          ? { node: current.node, role: current.role, fixed: true }
+          : placed;
       const sameNode = current !== undefined && next.node === current.node;
       const d: MutableDecision = {
         rsc: p,
         current,
         next,
-        restart: !next.fixed && sameNode && (current?.failed === true || actives.length > 1),
+        restart:
+          !next.fixed &&
+          sameNode &&
+          (current?.failed === true || actives.length > 1 || current?.leftByFailedMigration === true),
         reason: undefined,
         blocked: next.fixed,
         migrate: false,
@@ -184,6 +200,9 @@ export function decide(
           // freeze: what runs keeps running (it may even move); nothing new starts.
           d.blocked = true;
           d.reason = 'quorum freeze';
+        } else if (noQuorumFreeze && next.role === 'Promoted' && current?.role !== 'Promoted') {
+          // Nor is anything raised to a higher role (Pacemaker: "cannot be elevated").
+          d.next = { ...next, role: current?.role ?? next.role };
         }
       }
       // A start waits for probes everywhere; a node whose membership is pending can't probe yet.
@@ -202,14 +221,13 @@ export function decide(
         // Resources on a node that needs fencing but can't be fenced can't be stopped.
         if (host?.unclean && u.options.stonithEnabled && !u.fence.has(current.node)) {
           d.blocked = true;
-          // crm_simulate gives no reason for a plain resource stuck on such a node.
-          if (!cloneAncestor(p) && d.reason === 'node availability') d.reason = undefined;
         }
       }
       list.push(d);
       byId.set(p.id, d);
     }
   }
+  restartForUnfencing(u, unfencing, list);
   for (const d of list) d.migrate = canMigrate(u, d);
   applyOrders(u, orders, byId);
   if (applyColocationStops(u, colocations, byId)) applyOrders(u, orders, byId);
@@ -224,6 +242,38 @@ export function decide(
     d.restart = d.current !== undefined && d.next.node === d.current.node;
   }
   return list;
+}
+
+/**
+ * A stop that failed because the agent is missing (rc 5, not installed) on a node that must be
+ * fenced but cannot be (without quorum, a node outside the partition) leaves the resource
+ * blocked there, untouched, until the node is fenced or comes back: no stop can succeed there,
+ * so none is scheduled (crm_simulate lists it as blocked and prints no action). A stop that
+ * failed otherwise is still listed as a blocked stop.
+ */
+function stopFailedOnUnfenceableNode(u: Unpacked, p: Res, node: string): boolean {
+  if (!u.options.stonithEnabled || u.fence.has(node) || !u.nodeByName.get(node)?.unclean) return false;
+  return p.state.failures.some((f) => f.node === node && f.op === 'stop' && f.rc === RC_NOT_INSTALLED);
+}
+
+/** The OCF return code for "not installed". */
+const RC_NOT_INSTALLED = 5;
+
+/**
+ * A node being unfenced gets its storage access back under everything that needs it: what
+ * needs unfencing (and every fence device) and stays on that node is stopped before the
+ * unfencing and started again after it, "due to required stonith" (the unfencing's own name).
+ */
+function restartForUnfencing(u: Unpacked, plan: UnfencePlan, list: readonly MutableDecision[]): void {
+  if (plan.nodes.size === 0) return;
+  for (const d of list) {
+    const node = d.next.node;
+    if (!node || !plan.nodes.has(node) || !waitsForUnfencing(u, d.rsc)) continue;
+    if (d.restart || d.blocked || d.next.fixed || d.current?.node !== node || !willBeActive(d)) continue;
+    d.restart = true;
+    d.reload = false;
+    d.reason = 'required stonith';
+  }
 }
 
 /**
@@ -421,6 +471,11 @@ function applyOrders(u: Unpacked, orders: readonly OrderEntry[], byId: Map<strin
           const g = d.rsc.parent;
           const at = g?.kind === 'group' ? g.children.indexOf(d.rsc) : -1;
           if (at > 0 && first?.kind === 'group') d.reason = `required ${g!.children[at - 1]!.id} start`;
+          // Required to stop by a running first that stops (not one that cannot run), the
+          // member after the group's first is stopped with that member's stop; later ones each
+          // follow their predecessor.
+          else if (at > 0 && kind === 'required' && !oneOrMore)
+            d.reason = `required ${g!.children[at - 1]!.id} ${at === 1 ? 'stop' : 'start'}`;
           d.next = { ...d.next, node: undefined, role: 'Stopped' };
           d.restart = false;
           changed = true;
@@ -573,7 +628,9 @@ function blockPromotions(
 
 /**
  * The legacy `restart-type=restart` meta-attribute of a `then` resource: even an optional order
- * restarts it whenever its `first` (re)starts.
+ * makes its `then` action required whenever its `first` action happens (a start, or a real
+ * stop). A `then` that stays where it runs gets that action as part of a restart: `start`
+ * then `start` restarts it when its first (re)starts, `stop` then `stop` when its first stops.
  */
 function applyRestartType(
   o: OrderEntry,
@@ -581,14 +638,18 @@ function applyRestartType(
   thens: readonly MutableDecision[],
   label: (id: string, action: string) => string,
 ): boolean {
-  if (o.firstAction !== 'start' || o.thenAction !== 'start') return false;
-  if (!firsts.some((f) => startsNow(f) && !f.migrate)) return false;
+  const happens =
+    o.firstAction === 'start'
+      ? firsts.some((f) => startsNow(f) && !f.migrate)
+      : o.firstAction === 'stop' && firsts.some(stopsNow);
+  if (!happens || (o.thenAction !== 'start' && o.thenAction !== 'stop')) return false;
   let changed = false;
   for (const d of thens) {
     if (d.rsc.meta.get('restart-type') !== 'restart') continue;
     if (d.restart || d.blocked || !d.current || d.current.node !== d.next.node || !willBeActive(d)) continue;
     d.restart = true;
-    d.reason = `required ${label(o.first, 'start')}`;
+    // A required stop gives the restart no reason of its own (crm_simulate names the start's).
+    d.reason = o.thenAction === 'start' ? `required ${label(o.first, o.firstAction)}` : undefined;
     changed = true;
   }
   return changed;
@@ -782,15 +843,23 @@ export function summaryLine(d: Decision): SummaryLine | undefined {
   return undefined;
 }
 
-/** Formats lines as crm_simulate aligns them. */
+/**
+ * Formats lines as crm_simulate aligns them: fencing first (reboots and unfencings together, by
+ * node name from the last), then the resources.
+ */
 export function formatSummary(
   fence: ReadonlyMap<string, string>,
   lines: readonly SummaryLine[],
   stonithAction: string,
+  unfence: ReadonlyMap<string, string> = new Map(),
 ): string[] {
   const out: string[] = [];
-  const fenced = [...fence.keys()].sort(naturalCompare).reverse();
-  for (const n of fenced) out.push(`  * Fence (${stonithAction}) ${n} '${fence.get(n)}'`);
+  const fencing = [
+    ...[...fence].map(([node, reason]) => ({ node, action: stonithAction, reason })),
+    ...[...unfence].map(([node, reason]) => ({ node, action: 'on', reason })),
+  ];
+  fencing.sort((a, b) => naturalCompare(b.node, a.node));
+  for (const f of fencing) out.push(`  * Fence (${f.action}) ${f.node} '${f.reason}'`);
   const idw = Math.max(0, ...lines.map((l) => l.rsc.length));
   const dw = Math.max(0, ...lines.map((l) => l.details.length));
   for (const l of lines) {
@@ -836,6 +905,7 @@ export function buildGraph(
   u: Unpacked,
   decisions: readonly Decision[],
   orders: readonly OrderEntry[],
+  unfencing: UnfencePlan = NO_UNFENCING,
 ): Graph {
   const actions: Action[] = [];
   const orderings: Ordering[] = [];
@@ -846,31 +916,56 @@ export function buildGraph(
   };
   const fenceIds = new Map<string, number>();
   for (const n of [...u.fence.keys()].sort(naturalCompare)) fenceIds.set(n, add({ task: 'fence', node: n }));
+  const unfenceIds = new Map<string, number>();
+  for (const n of [...unfencing.nodes.keys()].sort(naturalCompare))
+    unfenceIds.set(n, add({ task: 'unfence', node: n }));
+  /** The unfencing of `node` that `r`'s probe or start there waits for, if any. */
+  const unfenceBefore = (r: Res, node: string): number | undefined =>
+    unfenceIds.size > 0 && waitsForUnfencing(u, r) ? unfenceIds.get(node) : undefined;
+  /** Orders a stop of `r` on `node` before that node's unfencing, when `r` needs unfencing. */
+  const stopBeforeUnfence = (r: Res, node: string, stopId: number): void => {
+    const unfence = unfenceIds.size > 0 && needsUnfencing(u, r) ? unfenceIds.get(node) : undefined;
+    if (unfence !== undefined)
+      orderings.push({ before: stopId, after: unfence, why: `stop before unfencing ${node}` });
+  };
   const startOf = new Map<string, number>();
   const stopOf = new Map<string, number>();
   /** Stops of a multiply active resource's other copies. */
   const extraStopsOf = new Map<string, number[]>();
   const promoteOf = new Map<string, number>();
   const demoteOf = new Map<string, number>();
-  const probesOn = (r: Res): string[] =>
-    u.nodes
-      .filter((n) => unavailableReason(n) === undefined && !r.state.known.has(n.name))
-      .map((n) => n.name);
   for (const d of decisions) {
     const r = d.rsc;
     if (d.next.fixed) continue;
     const probes = r.orphan
       ? []
-      : probesOn(r).map((node) => add({ task: 'monitor', node, rsc: r.id, intervalMs: 0, probe: true }));
+      : probeNodes(u.nodes, r).map((node) => {
+          const id = add({ task: 'monitor', node, rsc: r.id, intervalMs: 0, probe: true });
+          const unfence = unfenceBefore(r, node);
+          if (unfence !== undefined)
+            orderings.push({ before: unfence, after: id, why: `unfence ${node} first` });
+          return id;
+        });
     const cur = d.current;
     const next = d.next;
+    // The source of a finished migration that was never stopped is stopped now, like another
+    // copy of the resource (before any start of it).
+    for (const node of r.state.danglingMigrationSources ?? []) {
+      if (node === cur?.node) continue;
+      const id = add({ task: 'stop', node, rsc: r.id });
+      stopBeforeUnfence(r, node, id);
+      getOrInsert(extraStopsOf, r.id, () => []).push(id);
+    }
     const moving = cur !== undefined && (next.node !== cur.node || d.restart || next.role === 'Stopped');
     let stopId: number | undefined;
-    if (cur && moving && !d.blocked) {
+    // What a failed migration may have left on its target is started there again, not stopped.
+    const startOnly = cur?.leftByFailedMigration === true && next.node === cur.node;
+    if (cur && moving && !d.blocked && !startOnly) {
       const demoteId =
         cur.role === 'Promoted' ? add({ task: 'demote', node: cur.node, rsc: r.id }) : undefined;
       stopId = add({ task: 'stop', node: cur.node, rsc: r.id });
       stopOf.set(r.id, stopId);
+      stopBeforeUnfence(r, cur.node, stopId);
       if (demoteId !== undefined) {
         demoteOf.set(r.id, demoteId);
         orderings.push({ before: demoteId, after: stopId, why: 'demote before stop' });
@@ -887,7 +982,9 @@ export function buildGraph(
       for (const other of r.state.active) {
         if (other.node === cur.node || u.fence.has(other.node)) continue;
         if (d.continuesMigration && other.node === next.node) continue;
-        getOrInsert(extraStopsOf, r.id, () => []).push(add({ task: 'stop', node: other.node, rsc: r.id }));
+        const extra = add({ task: 'stop', node: other.node, rsc: r.id });
+        stopBeforeUnfence(r, other.node, extra);
+        getOrInsert(extraStopsOf, r.id, () => []).push(extra);
       }
     }
     if (d.continuesMigration && next.node) {
@@ -903,6 +1000,9 @@ export function buildGraph(
       for (const extra of extraStopsOf.get(r.id) ?? [])
         orderings.push({ before: extra, after: startId, why: 'stop every copy before start' });
       for (const p of probes) orderings.push({ before: p, after: startId, why: 'probe before start' });
+      const unfence = unfenceBefore(r, next.node);
+      if (unfence !== undefined)
+        orderings.push({ before: unfence, after: startId, why: `unfence ${next.node} first` });
       if (cur) {
         const f = fenceIds.get(cur.node);
         if (f !== undefined)

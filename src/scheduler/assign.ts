@@ -752,10 +752,10 @@ export class Assigner {
     const promoAttr = (node: string): number =>
       cs.promotable ? (this.promotionAttr(c.children[0]!, node) ?? -1) : 0;
     const instancePrims = (inst: Res): readonly Res[] => (inst.kind === 'group' ? inst.children : [inst]);
-    const curOf = (inst: Res): string | undefined => {
-      const a = instancePrims(inst)[0]?.state.active;
-      return a && a.length === 1 ? a[0]!.node : undefined;
-    };
+    // Where an instance runs now: the first node of a multiply active one (Pacemaker's
+    // current node), so it may stay there while its other copies are stopped.
+    const curOf = (inst: Res): string | undefined => instancePrims(inst)[0]?.state.active[0]?.node;
+    const activeCount = (inst: Res): number => instancePrims(inst)[0]?.state.active.length ?? 0;
     // Fixed instances keep their place and count against the limits.
     for (const inst of c.children) {
       if (instancePrims(inst).some((p) => this.isFixed(p))) {
@@ -770,13 +770,22 @@ export class Assigner {
     }
     // Instances that can stay where they run come first, then those whose node went away, then
     // inactive ones, and last those still on a node that now bans them.
+    // (A node that is down is not a ban: an instance there whose own scores still allow that
+    // node, had it been up, ranks before the inactive ones; one banned from it, after them.)
     const rank = (inst: Res): number => {
       const cur = curOf(inst);
       if (!cur) return 2;
-      if (!this.available(cur)) return 1;
+      if (!this.available(cur))
+        return instancePrims(inst).every((p) => this.primitiveTable(p, true, true).canRun(cur)) ? 1 : 3;
       return instTables.get(inst.id)!.table.canRun(cur) ? 0 : 3;
     };
-    const ordered = [...c.children].sort((x, y) => rank(x) - rank(y) || x.order - y.order);
+    // Among instances that run, one on fewer nodes goes first (a multiply active one last).
+    const ordered = [...c.children].sort(
+      (x, y) =>
+        rank(x) - rank(y) ||
+        (activeCount(x) > 0 && activeCount(y) > 0 ? activeCount(x) - activeCount(y) : 0) ||
+        x.order - y.order,
+    );
     // Pass 1: instances stay where they run when that node is as good as any, but no more of
     // them per node than an even spread gives (clone-max over the nodes that can run one).
     const usable = this.sortedNodes.filter(
@@ -929,7 +938,8 @@ export class Assigner {
         } else if (nodes.has(node)) score = addScoresSafe(score, col.score);
       }
       for (const col of this.input.colocByPrimary.get(c.baseId) ?? []) {
-        if (col.primaryRole !== 'Promoted') continue;
+        // Dependents' preferences only order instances that may be promoted at all.
+        if (col.primaryRole !== 'Promoted' || score < 0) continue;
         const dep = u.byConfiguredId.get(col.dependent);
         if (!dep || dep.kind === 'clone') continue;
         const dt = this.primitiveTable(primitivesOf(dep)[0]!);

@@ -7,7 +7,8 @@ import { expandRef, isTrue, type Unpacked } from './unpack.ts';
 /**
  * Colocation constraints (`rsc_colocation`): the dependent is placed relative to where the
  * primary is placed. Sets expand as Pacemaker does: inside a sequential set each member is
- * colocated with the one before it; between sets, the earlier set depends on the later one.
+ * colocated with the one before it (with the one after it under `ordering=listed`); between
+ * sets, the earlier set depends on the later one.
  */
 export interface ColocationEntry {
   readonly id: string;
@@ -52,15 +53,18 @@ export function unpackColocations(u: Unpacked): ColocationEntry[] {
     ): void => {
       for (const dependent of expandRef(u, dependentRef))
         for (const primary of expandRef(u, primaryRef)) {
-          if (!u.byConfiguredId.has(dependent) || !u.byConfiguredId.has(primary) || dependent === primary)
-            continue;
+          const primaryRes = u.byConfiguredId.get(primary);
+          if (!u.byConfiguredId.has(dependent) || !primaryRes || dependent === primary) continue;
+          // A clone that is not promotable has no roles to match: Pacemaker places the dependent
+          // by where its instances run, whatever role the constraint names.
+          const unroled = primaryRes.kind === 'clone' && !primaryRes.clone?.promotable;
           out.push({
             id: c.id,
             dependent,
             primary,
             score: sc,
             dependentRole: role(dr),
-            primaryRole: role(pr),
+            primaryRole: unroled ? undefined : role(pr),
             nodeAttribute,
             influence,
           });
@@ -69,6 +73,8 @@ export function unpackColocations(u: Unpacked): ColocationEntry[] {
     if (c.sets.length === 0) {
       if (c.rsc === undefined || c.withRsc === undefined)
         invalid(`colocation '${c.id}' needs rsc and with-rsc, or resource sets`);
+      // Two templates or tags cannot be colocated: Pacemaker ignores such a constraint.
+      if (!u.byConfiguredId.has(c.rsc) && !u.byConfiguredId.has(c.withRsc)) continue;
       push(c.rsc, c.withRsc, c.rscRole, c.withRscRole);
       continue;
     }
@@ -97,9 +103,15 @@ function expandSets(
     const sc = setScore(set, score);
     const sequential = isTrue(set.sequential, true);
     // A negative score keeps every member away from every other, sequential or not.
+    // The set's (undocumented) ordering: `group` (the default) colocates each member with the
+    // one before it, as a group does; any other value (`listed`) each member with the one after.
+    const groupOrdering = (set.ordering ?? 'group').toLowerCase() === 'group';
     if (sequential && sc >= 0) {
-      for (let i = 1; i < set.resources.length; i++)
-        push(set.resources[i]!, set.resources[i - 1]!, set.role, set.role, sc);
+      for (let i = 1; i < set.resources.length; i++) {
+        const [earlier, later] = [set.resources[i - 1]!, set.resources[i]!];
+        if (groupOrdering) push(later, earlier, set.role, set.role, sc);
+        else push(earlier, later, set.role, set.role, sc);
+      }
     } else if (sc < 0) {
       for (let i = 0; i < set.resources.length; i++)
         for (let j = i + 1; j < set.resources.length; j++)

@@ -15,10 +15,11 @@ import type { NodeInfo } from './types.ts';
  * Only one-shot ops (start, a probe that found it running, promote, migrate_from) lead to
  * something the transition shows; a changed recurring monitor is just rescheduled.
  *
- * `stop` is a restart Pacemaker gives no reason for: the agent itself (class, provider, type)
- * changed, or a reload was due while the start is still pending.
+ * `stop` is a restart Pacemaker gives no reason for: a reload was due while the start is still
+ * pending. `agent` is a restart with no reason either: the agent itself (class, provider, type)
+ * changed. (For a fence device the two differ: see unfencing.ts.)
  */
-export type DefinitionChange = 'restart' | 'reload' | 'stop';
+export type DefinitionChange = 'restart' | 'reload' | 'stop' | 'agent';
 
 /** resource id → node → what its definition change needs. */
 export type DefinitionChanges = ReadonlyMap<string, ReadonlyMap<string, DefinitionChange>>;
@@ -81,7 +82,7 @@ function checkNode(t: Target, hist: ActiveHistory): DefinitionChange | undefined
     (op) => op.operation === 'start' && (op.callId === '-1' || op.opStatus === '-1'),
   );
   // A new agent: its history is wiped and it is restarted; its old digests say nothing.
-  if (agentChanged) return 'stop';
+  if (agentChanged) return 'agent';
   let result: DefinitionChange | undefined;
   for (const op of hist.ops) {
     const intervalMs = Number(op.interval) || 0;

@@ -315,6 +315,12 @@ function isExpectedResult(
 }
 
 function applySuccess(out: Replay, name: string, intervalMs: number, rc: number, promotable: boolean): void {
+  // "Not running" that the controller expected (a start recorded with target rc 7, as some
+  // controllers log a probe) says the resource is stopped there, whatever the op was.
+  if (rc === RC.notRunning && name !== 'stop' && name !== 'monitor') {
+    out.role = 'Stopped';
+    return;
+  }
   switch (name) {
     case 'start':
     case 'migrate_from':
@@ -532,7 +538,8 @@ export function applyHistory(input: HistoryInput): void {
         : replayed;
       let settled = rep;
       for (const op of rep.migrationsTo) settled = afterMigrateTo(input, r, info, hist, op, settled, bound);
-      for (const op of rep.failedMigrations) activeOnMigrationTarget(input, r, hist.id, op, bound);
+      for (const op of rep.failedMigrations)
+        activeOnMigrationTarget(input, r, hist.id, op, rep.failed, bound);
       applyReplay(input, r, info, settled, bound);
       if (r.parent && (rep.role !== 'Stopped' || rep.failed)) r.state.historyName ??= hist.id;
       // Pacemaker checks a definition only through the resource its history is recorded under.
@@ -707,7 +714,14 @@ function afterMigrateTo(
   const targetNewer = newerStateAfterMigration(targetOps, migrateTo, migrateFrom);
   if (sourceNewer && targetNewer) return rep;
   const fromStatus = migrateFrom !== undefined ? Number(migrateFrom.opStatus ?? '0') : -1;
-  if (fromStatus === 0 && Number(migrateFrom?.rcCode ?? '0') === 0) return rep; // Dangling.
+  if (fromStatus === 0 && Number(migrateFrom?.rcCode ?? '0') === 0) {
+    // Dangling: the migration finished but the source was never stopped; it is stopped now.
+    if (source.online && !source.unclean) {
+      const st = r.state;
+      st.danglingMigrationSources = [...(st.danglingMigrationSources ?? []), source.name];
+    }
+    return rep;
+  }
   // Still active on the source, unless a later operation there (a stop) says otherwise.
   const out: Replay = sourceNewer ? rep : { ...rep, role: 'Started' };
   const failed = (): Replay => (sourceNewer ? out : { ...out, failed: true });
@@ -774,6 +788,7 @@ function activeOnMigrationTarget(
   r: MutableRes,
   historyId: string,
   migrateTo: OpHistory,
+  sourceFailed: boolean,
   bound: Bindings,
 ): void {
   if (cloneAncestor(r)) return; // Clones do not migrate.
@@ -788,7 +803,9 @@ function activeOnMigrationTarget(
       o.operation === 'migrate_from' && o.attrs?.migrate_source === source && Number(o.rcCode ?? '0') === 0,
   );
   if (newerStateAfterMigration(ops, migrateTo, migrateFrom)) return;
-  recordActive(r, info, { role: 'Started', failed: true }, bound);
+  // It counts as failed only while the failure on the source does (a later stop there that
+  // succeeded ends it): a resource merely left on the target restarts, it is not recovered.
+  recordActive(r, info, { role: 'Started', failed: sourceFailed }, bound, !sourceFailed);
 }
 
 /**
@@ -811,11 +828,18 @@ function recordActive(
   info: NodeInfo,
   rep: Pick<Replay, 'role' | 'failed'>,
   bound: Bindings,
+  leftByFailedMigration = false,
 ): void {
   const st = r.state;
+  const role = rep.role === 'Stopped' ? 'Started' : rep.role;
   st.active = [
     ...st.active,
-    { node: info.name, role: rep.role === 'Stopped' ? 'Started' : rep.role, failed: rep.failed },
+    {
+      node: info.name,
+      role,
+      failed: rep.failed,
+      ...(leftByFailedMigration ? { leftByFailedMigration } : {}),
+    },
   ];
   const inst = topOf(r) === r ? r : r.parent?.kind === 'group' && r.parent.parent ? r.parent : r;
   getOrInsert(bound, inst.id, () => new Map<string, string>()).set(r.id, info.name);

@@ -83,6 +83,31 @@ describe('live migration history', () => {
     ]);
   });
 
+  it('only starts again on the target a resource whose failed migration was followed by a clean stop on the source', () => {
+    // The stop on n2 ended the failure there; the resource may still be half-arrived on n1,
+    // so it is started there again: a start alone, listed as a restart (not a recovery).
+    const migrate = { migrate_source: 'n2', migrate_target: 'n1' };
+    const t = run({
+      nodes: ['n1', 'n2'],
+      resources: [primitive('vm', { meta: { 'allow-migrate': 'true' } })],
+      status: [
+        nodeState('n2', {
+          history: [
+            history('vm', [
+              op('vm', 'monitor', 1, 7, 100),
+              op('vm', 'start', 2, 0, 110),
+              op('vm', 'migrate_to', 3, 1, 200, migrate),
+              op('vm', 'stop', 4, 0, 210),
+            ]),
+          ],
+        }),
+        nodeState('n1', { history: [history('vm', [op('vm', 'monitor', 1, 7, 100)])] }),
+      ],
+    });
+    assert.deepEqual(squash(t.summary), ['* Restart vm ( n1 )']);
+    assert.deepEqual(squash(t.executed), ['* Resource action: vm start on n1']);
+  });
+
   it('ignores the failed migration on a target that has stopped the resource since', () => {
     const t = run(failedMigration([op('vm', 'monitor', 1, 7, 100), op('vm', 'stop', 2, 0, 300)]));
     assert.deepEqual(squash(t.summary), ['* Recover vm ( n2 )']);
@@ -257,5 +282,39 @@ describe('partial live migrations', () => {
       }),
     );
     assert.deepEqual(squash(t.summary), ['* Move vm ( n1 -> n2 )']);
+  });
+});
+
+describe('dangling migrations', () => {
+  it('stops the never-stopped source of a finished migration and moves rather than migrates', () => {
+    // vm migrated from n1 to n2 (migrate_to and migrate_from succeeded) but n1 was never
+    // stopped. n1 gets its stop now, and vm, moving on to n3, goes by stop and start.
+    const migrate = { migrate_source: 'n1', migrate_target: 'n2' };
+    const t = run({
+      nodes: ['n1', 'n2', 'n3'],
+      resources: [primitive('vm', { meta: { 'allow-migrate': 'true' } })],
+      constraints: [location('vm-n3', 'vm', 'n3', 'INFINITY')],
+      status: [
+        nodeState('n1', {
+          history: [
+            history('vm', [
+              op('vm', 'monitor', 1, 7, 100),
+              op('vm', 'start', 2, 0, 110),
+              op('vm', 'migrate_to', 3, 0, 200, migrate),
+            ]),
+          ],
+        }),
+        nodeState('n2', { history: [history('vm', [op('vm', 'migrate_from', 4, 0, 210, migrate)])] }),
+      ],
+    });
+    assert.deepEqual(squash(t.summary), ['* Move vm ( n2 -> n3 )']);
+    assert.deepEqual(
+      squash(t.executed).filter((l) => !l.includes('monitor')),
+      [
+        '* Resource action: vm stop on n1',
+        '* Resource action: vm stop on n2',
+        '* Resource action: vm start on n3',
+      ],
+    );
   });
 });

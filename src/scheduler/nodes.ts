@@ -1,3 +1,4 @@
+import type { Res } from './resource_tree.ts';
 import type { NodeInfo } from './types.ts';
 
 /**
@@ -32,4 +33,14 @@ export function unavailableReason(n: NodeInfo): string | undefined {
   if (n.standby) return `${n.name} is in standby`;
   if (n.maintenance) return `${n.name} is in maintenance`;
   return undefined;
+}
+
+/**
+ * The nodes where `r` is probed: every node that can run resources and has no history of it
+ * (a probe there would find out whether it runs there after all).
+ */
+export function probeNodes(nodes: readonly NodeInfo[], r: Res): string[] {
+  return nodes
+    .filter((n) => unavailableReason(n) === undefined && !r.state.known.has(n.name))
+    .map((n) => n.name);
 }

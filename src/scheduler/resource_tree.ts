@@ -79,6 +79,12 @@ export interface PrimitiveState {
    * finished (migrate_from on the target, stop on the source) if the target is chosen again.
    */
   readonly partialMigration?: { readonly source: string; readonly target: string };
+  /**
+   * Sources of finished live migrations (migrate_to and migrate_from both succeeded) that were
+   * never stopped: each gets a stop to clean up, and the resource does not migrate again until
+   * then (Pacemaker's dangling migrations).
+   */
+  readonly danglingMigrationSources?: readonly string[];
 }
 
 /** What a node's history says about a running resource: its agent and the ops since its start. */

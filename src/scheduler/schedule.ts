@@ -20,6 +20,7 @@ import { type OrderEntry, unpackOrders } from './order.ts';
 import { primitivesOf, type Res } from './resource_tree.ts';
 import { type PrimitiveView, renderNodes, renderResources } from './status_text.ts';
 import type { ScoreReason } from './types.ts';
+import { planUnfencing, type UnfencePlan } from './unfencing.ts';
 import { type Unpacked, unpack } from './unpack.ts';
 
 /**
@@ -52,6 +53,11 @@ export interface Transition {
   readonly summary: readonly string[];
   readonly summaryLines: readonly SummaryLine[];
   readonly fencing: readonly (readonly [string, string])[];
+  /**
+   * Nodes this transition unfences (`Fence (on)`), with the reason: the graph has an `unfence`
+   * action for each, ordered before the probes and starts that need it.
+   */
+  readonly unfencing: readonly (readonly [string, string])[];
   /** Score contributions per placement unit, for `explain`. */
   readonly reasons: ReadonlyMap<string, readonly ScoreReason[]>;
   readonly currentStatus: readonly string[];
@@ -70,6 +76,7 @@ export interface Stages {
   readonly colocations: readonly ColocationEntry[];
   readonly orders: readonly OrderEntry[];
   readonly assignment: Assignment;
+  readonly unfencing: UnfencePlan;
   readonly decisions: readonly Decision[];
   readonly graph: Graph;
 }
@@ -86,9 +93,10 @@ export function runStages(cib: Cib, nowMs: number): Stages {
     colocByDependent: colo.byDependent,
     colocByPrimary: colo.byPrimary,
   });
-  const decisions = decide(unpacked, assignment, orders, colocations);
-  const graph = buildGraph(unpacked, decisions, orders);
-  return { unpacked, locations, colocations, orders, assignment, decisions, graph };
+  const unfencing = planUnfencing(unpacked, assignment);
+  const decisions = decide(unpacked, assignment, orders, colocations, unfencing);
+  const graph = buildGraph(unpacked, decisions, orders, unfencing);
+  return { unpacked, locations, colocations, orders, assignment, unfencing, decisions, graph };
 }
 
 export function schedule(cib: Cib, nowMs: number, opts: ScheduleOptions = {}): ScheduleResult {
@@ -140,7 +148,7 @@ export function formatScoreLine(l: ScoreLine): string {
 function toTransition(s: Stages, opts: ScheduleOptions): Transition {
   const lines = s.decisions.flatMap(summaryLines);
   const u = s.unpacked;
-  const summary = formatSummary(u.fence, lines, u.options.stonithAction);
+  const summary = formatSummary(u.fence, lines, u.options.stonithAction, s.unfencing.nodes);
   const reasons = new Map<string, readonly ScoreReason[]>();
   for (const [id, t] of s.assignment.tables) reasons.set(id, t.reasons);
   const text = opts.textOutput !== false;
@@ -158,6 +166,7 @@ function toTransition(s: Stages, opts: ScheduleOptions): Transition {
     summary,
     summaryLines: lines,
     fencing: [...u.fence.entries()],
+    unfencing: [...s.unfencing.nodes.entries()],
     reasons,
     currentStatus: text ? currentStatus(s) : [],
     revisedStatus: text ? revisedStatus(s) : [],
@@ -213,6 +222,10 @@ function executedLines(s: Stages, actions: readonly Action[]): string[] {
   for (const a of actions) {
     if (a.task === 'fence') {
       out.push(`  * Fencing ${a.node} (${s.unpacked.options.stonithAction})`);
+      continue;
+    }
+    if (a.task === 'unfence') {
+      out.push(`  * Fencing ${a.node} (on)`);
       continue;
     }
     const task = a.task === 'monitor' && a.intervalMs ? `monitor=${a.intervalMs}` : a.task;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Cib } from '../cib/model.ts';
+import type { Cib, OpHistory, Resource, ResourceHistory } from '../cib/model.ts';
 import { schedule, type Transition } from './schedule.ts';
 import {
   clone,
@@ -22,6 +22,14 @@ function run(cib: Cib): Transition {
   if (!r.ok) assert.fail(r.message);
   return r.transition;
 }
+
+/** A fence_dummy device's history: started. */
+const fenceStarted: ResourceHistory = {
+  id: 'fence',
+  class: 'stonith',
+  type: 'fence_dummy',
+  ops: started('fence').ops,
+};
 
 /** Summary lines with whitespace collapsed, as the conformance script compares them. */
 function summary(cib: Cib): string[] {
@@ -430,5 +438,241 @@ describe('schedule', () => {
       '* Recover st:0 ( Unpromoted n1 )',
       '* Promote st:1 ( Unpromoted -> Promoted n2 )',
     ]);
+  });
+
+  it('takes a start the controller expected to find the resource not running as a stop', () => {
+    // Some controllers record a probe as a start expected to return 7: a rc 7 there, as
+    // expected, says the resource is stopped on that node, not that it runs there too.
+    const notRunning: OpHistory = {
+      id: 'a_last_0',
+      operation: 'start',
+      interval: '0',
+      callId: '3',
+      rcCode: '7',
+      opStatus: '0',
+      transitionKey: '1:1:7:test',
+    };
+    const cib = cluster({
+      nodes: ['n1', 'n2'],
+      resources: [primitive('a')],
+      status: [
+        nodeState('n1', { history: [started('a')] }),
+        nodeState('n2', {
+          history: [{ id: 'a', class: 'ocf', provider: 'heartbeat', type: 'Dummy', ops: [notRunning] }],
+        }),
+      ],
+    });
+    assert.deepEqual(summary(cib), []);
+  });
+
+  it('starts a new clone instance rather than move one stuck on a lost node it is banned from', () => {
+    // c:0 failed on n2, which is lost and banned for it (fail count INFINITY): the free
+    // instance c:1 is placed first and takes n1, and c:0 goes with n2's fencing.
+    const cib = cluster({
+      nodes: ['n1', 'n2'],
+      props: { 'stonith-enabled': 'true' },
+      resources: [primitive('fence', { cls: 'stonith', type: 'fence_dummy' }), clone('cl', primitive('c'))],
+      constraints: [location('fence-n1', 'fence', 'n1', 'INFINITY')],
+      status: [
+        nodeState('n1', { history: [fenceStarted] }),
+        nodeState('n2', {
+          lost: true,
+          attrs: { 'fail-count-c': 'INFINITY' },
+          history: [started('c', { monitorFailed: true })],
+        }),
+      ],
+    });
+    assert.deepEqual(summary(cib), [
+      "* Fence (reboot) n2 'peer is no longer part of the cluster'",
+      '* Stop c:0 ( n2 ) due to node availability',
+      '* Start c:1 ( n1 )',
+    ]);
+  });
+
+  it('schedules nothing for a resource whose agent is missing on a lost node that cannot be fenced', () => {
+    // Without quorum n2 (outside the partition) cannot be fenced, and a's stop failed there
+    // as "not installed": no stop can work, so a is left blocked on n2.
+    const stopNotInstalled: OpHistory = {
+      id: 'a_last_failure_0',
+      operation: 'stop',
+      interval: '0',
+      callId: '3',
+      rcCode: '5',
+      opStatus: '0',
+      transitionKey: '1:1:0:test',
+    };
+    const history: ResourceHistory = { ...started('a'), ops: [...started('a').ops, stopNotInstalled] };
+    const cib = cluster({
+      nodes: ['n1', 'n2', 'n3'],
+      quorum: false,
+      props: { 'stonith-enabled': 'true' },
+      resources: [primitive('fence', { cls: 'stonith', type: 'fence_dummy' }), primitive('a')],
+      constraints: [location('fence-n1', 'fence', 'n1', 'INFINITY')],
+      status: [
+        nodeState('n1', { history: [fenceStarted] }),
+        nodeState('n2', { lost: true, history: [history] }),
+      ],
+    });
+    assert.ok(!summary(cib).some((l) => l.includes(' a ')), summary(cib).join('\n'));
+  });
+
+  it('restarts a restart-type=restart resource when an optional order makes its stop required', () => {
+    // first=mover stop, then=r3 stop, optional: legacy restart-type=restart on r3 upgrades the
+    // order, so mover leaving n1 stops r3 too, which stays on n2 and starts again.
+    const cib = cluster({
+      nodes: ['n1', 'n2'],
+      resources: [primitive('mover'), primitive('r3', { meta: { 'restart-type': 'restart' } })],
+      constraints: [
+        location('mover-n2', 'mover', 'n2', 'INFINITY'),
+        location('r3-n2', 'r3', 'n2', 'INFINITY'),
+        order('o', 'mover', 'r3', { orderKind: 'Optional', firstAction: 'stop', thenAction: 'stop' }),
+      ],
+      status: [
+        nodeState('n1', { history: [started('mover')] }),
+        nodeState('n2', { history: [started('r3')] }),
+      ],
+    });
+    assert.deepEqual(summary(cib), ['* Move mover ( n1 -> n2 )', '* Restart r3 ( n2 )']);
+  });
+
+  it('colocates each member of a listed colocation set with the one after it', () => {
+    // ordering=listed reverses a set's chain: a depends on b, b on c. b is stopped, so a
+    // cannot run and c can; with the default (group) ordering it is the other way round.
+    const set = (ordering?: string) =>
+      cluster({
+        nodes: ['n1'],
+        resources: [primitive('a'), primitive('b', { meta: { 'target-role': 'Stopped' } }), primitive('c')],
+        constraints: [
+          {
+            kind: 'rsc_colocation',
+            id: 'abc',
+            score: 'INFINITY',
+            sets: [{ id: 'abc-set', resources: ['a', 'b', 'c'], ...(ordering ? { ordering } : {}) }],
+          },
+        ],
+      });
+    assert.deepEqual(summary(set('listed')), ['* Start c ( n1 )']);
+    assert.deepEqual(summary(set()), ['* Start a ( n1 )']);
+  });
+
+  it('ignores a colocation between two templates, as Pacemaker does', () => {
+    const template = (id: string): Resource => ({ ...primitive(id), kind: 'template' });
+    const cib = cluster({
+      nodes: ['n1', 'n2'],
+      resources: [
+        template('t1'),
+        template('t2'),
+        { ...primitive('a'), template: 't1' },
+        { ...primitive('b'), template: 't2' },
+      ],
+      constraints: [colocation('t1-with-t2', 't1', 't2', 'INFINITY')],
+    });
+    assert.deepEqual(summary(cib), ['* Start a ( n1 )', '* Start b ( n2 )']);
+  });
+
+  it('keeps a multiply active clone instance on its first node, ahead of one whose node leaves', () => {
+    // c:0 runs on n1 and n2 (multiply active), c:1 on n3, which is shutting down. c:0 stays on
+    // n1 (its copy on n2 stops) and c:1 takes n2.
+    const cib = cluster({
+      nodes: ['n1', 'n2', 'n3'],
+      resources: [clone('cl', primitive('c'), { 'clone-max': '2', 'globally-unique': 'true' })],
+      status: [
+        nodeState('n1', { history: [started('c:0')] }),
+        nodeState('n2', { history: [started('c:0')] }),
+        nodeState('n3', { attrs: { shutdown: '1234' }, history: [started('c:1')] }),
+      ],
+    });
+    assert.deepEqual(summary(cib), ['* Restart c:0 ( n1 )', '* Move c:1 ( n3 -> n2 )']);
+  });
+
+  it('names node availability for a resource stuck on a lost node it has nowhere else to go from', () => {
+    // n1 is lost and cannot be fenced without quorum; x is banned from n2, so its stop is
+    // for lack of a node, and blocked.
+    const cib = cluster({
+      nodes: ['n1', 'n2'],
+      quorum: false,
+      props: { 'stonith-enabled': 'true', 'no-quorum-policy': 'freeze' },
+      resources: [primitive('fence', { cls: 'stonith', type: 'fence_dummy' }), primitive('x')],
+      constraints: [
+        location('x-not-n2', 'x', 'n2', '-INFINITY'),
+        location('fence-n2', 'fence', 'n2', 'INFINITY'),
+      ],
+      status: [
+        nodeState('n1', { lost: true, history: [started('x')] }),
+        nodeState('n2', { history: [fenceStarted] }),
+      ],
+    });
+    assert.deepEqual(summary(cib), ['* Stop x ( n1 ) due to node availability (blocked)']);
+  });
+
+  it('promotes nothing without quorum under no-quorum-policy=freeze', () => {
+    const cib = cluster({
+      nodes: ['n1', 'n2'],
+      quorum: false,
+      props: { 'no-quorum-policy': 'freeze' },
+      resources: [clone('ms', primitive('st'), { promotable: 'true' })],
+      status: [
+        nodeState('n1', { attrs: { 'master-st': '10' }, history: [started('st')] }),
+        nodeState('n2', { attrs: { 'master-st': '5' }, history: [started('st')] }),
+      ],
+    });
+    assert.deepEqual(summary(cib), []);
+  });
+
+  it('places a resource colocated with a promoted role of a clone that has no roles by its instances', () => {
+    // cl is not promotable: "with cl Promoted" means wherever an instance of cl runs.
+    const cib = cluster({
+      nodes: ['n1', 'n2'],
+      resources: [primitive('ip'), clone('cl', primitive('c'))],
+      constraints: [
+        colocation('ip-with-cl', 'ip', 'cl', 'INFINITY', { rscRole: 'Started', withRscRole: 'Promoted' }),
+      ],
+      status: [
+        nodeState('n1', { history: [started('c'), started('ip')] }),
+        nodeState('n2', { history: [started('c')] }),
+      ],
+    });
+    assert.deepEqual(summary(cib), []);
+  });
+
+  it('names the member before for later members of a cloned group an order stops', () => {
+    // q-cl stops, so a-cl (after it) cannot run and stops, and the cloned group after a-cl is
+    // required to stop: its first member for the order, the second with the first's stop, the
+    // third after the second (as crm_simulate words it).
+    const cib = cluster({
+      nodes: ['n1'],
+      resources: [
+        clone('q-cl', primitive('q'), { 'target-role': 'Stopped' }),
+        clone('a-cl', primitive('a')),
+        clone('g-cl', group('g', [primitive('m1'), primitive('m2'), primitive('m3')])),
+      ],
+      constraints: [order('q-then-a', 'q-cl', 'a-cl'), order('a-then-g', 'a-cl', 'g-cl')],
+      status: [
+        nodeState('n1', {
+          history: [started('q'), started('a'), started('m1'), started('m2'), started('m3')],
+        }),
+      ],
+    });
+    assert.deepEqual(summary(cib), [
+      '* Stop q:0 ( n1 ) due to node availability',
+      '* Stop a:0 ( n1 ) due to unrunnable q-cl running',
+      '* Stop m1:0 ( n1 ) due to required a-cl running',
+      '* Stop m2:0 ( n1 ) due to required m1:0 stop',
+      '* Stop m3:0 ( n1 ) due to required m2:0 start',
+    ]);
+  });
+
+  it("does not promote a new instance without a promotion score for its dependents' sake", () => {
+    // app wants n1 and must run with the promoted instance, but no instance has a promotion
+    // score yet (the agent sets one once running): nothing is promoted, app waits.
+    const cib = cluster({
+      nodes: ['n1', 'n2'],
+      resources: [clone('ms', primitive('st'), { promotable: 'true' }), primitive('app')],
+      constraints: [
+        colocation('app-with-ms', 'app', 'ms', 'INFINITY', { withRscRole: 'Promoted' }),
+        location('app-n1', 'app', 'n1', '100'),
+      ],
+    });
+    assert.deepEqual(summary(cib), ['* Start st:0 ( n1 )', '* Start st:1 ( n2 )']);
   });
 });

@@ -66,6 +66,12 @@ export interface ActiveOn {
   readonly node: string;
   readonly role: Role;
   readonly failed: boolean;
+  /**
+   * Counted active here only because a failed live migration may have left it on this target,
+   * and its source has since been stopped cleanly: Pacemaker then takes the resource as stopped
+   * and starts it here again, a start alone (summarised as a restart).
+   */
+  readonly leftByFailedMigration?: boolean;
 }
 
 /** A score contribution with its source, kept so `explain` can say why. */

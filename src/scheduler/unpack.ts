@@ -14,6 +14,7 @@ import {
 import { flattenNvSets, isTrue, type RuleContext } from './rules.ts';
 import { type TicketEntry, unpackTickets } from './tickets.ts';
 import type { ClusterOptions, NodeInfo, NoQuorumPolicy, Role } from './types.ts';
+import { unfencingEnabled } from './unfencing.ts';
 
 /** Stage 1 output: everything the later stages read, indexed. */
 export interface Unpacked {
@@ -35,6 +36,8 @@ export interface Unpacked {
   readonly tickets: ReadonlyMap<string, readonly TicketEntry[]>;
   /** Running resources whose definition changed since they started, by resource and node. */
   readonly definitionChanges: DefinitionChanges;
+  /** Unfencing is in use: a fence device provides it or a resource requires it (unfencing.ts). */
+  readonly unfencing: boolean;
 }
 
 /** The configured resources a constraint reference names (itself, or a tag's or template's members). */
@@ -584,6 +587,7 @@ export function unpack(cib: Cib, nowMs: number): Unpacked {
     refs,
     tickets,
     definitionChanges: definitionChanges({ cib, resources, nodeByName, nowMs: options.nowMs }),
+    unfencing: unfencingEnabled(cib, options),
   };
 }
 
