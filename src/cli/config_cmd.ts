@@ -22,7 +22,7 @@ import { drbdProtocol } from '../cib/drbd_model.ts';
 import { type HeartbeatConfig, heartbeatToCib } from '../cib/heartbeat.ts';
 import type { Cib, Constraint, NvSet, Primitive, Resource } from '../cib/model.ts';
 import type { CibParseResult } from '../cib/parse_result.ts';
-import { validateCib } from '../cib/validate.ts';
+import { drbdDevicesOf, validateCib } from '../cib/validate.ts';
 import { type LinkPair, parseDrbdlinksConf } from '../executor/builtin/links.ts';
 import { type Diagnostic, formatDiagnostic } from '../lib/errors.ts';
 import { checkDrbdVolumes } from './drbd_check.ts';
@@ -41,6 +41,18 @@ interface LoadOutcome {
   readonly diagnostics: Diagnostic[];
   /** Problems that are not tied to a line (unreadable file, unknown format). */
   readonly failures: string[];
+  /**
+   * Configurations parsed but not yet checked: the check runs once every file is read, so that
+   * it knows the devices of any drbd.conf given (a Filesystem on DRBD must follow its ms).
+   */
+  readonly pending: PendingCib[];
+}
+
+interface PendingCib {
+  readonly file: string;
+  readonly format: ConfigFormat;
+  readonly r: Extract<CibParseResult, { ok: true }>;
+  readonly heartbeat?: { config?: HeartbeatConfig; label: string };
 }
 
 interface Source {
@@ -66,7 +78,7 @@ function readSource(file: string, failures: string[]): Source | undefined {
 
 /** Reads every argument into configuration units; never throws on bad input. */
 function load(paths: readonly string[], forced: ConfigFormat | undefined): LoadOutcome {
-  const out: LoadOutcome = { loaded: [], diagnostics: [], failures: [] };
+  const out: LoadOutcome = { loaded: [], diagnostics: [], failures: [], pending: [] };
   const hb: Partial<Record<HeartbeatFileKind, Source>> = {};
   const hbGroups: { label?: string; files: Partial<Record<HeartbeatFileKind, Source>> }[] = [];
   for (const p of paths) {
@@ -138,6 +150,8 @@ function load(paths: readonly string[], forced: ConfigFormat | undefined): LoadO
   }
   if (Object.keys(hb).length > 0) hbGroups.push({ files: hb });
   for (const g of hbGroups) loadHeartbeat(out, g.files, g.label);
+  const drbdDevices = drbdDevicesOf(out.loaded.flatMap((l) => (l.kind === 'drbd' ? [l.config] : [])));
+  for (const c of out.pending) checkCib(out, c, drbdDevices);
   return out;
 }
 
@@ -175,7 +189,13 @@ function addCib(
     return;
   }
   out.diagnostics.push(...r.warnings);
-  const semantic = validateCib(r.cib, r.positions, file);
+  out.pending.push({ file, format, r, ...(heartbeat ? { heartbeat } : {}) });
+}
+
+/** The semantic check of a parsed configuration; a clean one is loaded. */
+function checkCib(out: LoadOutcome, c: PendingCib, drbdDevices: ReadonlyMap<string, string>): void {
+  const { file, format, r, heartbeat } = c;
+  const semantic = validateCib(r.cib, r.positions, file, { drbdDevices });
   out.diagnostics.push(...semantic);
   if (semantic.some((d) => d.severity === 'error')) return;
   const label = heartbeat?.label ?? file;

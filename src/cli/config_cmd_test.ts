@@ -7,6 +7,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -342,4 +343,31 @@ test('config check reports drbd.conf values `halo volume` would refuse, at their
   assert.doesNotMatch(r.stdout, /: ok/);
   // Each bad value once, not once per host.
   assert.equal(r.stderr.split('\n').filter((l) => /: error:/.test(l)).length, 1, r.stderr);
+});
+
+test('config check reads the drbd.conf given beside a configuration to tell which ms holds a mounted DRBD device', async () => {
+  // Seed 003 (fs_drbd on /dev/drbd0, tied to nothing) plus a second replicated resource.
+  const crm = join(tmp, 'two-ms.crm');
+  writeFileSync(
+    crm,
+    `${readFileSync(join(FIXTURES, 'seed003.crm'), 'utf8')}primitive p_other ocf:linbit:drbd params drbd_resource=other\nms ms_aaa_other p_other\n`,
+  );
+  const drbd = join(tmp, 'two-ms-drbd.conf');
+  writeFileSync(
+    drbd,
+    `${readFileSync(join(FIXTURES, 'seed003-drbd.conf'), 'utf8')}
+resource other {
+  on thelibrary-node1 { device /dev/drbd1; disk /dev/xvda4; address 192.168.42.43:7789; meta-disk internal; }
+  on sqlsrv-node1 { device /dev/drbd1; disk /dev/xvda4; address 192.168.42.44:7789; meta-disk internal; }
+}
+`,
+  );
+  const alone = await halo('config', 'check', crm);
+  assert.match(
+    alone.stderr,
+    /Filesystem 'fs_drbd' .*\(or whichever of 'ms_drbd', 'ms_aaa_other' holds \/dev\/drbd0\)/,
+  );
+  const both = await halo('config', 'check', crm, drbd);
+  assert.match(both.stderr, /warning: Filesystem 'fs_drbd' mounts DRBD device \/dev\/drbd0 /);
+  assert.doesNotMatch(both.stderr, /whichever of/, 'drbd.conf says /dev/drbd0 is ms_drbd’s');
 });
