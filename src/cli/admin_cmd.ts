@@ -228,12 +228,22 @@ async function runEdit(io: Io, o: CommonOpts, build: () => AdminEdit, read?: Rea
     io,
     o,
     { ok: true, changed: r.changed, target: target.name, epoch, numUpdates, notes: r.notes },
-    `${notesText(r)}${what}\n`,
+    `${notesText(io, o, r)}${what}\n`,
   );
 }
 
-function notesText(r: Extract<EditResult, { ok: true }>): string {
-  return r.notes.map((n) => (n.startsWith('warning: ') ? `${n}\n` : `note: ${n}\n`)).join('');
+/**
+ * The edit's notes as text lines for standard output; its warnings (a configuration that is
+ * accepted but risky, e.g. a DRBD filesystem not tied to the promoted ms) go to standard error
+ * now, as other tools' warnings do. JSON output carries both in `notes` instead.
+ */
+function notesText(io: Io, o: CommonOpts, r: Extract<EditResult, { ok: true }>): string {
+  if (o.output === 'json') return '';
+  for (const n of r.notes) if (n.startsWith('warning: ')) io.err(`${n}\n`);
+  return r.notes
+    .filter((n) => !n.startsWith('warning: '))
+    .map((n) => `note: ${n}\n`)
+    .join('');
 }
 
 /** `--dry-run`: the transition the edit would cause, and (JSON) the commands it would send. */
@@ -246,7 +256,7 @@ function printPreview(
 ): void {
   const p = previewTransition(before, r.cib, nowMs);
   if (o.output !== 'json') {
-    io.out(`${notesText(r)}${formatPreview(p)}`);
+    io.out(`${notesText(io, o, r)}${formatPreview(p)}`);
     return;
   }
   const plan = toCibCommands(before, r.cib);
@@ -453,7 +463,7 @@ async function proposeEdit(
       io,
       o,
       { ok: true, changed: false, notes: r.notes },
-      `${notesText(r)}nothing to change in the cluster\n`,
+      `${notesText(io, o, r)}nothing to change in the cluster\n`,
     );
     return;
   }

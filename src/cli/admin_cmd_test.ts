@@ -234,7 +234,7 @@ describe('halo configure on a CIB file', () => {
       ]);
       assert.equal(r.code, 0, r.err);
       assert.match(
-        r.out,
+        r.err,
         /^warning: Filesystem 'fs2' mounts DRBD device \/dev\/drbd0 .*add: colocation \S+ inf: fs2 ms_drbd:Master ; order \S+ inf: ms_drbd:promote fs2:start/m,
       );
       assert.ok(
@@ -263,7 +263,7 @@ describe('halo configure on a CIB file', () => {
         file,
       ]);
       assert.equal(order.code, 0, order.err);
-      assert.doesNotMatch(order.out, /warning: Filesystem 'fs2'/);
+      assert.doesNotMatch(order.err, /warning: Filesystem 'fs2'/);
     });
   });
 
