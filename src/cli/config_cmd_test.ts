@@ -7,7 +7,6 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
-  readFileSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -17,6 +16,7 @@ import { after, before, test } from 'node:test';
 import { parseCibXml } from '../cib/cib_xml.ts';
 import { repoRoot } from '../lib/repo_root.ts';
 import { run } from './main.ts';
+import { writeSeed003TwoVolumes } from './testing.ts';
 
 const ROOT = repoRoot();
 const FIXTURES = join(ROOT, 'src/cib/fixtures');
@@ -346,22 +346,7 @@ test('config check reports drbd.conf values `halo volume` would refuse, at their
 });
 
 test('config check reads the drbd.conf given beside a configuration to tell which ms holds a mounted DRBD device', async () => {
-  // Seed 003 (fs_drbd on /dev/drbd0, tied to nothing) plus a second replicated resource.
-  const crm = join(tmp, 'two-ms.crm');
-  writeFileSync(
-    crm,
-    `${readFileSync(join(FIXTURES, 'seed003.crm'), 'utf8')}primitive p_other ocf:linbit:drbd params drbd_resource=other\nms ms_aaa_other p_other\n`,
-  );
-  const drbd = join(tmp, 'two-ms-drbd.conf');
-  writeFileSync(
-    drbd,
-    `${readFileSync(join(FIXTURES, 'seed003-drbd.conf'), 'utf8')}
-resource other {
-  on thelibrary-node1 { device /dev/drbd1; disk /dev/xvda4; address 192.168.42.43:7789; meta-disk internal; }
-  on sqlsrv-node1 { device /dev/drbd1; disk /dev/xvda4; address 192.168.42.44:7789; meta-disk internal; }
-}
-`,
-  );
+  const { crm, drbd } = writeSeed003TwoVolumes(tmp);
   const alone = await halo('config', 'check', crm);
   assert.match(
     alone.stderr,

@@ -16,7 +16,7 @@ import { hasNetnsSupport } from '../lab/netns.ts';
 import { repoRoot } from '../lib/repo_root.ts';
 import { waitFor } from '../lib/wait.ts';
 import { registerImportCommands } from './import_cmd.ts';
-import { type CliRun, runCli } from './testing.ts';
+import { type CliRun, runCli, writeSeed003TwoVolumes } from './testing.ts';
 
 /**
  * `halo import` against a control socket that answers as a daemon does (`status`, `cib`, and
@@ -414,22 +414,7 @@ describe('halo import into a CIB file (--cib, CIB_file), without a cluster', () 
     try {
       const cib = join(dir, 'cib.xml');
       writeFileSync(cib, serializeCibXml(emptyCib()));
-      // Seed 003 (fs_drbd on /dev/drbd0, tied to nothing) plus a second replicated resource.
-      const crm = join(dir, 'seed003.crm');
-      writeFileSync(
-        crm,
-        `${readFileSync(join(FIXTURES, 'seed003.crm'), 'utf8')}primitive p_other ocf:linbit:drbd params drbd_resource=other\nms ms_aaa_other p_other\n`,
-      );
-      const drbd = join(dir, 'drbd.conf');
-      writeFileSync(
-        drbd,
-        `${readFileSync(join(FIXTURES, 'seed003-drbd.conf'), 'utf8')}
-resource other {
-  on thelibrary-node1 { device /dev/drbd1; disk /dev/xvda4; address 192.168.42.43:7789; meta-disk internal; }
-  on sqlsrv-node1 { device /dev/drbd1; disk /dev/xvda4; address 192.168.42.44:7789; meta-disk internal; }
-}
-`,
-      );
+      const { crm, drbd } = writeSeed003TwoVolumes(dir);
       const r = await halo(['import', crm, drbd, '--cib', cib, '--dry-run']);
       assert.equal(r.code, 0, r.err);
       assert.match(r.err, /warning: Filesystem 'fs_drbd' mounts DRBD device \/dev\/drbd0 .*'ms_drbd'/);

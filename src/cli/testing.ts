@@ -4,7 +4,10 @@
  * which the test reporter writes to) and the exit code as `cli/main.ts` maps it (commander's
  * usage errors exit 2).
  */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
+import { repoRoot } from '../lib/repo_root.ts';
 
 export interface CliOutput {
   readonly out: (text: string) => void;
@@ -62,4 +65,29 @@ export async function captureStderr<T>(fn: () => Promise<T>): Promise<{ value: T
   } finally {
     process.stderr.write = write;
   }
+}
+
+/**
+ * Seed 003's configuration (fs_drbd on /dev/drbd0, tied to nothing) plus a second replicated
+ * resource `other` on /dev/drbd1, and a drbd.conf defining both, written into `dir`: a case where
+ * only drbd.conf tells which ms holds the mounted device.
+ */
+export function writeSeed003TwoVolumes(dir: string): { crm: string; drbd: string } {
+  const fixtures = join(repoRoot(), 'src/cib/fixtures');
+  const crm = join(dir, 'two-ms.crm');
+  writeFileSync(
+    crm,
+    `${readFileSync(join(fixtures, 'seed003.crm'), 'utf8')}primitive p_other ocf:linbit:drbd params drbd_resource=other\nms ms_aaa_other p_other\n`,
+  );
+  const drbd = join(dir, 'two-ms-drbd.conf');
+  writeFileSync(
+    drbd,
+    `${readFileSync(join(fixtures, 'seed003-drbd.conf'), 'utf8')}
+resource other {
+  on thelibrary-node1 { device /dev/drbd1; disk /dev/xvda4; address 192.168.42.43:7789; meta-disk internal; }
+  on sqlsrv-node1 { device /dev/drbd1; disk /dev/xvda4; address 192.168.42.44:7789; meta-disk internal; }
+}
+`,
+  );
+  return { crm, drbd };
 }
