@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { NodeState } from '../cib/model.ts';
 import { DEFAULT_ISOLATION_FENCING_DELAY_MS, parseIsolationFencingDelay } from './isolation_fencing.ts';
-import { type ClusterSim, crmCib, startCluster } from './sim_harness_test_util.ts';
+import { type ClusterSim, crmCib, startCluster, twoNodeSplitSide } from './sim_harness_test_util.ts';
 import { applyStatusChanges } from './status.ts';
 
 /**
@@ -23,16 +23,6 @@ property stonith-enabled=true no-quorum-policy=stop
 const CUT = 'link 0 198.18.0.1 on n1l0: no carrier; link 1 198.18.1.1 on n1l1: no carrier';
 const ONE_UP = 'link 0 198.18.0.1 on n1l0: no carrier; link 1 198.18.1.1 on n1l1: carrier';
 
-/** `self` (DC) loses `peer`; the two-node rule fences it. `before` runs just before the split. */
-function splitSide(text: string, self: string, peer: string, before?: (sim: ClusterSim) => void): ClusterSim {
-  const sim = startCluster(text, [self, peer]);
-  before?.(sim);
-  sim.partition(peer);
-  sim.send({ type: 'membership', members: [self], why: 'no heartbeat on 2 links for 310 ms' });
-  sim.send({ type: 'quorum', quorate: true, fenceNeeded: [peer], reason: 'two-node cluster' });
-  return sim;
-}
-
 function carrier(sim: ClusterSim, isolated: boolean, detail: string): void {
   sim.send({ type: 'link-carrier', isolated, detail });
 }
@@ -52,7 +42,7 @@ function fenceEffects(sim: ClusterSim): { target: string; delayMs?: number; dela
 }
 
 test('a node with no carrier on any cluster link makes its fence of the peer wait 10 s and says why', () => {
-  const sim = splitSide(TWO, 'n1', 'n2', (s) => carrier(s, true, CUT));
+  const sim = twoNodeSplitSide(TWO, 'n1', 'n2', (s) => carrier(s, true, CUT));
   const [fence, ...more] = fenceEffects(sim);
   assert.equal(more.length, 0);
   assert.equal(fence?.target, 'n2');
@@ -80,13 +70,13 @@ test('a node with no carrier on any cluster link makes its fence of the peer wai
 });
 
 test('a node with carrier on one of its links fences its peer at once', () => {
-  const sim = splitSide(TWO, 'n1', 'n2', (s) => carrier(s, false, ONE_UP));
+  const sim = twoNodeSplitSide(TWO, 'n1', 'n2', (s) => carrier(s, false, ONE_UP));
   assert.deepEqual(fenceEffects(sim), [{ target: 'n2' }]);
   assert.equal(sim.ctl.isolationDelay(), undefined);
 });
 
 test('once the carrier is back a later fence no longer waits', () => {
-  const sim = splitSide(TWO, 'n1', 'n2', (s) => {
+  const sim = twoNodeSplitSide(TWO, 'n1', 'n2', (s) => {
     carrier(s, true, CUT);
     s.fenceOk = false;
   });
@@ -113,21 +103,21 @@ test('the two-node takeover asks the core for the same delay, and only while iso
 });
 
 test('halo-isolation-fencing-delay sets the wait, 0 turns it off', () => {
-  const three = splitSide(`${TWO}property halo-isolation-fencing-delay=3s\n`, 'n1', 'n2', (s) =>
+  const three = twoNodeSplitSide(`${TWO}property halo-isolation-fencing-delay=3s\n`, 'n1', 'n2', (s) =>
     carrier(s, true, CUT),
   );
   assert.deepEqual(
     fenceEffects(three).map((f) => f.delayMs),
     [3000],
   );
-  const off = splitSide(`${TWO}property halo-isolation-fencing-delay=0\n`, 'n1', 'n2', (s) =>
+  const off = twoNodeSplitSide(`${TWO}property halo-isolation-fencing-delay=0\n`, 'n1', 'n2', (s) =>
     carrier(s, true, CUT),
   );
   assert.deepEqual(fenceEffects(off), [{ target: 'n2' }]);
 });
 
 test('an invalid halo-isolation-fencing-delay is reported once, naming the property and value, and the default applies', () => {
-  const sim = splitSide(`${TWO}property halo-isolation-fencing-delay=abc\n`, 'n1', 'n2', (s) =>
+  const sim = twoNodeSplitSide(`${TWO}property halo-isolation-fencing-delay=abc\n`, 'n1', 'n2', (s) =>
     carrier(s, true, CUT),
   );
   assert.deepEqual(
@@ -149,7 +139,7 @@ test('an invalid halo-isolation-fencing-delay is reported once, naming the prope
 
 test('with priority-fencing-delay too, both waits add up and both reasons are given', () => {
   const text = `${TWO.replace('primitive db ocf:heartbeat:Dummy', 'primitive db ocf:heartbeat:Dummy meta priority=10').replace('location l-db db 100: n1', 'location l-db db 100: n2')}property priority-fencing-delay=5s\n`;
-  const sim = splitSide(text, 'n1', 'n2', (s) => {
+  const sim = twoNodeSplitSide(text, 'n1', 'n2', (s) => {
     assert.deepEqual(s.where('db'), ['n2']);
     carrier(s, true, CUT);
   });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parsePriorityFencingDelay } from './priority_fencing.ts';
-import { type ClusterSim, crmCib, startCluster } from './sim_harness_test_util.ts';
+import { type ClusterSim, crmCib, startCluster, twoNodeSplitSide } from './sim_harness_test_util.ts';
 
 /**
  * priority-fencing-delay (Pacemaker 2.0.4+): in a split where this side lacks a majority, the
@@ -19,20 +19,6 @@ location l-fence fence-lab 100: n2
 property stonith-enabled=true no-quorum-policy=stop priority-fencing-delay=5s
 `;
 
-/**
- * One side of a two-node split: `self` is DC, loses `peer`, and the two-node rule fences it.
- * `before` sees the cluster just before the split (the sim fences at once, and recovery follows).
- */
-function splitSide(text: string, self: string, peer: string, before?: (sim: ClusterSim) => void): ClusterSim {
-  const sim = startCluster(text, [self, peer]);
-  before?.(sim);
-  sim.partition(peer);
-  sim.send({ type: 'membership', members: [self], why: 'no heartbeat on 2 links for 310 ms' });
-  // corosync two_node: each side keeps quorum; halo's two-node rule asks for the peer's fence.
-  sim.send({ type: 'quorum', quorate: true, fenceNeeded: [peer], reason: 'two-node cluster' });
-  return sim;
-}
-
 function fencesOf(sim: ClusterSim): { target: string; delayMs?: number }[] {
   return sim.fences.map((f) => ({
     target: f.target,
@@ -41,7 +27,7 @@ function fencesOf(sim: ClusterSim): { target: string; delayMs?: number }[] {
 }
 
 test('in a two-node split the side without the priority-10 resource fences its holder late, and the holder fences at once', () => {
-  const n2side = splitSide(TWO, 'n2', 'n1', (sim) =>
+  const n2side = twoNodeSplitSide(TWO, 'n2', 'n1', (sim) =>
     assert.deepEqual(sim.where('db'), ['n1'], 'db ran on n1 before the split'),
   );
   assert.deepEqual(fencesOf(n2side), [{ target: 'n1', delayMs: 5000 }]);
@@ -60,7 +46,7 @@ test('in a two-node split the side without the priority-10 resource fences its h
       ),
   );
 
-  const n1side = splitSide(TWO, 'n1', 'n2');
+  const n1side = twoNodeSplitSide(TWO, 'n1', 'n2');
   assert.deepEqual(fencesOf(n1side), [{ target: 'n2' }], 'n2 runs only the unprioritised fence device');
 });
 
@@ -69,9 +55,9 @@ test('with equal priorities on both nodes no fencing is delayed', () => {
     'location l-db db 100: n1',
     'location l-db db 100: n1\nprimitive web ocf:heartbeat:Dummy meta priority=10\nlocation l-web web 100: n2',
   );
-  const n2side = splitSide(equal, 'n2', 'n1', (sim) => assert.deepEqual(sim.where('web'), ['n2']));
+  const n2side = twoNodeSplitSide(equal, 'n2', 'n1', (sim) => assert.deepEqual(sim.where('web'), ['n2']));
   assert.deepEqual(fencesOf(n2side), [{ target: 'n1' }]);
-  assert.deepEqual(fencesOf(splitSide(equal, 'n1', 'n2')), [{ target: 'n2' }]);
+  assert.deepEqual(fencesOf(twoNodeSplitSide(equal, 'n1', 'n2')), [{ target: 'n2' }]);
 });
 
 test('without the property (or with 0) no fencing is delayed', () => {
@@ -79,12 +65,12 @@ test('without the property (or with 0) no fencing is delayed', () => {
     TWO.replace(' priority-fencing-delay=5s', ''),
     TWO.replace('priority-fencing-delay=5s', 'priority-fencing-delay=0'),
   ])
-    assert.deepEqual(fencesOf(splitSide(text, 'n2', 'n1')), [{ target: 'n1' }]);
+    assert.deepEqual(fencesOf(twoNodeSplitSide(text, 'n2', 'n1')), [{ target: 'n1' }]);
 });
 
 test('an invalid priority-fencing-delay is reported once as an error and fencing goes ahead undelayed', () => {
   const bad = TWO.replace('priority-fencing-delay=5s', 'priority-fencing-delay=fast');
-  const n2side = splitSide(bad, 'n2', 'n1');
+  const n2side = twoNodeSplitSide(bad, 'n2', 'n1');
   assert.deepEqual(fencesOf(n2side), [{ target: 'n1' }]);
   const errors = n2side.logs().filter((m) => m.startsWith('cluster property priority-fencing-delay:'));
   assert.equal(errors.length, 1, errors.join('\n'));
@@ -137,12 +123,12 @@ ms ms_vol vol meta priority=5 promoted-max=1 promoted-node-max=1 clone-max=2 clo
 location l-prom-n1 ms_vol rule $role=Master 100: #uname eq n1
 property stonith-enabled=true no-quorum-policy=stop priority-fencing-delay=5s
 `;
-  const n2side = splitSide(PROMOTABLE, 'n2', 'n1', (sim) => {
+  const n2side = twoNodeSplitSide(PROMOTABLE, 'n2', 'n1', (sim) => {
     assert.equal(sim.running.get('n1')?.get('vol:0'), 'Promoted');
     assert.equal(sim.running.get('n2')?.get('vol:1'), 'Started');
   });
   assert.deepEqual(fencesOf(n2side), [{ target: 'n1', delayMs: 5000 }], 'n1: 5 + 1 beats n2: 5');
-  assert.deepEqual(fencesOf(splitSide(PROMOTABLE, 'n1', 'n2')), [{ target: 'n2' }]);
+  assert.deepEqual(fencesOf(twoNodeSplitSide(PROMOTABLE, 'n1', 'n2')), [{ target: 'n2' }]);
 });
 
 test('a partition that keeps the majority of the nodes fences without the priority delay', () => {

@@ -246,6 +246,25 @@ export function startCluster(
   return sim;
 }
 
+/**
+ * One side of a two-node split: `self` is DC, loses `peer`, and (corosync two_node: each side
+ * keeps quorum) halo's two-node rule asks for the peer's fence. `before` sees the cluster just
+ * before the split (the sim fences at once, and recovery follows).
+ */
+export function twoNodeSplitSide(
+  text: string,
+  self: string,
+  peer: string,
+  before?: (sim: ClusterSim) => void,
+): ClusterSim {
+  const sim = startCluster(text, [self, peer]);
+  before?.(sim);
+  sim.partition(peer);
+  sim.send({ type: 'membership', members: [self], why: 'no heartbeat on 2 links for 310 ms' });
+  sim.send({ type: 'quorum', quorate: true, fenceNeeded: [peer], reason: 'two-node cluster' });
+  return sim;
+}
+
 type Role = 'Started' | 'Promoted';
 
 /**
