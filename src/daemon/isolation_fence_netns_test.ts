@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { labChaos, labDown, labStatus, labUp } from '../lab/lab.ts';
 import { hasNetnsSupport } from '../lab/netns.ts';
-import { getFromClient, servedBy } from '../lab/testing.ts';
+import { getFromClient, removeTestLab, servedBy } from '../lab/testing.ts';
 import { waitFor } from '../lib/wait.ts';
 
 /**
@@ -67,8 +67,7 @@ test('in a two-node lab the DC whose links are all cut waits before fencing, so 
     const lines = await labDown(dir);
     assert.ok(lines.some((l) => l.startsWith(`removed ${dir}`)));
   } finally {
-    if (existsSync(join(dir, 'lab.json'))) await labDown(dir).catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
+    await removeTestLab(dir);
   }
   for (const ns of namespaces) assert.ok(!existsSync(`/run/netns/${ns}`), `namespace ${ns} left behind`);
 });

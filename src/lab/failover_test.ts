@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { waitFor } from '../lib/wait.ts';
 import { labChaos, labDown, labStatus, labUp, readLabState, vipHolders } from './lab.ts';
 import { hasNetnsSupport } from './netns.ts';
-import { getFromClient, servedBy } from './testing.ts';
+import { getFromClient, removeTestLab, servedBy } from './testing.ts';
 
 /** PIDs whose command line mentions `text` (daemons, the web server). */
 function processesMentioning(text: string): number[] {
@@ -102,8 +102,7 @@ async function killTheServingNode(nodes: number): Promise<void> {
     const lines = await labDown(dir);
     assert.ok(lines.some((l) => l.startsWith(`removed ${dir}`)));
   } finally {
-    if (existsSync(join(dir, 'lab.json'))) await labDown(dir).catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
+    await removeTestLab(dir);
   }
   for (const ns of namespaces) assert.ok(!existsSync(`/run/netns/${ns}`), `namespace ${ns} left behind`);
   assert.deepEqual(processesMentioning(dir), [], 'no daemon or web server left running');

@@ -24,6 +24,7 @@ import {
   WEB_SERVER_FILE,
   webServerScript,
 } from './scenarios.ts';
+import { removeTestLab } from './testing.ts';
 
 /** Polls `check` until it returns true or `ms` passes. */
 async function eventually(what: string, ms: number, check: () => Promise<boolean>): Promise<void> {
@@ -104,8 +105,7 @@ test('lab up builds a 3-node cluster that status reports; chaos --kill is seen b
     const lines = await labDown(dir);
     assert.ok(lines.some((l) => l.startsWith('stopped n1')));
   } finally {
-    if (existsSync(join(dir, 'lab.json'))) await labDown(dir).catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
+    await removeTestLab(dir);
   }
   for (const ns of namespaces) assert.ok(!existsSync(`/run/netns/${ns}`), `namespace ${ns} left behind`);
   for (const pid of pids)
@@ -150,8 +150,7 @@ test('two labs that overlap leave no mount point behind on the host, whichever g
     await labDown(dirs[1]!);
   } finally {
     for (const dir of dirs) {
-      if (existsSync(join(dir, 'lab.json'))) await labDown(dir).catch(() => {});
-      rmSync(dir, { recursive: true, force: true });
+      await removeTestLab(dir);
     }
   }
   for (const d of [LAB_NODE_ETC, LAB_NODE_STATE]) {

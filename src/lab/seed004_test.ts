@@ -10,7 +10,7 @@ import { ShellAgentRunner } from '../executor/runner.ts';
 import { HaloError } from '../lib/errors.ts';
 import { repoRoot } from '../lib/repo_root.ts';
 import { waitFor } from '../lib/wait.ts';
-import { labChaos, labDown, labStatus, labVolumeStatus, readLabState, vipHolders } from './lab.ts';
+import { labChaos, labStatus, labVolumeStatus, readLabState, vipHolders } from './lab.ts';
 import { hasNetnsSupport } from './netns.ts';
 import {
   nodeRootLink,
@@ -21,6 +21,7 @@ import {
   seed004Up,
 } from './scenario_seed004.ts';
 import { LAB_VIP } from './scenarios.ts';
+import { removeTestLab } from './testing.ts';
 
 /**
  * Seed 004 (Heartbeat v1: haresources `node01 IP drbddisk::r0 Filesystem::/dev/drbd0::/drbd::ext3
@@ -224,7 +225,6 @@ test('seed 004 in a two-node lab: Apache on the replicated volume serves the sam
     assert.match(log, new RegExp(`fenced ${first}: off of ${first} succeeded via fence-lab`));
     t.diagnostic(`lab up, serve, kill, failover, checks: ${Date.now() - started} ms`);
   } finally {
-    if (existsSync(join(dir, 'lab.json'))) await labDown(dir).catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
+    await removeTestLab(dir);
   }
 });

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { labDown, labUp } from './lab.ts';
+import { labUp } from './lab.ts';
 import { hasNetnsSupport } from './netns.ts';
 import { WEB_SERVER_RESOURCE } from './scenarios.ts';
 import {
@@ -14,6 +14,7 @@ import {
   soakPhase,
   waitSteady,
 } from './soak.ts';
+import { removeTestLab } from './testing.ts';
 
 /** CI's share of the 10-minute bench (bench/cluster_soak_bench.ts): 10 s idle + 10 s busy. */
 const SOAK_SECONDS = 10;
@@ -122,8 +123,7 @@ describe('cluster soak', () => {
         baseline = r.last;
       }
     } finally {
-      if (existsSync(join(dir, 'lab.json'))) await labDown(dir).catch(() => {});
-      rmSync(dir, { recursive: true, force: true });
+      await removeTestLab(dir);
     }
     for (const ns of namespaces) assert.ok(!existsSync(`/run/netns/${ns}`), `namespace ${ns} left behind`);
   });

@@ -3,6 +3,9 @@
  * it spawns processes inside namespaces.
  */
 import { execFile } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { labDown } from './lab.ts';
 import { LAB_VIP } from './scenarios.ts';
 
 /** One HTTP GET of the VIP from inside the client namespace; the body, or null when it failed. */
@@ -21,4 +24,10 @@ export function getFromClient(ns: string): Promise<string | null> {
 /** The node a `web` scenario page names ("served by n2"), if any. */
 export function servedBy(body: string | null): string | undefined {
   return /served by (\S+)/.exec(body ?? '')?.[1];
+}
+
+/** A test's lab is gone afterwards, even when the test failed: down if still up, its folder removed. */
+export async function removeTestLab(dir: string): Promise<void> {
+  if (existsSync(join(dir, 'lab.json'))) await labDown(dir).catch(() => {});
+  rmSync(dir, { recursive: true, force: true });
 }
