@@ -1447,29 +1447,21 @@ export class Controller {
    * apply together (they add up), each with its log line.
    */
   private fenceDelayFor(target: string): { delayMs?: number; delayReason?: string } {
-    const waits: { ms: number; why: string }[] = [];
     const d = priorityFencingDelay(this.cib, this.nodes.values(), target, this.priorityFencingDelayMs());
-    if (d) {
+    if (d)
       this.log('info', `fencing ${target} waits ${d.delayMs} ms (priority-fencing-delay): ${d.detail}`, {
         node: target,
         delayMs: d.delayMs,
       });
-      waits.push({ ms: d.delayMs, why: d.reason });
-    }
     const iso = this.isolationDelay();
-    if (iso) {
+    if (iso)
       this.log(
         'warn',
         `fencing ${target} waits ${iso.delayMs} ms (${ISOLATION_FENCING_DELAY_PROPERTY}): no carrier on any cluster link: ${this.linkCarrier?.detail}; this node is likely the one cut off, so its peer should fence it first`,
         { target, delayMs: iso.delayMs },
       );
-      waits.push({ ms: iso.delayMs, why: iso.reason });
-    }
-    if (waits.length === 0) return {};
-    return {
-      delayMs: waits.reduce((sum, w) => sum + w.ms, 0),
-      delayReason: waits.map((w) => w.why).join('; '),
-    };
+    const w = addWaits(d, iso);
+    return w ? { delayMs: w.delayMs, delayReason: w.reason } : {};
   }
 
   /**
@@ -1490,8 +1482,7 @@ export class Controller {
    * lost, this node's members online. Pure; it logs nothing (an invalid priority-fencing-delay
    * counts as 0 here and is reported by the DC path), the caller logs the reason.
    */
-  takeoverFenceDelay(target: string): { delayMs: number; reason: string } | undefined {
-    const waits: { ms: number; why: string }[] = [];
+  takeoverFenceDelay(target: string): FenceWait | undefined {
     const p = parsePriorityFencingDelay(this.cib);
     const records = this.cib.configuration.nodes.map((n) => {
       const rec = newNodeRecord(n.uname, n.id);
@@ -1500,12 +1491,7 @@ export class Controller {
       rec.condition = n.uname === target ? 'lost' : this.members.has(n.uname) ? 'member' : 'down';
       return rec;
     });
-    const pr = priorityFencingDelay(this.cib, records, target, p.ok ? p.ms : 0);
-    if (pr) waits.push({ ms: pr.delayMs, why: pr.reason });
-    const iso = this.isolationDelay();
-    if (iso) waits.push({ ms: iso.delayMs, why: iso.reason });
-    if (waits.length === 0) return undefined;
-    return { delayMs: waits.reduce((sum, w) => sum + w.ms, 0), reason: waits.map((w) => w.why).join('; ') };
+    return addWaits(priorityFencingDelay(this.cib, records, target, p.ok ? p.ms : 0), this.isolationDelay());
   }
 
   private onLinkCarrier(fact: LinkCarrierFact): void {
@@ -1587,6 +1573,19 @@ export class Controller {
   private log(level: LogLevel, msg: string, fields?: Readonly<Record<string, unknown>>): void {
     this.effects.push({ type: 'log', level, msg, ...(fields ? { fields } : {}) });
   }
+}
+
+/** A wait before a fencing and why. */
+interface FenceWait {
+  readonly delayMs: number;
+  readonly reason: string;
+}
+
+/** Waits that apply to one fencing add up; their reasons are given together. */
+function addWaits(...waits: (FenceWait | undefined)[]): FenceWait | undefined {
+  const all = waits.filter((w): w is FenceWait => w !== undefined);
+  if (all.length === 0) return undefined;
+  return { delayMs: all.reduce((sum, w) => sum + w.delayMs, 0), reason: all.map((w) => w.reason).join('; ') };
 }
 
 function execOpExpectedRc(a: Action): number | undefined {
